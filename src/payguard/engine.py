@@ -1,0 +1,256 @@
+"""The only place the stages are wired together.
+
+    Event → features (point-in-time snapshot) → rules (CEL) → policy → Decision → recorded
+          → features updated
+
+Per event the engine (1) answers a repeated `event_id` from the record, (2) snapshots the
+features the applicable rules need, as of the event's time, (3) evaluates those rules,
+(4) combines hits into a decision, (5) queues event + decision in one record, and only
+then (6) files the event into the feature state. A snapshot of that state is written only
+right after a flush, so after a crash `recover()` replays exactly the recorded events that
+the snapshot does not yet hold: nothing lost, nothing counted twice.
+"""
+
+import hashlib
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, get_args
+
+import msgspec
+
+from payguard.config import Settings
+from payguard.events import FEEDBACK_TYPES, Event, EventDecoder, Tokenizer
+from payguard.events.contract import EventType
+from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
+from payguard.metrics import Metrics
+from payguard.policy import Decision, decide
+from payguard.rules import CompiledRule, Ruleset, evaluate, event_variables, parse_ruleset
+from payguard.store import Recorder, SQLiteRecorder
+
+log = logging.getLogger("payguard")
+
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+SNAPSHOT_FILE = "state.snapshot"
+DATABASE_FILE = "payguard.db"
+
+
+class DuplicateEventError(Exception):
+    """The event_id was already recorded with a different payload (HTTP 409)."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event_id {event_id!r} was already recorded with a different payload")
+        self.event_id = event_id
+
+
+class _TypePlan(msgspec.Struct, frozen=True):
+    """Everything needed to decide one event type under one ruleset, computed once."""
+
+    ruleset: Ruleset
+    rules: tuple[CompiledRule, ...]
+    features: QueryPlan
+    event_vars: tuple[tuple[str, Callable[[Event], Any]], ...]
+    params: dict[str, Any]
+
+
+class Engine:
+    """Decides and records events against one feature state and one (swappable) ruleset."""
+
+    def __init__(
+        self,
+        *,
+        features: FeatureState,
+        ruleset: Ruleset,
+        recorder: Recorder,
+        settings: Settings,
+        snapshot_path: Path | None = None,
+    ) -> None:
+        self.features = features
+        self.recorder = recorder
+        self.settings = settings
+        self.metrics = Metrics()
+        self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
+        self._snapshot_path = snapshot_path
+        self._event_vars = event_variables(settings.utc_offset)
+        self._encode = msgspec.json.Encoder(order="sorted").encode
+        self._decode_decision = msgspec.json.Decoder(Decision).decode
+        self._plans: dict[str, _TypePlan] = {}
+        self._ruleset = ruleset
+        self._catalog_digest = hashlib.sha256(msgspec.json.encode(features.catalog)).hexdigest()
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, settings: Settings) -> "Engine":
+        """The embedded default: SQLite in `settings.data_dir`, state recovered from it."""
+        features = FeatureState(load_catalog(settings.features))
+        ruleset = parse_ruleset(
+            settings.ruleset.read_text(encoding="utf-8"), known_variables(features), EVENT_TYPES
+        )
+        data_dir = settings.data_dir
+        engine = cls(
+            features=features,
+            ruleset=ruleset,
+            recorder=SQLiteRecorder(data_dir / DATABASE_FILE),
+            settings=settings,
+            snapshot_path=data_dir / SNAPSHOT_FILE,
+        )
+        engine.recover()
+        return engine
+
+    @property
+    def ruleset(self) -> Ruleset:
+        return self._ruleset
+
+    def set_ruleset(self, ruleset: Ruleset) -> None:
+        """Hot reload: later decisions use the new ruleset; state is untouched."""
+        self._ruleset = ruleset
+        self._plans = {}
+
+    def parse_ruleset(self, text: str) -> Ruleset:
+        """Validate ruleset text against this engine's features (raises RuleError)."""
+        return parse_ruleset(text, known_variables(self.features), EVENT_TYPES)
+
+    # -- the decision path ----------------------------------------------------------------
+
+    def process(self, event: Event) -> tuple[Decision, bool]:
+        """Decide and record one validated event; returns (decision, was_repeat).
+
+        A repeat of a recorded event_id with the same payload returns the stored decision
+        and changes nothing; with another payload it raises DuplicateEventError."""
+        payload_hash = hashlib.sha256(self._encode(event)).digest()
+        stored = self.recorder.lookup(event.event_id)
+        if stored is not None:
+            if stored.payload_hash != payload_hash:
+                self.metrics.conflicts += 1
+                raise DuplicateEventError(event.event_id)
+            self.metrics.duplicates += 1
+            return self._decode_decision(stored.decision), True
+        decision = self.decide(event)
+        seq = self.recorder.append(event, payload_hash, self._encode(decision), decision.action)
+        self._apply(seq, event)
+        self.metrics.observe(event.type, decision.action, decision.latency_us)
+        if seq % self.settings.snapshot_every == 0:
+            self.flush()
+            self.write_snapshot()
+        return decision, False
+
+    def decide(self, event: Event) -> Decision:
+        """Features → rules → policy for one event, reading state and changing nothing."""
+        start = time.perf_counter_ns()
+        plan = self._plans.get(event.type) or self._plan_for(event.type)
+        features = self.features.snapshot(event, plan.features)
+        variables = {name: read(event) for name, read in plan.event_vars}
+        variables.update(features)
+        variables.update(plan.params)
+        hits = evaluate(plan.rules, variables)
+        outcome = decide(hits, plan.ruleset.policy)
+        errors = [{"rule": h.rule, "error": h.error or ""} for h in hits if h.status == "error"]
+        return Decision(
+            event_id=event.event_id,
+            action=outcome.action,
+            score=outcome.score,
+            reasons=outcome.reasons,
+            ruleset=plan.ruleset.version,
+            model=None,
+            latency_us=(time.perf_counter_ns() - start) // 1_000,
+            challenge=outcome.challenge if outcome.challenge is not None else msgspec.UNSET,
+            features=features,
+            shadow=outcome.shadow,
+            rule_errors=errors,
+        )
+
+    def stored_decision(self, event_id: str) -> Decision | None:
+        stored = self.recorder.lookup(event_id)
+        return self._decode_decision(stored.decision) if stored else None
+
+    def _plan_for(self, event_type: str) -> _TypePlan:
+        ruleset = self._ruleset
+        rules = ruleset.for_event_type(event_type)
+        wanted = set().union(*(r.variables for r in rules)) if rules else set()
+        plan = _TypePlan(
+            ruleset=ruleset,
+            rules=rules,
+            features=self.features.plan(n for n in wanted if n in self.features.features),
+            event_vars=tuple((n, f) for n, f in self._event_vars.items() if n in wanted),
+            params={k: v for k, v in ruleset.params.items() if k in wanted},
+        )
+        self._plans[event_type] = plan
+        return plan
+
+    def _apply(self, seq: int, event: Event) -> None:
+        """File the event into the feature state (after it is decided and queued)."""
+        referenced = None
+        if event.type in FEEDBACK_TYPES and event.ref_event_id is not None:
+            referenced = self.recorder.get_event(event.ref_event_id)
+        self.features.update(event, referenced)
+        if seq % SWEEP_EVERY == 0:
+            self.features.sweep()
+
+    # -- durability -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self.recorder.flush()
+
+    def write_snapshot(self) -> None:
+        """Persist feature state as of the last durable record (call right after flush)."""
+        if self._snapshot_path is None:
+            return
+        body = pickle.dumps(
+            {
+                "seq": self.recorder.last_seq(),
+                "catalog": self._catalog_digest,
+                "state": self.features.export(),
+            },
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        tmp = self._snapshot_path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._snapshot_path)
+
+    def recover(self) -> int:
+        """Load the snapshot (if it matches) and replay recorded events after it."""
+        start = self._load_snapshot()
+        replayed = 0
+        for seq, event in self.recorder.events_after(start):
+            self._apply(seq, event)
+            replayed += 1
+        if replayed:
+            log.info("recovered feature state: snapshot at seq %d + %d events", start, replayed)
+        return replayed
+
+    def _load_snapshot(self) -> int:
+        path = self._snapshot_path
+        if path is None or not path.exists():
+            return 0
+        with path.open("rb") as fh:
+            saved = pickle.load(fh)  # our own file, written by write_snapshot
+        if saved["catalog"] != self._catalog_digest or saved["seq"] > self.recorder.last_seq():
+            log.warning("ignoring snapshot taken with another catalog or log; replaying all")
+            return 0
+        self.features.restore(saved["state"])
+        return int(saved["seq"])
+
+    def close(self) -> None:
+        self.flush()
+        self.write_snapshot()
+        self.recorder.close()
+
+    def gauges(self) -> dict[str, float]:
+        return {
+            "payguard_entities": self.features.entity_count(),
+            "payguard_late_events_total": self.features.late_events,
+            "payguard_watermark_ms": self.features.watermark,
+            "payguard_recorded_seq": self.recorder.last_seq(),
+        }
+
+
+def known_variables(features: FeatureState) -> set[str]:
+    """Every name a rule may reference, besides the ruleset's own params."""
+    return set(event_variables()) | set(features.features)

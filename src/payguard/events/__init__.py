@@ -1,0 +1,33 @@
+"""Event contract v1: decode, validate and tokenize at the edge (imports nothing internal)."""
+
+from payguard.events.contract import (
+    CARRIER_TYPES,
+    FEEDBACK_TYPES,
+    MONEY_OUT_TYPES,
+    MONEY_TYPES,
+    Card,
+    Event,
+    EventIn,
+    Merchant,
+    Payee,
+)
+from payguard.events.decode import EventDecoder, parse_ts, to_minor_units
+from payguard.events.errors import EventError
+from payguard.events.tokenize import Tokenizer
+
+__all__ = [
+    "CARRIER_TYPES",
+    "FEEDBACK_TYPES",
+    "MONEY_OUT_TYPES",
+    "MONEY_TYPES",
+    "Card",
+    "Event",
+    "EventDecoder",
+    "EventError",
+    "EventIn",
+    "Merchant",
+    "Payee",
+    "Tokenizer",
+    "parse_ts",
+    "to_minor_units",
+]

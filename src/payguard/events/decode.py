@@ -1,0 +1,203 @@
+"""Decode raw JSON into validated, tokenized `Event`s: the only door into payguard.
+
+Every rule of contract v1 that msgspec's type system cannot express (conditional required
+fields, checksums, time formats, money precision) is checked here, and each failure names
+the field. After `EventDecoder.decode` returns, no later stage re-validates.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from payguard.events.contract import (
+    CARRIER_TYPES,
+    MONEY_TYPES,
+    REF_REQUIRED_TYPES,
+    Event,
+    EventIn,
+    Merchant,
+    Payee,
+)
+from payguard.events.errors import EventError
+from payguard.events.tokenize import Tokenizer, clear_pii_in
+from payguard.types import EpochMs, Fen
+
+MIN_TS_MS: EpochMs = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_TS_MS: EpochMs = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+MAX_AMOUNT_FEN: Fen = 10**13
+_CURRENCY_EXPONENT = {"JPY": 0, "KRW": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3}
+_MSGSPEC_PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
+_MSGSPEC_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?",
+    re.ASCII,
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def parse_ts(value: str | int) -> EpochMs:
+    """RFC 3339 with an explicit offset, or integer epoch milliseconds, to epoch ms."""
+    if isinstance(value, int):
+        ms = value
+    else:
+        match = _RFC3339.fullmatch(value)
+        if match is None:
+            raise EventError("ts", "not RFC 3339 (e.g. 2020-09-04T09:24:00+08:00)")
+        if match.group("offset") is None:
+            raise EventError("ts", "RFC 3339 time needs an offset, e.g. +08:00 or Z")
+        try:
+            parsed = datetime.fromisoformat(value.upper())
+        except ValueError:
+            raise EventError("ts", "not a valid date and time (RFC 3339)") from None
+        ms = (parsed - _EPOCH) // _ONE_MS  # exact: no float on the way
+    if not MIN_TS_MS <= ms < MAX_TS_MS:
+        raise EventError("ts", "outside 2000-01-01..2100-01-01 (epoch ms expected, not seconds)")
+    return ms
+
+
+def to_minor_units(amount: Decimal, currency: str, field: str = "amount") -> Fen:
+    """Exact conversion of decimal major units to integer minor units; no float on the way."""
+    if not amount.is_finite():
+        raise EventError(field, "must be a finite number")
+    if amount <= 0:
+        raise EventError(field, "must be greater than 0")
+    exponent = _CURRENCY_EXPONENT.get(currency, 2)
+    # Integer arithmetic on the coefficient: Decimal.scaleb rounds to the context precision
+    # (28 digits) and overflows or underflows on huge exponents, so it is not exact.
+    _, digits, exp = amount.as_tuple()
+    assert isinstance(exp, int)  # finite
+    shift = exp + exponent  # minor units = coefficient * 10**shift
+    if shift < 0:
+        if any(digits[shift:]):
+            raise EventError(field, f"more than {exponent} decimal places for {currency}")
+        digits, shift = digits[:shift], 0
+    if len(digits) + shift > len(str(MAX_AMOUNT_FEN)):
+        raise EventError(field, "too large")
+    minor = int("".join(map(str, digits)) + "0" * shift)
+    if minor > MAX_AMOUNT_FEN:
+        raise EventError(field, "too large")
+    return minor
+
+
+class EventDecoder:
+    """Validates and tokenizes contract-v1 events. One instance per process; thread-safe reads."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._one = msgspec.json.Decoder(EventIn)
+        self._many = msgspec.json.Decoder(list[EventIn])
+
+    def decode(self, raw: bytes | str) -> Event:
+        """One JSON object to an `Event`; raises `EventError` naming the field."""
+        try:
+            wire = self._one.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise _from_msgspec(exc, raw) from None
+        return self.validate(wire)
+
+    def decode_many(self, raw: bytes | str) -> list[EventIn]:
+        """A JSON array of events, checked for shape only; call `validate` on each."""
+        try:
+            return self._many.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise _from_msgspec(exc, raw) from None
+
+    def validate(self, wire: EventIn) -> Event:
+        try:
+            return self._validate(wire)
+        except EventError as exc:
+            exc.event_id = wire.event_id
+            raise
+
+    def _validate(self, wire: EventIn) -> Event:
+        tok = self._tokenizer
+        ts = parse_ts(wire.ts)
+        if wire.type in CARRIER_TYPES:
+            if wire.phone is None:
+                raise EventError("phone", f"required for carrier signal `{wire.type}`")
+        elif wire.user_id is None:
+            raise EventError("user_id", f"required for `{wire.type}`")
+        if wire.type in REF_REQUIRED_TYPES and wire.ref_event_id is None:
+            raise EventError("ref_event_id", f"required for `{wire.type}`")
+        if wire.type in MONEY_TYPES and wire.amount is None:
+            raise EventError("amount", f"required for `{wire.type}`")
+        if wire.type == "card_bind" and wire.card is None:
+            raise EventError("card", "required for `card_bind`")
+        _check_attrs(wire.attrs)
+        payee = None
+        if wire.payee is not None:
+            payee_card = tok.card(wire.payee.card, "payee.card") if wire.payee.card else None
+            payee = Payee(id=wire.payee.id, card=payee_card, name=wire.payee.name)
+        return Event(
+            event_id=wire.event_id,
+            type=wire.type,
+            ts=ts,
+            user_id=wire.user_id,
+            device_id=wire.device_id,
+            ip=wire.ip,
+            user_agent=wire.user_agent,
+            city=wire.city,
+            phone=tok.phone(wire.phone) if wire.phone is not None else None,
+            id_number=tok.id_number(wire.id_number) if wire.id_number is not None else None,
+            card=tok.card(wire.card, "card") if wire.card is not None else None,
+            amount=(
+                to_minor_units(wire.amount, wire.currency) if wire.amount is not None else None
+            ),
+            currency=wire.currency,
+            merchant=(
+                Merchant(id=wire.merchant.id, category=wire.merchant.category)
+                if wire.merchant is not None
+                else None
+            ),
+            payee=payee,
+            channel=wire.channel,
+            success=wire.success,
+            method=wire.method,
+            ref_event_id=wire.ref_event_id,
+            attrs=wire.attrs,
+        )
+
+
+def _check_attrs(attrs: dict[str, Any]) -> None:
+    """Refuse clear PANs and ID numbers anywhere in `attrs`, nested objects and arrays too."""
+    stack: list[tuple[str, Any]] = [("attrs", attrs)]
+    while stack:  # iterative: nesting depth is bounded only by the body size
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if kind := clear_pii_in(value):
+                raise EventError(path, f"contains {kind} in clear; use its own field")
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{key}", item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+
+
+def _from_msgspec(exc: msgspec.DecodeError, raw: bytes | str) -> EventError:
+    """Turn msgspec's message into (field path, reason) without echoing the payload."""
+    message = str(exc)
+    path_match = _MSGSPEC_PATH.search(message)
+    path = path_match.group("path").lstrip(".") if path_match else ""
+    name_match = _MSGSPEC_FIELD.search(message)
+    if name_match and ("missing required" in message or "unknown field" in message):
+        path = f"{path}.{name_match.group('name')}".lstrip(".")
+    reason = _MSGSPEC_PATH.sub("", message).strip(" -")
+    if not isinstance(exc, msgspec.ValidationError):
+        return EventError(path or "$", f"malformed JSON: {reason}", _event_id_of(raw))
+    if "Invalid enum value" in reason:
+        reason = f"{reason}; see docs/events.md for the allowed values"
+    return EventError(path or "$", reason, _event_id_of(raw))
+
+
+def _event_id_of(raw: bytes | str) -> str | None:
+    """Best effort: the event_id of a payload that failed validation, for error lines."""
+    try:
+        obj: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
+        return str(obj["event_id"])[:128]
+    return None

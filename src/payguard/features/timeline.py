@@ -1,0 +1,101 @@
+"""A per-entity event timeline sorted by event time: the one structure behind every window.
+
+Entries are `(ts, value)` kept sorted by `ts`; ties keep arrival order, so an event sees
+every earlier-arrived event with `ts <= t`. A window of length W queried at time t covers
+the half-open interval (t - W, t], found with two binary searches. Sums use running
+totals, so a window sum costs two bisects and a subtraction regardless of its size.
+
+Out-of-order arrival (within the configured lateness) is an insertion in the middle; it
+costs O(entries after it), which is small because late events are rarely late by much.
+Eviction drops a prefix once it is older than every window could ask for.
+
+Cost: append O(1) amortised; count/sum O(log n); distinct/is_new O(k) in the window.
+"""
+
+from bisect import bisect_left, bisect_right
+from typing import Any
+
+from payguard.types import EpochMs
+
+
+class Timeline:
+    """Sorted `(ts, value)` entries of one stream for one entity key."""
+
+    __slots__ = ("first_ts", "running", "totals", "ts", "values")
+
+    def __init__(self, with_totals: bool) -> None:
+        self.ts: list[EpochMs] = []
+        self.values: list[Any] = []
+        self.totals: list[int] | None = [] if with_totals else None
+        self.running = 0
+        """Total of all values evicted so far: the base the running totals start from."""
+        self.first_ts: EpochMs | None = None
+        """Earliest ts ever added (survives eviction): the entity's first-seen time."""
+
+    def add(self, ts: EpochMs, value: Any) -> None:
+        """Insert after every entry with the same or an earlier ts."""
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
+        times = self.ts
+        if not times or ts >= times[-1]:
+            times.append(ts)
+            self.values.append(value)
+            if self.totals is not None:
+                self.totals.append((self.totals[-1] if self.totals else self.running) + value)
+            return
+        pos = bisect_right(times, ts)
+        times.insert(pos, ts)
+        self.values.insert(pos, value)
+        totals = self.totals
+        if totals is not None:
+            before = totals[pos - 1] if pos else self.running
+            totals.insert(pos, before + value)
+            for i in range(pos + 1, len(totals)):
+                totals[i] += value
+
+    def bounds(self, t: EpochMs, window_ms: int) -> tuple[int, int]:
+        """Index range of the entries with t - window < ts <= t."""
+        times = self.ts
+        return bisect_right(times, t - window_ms), bisect_right(times, t)
+
+    def count(self, t: EpochMs, window_ms: int) -> int:
+        lo, hi = self.bounds(t, window_ms)
+        return hi - lo
+
+    def sum(self, t: EpochMs, window_ms: int) -> int:
+        lo, hi = self.bounds(t, window_ms)
+        totals = self.totals
+        if totals is None or hi <= lo:
+            return 0
+        return totals[hi - 1] - (totals[lo - 1] if lo else self.running)
+
+    def distinct(self, t: EpochMs, window_ms: int) -> int:
+        lo, hi = self.bounds(t, window_ms)
+        return len(set(self.values[lo:hi]))
+
+    def contains(self, t: EpochMs, window_ms: int, value: Any) -> bool:
+        lo, hi = self.bounds(t, window_ms)
+        return value in self.values[lo:hi]
+
+    def last_before(self, t: EpochMs, window_ms: int) -> EpochMs | None:
+        """The latest ts in (t - window, t], or None."""
+        lo, hi = self.bounds(t, window_ms)
+        return self.ts[hi - 1] if hi > lo else None
+
+    def evict_through(self, horizon: EpochMs) -> None:
+        """Drop entries with ts <= horizon; no window can reach them any more."""
+        times = self.ts
+        if not times or times[0] > horizon:
+            return
+        cut = bisect_right(times, horizon)
+        if self.totals is not None:
+            self.running = self.totals[cut - 1]
+            del self.totals[:cut]
+        del times[:cut]
+        del self.values[:cut]
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.ts, self.values, self.totals, self.running, self.first_ts)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.ts, self.values, self.totals, self.running, self.first_ts = state

@@ -1,0 +1,48 @@
+"""The decision contract (docs/decisions.md): what payguard answers for every event."""
+
+from typing import Any
+
+import msgspec
+
+from payguard.rules.types import Action, ChallengeMethod
+
+
+class Reason(msgspec.Struct, frozen=True):
+    """Why the action is what it is: a stable `code`, the rule (or `policy`), prose."""
+
+    code: str
+    rule: str
+    text: str
+
+
+class ShadowHit(msgspec.Struct, frozen=True):
+    """A shadow rule that would have fired; recorded, never acted on."""
+
+    rule: str
+    action: Action
+    score: int
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """One decision. `challenge` appears only when action is challenge (any one method
+    suffices); `features` and `shadow` only when explanation was requested."""
+
+    event_id: str
+    action: Action
+    score: int
+    reasons: list[Reason]
+    ruleset: str
+    model: str | None
+    latency_us: int
+    challenge: list[ChallengeMethod] | msgspec.UnsetType = msgspec.UNSET
+    features: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    shadow: list[ShadowHit] | msgspec.UnsetType = msgspec.UNSET
+    rule_errors: list[dict[str, str]] | msgspec.UnsetType = msgspec.UNSET
+
+    def public(self, explain: bool = False) -> "Decision":
+        """The decision as returned to a client: explanation fields only on request."""
+        if explain:
+            return self
+        return msgspec.structs.replace(
+            self, features=msgspec.UNSET, shadow=msgspec.UNSET, rule_errors=msgspec.UNSET
+        )

@@ -1,0 +1,154 @@
+"""Versioned rulesets: CEL rules loaded from YAML, validated before they can run.
+
+A rule is `when` (a CEL boolean over flat variables: event fields, features and ruleset
+parameters) plus what to do when it holds. Validation happens at load and at upload, so a
+bad rule never reaches the decision path: syntax errors carry CEL's position, unknown
+identifiers name the nearest known variable, comprehension macros (unbounded cost) and
+over-long expressions are refused.
+
+Variables are flat (`amount`, `count_card_bind_by_user_1h`), not nested maps: the CEL
+binding converts nested maps entry by entry (~1 µs each) but flat variables at ~0.2 µs,
+and only the variables a rule references are ever built.
+"""
+
+import difflib
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import cel
+import msgspec
+import yaml
+
+from payguard.rules.types import Action, ChallengeMethod, Mode
+
+MAX_EXPRESSION_CHARS = 2_000
+FORBIDDEN_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+ACTION_RANK: dict[str, int] = {"allow": 0, "challenge": 1, "review": 2, "block": 3}
+
+
+class RuleError(ValueError):
+    """A ruleset failed validation: `rule` names it, `message` says what and where."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"rule {rule}: {message}")
+        self.rule = rule
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": "invalid_ruleset", "rule": self.rule, "reason": self.message}
+
+
+class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One rule as written in the ruleset file (see rules/default.yaml)."""
+
+    id: str
+    when: str
+    action: Action
+    reason: str
+    events: list[str] | None = None
+    """Event types the rule applies to; None means every type. Rules that do not apply to
+    an event are not evaluated at all, and their variables are not built."""
+    description: str = ""
+    score: int = 0
+    code: str | None = None
+    challenge: list[ChallengeMethod] = msgspec.field(default_factory=list)
+    mode: Mode = "live"
+    enabled: bool = True
+
+
+class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Score thresholds that escalate the action regardless of which rules hit."""
+
+    challenge_at: int | None = None
+    review_at: int | None = None
+    block_at: int | None = None
+
+
+class RulesetFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    version: str
+    rules: list[Rule]
+    params: dict[str, int | str | bool] = msgspec.field(default_factory=dict)
+    policy: PolicyConfig = PolicyConfig()
+
+
+class CompiledRule(msgspec.Struct, frozen=True):
+    rule: Rule
+    program: Any
+    variables: frozenset[str]
+    code: str
+
+
+class Ruleset(msgspec.Struct, frozen=True):
+    """A validated, compiled ruleset; immutable, so hot reload is a reference swap."""
+
+    version: str
+    source: str
+    rules: tuple[CompiledRule, ...]
+    params: dict[str, int | str | bool]
+    policy: PolicyConfig
+
+    def for_event_type(self, event_type: str) -> tuple[CompiledRule, ...]:
+        return tuple(
+            r for r in self.rules if r.rule.events is None or event_type in r.rule.events
+        )
+
+
+def parse_ruleset(text: str, known: Iterable[str], event_types: Iterable[str]) -> Ruleset:
+    """Parse YAML text and validate every rule against the known variable names."""
+    try:
+        raw = yaml.safe_load(text)
+        spec = msgspec.convert(raw, RulesetFile)
+    except yaml.YAMLError as exc:
+        raise RuleError("-", f"not valid YAML: {exc}") from None
+    except msgspec.ValidationError as exc:
+        raise RuleError("-", f"bad ruleset structure: {exc}") from None
+    known_names = set(known) | set(spec.params)
+    types = set(event_types)
+    compiled: list[CompiledRule] = []
+    seen: set[str] = set()
+    for rule in spec.rules:
+        if rule.id in seen:
+            raise RuleError(rule.id, "duplicate rule id")
+        seen.add(rule.id)
+        if not rule.enabled:
+            continue
+        compiled.append(_compile(rule, known_names, types))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return Ruleset(
+        version=f"{spec.version}+{digest}",
+        source=text,
+        rules=tuple(compiled),
+        params=dict(spec.params),
+        policy=spec.policy,
+    )
+
+
+def load_ruleset(path: Path, known: Iterable[str], event_types: Iterable[str]) -> Ruleset:
+    return parse_ruleset(path.read_text(encoding="utf-8"), known, event_types)
+
+
+def _compile(rule: Rule, known: set[str], event_types: set[str]) -> CompiledRule:
+    if len(rule.when) > MAX_EXPRESSION_CHARS:
+        raise RuleError(rule.id, f"`when` is longer than {MAX_EXPRESSION_CHARS} characters")
+    for event_type in rule.events or ():
+        if event_type not in event_types:
+            raise RuleError(rule.id, f"unknown event type {event_type!r} in `events`")
+    if rule.action == "challenge" and not rule.challenge:
+        raise RuleError(rule.id, "a challenge rule must list at least one `challenge` method")
+    if not 0 <= rule.score <= 100:
+        raise RuleError(rule.id, "`score` must be between 0 and 100")
+    try:
+        program = cel.compile(rule.when)
+    except ValueError as exc:
+        raise RuleError(rule.id, f"CEL syntax error: {exc}") from None
+    macros = FORBIDDEN_MACROS.intersection(program.functions())
+    if macros:
+        raise RuleError(rule.id, f"comprehension macros are not allowed: {sorted(macros)}")
+    variables = frozenset(program.variables())
+    for name in sorted(variables - known):
+        hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
+        suggestion = f"; did you mean `{hint[0]}`?" if hint else ""
+        raise RuleError(rule.id, f"unknown identifier `{name}`{suggestion}")
+    return CompiledRule(rule=rule, program=program, variables=variables, code=rule.code or rule.id)

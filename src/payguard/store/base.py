@@ -1,0 +1,47 @@
+"""The recorder interface: an append-only event log plus the decision for each event.
+
+The engine's crash safety rests on one rule: an event and its decision are written in the
+same transaction, and in-memory feature state is only ever persisted as a snapshot taken
+right after a flush. A crash therefore loses either both or neither, and a restart rebuilds
+state from the last snapshot plus the events recorded after it — nothing counted twice.
+"""
+
+from collections.abc import Iterator
+from typing import Protocol
+
+import msgspec
+
+from payguard.events import Event
+
+
+class StoredDecision(msgspec.Struct, frozen=True):
+    payload_hash: bytes
+    decision: bytes
+
+
+class Recorder(Protocol):
+    def lookup(self, event_id: str) -> StoredDecision | None:
+        """The payload hash and stored decision JSON of an event already recorded."""
+        ...
+
+    def get_event(self, event_id: str) -> Event | None:
+        """A recorded (tokenized) event, for feedback that references it."""
+        ...
+
+    def append(self, event: Event, payload_hash: bytes, decision: bytes, action: str) -> int:
+        """Queue an event with its decision; returns its sequence number."""
+        ...
+
+    def flush(self) -> None:
+        """Make every queued record durable, atomically."""
+        ...
+
+    def last_seq(self) -> int:
+        """Sequence number of the newest durable record (0 when empty)."""
+        ...
+
+    def events_after(self, seq: int) -> Iterator[tuple[int, Event]]:
+        """Durable events with a larger sequence number, in sequence order."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,38 @@
+"""In-memory recorder: the same contract as SQLite, for tests and pure-CPU benchmarks."""
+
+from collections.abc import Iterator
+
+from payguard.events import Event
+from payguard.store.base import StoredDecision
+
+
+class MemoryRecorder:
+    def __init__(self) -> None:
+        self._events: list[Event] = []
+        self._by_id: dict[str, tuple[Event, StoredDecision]] = {}
+
+    def lookup(self, event_id: str) -> StoredDecision | None:
+        found = self._by_id.get(event_id)
+        return found[1] if found else None
+
+    def get_event(self, event_id: str) -> Event | None:
+        found = self._by_id.get(event_id)
+        return found[0] if found else None
+
+    def append(self, event: Event, payload_hash: bytes, decision: bytes, action: str) -> int:
+        self._events.append(event)
+        self._by_id[event.event_id] = (event, StoredDecision(payload_hash, decision))
+        return len(self._events)
+
+    def flush(self) -> None:
+        return None
+
+    def last_seq(self) -> int:
+        return len(self._events)
+
+    def events_after(self, seq: int) -> Iterator[tuple[int, Event]]:
+        for i in range(seq, len(self._events)):
+            yield i + 1, self._events[i]
+
+    def close(self) -> None:
+        return None
