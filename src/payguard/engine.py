@@ -74,6 +74,7 @@ class Engine:
         self.metrics = Metrics()
         self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
         self._snapshot_path = snapshot_path
+        self._snapshot_seq = -1
         self._event_vars = event_variables(settings.utc_offset)
         self._encode = msgspec.json.Encoder(order="sorted").encode
         self._decode_decision = msgspec.json.Decoder(Decision).decode
@@ -163,6 +164,16 @@ class Engine:
             rule_errors=errors,
         )
 
+    def payload_hash(self, event: Event) -> bytes:
+        """The hash `process` compares to tell an idempotent repeat from a conflict."""
+        return hashlib.sha256(self._encode(event)).digest()
+
+    def check_conflict(self, event: Event) -> None:
+        """Raise DuplicateEventError if `process(event)` would; changes nothing (no metrics)."""
+        stored = self.recorder.lookup(event.event_id)
+        if stored is not None and stored.payload_hash != self.payload_hash(event):
+            raise DuplicateEventError(event.event_id)
+
     def stored_decision(self, event_id: str) -> Decision | None:
         stored = self.recorder.lookup(event_id)
         return self._decode_decision(stored.decision) if stored else None
@@ -197,11 +208,12 @@ class Engine:
 
     def write_snapshot(self) -> None:
         """Persist feature state as of the last durable record (call right after flush)."""
-        if self._snapshot_path is None:
+        seq = self.recorder.last_seq()
+        if self._snapshot_path is None or seq == self._snapshot_seq:
             return
         body = pickle.dumps(
             {
-                "seq": self.recorder.last_seq(),
+                "seq": seq,
                 "catalog": self._catalog_digest,
                 "state": self.features.export(),
             },
@@ -213,6 +225,7 @@ class Engine:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._snapshot_path)
+        self._snapshot_seq = seq
 
     def recover(self) -> int:
         """Load the snapshot (if it matches) and replay recorded events after it."""
@@ -235,7 +248,8 @@ class Engine:
             log.warning("ignoring snapshot taken with another catalog or log; replaying all")
             return 0
         self.features.restore(saved["state"])
-        return int(saved["seq"])
+        self._snapshot_seq = int(saved["seq"])
+        return self._snapshot_seq
 
     def close(self) -> None:
         self.flush()

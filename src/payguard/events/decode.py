@@ -97,6 +97,8 @@ class EventDecoder:
             wire = self._one.decode(raw)
         except msgspec.DecodeError as exc:
             raise _from_msgspec(exc, raw) from None
+        except RecursionError:  # msgspec's answer to very deep nesting
+            raise EventError("$", "nested too deeply", _event_id_of(raw)) from None
         return self.validate(wire)
 
     def decode_many(self, raw: bytes | str) -> list[EventIn]:
@@ -105,6 +107,8 @@ class EventDecoder:
             return self._many.decode(raw)
         except msgspec.DecodeError as exc:
             raise _from_msgspec(exc, raw) from None
+        except RecursionError:  # msgspec's answer to very deep nesting
+            raise EventError("$", "nested too deeply", _event_id_of(raw)) from None
 
     def validate(self, wire: EventIn) -> Event:
         try:
@@ -187,8 +191,8 @@ def _from_msgspec(exc: msgspec.DecodeError, raw: bytes | str) -> EventError:
     reason = _MSGSPEC_PATH.sub("", message).strip(" -")
     if not isinstance(exc, msgspec.ValidationError):
         return EventError(path or "$", f"malformed JSON: {reason}", _event_id_of(raw))
-    if "Invalid enum value" in reason:
-        reason = f"{reason}; see docs/events.md for the allowed values"
+    if reason.startswith("Invalid enum value"):  # msgspec quotes the value: drop it
+        reason = "Invalid enum value; see docs/events.md for the allowed values"
     return EventError(path or "$", reason, _event_id_of(raw))
 
 
@@ -196,7 +200,7 @@ def _event_id_of(raw: bytes | str) -> str | None:
     """Best effort: the event_id of a payload that failed validation, for error lines."""
     try:
         obj: Any = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
         return str(obj["event_id"])[:128]

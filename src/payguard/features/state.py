@@ -53,7 +53,9 @@ class Stream(msgspec.Struct, frozen=True):
     retention_ms: int
     keeps_first_seen: bool
     key: Extractor
-    value: Extractor
+    value: Extractor | None
+    conditional: bool
+    """Whether the filter checks more than the event type (skipped on the hot path if not)."""
 
 
 class Feature(msgspec.Struct, frozen=True):
@@ -73,15 +75,23 @@ def _key_of(by: str) -> Extractor:
     parts = [ENTITY_EXTRACTORS[p] for p in by.split("+")]
     if len(parts) == 1:
         return parts[0]
+    if len(parts) == 2:
+        first, second = parts
 
-    def pair(event: Event) -> str | None:
+        def pair(event: Event) -> str | None:
+            a, b = first(event), second(event)
+            return None if a is None or b is None else f"{a}|{b}"
+
+        return pair
+
+    def tuple_key(event: Event) -> str | None:
         values = [part(event) for part in parts]
         return None if any(v is None for v in values) else "|".join(values)
 
-    return pair
+    return tuple_key
 
 
-def _reader(spec: FeatureSpec, window_ms: int, value: Extractor) -> Reader:
+def _reader(spec: FeatureSpec, window_ms: int, value: Extractor, key_of: Extractor) -> Reader:
     """The read function of one feature; each returns the documented default when the
     entity is absent from the event or has no timeline yet."""
     how = spec.how
@@ -96,8 +106,10 @@ def _reader(spec: FeatureSpec, window_ms: int, value: Extractor) -> Reader:
 
         def is_new(tl: Timeline | None, t: EpochMs, e: Event) -> bool:
             current = value(e)
-            if current is None or tl is None:
-                return current is not None and tl is None
+            if current is None:
+                return False
+            if tl is None:  # new, unless the event has no entity to be new for
+                return key_of(e) is not None
             return not tl.contains(t, window_ms, current)
 
         return is_new
@@ -147,7 +159,8 @@ class FeatureState:
                 specs_of.setdefault(idx, []).append((spec, parse_duration(window)))
         for (over, by, of), idx in stream_ids.items():
             members = specs_of[idx]
-            value = VALUE_EXTRACTORS[of] if of else (lambda e: None)
+            value = VALUE_EXTRACTORS[of] if of else None
+            flt = catalog.filters[over]
             self.streams.append(
                 Stream(
                     index=idx,
@@ -158,12 +171,18 @@ class FeatureState:
                     keeps_first_seen=any(s.how == "age" for s, _ in members),
                     key=_key_of(by),
                     value=value,
+                    conditional=(
+                        flt.success is not None
+                        or flt.categories is not None
+                        or flt.channels is not None
+                    ),
                 )
             )
             for spec, window_ms in members:
                 window = next(w for w in spec.windows if parse_duration(w) == window_ms)
                 name = spec.name(window)
-                self.features[name] = Feature(name, idx, _reader(spec, window_ms, value))
+                reader = _reader(spec, window_ms, value or (lambda e: None), _key_of(by))
+                self.features[name] = Feature(name, idx, reader)
 
     def _index_streams(self) -> None:
         for stream in self.streams:
@@ -209,15 +228,16 @@ class FeatureState:
         """File `event` into every stream it matches. `referenced` is the event a feedback
         event points at (None if unknown), used by `source: referenced` streams."""
         t = event.ts
-        if t < self.watermark - self.lateness_ms:
+        base = self.watermark - self.lateness_ms
+        if t < base:
             self.late_events += 1
         for stream in self._by_type.get(event.type, ()):
-            self._add(stream, event, event, t)
+            self._add(stream, event, t, base)
         for stream in self._any:
-            self._add(stream, event, event, t)
+            self._add(stream, event, t, base)
         if referenced is not None:
             for stream in self._by_ref_type.get(event.type, ()):
-                self._add(stream, referenced, event, t)
+                self._add(stream, referenced, t, base)
         if event.phone is not None and event.user_id is not None:
             self._link_phone(event.phone, event.user_id)
         if t > self.watermark:
@@ -236,26 +256,31 @@ class FeatureState:
         if len(users) > PHONE_LINKS:
             del users[0]
 
-    def _add(self, stream: Stream, source: Event, event: Event, t: EpochMs) -> None:
-        if not stream.filter.matches(source):
+    def _add(self, stream: Stream, source: Event, t: EpochMs, base: EpochMs) -> None:
+        """File `source` (at time t) under its key; `base` is watermark minus lateness."""
+        if stream.conditional and not stream.filter.matches(source):
             return
-        key = stream.key(source)
-        if key is not None:
-            self._file(stream, key, source, t)
-        elif stream.by == "user" and source.phone is not None:
-            for user in self._phone_users.get(source.phone, ()):
-                self._file(stream, user, source, t)
-
-    def _file(self, stream: Stream, key: str, source: Event, t: EpochMs) -> None:
-        horizon = self.watermark - self.lateness_ms - stream.retention_ms
+        horizon = base - stream.retention_ms
         if t <= horizon:
             return
+        key = stream.key(source)
+        value = None
+        if stream.value is not None:
+            value = stream.value(source)
+            if value is None:
+                return  # nothing to count distinct or sum: the event lacks the field
         timelines = self.timelines[stream.index]
-        tl = timelines.get(key)
-        if tl is None:
-            tl = timelines[key] = Timeline(with_totals=stream.of == "amount")
-        tl.add(t, stream.value(source))
-        tl.evict_through(horizon)
+        if key is not None:
+            tl = timelines.get(key)
+            if tl is None:
+                tl = timelines[key] = Timeline(with_totals=stream.of == "amount")
+            tl.add(t, value, horizon)
+        elif stream.by == "user" and source.phone is not None:
+            for user in self._phone_users.get(source.phone, ()):
+                tl = timelines.get(user)
+                if tl is None:
+                    tl = timelines[user] = Timeline(with_totals=stream.of == "amount")
+                tl.add(t, value, horizon)
 
     def sweep(self) -> int:
         """Evict expired entries everywhere and drop empty entities; returns entities left."""

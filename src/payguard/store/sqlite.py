@@ -45,12 +45,19 @@ class SQLiteRecorder:
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self._durable_seq: int = row[0]
         self._next_seq = self._durable_seq + 1
+        self._maybe_known: set[int] = {
+            hash(event_id) for (event_id,) in self._db.execute("SELECT event_id FROM events")
+        }
+        """Hashes of every recorded event_id: a miss here proves the id is new without a
+        query; a hit (or a rare hash collision) is confirmed against the table."""
 
     def lookup(self, event_id: str) -> StoredDecision | None:
         pending = self._pending_ids.get(event_id)
         if pending is not None:
             _, _, payload_hash, decision, _ = self._pending[pending]
             return StoredDecision(payload_hash, decision)
+        if hash(event_id) not in self._maybe_known:
+            return None
         row = self._db.execute(
             "SELECT e.payload_hash, d.body FROM events e JOIN decisions d USING (event_id) "
             "WHERE e.event_id = ?",
@@ -69,6 +76,7 @@ class SQLiteRecorder:
     def append(self, event: Event, payload_hash: bytes, decision: bytes, action: str) -> int:
         seq = self._next_seq
         self._next_seq += 1
+        self._maybe_known.add(hash(event.event_id))
         self._pending_ids[event.event_id] = len(self._pending)
         self._pending.append((seq, event, payload_hash, decision, action))
         return seq

@@ -1,0 +1,486 @@
+"""The HTTP edge: a Litestar app over one `Engine` (contract in docs/decisions.md).
+
+Bodies are read raw and handed to payguard's own decoder, so every rejection names the
+field the way the CLI does, and Litestar never parses (or logs) an event. Handlers are
+synchronous and run on the event-loop thread (`sync_to_thread=False`): the engine is not
+thread-safe, and one decision costs microseconds, so serialising requests on the loop is
+both the simplest correct choice and the fastest one. An accepted event is flushed to the
+recorder before it is answered.
+
+Request bodies hold card, ID and phone numbers in clear: nothing here logs a body. One log
+line per rejected event names only its event_id, field and reason.
+"""
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Final
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get, post, put
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, QueryParameter, RawBody
+
+from payguard.api.openapi import (
+    BatchOperation,
+    EventOperation,
+    RulesetOperation,
+)
+from payguard.engine import DuplicateEventError, Engine
+from payguard.events import Event, EventError
+from payguard.metrics import Metrics
+from payguard.policy import Decision
+from payguard.rules import RuleError
+
+log = logging.getLogger("payguard.api")
+
+MAX_BATCH_EVENTS: Final = 10_000
+MAX_RULESET_BYTES: Final = 1024 * 1024
+RULESET_MEDIA_TYPES: Final = frozenset(
+    {"text/yaml", "application/yaml", "application/x-yaml", "text/x-yaml", "text/plain"}
+)
+IDEMPOTENT_REPLAY: Final = "Idempotent-Replay"
+PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4"
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+Explain = Annotated[
+    str | None,
+    QueryParameter(description="`1` (or `true`) adds `features`, `shadow` and `rule_errors`"),
+]
+_BATCH_PATH = re.compile(r"^\[(?P<index>\d+)\]\.?(?P<field>.*)$")
+
+
+# -- response bodies (also the OpenAPI schemas) ---------------------------------------------
+
+
+class InvalidEvent(msgspec.Struct, omit_defaults=True):
+    """400 (malformed JSON) or 422 (contract violation); `index` only for batches."""
+
+    error: str
+    field: str
+    reason: str
+    event_id: str | None = None
+    index: int | None = None
+
+
+class Conflict(msgspec.Struct, omit_defaults=True):
+    """409: the event_id was already recorded with a different payload."""
+
+    error: str
+    event_id: str
+    reason: str
+    index: int | None = None
+
+
+class TooLarge(msgspec.Struct):
+    """413: `limit` in bytes (`body_too_large`) or events (`too_many_events`)."""
+
+    error: str
+    limit: int
+
+
+class NotFound(msgspec.Struct):
+    error: str
+
+
+class InvalidRuleset(msgspec.Struct):
+    """422: `rule` names the rule (`-` for the file as a whole); `reason` says what and where."""
+
+    error: str
+    rule: str
+    reason: str
+
+
+class Batch(msgspec.Struct):
+    decisions: list[Decision]
+
+
+class RulesetInfo(msgspec.Struct):
+    version: str
+    source: str
+
+
+class RulesetVersion(msgspec.Struct):
+    version: str
+
+
+class Health(msgspec.Struct):
+    status: str
+    ruleset: str
+    recorded: int
+
+
+class ApiError(Exception):
+    """Raised by a handler to answer with `status` and a JSON `body`."""
+
+    def __init__(self, status: int, body: msgspec.Struct | dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _error_response(status: int, body: msgspec.Struct | dict[str, Any]) -> Response[bytes]:
+    return Response(content=_encode_json(body), status_code=status, media_type=MediaType.JSON)
+
+
+def _on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    return _error_response(exc.status, exc.body)
+
+
+_HTTP_ERRORS: Final = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    415: "unsupported_media_type",
+}
+
+
+def _on_http_exception(
+    metrics: Metrics,
+) -> Callable[[Request[Any, Any, Any], HTTPException], Response[bytes]]:
+    def handle(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+        """Litestar's own rejections (routing, size limit, query parsing) in payguard's shape."""
+        if exc.status_code == 413:
+            limit = request.route_handler.resolve_request_max_body_size() or 0
+            if request.url.path.startswith("/v1/events"):
+                metrics.invalid_events += 1
+            log.info("rejected request to %s: body over %d bytes", request.url.path, limit)
+            return _error_response(413, TooLarge(error="body_too_large", limit=limit))
+        return _http_error(request, exc)
+
+    return handle
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """A bug, not bad input: log the traceback (never the body) and answer 500."""
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_response(500, {"error": "internal_error"})
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if exc.status_code == 404:
+        return _error_response(404, NotFound(error="not_found"))
+    if exc.status_code >= 500:
+        log.error("internal error on %s %s: %s", request.method, request.url.path, exc.detail)
+        return _error_response(exc.status_code, {"error": "internal_error"})
+    error = _HTTP_ERRORS.get(exc.status_code, "http_error")
+    body: dict[str, Any] = {"error": error, "reason": exc.detail}
+    if exc.status_code == 405:
+        body.pop("reason")
+    headers = exc.headers or {}
+    return Response(
+        content=_encode_json(body),
+        status_code=exc.status_code,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+
+def create_app(
+    engine: Engine,
+    *,
+    on_shutdown: Sequence[Callable[[], Any]] = (),
+    debug: bool = False,
+) -> Litestar:
+    """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
+    `engine.close` in `on_shutdown` (as `serve` does)."""
+    settings = engine.settings
+    decoder = engine.decoder
+    metrics = engine.metrics
+
+    def explain_on(value: str | None) -> bool:
+        return value is not None and value.lower() in _TRUE
+
+    def reject(exc: EventError, status: int, index: int | None = None) -> ApiError:
+        metrics.invalid_events += 1
+        log.info(
+            "rejected event event_id=%r field=%r reason=%r%s",
+            exc.event_id,
+            exc.field,
+            exc.reason,
+            "" if index is None else f" batch_index={index}",
+        )
+        body = InvalidEvent(
+            error="invalid_event",
+            field=exc.field,
+            reason=exc.reason,
+            event_id=exc.event_id,
+            index=index,
+        )
+        return ApiError(status, body)
+
+    def conflict(exc: DuplicateEventError, index: int | None = None) -> ApiError:
+        log.info("rejected event event_id=%r: id reused with another payload", exc.event_id)
+        body = Conflict(
+            error="conflict",
+            event_id=exc.event_id,
+            reason="event_id was already recorded with a different payload",
+            index=index,
+        )
+        return ApiError(409, body)
+
+    def discard_pending() -> None:
+        discard = getattr(engine.recorder, "discard_pending", None)
+        if discard is not None:
+            discard()
+
+    def durable() -> None:
+        """Flush; if that fails, drop the queued records so nothing half-answered remains."""
+        try:
+            engine.flush()
+        except Exception:
+            discard_pending()
+            log.exception("recorder flush failed; request not recorded")
+            raise ApiError(503, {"error": "storage_unavailable"}) from None
+
+    @post(
+        "/v1/events",
+        sync_to_thread=False,
+        status_code=200,
+        summary="Decide one event",
+        description=(
+            "Body: one contract-v1 event (docs/events.md), at most `max_body_bytes` "
+            "(64 KiB by default). The event is decided, recorded durably, and answered with "
+            "its decision. `?explain=1` adds `features`, `shadow` and `rule_errors`. "
+            "Re-sending an event_id with the same payload returns the stored decision with "
+            "header `Idempotent-Replay: true` and changes nothing; with another payload → 409."
+        ),
+        tags=["events"],
+        request_max_body_size=settings.max_body_bytes,
+        operation_class=EventOperation,
+        responses={
+            400: ResponseSpec(InvalidEvent, description="Malformed JSON", generate_examples=False),
+            409: ResponseSpec(Conflict, description="event_id reused", generate_examples=False),
+            413: ResponseSpec(TooLarge, description="Body too large", generate_examples=False),
+            422: ResponseSpec(
+                InvalidEvent, description="Event violates contract v1", generate_examples=False
+            ),
+        },
+    )
+    def post_event(body: RawBody, explain: Explain = None) -> Response[Decision]:
+        try:
+            event = decoder.decode(body)
+        except EventError as exc:
+            raise reject(exc, 400 if exc.reason.startswith("malformed JSON") else 422) from None
+        try:
+            decision, repeat = engine.process(event)
+        except DuplicateEventError as exc:
+            raise conflict(exc) from None
+        except Exception:  # a bug on valid input: answer 500 and record nothing
+            discard_pending()
+            raise
+        if not repeat:
+            durable()
+        headers = {IDEMPOTENT_REPLAY: "true"} if repeat else None
+        return Response(decision.public(explain_on(explain)), headers=headers)
+
+    @post(
+        "/v1/events/batch",
+        sync_to_thread=False,
+        status_code=200,
+        summary="Decide a batch of events, all or nothing",
+        description=(
+            "Body: a JSON array of at most 10,000 contract-v1 events, at most "
+            "`max_batch_bytes` (8 MiB by default). Every event is validated and checked for "
+            "id conflicts first; if any fails, the answer names its `index` and nothing "
+            "from the batch is recorded. Otherwise events are decided in order, recorded "
+            'with one flush, and answered as `{"decisions": [...]}` in the same order.'
+        ),
+        tags=["events"],
+        request_max_body_size=settings.max_batch_bytes,
+        operation_class=BatchOperation,
+        responses={
+            400: ResponseSpec(InvalidEvent, description="Malformed JSON", generate_examples=False),
+            409: ResponseSpec(Conflict, description="event_id reused", generate_examples=False),
+            413: ResponseSpec(TooLarge, description="Too large", generate_examples=False),
+            422: ResponseSpec(
+                InvalidEvent, description="An event violates contract v1", generate_examples=False
+            ),
+        },
+    )
+    def post_batch(body: RawBody, explain: Explain = None) -> Batch:
+        try:
+            wires = decoder.decode_many(body)
+        except EventError as exc:
+            raise _batch_shape_error(exc, body, reject) from None
+        if len(wires) > MAX_BATCH_EVENTS:
+            metrics.invalid_events += 1
+            log.info("rejected batch of %d events (limit %d)", len(wires), MAX_BATCH_EVENTS)
+            raise ApiError(413, TooLarge(error="too_many_events", limit=MAX_BATCH_EVENTS))
+        events: list[Event] = []
+        for index, wire in enumerate(wires):
+            try:
+                events.append(decoder.validate(wire))
+            except EventError as exc:
+                raise reject(exc, 422, index) from None
+        seen: dict[str, bytes] = {}
+        for index, event in enumerate(events):
+            digest = engine.payload_hash(event)
+            earlier = seen.setdefault(event.event_id, digest)
+            try:
+                if earlier != digest:
+                    raise DuplicateEventError(event.event_id)
+                engine.check_conflict(event)
+            except DuplicateEventError as exc:
+                metrics.conflicts += 1
+                raise conflict(exc, index) from None
+        show = explain_on(explain)
+        try:
+            decisions = [engine.process(event)[0].public(show) for event in events]
+        except Exception:  # a bug on valid input: answer 500 and record nothing
+            discard_pending()
+            raise
+        durable()
+        return Batch(decisions=decisions)
+
+    @get(
+        "/v1/decisions/{event_id:str}",
+        sync_to_thread=False,
+        summary="Fetch a recorded decision",
+        description="The decision recorded for `event_id`; `?explain=1` adds the explanation.",
+        tags=["events"],
+        responses={404: ResponseSpec(NotFound, description="Unknown event_id")},
+    )
+    def get_decision(event_id: FromPath[str], explain: Explain = None) -> Decision:
+        decision = engine.stored_decision(event_id)
+        if decision is None:
+            raise ApiError(404, NotFound(error="not_found"))
+        return decision.public(explain_on(explain))
+
+    @get(
+        "/v1/ruleset",
+        sync_to_thread=False,
+        summary="The active ruleset",
+        description="Its version (`<file version>+<sha256 prefix>`) and YAML source.",
+        tags=["rules"],
+    )
+    def get_ruleset() -> RulesetInfo:
+        ruleset = engine.ruleset
+        return RulesetInfo(version=ruleset.version, source=ruleset.source)
+
+    @put(
+        "/v1/ruleset",
+        sync_to_thread=False,
+        status_code=200,
+        summary="Validate and hot-swap the ruleset",
+        description=(
+            "Body: ruleset YAML (content type text/yaml, application/yaml or text/plain). "
+            "Every rule is compiled and every identifier checked against the feature "
+            "catalog; on error → 422 naming the rule, with the position of a syntax error "
+            "or the nearest known name for an unknown identifier, and the active ruleset "
+            "stays. On success later decisions carry the new version; feature state is "
+            "untouched. The swap lives in memory: a restart loads the configured file."
+        ),
+        tags=["rules"],
+        request_max_body_size=MAX_RULESET_BYTES,
+        operation_class=RulesetOperation,
+        responses={
+            413: ResponseSpec(TooLarge, description="Body too large", generate_examples=False),
+            415: ResponseSpec(NotFound, description="Not YAML/text", generate_examples=False),
+            422: ResponseSpec(
+                InvalidRuleset, description="Ruleset rejected", generate_examples=False
+            ),
+        },
+    )
+    def put_ruleset(request: Request[Any, Any, Any], body: RawBody) -> RulesetVersion:
+        media_type, _ = request.content_type
+        if media_type not in RULESET_MEDIA_TYPES:
+            raise ApiError(
+                415, {"error": "unsupported_media_type", "reason": "send YAML as text/yaml"}
+            )
+        try:
+            text = body.decode("utf-8")
+            ruleset = engine.parse_ruleset(text)
+        except RuleError as exc:
+            log.info("rejected ruleset: rule=%r reason=%r", exc.rule, exc.message)
+            raise ApiError(422, exc.to_dict()) from None
+        except (ValueError, TypeError, RecursionError) as exc:  # UnicodeDecodeError included
+            log.info("rejected ruleset: %s", type(exc).__name__)
+            raise ApiError(
+                422, InvalidRuleset(error="invalid_ruleset", rule="-", reason=str(exc)[:500])
+            ) from None
+        previous = engine.ruleset.version
+        engine.set_ruleset(ruleset)
+        log.warning("ruleset swapped: %s -> %s", previous, ruleset.version)
+        return RulesetVersion(version=ruleset.version)
+
+    @get(
+        "/healthz",
+        sync_to_thread=False,
+        summary="Liveness",
+        description="`recorded` is the sequence number of the newest durable record.",
+        tags=["operations"],
+    )
+    def healthz() -> Health:
+        return Health(
+            status="ok", ruleset=engine.ruleset.version, recorded=engine.recorder.last_seq()
+        )
+
+    @get(
+        "/metrics",
+        sync_to_thread=False,
+        summary="Prometheus metrics",
+        description="Decisions by type and action, rejections, latency histogram, gauges.",
+        tags=["operations"],
+        media_type=PROMETHEUS_TEXT,
+    )
+    def prometheus() -> str:
+        return metrics.render(engine.gauges())
+
+    return Litestar(
+        route_handlers=[
+            post_event,
+            post_batch,
+            get_decision,
+            get_ruleset,
+            put_ruleset,
+            healthz,
+            prometheus,
+        ],
+        exception_handlers={
+            ApiError: _on_api_error,
+            HTTPException: _on_http_exception(metrics),
+            Exception: _on_unexpected,
+        },
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="payguard",
+            version="1",
+            description=(
+                "Real-time risk decisions for quick payments. Decision contract: "
+                "docs/decisions.md; event contract v1: docs/events.md."
+            ),
+        ),
+        on_shutdown=list(on_shutdown),
+        request_max_body_size=settings.max_body_bytes,
+        debug=debug,
+    )
+
+
+def _batch_shape_error(
+    exc: EventError, body: bytes, reject: Callable[[EventError, int, int | None], ApiError]
+) -> ApiError:
+    """Split msgspec's `[i].field` path into the batch index and the event's own field."""
+    if exc.reason.startswith("malformed JSON"):
+        return reject(exc, 400, None)
+    match = _BATCH_PATH.match(exc.field)
+    if match is None:
+        return reject(exc, 422, None)
+    index = int(match.group("index"))
+    field = match.group("field") or "$"
+    event_id = None
+    try:
+        items: Any = msgspec.json.decode(body)
+        item = items[index]
+        if isinstance(item, dict) and isinstance(item.get("event_id"), str):
+            event_id = item["event_id"][:128]
+    except (msgspec.DecodeError, IndexError, TypeError, KeyError):
+        pass
+    return reject(EventError(field, exc.reason, event_id), 422, index)

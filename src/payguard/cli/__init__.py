@@ -1,0 +1,1 @@
+"""The `payguard` command line: a thin layer over the engine, at the edge."""

@@ -1,0 +1,297 @@
+"""`payguard` commands. Bad input exits with code 2 and one line naming the event and field.
+
+    payguard serve                         HTTP API on the embedded store
+    payguard decide < event.json           decide one event (recorded like any other)
+    payguard replay EVENTS.jsonl -o OUT    decide a file of events, with a progress bar
+    payguard rules check FILE              validate a ruleset
+    payguard rules test FILE EVENTS.jsonl  hits per rule on a fresh in-memory engine
+    payguard rules reload [FILE]           upload a ruleset to a running server
+"""
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from payguard.config import Settings, load_settings
+from payguard.engine import EVENT_TYPES, DuplicateEventError, Engine, known_variables
+from payguard.events import EventError
+from payguard.features import FeatureState, load_catalog
+from payguard.rules import RuleError, Ruleset, parse_ruleset
+from payguard.store import MemoryRecorder
+
+app = typer.Typer(help="payguard: real-time risk decisions for quick payments.", no_args_is_help=True)
+rules_app = typer.Typer(help="Validate, test and upload rulesets.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file (else PAYGUARD_CONFIG).")
+]
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+
+
+def _open(settings: Settings) -> Engine:
+    try:
+        return Engine.open(settings)
+    except RuleError as exc:
+        _fail(str(exc))
+    except (ValueError, OSError) as exc:
+        _fail(f"cannot start the engine: {exc}")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                yield number, line
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the HTTP API (POST /v1/events, …) on the embedded store."""
+    from payguard.api import serve as serve_http
+
+    serve_http(_settings(config), host=host, port=port)
+
+
+@app.command()
+def decide(
+    explain: Annotated[bool, typer.Option(help="Include features and shadow hits.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Decide one event read from standard input, record it, print the decision."""
+    raw = sys.stdin.buffer.read()
+    engine = _open(_settings(config))
+    try:
+        event = engine.decoder.decode(raw)
+        decision, _ = engine.process(event)
+    except EventError as exc:
+        _fail(f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}")
+    except DuplicateEventError as exc:
+        _fail(str(exc))
+    finally:
+        engine.close()
+    sys.stdout.write(msgspec.json.encode(decision.public(explain)).decode() + "\n")
+
+
+@app.command()
+def replay(
+    events: Annotated[Path, typer.Argument(help="JSON Lines file of contract-v1 events.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Decisions JSON Lines file.")],
+    explain: Annotated[bool, typer.Option(help="Include features and shadow hits.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Decide every event of a file in order, recording each; safe to re-run after a crash."""
+    if not events.is_file():
+        _fail(f"no such events file: {events}")
+    engine = _open(_settings(config))
+    encode = msgspec.json.Encoder().encode
+    actions: Counter[str] = Counter()
+    rejected = 0
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("[bold]replay"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%  {task.fields[rate]:>9} ev/s"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+    try:
+        with output.open("wb") as sink, progress:
+            task = progress.add_task("replay", total=events.stat().st_size, rate="-")
+            done = read = 0
+            for number, line in _lines(events):
+                read += len(line)
+                try:
+                    decision, _ = engine.process(engine.decoder.decode(line))
+                except (EventError, DuplicateEventError) as exc:
+                    rejected += 1
+                    err.print(f"line {number}: {_describe(exc)}", highlight=False)
+                    continue
+                sink.write(encode(decision.public(explain)) + b"\n")
+                actions[decision.action] += 1
+                done += 1
+                if done % engine.settings.flush_every == 0:
+                    engine.flush()
+                    rate = done / (time.perf_counter() - started)
+                    progress.update(task, completed=read, rate=f"{rate:,.0f}")
+    finally:
+        engine.close()
+    elapsed = time.perf_counter() - started
+    _summary(actions, rejected, elapsed)
+    if rejected:
+        raise typer.Exit(2)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, EventError):
+        return f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}"
+    return str(exc)
+
+
+def _summary(actions: Counter[str], rejected: int, elapsed: float) -> None:
+    total = sum(actions.values())
+    table = Table(title=f"{total:,} decisions in {elapsed:.1f} s ({total / max(elapsed, 1e-9):,.0f} events/s)")
+    table.add_column("action")
+    table.add_column("events", justify="right")
+    table.add_column("share", justify="right")
+    for action in ("allow", "challenge", "review", "block"):
+        count = actions.get(action, 0)
+        table.add_row(action, f"{count:,}", f"{100 * count / max(total, 1):.2f}%")
+    if rejected:
+        table.add_row("[red]rejected[/red]", f"{rejected:,}", "")
+    out.print(table)
+
+
+def _load_rules(path: Path, settings: Settings) -> tuple[Ruleset, FeatureState]:
+    if not path.is_file():
+        _fail(f"no such ruleset file: {path}")
+    features = FeatureState(load_catalog(settings.features))
+    try:
+        ruleset = parse_ruleset(
+            path.read_text(encoding="utf-8"), known_variables(features), EVENT_TYPES
+        )
+    except RuleError as exc:
+        _fail(str(exc))
+    return ruleset, features
+
+
+@app.command()
+def simulate(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Events JSON Lines file.")],
+    labels: Annotated[Path, typer.Option("--labels", help="Attack labels JSON Lines file.")],
+    users: Annotated[int, typer.Option(min=1, help="Legitimate customers.")] = 5_000,
+    days: Annotated[int, typer.Option(min=1, help="Days simulated.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 7,
+    attack_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of users attacked.")
+    ] = 0.01,
+) -> None:
+    """Simulate customers and the documented attack campaigns (labels go to their own file)."""
+    from payguard.sim import SimConfig
+    from payguard.sim import simulate as run_simulation
+
+    summary = run_simulation(
+        SimConfig(users=users, days=days, seed=seed, attack_rate=attack_rate), output, labels
+    )
+    out.print(
+        f"{summary.events:,} events ({summary.labels:,} attack events) in "
+        f"{summary.elapsed_s:.1f} s ({summary.events_per_s:,.0f} events/s) → {output}"
+    )
+
+
+@rules_app.command("check")
+def rules_check(
+    ruleset_file: Annotated[Path, typer.Argument(help="Ruleset YAML file.")],
+    config: ConfigOption = None,
+) -> None:
+    """Validate a ruleset: syntax, unknown identifiers, forbidden macros, limits."""
+    ruleset, _ = _load_rules(ruleset_file, _settings(config))
+    live = sum(1 for r in ruleset.rules if r.rule.mode == "live")
+    out.print(
+        f"ruleset {ruleset.version}: {len(ruleset.rules)} rules "
+        f"({live} live, {len(ruleset.rules) - live} shadow) OK"
+    )
+
+
+@rules_app.command("test")
+def rules_test(
+    ruleset_file: Annotated[Path, typer.Argument(help="Ruleset YAML file.")],
+    events: Annotated[Path, typer.Argument(help="JSON Lines file of events.")],
+    config: ConfigOption = None,
+) -> None:
+    """Run a ruleset over events on a fresh in-memory engine and count hits per rule."""
+    settings = _settings(config)
+    ruleset, features = _load_rules(ruleset_file, settings)
+    if not events.is_file():
+        _fail(f"no such events file: {events}")
+    engine = Engine(
+        features=features, ruleset=ruleset, recorder=MemoryRecorder(), settings=settings
+    )
+    hits: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    actions: Counter[str] = Counter()
+    rejected = 0
+    for number, line in _lines(events):
+        try:
+            decision, _ = engine.process(engine.decoder.decode(line))
+        except (EventError, DuplicateEventError) as exc:
+            rejected += 1
+            err.print(f"line {number}: {_describe(exc)}", highlight=False)
+            continue
+        actions[decision.action] += 1
+        hits.update(r.rule for r in decision.reasons)
+        if isinstance(decision.shadow, list):
+            hits.update(s.rule for s in decision.shadow)
+        if isinstance(decision.rule_errors, list):
+            errors.update(e["rule"] for e in decision.rule_errors)
+    table = Table(title=f"ruleset {ruleset.version} on {sum(actions.values()):,} events")
+    for column in ("rule", "mode", "action", "hits", "errors"):
+        table.add_column(column, justify="right" if column in ("hits", "errors") else "left")
+    for compiled in ruleset.rules:
+        rule = compiled.rule
+        table.add_row(
+            rule.id, rule.mode, rule.action, f"{hits[rule.id]:,}", f"{errors[rule.id]:,}"
+        )
+    out.print(table)
+    out.print("actions: " + ", ".join(f"{a} {actions[a]:,}" for a in ("allow", "challenge", "review", "block")))
+    if rejected:
+        raise typer.Exit(2)
+
+
+@rules_app.command("reload")
+def rules_reload(
+    ruleset_file: Annotated[Path, typer.Argument(help="Ruleset YAML file.")] = Path(
+        "rules/default.yaml"
+    ),
+    url: Annotated[str, typer.Option(help="Base URL of a running payguard.")] = (
+        "http://127.0.0.1:8000"
+    ),
+) -> None:
+    """Upload a ruleset to a running server (PUT /v1/ruleset); it applies without restart."""
+    import httpx
+
+    if not ruleset_file.is_file():
+        _fail(f"no such ruleset file: {ruleset_file}")
+    try:
+        response = httpx.put(
+            f"{url.rstrip('/')}/v1/ruleset",
+            content=ruleset_file.read_bytes(),
+            headers={"content-type": "application/yaml"},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach {url}: {exc}")
+    if response.status_code != 200:
+        _fail(f"server refused the ruleset ({response.status_code}): {response.text}")
+    out.print(f"ruleset {response.json()['version']} is live")
+
+
+def main() -> None:
+    app()

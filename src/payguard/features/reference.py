@@ -1,0 +1,123 @@
+"""The brute-force twin of `FeatureState`: recompute every feature from the raw log.
+
+Slow and obvious on purpose. It keeps every event in arrival order and, for each query,
+rescans the events that arrived earlier. Property tests drive it and the fast state with
+the same random streams (out of order within the lateness, feedback, carrier signals) and
+require identical values after every event. It does not model events later than the
+lateness, whose windows the fast state may already have evicted.
+"""
+
+from typing import Any
+
+from payguard.events import Event
+from payguard.features.spec import (
+    ENTITY_EXTRACTORS,
+    VALUE_EXTRACTORS,
+    Catalog,
+    EventFilter,
+    FeatureSpec,
+    parse_duration,
+)
+from payguard.features.state import NEVER, PHONE_LINKS
+from payguard.types import MINUTE_MS
+
+
+class ReferenceFeatures:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.log: list[Event] = []
+        self._by_id: dict[str, Event] = {}
+        self._links: list[dict[str, list[str]]] = []
+        """Phone → accounts as they stood when each logged event arrived."""
+
+    def update(self, event: Event) -> None:
+        previous = self._links[-1] if self._links else {}
+        links = {phone: list(users) for phone, users in previous.items()}
+        if event.phone is not None and event.user_id is not None:
+            users = links.setdefault(event.phone, [])
+            if event.user_id in users:
+                users.remove(event.user_id)
+            users.append(event.user_id)
+            del users[:-PHONE_LINKS]
+        self.log.append(event)
+        self._links.append(links)
+        self._by_id.setdefault(event.event_id, event)
+
+    def snapshot(self, event: Event) -> dict[str, Any]:
+        """Every feature of the catalog for `event`, from the events logged so far."""
+        out: dict[str, Any] = {}
+        for spec in self.catalog.features:
+            flt = self.catalog.filters[spec.over]
+            entries = self._entries(flt, spec)
+            for window in spec.windows:
+                out[spec.name(window)] = self._value(spec, window, entries, event)
+        return out
+
+    def _entries(self, flt: EventFilter, spec: FeatureSpec) -> list[tuple[str, int, Any]]:
+        """(key, ts, value) of every logged event that this spec's stream would hold."""
+        entries: list[tuple[str, int, Any]] = []
+        for position, logged in enumerate(self.log):
+            if "*" not in flt.types and logged.type not in flt.types:
+                continue
+            source: Event | None = logged
+            if flt.source == "referenced":
+                source = self._referenced(logged, position)
+            if source is None or not flt.matches(source):
+                continue
+            value = VALUE_EXTRACTORS[spec.of](source) if _keeps_values(spec) else None
+            if _keeps_values(spec) and value is None:
+                continue
+            for key in self._keys(spec.by, source, position):
+                entries.append((key, logged.ts, value))
+        return entries
+
+    def _referenced(self, feedback: Event, position: int) -> Event | None:
+        if feedback.ref_event_id is None:
+            return None
+        for earlier in self.log[:position]:
+            if earlier.event_id == feedback.ref_event_id:
+                return earlier
+        return None
+
+    def _keys(self, by: str, source: Event, position: int) -> list[str]:
+        key = _key(by, source)
+        if key is not None:
+            return [key]
+        if by == "user" and source.phone is not None and position > 0:
+            return list(self._links[position - 1].get(source.phone, []))
+        return []
+
+    def _value(
+        self, spec: FeatureSpec, window: str, entries: list[tuple[str, int, Any]], event: Event
+    ) -> Any:
+        key = _key(spec.by, event)
+        t = event.ts
+        mine = [(ts, v) for k, ts, v in entries if k == key] if key is not None else []
+        if spec.how == "age":
+            firsts = [ts for ts, _ in mine]
+            first = min(firsts) if firsts else None
+            return 0 if first is None or first > t else (t - first) // MINUTE_MS
+        window_ms = parse_duration(window)
+        inside = [(ts, v) for ts, v in mine if t - window_ms < ts <= t]
+        if spec.how == "count":
+            return len(inside)
+        if spec.how == "sum":
+            return sum(v for _, v in inside)
+        if spec.how == "distinct":
+            return len({v for _, v in inside})
+        if spec.how == "is_new":
+            current = VALUE_EXTRACTORS[spec.of](event) if spec.of else None
+            return current is not None and key is not None and current not in {v for _, v in inside}
+        unit = MINUTE_MS if spec.how == "minutes_since" else 1_000
+        return (t - max(ts for ts, _ in inside)) // unit if inside else NEVER
+
+
+def _keeps_values(spec: FeatureSpec) -> bool:
+    return spec.how in ("sum", "distinct", "is_new")
+
+
+def _key(by: str, event: Event) -> str | None:
+    parts = [ENTITY_EXTRACTORS[p](event) for p in by.split("+")]
+    if any(p is None for p in parts):
+        return None
+    return "|".join(parts)

@@ -1,0 +1,102 @@
+"""Simulator configuration, summary and the attacker-capability table the backtest uses."""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+SCENARIOS: tuple[str, ...] = (
+    "sms_forwarding",
+    "credential_stuffing",
+    "phone_theft_takeover",
+    "merchant_credential_leak",
+    "cash_out_collusion",
+    "fake_customer_service",
+)
+"""The six documented attack campaigns, in the order they are generated."""
+
+ALL_CHALLENGES: frozenset[str] = frozenset(
+    {"face", "in_app_confirm", "callback", "hardware_token", "sms_otp"}
+)
+
+ATTACKER_CAN_PASS: dict[str, frozenset[str]] = {
+    # The SMS-backup service delivers every OTP to the attacker; nothing else.
+    "sms_forwarding": frozenset({"sms_otp"}),
+    # Only when a victim reads the code to the "bank" caller; the backtest decides per case.
+    "credential_stuffing": frozenset({"sms_otp"}),
+    # The thief holds the unlocked phone and the SIM: codes, calls, push prompts, and a face
+    # check passed with photos/video of the owner taken from the phone.
+    "phone_theft_takeover": frozenset({"sms_otp", "callback", "in_app_confirm", "face"}),
+    # Server-to-server debits with stolen API keys: no payer-side factor is reachable.
+    "merchant_credential_leak": frozenset(),
+    # The real cardholder colludes, so every step-up is passed by the rightful owner.
+    "cash_out_collusion": ALL_CHALLENGES,
+    # The victim reads the SMS code to the fake agent; no other factor leaves the victim.
+    "fake_customer_service": frozenset({"sms_otp"}),
+}
+"""Scenario -> challenge methods the attacker can pass (for backtesting step-up policies)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Parameters of one simulation; the same config always yields the same bytes.
+
+    users: legitimate customers in the population (victims are drawn from them).
+    days: length of the simulated window, starting at `start` 00:00 +08:00.
+    seed: seed of the single `random.Random` stream that drives everything.
+    attack_rate: share of users attacked over the window (split across `scenarios`); each
+        enabled scenario gets at least one campaign when > 0.
+    start: first day of the window (local time, +08:00).
+    scenarios: which attack campaigns to mix in (subset of `SCENARIOS`).
+    new_user_share: share of users who register during the window (the rest are older
+        accounts whose set-up events are emitted at their real, earlier dates).
+    history: emit the set-up events (register, kyc_verify, card_bind) of older accounts before
+        the window so that account age is observable; False starts straight with activity.
+    activity: multiplier on legitimate session rates (1.0 is about 1.1 events per user-day).
+    lookalike_rate: multiplier on the rates of legitimate behaviour that resembles attacks.
+    report_rate: share of attacked victims who later file a `fraud_report`.
+    chargeback_rate: share of attacked victims whose issuer raises a `chargeback`.
+    false_report_rate: share of legitimate card payments later reported as fraud anyway.
+    daily_limit_fen: the per-user daily payment limit attackers try to stay just under.
+    """
+
+    users: int = 5000
+    days: int = 30
+    seed: int = 7
+    attack_rate: float = 0.01
+    start: date = date(2026, 10, 1)
+    scenarios: tuple[str, ...] = SCENARIOS
+    new_user_share: float = 0.06
+    history: bool = True
+    activity: float = 1.0
+    lookalike_rate: float = 1.0
+    report_rate: float = 0.6
+    chargeback_rate: float = 0.25
+    false_report_rate: float = 0.0005
+    daily_limit_fen: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.users < 10:
+            raise ValueError("users must be at least 10")
+        if self.days < 1:
+            raise ValueError("days must be at least 1")
+        if not 0.0 <= self.attack_rate <= 0.5:
+            raise ValueError("attack_rate must be within 0..0.5")
+        unknown = sorted(set(self.scenarios) - set(SCENARIOS))
+        if unknown:
+            raise ValueError(f"unknown scenarios: {', '.join(unknown)}")
+
+
+@dataclass(slots=True)
+class SimSummary:
+    """What `simulate` wrote: counts per event type and per scenario, and how fast."""
+
+    events: int = 0
+    labels: int = 0
+    users: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    by_scenario: dict[str, int] = field(default_factory=dict)
+    campaigns: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.elapsed_s if self.elapsed_s > 0 else 0.0

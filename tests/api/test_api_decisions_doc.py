@@ -1,0 +1,88 @@
+"""docs/decisions.md: every ```json decision block is a real answer, still given today.
+
+Each ```json request block (one event, or an array sent one by one) is POSTed in order to a
+fresh server; at each ```json decision block the answer to the last request (with
+`?explain=1` when the documented decision has `features`) must have the same keys, action,
+reason codes and challenge, and the block itself must decode as a `Decision`.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from apiserver import REPO
+
+from payguard.policy import Decision
+
+DOC = REPO / "docs" / "decisions.md"
+
+
+def _blocks(path: Path) -> list[tuple[str, bytes, int]]:
+    """(tag, body, line) for every ```json request / ```json decision block, in order."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found: list[tuple[str, bytes, int]] = []
+    i = 0
+    while i < len(lines):
+        opener = lines[i].rstrip()
+        if opener in ("```json request", "```json decision"):
+            end = lines.index("```", i + 1)
+            found.append((opener.split()[1], "\n".join(lines[i + 1 : end]).encode(), i + 1))
+            i = end
+        i += 1
+    return found
+
+
+BLOCKS = _blocks(DOC)
+DECISIONS = [(body, line) for tag, body, line in BLOCKS if tag == "decision"]
+
+
+def test_doc_has_examples_of_every_action() -> None:
+    actions = {msgspec.json.decode(body, type=Decision).action for body, _ in DECISIONS}
+    assert actions == {"allow", "challenge", "review", "block"}
+    assert BLOCKS[0][0] == "request"
+
+
+@pytest.mark.parametrize("block", DECISIONS, ids=lambda b: f"line{b[1]}")
+def test_documented_decision_is_a_decision(block: tuple[bytes, int]) -> None:
+    body, _ = block
+    decision = msgspec.json.decode(body, type=Decision)
+    # what was written is exactly what the struct would encode (no extra or misspelt keys)
+    assert msgspec.json.decode(msgspec.json.encode(decision)) == msgspec.json.decode(body)
+
+
+def _same_shape(documented: dict[str, Any], served: dict[str, Any]) -> None:
+    assert set(served) == set(documented)
+    assert served["action"] == documented["action"]
+    assert [r["code"] for r in served["reasons"]] == [r["code"] for r in documented["reasons"]]
+    for reason in served["reasons"]:
+        assert set(reason) == {"code", "rule", "text"}
+    assert served.get("challenge") == documented.get("challenge")
+    if "features" in documented:
+        assert set(served["features"]) == set(documented["features"])
+        assert served["shadow"] == documented["shadow"]
+
+
+def test_documented_decisions_match_the_server(client: httpx.Client) -> None:
+    pending: list[Any] = []
+    checked = 0
+    for tag, body, line in BLOCKS:
+        value = msgspec.json.decode(body)
+        if tag == "request":
+            pending.extend(value if isinstance(value, list) else [value])
+            continue
+        assert pending, f"decision at line {line} has no request before it"
+        explain = "features" in value
+        answer = None
+        for i, event in enumerate(pending):
+            last = i == len(pending) - 1
+            params = {"explain": "1"} if last and explain else None
+            answer = client.post("/v1/events", json=event, params=params)
+            assert answer.status_code == 200, f"line {line}: {answer.text}"
+        assert answer is not None
+        _same_shape(value, answer.json())
+        assert answer.json()["event_id"] == value["event_id"]
+        pending = []
+        checked += 1
+    assert checked == len(DECISIONS) >= 5
