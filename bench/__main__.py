@@ -1,0 +1,53 @@
+"""Run every benchmark and print one table; `make bench` calls this.
+
+Results are medians or single long runs as each module says; record them with the machine
+and the date in docs/benchmarks.md. No timing threshold is ever asserted in tests.
+"""
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import http_load, memory, replay_speed, sim_speed
+
+BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
+    "replay (in-process, SQLite, default ruleset)": replay_speed.run,
+    "http (POST /v1/events on loopback)": http_load.run,
+    "feature state memory": memory.run,
+    "simulator (~1M events)": sim_speed.run,
+}
+
+
+def main(selected: list[str]) -> None:
+    console = Console()
+    results: dict[str, dict[str, Any]] = {}
+    for name, bench in BENCHES.items():
+        if selected and not any(s in name for s in selected):
+            continue
+        console.print(f"[bold]running[/bold] {name} …")
+        started = time.perf_counter()
+        results[name] = bench()
+        console.print(f"  done in {time.perf_counter() - started:.0f} s")
+    table = Table(title=f"payguard benchmarks — {platform.python_version()}, {platform.machine()}")
+    table.add_column("benchmark")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, values in results.items():
+        for metric, value in values.items():
+            shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
+            table.add_row(name, metric, shown)
+    console.print(table)
+    out = Path(__file__).with_name("out")
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

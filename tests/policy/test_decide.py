@@ -1,0 +1,74 @@
+"""Policy: ordered outcomes, capped score, common challenge methods, shadow never acts."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payguard.policy import decide
+from payguard.rules import ACTION_RANK, CHALLENGE_METHODS, PolicyConfig, RuleHit
+
+
+def _hit(rule: str, action: str, score: int = 10, challenge: tuple[str, ...] = (),
+         mode: str = "live", status: str = "hit") -> RuleHit:
+    return RuleHit(rule=rule, status=status, mode=mode, action=action, score=score,  # type: ignore[arg-type]
+                   code=rule, reason=f"{rule} reason", challenge=challenge)  # type: ignore[arg-type]
+
+
+hits_strategy = st.lists(
+    st.builds(
+        _hit,
+        rule=st.sampled_from(["a", "b", "c", "d"]),
+        action=st.sampled_from(["allow", "challenge", "review", "block"]),
+        score=st.integers(0, 100),
+        challenge=st.lists(st.sampled_from(CHALLENGE_METHODS), min_size=1, unique=True).map(tuple),
+        mode=st.sampled_from(["live", "live", "shadow"]),
+        status=st.sampled_from(["hit", "hit", "error"]),
+    ),
+    max_size=6,
+)
+
+
+@given(hits_strategy)
+def test_outcome_matches_brute_force_policy(hits: list[RuleHit]) -> None:
+    outcome = decide(list(hits), PolicyConfig())
+    live = [h for h in hits if h.status == "hit" and h.mode == "live"]
+    assert outcome.score == min(100, sum(h.score for h in live))
+    expected = max((ACTION_RANK[h.action] for h in live), default=0)
+    asking = [set(h.challenge) for h in live if h.action == "challenge"]
+    if expected == 1 and not set.intersection(*asking):
+        expected = 2
+    assert ACTION_RANK[outcome.action] == expected
+    if outcome.action == "challenge":
+        assert outcome.challenge and set(outcome.challenge) == set.intersection(*asking)
+    else:
+        assert outcome.challenge is None
+    assert {s.rule for s in outcome.shadow} == {
+        h.rule for h in hits if h.status == "hit" and h.mode == "shadow"
+    }
+
+
+def test_shadow_hit_never_changes_the_action() -> None:
+    outcome = decide([_hit("s", "block", 90, mode="shadow")], PolicyConfig())
+    assert outcome.action == "allow" and outcome.score == 0
+    assert [s.rule for s in outcome.shadow] == ["s"]
+
+
+def test_no_common_method_escalates_to_review_with_reason() -> None:
+    outcome = decide(
+        [_hit("a", "challenge", challenge=("sms_otp",)), _hit("b", "challenge", challenge=("face",))],
+        PolicyConfig(),
+    )
+    assert outcome.action == "review"
+    assert outcome.reasons[-1].code == "NO_TRUSTED_CHALLENGE"
+
+
+def test_score_threshold_escalates_and_says_so() -> None:
+    outcome = decide([_hit("a", "challenge", 60, ("face",)), _hit("b", "allow", 40)],
+                     PolicyConfig(review_at=90))
+    assert outcome.action == "review" and outcome.score == 100
+    assert outcome.reasons[-1].code == "SCORE_THRESHOLD"
+
+
+def test_reasons_are_ordered_block_first() -> None:
+    outcome = decide([_hit("low", "challenge", 5, ("face",)), _hit("top", "block", 1)],
+                     PolicyConfig())
+    assert [r.rule for r in outcome.reasons] == ["top", "low"]

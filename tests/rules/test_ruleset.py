@@ -1,0 +1,87 @@
+"""Ruleset validation and evaluation: errors name the rule, the position and a suggestion."""
+
+from pathlib import Path
+
+import pytest
+
+from payguard.engine import EVENT_TYPES, known_variables
+from payguard.features import FeatureState, load_catalog
+from payguard.rules import RuleError, evaluate, parse_ruleset
+
+ROOT = Path(__file__).resolve().parents[2]
+KNOWN = known_variables(FeatureState(load_catalog()))
+
+
+def _ruleset(when: str, **extra: object) -> str:
+    fields = "".join(f"\n    {k}: {v}" for k, v in extra.items())
+    return (
+        "version: t\nrules:\n  - id: r1\n"
+        f"    when: \"{when}\"\n    action: review\n    reason: because{fields}\n"
+    )
+
+
+def test_default_ruleset_loads_with_enough_rules_and_features() -> None:
+    ruleset = parse_ruleset((ROOT / "rules/default.yaml").read_text(), KNOWN, EVENT_TYPES)
+    assert len(ruleset.rules) >= 30
+    used = set().union(*(r.variables for r in ruleset.rules))
+    assert len(used & set(load_catalog_names())) >= 40
+    assert any(r.rule.mode == "shadow" for r in ruleset.rules)
+
+
+def load_catalog_names() -> list[str]:
+    return list(FeatureState(load_catalog()).features)
+
+
+def test_syntax_error_reports_position() -> None:
+    with pytest.raises(RuleError) as info:
+        parse_ruleset(_ruleset("amount > "), KNOWN, EVENT_TYPES)
+    assert info.value.rule == "r1"
+    assert "1:10" in info.value.message
+
+
+def test_unknown_identifier_suggests_nearest_feature() -> None:
+    with pytest.raises(RuleError) as info:
+        parse_ruleset(_ruleset("count_card_bind_by_usr_1h > 2"), KNOWN, EVENT_TYPES)
+    assert "count_card_bind_by_usr_1h" in info.value.message
+    assert "count_card_bind_by_user_1h" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "when", ["[1, 2].exists(x, x > amount)", "[amount].all(x, x > 0)", "[1].map(x, x)"]
+)
+def test_comprehension_macros_are_refused(when: str) -> None:
+    with pytest.raises(RuleError, match="macros"):
+        parse_ruleset(_ruleset(when), KNOWN, EVENT_TYPES)
+
+
+def test_overlong_expression_is_refused() -> None:
+    with pytest.raises(RuleError, match="longer than"):
+        parse_ruleset(_ruleset(" || ".join(["amount > 1"] * 300)), KNOWN, EVENT_TYPES)
+
+
+def test_unknown_event_type_and_missing_challenge_are_refused() -> None:
+    with pytest.raises(RuleError, match="unknown event type"):
+        parse_ruleset(_ruleset("amount > 1", events="[paymnt]"), KNOWN, EVENT_TYPES)
+    text = _ruleset("amount > 1").replace("action: review", "action: challenge")
+    with pytest.raises(RuleError, match="challenge"):
+        parse_ruleset(text, KNOWN, EVENT_TYPES)
+
+
+def test_params_are_known_variables_and_version_tracks_content() -> None:
+    text = "params:\n  limit: 5\n" + _ruleset("amount > limit")
+    first = parse_ruleset(text, KNOWN, EVENT_TYPES)
+    second = parse_ruleset(text.replace("limit: 5", "limit: 6"), KNOWN, EVENT_TYPES)
+    assert first.version.startswith("t+") and first.version != second.version
+
+
+def test_failing_rule_is_recorded_as_error_and_others_still_run() -> None:
+    text = (
+        "version: t\nrules:\n"
+        "  - {id: bad, when: \"attrs.missing > 1\", action: block, reason: x}\n"
+        "  - {id: good, when: \"amount > 1\", action: review, reason: y}\n"
+        "  - {id: typed, when: \"amount\", action: review, reason: z}\n"
+    )
+    ruleset = parse_ruleset(text, KNOWN, EVENT_TYPES)
+    hits = evaluate(ruleset.rules, {"attrs": {}, "amount": 5})
+    status = {h.rule: h.status for h in hits}
+    assert status == {"bad": "error", "good": "hit", "typed": "error"}
