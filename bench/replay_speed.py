@@ -7,6 +7,7 @@ the same loop as `payguard replay` minus the progress bar, so the figure matches
     .venv/bin/python bench/replay_speed.py [EVENTS.jsonl] [N_EVENTS]
 """
 
+import gc
 import random
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from payguard.config import load_settings
-from payguard.engine import DuplicateEventError, Engine
+from payguard.engine import DuplicateEventError, Engine, batch_gc
 from payguard.events import EventError
 
 USERS = 3_000
@@ -81,7 +82,7 @@ def replay(engine: Engine, events_path: Path, output: Path) -> list[int]:
     flush_every = engine.settings.flush_every
     latencies: list[int] = []
     done = 0
-    with events_path.open("rb") as lines, output.open("wb") as sink:
+    with batch_gc(), events_path.open("rb") as lines, output.open("wb") as sink:
         for line in lines:
             if not line.strip():
                 continue
@@ -94,6 +95,7 @@ def replay(engine: Engine, events_path: Path, output: Path) -> list[int]:
             done += 1
             if done % flush_every == 0:
                 engine.flush()
+                gc.collect(1)  # young generations only: see batch_gc
     return latencies
 
 

@@ -1,12 +1,12 @@
 """Settings from an optional TOML file, overridden by `PAYGUARD_*` environment variables.
 
-    PAYGUARD_CONFIG       path of a TOML file with the keys below
-    PAYGUARD_DATA_DIR     embedded store directory (SQLite log + snapshots)
-    PAYGUARD_RULESET      ruleset YAML file
-    PAYGUARD_FEATURES     feature catalog YAML file
-    PAYGUARD_TOKEN_KEY    secret key for PII tokens (≥ 16 bytes; set it in production)
-    PAYGUARD_UTC_OFFSET   hours east of UTC for `hour`/`weekday` in rules (default 8)
-    PAYGUARD_LOG_LEVEL    logging level (default INFO)
+PAYGUARD_CONFIG       path of a TOML file with the keys below
+PAYGUARD_DATA_DIR     embedded store directory (SQLite log + snapshots)
+PAYGUARD_RULESET      ruleset YAML file
+PAYGUARD_FEATURES     feature catalog YAML file
+PAYGUARD_TOKEN_KEY    secret key for PII tokens (≥ 16 bytes; set it in production)
+PAYGUARD_UTC_OFFSET   hours east of UTC for `hour`/`weekday` in rules (default 8)
+PAYGUARD_LOG_LEVEL    logging level (default INFO)
 """
 
 import os
@@ -60,7 +60,9 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     """File first, then environment; raises ValueError naming the bad key."""
     environ = dict(os.environ) if env is None else env
     values: dict[str, Any] = {}
-    config_path = path or (Path(environ["PAYGUARD_CONFIG"]) if "PAYGUARD_CONFIG" in environ else None)
+    config_path = path or (
+        Path(environ["PAYGUARD_CONFIG"]) if "PAYGUARD_CONFIG" in environ else None
+    )
     if config_path is not None:
         with config_path.open("rb") as fh:
             values.update(tomllib.load(fh))

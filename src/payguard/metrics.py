@@ -47,6 +47,6 @@ class Metrics:
         lines.append(f'payguard_decision_latency_us_bucket{{le="+Inf"}} {total}')
         lines.append(f"payguard_decision_latency_us_sum {self.latency_sum_us}")
         lines.append(f"payguard_decision_latency_us_count {total}")
-        for name, value in sorted(gauges.items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
+        for gauge, reading in sorted(gauges.items()):
+            lines += [f"# TYPE {gauge} gauge", f"{gauge} {reading:g}"]
         return "\n".join(lines) + "\n"

@@ -35,9 +35,7 @@ def test_no_clear_pii_in_database_snapshot_decisions_or_logs(tmp_path: Path) -> 
     rejected = dict(events[0], event_id="bad-1", type="payment", amount="-1")
     rejected["card"] = {"number": "6222021234567890120"}
     rejected_file = tmp_path / "events.jsonl"
-    rejected_file.write_text(
-        EVENTS.read_text() + json.dumps(rejected) + "\n", encoding="utf-8"
-    )
+    rejected_file.write_text(EVENTS.read_text() + json.dumps(rejected) + "\n", encoding="utf-8")
     clear = _clear_values([*events, rejected])
     assert len(clear) > 500, "the example file should exercise many distinct values"
 
@@ -45,10 +43,19 @@ def test_no_clear_pii_in_database_snapshot_decisions_or_logs(tmp_path: Path) -> 
     env["PAYGUARD_RULESET"] = str(ROOT / "rules" / "default.yaml")
     result = subprocess.run(
         [
-            sys.executable, "-m", "payguard.cli", "replay", str(rejected_file),
-            "-o", str(tmp_path / "decisions.jsonl"), "--explain",
+            sys.executable,
+            "-m",
+            "payguard.cli",
+            "replay",
+            str(rejected_file),
+            "-o",
+            str(tmp_path / "decisions.jsonl"),
+            "--explain",
         ],
-        env=env, capture_output=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 2, "the rejected event must give exit code 2"
     assert b"bad-1" in result.stderr and b"card.number" in result.stderr

@@ -94,7 +94,9 @@ def _event(draw: st.DrawFn, i: int, ts: int, earlier_ids: list[str]) -> Event:
         "user_id": None if carrier else draw(st.sampled_from(["u0", "u1", "u2", "u3"])),
         "device_id": maybe(["d0", "d1", "d2"]),
         "ip": maybe(["ip0", "ip1"]),
-        "phone": draw(st.sampled_from(["tel_a", "tel_b"])) if carrier else maybe(["tel_a", "tel_b"]),
+        "phone": draw(st.sampled_from(["tel_a", "tel_b"]))
+        if carrier
+        else maybe(["tel_a", "tel_b"]),
         "channel": maybe(["app", "web"]),
     }
     if kind == "login":
@@ -147,7 +149,11 @@ def test_feedback_never_counts_before_it_arrives() -> None:
     state = FeatureState(SMALL_CATALOG)
     plan = state.plan(["count_label_by_merchant_30m"])
     pay = Event(
-        event_id="p", type="payment", ts=1_000_000, user_id="u", amount=100,
+        event_id="p",
+        type="payment",
+        ts=1_000_000,
+        user_id="u",
+        amount=100,
         merchant=Merchant(id="m0"),
     )
     report = Event(event_id="r", type="fraud_report", ts=1_600_000, user_id="u", ref_event_id="p")

@@ -7,10 +7,24 @@ from payguard.policy import decide
 from payguard.rules import ACTION_RANK, CHALLENGE_METHODS, PolicyConfig, RuleHit
 
 
-def _hit(rule: str, action: str, score: int = 10, challenge: tuple[str, ...] = (),
-         mode: str = "live", status: str = "hit") -> RuleHit:
-    return RuleHit(rule=rule, status=status, mode=mode, action=action, score=score,  # type: ignore[arg-type]
-                   code=rule, reason=f"{rule} reason", challenge=challenge)  # type: ignore[arg-type]
+def _hit(
+    rule: str,
+    action: str,
+    score: int = 10,
+    challenge: tuple[str, ...] = (),
+    mode: str = "live",
+    status: str = "hit",
+) -> RuleHit:
+    return RuleHit(
+        rule=rule,
+        status=status,
+        mode=mode,
+        action=action,
+        score=score,  # type: ignore[arg-type]
+        code=rule,
+        reason=f"{rule} reason",
+        challenge=challenge,
+    )  # type: ignore[arg-type]
 
 
 hits_strategy = st.lists(
@@ -54,7 +68,10 @@ def test_shadow_hit_never_changes_the_action() -> None:
 
 def test_no_common_method_escalates_to_review_with_reason() -> None:
     outcome = decide(
-        [_hit("a", "challenge", challenge=("sms_otp",)), _hit("b", "challenge", challenge=("face",))],
+        [
+            _hit("a", "challenge", challenge=("sms_otp",)),
+            _hit("b", "challenge", challenge=("face",)),
+        ],
         PolicyConfig(),
     )
     assert outcome.action == "review"
@@ -62,13 +79,15 @@ def test_no_common_method_escalates_to_review_with_reason() -> None:
 
 
 def test_score_threshold_escalates_and_says_so() -> None:
-    outcome = decide([_hit("a", "challenge", 60, ("face",)), _hit("b", "allow", 40)],
-                     PolicyConfig(review_at=90))
+    outcome = decide(
+        [_hit("a", "challenge", 60, ("face",)), _hit("b", "allow", 40)], PolicyConfig(review_at=90)
+    )
     assert outcome.action == "review" and outcome.score == 100
     assert outcome.reasons[-1].code == "SCORE_THRESHOLD"
 
 
 def test_reasons_are_ordered_block_first() -> None:
-    outcome = decide([_hit("low", "challenge", 5, ("face",)), _hit("top", "block", 1)],
-                     PolicyConfig())
+    outcome = decide(
+        [_hit("low", "challenge", 5, ("face",)), _hit("top", "block", 1)], PolicyConfig()
+    )
     assert [r.rule for r in outcome.reasons] == ["top", "low"]

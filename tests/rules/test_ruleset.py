@@ -16,7 +16,7 @@ def _ruleset(when: str, **extra: object) -> str:
     fields = "".join(f"\n    {k}: {v}" for k, v in extra.items())
     return (
         "version: t\nrules:\n  - id: r1\n"
-        f"    when: \"{when}\"\n    action: review\n    reason: because{fields}\n"
+        f'    when: "{when}"\n    action: review\n    reason: because{fields}\n'
     )
 
 
@@ -77,9 +77,9 @@ def test_params_are_known_variables_and_version_tracks_content() -> None:
 def test_failing_rule_is_recorded_as_error_and_others_still_run() -> None:
     text = (
         "version: t\nrules:\n"
-        "  - {id: bad, when: \"attrs.missing > 1\", action: block, reason: x}\n"
-        "  - {id: good, when: \"amount > 1\", action: review, reason: y}\n"
-        "  - {id: typed, when: \"amount\", action: review, reason: z}\n"
+        '  - {id: bad, when: "attrs.missing > 1", action: block, reason: x}\n'
+        '  - {id: good, when: "amount > 1", action: review, reason: y}\n'
+        '  - {id: typed, when: "amount", action: review, reason: z}\n'
     )
     ruleset = parse_ruleset(text, KNOWN, EVENT_TYPES)
     hits = evaluate(ruleset.rules, {"attrs": {}, "amount": 5})

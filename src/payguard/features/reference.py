@@ -64,9 +64,11 @@ class ReferenceFeatures:
                 source = self._referenced(logged, position)
             if source is None or not flt.matches(source):
                 continue
-            value = VALUE_EXTRACTORS[spec.of](source) if _keeps_values(spec) else None
-            if _keeps_values(spec) and value is None:
-                continue
+            value = None
+            if spec.of is not None and _keeps_values(spec):
+                value = VALUE_EXTRACTORS[spec.of](source)
+                if value is None:
+                    continue
             for key in self._keys(spec.by, source, position):
                 entries.append((key, logged.ts, value))
         return entries

@@ -70,9 +70,10 @@ class EventFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """Type is checked by the caller's index; this checks the rest."""
         if self.success is not None and event.success is not self.success:
             return False
-        if self.categories is not None:
-            if event.merchant is None or event.merchant.category not in self.categories:
-                return False
+        if self.categories is not None and (
+            event.merchant is None or event.merchant.category not in self.categories
+        ):
+            return False
         return self.channels is None or event.channel in self.channels
 
 

@@ -12,7 +12,7 @@ Eviction drops a prefix once it is older than every window could ask for.
 Cost: append O(1) amortised; count/sum O(log n); distinct/is_new O(k) in the window.
 """
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from typing import Any
 
 from payguard.types import EpochMs

@@ -38,6 +38,8 @@ class Outcome:
 
 
 def decide(hits: list[RuleHit], policy: PolicyConfig) -> Outcome:
+    if not hits and _threshold_rank(0, policy) == 0:
+        return Outcome("allow", 0, [], None, [])  # the common case, without the bookkeeping
     live = [h for h in hits if h.status == "hit" and h.mode == "live"]
     shadow = [
         ShadowHit(rule=h.rule, action=h.action, score=h.score)

@@ -3,7 +3,9 @@
 A rule that raises (a null compared with a number, a missing `attrs` key) or returns a
 non-boolean is recorded with status `error` and does not hit; the decision goes on
 (Marble's behaviour). The CEL context is built once per event from only the variables the
-applicable rules reference.
+applicable rules reference; a caller deciding many events with the same variable names
+passes one `cel.Context` to reuse, because refreshing a context is about twice as cheap as
+building a new one.
 """
 
 from typing import Any
@@ -14,9 +16,18 @@ from payguard.rules.ruleset import CompiledRule
 from payguard.rules.types import RuleHit
 
 
-def evaluate(rules: tuple[CompiledRule, ...], variables: dict[str, Any]) -> list[RuleHit]:
-    """Run every rule; return records for hits and errors (misses leave no record)."""
-    context = cel.Context(variables)
+def evaluate(
+    rules: tuple[CompiledRule, ...], variables: dict[str, Any], context: Any = None
+) -> list[RuleHit]:
+    """Run every rule; return records for hits and errors (misses leave no record).
+
+    `context`, if given, is a `cel.Context` that is updated with `variables` instead of
+    building a new one; it must have been used only with these same variable names, so
+    no value of an earlier event can linger in it."""
+    if context is None:
+        context = cel.Context(variables)
+    else:
+        context.update(variables)
     records: list[RuleHit] = []
     for compiled in rules:
         try:

@@ -94,9 +94,7 @@ class Ruleset(msgspec.Struct, frozen=True):
     policy: PolicyConfig
 
     def for_event_type(self, event_type: str) -> tuple[CompiledRule, ...]:
-        return tuple(
-            r for r in self.rules if r.rule.events is None or event_type in r.rule.events
-        )
+        return tuple(r for r in self.rules if r.rule.events is None or event_type in r.rule.events)
 
 
 def parse_ruleset(text: str, known: Iterable[str], event_types: Iterable[str]) -> Ruleset:

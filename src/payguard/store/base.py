@@ -28,8 +28,11 @@ class Recorder(Protocol):
         """A recorded (tokenized) event, for feedback that references it."""
         ...
 
-    def append(self, event: Event, payload_hash: bytes, decision: bytes, action: str) -> int:
-        """Queue an event with its decision; returns its sequence number."""
+    def append(
+        self, event: Event, payload: bytes, payload_hash: bytes, decision: bytes, action: str
+    ) -> int:
+        """Queue an event with its decision; returns its sequence number. `payload` is the
+        event's JSON, already encoded by the engine to hash it, so it is not encoded twice."""
         ...
 
     def flush(self) -> None:

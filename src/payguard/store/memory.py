@@ -19,7 +19,9 @@ class MemoryRecorder:
         found = self._by_id.get(event_id)
         return found[0] if found else None
 
-    def append(self, event: Event, payload_hash: bytes, decision: bytes, action: str) -> int:
+    def append(
+        self, event: Event, payload: bytes, payload_hash: bytes, decision: bytes, action: str
+    ) -> int:
         self._events.append(event)
         self._by_id[event.event_id] = (event, StoredDecision(payload_hash, decision))
         return len(self._events)

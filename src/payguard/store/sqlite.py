@@ -38,9 +38,9 @@ class SQLiteRecorder:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._encode = msgspec.json.Encoder().encode
         self._decode = msgspec.json.Decoder(Event).decode
-        self._pending: list[tuple[int, Event, bytes, bytes, str]] = []
+        self._pending: list[tuple[int, Event, bytes, bytes, bytes, str]] = []
+        """(seq, event, payload, payload_hash, decision, action) not yet committed."""
         self._pending_ids: dict[str, int] = {}
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self._durable_seq: int = row[0]
@@ -54,7 +54,7 @@ class SQLiteRecorder:
     def lookup(self, event_id: str) -> StoredDecision | None:
         pending = self._pending_ids.get(event_id)
         if pending is not None:
-            _, _, payload_hash, decision, _ = self._pending[pending]
+            _, _, _, payload_hash, decision, _ = self._pending[pending]
             return StoredDecision(payload_hash, decision)
         if hash(event_id) not in self._maybe_known:
             return None
@@ -73,22 +73,23 @@ class SQLiteRecorder:
         found = row.fetchone()
         return self._decode(found[0]) if found else None
 
-    def append(self, event: Event, payload_hash: bytes, decision: bytes, action: str) -> int:
-        seq = self._next_seq
-        self._next_seq += 1
-        self._maybe_known.add(hash(event.event_id))
-        self._pending_ids[event.event_id] = len(self._pending)
-        self._pending.append((seq, event, payload_hash, decision, action))
+    def append(
+        self, event: Event, payload: bytes, payload_hash: bytes, decision: bytes, action: str
+    ) -> int:
+        seq: int = self._next_seq
+        self._next_seq = seq + 1
+        event_id = event.event_id
+        self._maybe_known.add(hash(event_id))
+        pending = self._pending
+        self._pending_ids[event_id] = len(pending)
+        pending.append((seq, event, payload, payload_hash, decision, action))
         return seq
 
     def flush(self) -> None:
         if not self._pending:
             return
-        encode = self._encode
-        event_rows = [
-            (seq, e.event_id, e.ts, e.type, encode(e), h) for seq, e, h, _, _ in self._pending
-        ]
-        decision_rows = [(e.event_id, a, d) for _, e, _, d, a in self._pending]
+        event_rows = [(seq, e.event_id, e.ts, e.type, p, h) for seq, e, p, h, _, _ in self._pending]
+        decision_rows = [(e.event_id, a, d) for _, e, _, _, d, a in self._pending]
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
