@@ -7,9 +7,11 @@ the number of (stream, entity) timelines alive at the end, and by distinct accou
 import tempfile
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 from payguard.config import load_settings
 from payguard.engine import EVENT_TYPES, Engine, known_variables
+from payguard.events import Event
 from payguard.features import FeatureState, load_catalog
 from payguard.rules import parse_ruleset
 from payguard.sim import SimConfig, simulate
@@ -54,7 +56,7 @@ def run(users: int = 3_000, days: int = 30) -> dict[str, float]:
 class _ForgetfulRecorder(MemoryRecorder):
     """Keeps only what feedback lookups need, so the measurement is feature state alone."""
 
-    def append(self, event, payload_hash, decision, action):  # type: ignore[no-untyped-def]
+    def append(self, event: Event, *record: Any, **fields: Any) -> int:
         self._by_id[event.event_id] = (event, None)  # type: ignore[assignment]
         return len(self._by_id)
 
