@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from payguard.sim.population import luhn_complete
+
 REPO = Path(__file__).resolve().parents[1]
 MAX_EVENTS = 200_000
 MAX_SECONDS = 120.0
@@ -37,15 +39,6 @@ from payguard.api import serve
 from payguard.config import load_settings
 serve(load_settings(), "127.0.0.1", int(sys.argv[1]))
 """
-
-
-def luhn_complete(prefix: str) -> str:
-    """`prefix` plus its Luhn check digit: a valid test PAN."""
-    total = 0
-    for i, ch in enumerate(reversed(prefix)):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return prefix + str((10 - total % 10) % 10)
 
 
 def generate_events(n: int, users: int = 3_000, seed: int = 7) -> list[bytes]:

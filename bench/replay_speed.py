@@ -19,6 +19,7 @@ import msgspec
 from payguard.config import load_settings
 from payguard.engine import DuplicateEventError, Engine, batch_gc
 from payguard.events import EventError
+from payguard.sim.population import luhn_complete as _luhn
 
 USERS = 3_000
 MERCHANTS = 500
@@ -63,15 +64,6 @@ def generate(path: Path, n_events: int, seed: int = 7) -> None:
             elif kind == "card_bind":
                 body["card"] = {"number": cards[u]}
             fh.write(encode(body) + b"\n")
-
-
-def _luhn(body: str) -> str:
-    """`body` plus the check digit that makes it pass the Luhn test (the decoder checks)."""
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return body + str((10 - total % 10) % 10)
 
 
 def replay(engine: Engine, events_path: Path, output: Path) -> list[int]:

@@ -51,19 +51,6 @@ class Server:
         self.engine.close()
 
 
-def luhn_complete(prefix: str) -> str:
-    """`prefix` plus the Luhn check digit."""
-    total = 0
-    for i, ch in enumerate(reversed(prefix)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return prefix + str((10 - total % 10) % 10)
-
-
 def event(event_id: str, type_: str, user: str, ts: int, **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"event_id": event_id, "type": type_, "ts": ts, "user_id": user}
     body.update(fields)

@@ -5,9 +5,10 @@ from typing import Any
 
 import httpx
 import msgspec
-from apiserver import Server, event, luhn_complete
+from apiserver import Server, event
 
 from payguard.policy import Decision
+from payguard.sim.population import luhn_complete
 
 T0 = 1_599_183_000_000  # 2020-09-04T09:30:00+08:00
 PAN = "6222 0212 3456 7890 128"

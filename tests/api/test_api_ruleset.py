@@ -1,7 +1,9 @@
 """Ruleset over HTTP: rejected edits name rule and position; accepted ones hot-reload."""
 
 import httpx
-from apiserver import DEFAULT_RULESET, Server, event, luhn_complete
+from apiserver import DEFAULT_RULESET, Server, event
+
+from payguard.sim.population import luhn_complete
 
 T0 = 1_599_183_000_000
 YAML = {"content-type": "text/yaml"}
