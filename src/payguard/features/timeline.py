@@ -10,6 +10,7 @@ costs O(entries after it), which is small because late events are rarely late by
 Eviction drops a prefix once it is older than every window could ask for.
 
 Cost: append O(1) amortised; count/sum O(log n); distinct/is_new O(k) in the window.
+The readers live in `features.state` (one specialised closure per feature, on the hot path).
 """
 
 from bisect import bisect_right
@@ -61,35 +62,6 @@ class Timeline:
             totals.insert(pos, before + value)
             for i in range(pos + 1, len(totals)):
                 totals[i] += value
-
-    def bounds(self, t: EpochMs, window_ms: int) -> tuple[int, int]:
-        """Index range of the entries with t - window < ts <= t."""
-        times = self.ts
-        return bisect_right(times, t - window_ms), bisect_right(times, t)
-
-    def count(self, t: EpochMs, window_ms: int) -> int:
-        times = self.ts
-        return bisect_right(times, t) - bisect_right(times, t - window_ms)
-
-    def sum(self, t: EpochMs, window_ms: int) -> int:
-        lo, hi = self.bounds(t, window_ms)
-        totals = self.totals
-        if totals is None or hi <= lo:
-            return 0
-        return totals[hi - 1] - (totals[lo - 1] if lo else self.running)
-
-    def distinct(self, t: EpochMs, window_ms: int) -> int:
-        lo, hi = self.bounds(t, window_ms)
-        return len(set(self.values[lo:hi]))
-
-    def contains(self, t: EpochMs, window_ms: int, value: Any) -> bool:
-        lo, hi = self.bounds(t, window_ms)
-        return value in self.values[lo:hi]
-
-    def last_before(self, t: EpochMs, window_ms: int) -> EpochMs | None:
-        """The latest ts in (t - window, t], or None."""
-        lo, hi = self.bounds(t, window_ms)
-        return self.ts[hi - 1] if hi > lo else None
 
     def evict_through(self, horizon: EpochMs) -> None:
         """Drop entries with ts <= horizon; no window can reach them any more."""
