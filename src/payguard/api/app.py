@@ -268,7 +268,7 @@ def create_app(
         try:
             event = decoder.decode(body)
         except EventError as exc:
-            raise reject(exc, 400 if exc.reason.startswith("malformed JSON") else 422) from None
+            raise reject(exc, 400 if exc.malformed else 422) from None
         try:
             decision, repeat = engine.process(event)
         except DuplicateEventError as exc:
@@ -468,7 +468,7 @@ def _batch_shape_error(
     exc: EventError, body: bytes, reject: Callable[[EventError, int, int | None], ApiError]
 ) -> ApiError:
     """Split msgspec's `[i].field` path into the batch index and the event's own field."""
-    if exc.reason.startswith("malformed JSON"):
+    if exc.malformed:
         return reject(exc, 400, None)
     match = _BATCH_PATH.match(exc.field)
     if match is None:

@@ -190,7 +190,9 @@ def _from_msgspec(exc: msgspec.DecodeError, raw: bytes | str) -> EventError:
         path = f"{path}.{name_match.group('name')}".lstrip(".")
     reason = _MSGSPEC_PATH.sub("", message).strip(" -")
     if not isinstance(exc, msgspec.ValidationError):
-        return EventError(path or "$", f"malformed JSON: {reason}", _event_id_of(raw))
+        return EventError(
+            path or "$", f"malformed JSON: {reason}", _event_id_of(raw), malformed=True
+        )
     if reason.startswith("Invalid enum value"):  # msgspec quotes the value: drop it
         reason = "Invalid enum value; see docs/events.md for the allowed values"
     return EventError(path or "$", reason, _event_id_of(raw))

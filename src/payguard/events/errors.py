@@ -10,11 +10,15 @@ from typing import Any
 class EventError(ValueError):
     """An event failed contract v1: `field` is a dotted path (`card.number`), `reason` is prose."""
 
-    def __init__(self, field: str, reason: str, event_id: str | None = None) -> None:
+    def __init__(
+        self, field: str, reason: str, event_id: str | None = None, *, malformed: bool = False
+    ) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
         self.event_id = event_id
+        self.malformed = malformed
+        """True when the body was not JSON at all (HTTP 400), not a contract violation (422)."""
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
