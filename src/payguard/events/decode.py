@@ -8,7 +8,7 @@ the field. After `EventDecoder.decode` returns, no later stage re-validates.
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -24,6 +24,8 @@ from payguard.events.contract import (
 from payguard.events.errors import EventError
 from payguard.events.tokenize import Tokenizer, clear_pii_in
 from payguard.types import EpochMs, Fen
+
+T = TypeVar("T")
 
 MIN_TS_MS: EpochMs = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TS_MS: EpochMs = 4_102_444_800_000  # 2100-01-01T00:00:00Z
@@ -93,22 +95,11 @@ class EventDecoder:
 
     def decode(self, raw: bytes | str) -> Event:
         """One JSON object to an `Event`; raises `EventError` naming the field."""
-        try:
-            wire = self._one.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise _from_msgspec(exc, raw) from None
-        except RecursionError:  # msgspec's answer to very deep nesting
-            raise EventError("$", "nested too deeply", _event_id_of(raw)) from None
-        return self.validate(wire)
+        return self.validate(_shape(self._one, raw))
 
     def decode_many(self, raw: bytes | str) -> list[EventIn]:
         """A JSON array of events, checked for shape only; call `validate` on each."""
-        try:
-            return self._many.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise _from_msgspec(exc, raw) from None
-        except RecursionError:  # msgspec's answer to very deep nesting
-            raise EventError("$", "nested too deeply", _event_id_of(raw)) from None
+        return _shape(self._many, raw)
 
     def validate(self, wire: EventIn) -> Event:
         try:
@@ -178,6 +169,16 @@ def _check_attrs(attrs: dict[str, Any]) -> None:
             stack.extend((f"{path}.{key}", item) for key, item in reversed(value.items()))
         elif isinstance(value, list):
             stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+
+
+def _shape(decoder: "msgspec.json.Decoder[T]", raw: bytes | str) -> T:
+    """Decode the wire shape, turning every failure into an `EventError`."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _from_msgspec(exc, raw) from None
+    except RecursionError:  # msgspec's answer to very deep nesting
+        raise EventError("$", "nested too deeply", _event_id_of(raw)) from None
 
 
 def _from_msgspec(exc: msgspec.DecodeError, raw: bytes | str) -> EventError:
