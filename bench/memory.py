@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from payguard.config import load_settings
-from payguard.engine import EVENT_TYPES, Engine, known_variables
+from payguard.engine import Engine, compile_ruleset
 from payguard.events import Event
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import parse_ruleset
 from payguard.sim import SimConfig, simulate
 from payguard.store import MemoryRecorder
 
@@ -26,9 +25,7 @@ def run(users: int = 3_000, days: int = 30) -> dict[str, float]:
         simulate(SimConfig(users=users, days=days, seed=3), events_path, labels_path)
         settings = load_settings(env={})
         features = FeatureState(load_catalog())
-        ruleset = parse_ruleset(
-            (ROOT / "rules/default.yaml").read_text(), known_variables(features), EVENT_TYPES
-        )
+        ruleset = compile_ruleset((ROOT / "rules/default.yaml").read_text(), features)
         engine = Engine(
             features=features, ruleset=ruleset, recorder=MemoryRecorder(), settings=settings
         )

@@ -94,9 +94,7 @@ class Engine:
     def open(cls, settings: Settings) -> "Engine":
         """The embedded default: SQLite in `settings.data_dir`, state recovered from it."""
         features = FeatureState(load_catalog(settings.features))
-        ruleset = parse_ruleset(
-            settings.ruleset.read_text(encoding="utf-8"), known_variables(features), EVENT_TYPES
-        )
+        ruleset = compile_ruleset(settings.ruleset.read_text(encoding="utf-8"), features)
         data_dir = settings.data_dir
         engine = cls(
             features=features,
@@ -119,7 +117,7 @@ class Engine:
 
     def parse_ruleset(self, text: str) -> Ruleset:
         """Validate ruleset text against this engine's features (raises RuleError)."""
-        return parse_ruleset(text, known_variables(self.features), EVENT_TYPES)
+        return compile_ruleset(text, self.features)
 
     # -- the decision path ----------------------------------------------------------------
 
@@ -292,6 +290,11 @@ def batch_gc() -> Iterator[None]:
         if enabled:
             gc.enable()
         gc.unfreeze()
+
+
+def compile_ruleset(text: str, features: FeatureState) -> Ruleset:
+    """Parse and validate ruleset text against these features (raises RuleError)."""
+    return parse_ruleset(text, known_variables(features), EVENT_TYPES)
 
 
 def known_variables(features: FeatureState) -> set[str]:

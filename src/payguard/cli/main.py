@@ -23,10 +23,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from payguard.config import Settings, load_settings
-from payguard.engine import EVENT_TYPES, DuplicateEventError, Engine, batch_gc, known_variables
+from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import RuleError, Ruleset, parse_ruleset
+from payguard.rules import RuleError, Ruleset
 from payguard.store import MemoryRecorder
 
 app = typer.Typer(
@@ -183,9 +183,7 @@ def _load_rules(path: Path, settings: Settings) -> tuple[Ruleset, FeatureState]:
         _fail(f"no such ruleset file: {path}")
     features = FeatureState(load_catalog(settings.features))
     try:
-        ruleset = parse_ruleset(
-            path.read_text(encoding="utf-8"), known_variables(features), EVENT_TYPES
-        )
+        ruleset = compile_ruleset(path.read_text(encoding="utf-8"), features)
     except RuleError as exc:
         _fail(str(exc))
     return ruleset, features
