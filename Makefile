@@ -17,12 +17,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## demo: decide the bundled example events on a fresh embedded store and print the summary
+## demo: simulate a month of customers and attacks, decide every event, write the backtest
 demo: venv
 	rm -rf $(DATA)
+	mkdir -p $(DATA)
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard rules check rules/default.yaml
-	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard replay examples/events.jsonl -o $(DATA)/decisions.jsonl
+	$(BIN)/payguard simulate --users 5000 --days 30 --seed 7 \
+		-o $(DATA)/events.jsonl --labels $(DATA)/labels.jsonl
+	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard replay $(DATA)/events.jsonl -o $(DATA)/decisions.jsonl
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard rules test rules/default.yaml examples/events.jsonl
+	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard backtest $(DATA)/events.jsonl \
+		--labels $(DATA)/labels.jsonl --ruleset rules/default.yaml \
+		--html $(DATA)/backtest.html --json $(DATA)/backtest.json
 
 ## test: lint, type-check and run the whole test suite
 test: lint typecheck unit

@@ -56,8 +56,11 @@ def _check_stream(events: bytes, labels: bytes) -> Counter[str]:
     scenarios: Counter[str] = Counter()
     for line in labels.splitlines():
         label = json.loads(line)
-        assert set(label) == {"event_id", "campaign", "scenario", "attack"}
+        assert set(label) - {"victim_reads_otp"} == {"event_id", "campaign", "scenario", "attack"}
         assert label["attack"] is True and label["event_id"] in seen
+        if "victim_reads_otp" in label:
+            assert label["victim_reads_otp"] is True
+            assert label["scenario"] == "credential_stuffing"
         scenarios[label["scenario"]] += 1
     return scenarios
 
@@ -109,6 +112,22 @@ def test_each_scenario_alone_is_valid(scenario: str, tmp_path: Path) -> None:
     events, labels, summary = _run(cfg, tmp_path)
     assert set(_check_stream(events, labels)) == {scenario}
     assert summary.campaigns[scenario] >= 1
+
+
+def test_stuffing_marks_the_chains_of_victims_who_read_codes_out(tmp_path: Path) -> None:
+    """A stuffing transfer needs the victim to read the OTP out, so it always carries the
+    marker; the failed logins on other accounts never do (docs/simulator.md, labels)."""
+    cfg = SimConfig(users=400, days=6, seed=5, attack_rate=0.05, scenarios=("credential_stuffing",))
+    events, labels, _ = _run(cfg, tmp_path)
+    types = {e["event_id"]: e["type"] for e in map(json.loads, events.splitlines())}
+    flags = [
+        (types[lab["event_id"]], lab.get("victim_reads_otp", False))
+        for lab in map(json.loads, labels.splitlines())
+    ]
+    transfers = [flag for kind, flag in flags if kind == "transfer"]
+    logins = [flag for kind, flag in flags if kind == "login"]
+    assert transfers and all(transfers)
+    assert any(logins) and not all(logins)
 
 
 @settings(max_examples=8, deadline=None)

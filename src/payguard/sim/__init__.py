@@ -9,13 +9,19 @@ import time
 from pathlib import Path
 
 from payguard.sim.attacks import feedback, generate_attacks
-from payguard.sim.config import ATTACKER_CAN_PASS, SCENARIOS, SimConfig, SimSummary
+from payguard.sim.config import (
+    ATTACKER_CAN_PASS,
+    READ_OUT_ONLY,
+    SCENARIOS,
+    SimConfig,
+    SimSummary,
+)
 from payguard.sim.legit import build_population, generate_legit
 from payguard.sim.population import make_merchants
 from payguard.sim.world import World
 from payguard.sim.writer import write
 
-__all__ = ["ATTACKER_CAN_PASS", "SCENARIOS", "SimConfig", "SimSummary", "simulate"]
+__all__ = ["ATTACKER_CAN_PASS", "READ_OUT_ONLY", "SCENARIOS", "SimConfig", "SimSummary", "simulate"]
 
 
 def simulate(cfg: SimConfig, events_path: Path, labels_path: Path) -> SimSummary:

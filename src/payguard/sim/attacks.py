@@ -80,6 +80,11 @@ class Campaign:
         self.emit(t, em.ref({"type": "otp_verify", **who, "method": "sms", "success": ok}, send))
         return t
 
+    def mark_reads_otp(self, since: int) -> None:
+        """Label this campaign's events from sequence `since` on as 'victim reads codes out'."""
+        em = self.w.em
+        em.reads_otp.update(s for s in range(since, em.next_seq) if s in em.labels)
+
     def money(self, t: int, body: Body, user: User, amount: int) -> int:
         body["amount"] = yuan(amount)
         seq = self.emit(t, body)
@@ -202,8 +207,9 @@ def credential_stuffing(c: Campaign, victims: Victims) -> None:
         if i in winners:
             v = victims.draw(t)
             who = base(v.uid, rng.choice(pool), ips[k], cities[k])
-            c.emit(t, {"type": "login", **who, "method": "password", "success": True})
-            _stuffing_cashout(c, v, who, t + rng.randint(MINUTE, 6 * HOUR))
+            login = c.emit(t, {"type": "login", **who, "method": "password", "success": True})
+            if _stuffing_cashout(c, v, who, t + rng.randint(MINUTE, 6 * HOUR)):
+                c.mark_reads_otp(login)
             continue
         uid = w.users[rng.randrange(len(w.users))].uid if rng.random() < 0.7 else w.new_uid()
         who = base(uid, rng.choice(pool), ips[k], cities[k])
@@ -212,7 +218,8 @@ def credential_stuffing(c: Campaign, victims: Victims) -> None:
             t += rng.randint(1, 5)
 
 
-def _stuffing_cashout(c: Campaign, v: User, who: Body, t: int) -> None:
+def _stuffing_cashout(c: Campaign, v: User, who: Body, t: int) -> bool:
+    """Gold churn and/or a transfer; returns whether this victim reads codes to the caller."""
     rng = c.w.rng
     reads_code = rng.random() < 0.35
     if rng.random() < 0.5:
@@ -227,7 +234,7 @@ def _stuffing_cashout(c: Campaign, v: User, who: Body, t: int) -> None:
         t += rng.randint(5 * MINUTE, 3 * HOUR)
         c.money(t, {"type": "investment_redeem", **who, "merchant": gold}, v, total)
         if rng.random() < 0.5:
-            return
+            return reads_code
     payee = {
         "id": f"p{rng.getrandbits(48):012x}",
         "card": make_pan(rng, False),
@@ -237,10 +244,11 @@ def _stuffing_cashout(c: Campaign, v: User, who: Body, t: int) -> None:
     if not reads_code:
         if rng.random() < 0.5:
             c.otp(t + rng.randint(30, 200), who, v.phone, "transfer", False, (15, 90))
-        return
+        return False
     fen = min(v.balance_fen, 5_000_000) // 100_00 * 100_00 or 500_00
     body = {"type": "transfer", **who, "card": v.cards[0], "payee": payee}
     c.money(t + rng.randint(2, 20), body, v, fen)
+    return True
 
 
 def phone_theft_takeover(c: Campaign, victims: Victims) -> None:

@@ -34,6 +34,10 @@ ATTACKER_CAN_PASS: dict[str, frozenset[str]] = {
 }
 """Scenario -> challenge methods the attacker can pass (for backtesting step-up policies)."""
 
+READ_OUT_ONLY: dict[str, frozenset[str]] = {"credential_stuffing": frozenset({"sms_otp"})}
+"""Methods in ATTACKER_CAN_PASS that the attacker passes only on events whose label line
+carries `"victim_reads_otp": true` (the victim reads the code to the caller)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:

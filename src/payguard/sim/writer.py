@@ -21,13 +21,20 @@ _CHUNK = 65_536
 class Emitter:
     """Append-only event buffer with labels and the set of events others refer to."""
 
-    __slots__ = ("_seq", "events", "labels", "referenced")
+    __slots__ = ("_seq", "events", "labels", "reads_otp", "referenced")
 
     def __init__(self) -> None:
         self.events: list[tuple[int, int, Body]] = []
         self.labels: dict[int, tuple[str, str]] = {}
+        self.reads_otp: set[int] = set()
+        """Labelled events whose victim reads SMS codes to the attacker (label marker)."""
         self.referenced: set[int] = set()
         self._seq = 0
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next emitted event will get."""
+        return self._seq
 
     def emit(self, ts: int, body: Body) -> int:
         """Buffer one event at epoch second `ts`; returns its sequence number."""
@@ -93,9 +100,10 @@ def write(
             by_type[body["type"]] += 1
             label = labels.get(seq)
             if label is not None:
-                label_chunk.append(
-                    {"event_id": eid, "campaign": label[0], "scenario": label[1], "attack": True}
-                )
+                line = {"event_id": eid, "campaign": label[0], "scenario": label[1], "attack": True}
+                if seq in em.reads_otp:
+                    line["victim_reads_otp"] = True
+                label_chunk.append(line)
                 by_scenario[label[1]] += 1
                 n_labels += 1
             if len(chunk) >= _CHUNK:

@@ -1,0 +1,141 @@
+"""The backtest on the terminal: rich tables, the same numbers as the HTML and JSON."""
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from payguard.backtest.fmt import DASH, cny, duration, number, pct
+from payguard.backtest.score import FRICTION, LEAVING_TYPES, ScenarioResult, Summary
+from payguard.backtest.score import share as ratio
+
+TOP_LOSSES = 10
+
+
+def render_text(summary: Summary, console: Console) -> None:
+    """Print every section of the report."""
+    console.print(_headline(summary), highlight=False)
+    for table in (
+        _scenarios(summary),
+        _legit(summary),
+        _rules(summary),
+        _scores(summary),
+        _losses(summary),
+    ):
+        if table.row_count:
+            console.print(table)
+    legit = summary.legit
+    console.print(
+        f"legitimate customers with any friction: {legit.customers_with_friction:,} of "
+        f"{legit.customers:,} ({pct(ratio(legit.customers_with_friction, legit.customers), 2)})",
+        highlight=False,
+    )
+
+
+def _headline(s: Summary) -> str:
+    rate = f" ({s.events / s.elapsed_s:,.0f} events/s)" if s.elapsed_s >= 0.1 else ""
+    repeats = f", {s.repeats:,} repeats skipped" if s.repeats else ""
+    return (
+        f"[bold]backtest[/bold] ruleset {escape(s.ruleset)}: {s.events:,} events "
+        f"({s.attack_events:,} attack in {s.total.campaigns:,} campaigns, "
+        f"{s.legit_events:,} legitimate{repeats}) decided in {s.elapsed_s:.1f} s{rate}"
+    )
+
+
+def _scenarios(s: Summary) -> Table:
+    table = Table(
+        title="Attack campaigns (medians over stopped campaigns)",
+        caption=f"money: {', '.join(sorted(LEAVING_TYPES))} (docs/backtest.md)",
+    )
+    table.add_column("scenario", no_wrap=True)
+    for name in (
+        "campaigns",
+        "stopped before money",
+        "money stopped",
+        "money CNY",
+        "loss CNY",
+        "time to stop",
+        "events to stop",
+    ):
+        table.add_column(name, justify="right")
+    for row in s.scenarios:
+        table.add_row(*_scenario_cells(row))
+    if s.scenarios:
+        table.add_row(*_scenario_cells(s.total), style="bold")
+    return table
+
+
+def _scenario_cells(r: ScenarioResult) -> list[str]:
+    before = f"{r.stopped_before_money}/{r.campaigns_with_money}"
+    return [
+        escape(r.scenario),
+        f"{r.campaigns:,}",
+        f"{before} ({pct(r.stopped_before_money_share, 0)})",
+        pct(r.money_stopped_share),
+        cny(r.money_fen),
+        cny(r.loss_fen),
+        duration(r.median_seconds_to_stop),
+        number(r.median_events_to_stop),
+    ]
+
+
+def _legit(s: Summary) -> Table:
+    legit = s.legit
+    table = Table(title="Legitimate traffic (events without a label)")
+    for name in ("events", "count", *FRICTION, "any friction"):
+        table.add_column(name, justify="left" if name == "events" else "right")
+    for name, actions, total in (
+        ("money events", legit.money_actions, legit.money_events),
+        ("all events", legit.actions, legit.events),
+    ):
+        rates = [pct(ratio(actions[a], total), 2) for a in FRICTION]
+        any_friction = sum(actions[a] for a in FRICTION)
+        table.add_row(name, f"{total:,}", *rates, pct(ratio(any_friction, total), 2))
+    return table
+
+
+def _rules(s: Summary) -> Table:
+    table = Table(title="Rules (shadow rows: what the rule would have done)")
+    table.add_column("rule", no_wrap=True)
+    table.add_column("mode")
+    table.add_column("action")
+    for name in ("hits", "attack", "precision", "recall", "campaigns", "stops alone", "errors"):
+        table.add_column(name, justify="right")
+    for r in s.rules:
+        alone = DASH if r.money_stopped_alone_fen is None else pct(r.money_stopped_alone_share)
+        table.add_row(
+            escape(r.rule),
+            r.mode,
+            r.action,
+            f"{r.hits:,}",
+            f"{r.attack_hits:,}",
+            pct(r.precision),
+            pct(r.recall),
+            f"{r.campaigns_hit:,}",
+            alone,
+            f"{r.errors:,}" if r.errors else "",
+            style="dim" if not r.hits else None,
+        )
+    return table
+
+
+def _scores(s: Summary) -> Table:
+    h = s.scores
+    table = Table(title="Score distribution (share of each class)")
+    for name in ("score", "attack events", "legitimate events"):
+        table.add_column(name, justify="right")
+    attack, legit = sum(h.attack), sum(h.legit)
+    for bucket, a, g in zip(h.buckets, h.attack, h.legit, strict=True):
+        table.add_row(bucket, f"{a:,} ({pct(ratio(a, attack))})", f"{g:,} ({pct(ratio(g, legit))})")
+    return table
+
+
+def _losses(s: Summary) -> Table:
+    table = Table(title=f"Largest losses (top {TOP_LOSSES} campaigns)")
+    table.add_column("campaign", no_wrap=True)
+    for name in ("scenario", "money CNY", "loss CNY", "stopped at"):
+        table.add_column(name, justify="right" if "CNY" in name else "left")
+    for c in [c for c in s.campaigns if c.loss_fen > 0][:TOP_LOSSES]:
+        where = f"{c.stop_type} ({c.stop_action}, event {c.events_to_stop})" if c.stopped else DASH
+        names = escape(c.campaign), escape(c.scenario)
+        table.add_row(*names, cny(c.money_fen), cny(c.loss_fen), where)
+    return table

@@ -1,0 +1,405 @@
+"""Backtest arithmetic: from decided events and attack labels to the report's numbers.
+
+Pure (no I/O, no engine), so every number in the report can be checked by hand on a small
+file. The semantics are the issue's, written down in docs/backtest.md:
+
+* a campaign is **stopped** at its first event that is blocked, sent to review, or
+  challenged with only methods that scenario's attacker cannot pass; money events from that
+  event on count as stopped, earlier ones are lost;
+* **money** is money that leaves the customer: `LEAVING_TYPES`, amounts in integer fen;
+* events without a label line are **legitimate**.
+"""
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
+
+import msgspec
+
+from payguard.sim.config import ALL_CHALLENGES, ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS
+
+LEAVING_TYPES: frozenset[str] = frozenset(
+    {"payment", "transfer", "withdrawal", "investment_buy", "loan_disburse"}
+)
+"""Event types whose amount leaves the customer (or, for a loan, lands as their debt).
+Not money here: loan_apply (a request), investment_redeem (the bought position coming
+back), refund (money returning)."""
+
+ACTIONS: tuple[str, ...] = ("allow", "challenge", "review", "block")
+FRICTION: tuple[str, ...] = ("challenge", "review", "block")
+SCORE_BUCKETS: tuple[tuple[int, int], ...] = (
+    (0, 0),
+    (1, 9),
+    *((lo, lo + 9) for lo in range(10, 100, 10)),
+    (100, 100),
+)
+POLICY_PREFIX = "policy:"
+"""Outcome.rules entries for policy reasons (SCORE_THRESHOLD, NO_TRUSTED_CHALLENGE)."""
+
+
+class Label(msgspec.Struct, frozen=True):
+    """One label line, minus its event_id (the key it is stored under)."""
+
+    campaign: str
+    scenario: str
+    victim_reads_otp: bool = False
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """One decided event, reduced to what the arithmetic needs (no PII)."""
+
+    event_id: str
+    ts_ms: int
+    type: str
+    action: str
+    score: int
+    amount_fen: int = 0
+    user_id: str | None = None
+    challenge: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    """Live rules in the reasons, plus `policy:<code>` for policy reasons."""
+    shadow: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+class RuleInfo(msgspec.Struct, frozen=True):
+    """What a rule would do on its own: from the ruleset, not from any one decision."""
+
+    id: str
+    mode: str
+    action: str
+    challenge: tuple[str, ...] = ()
+
+
+class CampaignResult(msgspec.Struct, frozen=True):
+    campaign: str
+    scenario: str
+    events: int
+    money_events: int
+    money_fen: int
+    stopped_money_fen: int
+    own_decision_stopped_fen: int
+    """Money on events that were themselves stopped (no carry-over from earlier stops)."""
+    loss_fen: int
+    stopped: bool
+    stopped_before_money: bool
+    stop_event_id: str | None = None
+    stop_type: str | None = None
+    stop_action: str | None = None
+    stop_rules: tuple[str, ...] = ()
+    events_to_stop: int | None = None
+    seconds_to_stop: float | None = None
+
+
+class ScenarioResult(msgspec.Struct, frozen=True):
+    scenario: str
+    campaigns: int
+    campaigns_with_money: int
+    campaigns_stopped: int
+    stopped_before_money: int
+    stopped_before_money_share: float | None
+    money_fen: int
+    stopped_money_fen: int
+    money_stopped_share: float | None
+    own_decision_stopped_fen: int
+    loss_fen: int
+    median_seconds_to_stop: float | None
+    median_events_to_stop: float | None
+
+
+class LegitResult(msgspec.Struct, frozen=True):
+    events: int
+    money_events: int
+    actions: dict[str, int]
+    money_actions: dict[str, int]
+    money_fen: int
+    money_fen_by_action: dict[str, int]
+    customers: int
+    customers_with_friction: int
+
+
+class RuleResult(msgspec.Struct, frozen=True):
+    rule: str
+    mode: str
+    action: str
+    hits: int
+    attack_hits: int
+    legit_hits: int
+    precision: float | None
+    recall: float | None
+    """Share of all attack events this rule hit."""
+    campaigns_hit: int
+    money_stopped_alone_fen: int | None
+    """Attack money this rule would stop if it were the only rule (None for policy rows)."""
+    money_stopped_alone_share: float | None
+    errors: int
+
+
+class ScoreHistogram(msgspec.Struct, frozen=True):
+    buckets: list[str]
+    attack: list[int]
+    legit: list[int]
+
+
+class Summary(msgspec.Struct, frozen=True):
+    """Everything the terminal, HTML and JSON reports show."""
+
+    ruleset: str
+    events: int
+    attack_events: int
+    legit_events: int
+    scenarios: list[ScenarioResult]
+    total: ScenarioResult
+    legit: LegitResult
+    rules: list[RuleResult]
+    scores: ScoreHistogram
+    campaigns: list[CampaignResult]
+    repeats: int = 0
+    elapsed_s: float = 0.0
+
+
+def share(part: int, whole: int) -> float | None:
+    """part / whole, or None when there is nothing to divide (shown as a dash)."""
+    return part / whole if whole else None
+
+
+def is_money(event_type: str) -> bool:
+    return event_type in LEAVING_TYPES
+
+
+def passable(label: Label) -> frozenset[str]:
+    """Challenge methods this event's attacker passes; unknown scenarios pass everything,
+    so a challenge never counts as a stop for an attacker we know nothing about."""
+    methods = ATTACKER_CAN_PASS.get(label.scenario, ALL_CHALLENGES)
+    if label.victim_reads_otp:
+        return methods
+    return methods - READ_OUT_ONLY.get(label.scenario, frozenset())
+
+
+def stops(action: str, challenge: Iterable[str], can_pass: frozenset[str]) -> bool:
+    """Blocked, reviewed, or challenged with no method the attacker can pass."""
+    if action in ("block", "review"):
+        return True
+    return action == "challenge" and not can_pass.intersection(challenge)
+
+
+def score(
+    outcomes: Sequence[Outcome],
+    labels: Mapping[str, Label],
+    rules: Sequence[RuleInfo],
+    ruleset: str = "",
+) -> Summary:
+    """All report numbers for outcomes in decision order; labels keyed by event_id."""
+    chains: dict[str, list[tuple[Outcome, Label]]] = {}
+    legit: list[Outcome] = []
+    for outcome in outcomes:
+        label = labels.get(outcome.event_id)
+        if label is None:
+            legit.append(outcome)
+        else:
+            chains.setdefault(label.campaign, []).append((outcome, label))
+    campaigns = [_campaign(cid, chain) for cid, chain in chains.items()]
+    scenarios = [_scenario(s, [c for c in campaigns if c.scenario == s]) for s in _order(chains)]
+    attack_events = len(outcomes) - len(legit)
+    return Summary(
+        ruleset=ruleset,
+        events=len(outcomes),
+        attack_events=attack_events,
+        legit_events=len(legit),
+        scenarios=scenarios,
+        total=_scenario("all scenarios", campaigns),
+        legit=_legit(legit),
+        rules=_rules(outcomes, labels, chains, rules, attack_events),
+        scores=_histogram(outcomes, labels),
+        campaigns=sorted(campaigns, key=lambda c: (-c.loss_fen, c.campaign)),
+    )
+
+
+def _order(chains: Mapping[str, list[tuple[Outcome, Label]]]) -> list[str]:
+    present = {chain[0][1].scenario for chain in chains.values()}
+    return [s for s in SCENARIOS if s in present] + sorted(present - set(SCENARIOS))
+
+
+def _stop_index(chain: Sequence[tuple[Outcome, Label]]) -> int | None:
+    for i, (o, label) in enumerate(chain):
+        if stops(o.action, o.challenge, passable(label)):
+            return i
+    return None
+
+
+def _campaign(cid: str, chain: Sequence[tuple[Outcome, Label]]) -> CampaignResult:
+    stop = _stop_index(chain)
+    money = [(i, o.amount_fen) for i, (o, _) in enumerate(chain) if is_money(o.type)]
+    total = sum(fen for _, fen in money)
+    stopped = sum(fen for i, fen in money if stop is not None and i >= stop)
+    own = sum(
+        o.amount_fen
+        for o, label in chain
+        if is_money(o.type) and stops(o.action, o.challenge, passable(label))
+    )
+    result = CampaignResult(
+        campaign=cid,
+        scenario=chain[0][1].scenario,
+        events=len(chain),
+        money_events=len(money),
+        money_fen=total,
+        stopped_money_fen=stopped,
+        own_decision_stopped_fen=own,
+        loss_fen=total - stopped,
+        stopped=stop is not None,
+        stopped_before_money=bool(money) and stop is not None and stop <= money[0][0],
+    )
+    if stop is None:
+        return result
+    hit = chain[stop][0]
+    return msgspec.structs.replace(
+        result,
+        stop_event_id=hit.event_id,
+        stop_type=hit.type,
+        stop_action=hit.action,
+        stop_rules=hit.rules,
+        events_to_stop=stop + 1,
+        seconds_to_stop=(hit.ts_ms - chain[0][0].ts_ms) / 1000,
+    )
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _scenario(name: str, campaigns: Sequence[CampaignResult]) -> ScenarioResult:
+    with_money = [c for c in campaigns if c.money_events]
+    before = sum(c.stopped_before_money for c in with_money)
+    money = sum(c.money_fen for c in campaigns)
+    stopped = sum(c.stopped_money_fen for c in campaigns)
+    return ScenarioResult(
+        scenario=name,
+        campaigns=len(campaigns),
+        campaigns_with_money=len(with_money),
+        campaigns_stopped=sum(c.stopped for c in campaigns),
+        stopped_before_money=before,
+        stopped_before_money_share=share(before, len(with_money)),
+        money_fen=money,
+        stopped_money_fen=stopped,
+        money_stopped_share=share(stopped, money),
+        own_decision_stopped_fen=sum(c.own_decision_stopped_fen for c in campaigns),
+        loss_fen=money - stopped,
+        median_seconds_to_stop=_median(
+            [c.seconds_to_stop for c in campaigns if c.seconds_to_stop is not None]
+        ),
+        median_events_to_stop=_median(
+            [float(c.events_to_stop) for c in campaigns if c.events_to_stop is not None]
+        ),
+    )
+
+
+def _legit(events: Sequence[Outcome]) -> LegitResult:
+    money = [o for o in events if is_money(o.type)]
+    by_action: Counter[str] = Counter()
+    for o in money:
+        by_action[o.action] += o.amount_fen
+    customers = {o.user_id for o in events if o.user_id is not None}
+    friction = {o.user_id for o in events if o.user_id is not None and o.action != "allow"}
+    return LegitResult(
+        events=len(events),
+        money_events=len(money),
+        actions=_per_action(Counter(o.action for o in events)),
+        money_actions=_per_action(Counter(o.action for o in money)),
+        money_fen=sum(o.amount_fen for o in money),
+        money_fen_by_action=_per_action(by_action),
+        customers=len(customers),
+        customers_with_friction=len(friction),
+    )
+
+
+def _per_action(counts: Counter[str]) -> dict[str, int]:
+    return {action: counts.get(action, 0) for action in ACTIONS}
+
+
+def _rules(
+    outcomes: Sequence[Outcome],
+    labels: Mapping[str, Label],
+    chains: Mapping[str, Sequence[tuple[Outcome, Label]]],
+    rules: Sequence[RuleInfo],
+    attack_events: int,
+) -> list[RuleResult]:
+    hits: Counter[str] = Counter()
+    attack: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    campaigns: dict[str, set[str]] = {}
+    for o in outcomes:
+        label = labels.get(o.event_id)
+        for rule in (*o.rules, *o.shadow):
+            hits[rule] += 1
+            if label is not None:
+                attack[rule] += 1
+                campaigns.setdefault(rule, set()).add(label.campaign)
+        errors.update(o.errors)
+    alone = _money_alone(chains, rules)
+    total_money = sum(
+        o.amount_fen for chain in chains.values() for o, _ in chain if is_money(o.type)
+    )
+    known = [*rules, *_policy_rows(hits, {r.id for r in rules})]
+    return [
+        RuleResult(
+            rule=r.id,
+            mode=r.mode,
+            action=r.action,
+            hits=hits[r.id],
+            attack_hits=attack[r.id],
+            legit_hits=hits[r.id] - attack[r.id],
+            precision=share(attack[r.id], hits[r.id]),
+            recall=share(attack[r.id], attack_events),
+            campaigns_hit=len(campaigns.get(r.id, ())),
+            money_stopped_alone_fen=alone.get(r.id),
+            money_stopped_alone_share=(share(alone[r.id], total_money) if r.id in alone else None),
+            errors=errors[r.id],
+        )
+        for r in known
+    ]
+
+
+def _policy_rows(hits: Counter[str], rule_ids: set[str]) -> list[RuleInfo]:
+    """Policy reasons (and any reason the ruleset does not name) get rows of their own."""
+    extra = sorted(r for r in hits if r not in rule_ids)
+    return [RuleInfo(id=r, mode="policy", action="-") for r in extra]
+
+
+def _money_alone(
+    chains: Mapping[str, Sequence[tuple[Outcome, Label]]], rules: Sequence[RuleInfo]
+) -> dict[str, int]:
+    """Per rule: attack money from the first event in each campaign where the rule hit and
+    its own action would stop that attacker, to the end of the campaign."""
+    alone = {r.id: 0 for r in rules}
+    by_id = {r.id: r for r in rules}
+    for chain in chains.values():
+        money = [o.amount_fen if is_money(o.type) else 0 for o, _ in chain]
+        from_here = list(accumulate(reversed(money)))[::-1]
+        first: dict[str, int] = {}
+        for i, (o, label) in enumerate(chain):
+            for rid in (*o.rules, *o.shadow):
+                rule = by_id.get(rid)
+                if rule is None or rid in first:
+                    continue
+                if stops(rule.action, rule.challenge, passable(label)):
+                    first[rid] = i
+        for rid, i in first.items():
+            alone[rid] += from_here[i]
+    return alone
+
+
+def _bucket(value: int) -> int:
+    for i, (lo, hi) in enumerate(SCORE_BUCKETS):
+        if lo <= value <= hi:
+            return i
+    return len(SCORE_BUCKETS) - 1
+
+
+def _histogram(outcomes: Sequence[Outcome], labels: Mapping[str, Label]) -> ScoreHistogram:
+    attack = [0] * len(SCORE_BUCKETS)
+    legit = [0] * len(SCORE_BUCKETS)
+    for o in outcomes:
+        (attack if o.event_id in labels else legit)[_bucket(o.score)] += 1
+    names = [str(lo) if lo == hi else f"{lo}–{hi}" for lo, hi in SCORE_BUCKETS]
+    return ScoreHistogram(buckets=names, attack=attack, legit=legit)
