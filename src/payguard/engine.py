@@ -29,6 +29,7 @@ from payguard.config import Settings
 from payguard.events import FEEDBACK_TYPES, Event, EventDecoder, Tokenizer
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
+from payguard.features.timeline import LegacyTimeline
 from payguard.metrics import Metrics
 from payguard.policy import Decision, decide
 from payguard.rules import CompiledRule, Ruleset, evaluate, event_variables, parse_ruleset
@@ -250,8 +251,12 @@ class Engine:
         path = self._snapshot_path
         if path is None or not path.exists():
             return 0
-        with path.open("rb") as fh:
-            saved = pickle.load(fh)  # our own file, written by write_snapshot
+        try:
+            with path.open("rb") as fh:
+                saved = _SnapshotUnpickler(fh).load()  # our own file, written by write_snapshot
+        except (OSError, pickle.UnpicklingError, EOFError, TypeError, AttributeError) as exc:
+            log.warning("ignoring unreadable snapshot (%s); replaying all", exc)
+            return 0
         if saved["catalog"] != self._catalog_digest or saved["seq"] > self.recorder.last_seq():
             log.warning("ignoring snapshot taken with another catalog or log; replaying all")
             return 0
@@ -271,6 +276,16 @@ class Engine:
             "payguard_watermark_ms": self.features.watermark,
             "payguard_recorded_seq": self.recorder.last_seq(),
         }
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Reads snapshots of either layout: one written before timelines became msgspec
+    Structs names the old `Timeline` class, which now unpickles as `LegacyTimeline`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("payguard.features.timeline", "Timeline"):
+            return LegacyTimeline
+        return super().find_class(module, name)
 
 
 @contextmanager

@@ -7,6 +7,12 @@ The engine always snapshots before it updates, so an event never sees itself or 
 later. Events arriving up to `lateness` behind the newest event time are placed exactly;
 older ones are still decided but are counted as late (their windows may have been evicted).
 
+Timelines are held per entity, not per stream: each entity kind (`user`, `device`,
+`user+device`, …) maps a key to one record, a list with a slot per stream grouped by that
+kind. A snapshot or update then looks an entity up once, not once per stream, which
+matters because the state is far larger than the CPU caches: those lookups were most of
+the cost of a decision.
+
 Feedback (`fraud_report`, `chargeback`) reaches label streams through `source: referenced`
 filters: the entity comes from the event the feedback points at, the time is when the
 feedback arrived — so a label can never leak into a decision made before it existed.
@@ -47,6 +53,9 @@ Reader = Callable[[Timeline, EpochMs, Event], Any]
 Absent = Callable[[Event], Any]
 """The value of a feature whose entity has no timeline (or is missing from the event)."""
 
+Record = list[Timeline | None]
+"""One entity's timelines, a slot per stream of its kind (None: nothing filed yet)."""
+
 
 class Stream(msgspec.Struct, frozen=True):
     """Events of one filter grouped by one entity, with the value one aggregate needs."""
@@ -63,6 +72,18 @@ class Stream(msgspec.Struct, frozen=True):
     value: Extractor | None
     conditional: bool
     """Whether the filter checks more than the event type (skipped on the hot path if not)."""
+    kind: int
+    """Index of the entity kind (`by`) whose records hold this stream's timelines."""
+    slot: int
+    """Position of this stream's timeline in each record of its kind."""
+
+
+class Kind(msgspec.Struct, frozen=True):
+    """One way to group by entity (`user`, `user+device`, …) and its streams, by slot."""
+
+    by: str
+    key: Extractor
+    streams: tuple[int, ...]
 
 
 class Feature(msgspec.Struct, frozen=True):
@@ -74,30 +95,32 @@ class Feature(msgspec.Struct, frozen=True):
     absent: Absent | None
 
 
+_Slot = tuple[int, tuple[tuple[str, Reader], ...], tuple[tuple[str, Absent], ...]]
+"""(slot, readers, `absent` functions for when the slot is empty)."""
+
+
 class QueryPlan(msgspec.Struct, frozen=True):
-    """The features one ruleset needs for one event type, grouped by stream. Streams
-    grouped by the same entity share one key extractor in `keys`. Each group is (stream
-    index, index into `keys`, readers, and for an entity without a timeline either the
-    constant defaults in reader order, or else per-feature `absent` functions)."""
+    """The features one ruleset needs for one event type, grouped by entity kind.
+
+    `template` holds every feature with its constant value for an entity without a
+    timeline, so a snapshot starts from a copy of it and writes only what it reads. Each
+    group is (kind, key extractor, slots, `absent` functions for the whole kind when the
+    entity has no record); `absent` functions compute the values that depend on the
+    event (`is_new`) and are always written."""
 
     names: tuple[str, ...]
-    keys: tuple[Extractor, ...]
-    groups: tuple[
-        tuple[
-            int,
-            int,
-            tuple[tuple[str, Reader], ...],
-            dict[str, Any] | None,
-            tuple[tuple[str, Absent], ...],
-        ],
-        ...,
-    ]
+    template: dict[str, Any]
+    groups: tuple[tuple[int, Extractor, tuple[_Slot, ...], tuple[tuple[str, Absent], ...]], ...]
 
 
-_Op = tuple[EventFilter | None, int, Extractor, Extractor | None, int, bool, bool, bool]
-"""One stream as `update` walks it: (filter if conditional else None, retention_ms, key,
-value, stream index, with_totals, fans_out_by_phone, age_only). Flat tuples unpack faster
-than attribute lookups on the hot path."""
+_Op = tuple[EventFilter | None, int, Extractor | None, int, bool, bool, int]
+"""One stream as `update` walks it: (filter if conditional else None, retention_ms,
+value, slot, with_totals, age_only, stream index). Flat tuples unpack faster than
+attribute lookups on the hot path."""
+
+_KindOps = tuple[int, Extractor, bool, int, tuple[_Op, ...]]
+"""The streams of one entity kind an event type feeds: (kind, key, fans out by phone
+(the kind is `user`), slots per record, ops)."""
 
 
 def _key_of(by: str) -> Extractor:
@@ -214,9 +237,10 @@ class FeatureState:
         self.catalog = catalog
         self.lateness_ms = parse_duration(catalog.lateness)
         self.streams: list[Stream] = []
+        self.kinds: list[Kind] = []
         self.features: dict[str, Feature] = {}
         self._build(catalog)
-        self.timelines: list[dict[str, Timeline]] = [{} for _ in self.streams]
+        self.entities: list[dict[str, Record]] = [{} for _ in self.kinds]
         self.watermark: EpochMs = 0
         self.late_events = 0
         self.updates = 0
@@ -224,8 +248,8 @@ class FeatureState:
         self._by_ref_type: dict[str, list[Stream]] = {}
         self._any: list[Stream] = []
         self._phone_users: dict[str, list[str]] = {}
-        self._ops: dict[str, tuple[_Op, ...]] = {}
-        self._ref_ops: dict[str, tuple[_Op, ...]] = {}
+        self._ops: dict[str, tuple[_KindOps, ...]] = {}
+        self._ref_ops: dict[str, tuple[_KindOps, ...]] = {}
         self._index_streams()
 
     def _build(self, catalog: Catalog) -> None:
@@ -237,26 +261,33 @@ class FeatureState:
             idx = stream_ids.setdefault(ident, len(stream_ids))
             for window in spec.windows:
                 specs_of.setdefault(idx, []).append((spec, parse_duration(window)))
+        kind_of: dict[str, list[int]] = {}
+        for (_, by, _), idx in stream_ids.items():
+            kind_of.setdefault(by, []).append(idx)
+        self.kinds = [Kind(by, _key_of(by), tuple(ids)) for by, ids in kind_of.items()]
         for (over, by, of), idx in stream_ids.items():
             members = specs_of[idx]
             value = VALUE_EXTRACTORS[of] if of else None
             flt = catalog.filters[over]
+            kind = list(kind_of).index(by)
             self.streams.append(
                 Stream(
                     index=idx,
-                    filter=catalog.filters[over],
+                    filter=flt,
                     by=by,
                     of=of,
                     retention_ms=max((w for s, w in members if s.how != "age"), default=0),
                     keeps_first_seen=any(s.how == "age" for s, _ in members),
                     age_only=all(s.how == "age" for s, _ in members),
-                    key=_key_of(by),
+                    key=self.kinds[kind].key,
                     value=value,
                     conditional=(
                         flt.success is not None
                         or flt.categories is not None
                         or flt.channels is not None
                     ),
+                    kind=kind,
+                    slot=kind_of[by].index(idx),
                 )
             )
             for spec, window_ms in members:
@@ -277,76 +308,93 @@ class FeatureState:
             for event_type in flt.types:
                 target.setdefault(event_type, []).append(stream)
 
-    @staticmethod
-    def _op(stream: Stream) -> _Op:
-        return (
-            stream.filter if stream.conditional else None,
-            stream.retention_ms,
-            stream.key,
-            stream.value,
-            stream.index,
-            stream.of == "amount",
-            stream.by == "user",
-            stream.age_only,
+    def _kind_ops(self, streams: Iterable[Stream]) -> tuple[_KindOps, ...]:
+        """Flatten streams into per-kind ops, so `_file` extracts each key once."""
+        by_kind: dict[int, list[_Op]] = {}
+        for s in streams:
+            by_kind.setdefault(s.kind, []).append(
+                (
+                    s.filter if s.conditional else None,
+                    s.retention_ms,
+                    s.value,
+                    s.slot,
+                    s.of == "amount",
+                    s.age_only,
+                    s.index,
+                )
+            )
+        return tuple(
+            (
+                kind,
+                self.kinds[kind].key,
+                self.kinds[kind].by == "user",
+                self._slots(kind),
+                tuple(ops),
+            )
+            for kind, ops in by_kind.items()
         )
 
-    def _ops_for(self, event_type: str) -> tuple[_Op, ...]:
+    def _slots(self, kind: int) -> int:
+        return len(self.kinds[kind].streams)
+
+    def _ops_for(self, event_type: str) -> tuple[_KindOps, ...]:
         """The streams an event of this type may feed, flattened once per type."""
-        streams = [*self._by_type.get(event_type, ()), *self._any]
-        ops = self._ops[event_type] = tuple(self._op(s) for s in streams)
-        self._ref_ops[event_type] = tuple(
-            self._op(s) for s in self._by_ref_type.get(event_type, ())
+        ops = self._ops[event_type] = self._kind_ops(
+            [*self._by_type.get(event_type, ()), *self._any]
         )
+        self._ref_ops[event_type] = self._kind_ops(self._by_ref_type.get(event_type, ()))
         return ops
 
     # -- queries -------------------------------------------------------------------------
 
     def plan(self, names: Iterable[str]) -> QueryPlan:
-        """Group the wanted features by stream so each timeline is looked up once."""
+        """Group the wanted features by entity kind, then by stream, so each entity is
+        looked up once. The template keeps the order features had when grouped by stream."""
         wanted = sorted(set(names))
-        groups: dict[int, list[Feature]] = {}
+        by_stream: dict[int, list[Feature]] = {}
         for name in wanted:
             feature = self.features[name]
-            groups.setdefault(feature.stream, []).append(feature)
-        key_index: dict[str, int] = {}
-        keys: list[Extractor] = []
-        for idx in groups:
+            by_stream.setdefault(feature.stream, []).append(feature)
+        template = {f.name: f.default for fs in by_stream.values() for f in fs}
+        by_kind: dict[int, list[_Slot]] = {}
+        for idx, features in by_stream.items():
             stream = self.streams[idx]
-            if stream.by not in key_index:
-                key_index[stream.by] = len(keys)
-                keys.append(stream.key)
+            by_kind.setdefault(stream.kind, []).append(
+                (
+                    stream.slot,
+                    tuple((f.name, f.read) for f in features),
+                    tuple((f.name, f.absent) for f in features if f.absent is not None),
+                )
+            )
         return QueryPlan(
             names=tuple(wanted),
-            keys=tuple(keys),
+            template=template,
             groups=tuple(
-                (
-                    idx,
-                    key_index[self.streams[idx].by],
-                    tuple((f.name, f.read) for f in features),
-                    _absent_values(features),
-                    tuple((f.name, _absent_function(f)) for f in features),
-                )
-                for idx, features in groups.items()
+                (kind, self.kinds[kind].key, tuple(slots), tuple(a for s in slots for a in s[2]))
+                for kind, slots in by_kind.items()
             ),
         )
 
     def snapshot(self, event: Event, plan: QueryPlan) -> dict[str, Any]:
         """Feature values as of `event.ts`, from events that arrived before this one."""
         t = event.ts
-        out: dict[str, Any] = {}
-        timelines = self.timelines
-        keys = [key_of(event) for key_of in plan.keys]
-        for idx, k, readers, absent_values, absent in plan.groups:
-            key = keys[k]
-            tl = timelines[idx].get(key) if key is not None else None
-            if tl is not None:
-                for name, read in readers:
-                    out[name] = read(tl, t, event)
-            elif absent_values is not None:
-                out.update(absent_values)
-            else:
+        out = plan.template.copy()
+        entities = self.entities
+        for kind, key_of, slots, absent in plan.groups:
+            key = key_of(event)
+            record = entities[kind].get(key) if key is not None else None
+            if record is None:
                 for name, value_of in absent:
                     out[name] = value_of(event)
+                continue
+            for slot, readers, slot_absent in slots:
+                tl = record[slot]
+                if tl is not None:
+                    for name, read in readers:
+                        out[name] = read(tl, t, event)
+                else:
+                    for name, value_of in slot_absent:
+                        out[name] = value_of(event)
         return out
 
     # -- updates -------------------------------------------------------------------------
@@ -371,7 +419,7 @@ class FeatureState:
             self.watermark = t
         self.updates += 1
 
-    def _file(self, ops: tuple[_Op, ...], source: Event, t: EpochMs, base: EpochMs) -> None:
+    def _file(self, ops: tuple[_KindOps, ...], source: Event, t: EpochMs, base: EpochMs) -> None:
         """File `source` (at time t) into the streams of `ops` it matches; `base` is the
         watermark minus the lateness.
 
@@ -379,50 +427,66 @@ class FeatureState:
         purpose: flat tuples instead of attribute lookups, and `Timeline.add`'s in-order
         append inlined; anything unusual (a late event, a feature without an entity)
         goes through the ordinary methods."""
-        timelines = self.timelines
-        for flt, retention, key_of, value_of, idx, with_totals, by_user, age_only in ops:
-            if flt is not None and not flt.matches(source):
-                continue
-            horizon = base - retention
-            if t <= horizon and not age_only:  # first-seen times never fall out of a window
-                continue
+        for kind, key_of, by_user, n_slots, kind_ops in ops:
             key = key_of(source)
-            value: Any = None
-            if value_of is not None:
-                value = value_of(source)
-                if value is None:
-                    continue  # nothing to count distinct or sum: the event lacks the field
-            if key is None:
-                if by_user and source.phone is not None:
-                    self._file_linked(idx, source.phone, t, value, horizon, with_totals, age_only)
-                continue
-            tl = timelines[idx].get(key)
-            if tl is None:
-                tl = timelines[idx][key] = Timeline(with_totals)
-            if age_only:  # `age` reads only the first-seen time: keep no entries
-                first = tl.first_ts
-                if first is None or t < first:
-                    tl.first_ts = t
-                continue
-            times = tl.ts
-            if times and t < times[-1]:
-                tl.add(t, value, horizon)  # out of order: insert in the middle
-                continue
-            if not times:
-                first = tl.first_ts
-                if first is None or t < first:
-                    tl.first_ts = t
-            times.append(t)
-            tl.values.append(value)
-            totals = tl.totals
-            if totals is not None:
-                totals.append((totals[-1] if totals else tl.running) + value)
-            if times[0] <= horizon:
-                tl.evict_through(horizon)
+            entities = self.entities[kind]
+            record = entities.get(key) if key is not None else None
+            for flt, retention, value_of, slot, with_totals, age_only, _ in kind_ops:
+                if flt is not None and not flt.matches(source):
+                    continue
+                horizon = base - retention
+                if t <= horizon and not age_only:  # first-seen times never leave a window
+                    continue
+                value: Any = None
+                if value_of is not None:
+                    value = value_of(source)
+                    if value is None:
+                        continue  # nothing to count distinct or sum: the event lacks the field
+                if key is None:
+                    if by_user and source.phone is not None:
+                        self._file_linked(
+                            kind,
+                            slot,
+                            n_slots,
+                            source.phone,
+                            t,
+                            value,
+                            horizon,
+                            with_totals,
+                            age_only,
+                        )
+                    continue
+                if record is None:
+                    record = entities[key] = [None] * n_slots
+                tl = record[slot]
+                if tl is None:
+                    tl = record[slot] = Timeline.new(with_totals)
+                if age_only:  # `age` reads only the first-seen time: keep no entries
+                    first = tl.first_ts
+                    if first is None or t < first:
+                        tl.first_ts = t
+                    continue
+                times = tl.ts
+                if times and t < times[-1]:
+                    tl.add(t, value, horizon)  # out of order: insert in the middle
+                    continue
+                if not times:
+                    first = tl.first_ts
+                    if first is None or t < first:
+                        tl.first_ts = t
+                times.append(t)
+                tl.values.append(value)
+                totals = tl.totals
+                if totals is not None:
+                    totals.append((totals[-1] if totals else tl.running) + value)
+                if times[0] <= horizon:
+                    tl.evict_through(horizon)
 
     def _file_linked(
         self,
-        idx: int,
+        kind: int,
+        slot: int,
+        n_slots: int,
         phone: str,
         t: EpochMs,
         value: Any,
@@ -432,11 +496,14 @@ class FeatureState:
     ) -> None:
         """A carrier signal carries no account: file it under every account linked to
         its phone."""
-        timelines = self.timelines[idx]
+        entities = self.entities[kind]
         for user in self._phone_users.get(phone, ()):
-            tl = timelines.get(user)
+            record = entities.get(user)
+            if record is None:
+                record = entities[user] = [None] * n_slots
+            tl = record[slot]
             if tl is None:
-                tl = timelines[user] = Timeline(with_totals)
+                tl = record[slot] = Timeline.new(with_totals)
             if age_only:
                 if tl.first_ts is None or t < tl.first_ts:
                     tl.first_ts = t
@@ -456,28 +523,49 @@ class FeatureState:
             del users[0]
 
     def sweep(self) -> int:
-        """Evict expired entries everywhere and drop empty entities; returns entities left."""
+        """Evict expired entries everywhere and drop empty timelines and entities; returns
+        the timelines left."""
         left = 0
-        for stream in self.streams:
-            horizon = self.watermark - self.lateness_ms - stream.retention_ms
-            timelines = self.timelines[stream.index]
-            for key in list(timelines):
-                tl = timelines[key]
-                tl.evict_through(horizon)
-                if not tl.ts and not stream.keeps_first_seen:
-                    del timelines[key]
-            left += len(timelines)
+        for kind, entities in zip(self.kinds, self.entities, strict=True):
+            streams = [self.streams[idx] for idx in kind.streams]
+            horizons = [self.watermark - self.lateness_ms - s.retention_ms for s in streams]
+            for key in list(entities):
+                record = entities[key]
+                for slot, tl in enumerate(record):
+                    if tl is None:
+                        continue
+                    tl.evict_through(horizons[slot])
+                    if not tl.ts and not streams[slot].keeps_first_seen:
+                        record[slot] = None
+                    else:
+                        left += 1
+                if not any(record):
+                    del entities[key]
         return left
 
     def entity_count(self) -> int:
-        return sum(len(t) for t in self.timelines)
+        """Timelines alive: (stream, entity) pairs with anything filed."""
+        return sum(
+            len(record) - record.count(None)
+            for entities in self.entities
+            for record in entities.values()
+        )
+
+    def timelines(self, stream: int) -> dict[str, Timeline]:
+        """One stream's timelines by entity key (a view built for inspection, not the hot path)."""
+        s = self.streams[stream]
+        return {
+            key: tl
+            for key, record in self.entities[s.kind].items()
+            if (tl := record[s.slot]) is not None
+        }
 
     def digest_items(self) -> list[tuple[Any, ...]]:
         """A canonical listing of every timeline and link, for equality across restarts."""
         items: list[tuple[Any, ...]] = [
             (idx, key, list(tl.ts), list(tl.values), tl.first_ts, tl.running)
-            for idx, timelines in enumerate(self.timelines)
-            for key, tl in sorted(timelines.items())
+            for idx in range(len(self.streams))
+            for key, tl in sorted(self.timelines(idx).items())
         ]
         items.extend(("phone", p, list(u)) for p, u in sorted(self._phone_users.items()))
         items.append(("watermark", self.watermark, self.late_events, self.updates))
@@ -486,9 +574,11 @@ class FeatureState:
     # -- persistence ---------------------------------------------------------------------
 
     def export(self) -> dict[str, Any]:
-        """Everything a snapshot must hold to resume exactly (see `restore`)."""
+        """Everything a snapshot must hold to resume exactly (see `restore`). The entities
+        are one msgpack blob: encoding them in C is several times faster than pickling."""
         return {
-            "timelines": self.timelines,
+            "layout": ENTITY_LAYOUT,
+            "entities": _encode_entities(self.entities),
             "phone_users": self._phone_users,
             "watermark": self.watermark,
             "late_events": self.late_events,
@@ -496,25 +586,36 @@ class FeatureState:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Adopt timelines from a snapshot taken with the same catalog."""
-        if len(state["timelines"]) != len(self.streams):
-            raise ValueError("snapshot was taken with a different feature catalog")
-        self.timelines = state["timelines"]
+        """Adopt timelines from a snapshot taken with the same catalog (this layout, or
+        the earlier one with a dict of timelines per stream)."""
+        if state.get("layout") == ENTITY_LAYOUT:
+            entities = _decode_entities(state["entities"])
+            if len(entities) != len(self.kinds):
+                raise ValueError("snapshot was taken with a different feature catalog")
+        else:
+            entities = self._from_streams(state["timelines"])
+        self.entities = entities
         self._phone_users = state["phone_users"]
         self.watermark = state["watermark"]
         self.late_events = state["late_events"]
         self.updates = state["updates"]
 
+    def _from_streams(self, timelines: list[dict[str, Any]]) -> list[dict[str, Record]]:
+        """Regroup a per-stream snapshot (the layout before per-entity records)."""
+        if len(timelines) != len(self.streams):
+            raise ValueError("snapshot was taken with a different feature catalog")
+        entities: list[dict[str, Record]] = [{} for _ in self.kinds]
+        for stream, by_key in zip(self.streams, timelines, strict=True):
+            records = entities[stream.kind]
+            n_slots = self._slots(stream.kind)
+            for key, old in by_key.items():
+                tl = Timeline(old.ts, old.values, old.totals, old.running, old.first_ts)
+                records.setdefault(key, [None] * n_slots)[stream.slot] = tl
+        return entities
 
-def _absent_values(features: list[Feature]) -> dict[str, Any] | None:
-    """The group's values when its entity has no timeline, if none depends on the event."""
-    if any(f.absent is not None for f in features):
-        return None
-    return {f.name: f.default for f in features}
 
+ENTITY_LAYOUT = "entities/msgpack/1"
+"""Names the layout `export` writes, so `restore` can tell it from earlier ones."""
 
-def _absent_function(feature: Feature) -> Absent:
-    if feature.absent is not None:
-        return feature.absent
-    default = feature.default
-    return lambda e: default
+_encode_entities = msgspec.msgpack.Encoder().encode
+_decode_entities = msgspec.msgpack.Decoder(list[dict[str, list[Timeline | None]]]).decode

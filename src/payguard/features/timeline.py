@@ -16,22 +16,30 @@ The readers live in `features.state` (one specialised closure per feature, on th
 from bisect import bisect_right
 from typing import Any
 
+import msgspec
+
 from payguard.types import EpochMs
 
 
-class Timeline:
-    """Sorted `(ts, value)` entries of one stream for one entity key."""
+class Timeline(msgspec.Struct, array_like=True, gc=False):
+    """Sorted `(ts, value)` entries of one stream for one entity key.
 
-    __slots__ = ("first_ts", "running", "totals", "ts", "values")
+    A msgspec Struct so that a state snapshot encodes and decodes every timeline in C
+    (pickling them one Python call each took a fifth of a second per 100,000 events).
+    `gc=False`: a timeline holds only numbers and strings, never a reference cycle."""
 
-    def __init__(self, with_totals: bool) -> None:
-        self.ts: list[EpochMs] = []
-        self.values: list[Any] = []
-        self.totals: list[int] | None = [] if with_totals else None
-        self.running = 0
-        """Total of all values evicted so far: the base the running totals start from."""
-        self.first_ts: EpochMs | None = None
-        """Earliest ts ever added (survives eviction): the entity's first-seen time."""
+    ts: list[EpochMs] = msgspec.field(default_factory=list)
+    values: list[Any] = msgspec.field(default_factory=list)
+    totals: list[int] | None = None
+    """Running totals of `values` (sum streams only)."""
+    running: int = 0
+    """Total of all values evicted so far: the base the running totals start from."""
+    first_ts: EpochMs | None = None
+    """Earliest ts ever added (survives eviction): the entity's first-seen time."""
+
+    @classmethod
+    def new(cls, with_totals: bool) -> "Timeline":
+        return cls([], [], [] if with_totals else None)
 
     def add(self, ts: EpochMs, value: Any, horizon: EpochMs) -> None:
         """Insert after every entry with the same or an earlier ts, then drop entries at or
@@ -75,8 +83,12 @@ class Timeline:
         del times[:cut]
         del self.values[:cut]
 
-    def __getstate__(self) -> tuple[Any, ...]:
-        return (self.ts, self.values, self.totals, self.running, self.first_ts)
+
+class LegacyTimeline:
+    """What a snapshot written before `Timeline` was a Struct unpickles to (see
+    `Engine._load_snapshot`); `FeatureState.restore` turns it into a `Timeline`."""
+
+    __slots__ = ("first_ts", "running", "totals", "ts", "values")
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.ts, self.values, self.totals, self.running, self.first_ts = state
