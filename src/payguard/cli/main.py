@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from payguard.cli.ml import register as register_ml
 from payguard.config import Settings, load_settings
 from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Validate, test and upload rulesets.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+register_ml(app)
 out = Console()
 err = Console(stderr=True)
 

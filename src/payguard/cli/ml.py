@@ -1,0 +1,172 @@
+"""`payguard import-fdh` and `payguard model …`: public data in, models out.
+
+payguard import-fdh RAW.csv.xz -o EVENTS [--labels LABELS]   Handbook data as events
+payguard model train --events E [--labels L] --out DIR        train, calibrate, write artifact
+payguard model evaluate --model DIR --events E                AUC, AP, P@k, CP@k on a period
+"""
+
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from payguard.config import load_settings
+
+model_app = typer.Typer(help="Train and evaluate the learned risk score.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def import_fdh(
+    raw: Annotated[Path, typer.Argument(help="The Handbook's transactions_raw.csv(.xz).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Events JSON Lines file.")],
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Also write fraud labels (JSON Lines).")
+    ] = None,
+    utc_offset: Annotated[int, typer.Option(help="Hours east of UTC of TX_DATETIME.")] = 8,
+    delay_days: Annotated[int, typer.Option(help="Days until a fraud is reported.")] = 7,
+    validate: Annotated[bool, typer.Option(help="Decode every event as payguard would.")] = True,
+) -> None:
+    """Turn the Fraud Detection Handbook's raw file into payments and fraud reports."""
+    from payguard.ml.fdh import import_fdh as run_import
+
+    if not raw.is_file():
+        _fail(f"no such file: {raw}")
+    started = time.perf_counter()
+    try:
+        with output.open("wb") as ev, labels.open("wb") if labels else _Null() as lab:
+            summary = run_import(
+                raw,
+                ev,
+                lab if labels else None,
+                offset_hours=utc_offset,
+                delay_days=delay_days,
+                validate=validate,
+            )
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    elapsed = time.perf_counter() - started
+    out.print(
+        f"{summary.rows:,} rows ({summary.first} … {summary.last}) → {summary.payments:,} "
+        f"payments + {summary.reports:,} fraud reports in {elapsed:.1f} s "
+        f"({summary.rows / elapsed:,.0f} rows/s)",
+        highlight=False,
+    )
+    out.print(
+        f"frauds by scenario: {summary.frauds_by_scenario}; skipped {len(summary.skipped_zero)} "
+        f"zero-amount rows (contract: amount > 0); {summary.rounded} amounts rounded to the fen",
+        highlight=False,
+    )
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+@model_app.command("train")
+def model_train(
+    events: Annotated[Path, typer.Option("--events", help="Events JSON Lines file.")],
+    output: Annotated[Path, typer.Option("--out", help="Artifact directory to write.")],
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Labels file (else feedback events).")
+    ] = None,
+    features: Annotated[
+        str, typer.Option("--feature-set", help="default@+8h, fdh+extras@+8h or fdh@+8h.")
+    ] = "default@+8h",
+    train_from: Annotated[str | None, typer.Option(help="First training day.")] = None,
+    train_to: Annotated[str | None, typer.Option(help="Day after the last training day.")] = None,
+    valid_days: Annotated[int, typer.Option(help="Last days of the window to calibrate.")] = 7,
+    delay_days: Annotated[int, typer.Option(help="Days for labels to arrive.")] = 7,
+    rounds: Annotated[int, typer.Option(help="Boosting rounds.")] = 300,
+    cache: Annotated[Path | None, typer.Option(help="Directory caching feature rows.")] = None,
+) -> None:
+    """Build point-in-time rows, train LightGBM, calibrate, write a versioned artifact."""
+    from payguard.ml.features import feature_set
+    from payguard.ml.rows import file_sha256
+    from payguard.ml.train import Window, default_window, load_rows, offset_of, train_model
+
+    for path in (events, labels):
+        if path is not None and not path.is_file():
+            _fail(f"no such file: {path}")
+    try:
+        fs = feature_set(features)
+        key = load_settings().token_key.encode()
+        rows = load_rows(events, fs, key, labels, cache)
+        window = default_window(rows, offset_of(fs), delay_days)
+        window = Window(train_from or window.start, train_to or window.end)
+        digest = file_sha256(events) + (f"+{file_sha256(labels)}" if labels else "")
+        manifest = train_model(
+            rows,
+            fs,
+            output,
+            window,
+            valid_days=valid_days,
+            delay_days=delay_days,
+            label_source=f"labels file {labels.name}" if labels else "feedback events",
+            data_sha256=digest,
+            rounds=rounds,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    out.print(
+        f"model {manifest.version}: {manifest.rows:,} rows ({manifest.positives:,} frauds) "
+        f"{manifest.train_window[0]} … {manifest.train_window[1]}, calibrated on "
+        f"{manifest.valid_window[0]} … {manifest.valid_window[1]} → {output}",
+        highlight=False,
+    )
+    _metrics_table("validation", manifest.metrics)
+
+
+@model_app.command("evaluate")
+def model_evaluate(
+    model: Annotated[Path, typer.Option("--model", help="Artifact directory.")],
+    events: Annotated[Path, typer.Option("--events", help="Events JSON Lines file.")],
+    labels: Annotated[Path | None, typer.Option("--labels", help="Labels file.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First test day.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Day after the last test day.")] = None,
+    k: Annotated[int, typer.Option(help="k of precision@k and card precision@k.")] = 100,
+    cache: Annotated[Path | None, typer.Option(help="Directory caching feature rows.")] = None,
+) -> None:
+    """AUC ROC, average precision, precision@k and card precision@k on a test period."""
+    from payguard.ml.features import feature_set
+    from payguard.ml.model import read_manifest
+    from payguard.ml.train import Window, evaluate_model, load_rows
+
+    if not (model / "manifest.json").is_file():
+        _fail(f"no model artifact in {model}")
+    try:
+        fs = feature_set(read_manifest(model).feature_set)
+        rows = load_rows(events, fs, load_settings().token_key.encode(), labels, cache)
+        window = Window(start, end) if start and end else None
+        window, metrics = evaluate_model(model, rows, window, k)
+    except ValueError as exc:
+        _fail(str(exc))
+    _metrics_table(f"test {window.start} … {window.end}", metrics)
+
+
+def _metrics_table(title: str, metrics: dict[str, float]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        shown = f"{value:,.0f}" if name.endswith(("rows", "frauds")) else f"{value:.3f}"
+        table.add_row(name.removeprefix("valid_"), shown)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main `payguard` application."""
+    app.command("import-fdh")(import_fdh)
+    app.add_typer(model_app, name="model")

@@ -1,0 +1,169 @@
+"""Train LightGBM, calibrate it, and ship it as a versioned ONNX artifact.
+
+An artifact is a directory:
+    model.onnx     the trees, for ONNX Runtime (what serving loads)
+    model.txt      the same trees in LightGBM's text format (for per-feature contributions)
+    manifest.json  version, feature set and columns, training window, label source, the
+                   calibration, metrics, and the sha256 of the events it was trained on
+Ranking metrics do not need calibration; thresholds and `model.score` in rules do, so a
+Platt map fitted on a later validation period turns raw scores into probabilities.
+"""
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 50,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.9,
+    "bagging_freq": 1,
+    "num_threads": 2,
+    "seed": 0,
+    "deterministic": True,
+    "force_row_wise": True,
+    "verbose": -1,
+}
+DEFAULT_ROUNDS = 300
+
+
+def train_booster(
+    x: Array, y: Array, params: dict[str, Any] | None = None, rounds: int = DEFAULT_ROUNDS
+) -> lgb.Booster:
+    """A LightGBM binary classifier with `params` over the defaults."""
+    merged = {**DEFAULT_PARAMS, **(params or {})}
+    return lgb.train(merged, lgb.Dataset(x, label=y, free_raw_data=True), num_boost_round=rounds)
+
+
+@dataclass(frozen=True)
+class Platt:
+    """p = sigmoid(a * margin + b), fitted on held-out rows (identity: a=1, b=0)."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def apply(self, margin: Array) -> Array:
+        return np.asarray(1.0 / (1.0 + np.exp(-(self.a * margin + self.b))))
+
+
+def fit_platt(margin: Array, y: Array, iterations: int = 50) -> Platt:
+    """Logistic regression of labels on the raw margin (Newton steps, Platt's targets)."""
+    y = np.asarray(y, np.float64)
+    positives, negatives = y.sum(), len(y) - y.sum()
+    if positives == 0 or negatives == 0:
+        return Platt()
+    target = np.where(y > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    a, b = 1.0, 0.0
+    m = np.asarray(margin, np.float64)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(a * m + b)))
+        w = np.maximum(p * (1 - p), 1e-12)
+        grad = np.array([((p - target) * m).sum(), (p - target).sum()])
+        hess = np.array([[(w * m * m).sum(), (w * m).sum()], [(w * m).sum(), w.sum()]])
+        step = np.linalg.solve(hess + 1e-9 * np.eye(2), grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return Platt(float(a), float(b))
+
+
+def to_onnx(booster: lgb.Booster, n_features: int) -> bytes:
+    """The booster as an ONNX graph: input `x` float[N, n], output probabilities[N, 2]."""
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    model = convert_lightgbm(
+        booster, initial_types=[("x", FloatTensorType([None, n_features]))], zipmap=False
+    )
+    return bytes(model.SerializeToString())
+
+
+def margin_of(p: Array) -> Array:
+    """The raw score behind a probability (LightGBM's margin), clipped away from 0 and 1."""
+    q = np.clip(np.asarray(p, np.float64), 1e-15, 1 - 1e-15)
+    return np.asarray(np.log(q / (1 - q)))
+
+
+@dataclass
+class Manifest:
+    version: str
+    feature_set: str
+    columns: list[str]
+    catalog_sha256: str
+    train_window: list[str]
+    """[from, to) local dates the training rows were decided in."""
+    valid_window: list[str]
+    label_source: str
+    labels_as_of: str
+    data_sha256: str
+    params: dict[str, Any]
+    rounds: int
+    platt: dict[str, float]
+    metrics: dict[str, float] = field(default_factory=dict)
+    created: str = ""
+    positives: int = 0
+    rows: int = 0
+
+
+class Scorer:
+    """Calibrated fraud probabilities from an artifact, through ONNX Runtime."""
+
+    def __init__(self, directory: Path) -> None:
+        import onnxruntime as ort
+
+        self.manifest = read_manifest(directory)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        self._platt = Platt(**self.manifest.platt)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def raw(self, x: Array) -> Array:
+        """Uncalibrated probabilities (the trees' own output)."""
+        x32 = np.ascontiguousarray(x, np.float32)
+        return np.asarray(self._session.run(["probabilities"], {"x": x32})[0][:, 1])
+
+    def score(self, x: Array) -> Array:
+        return self._platt.apply(margin_of(self.raw(x)))
+
+
+def save_artifact(directory: Path, booster: lgb.Booster, manifest: Manifest) -> None:
+    """Write the three files; the version is a hash of the model and its manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx_bytes = to_onnx(booster, len(manifest.columns))
+    text = booster.model_to_string()
+    digest = hashlib.sha256(onnx_bytes + json.dumps(asdict(manifest), sort_keys=True).encode())
+    manifest.created = manifest.created or datetime.now(UTC).isoformat(timespec="seconds")
+    manifest.version = f"lgbm-{manifest.created[:10]}-{digest.hexdigest()[:12]}"
+    (directory / "model.onnx").write_bytes(onnx_bytes)
+    (directory / "model.txt").write_text(text, encoding="utf-8")
+    body = json.dumps(asdict(manifest), indent=2, sort_keys=True, allow_nan=True)
+    (directory / "manifest.json").write_text(body + "\n", encoding="utf-8")
+
+
+def read_manifest(directory: Path) -> Manifest:
+    raw = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    return Manifest(**raw)
+
+
+def finite(metrics: dict[str, float]) -> dict[str, float]:
+    """Metrics with NaN (undefined: no positives) kept as None-free floats for JSON."""
+    return {k: (v if math.isfinite(v) else float("nan")) for k, v in metrics.items()}
