@@ -17,12 +17,11 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args
 
-import cel
 import msgspec
 
 from payguard.config import Settings
@@ -32,7 +31,10 @@ from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.features.timeline import LegacyTimeline
 from payguard.metrics import Metrics
 from payguard.policy import Decision, decide
-from payguard.rules import CompiledRule, Ruleset, evaluate, event_variables, parse_ruleset
+from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
+from payguard.rules.evaluate import rule_runner
+from payguard.rules.native import RuleRunner
+from payguard.rules.variables import EVENT_VARIABLE_TYPES
 from payguard.store import Recorder, SQLiteRecorder
 
 log = logging.getLogger("payguard")
@@ -56,11 +58,8 @@ class _TypePlan(msgspec.Struct, frozen=True):
     ruleset: Ruleset
     rules: tuple[CompiledRule, ...]
     features: QueryPlan
-    event_vars: tuple[tuple[str, Callable[[Event], Any]], ...]
-    params: dict[str, Any]
-    context: Any
-    """A `cel.Context` reused for every event of this type: each event sets the same
-    variable names, and refreshing a context costs half of building one."""
+    run_rules: RuleRunner
+    """The rules as one function of (features, event): see `rules.rule_runner`."""
 
 
 class Engine:
@@ -152,10 +151,7 @@ class Engine:
         start = time.perf_counter_ns()
         plan = self._plans.get(event.type) or self._plan_for(event.type)
         features = self.features.snapshot(event, plan.features)
-        variables = {name: read(event) for name, read in plan.event_vars}
-        variables.update(features)
-        variables.update(plan.params)
-        hits = evaluate(plan.rules, variables, plan.context)
+        hits = plan.run_rules(features, event)
         outcome = decide(hits, plan.ruleset.policy)
         errors = [{"rule": h.rule, "error": h.error or ""} for h in hits if h.status == "error"]
         return Decision(
@@ -190,16 +186,30 @@ class Engine:
         ruleset = self._ruleset
         rules = ruleset.for_event_type(event_type)
         wanted = set().union(*(r.variables for r in rules)) if rules else set()
+        features = frozenset(n for n in wanted if n in self.features.features)
         plan = _TypePlan(
             ruleset=ruleset,
             rules=rules,
-            features=self.features.plan(n for n in wanted if n in self.features.features),
-            event_vars=tuple((n, f) for n, f in self._event_vars.items() if n in wanted),
-            params={k: v for k, v in ruleset.params.items() if k in wanted},
-            context=cel.Context(),
+            features=self.features.plan(features),
+            run_rules=self._rule_runner(rules, wanted, features),
         )
         self._plans[event_type] = plan
         return plan
+
+    def _rule_runner(
+        self, rules: tuple[CompiledRule, ...], wanted: set[str], features: frozenset[str]
+    ) -> RuleRunner:
+        """The rules as Python where that is exact; variables resolve as in CEL: a param
+        shadows a feature, which shadows an event field."""
+        params = {k: v for k, v in self._ruleset.params.items() if k in wanted}
+        types = {
+            **EVENT_VARIABLE_TYPES,
+            **{n: self.features.value_type(n) for n in features},
+            **{k: _param_type(v) for k, v in params.items()},
+        }
+        event_vars = {n: f for n, f in self._event_vars.items() if n in wanted}
+        run_rules, _ = rule_runner(rules, types, features, event_vars, params)
+        return run_rules
 
     def _apply(self, seq: int, event: Event) -> None:
         """File the event into the feature state (after it is decided and queued)."""
@@ -276,6 +286,11 @@ class Engine:
             "payguard_watermark_ms": self.features.watermark,
             "payguard_recorded_seq": self.recorder.last_seq(),
         }
+
+
+def _param_type(value: object) -> str:
+    """A ruleset param's CEL type (bool first: a Python bool is also an int)."""
+    return "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else "string"
 
 
 class _SnapshotUnpickler(pickle.Unpickler):

@@ -88,6 +88,7 @@ class Kind(msgspec.Struct, frozen=True):
 
 class Feature(msgspec.Struct, frozen=True):
     name: str
+    how: str
     stream: int
     read: Reader
     default: Any
@@ -296,7 +297,11 @@ class FeatureState:
                 read, default, absent = _reader(
                     spec, window_ms, value or (lambda e: None), _key_of(by)
                 )
-                self.features[name] = Feature(name, idx, read, default, absent)
+                self.features[name] = Feature(name, spec.how, idx, read, default, absent)
+
+    def value_type(self, name: str) -> str:
+        """A feature's CEL type: `is_new` is a bool, every other aggregate an int."""
+        return "bool" if self.features[name].how == "is_new" else "int"
 
     def _index_streams(self) -> None:
         for stream in self.streams:

@@ -13,6 +13,32 @@ from payguard.types import HOUR_MS
 
 EventVariable = Callable[[Event], Any]
 
+EVENT_VARIABLE_TYPES: dict[str, str] = {
+    "type": "string",
+    "amount": "int",
+    "currency": "string",
+    "channel": "string?",
+    "success": "bool?",
+    "method": "string?",
+    "city": "string?",
+    "user_id": "string?",
+    "device_id": "string?",
+    "ip": "string?",
+    "merchant_id": "string?",
+    "merchant_category": "string?",
+    "has_card": "bool",
+    "card_kind": "string?",
+    "card_bin": "string?",
+    "card_bank": "string?",
+    "has_payee": "bool",
+    "payee_id": "string?",
+    "has_ref": "bool",
+    "hour": "int",
+    "weekday": "int",
+}
+"""The CEL type of each event variable (`?`: may be null), for translating rules to Python
+(`rules.native`). `attrs` is a map, which rules reading it leave to CEL."""
+
 
 def event_variables(utc_offset_hours: int = 8) -> dict[str, EventVariable]:
     offset_ms = utc_offset_hours * HOUR_MS
