@@ -141,16 +141,26 @@ def _compile(rule: Rule, known: set[str], event_types: set[str]) -> CompiledRule
         raise RuleError(rule.id, "a challenge rule must list at least one `challenge` method")
     if not 0 <= rule.score <= 100:
         raise RuleError(rule.id, "`score` must be between 0 and 100")
+    program, variables = compile_condition(rule.id, rule.when, known)
+    return CompiledRule(rule=rule, program=program, variables=variables, code=rule.code or rule.id)
+
+
+def compile_condition(owner: str, text: str, known: set[str]) -> tuple[Any, frozenset[str]]:
+    """Compile one CEL boolean and check it as a rule's `when` is checked (syntax, macros,
+    unknown identifiers); returns (program, variables). Shared with chain patterns, so a
+    condition means the same thing wherever it is written. Errors name `owner`."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise RuleError(owner, f"condition is longer than {MAX_EXPRESSION_CHARS} characters")
     try:
-        program = cel.compile(rule.when)
+        program = cel.compile(text)
     except ValueError as exc:
-        raise RuleError(rule.id, f"CEL syntax error: {exc}") from None
-    macros = sorted(set(_MACRO_CALL.findall(_STRING_LITERAL.sub("''", rule.when))))
+        raise RuleError(owner, f"CEL syntax error: {exc}") from None
+    macros = sorted(set(_MACRO_CALL.findall(_STRING_LITERAL.sub("''", text))))
     if macros:
-        raise RuleError(rule.id, f"comprehension macros are not allowed: {macros}")
+        raise RuleError(owner, f"comprehension macros are not allowed: {macros}")
     variables = frozenset(program.variables())
     for name in sorted(variables - known):
         hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
         suggestion = f"; did you mean `{hint[0]}`?" if hint else ""
-        raise RuleError(rule.id, f"unknown identifier `{name}`{suggestion}")
-    return CompiledRule(rule=rule, program=program, variables=variables, code=rule.code or rule.id)
+        raise RuleError(owner, f"unknown identifier `{name}`{suggestion}")
+    return program, variables

@@ -1,0 +1,409 @@
+"""Incremental matching of attack-chain patterns, point in time.
+
+State per (pattern, partition key): for each step k, the open partial matches that have
+reached step k, as (start time, last step's time, matched event ids). A new event extends
+every partial it can (step k-1 → k) and may start a new one (step 1). Of two partials at
+the same step, one that started no earlier and whose last step is no earlier is at least
+as good in every future (it stays inside the time bound longer and meets every gap the
+other meets), so only the non-dominated ones are kept: in time order that is one per step,
+and never more than `max_partials` (the earliest-started are dropped first).
+
+`snapshot` reads the state as of an event without changing it (the event itself is not
+yet in it), plus `completes`: whether this event would take a match to the emitting step.
+`update` then files the event. A `not_followed_by` event kills every match in its
+partition (all of them started before it) and never takes part in a step itself.
+"""
+
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+import cel
+import msgspec
+
+from payguard.chains.pattern import ChainPattern, CompiledCondition
+from payguard.events import Event
+from payguard.features import NEVER
+from payguard.features.spec import ENTITY_EXTRACTORS
+from payguard.types import MINUTE_MS, EpochMs
+
+FORMAT = 1
+PHONE_LINKS = 8
+"""Accounts remembered per phone, as the feature state does: a carrier signal carries no
+account, so a `user` chain files it under the accounts last seen with its phone."""
+
+Partial = tuple[EpochMs, EpochMs, tuple[str, ...]]
+"""(start, last, event ids) of one open (or complete) match."""
+Fronts = list[list[Partial]]
+"""Per step (index k-1), the non-dominated partial matches that reached step k."""
+Outcome = tuple[tuple[int, ...], bool]
+"""For one pattern and one event: the steps it satisfies (1-based), and whether it is a
+`not_followed_by` event."""
+
+
+class ChainMatch(msgspec.Struct, frozen=True):
+    """One chain as the last snapshot saw it, for the decision's reasons."""
+
+    chain: str
+    step: int
+    started_ts: EpochMs
+    event_ids: tuple[str, ...]
+    completes: bool
+    """True when the current event is the last id: it would take the match to the
+    emitting step (`chain_<name>_completes`)."""
+
+
+class ChainMatcher:
+    """Every configured pattern over every partition; names, snapshot, update, export."""
+
+    def __init__(
+        self,
+        patterns: tuple[ChainPattern, ...],
+        lateness_ms: int = 10 * MINUTE_MS,
+        max_partials: int = 4,
+        sweep_every: int = 50_000,
+    ) -> None:
+        self.patterns = patterns
+        self.lateness_ms = lateness_ms
+        self.max_partials = max_partials
+        self.sweep_every = sweep_every
+        self.parts: list[dict[str, Fronts]] = [{} for _ in patterns]
+        self.watermark: EpochMs = 0
+        self.errors = 0
+        """Condition evaluations that raised (counted as not satisfied)."""
+        self._phone_users: dict[str, list[str]] = {}
+        self._by_type: dict[str, _TypeInfo] = {}
+        self._cached: tuple[Event, list[Outcome]] | None = None
+        self._last: list[ChainMatch] = []
+        self._extract = [ENTITY_EXTRACTORS[p.key] for p in patterns]
+        self._names = [p.feature_names() for p in patterns]
+        self._defaults = [dict(zip(n, (False, 0, NEVER, False), strict=True)) for n in self._names]
+
+    # -- what it provides and needs ---------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return [name for p in self.patterns for name in p.feature_names()]
+
+    def variables_for(self, event_type: str) -> frozenset[str]:
+        """The variables the conditions that apply to this event type read: the caller
+        must put them in the dict it passes (they are evaluated on every such event)."""
+        return self._type_info(event_type).names
+
+    def _type_info(self, event_type: str) -> "_TypeInfo":
+        info = self._by_type.get(event_type)
+        if info is None:
+            info = self._by_type[event_type] = _TypeInfo(self.patterns, event_type)
+        return info
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def snapshot(
+        self,
+        event: Event,
+        variables: dict[str, Any],
+        needed: AbstractSet[str] | None = None,
+    ) -> dict[str, Any]:
+        """Chain features as of this event (from earlier events), plus `completes` for this
+        one. `variables` are the flat values the rules see; `needed` limits the work."""
+        out: dict[str, Any] = {}
+        self._last = []
+        if needed is not None and not needed:
+            return out
+        outcomes = self._outcomes(event, variables)
+        parts = self.parts
+        for index, pattern in enumerate(self.patterns):
+            names = self._names[index]
+            if needed is not None and needed.isdisjoint(names):
+                continue
+            steps = outcomes[index][0]
+            keys = self._keys(index, event)
+            if not steps and not any(k in parts[index] for k in keys):
+                out.update(self._defaults[index])  # no state, nothing to start: the common case
+                continue
+            out.update(self._read(index, pattern, event, outcomes[index], names))
+        return out
+
+    def last_matches(self) -> list[ChainMatch]:
+        """The chains the last snapshot found matched or completing, with their events."""
+        return list(self._last)
+
+    def _read(
+        self,
+        index: int,
+        pattern: ChainPattern,
+        event: Event,
+        outcome: Outcome,
+        names: tuple[str, str, str, str],
+    ) -> dict[str, Any]:
+        t = event.ts
+        best: tuple[int, Partial] | None = None
+        done: tuple[int, Partial] | None = None
+        for key in self._keys(index, event):
+            fronts = self.parts[index].get(key)
+            best = _better(best, _best(fronts, t, pattern.within_ms) if fronts else None)
+            if not outcome[1]:
+                done = _better(done, _completion(pattern, fronts, outcome[0], event))
+        matched = best is not None and best[0] >= pattern.emit_from
+        if done is not None:
+            self._last.append(_match(pattern, done, True))
+        elif best is not None and matched:
+            self._last.append(_match(pattern, best, False))
+        return {
+            names[0]: matched,
+            names[1]: best[0] if best else 0,
+            names[2]: max(0, t - best[1][0]) // MINUTE_MS if best else NEVER,
+            names[3]: done is not None,
+        }
+
+    def _keys(self, index: int, event: Event) -> list[str]:
+        """The event's partitions for one pattern: its key, or for a `user` chain and an
+        event without an account, the accounts last seen with its phone."""
+        key = self._extract[index](event)
+        if key is not None:
+            return [key]
+        if self.patterns[index].key == "user" and event.phone is not None:
+            return list(self._phone_users.get(event.phone, ()))
+        return []
+
+    def _outcomes(self, event: Event, variables: dict[str, Any]) -> list[Outcome]:
+        """Evaluate each pattern's conditions on the event once (snapshot and update of the
+        same event share the result). Only conditions whose result can matter are run: step
+        1, steps that have a partial match at the step before, and the negation when there
+        is state or a step to take; the rest cannot change any feature or any state."""
+        cached = self._cached
+        if cached is not None and cached[0] is event:
+            return cached[1]
+        info = self._type_info(event.type)
+        results: list[Outcome] = []
+        context: Any = None
+        for index, pattern in enumerate(self.patterns):
+            applicable, negation = info.per_pattern[index]
+            if not applicable and not negation:
+                results.append(_NOTHING)
+                continue
+            keys = self._keys(index, event)
+            live, has_state = self._live(index, keys)
+            relevant = [j for j in applicable if j in live or (j == 1 and keys)]
+            if not relevant and not (negation and has_state):
+                results.append(_NOTHING)
+                continue
+            if context is None:
+                context = cel.Context({n: variables[n] for n in info.names if n in variables})
+            results.append(self._outcome(pattern, relevant, negation, context))
+        self._cached = (event, results)
+        return results
+
+    def _live(self, index: int, keys: list[str]) -> tuple[set[int], bool]:
+        """Steps that could extend a partial match in these partitions, and whether any
+        partition has state."""
+        live: set[int] = set()
+        has_state = False
+        parts = self.parts[index]
+        for key in keys:
+            fronts = parts.get(key)
+            if fronts is None:
+                continue
+            has_state = True
+            live.update(k + 2 for k, front in enumerate(fronts) if front)
+        return live, has_state
+
+    def _outcome(
+        self, pattern: ChainPattern, steps: list[int], negation: bool, context: Any
+    ) -> Outcome:
+        neg = pattern.negation
+        if negation and neg is not None and self._holds(neg, context):
+            return (), True
+        return tuple(j for j in steps if self._holds(pattern.steps[j - 1], context)), False
+
+    def _holds(self, condition: CompiledCondition, context: Any) -> bool:
+        if condition.program is None:
+            return True
+        try:
+            return condition.program.execute(context) is True
+        except Exception:  # CEL raises several types; a failing condition is not met
+            self.errors += 1
+            return False
+
+    # -- updating ---------------------------------------------------------------------------
+
+    def update(self, event: Event, variables: dict[str, Any], seq: int) -> None:
+        """File the event (after it was decided) with the same variables it was decided
+        with; `seq` times the sweep of expired matches."""
+        outcomes = self._outcomes(event, variables)
+        for index, (steps, negated) in enumerate(outcomes):
+            if negated:
+                for key in self._keys(index, event):
+                    self.parts[index].pop(key, None)
+            elif steps:
+                for key in self._keys(index, event):
+                    self._advance(index, key, steps, event)
+        if event.user_id is not None and event.phone is not None:
+            self._link_phone(event.phone, event.user_id)
+        if event.ts > self.watermark:
+            self.watermark = event.ts
+        self._cached = None
+        if seq % self.sweep_every == 0:
+            self.sweep()
+
+    def _advance(self, index: int, key: str, steps: tuple[int, ...], event: Event) -> None:
+        pattern = self.patterns[index]
+        fronts = self.parts[index].get(key)
+        if fronts is None:
+            fronts = [[] for _ in pattern.steps]
+        ts, eid = event.ts, event.event_id
+        grown: list[tuple[int, Partial]] = []
+        for step in steps:
+            if step == 1:
+                grown.append((1, (ts, ts, (eid,))))
+                continue
+            for p in fronts[step - 2]:
+                if _extends(pattern, p, ts, step):
+                    grown.append((step, (p[0], ts, (*p[2], eid))))
+        for step, partial in grown:
+            _insert(fronts[step - 1], partial, self.max_partials)
+        self._evict(index, key, fronts)
+
+    def _evict(self, index: int, key: str, fronts: Fronts) -> None:
+        """Drop matches no event within the lateness can still see; forget empty keys."""
+        horizon = self.watermark - self.lateness_ms - self.patterns[index].within_ms
+        for front in fronts:
+            if any(p[0] < horizon for p in front):
+                front[:] = [p for p in front if p[0] >= horizon]
+        if any(fronts):
+            self.parts[index][key] = fronts
+        else:
+            self.parts[index].pop(key, None)
+
+    def _link_phone(self, phone: str, user: str) -> None:
+        users = self._phone_users.setdefault(phone, [])
+        if users and users[-1] == user:
+            return
+        if user in users:
+            users.remove(user)
+        users.append(user)
+        if len(users) > PHONE_LINKS:
+            del users[0]
+
+    def sweep(self) -> int:
+        """Evict expired matches in every partition; returns the partitions left."""
+        for index, parts in enumerate(self.parts):
+            for key in list(parts):
+                self._evict(index, key, parts[key])
+        return sum(len(parts) for parts in self.parts)
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def export(self) -> bytes:
+        """The whole state as MessagePack, tagged with the patterns it was built for."""
+        return msgspec.msgpack.encode(
+            {
+                "format": FORMAT,
+                "patterns": self._digest(),
+                "parts": self.parts,
+                "phone_users": self._phone_users,
+                "watermark": self.watermark,
+                "errors": self.errors,
+            }
+        )
+
+    def restore(self, data: bytes) -> None:
+        """Adopt an export taken with the same patterns."""
+        body = msgspec.msgpack.decode(data)
+        if body.get("format") != FORMAT or body["patterns"] != self._digest():
+            raise ValueError("chain snapshot was taken with other patterns or format")
+        self.parts = [
+            {
+                key: [[(s, e, tuple(ids)) for s, e, ids in f] for f in fronts]
+                for key, fronts in p.items()
+            }
+            for p in body["parts"]
+        ]
+        self._phone_users = body["phone_users"]
+        self.watermark = body["watermark"]
+        self.errors = body["errors"]
+        self._cached = None
+
+    def _digest(self) -> list[Any]:
+        return [msgspec.to_builtins(p.spec) for p in self.patterns]
+
+
+_NOTHING: Outcome = ((), False)
+
+
+class _TypeInfo:
+    """Per event type: the variables its conditions read, and per pattern the steps that
+    apply to it and whether its negation does."""
+
+    def __init__(self, patterns: tuple[ChainPattern, ...], event_type: str) -> None:
+        self.per_pattern: list[tuple[tuple[int, ...], bool]] = []
+        names: set[str] = set()
+        for p in patterns:
+            steps = tuple(j for j, c in enumerate(p.steps, 1) if c.applies(event_type))
+            neg = p.negation is not None and p.negation.applies(event_type)
+            self.per_pattern.append((steps, neg))
+            names.update(*(p.steps[j - 1].variables for j in steps))
+            if neg and p.negation is not None:
+                names.update(p.negation.variables)
+        self.names = frozenset(names)
+
+
+def _extends(pattern: ChainPattern, p: Partial, ts: EpochMs, step: int) -> bool:
+    """Can an event at `ts` satisfying `step` extend partial `p` (at step - 1)?"""
+    gap = pattern.gaps[step - 1]
+    return ts - p[0] <= pattern.within_ms and (gap is None or ts - p[1] <= gap)
+
+
+def _insert(front: list[Partial], new: Partial, cap: int) -> None:
+    """Add a partial unless one as good is there; drop those it is better than."""
+    start, last = new[0], new[1]
+    for p in front:
+        if p[0] >= start and p[1] >= last:
+            return
+    front[:] = [p for p in front if not (start >= p[0] and last >= p[1])]
+    front.append(new)
+    if len(front) > cap:
+        front.remove(min(front, key=lambda p: p[0]))
+
+
+def _best(fronts: Fronts, t: EpochMs, within: int) -> tuple[int, Partial] | None:
+    """The furthest step an alive match reached (alive: started within the bound of t),
+    and of those the latest-started."""
+    for k in range(len(fronts), 0, -1):
+        alive = [p for p in fronts[k - 1] if t - p[0] <= within]
+        if alive:
+            return k, max(alive, key=lambda p: p[0])
+    return None
+
+
+def _completion(
+    pattern: ChainPattern, fronts: Fronts | None, steps: tuple[int, ...], event: Event
+) -> tuple[int, Partial] | None:
+    """The furthest emitting step this event would take a match to, if any."""
+    ts, eid = event.ts, event.event_id
+    for step in sorted(steps, reverse=True):
+        if step < pattern.emit_from:
+            break
+        if step == 1:
+            return 1, (ts, ts, (eid,))
+        candidates = [
+            p for p in (fronts[step - 2] if fronts else ()) if _extends(pattern, p, ts, step)
+        ]
+        if candidates:
+            p = max(candidates, key=lambda p: p[0])
+            return step, (p[0], ts, (*p[2], eid))
+    return None
+
+
+def _better(
+    a: tuple[int, Partial] | None, b: tuple[int, Partial] | None
+) -> tuple[int, Partial] | None:
+    """The further step, then the later start (the same order `_best` uses)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if (b[0], b[1][0]) > (a[0], a[1][0]) else a
+
+
+def _match(pattern: ChainPattern, found: tuple[int, Partial], completes: bool) -> ChainMatch:
+    step, (start, _, ids) = found
+    return ChainMatch(pattern.name, step, start, ids, completes)
