@@ -157,7 +157,8 @@ def model_evaluate(
 
 
 def _metrics_table(title: str, metrics: dict[str, float]) -> None:
-    table = Table(title=title)
+    out.print(title, highlight=False)
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.items():

@@ -82,12 +82,14 @@ def handbook_split(
     test_start_ms = int(midnight + (delta_train + delta_delay) * DAY_MS)
     test = np.zeros(len(rows), bool)
     since_start = rows.ts >= midnight
+    cards = rows.card_codes()
     for k in range(delta_test):
         begins = test_start_ms + k * DAY_MS
         known = since_start & (rows.label_ts != NO_LABEL) & (rows.label_ts < begins)
-        known_cards = set(rows.card[known])
+        is_known = np.zeros(int(cards.max()) + 1, bool)
+        is_known[cards[known]] = True
         today = day == first + delta_train + delta_delay + k
-        test |= today & ~np.isin(rows.card, list(known_cards))
+        test |= today & ~is_known[cards]
     y_train = rows.labels_known_at(test_start_ms)
     y_test = (rows.label_ts != NO_LABEL).astype(np.int8)
     return Split(train, test, y_train, y_test, day)

@@ -31,7 +31,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "feature_fraction": 0.9,
     "bagging_fraction": 0.9,
     "bagging_freq": 1,
-    "num_threads": 2,
+    "num_threads": 1,
     "seed": 0,
     "deterministic": True,
     "force_row_wise": True,

@@ -52,6 +52,13 @@ class Rows:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def card_codes(self) -> npt.NDArray[np.int64]:
+        """`card` as small integers (same card, same code), for fast set operations."""
+        codes: dict[Any, int] = {}
+        return np.fromiter(
+            (codes.setdefault(c, len(codes)) for c in self.card), np.int64, len(self.card)
+        )
+
     def labels_known_at(self, cutoff_ms: int) -> npt.NDArray[np.int8]:
         """Labels as known at `cutoff_ms`: feedback that arrived later does not count."""
         known = (self.label_ts != NO_LABEL) & (self.label_ts <= cutoff_ms)
