@@ -83,7 +83,6 @@ class Engine:
         self._snapshot_seq = -1
         self._event_vars = event_variables(settings.utc_offset)
         self._encode = msgspec.json.Encoder(order="sorted").encode
-        self._decode_decision = msgspec.json.Decoder(Decision).decode
         self._plans: dict[str, _TypePlan] = {}
         self._ruleset = ruleset
         self._catalog_digest = hashlib.sha256(msgspec.json.encode(features.catalog)).hexdigest()
@@ -134,11 +133,9 @@ class Engine:
                 self.metrics.conflicts += 1
                 raise DuplicateEventError(event.event_id)
             self.metrics.duplicates += 1
-            return self._decode_decision(stored.decision), True
+            return stored.decision, True
         decision = self.decide(event)
-        seq = self.recorder.append(
-            event, payload, payload_hash, self._encode(decision), decision.action
-        )
+        seq = self.recorder.append(event, payload, payload_hash, decision)
         self._apply(seq, event)
         self.metrics.observe(event.type, decision.action, decision.latency_us)
         if seq % self.settings.snapshot_every == 0:
@@ -180,7 +177,7 @@ class Engine:
 
     def stored_decision(self, event_id: str) -> Decision | None:
         stored = self.recorder.lookup(event_id)
-        return self._decode_decision(stored.decision) if stored else None
+        return stored.decision if stored else None
 
     def _plan_for(self, event_type: str) -> _TypePlan:
         ruleset = self._ruleset

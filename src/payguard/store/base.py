@@ -12,25 +12,25 @@ from typing import Protocol
 import msgspec
 
 from payguard.events import Event
+from payguard.policy import Decision
 
 
 class StoredDecision(msgspec.Struct, frozen=True):
     payload_hash: bytes
-    decision: bytes
+    decision: Decision
+    """As recorded, with `features` in name order."""
 
 
 class Recorder(Protocol):
     def lookup(self, event_id: str) -> StoredDecision | None:
-        """The payload hash and stored decision JSON of an event already recorded."""
+        """The payload hash and decision of an event already recorded."""
         ...
 
     def get_event(self, event_id: str) -> Event | None:
         """A recorded (tokenized) event, for feedback that references it."""
         ...
 
-    def append(
-        self, event: Event, payload: bytes, payload_hash: bytes, decision: bytes, action: str
-    ) -> int:
+    def append(self, event: Event, payload: bytes, payload_hash: bytes, decision: Decision) -> int:
         """Queue an event with its decision; returns its sequence number. `payload` is the
         event's JSON, already encoded by the engine to hash it, so it is not encoded twice."""
         ...
@@ -48,3 +48,12 @@ class Recorder(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def as_recorded(decision: Decision) -> Decision:
+    """The decision as a lookup returns it: features in name order (recorders keep them
+    in the order the engine read them, which is not the same)."""
+    features = decision.features
+    if isinstance(features, msgspec.UnsetType):
+        return decision
+    return msgspec.structs.replace(decision, features=dict(sorted(features.items())))

@@ -3,27 +3,26 @@
 from collections.abc import Iterator
 
 from payguard.events import Event
-from payguard.store.base import StoredDecision
+from payguard.policy import Decision
+from payguard.store.base import StoredDecision, as_recorded
 
 
 class MemoryRecorder:
     def __init__(self) -> None:
         self._events: list[Event] = []
-        self._by_id: dict[str, tuple[Event, StoredDecision]] = {}
+        self._by_id: dict[str, tuple[Event, bytes, Decision]] = {}
 
     def lookup(self, event_id: str) -> StoredDecision | None:
         found = self._by_id.get(event_id)
-        return found[1] if found else None
+        return StoredDecision(found[1], as_recorded(found[2])) if found else None
 
     def get_event(self, event_id: str) -> Event | None:
         found = self._by_id.get(event_id)
         return found[0] if found else None
 
-    def append(
-        self, event: Event, payload: bytes, payload_hash: bytes, decision: bytes, action: str
-    ) -> int:
+    def append(self, event: Event, payload: bytes, payload_hash: bytes, decision: Decision) -> int:
         self._events.append(event)
-        self._by_id[event.event_id] = (event, StoredDecision(payload_hash, decision))
+        self._by_id[event.event_id] = (event, payload_hash, decision)
         return len(self._events)
 
     def flush(self) -> None:

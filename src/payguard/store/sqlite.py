@@ -2,17 +2,26 @@
 
 Writes are queued and committed in one transaction per `flush`, so a batch replay pays one
 commit per thousand events, while the HTTP server flushes after every request. Events are
-stored tokenized (as `Event` JSON), so the file never holds a card, ID or phone number.
+stored tokenized (as `Event` JSON), so the file never holds a card, ID and phone number.
+
+Each event's row also holds its decision, in msgpack, with the feature values as a list
+whose names are stored once per distinct set in `feature_sets`: a decision's JSON with
+its feature names was about 1 KB, five times the event, and writing it was most of the
+cost of recording. Stores written before this layout keep their decisions in a separate
+`decisions` table (JSON bodies); they are opened as they are and read through it.
 """
 
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 
 from payguard.events import Event
-from payguard.store.base import StoredDecision
+from payguard.policy import Decision, Reason, ShadowHit
+from payguard.rules.types import Action, ChallengeMethod
+from payguard.store.base import StoredDecision, as_recorded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -21,14 +30,36 @@ CREATE TABLE IF NOT EXISTS events (
     ts           INTEGER NOT NULL,
     type         TEXT NOT NULL,
     payload      BLOB NOT NULL,
-    payload_hash BLOB NOT NULL
+    payload_hash BLOB NOT NULL,
+    action       TEXT,
+    decision     BLOB,
+    feature_set  INTEGER REFERENCES feature_sets(id)
 );
-CREATE TABLE IF NOT EXISTS decisions (
-    event_id TEXT PRIMARY KEY REFERENCES events(event_id),
-    action   TEXT NOT NULL,
-    body     BLOB NOT NULL
+CREATE TABLE IF NOT EXISTS feature_sets (
+    id    INTEGER PRIMARY KEY,
+    names BLOB NOT NULL
 );
 """
+_ADDED_COLUMNS = (("action", "TEXT"), ("decision", "BLOB"), ("feature_set", "INTEGER"))
+"""Columns a store from before decisions moved into `events` lacks (added on open)."""
+T = TypeVar("T")
+
+
+class _Row(msgspec.Struct, array_like=True):
+    """A decision as stored: its fields in order, `features` as values of a feature set.
+    None stands for a field the decision leaves unset."""
+
+    event_id: str
+    action: Action
+    score: int
+    reasons: list[Reason]
+    ruleset: str
+    model: str | None
+    latency_us: int
+    challenge: list[ChallengeMethod] | None
+    shadow: list[ShadowHit] | None
+    rule_errors: list[dict[str, str]] | None
+    values: list[Any] | None
 
 
 class SQLiteRecorder:
@@ -37,10 +68,17 @@ class SQLiteRecorder:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._legacy = self._migrate()
+        """Whether this store has the earlier `decisions` table to read old rows from."""
+        self._encode_row = msgspec.msgpack.Encoder().encode
+        self._decode_row = msgspec.msgpack.Decoder(_Row).decode
         self._decode = msgspec.json.Decoder(Event).decode
-        self._pending: list[tuple[int, Event, bytes, bytes, bytes, str]] = []
-        """(seq, event, payload, payload_hash, decision, action) not yet committed."""
+        self._feature_sets: dict[tuple[str, ...], int] = {}
+        self._feature_names: dict[int, tuple[str, ...]] = {}
+        for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
+            self._remember_set(set_id, tuple(msgspec.msgpack.decode(names)))
+        self._pending: list[tuple[int, Event, bytes, bytes, Decision]] = []
+        """(seq, event, payload, payload_hash, decision) not yet committed."""
         self._pending_ids: dict[str, int] = {}
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self._durable_seq: int = row[0]
@@ -51,19 +89,46 @@ class SQLiteRecorder:
         """Hashes of every recorded event_id: a miss here proves the id is new without a
         query; a hit (or a rare hash collision) is confirmed against the table."""
 
+    def _migrate(self) -> bool:
+        """Create or complete the schema; returns whether the legacy table exists."""
+        db = self._db
+        db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in columns:
+                db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+        found = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'decisions'").fetchone()
+        return found is not None
+
+    def _remember_set(self, set_id: int, names: tuple[str, ...]) -> None:
+        self._feature_sets[names] = set_id
+        self._feature_names[set_id] = names
+
     def lookup(self, event_id: str) -> StoredDecision | None:
         pending = self._pending_ids.get(event_id)
         if pending is not None:
-            _, _, _, payload_hash, decision, _ = self._pending[pending]
-            return StoredDecision(payload_hash, decision)
+            _, _, _, payload_hash, decision = self._pending[pending]
+            return StoredDecision(payload_hash, as_recorded(decision))
         if hash(event_id) not in self._maybe_known:
             return None
-        row = self._db.execute(
-            "SELECT e.payload_hash, d.body FROM events e JOIN decisions d USING (event_id) "
-            "WHERE e.event_id = ?",
-            (event_id,),
-        ).fetchone()
-        return StoredDecision(row[0], row[1]) if row else None
+        if self._legacy:
+            query = (
+                "SELECT e.payload_hash, e.decision, e.feature_set, d.body FROM events e "
+                "LEFT JOIN decisions d USING (event_id) WHERE e.event_id = ?"
+            )
+        else:
+            query = (
+                "SELECT payload_hash, decision, feature_set, NULL FROM events WHERE event_id = ?"
+            )
+        row = self._db.execute(query, (event_id,)).fetchone()
+        if row is None:
+            return None
+        payload_hash, stored, feature_set, legacy_body = row
+        if stored is None:  # a row written before decisions moved into `events`
+            decision = msgspec.json.decode(legacy_body, type=Decision)
+        else:
+            decision = self._decision(self._decode_row(stored), feature_set)
+        return StoredDecision(payload_hash, as_recorded(decision))
 
     def get_event(self, event_id: str) -> Event | None:
         pending = self._pending_ids.get(event_id)
@@ -73,35 +138,84 @@ class SQLiteRecorder:
         found = row.fetchone()
         return self._decode(found[0]) if found else None
 
-    def append(
-        self, event: Event, payload: bytes, payload_hash: bytes, decision: bytes, action: str
-    ) -> int:
+    def append(self, event: Event, payload: bytes, payload_hash: bytes, decision: Decision) -> int:
         seq: int = self._next_seq
         self._next_seq = seq + 1
         event_id = event.event_id
         self._maybe_known.add(hash(event_id))
         pending = self._pending
         self._pending_ids[event_id] = len(pending)
-        pending.append((seq, event, payload, payload_hash, decision, action))
+        pending.append((seq, event, payload, payload_hash, decision))
         return seq
 
     def flush(self) -> None:
         if not self._pending:
             return
-        event_rows = [(seq, e.event_id, e.ts, e.type, p, h) for seq, e, p, h, _, _ in self._pending]
-        decision_rows = [(e.event_id, a, d) for _, e, _, _, d, a in self._pending]
+        new_sets: list[tuple[int, bytes]] = []
+        rows = [
+            (seq, e.event_id, e.ts, e.type, p, h, d.action, *self._row(d, new_sets))
+            for seq, e, p, h, d in self._pending
+        ]
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", event_rows)
-            db.executemany("INSERT INTO decisions VALUES (?, ?, ?)", decision_rows)
+            db.executemany("INSERT INTO feature_sets VALUES (?, ?)", new_sets)
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            for set_id, _ in new_sets:
+                del self._feature_sets[self._feature_names.pop(set_id)]
             raise
         self._durable_seq = self._pending[-1][0]
         self._pending.clear()
         self._pending_ids.clear()
+
+    def _row(self, d: Decision, new_sets: list[tuple[int, bytes]]) -> tuple[bytes, int | None]:
+        """(decision column, feature set id) for one decision; a feature set not seen
+        before is numbered and queued in `new_sets`, to be written in the same commit."""
+        features = d.features
+        set_id = values = None
+        if not isinstance(features, msgspec.UnsetType):
+            names = tuple(features)
+            set_id = self._feature_sets.get(names)
+            if set_id is None:
+                set_id = len(self._feature_names) + 1
+                self._remember_set(set_id, names)
+                new_sets.append((set_id, msgspec.msgpack.encode(names)))
+            values = list(features.values())
+        row = _Row(
+            d.event_id,
+            d.action,
+            d.score,
+            d.reasons,
+            d.ruleset,
+            d.model,
+            d.latency_us,
+            _or_none(d.challenge),
+            _or_none(d.shadow),
+            _or_none(d.rule_errors),
+            values,
+        )
+        return self._encode_row(row), set_id
+
+    def _decision(self, row: _Row, feature_set: int | None) -> Decision:
+        features: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+        if feature_set is not None and row.values is not None:
+            features = dict(zip(self._feature_names[feature_set], row.values, strict=True))
+        return Decision(
+            event_id=row.event_id,
+            action=row.action,
+            score=row.score,
+            reasons=row.reasons,
+            ruleset=row.ruleset,
+            model=row.model,
+            latency_us=row.latency_us,
+            challenge=_or_unset(row.challenge),
+            features=features,
+            shadow=_or_unset(row.shadow),
+            rule_errors=_or_unset(row.rule_errors),
+        )
 
     def discard_pending(self) -> None:
         """Forget queued records (used when a request fails before it is answered)."""
@@ -123,3 +237,11 @@ class SQLiteRecorder:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+def _or_none(value: T | msgspec.UnsetType) -> T | None:
+    return None if isinstance(value, msgspec.UnsetType) else value
+
+
+def _or_unset(value: T | None) -> T | msgspec.UnsetType:
+    return msgspec.UNSET if value is None else value
