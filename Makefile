@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= .demo
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit bench bench-ml clean
 
 venv: $(STAMP)
 
@@ -47,5 +47,9 @@ unit: venv
 bench: venv
 	$(BIN)/python -m bench
 
+## bench-ml: the Fraud Detection Handbook's protocols from the raw file (docs/ml.md)
+bench-ml: venv
+	$(BIN)/python -m bench.ml_fdh
+
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) .bench-ml .pytest_cache .mypy_cache .ruff_cache

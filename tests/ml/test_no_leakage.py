@@ -88,3 +88,20 @@ def test_current_payment_counts_in_customer_windows_only_once() -> None:
     assert third[col["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"]] == np.float32(265.0)
     # terminal m1, delayed window (t-8d, t-7d]: p2 (t - 7d exactly) is in, p1 (t - 8d) is not
     assert third[col["TERMINAL_ID_NB_TX_1DAY_WINDOW"]] == 1
+
+
+def test_settled_streak_counts_reported_payments_once_the_delay_has_passed() -> None:
+    events = [
+        _payment(1, T0, "u1", "m1", "10.00"),
+        _payment(2, T0 + DAY, "u2", "m1", "10.00"),
+        _report(1, T0 + 7 * DAY, "p1", "u1"),
+        _payment(3, T0 + 7 * DAY, "u3", "m1", "10.00"),  # p1 settled (reported), p2 not yet
+        _report(2, T0 + 8 * DAY, "p2", "u2"),
+        _payment(4, T0 + 8 * DAY + 1, "u3", "m1", "10.00"),  # p1, p2 both reported
+        _payment(5, T0 + 14 * DAY + 1, "u1", "m1", "10.00"),  # p3 settled unreported
+    ]
+    rows = _rows(events)
+    streak = rows.columns.index("terminal_settled_fraud_streak")
+    last3 = rows.columns.index("terminal_settled_frauds_of_last_3")
+    assert rows.x[:, streak].tolist() == [0, 0, 1, 2, 0]
+    assert rows.x[:, last3].tolist() == [0, 0, 1, 2, 2]

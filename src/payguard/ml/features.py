@@ -7,12 +7,14 @@ add what the event itself carries (its amount, its local hour) but nothing later
 training set and serving use the same function, so there is no training/serving skew.
 """
 
+import hashlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from payguard.events import MONEY_OUT_TYPES, Event
+from payguard.events import FEEDBACK_TYPES, MONEY_OUT_TYPES, Event
 from payguard.features import DEFAULT_CATALOG_PATH, Catalog, FeatureState, load_catalog
 from payguard.types import DAY_MS, HOUR_MS, MINUTE_MS
 
@@ -34,12 +36,78 @@ class FeatureSet:
     row: Row
     needs: tuple[str, ...]
     """Catalog features the row function reads (the query plan)."""
+    tracker: "Callable[[], Tracker] | None" = None
+    """Extra point-in-time state the catalog language cannot express (its values are
+    appended to the row, read before the event is filed, like every feature)."""
+
+    def digest(self) -> str:
+        """Changes whenever the catalog file or the columns change (cache keys)."""
+        body = self.catalog_path.read_bytes() + "\n".join(self.columns).encode() + b"v2"
+        return hashlib.sha256(body).hexdigest()
 
     def catalog(self) -> Catalog:
         return load_catalog(self.catalog_path)
 
     def state(self) -> FeatureState:
         return FeatureState(self.catalog())
+
+
+class Tracker(Protocol):
+    """State kept beside the feature state: `values` before `update`, event by event."""
+
+    columns: tuple[str, ...]
+
+    def values(self, event: Event) -> list[float]: ...
+
+    def update(self, event: Event, referenced: Event | None) -> None: ...
+
+
+class SettledStreak:
+    """Per merchant: of its payments old enough that any fraud report on them has arrived
+    (older than the feedback delay), how many of the most recent ones were reported.
+
+    A compromised terminal (the Handbook's scenario 2) turns every payment fraudulent: its
+    settled payments come back reported one after another, while a genuine terminal's
+    rare fraud is followed by unreported ones. The catalog language has windows over
+    report *arrival*; this needs the reports matched to the payments they cite."""
+
+    columns: tuple[str, ...] = (
+        "terminal_settled_fraud_streak",
+        "terminal_settled_frauds_of_last_3",
+    )
+
+    def __init__(self, delay_ms: int) -> None:
+        self.delay_ms = delay_ms
+        self.pending: dict[str, deque[tuple[int, str]]] = {}
+        self.reported: set[str] = set()
+        self.recent: dict[str, tuple[int, tuple[bool, ...]]] = {}
+        """merchant → (streak of reported settled payments, the last three outcomes)."""
+
+    def values(self, event: Event) -> list[float]:
+        merchant = event.merchant.id if event.merchant is not None else None
+        if merchant is None:
+            return [0.0, 0.0]
+        streak, last = self._settle(merchant, event.ts)
+        return [float(streak), float(sum(last))]
+
+    def _settle(self, merchant: str, t: int) -> tuple[int, tuple[bool, ...]]:
+        streak, last = self.recent.get(merchant, (0, ()))
+        queue = self.pending.get(merchant)
+        while queue and queue[0][0] <= t - self.delay_ms:
+            _, payment = queue.popleft()
+            fraud = payment in self.reported
+            self.reported.discard(payment)
+            streak = streak + 1 if fraud else 0
+            last = (*last[-2:], fraud)
+        self.recent[merchant] = (streak, last)
+        return streak, last
+
+    def update(self, event: Event, referenced: Event | None) -> None:
+        if event.type == "payment" and event.merchant is not None:
+            queue = self.pending.setdefault(event.merchant.id, deque())
+            queue.append((event.ts, event.event_id))
+        elif referenced is not None and event.type in FEEDBACK_TYPES:
+            self.reported.add(referenced.event_id)
 
 
 def _local(ts: int, offset_hours: int) -> tuple[int, int]:
@@ -78,6 +146,10 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "terminal_reports_7d",
     "terminal_reports_30d",
     "terminal_minutes_since_report",
+    "terminal_minutes_since_first_report",
+    "terminal_risk_2d",
+    "terminal_risk_3d",
+    "terminal_risk_14d",
 )
 DELAY_WINDOW = "7d"
 """The Handbook's feedback delay: terminal windows end 7 days before the payment."""
@@ -128,7 +200,12 @@ def extra_values(snap: dict[str, Any], event: Event) -> list[float]:
         float(snap["count_fraud_label_by_merchant_7d"]),
         float(snap["count_fraud_label_by_merchant_30d"]),
         float(min(since, 30 * DAY_MS // MINUTE_MS)),
+        float(snap["age_fraud_label_by_merchant"] or -1),
     ]
+    delayed = snap[f"count_payment_by_merchant_{DELAY_WINDOW}"]
+    for window, span in (("2d", "9d"), ("3d", "10d"), ("14d", "21d")):
+        n = snap[f"count_payment_by_merchant_{span}"] - delayed
+        out.append(snap[f"count_fraud_label_by_merchant_{window}"] / n if n else -1.0)
     return out
 
 
@@ -140,14 +217,15 @@ def fdh_feature_set(offset_hours: int = 8, extras: bool = True) -> FeatureSet:
         return values + extra_values(snap, event) if extras else values
 
     catalog = load_catalog(FDH_CATALOG_PATH)
-    needs = tuple(spec.name(w) for spec in catalog.features for w in spec.windows)
+    needs = tuple(sorted({spec.name(w) for spec in catalog.features for w in spec.windows}))
     return FeatureSet(
         name=f"fdh{'+extras' if extras else ''}@{offset_hours:+d}h",
         catalog_path=FDH_CATALOG_PATH,
         types=frozenset({"payment"}),
-        columns=HANDBOOK_COLUMNS + (EXTRA_COLUMNS if extras else ()),
+        columns=HANDBOOK_COLUMNS + (EXTRA_COLUMNS + SettledStreak.columns if extras else ()),
         row=row,
         needs=needs,
+        tracker=(lambda: SettledStreak(7 * DAY_MS)) if extras else None,
     )
 
 

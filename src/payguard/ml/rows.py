@@ -178,6 +178,7 @@ def rows_from(
     state = fs.state()
     plan = state.plan(fs.needs)
     row_of, types, width = fs.row, fs.types, len(fs.columns)
+    tracker = fs.tracker() if fs.tracker is not None else None
     kept: dict[str, Event] = {}
     labelled: dict[str, int] = {}
     blocks: list[npt.NDArray[Any]] = []
@@ -188,7 +189,8 @@ def rows_from(
     cards: list[str] = []
     for seq, event in enumerate(events, start=1):
         if event.type in types:
-            block[filled] = row_of(state.snapshot(event, plan), event)
+            values = row_of(state.snapshot(event, plan), event)
+            block[filled] = values + tracker.values(event) if tracker is not None else values
             filled += 1
             if filled == _CHUNK:
                 blocks.append(block)
@@ -203,6 +205,8 @@ def rows_from(
         if event.event_id in wanted:
             kept[event.event_id] = event
         state.update(event, referenced)
+        if tracker is not None:
+            tracker.update(event, referenced)
         if seq % SWEEP_EVERY == 0:
             state.sweep()
     blocks.append(block[:filled])

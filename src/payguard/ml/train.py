@@ -61,7 +61,7 @@ def load_rows(
     cached = None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        cached = cache / f"rows-{file_sha256(events)[:16]}-{fs.name}.parquet"
+        cached = cache / f"rows-{file_sha256(events)[:16]}-{fs.name}-{fs.digest()[:12]}.parquet"
         if cached.exists():
             rows = Rows.load(cached)
     if rows is None:
