@@ -56,7 +56,7 @@ class Platt:
     b: float = 0.0
 
     def apply(self, margin: Array) -> Array:
-        return np.asarray(1.0 / (1.0 + np.exp(-(self.a * margin + self.b))))
+        return np.asarray(0.5 * (1.0 + np.tanh((self.a * margin + self.b) / 2)))  # no overflow
 
 
 def fit_platt(margin: Array, y: Array, iterations: int = 50) -> Platt:

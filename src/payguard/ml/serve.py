@@ -1,0 +1,69 @@
+"""Score one event in process, from the engine's own feature state, through ONNX Runtime.
+
+Serving computes a model's row with the same function as training (`FeatureSet.row` over a
+point-in-time snapshot), so there is no training/serving skew. It only serves a model
+whose feature catalog is the engine's (same file bytes) and that needs no tracker (state
+the engine does not keep); anything else is refused at load time with a reason, and the
+engine then decides with rules only.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from payguard.events import Event
+from payguard.features import FeatureState, QueryPlan
+from payguard.ml.features import FeatureSet, feature_set
+from payguard.ml.model import Scorer, read_manifest
+from payguard.ml.rows import file_sha256
+
+log = logging.getLogger("payguard")
+
+
+class ModelServer:
+    """A loaded artifact bound to one feature state."""
+
+    def __init__(self, scorer: Scorer, fs: FeatureSet, state: FeatureState) -> None:
+        self.scorer = scorer
+        self.fs = fs
+        self.state = state
+        self.plan: QueryPlan = state.plan(fs.needs)
+
+    @property
+    def version(self) -> str:
+        return self.scorer.version
+
+    def score(self, event: Event) -> float | None:
+        """Calibrated fraud probability as of the event's time; None for event types the
+        model was not trained on. Call before the event is filed, like the rules."""
+        if event.type not in self.fs.types:
+            return None
+        row = self.fs.row(self.state.snapshot(event, self.plan), event)
+        return float(self.scorer.score(np.asarray([row], np.float32))[0])
+
+
+def load_model(
+    directory: Path | None, state: FeatureState, catalog_path: Path
+) -> tuple[ModelServer | None, str]:
+    """The model in `directory` for this feature state, or None and why (for start-up)."""
+    if directory is None:
+        return None, "no model configured: deciding with rules only"
+    if not (directory / "manifest.json").is_file():
+        return None, f"no model artifact in {directory}: deciding with rules only"
+    manifest = read_manifest(directory)
+    fs = feature_set(manifest.feature_set)
+    if fs.tracker is not None:
+        return None, (
+            f"model {manifest.version} needs state the engine does not keep "
+            f"({manifest.feature_set}): deciding with rules only"
+        )
+    if manifest.catalog_sha256 != file_sha256(catalog_path):
+        return None, (
+            f"model {manifest.version} was trained on another feature catalog than "
+            f"{catalog_path}: deciding with rules only"
+        )
+    if list(fs.columns) != manifest.columns:
+        return None, f"model {manifest.version} lists other columns than {fs.name}"
+    server = ModelServer(Scorer(directory), fs, state)
+    return server, f"model {manifest.version} loaded ({fs.name}, {len(fs.columns)} features)"
