@@ -6,7 +6,6 @@ the field. After `EventDecoder.decode` returns, no later stage re-validates.
 """
 
 import re
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -136,16 +135,16 @@ class EventDecoder:
         payee = None
         if wire.payee is not None:
             payee_card = tok.card(wire.payee.card, "payee.card") if wire.payee.card else None
-            payee = Payee(id=sys.intern(wire.payee.id), card=payee_card, name=wire.payee.name)
+            payee = Payee(id=wire.payee.id, card=payee_card, name=wire.payee.name)
         return Event(
             event_id=wire.event_id,
             type=wire.type,
             ts=ts,
-            user_id=_intern(wire.user_id),
-            device_id=_intern(wire.device_id),
-            ip=_intern(wire.ip),
+            user_id=wire.user_id,
+            device_id=wire.device_id,
+            ip=wire.ip,
             user_agent=wire.user_agent,
-            city=_intern(wire.city),
+            city=wire.city,
             phone=tok.phone(wire.phone) if wire.phone is not None else None,
             id_number=tok.id_number(wire.id_number) if wire.id_number is not None else None,
             card=tok.card(wire.card, "card") if wire.card is not None else None,
@@ -154,7 +153,7 @@ class EventDecoder:
             ),
             currency=wire.currency,
             merchant=(
-                Merchant(id=sys.intern(wire.merchant.id), category=wire.merchant.category)
+                Merchant(id=wire.merchant.id, category=wire.merchant.category)
                 if wire.merchant is not None
                 else None
             ),
@@ -165,12 +164,6 @@ class EventDecoder:
             ref_event_id=wire.ref_event_id,
             attrs=wire.attrs,
         )
-
-
-def _intern(value: str | None) -> str | None:
-    """One string object per distinct entity id: feature timelines then hold and compare
-    shared objects (by identity) instead of a fresh copy per event."""
-    return None if value is None else sys.intern(value)
 
 
 def _check_attrs(attrs: dict[str, Any]) -> None:
