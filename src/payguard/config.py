@@ -7,6 +7,7 @@ PAYGUARD_FEATURES     feature catalog YAML file
 PAYGUARD_TOKEN_KEY    secret key for PII tokens (≥ 16 bytes; set it in production)
 PAYGUARD_UTC_OFFSET   hours east of UTC for `hour`/`weekday` in rules (default 8)
 PAYGUARD_LOG_LEVEL    logging level (default INFO)
+PAYGUARD_MODEL        model artifact directory (`payguard model train`); none: rules only
 """
 
 import os
@@ -28,6 +29,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token_key: str = DEV_TOKEN_KEY
     utc_offset: int = 8
     log_level: str = "INFO"
+    model: Path | None = None
+    """A model artifact directory; without one (or one that cannot serve) rules only."""
     flush_every: int = 1_000
     """Records per commit during batch replay (the HTTP server commits every request)."""
     snapshot_every: int = 100_000
@@ -47,6 +50,7 @@ _ENV_KEYS = {
     "PAYGUARD_TOKEN_KEY": "token_key",
     "PAYGUARD_UTC_OFFSET": "utc_offset",
     "PAYGUARD_LOG_LEVEL": "log_level",
+    "PAYGUARD_MODEL": "model",
 }
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import msgspec
 
@@ -36,6 +36,9 @@ from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES
 from payguard.store import Recorder, SQLiteRecorder
+
+if TYPE_CHECKING:
+    from payguard.ml.serve import ModelServer
 
 log = logging.getLogger("payguard")
 
@@ -60,6 +63,8 @@ class _TypePlan(msgspec.Struct, frozen=True):
     features: QueryPlan
     run_rules: RuleRunner
     """The rules as one function of (features, event): see `rules.rule_runner`."""
+    wants_model: bool = False
+    """A rule reads `model.score` (0.0 when no model scored the event)."""
 
 
 class Engine:
@@ -73,8 +78,10 @@ class Engine:
         recorder: Recorder,
         settings: Settings,
         snapshot_path: Path | None = None,
+        model: "ModelServer | None" = None,
     ) -> None:
         self.features = features
+        self.model = model
         self.recorder = recorder
         self.settings = settings
         self.metrics = Metrics()
@@ -101,6 +108,7 @@ class Engine:
             recorder=SQLiteRecorder(data_dir / DATABASE_FILE),
             settings=settings,
             snapshot_path=data_dir / SNAPSHOT_FILE,
+            model=_load_model(settings, features),
         )
         engine.recover()
         return engine
@@ -148,7 +156,12 @@ class Engine:
         start = time.perf_counter_ns()
         plan = self._plans.get(event.type) or self._plan_for(event.type)
         features = self.features.snapshot(event, plan.features)
-        hits = plan.run_rules(features, event)
+        model = self.model
+        score = model.score(event) if model is not None else None
+        values = features
+        if plan.wants_model:
+            values = {**features, "model": {"score": 0.0 if score is None else score}}
+        hits = plan.run_rules(values, event)
         outcome = decide(hits, plan.ruleset.policy)
         errors = [{"rule": h.rule, "error": h.error or ""} for h in hits if h.status == "error"]
         return Decision(
@@ -157,7 +170,7 @@ class Engine:
             score=outcome.score,
             reasons=outcome.reasons,
             ruleset=plan.ruleset.version,
-            model=None,
+            model=model.version if model is not None and score is not None else None,
             latency_us=(time.perf_counter_ns() - start) // 1_000,
             challenge=outcome.challenge if outcome.challenge is not None else msgspec.UNSET,
             features=features,
@@ -189,6 +202,7 @@ class Engine:
             rules=rules,
             features=self.features.plan(features),
             run_rules=self._rule_runner(rules, wanted, features),
+            wants_model="model" in wanted,
         )
         self._plans[event_type] = plan
         return plan
@@ -325,5 +339,18 @@ def compile_ruleset(text: str, features: FeatureState) -> Ruleset:
 
 
 def known_variables(features: FeatureState) -> set[str]:
-    """Every name a rule may reference, besides the ruleset's own params."""
-    return set(event_variables()) | set(features.features)
+    """Every name a rule may reference, besides the ruleset's own params (`model` is the
+    learned score, `model.score`, 0.0 when no model is loaded)."""
+    return set(event_variables()) | set(features.features) | {"model"}
+
+
+def _load_model(settings: Settings, features: FeatureState) -> "ModelServer | None":
+    """The configured model, or None; says which at start-up either way."""
+    if settings.model is None:
+        log.info("no model configured (PAYGUARD_MODEL): deciding with rules only")
+        return None
+    from payguard.ml.serve import load_model  # ONNX Runtime is imported only when asked
+
+    server, message = load_model(settings.model, features, settings.features)
+    (log.info if server is not None else log.warning)(message)
+    return server

@@ -1,0 +1,75 @@
+"""The engine serves a configured model: `model.score` in rules, its version in the
+decision; without a model the same ruleset runs with rules only, and says so."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from payguard.config import Settings
+from payguard.engine import Engine
+from payguard.ml.features import FDH_CATALOG_PATH, fdh_feature_set
+from payguard.ml.model import Scorer
+from payguard.ml.rows import build_rows
+
+from .test_serve import _trained
+
+RULESET = """version: t
+rules:
+  - id: model_says_fraud
+    events: [payment]
+    when: "model.score >= 0.5"
+    action: review
+    reason: the learned score is high
+"""
+
+
+def _engine(tmp_path: Path, model: Path | None) -> Engine:
+    ruleset = tmp_path / "rules.yaml"
+    ruleset.write_text(RULESET)
+    settings = Settings(
+        data_dir=tmp_path / f"data-{model is not None}",
+        ruleset=ruleset,
+        features=FDH_CATALOG_PATH,
+        model=model,
+    )
+    return Engine.open(settings)
+
+
+def _decide_all(engine: Engine, events: Path) -> list[tuple[str, str | None, list[str]]]:
+    out = []
+    with events.open("rb") as fh:
+        for line in fh:
+            decision, _ = engine.process(engine.decoder.decode(line))
+            out.append((decision.event_id, decision.model, [r.rule for r in decision.reasons]))
+    engine.close()
+    return out
+
+
+def test_rules_read_the_served_score(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    events, model = _trained(tmp_path, "fdh@+8h")
+    with caplog.at_level(logging.INFO, logger="payguard"):
+        engine = _engine(tmp_path, model)
+    version = Scorer(model).version
+    assert f"model {version} loaded" in caplog.text
+    decisions = _decide_all(engine, events)
+    rows = build_rows(events, fdh_feature_set(extras=False), engine.settings.token_key.encode())
+    flagged = set(rows.event_id[Scorer(model).score(rows.x) >= 0.5])
+    assert flagged  # the synthetic frauds (amounts over 220) score high
+    for event_id, used, rules in decisions:
+        is_payment = event_id.startswith("fdh-tx-")
+        assert used == (version if is_payment else None)
+        assert ("model_says_fraud" in rules) == (event_id in flagged)
+    assert np.isin(list(flagged), [d[0] for d in decisions]).all()
+
+
+def test_without_a_model_the_rules_run_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events, _ = _trained(tmp_path, "fdh@+8h")
+    with caplog.at_level(logging.INFO, logger="payguard"):
+        engine = _engine(tmp_path, None)
+    assert "deciding with rules only" in caplog.text
+    decisions = _decide_all(engine, events)
+    assert all(used is None and "model_says_fraud" not in rules for _, used, rules in decisions)
