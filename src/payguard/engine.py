@@ -30,7 +30,7 @@ from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.features.timeline import LegacyTimeline
 from payguard.metrics import Metrics
-from payguard.policy import Decision, decide
+from payguard.policy import Decision, Outcome, decide
 from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
@@ -65,6 +65,8 @@ class _TypePlan(msgspec.Struct, frozen=True):
     """The rules as one function of (features, event): see `rules.rule_runner`."""
     wants_model: bool = False
     """A rule reads `model.score` (0.0 when no model scored the event)."""
+    allows_without_hits: bool = False
+    """Whether the policy allows an event no rule hit (no threshold at score 0)."""
 
 
 class Engine:
@@ -162,6 +164,20 @@ class Engine:
         if plan.wants_model:
             values = {**features, "model": {"score": 0.0 if score is None else score}}
         hits = plan.run_rules(values, event)
+        version = model.version if model is not None and score is not None else None
+        if not hits and plan.allows_without_hits:  # most events: skip the policy's bookkeeping
+            return Decision(
+                event_id=event.event_id,
+                action="allow",
+                score=0,
+                reasons=[],
+                ruleset=plan.ruleset.version,
+                model=version,
+                latency_us=(time.perf_counter_ns() - start) // 1_000,
+                features=features,
+                shadow=[],
+                rule_errors=[],
+            )
         outcome = decide(hits, plan.ruleset.policy)
         errors = [{"rule": h.rule, "error": h.error or ""} for h in hits if h.status == "error"]
         return Decision(
@@ -170,7 +186,7 @@ class Engine:
             score=outcome.score,
             reasons=outcome.reasons,
             ruleset=plan.ruleset.version,
-            model=model.version if model is not None and score is not None else None,
+            model=version,
             latency_us=(time.perf_counter_ns() - start) // 1_000,
             challenge=outcome.challenge if outcome.challenge is not None else msgspec.UNSET,
             features=features,
@@ -203,6 +219,7 @@ class Engine:
             features=self.features.plan(features),
             run_rules=self._rule_runner(rules, wanted, features),
             wants_model="model" in wanted,
+            allows_without_hits=_quiet(decide([], ruleset.policy)),
         )
         self._plans[event_type] = plan
         return plan
@@ -297,6 +314,12 @@ class Engine:
             "payguard_watermark_ms": self.features.watermark,
             "payguard_recorded_seq": self.recorder.last_seq(),
         }
+
+
+def _quiet(outcome: Outcome) -> bool:
+    """Whether an outcome is the plain allow that `Engine.decide` builds without `decide`."""
+    o = outcome
+    return (o.action, o.score, o.reasons, o.challenge, o.shadow) == ("allow", 0, [], None, [])
 
 
 def _param_type(value: object) -> str:

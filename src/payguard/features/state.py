@@ -550,13 +550,14 @@ class FeatureState:
         for kind, entities in zip(self.kinds, self.entities, strict=True):
             streams = [self.streams[idx] for idx in kind.streams]
             horizons = [self.watermark - self.lateness_ms - s.retention_ms for s in streams]
-            for key in list(entities):
-                record = entities[key]
+            for key, record in list(entities.items()):
                 for slot, tl in enumerate(record):
                     if tl is None:
                         continue
-                    tl.evict_through(horizons[slot])
-                    if not tl.ts and not streams[slot].keeps_first_seen:
+                    ts = tl.ts
+                    if ts and ts[0] <= horizons[slot]:  # most have nothing to evict: no call
+                        tl.evict_through(horizons[slot])
+                    if not ts and not streams[slot].keeps_first_seen:
                         record[slot] = None
                     else:
                         left += 1
