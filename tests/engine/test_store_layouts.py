@@ -148,3 +148,36 @@ def test_every_decision_field_round_trips(tmp_path: Path) -> None:
             assert stored is not None and stored.decision == as_recorded(decision)
     finally:
         reopened.close()
+
+
+def test_discarded_records_leave_no_feature_set_behind(tmp_path: Path) -> None:
+    def record(i: int, features: dict[str, int]) -> tuple[Event, Decision]:
+        event = Event(event_id=f"e{i}", type="login", ts=1_700_000_000_000 + i)
+        decision = Decision(
+            event_id=event.event_id,
+            action="allow",
+            score=0,
+            reasons=[],
+            ruleset="v",
+            model=None,
+            latency_us=1,
+            features=features,
+        )
+        return event, decision
+
+    recorder = SQLiteRecorder(tmp_path / DATABASE_FILE)
+    event, decision = record(1, {"a": 1})
+    recorder.append(event, b"{}", b"h", decision)
+    recorder.discard_pending()
+    kept = [record(2, {"b": 2}), record(3, {"a": 3}), record(4, {"b": 4})]
+    for event, decision in kept:
+        recorder.append(event, b"{}", b"h", decision)
+    recorder.close()
+    reopened = SQLiteRecorder(tmp_path / DATABASE_FILE)
+    try:
+        assert reopened.lookup("e1") is None
+        for event, decision in kept:
+            stored = reopened.lookup(event.event_id)
+            assert stored is not None and stored.decision == decision
+    finally:
+        reopened.close()

@@ -77,8 +77,12 @@ class SQLiteRecorder:
         self._feature_names: dict[int, tuple[str, ...]] = {}
         for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
             self._remember_set(set_id, tuple(msgspec.msgpack.decode(names)))
-        self._pending: list[tuple[int, Event, bytes, bytes, Decision]] = []
-        """(seq, event, payload, payload_hash, decision) not yet committed."""
+        self._pending: list[tuple[Event, bytes, Decision]] = []
+        """(event, payload_hash, decision) of the records not yet committed."""
+        self._rows: list[tuple[Any, ...]] = []
+        """Their `events` rows, encoded when queued (while the decision is in cache)."""
+        self._new_sets: list[tuple[int, bytes]] = []
+        """Feature sets first used by queued records, written in the same commit."""
         self._pending_ids: dict[str, int] = {}
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self._durable_seq: int = row[0]
@@ -107,7 +111,7 @@ class SQLiteRecorder:
     def lookup(self, event_id: str) -> StoredDecision | None:
         pending = self._pending_ids.get(event_id)
         if pending is not None:
-            _, _, _, payload_hash, decision = self._pending[pending]
+            _, payload_hash, decision = self._pending[pending]
             return StoredDecision(payload_hash, as_recorded(decision))
         if hash(event_id) not in self._maybe_known:
             return None
@@ -133,7 +137,7 @@ class SQLiteRecorder:
     def get_event(self, event_id: str) -> Event | None:
         pending = self._pending_ids.get(event_id)
         if pending is not None:
-            return self._pending[pending][1]
+            return self._pending[pending][0]
         row = self._db.execute("SELECT payload FROM events WHERE event_id = ?", (event_id,))
         found = row.fetchone()
         return self._decode(found[0]) if found else None
@@ -145,44 +149,45 @@ class SQLiteRecorder:
         self._maybe_known.add(hash(event_id))
         pending = self._pending
         self._pending_ids[event_id] = len(pending)
-        pending.append((seq, event, payload, payload_hash, decision))
+        pending.append((event, payload_hash, decision))
+        stored, feature_set = self._row(decision)
+        row = (seq, event_id, event.ts, event.type, payload, payload_hash, decision.action)
+        self._rows.append((*row, stored, feature_set))
         return seq
 
     def flush(self) -> None:
-        if not self._pending:
+        if not self._rows:
             return
-        new_sets: list[tuple[int, bytes]] = []
-        rows = [
-            (seq, e.event_id, e.ts, e.type, p, h, d.action, *self._row(d, new_sets))
-            for seq, e, p, h, d in self._pending
-        ]
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO feature_sets VALUES (?, ?)", new_sets)
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO feature_sets VALUES (?, ?)", self._new_sets)
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
-            for set_id, _ in new_sets:
-                del self._feature_sets[self._feature_names.pop(set_id)]
+            db.execute("ROLLBACK")  # everything stays queued: a later flush retries it all
             raise
-        self._durable_seq = self._pending[-1][0]
+        self._durable_seq = self._rows[-1][0]
+        self._clear()
+
+    def _clear(self) -> None:
         self._pending.clear()
         self._pending_ids.clear()
+        self._rows.clear()
+        self._new_sets.clear()
 
-    def _row(self, d: Decision, new_sets: list[tuple[int, bytes]]) -> tuple[bytes, int | None]:
+    def _row(self, d: Decision) -> tuple[bytes, int | None]:
         """(decision column, feature set id) for one decision; a feature set not seen
-        before is numbered and queued in `new_sets`, to be written in the same commit."""
+        before is numbered and queued, to be written in the same commit."""
         features = d.features
         set_id = values = None
         if not isinstance(features, msgspec.UnsetType):
             names = tuple(features)
             set_id = self._feature_sets.get(names)
             if set_id is None:
-                set_id = len(self._feature_names) + 1
+                set_id = max(self._feature_names, default=0) + 1
                 self._remember_set(set_id, names)
-                new_sets.append((set_id, msgspec.msgpack.encode(names)))
+                self._new_sets.append((set_id, msgspec.msgpack.encode(names)))
             values = list(features.values())
         row = _Row(
             d.event_id,
@@ -220,8 +225,9 @@ class SQLiteRecorder:
     def discard_pending(self) -> None:
         """Forget queued records (used when a request fails before it is answered)."""
         self._next_seq = self._durable_seq + 1
-        self._pending.clear()
-        self._pending_ids.clear()
+        for set_id, _ in self._new_sets:
+            del self._feature_sets[self._feature_names.pop(set_id)]
+        self._clear()
 
     def last_seq(self) -> int:
         return self._durable_seq
