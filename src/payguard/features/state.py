@@ -117,14 +117,79 @@ class QueryPlan(msgspec.Struct, frozen=True):
     groups: tuple[tuple[int, Extractor, tuple[_Slot, ...], tuple[tuple[str, Absent], ...]], ...]
 
 
-_Op = tuple[EventFilter | None, int, Extractor | None, int, Callable[[], Timeline], bool, int]
-"""One stream as `update` walks it: (filter if conditional else None, retention_ms,
-value, slot, new empty timeline, age_only, stream index). Flat tuples unpack faster than
-attribute lookups on the hot path."""
+Filer = Callable[[list[dict[str, "Record"]], Callable[..., None], Event, EpochMs, EpochMs], None]
+"""Files one event into the streams of one event type: (entities, `_file_linked`, source,
+t, watermark minus lateness). Generated per event type by `_filer`."""
 
-_KindOps = tuple[int, Extractor, bool, int, tuple[_Op, ...]]
-"""The streams of one entity kind an event type feeds: (kind, key, fans out by phone
-(the kind is `user`), slots per record, ops)."""
+
+def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> list[str]:
+    """The code filing `source` into one stream (see `FeatureState._filer`): skip it if
+    the filter rejects it, if it is older than the stream's horizon (unless only its
+    first-seen time is kept) or if it lacks the value; a carrier signal without an account
+    goes to the accounts linked to its phone; otherwise append (`Timeline.add` when out of
+    order) and evict what fell out of the longest window."""
+    i, slot = stream.index, stream.slot
+    namespace[f"flt_{i}"] = stream.filter
+    namespace[f"value_{i}"] = stream.value
+    namespace[f"new_{i}"] = partial(Timeline.new, stream.of == "amount", stream.tracks_seen)
+    checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
+    if not stream.age_only:
+        checks.append(f"t > base - {stream.retention_ms}")
+    code = [
+        f"# stream {i}: {stream.filter.types} by {stream.by}, of {stream.of}",
+        f"if {' and '.join(checks) or 'True'}:",
+        f"    horizon = base - {stream.retention_ms}",
+        f"    value = value_{i}(source)" if stream.value else "    value = None",
+        "    if value is not None:" if stream.value else "    if True:",
+        "        if key is None:",
+    ]
+    if stream.by == "user":
+        code += [
+            "            if source.phone is not None:",
+            f"                link({stream.kind}, {slot}, {n_slots}, source.phone, t, value,"
+            f" horizon, new_{i}, {stream.age_only})",
+        ]
+    else:
+        code.append("            pass")
+    code += [
+        "        else:",
+        "            if record is None:",
+        f"                record = records[key] = [None] * {n_slots}",
+        f"            tl = record[{slot}]",
+        "            if tl is None:",
+        f"                tl = record[{slot}] = new_{i}()",
+    ]
+    if stream.age_only:  # `age` reads only the first-seen time: keep no entries
+        code += [
+            "            first = tl.first_ts",
+            "            if first is None or t < first:",
+            "                tl.first_ts = t",
+        ]
+    else:
+        code += [
+            "            times = tl.ts",
+            "            if times and t < times[-1]:",
+            "                tl.add(t, value, horizon)  # out of order: insert in the middle",
+            "            else:",
+            "                if not times:",
+            "                    first = tl.first_ts",
+            "                    if first is None or t < first:",
+            "                        tl.first_ts = t",
+            "                times.append(t)",
+            "                tl.values.append(value)",
+        ]
+        if stream.of == "amount":
+            code += [
+                "                totals = tl.totals",
+                "                totals.append((totals[-1] if totals else tl.running) + value)",
+            ]
+        if stream.tracks_seen:
+            code.append("                tl.seen[value] = t")
+        code += [
+            "                if times[0] <= horizon:",
+            "                    tl.evict_through(horizon)",
+        ]
+    return ["    " + line for line in code]
 
 
 def _key_of(by: str) -> Extractor:
@@ -260,8 +325,7 @@ class FeatureState:
         self._by_ref_type: dict[str, list[Stream]] = {}
         self._any: list[Stream] = []
         self._phone_users: dict[str, list[str]] = {}
-        self._ops: dict[str, tuple[_KindOps, ...]] = {}
-        self._ref_ops: dict[str, tuple[_KindOps, ...]] = {}
+        self._filers: dict[str, tuple[Filer, Filer]] = {}
         self._index_streams()
 
     def _build(self, catalog: Catalog) -> None:
@@ -326,42 +390,41 @@ class FeatureState:
             for event_type in flt.types:
                 target.setdefault(event_type, []).append(stream)
 
-    def _kind_ops(self, streams: Iterable[Stream]) -> tuple[_KindOps, ...]:
-        """Flatten streams into per-kind ops, so `_file` extracts each key once."""
-        by_kind: dict[int, list[_Op]] = {}
-        for s in streams:
-            by_kind.setdefault(s.kind, []).append(
-                (
-                    s.filter if s.conditional else None,
-                    s.retention_ms,
-                    s.value,
-                    s.slot,
-                    partial(Timeline.new, s.of == "amount", s.tracks_seen),
-                    s.age_only,
-                    s.index,
-                )
-            )
-        return tuple(
-            (
-                kind,
-                self.kinds[kind].key,
-                self.kinds[kind].by == "user",
-                self._slots(kind),
-                tuple(ops),
-            )
-            for kind, ops in by_kind.items()
-        )
-
     def _slots(self, kind: int) -> int:
         return len(self.kinds[kind].streams)
 
-    def _ops_for(self, event_type: str) -> tuple[_KindOps, ...]:
-        """The streams an event of this type may feed, flattened once per type."""
-        ops = self._ops[event_type] = self._kind_ops(
-            [*self._by_type.get(event_type, ()), *self._any]
+    def _filers_for(self, event_type: str) -> tuple[Filer, Filer]:
+        """The update code for one event type: its own streams and its `referenced` ones."""
+        filers = self._filers[event_type] = (
+            self._filer([*self._by_type.get(event_type, ()), *self._any]),
+            self._filer(self._by_ref_type.get(event_type, ())),
         )
-        self._ref_ops[event_type] = self._kind_ops(self._by_ref_type.get(event_type, ()))
-        return ops
+        return filers
+
+    def _filer(self, streams: Iterable[Stream]) -> Filer:
+        """Straight-line Python filing an event into `streams`, compiled once per event
+        type: every stream's constants, slot and shape (sums, `seen`, age only) are baked
+        in, and each entity is looked up once. It runs for every event, and as a loop over
+        tuples describing the streams it cost about twice as much."""
+        by_kind: dict[int, list[Stream]] = {}
+        for stream in streams:
+            by_kind.setdefault(stream.kind, []).append(stream)
+        namespace: dict[str, Any] = {}
+        lines = ["def file(entities, link, source, t, base):"]
+        for kind, members in by_kind.items():
+            namespace[f"key_{kind}"] = self.kinds[kind].key
+            lines += [
+                f"    records = entities[{kind}]",
+                f"    key = key_{kind}(source)",
+                "    record = records.get(key) if key is not None else None",
+            ]
+            for stream in members:
+                lines += _filing_lines(stream, self._slots(kind), namespace)
+        if len(lines) == 1:
+            lines.append("    pass")
+        exec(compile("\n".join(lines), "<payguard update>", "exec"), namespace)
+        filer: Filer = namespace["file"]
+        return filer
 
     # -- queries -------------------------------------------------------------------------
 
@@ -424,84 +487,15 @@ class FeatureState:
         base = self.watermark - self.lateness_ms
         if t < base:
             self.late_events += 1
-        event_type = event.type
-        ops = self._ops.get(event_type)
-        if ops is None:
-            ops = self._ops_for(event_type)
-        self._file(ops, event, t, base)
+        filers = self._filers.get(event.type) or self._filers_for(event.type)
+        filers[0](self.entities, self._file_linked, event, t, base)
         if referenced is not None:
-            self._file(self._ref_ops[event_type], referenced, t, base)
+            filers[1](self.entities, self._file_linked, referenced, t, base)
         if event.phone is not None and event.user_id is not None:
             self._link_phone(event.phone, event.user_id)
         if t > self.watermark:
             self.watermark = t
         self.updates += 1
-
-    def _file(self, ops: tuple[_KindOps, ...], source: Event, t: EpochMs, base: EpochMs) -> None:
-        """File `source` (at time t) into the streams of `ops` it matches; `base` is the
-        watermark minus the lateness.
-
-        The hot path of every update (about a dozen streams per event), so it is dense on
-        purpose: flat tuples instead of attribute lookups, and `Timeline.add`'s in-order
-        append inlined; anything unusual (a late event, a feature without an entity)
-        goes through the ordinary methods."""
-        for kind, key_of, by_user, n_slots, kind_ops in ops:
-            key = key_of(source)
-            entities = self.entities[kind]
-            record = entities.get(key) if key is not None else None
-            for flt, retention, value_of, slot, new_timeline, age_only, _ in kind_ops:
-                if flt is not None and not flt.matches(source):
-                    continue
-                horizon = base - retention
-                if t <= horizon and not age_only:  # first-seen times never leave a window
-                    continue
-                value: Any = None
-                if value_of is not None:
-                    value = value_of(source)
-                    if value is None:
-                        continue  # nothing to count distinct or sum: the event lacks the field
-                if key is None:
-                    if by_user and source.phone is not None:
-                        self._file_linked(
-                            kind,
-                            slot,
-                            n_slots,
-                            source.phone,
-                            t,
-                            value,
-                            horizon,
-                            new_timeline,
-                            age_only,
-                        )
-                    continue
-                if record is None:
-                    record = entities[key] = [None] * n_slots
-                tl = record[slot]
-                if tl is None:
-                    tl = record[slot] = new_timeline()
-                if age_only:  # `age` reads only the first-seen time: keep no entries
-                    first = tl.first_ts
-                    if first is None or t < first:
-                        tl.first_ts = t
-                    continue
-                times = tl.ts
-                if times and t < times[-1]:
-                    tl.add(t, value, horizon)  # out of order: insert in the middle
-                    continue
-                if not times:
-                    first = tl.first_ts
-                    if first is None or t < first:
-                        tl.first_ts = t
-                times.append(t)
-                tl.values.append(value)
-                totals = tl.totals
-                if totals is not None:
-                    totals.append((totals[-1] if totals else tl.running) + value)
-                seen = tl.seen
-                if seen is not None:
-                    seen[value] = t
-                if times[0] <= horizon:
-                    tl.evict_through(horizon)
 
     def _file_linked(
         self,
