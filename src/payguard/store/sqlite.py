@@ -77,13 +77,13 @@ class SQLiteRecorder:
         self._feature_names: dict[int, tuple[str, ...]] = {}
         for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
             self._remember_set(set_id, tuple(msgspec.msgpack.decode(names)))
-        self._pending: list[tuple[Event, bytes, Decision]] = []
-        """(event, payload_hash, decision) of the records not yet committed."""
         self._rows: list[tuple[Any, ...]] = []
-        """Their `events` rows, encoded when queued (while the decision is in cache)."""
+        """`events` rows not yet committed, encoded when queued: the engine's objects are
+        then freed while still in cache, not a thousand events later."""
         self._new_sets: list[tuple[int, bytes]] = []
         """Feature sets first used by queued records, written in the same commit."""
         self._pending_ids: dict[str, int] = {}
+        """event_id → index in `_rows`."""
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self._durable_seq: int = row[0]
         self._next_seq = self._durable_seq + 1
@@ -111,8 +111,9 @@ class SQLiteRecorder:
     def lookup(self, event_id: str) -> StoredDecision | None:
         pending = self._pending_ids.get(event_id)
         if pending is not None:
-            _, payload_hash, decision = self._pending[pending]
-            return StoredDecision(payload_hash, as_recorded(decision))
+            row = self._rows[pending]
+            decision = self._decision(self._decode_row(row[7]), row[8])
+            return StoredDecision(row[5], as_recorded(decision))
         if hash(event_id) not in self._maybe_known:
             return None
         if self._legacy:
@@ -137,7 +138,7 @@ class SQLiteRecorder:
     def get_event(self, event_id: str) -> Event | None:
         pending = self._pending_ids.get(event_id)
         if pending is not None:
-            return self._pending[pending][0]
+            return self._decode(self._rows[pending][4])
         row = self._db.execute("SELECT payload FROM events WHERE event_id = ?", (event_id,))
         found = row.fetchone()
         return self._decode(found[0]) if found else None
@@ -147,9 +148,7 @@ class SQLiteRecorder:
         self._next_seq = seq + 1
         event_id = event.event_id
         self._maybe_known.add(hash(event_id))
-        pending = self._pending
-        self._pending_ids[event_id] = len(pending)
-        pending.append((event, payload_hash, decision))
+        self._pending_ids[event_id] = len(self._rows)
         stored, feature_set = self._row(decision)
         row = (seq, event_id, event.ts, event.type, payload, payload_hash, decision.action)
         self._rows.append((*row, stored, feature_set))
@@ -171,7 +170,6 @@ class SQLiteRecorder:
         self._clear()
 
     def _clear(self) -> None:
-        self._pending.clear()
         self._pending_ids.clear()
         self._rows.clear()
         self._new_sets.clear()
