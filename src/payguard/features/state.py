@@ -48,12 +48,6 @@ PHONE_LINKS = 8
 SWEEP_EVERY = 50_000
 """Events between full sweeps that evict idle entities (deterministic: keyed to seq)."""
 
-Reader = Callable[[Timeline, EpochMs, Event], Any]
-"""Reads one feature from an entity's timeline (never None) as of time t."""
-
-Absent = Callable[[Event], Any]
-"""The value of a feature whose entity has no timeline (or is missing from the event)."""
-
 Record = list[Timeline | None]
 """One entity's timelines, a slot per stream of its kind (None: nothing filed yet)."""
 
@@ -93,28 +87,33 @@ class Feature(msgspec.Struct, frozen=True):
     name: str
     how: str
     stream: int
-    read: Reader
-    default: Any
-    """The value when the entity has no timeline, unless `absent` computes it instead."""
-    absent: Absent | None
+    window_ms: int
+    longest: bool
+    """Whether this is its stream's longest window (older entries are evicted)."""
+
+    @property
+    def default(self) -> Any:
+        """The value when the entity has nothing filed (`is_new` depends on the event)."""
+        return NEVER if self.how in ("minutes_since", "seconds_since") else _DEFAULTS.get(self.how)
 
 
-_Slot = tuple[int, tuple[tuple[str, Reader], ...], tuple[tuple[str, Absent], ...]]
-"""(slot, readers, `absent` functions for when the slot is empty)."""
+_DEFAULTS: dict[str, Any] = {"count": 0, "sum": 0, "distinct": 0, "age": 0, "is_new": None}
+
+Reading = Callable[[list[dict[str, "Record"]], Event, dict[str, Any]], None]
+"""Writes one plan's feature values for an event into a copy of the plan's template:
+(entities, event, out). Generated per plan by `FeatureState.plan`."""
 
 
 class QueryPlan(msgspec.Struct, frozen=True):
-    """The features one ruleset needs for one event type, grouped by entity kind.
+    """The features one ruleset needs for one event type.
 
-    `template` holds every feature with its constant value for an entity without a
-    timeline, so a snapshot starts from a copy of it and writes only what it reads. Each
-    group is (kind, key extractor, slots, `absent` functions for the whole kind when the
-    entity has no record); `absent` functions compute the values that depend on the
-    event (`is_new`) and are always written."""
+    `template` holds every feature with its value for an entity with nothing filed, so a
+    snapshot starts from a copy of it and `read` writes only what the timelines (or, for
+    `is_new`, the event) change."""
 
     names: tuple[str, ...]
     template: dict[str, Any]
-    groups: tuple[tuple[int, Extractor, tuple[_Slot, ...], tuple[tuple[str, Absent], ...]], ...]
+    read: Reading
 
 
 Filer = Callable[[list[dict[str, "Record"]], Callable[..., None], Event, EpochMs, EpochMs], None]
@@ -212,99 +211,77 @@ def _key_of(by: str) -> Extractor:
     return tuple_key
 
 
-def _reader(
-    spec: FeatureSpec, window_ms: int, longest: bool, value: Extractor, key_of: Extractor
-) -> tuple[Reader, Any, Absent | None]:
-    """The read function of one feature and its value when the entity has no timeline:
-    a constant default, or (for `is_new`, which depends on the event) an `Absent` function.
+def _reading_lines(stream: Stream, features: list[Feature], namespace: dict[str, Any]) -> list[str]:
+    """The code reading one stream's features from its timeline `tl` (not None) as of t.
 
-    Readers are specialised per aggregate and inline the window bisects: the hot snapshot
-    path runs about 25 of them per event. Events mostly arrive in time order, so the upper
-    bound is usually the whole timeline and its bisect is skipped (`t >= ts[-1]`); and the
-    `longest` window of a stream, whose older entries are evicted, usually starts before
-    the first entry (`ts[0]`), so its lower bisect is skipped too. Each bisect step reads
-    an int object elsewhere in memory, and those cache misses are most of a read's cost."""
-    how = spec.how
-    if how == "count":
+    Each aggregate is a couple of bisects over the sorted times. Events mostly arrive in
+    time order, so the upper bound is usually the whole timeline and its bisect is skipped
+    (`t >= ts[-1]`); and the longest window of a stream, whose older entries are evicted,
+    usually starts before the first entry (`ts[0]`), so its lower bisect is skipped too.
+    Each bisect step reads an int object elsewhere in memory, and those cache misses are
+    most of a read's cost. With nothing filed the template's values stand, except is_new."""
+    namespace[f"value_{stream.index}"] = stream.value
+    ages = [f for f in features if f.how == "age"]
+    timed = [f for f in features if f.how != "age"]
+    code = (
+        [
+            "first = tl.first_ts",
+            *(
+                f"out[{f.name!r}] = 0 if first is None or first > t else (t - first) // {MINUTE_MS}"
+                for f in ages
+            ),
+        ]
+        if ages
+        else []
+    )
+    if not timed:
+        return code
+    code += [
+        "ts = tl.ts",
+        "if ts:",
+        "    n = len(ts)",
+        "    hi = n if t >= ts[-1] else bisect_right(ts, t)",
+    ]
+    for f in timed:
+        code += ["    " + line for line in _aggregate_lines(f, stream.index)]
+    new_ones = [f for f in timed if f.how == "is_new"]
+    if new_ones:
+        code.append("else:")
+        code += [f"    out[{f.name!r}] = value_{stream.index}(event) is not None" for f in new_ones]
+    return code
 
-        def count(tl: Timeline, t: EpochMs, e: Event) -> int:
-            ts = tl.ts
-            if not ts:
-                return 0
-            hi = len(ts) if t >= ts[-1] else bisect_right(ts, t)
-            lo = 0 if longest and ts[0] > t - window_ms else bisect_right(ts, t - window_ms, 0, hi)
-            return hi - lo
 
-        return count, 0, None
-    if how == "sum":
-
-        def total(tl: Timeline, t: EpochMs, e: Event) -> int:
-            ts = tl.ts
-            totals = tl.totals
-            if not ts or totals is None:
-                return 0
-            hi = len(ts) if t >= ts[-1] else bisect_right(ts, t)
-            lo = 0 if longest and ts[0] > t - window_ms else bisect_right(ts, t - window_ms, 0, hi)
-            if hi <= lo:
-                return 0
-            return totals[hi - 1] - (totals[lo - 1] if lo else tl.running)
-
-        return total, 0, None
-    if how == "distinct":
-
-        def distinct(tl: Timeline, t: EpochMs, e: Event) -> int:
-            ts = tl.ts
-            if not ts:
-                return 0
-            n = len(ts)
-            hi = n if t >= ts[-1] else bisect_right(ts, t)
-            lo = 0 if longest and ts[0] > t - window_ms else bisect_right(ts, t - window_ms, 0, hi)
-            values = tl.values
-            return len(set(values if lo == 0 and hi == n else values[lo:hi]))
-
-        return distinct, 0, None
-    if how == "is_new":
-
-        def is_new(tl: Timeline, t: EpochMs, e: Event) -> bool:
-            current = value(e)
-            if current is None:
-                return False
-            ts = tl.ts
-            if not ts:
-                return True
-            n = len(ts)
-            seen = tl.seen
-            if t >= ts[-1] and seen is not None:  # every entry is at or before t
-                last = seen.get(current)
-                return last is None or last <= t - window_ms
-            hi = n if t >= ts[-1] else bisect_right(ts, t)
-            lo = 0 if longest and ts[0] > t - window_ms else bisect_right(ts, t - window_ms, 0, hi)
-            values = tl.values  # the whole window is common for long windows: no copy then
-            return current not in (values if lo == 0 and hi == n else values[lo:hi])
-
-        def is_new_absent(e: Event) -> bool:  # new, unless the event has no entity to be new for
-            return value(e) is not None and key_of(e) is not None
-
-        return is_new, None, is_new_absent
-    unit = MINUTE_MS if how == "minutes_since" else 1_000
-    if how in ("minutes_since", "seconds_since"):
-
-        def since(tl: Timeline, t: EpochMs, e: Event) -> int:
-            ts = tl.ts
-            if not ts:
-                return NEVER
-            hi = len(ts) if t >= ts[-1] else bisect_right(ts, t)
-            if hi == 0 or ts[hi - 1] <= t - window_ms:
-                return NEVER
-            return (t - ts[hi - 1]) // unit
-
-        return since, NEVER, None
-
-    def age(tl: Timeline, t: EpochMs, e: Event) -> int:
-        first = tl.first_ts
-        return 0 if first is None or first > t else (t - first) // MINUTE_MS
-
-    return age, 0, None
+def _aggregate_lines(f: Feature, stream: int) -> list[str]:
+    """One feature of a non-empty timeline; `n`, `hi` (entries at or before t) are set."""
+    w, name = f.window_ms, repr(f.name)
+    lo = f"bisect_right(ts, t - {w}, 0, hi)"
+    lo = f"0 if ts[0] > t - {w} else {lo}" if f.longest else lo
+    if f.how == "count":
+        return [f"out[{name}] = hi - ({lo})"]
+    if f.how == "sum":
+        return [
+            f"lo = {lo}",
+            "totals = tl.totals",
+            "if totals is not None and hi > lo:",
+            f"    out[{name}] = totals[hi - 1] - (totals[lo - 1] if lo else tl.running)",
+        ]
+    window = "(tl.values if lo == 0 and hi == n else tl.values[lo:hi])"
+    if f.how == "distinct":
+        return [f"lo = {lo}", f"out[{name}] = len(set{window})"]
+    if f.how == "is_new":
+        return [
+            f"current = value_{stream}(event)",
+            "if current is None:",
+            f"    out[{name}] = False",
+            "elif t >= ts[-1] and tl.seen is not None:  # every entry is at or before t",
+            "    last = tl.seen.get(current)",
+            f"    out[{name}] = last is None or last <= t - {w}",
+            "else:",
+            f"    lo = {lo}",
+            f"    out[{name}] = current not in {window}",
+        ]
+    unit = MINUTE_MS if f.how == "minutes_since" else 1_000
+    return [f"if hi and ts[hi - 1] > t - {w}:", f"    out[{name}] = (t - ts[hi - 1]) // {unit}"]
 
 
 class FeatureState:
@@ -371,10 +348,8 @@ class FeatureState:
             for spec, window_ms in members:
                 window = next(w for w in spec.windows if parse_duration(w) == window_ms)
                 name = spec.name(window)
-                read, default, absent = _reader(
-                    spec, window_ms, window_ms >= retention, value or (lambda e: None), _key_of(by)
-                )
-                self.features[name] = Feature(name, spec.how, idx, read, default, absent)
+                longest = window_ms >= retention
+                self.features[name] = Feature(name, spec.how, idx, window_ms, longest)
 
     def value_type(self, name: str) -> str:
         """A feature's CEL type: `is_new` is a bool, every other aggregate an int."""
@@ -436,46 +411,69 @@ class FeatureState:
         for name in wanted:
             feature = self.features[name]
             by_stream.setdefault(feature.stream, []).append(feature)
-        template = {f.name: f.default for fs in by_stream.values() for f in fs}
-        by_kind: dict[int, list[_Slot]] = {}
+        by_kind: dict[int, dict[int, list[Feature]]] = {}
         for idx, features in by_stream.items():
-            stream = self.streams[idx]
-            by_kind.setdefault(stream.kind, []).append(
-                (
-                    stream.slot,
-                    tuple((f.name, f.read) for f in features),
-                    tuple((f.name, f.absent) for f in features if f.absent is not None),
-                )
-            )
+            by_kind.setdefault(self.streams[idx].kind, {})[idx] = features
         return QueryPlan(
             names=tuple(wanted),
-            template=template,
-            groups=tuple(
-                (kind, self.kinds[kind].key, tuple(slots), tuple(a for s in slots for a in s[2]))
-                for kind, slots in by_kind.items()
-            ),
+            template={f.name: f.default for fs in by_stream.values() for f in fs},
+            read=self._reading(by_kind),
         )
+
+    def _reading(self, by_kind: dict[int, dict[int, list[Feature]]]) -> Reading:
+        """Straight-line Python reading a plan's features: one entity lookup per kind, then
+        each stream's features with their windows baked in. A snapshot runs for every event,
+        and as loops calling a closure per feature it cost about a third more."""
+        namespace: dict[str, Any] = {"bisect_right": bisect_right}
+        lines = ["def read(entities, event, out):", "    t = event.ts"]
+        for kind, streams in by_kind.items():
+            namespace[f"key_{kind}"] = self.kinds[kind].key
+            lines += ["    " + line for line in self._kind_lines(kind, streams, namespace)]
+        exec(compile("\n".join(lines), "<payguard snapshot>", "exec"), namespace)
+        reading: Reading = namespace["read"]
+        return reading
+
+    def _kind_lines(
+        self, kind: int, streams: dict[int, list[Feature]], namespace: dict[str, Any]
+    ) -> list[str]:
+        """Look the event's entity of one kind up, then read each wanted stream's slot.
+        Without a record (or a timeline) only `is_new` differs from the template."""
+        new_ones = [(idx, f) for idx, fs in streams.items() for f in fs if f.how == "is_new"]
+        for idx, _ in new_ones:
+            namespace[f"value_{idx}"] = self.streams[idx].value
+        code = [
+            f"key = key_{kind}(event)",
+            f"record = entities[{kind}].get(key) if key is not None else None",
+            "if record is None:",
+            *(
+                f"    out[{f.name!r}] = key is not None and value_{idx}(event) is not None"
+                for idx, f in new_ones
+            ),
+            "    pass",
+            "else:",
+        ]
+        for idx, features in streams.items():
+            code += [
+                f"    tl = record[{self.streams[idx].slot}]",
+                "    if tl is None:",
+                *(
+                    f"        out[{f.name!r}] = value_{idx}(event) is not None"
+                    for f in features
+                    if f.how == "is_new"
+                ),
+                "        pass",
+                "    else:",
+                *(
+                    "        " + line
+                    for line in _reading_lines(self.streams[idx], features, namespace)
+                ),
+            ]
+        return code
 
     def snapshot(self, event: Event, plan: QueryPlan) -> dict[str, Any]:
         """Feature values as of `event.ts`, from events that arrived before this one."""
-        t = event.ts
         out = plan.template.copy()
-        entities = self.entities
-        for kind, key_of, slots, absent in plan.groups:
-            key = key_of(event)
-            record = entities[kind].get(key) if key is not None else None
-            if record is None:
-                for name, value_of in absent:
-                    out[name] = value_of(event)
-                continue
-            for slot, readers, slot_absent in slots:
-                tl = record[slot]
-                if tl is not None:
-                    for name, read in readers:
-                        out[name] = read(tl, t, event)
-                else:
-                    for name, value_of in slot_absent:
-                        out[name] = value_of(event)
+        plan.read(self.entities, event, out)
         return out
 
     # -- updates -------------------------------------------------------------------------

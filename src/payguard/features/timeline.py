@@ -16,7 +16,7 @@ window — for the IPs a merchant saw in 30 days that scan was the costliest fea
 
 Cost: append O(1) amortised; count/sum O(log n); distinct O(k) in the window; is_new
 O(1), or O(k) for a query older than the newest entry.
-The readers live in `features.state` (one specialised closure per feature, on the hot path).
+The reads are generated in `features.state` (straight-line code per query plan).
 """
 
 from bisect import bisect_right
