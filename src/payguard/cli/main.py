@@ -11,6 +11,7 @@ payguard backtest EV --labels LAB      what a ruleset stops and what it costs cu
 """
 
 import gc
+import os
 import sys
 import time
 from collections import Counter
@@ -38,7 +39,9 @@ app = typer.Typer(
 rules_app = typer.Typer(help="Validate, test and upload rulesets.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 register_ml(app)
-out = Console()
+# Tables (backtest, replay summaries) need ~130 columns; a log or pipe gets 160, not 80.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+out = Console(width=_PIPED_WIDTH)
 err = Console(stderr=True)
 
 ConfigOption = Annotated[
