@@ -7,7 +7,9 @@ import numpy as np
 from typer.testing import CliRunner
 
 from payguard.cli.main import app
-from payguard.ml.model import read_manifest
+from payguard.ml.model import Scorer, read_manifest
+from payguard.ml.rows import Rows
+from payguard.ml.train import Window
 
 HEADER = (
     "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_TIME_SECONDS,"
@@ -68,6 +70,7 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     assert manifest.positives > 0 and manifest.rows > 0
     assert len(manifest.data_sha256) == 64
     assert list(tmp_path.joinpath("cache").glob("rows-*.parquet"))
+    _check_thresholds(model, tmp_path / "cache", result.output)
     result = runner.invoke(
         app,
         ["model", "evaluate", "--model", str(model), "--events", str(events),
@@ -77,8 +80,31 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     assert "test 2018-05-06 … 2018-05-20" in result.output
     for metric in ("auc", "ap", "p@100", "cp@100"):
         assert metric in result.output
+    assert "the manifest's thresholds on 2018-05-06 … 2018-05-20" in result.output
     auc = float(result.output.split("auc")[1].split()[1])
     assert auc > 0.8  # scenario 1 (amount > 220) alone is easy to rank
+
+
+def _check_thresholds(model: Path, cache: Path, output: str) -> None:
+    """The recorded cut-offs hold their budgets on the validation rows as the artifact
+    itself (ONNX Runtime) scores them, and the report prints them."""
+    manifest = read_manifest(model)
+    assert set(manifest.thresholds) == {"challenge", "review"}
+    (cached,) = cache.glob("rows-*.parquet")
+    rows = Rows.load(cached)
+    valid = Window(*manifest.valid_window).mask(rows, 8)
+    score = Scorer(model).score(rows.x[valid])
+    legit = rows.label_ts[valid] == -1  # every validation fraud is reported by labels_as_of
+    for action, budget in (("challenge", 0.01), ("review", 0.002)):
+        t = manifest.thresholds[action]
+        assert t["budget"] == budget and t["legit"] == legit.sum()
+        flagged = int((legit & (score >= t["threshold"])).sum())
+        assert flagged == t["legit_flagged"] <= int(budget * legit.sum())
+        assert f"{t['threshold']!r}" in output
+    assert (
+        manifest.thresholds["review"]["threshold"] >= manifest.thresholds["challenge"]["threshold"]
+    )
+    assert "thresholds for a budget (validation 2018-04-22 … 2018-04-29)" in output
 
 
 def test_labels_file_and_missing_model(tmp_path: Path) -> None:

@@ -91,8 +91,15 @@ def model_train(
     delay_days: Annotated[int, typer.Option(help="Days for labels to arrive.")] = 7,
     rounds: Annotated[int, typer.Option(help="Boosting rounds.")] = 300,
     cache: Annotated[Path | None, typer.Option(help="Directory caching feature rows.")] = None,
+    challenge_budget: Annotated[
+        float, typer.Option(help="Share of legit rows a challenge threshold may reach.")
+    ] = 0.01,
+    review_budget: Annotated[
+        float, typer.Option(help="Share of legit rows a review threshold may reach.")
+    ] = 0.002,
 ) -> None:
-    """Build point-in-time rows, train LightGBM, calibrate, write a versioned artifact."""
+    """Build point-in-time rows, train LightGBM, calibrate, choose thresholds for the
+    challenge and review budgets on the validation period, write a versioned artifact."""
     from payguard.ml.features import feature_set
     from payguard.ml.rows import file_sha256
     from payguard.ml.train import Window, default_window, load_rows, offset_of, train_model
@@ -117,6 +124,7 @@ def model_train(
             label_source=f"labels file {labels.name}" if labels else "feedback events",
             data_sha256=digest,
             rounds=rounds,
+            budgets={"challenge": challenge_budget, "review": review_budget},
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -127,6 +135,11 @@ def model_train(
         highlight=False,
     )
     _metrics_table("validation", manifest.metrics)
+    _thresholds_table(
+        f"thresholds for a budget (validation {manifest.valid_window[0]} … "
+        f"{manifest.valid_window[1]})",
+        manifest.thresholds,
+    )
 
 
 @model_app.command("evaluate")
@@ -142,7 +155,7 @@ def model_evaluate(
     """AUC ROC, average precision, precision@k and card precision@k on a test period."""
     from payguard.ml.features import feature_set
     from payguard.ml.model import read_manifest
-    from payguard.ml.train import Window, evaluate_model, load_rows
+    from payguard.ml.train import Window, evaluate_model, load_rows, thresholds_on
 
     if not (model / "manifest.json").is_file():
         _fail(f"no model artifact in {model}")
@@ -151,9 +164,12 @@ def model_evaluate(
         rows = load_rows(events, fs, load_settings().token_key.encode(), labels, cache)
         window = Window(start, end) if start and end else None
         window, metrics = evaluate_model(model, rows, window, k)
+        tested = thresholds_on(model, rows, window)
     except ValueError as exc:
         _fail(str(exc))
     _metrics_table(f"test {window.start} … {window.end}", metrics)
+    if tested:
+        _thresholds_table(f"the manifest's thresholds on {window.start} … {window.end}", tested)
 
 
 def _metrics_table(title: str, metrics: dict[str, float]) -> None:
@@ -164,6 +180,27 @@ def _metrics_table(title: str, metrics: dict[str, float]) -> None:
     for name, value in metrics.items():
         shown = f"{value:,.0f}" if name.endswith(("rows", "frauds")) else f"{value:.3f}"
         table.add_row(name.removeprefix("valid_"), shown)
+    out.print(table)
+
+
+def _thresholds_table(title: str, thresholds: dict[str, dict[str, float]]) -> None:
+    """Each action's cut-off, the legitimate share it reached, its precision and recall."""
+    out.print(title, highlight=False)
+    table = Table()
+    for name in ("action", "budget", "model.score >=", "legit flagged", "frauds flagged"):
+        table.add_column(name, justify="left" if name == "action" else "right")
+    table.add_column("precision", justify="right")
+    table.add_column("recall", justify="right")
+    for action, t in thresholds.items():
+        table.add_row(
+            action,
+            f"{t['budget']:.2%}",
+            f"{t['threshold']!r}",
+            f"{t['legit_share']:.3%} ({t['legit_flagged']:,.0f} of {t['legit']:,.0f})",
+            f"{t['frauds_flagged']:,.0f} of {t['frauds']:,.0f}",
+            f"{t['precision']:.3f}",
+            f"{t['recall']:.3f}",
+        )
     out.print(table)
 
 

@@ -114,6 +114,9 @@ class Manifest:
     platt: dict[str, float]
     metrics: dict[str, float] = field(default_factory=dict)
     created: str = ""
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per action: `model.score` cut-off for its budget of legitimate rows, chosen on the
+    validation period, with what it flagged there (payguard.ml.thresholds)."""
     positives: int = 0
     rows: int = 0
 
@@ -122,15 +125,24 @@ class Scorer:
     """Calibrated fraud probabilities from an artifact, through ONNX Runtime."""
 
     def __init__(self, directory: Path) -> None:
+        self._open(str(directory / "model.onnx"), read_manifest(directory))
+
+    @classmethod
+    def in_memory(cls, onnx_bytes: bytes, manifest: Manifest) -> "Scorer":
+        """Score as serving will before the artifact is written (thresholds are chosen
+        on these scores, not on LightGBM's own, which differ in the last digits)."""
+        scorer = cls.__new__(cls)
+        scorer._open(onnx_bytes, manifest)
+        return scorer
+
+    def _open(self, model: str | bytes, manifest: Manifest) -> None:
         import onnxruntime as ort
 
-        self.manifest = read_manifest(directory)
+        self.manifest = manifest
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
-        self._platt = Platt(**self.manifest.platt)
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self._platt = Platt(**manifest.platt)
 
     @property
     def version(self) -> str:
@@ -145,10 +157,12 @@ class Scorer:
         return self._platt.apply(margin_of(self.raw(x)))
 
 
-def save_artifact(directory: Path, booster: lgb.Booster, manifest: Manifest) -> None:
+def save_artifact(
+    directory: Path, booster: lgb.Booster, manifest: Manifest, onnx_bytes: bytes | None = None
+) -> None:
     """Write the three files; the version is a hash of the model and its manifest."""
     directory.mkdir(parents=True, exist_ok=True)
-    onnx_bytes = to_onnx(booster, len(manifest.columns))
+    onnx_bytes = onnx_bytes or to_onnx(booster, len(manifest.columns))
     text = booster.model_to_string()
     digest = hashlib.sha256(onnx_bytes + json.dumps(asdict(manifest), sort_keys=True).encode())
     manifest.created = manifest.created or datetime.now(UTC).isoformat(timespec="seconds")

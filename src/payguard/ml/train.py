@@ -24,9 +24,11 @@ from payguard.ml.model import (
     fit_platt,
     margin_of,
     save_artifact,
+    to_onnx,
     train_booster,
 )
 from payguard.ml.rows import Rows, build_rows, file_sha256
+from payguard.ml.thresholds import DEFAULT_BUDGETS, apply_threshold, choose_thresholds
 from payguard.types import DAY_MS, HOUR_MS
 
 Array = np.ndarray[Any, Any]
@@ -111,8 +113,10 @@ def train_model(
     data_sha256: str,
     params: dict[str, Any] | None = None,
     rounds: int = DEFAULT_ROUNDS,
+    budgets: dict[str, float] | None = None,
 ) -> Manifest:
-    """Train on the window less its last `valid_days`, calibrate on those, write `out`."""
+    """Train on the window less its last `valid_days`, calibrate on those, choose the
+    thresholds for `budgets` (default `DEFAULT_BUDGETS`) on those too, write `out`."""
     offset = offset_of(fs)
     fit = Window(window.start, _shift(window.end, -valid_days))
     valid = Window(fit.end, window.end)
@@ -145,7 +149,13 @@ def train_model(
         positives=int(y[fit_mask].sum()),
         rows=int(fit_mask.sum()),
     )
-    save_artifact(out, booster, manifest)
+    onnx_bytes = to_onnx(booster, len(fs.columns))
+    served = Scorer.in_memory(onnx_bytes, manifest).score(rows.x[valid_mask])
+    chosen = choose_thresholds(
+        served, y[valid_mask], DEFAULT_BUDGETS if budgets is None else budgets
+    )
+    manifest.thresholds = {action: t.as_dict() for action, t in chosen.items()}
+    save_artifact(out, booster, manifest, onnx_bytes)
     return manifest
 
 
@@ -182,6 +192,19 @@ def evaluate_model(
     y = (rows.label_ts[mask] != -1).astype(np.int8)
     score = scorer.score(rows.x[mask])
     return window, ranking_metrics(y, score, rows.card[mask], local_days(rows.ts[mask], offset), k)
+
+
+def thresholds_on(model_dir: Path, rows: Rows, window: Window) -> dict[str, dict[str, float]]:
+    """The manifest's thresholds applied to a later period (does the budget hold?)."""
+    scorer = Scorer(model_dir)
+    offset = offset_of(feature_set(scorer.manifest.feature_set))
+    mask = window.mask(rows, offset)
+    y = (rows.label_ts[mask] != -1).astype(np.int8)
+    score = scorer.score(rows.x[mask])
+    return {
+        action: apply_threshold(score, y, t["budget"], t["threshold"]).as_dict()
+        for action, t in scorer.manifest.thresholds.items()
+    }
 
 
 def manifest_json(manifest: Manifest) -> str:
