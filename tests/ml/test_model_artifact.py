@@ -66,3 +66,15 @@ def test_platt_recovers_a_known_calibration() -> None:
     platt = fit_platt(margin, y)
     assert platt.a == pytest.approx(0.5, abs=0.05)
     assert platt.b == pytest.approx(-1.0, abs=0.08)
+
+
+@pytest.mark.parametrize(("high", "low"), [(2.0, -2.0), (12.0, -9.0), (30.0, -25.0)])
+def test_platt_stays_finite_on_a_separable_calibration_period(high: float, low: float) -> None:
+    """Two margins, every fraud above every genuine row: the fit has an exact answer
+    (each margin maps to its Platt target), which a plain Newton step overshoots."""
+    margin = np.r_[np.full(50, high), np.full(5000, low)]
+    y = np.r_[np.ones(50), np.zeros(5000)]
+    platt = fit_platt(margin, y)
+    p = platt.apply(np.array([high, low]))
+    assert p[0] == pytest.approx(51 / 52, rel=1e-6)
+    assert p[1] == pytest.approx(1 / 5002, rel=1e-6)

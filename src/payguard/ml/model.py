@@ -59,25 +59,51 @@ class Platt:
         return np.asarray(0.5 * (1.0 + np.tanh((self.a * margin + self.b) / 2)))  # no overflow
 
 
-def fit_platt(margin: Array, y: Array, iterations: int = 50) -> Platt:
-    """Logistic regression of labels on the raw margin (Newton steps, Platt's targets)."""
+def fit_platt(margin: Array, y: Array, iterations: int = 100) -> Platt:
+    """Logistic regression of labels on the raw margin (Platt's targets), by Newton steps
+    halved until the loss falls: a plain Newton step overshoots when the calibration
+    period is nearly separable (the slope ran off to 1e10 on simulator data), and a
+    saturated map turns every score into exactly 0 or 1, ties that ruin any ranking."""
     y = np.asarray(y, np.float64)
     positives, negatives = y.sum(), len(y) - y.sum()
     if positives == 0 or negatives == 0:
         return Platt()
     target = np.where(y > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
-    a, b = 1.0, 0.0
     m = np.asarray(margin, np.float64)
+    ab = np.array([1.0, 0.0])
+    loss = _platt_loss(ab, m, target)
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(a * m + b)))
+        p = Platt(*ab).apply(m)
         w = np.maximum(p * (1 - p), 1e-12)
         grad = np.array([((p - target) * m).sum(), (p - target).sum()])
         hess = np.array([[(w * m * m).sum(), (w * m).sum()], [(w * m).sum(), w.sum()]])
         step = np.linalg.solve(hess + 1e-9 * np.eye(2), grad)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
+        ab, new_loss = _backtrack(ab, step, grad, loss, m, target)
+        if loss - new_loss <= 1e-12 * max(1.0, loss):
             break
-    return Platt(float(a), float(b))
+        loss = new_loss
+    return Platt(float(ab[0]), float(ab[1]))
+
+
+def _platt_loss(ab: Array, m: Array, target: Array) -> float:
+    """Cross-entropy of the targets under p = sigmoid(a·m + b), without overflow."""
+    z = ab[0] * m + ab[1]
+    return float((target * np.logaddexp(0.0, -z) + (1 - target) * np.logaddexp(0.0, z)).sum())
+
+
+def _backtrack(
+    ab: Array, step: Array, grad: Array, loss: float, m: Array, target: Array
+) -> tuple[Array, float]:
+    """The Newton step, halved until it decreases the loss enough (Armijo); no move if
+    even a tiny step does not."""
+    fraction = 1.0
+    while fraction > 1e-10:
+        trial = ab - fraction * step
+        trial_loss = _platt_loss(trial, m, target)
+        if trial_loss <= loss - 1e-4 * fraction * float(grad @ step):
+            return trial, trial_loss
+        fraction /= 2
+    return ab, loss
 
 
 def to_onnx(booster: lgb.Booster, n_features: int) -> bytes:
