@@ -16,7 +16,7 @@ import msgspec
 
 from payguard.backtest.score import POLICY_PREFIX, Label, Outcome, RuleInfo, Summary, score
 from payguard.config import Settings
-from payguard.engine import DuplicateEventError, Engine, batch_gc
+from payguard.engine import DuplicateEventError, Engine, _load_model, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.policy import Decision
@@ -187,11 +187,19 @@ def run_backtest(
     settings: Settings,
     progress: Progress | None = None,
 ) -> Summary:
-    """Check labels, replay every event on a fresh engine, score the decisions."""
+    """Check labels, replay every event on a fresh engine, score the decisions.
+
+    The configured model (`PAYGUARD_MODEL`) is loaded as `Engine.open` loads it: rules
+    reading `model.score` would otherwise see 0.0 and the backtest would not measure what
+    production decides."""
     labels = load_labels(labels_path)
     check_labels_known(labels, events)
     engine = Engine(
-        features=features, ruleset=ruleset, recorder=MemoryRecorder(), settings=settings
+        features=features,
+        ruleset=ruleset,
+        recorder=MemoryRecorder(),
+        settings=settings,
+        model=_load_model(settings, features),
     )
     started = time.perf_counter()
     try:
