@@ -14,6 +14,7 @@ import numpy as np
 
 from payguard.events import Event
 from payguard.features import FeatureState, QueryPlan
+from payguard.ml.explain import Explainer, Reason
 from payguard.ml.features import FeatureSet, feature_set
 from payguard.ml.model import Scorer, read_manifest
 from payguard.ml.rows import file_sha256
@@ -24,11 +25,15 @@ log = logging.getLogger("payguard")
 class ModelServer:
     """A loaded artifact bound to one feature state."""
 
-    def __init__(self, scorer: Scorer, fs: FeatureSet, state: FeatureState) -> None:
+    def __init__(
+        self, scorer: Scorer, fs: FeatureSet, state: FeatureState, directory: Path | None = None
+    ) -> None:
         self.scorer = scorer
         self.fs = fs
         self.state = state
         self.plan: QueryPlan = state.plan(fs.needs)
+        self.directory = directory
+        self._explainer: Explainer | None = None
 
     @property
     def version(self) -> str:
@@ -37,10 +42,25 @@ class ModelServer:
     def score(self, event: Event) -> float | None:
         """Calibrated fraud probability as of the event's time; None for event types the
         model was not trained on. Call before the event is filed, like the rules."""
+        row = self.row(event)
+        return None if row is None else float(self.scorer.score(np.asarray([row], np.float32))[0])
+
+    def row(self, event: Event) -> list[float] | None:
+        """The model's row for the event as of now (None for types it does not score)."""
         if event.type not in self.fs.types:
             return None
-        row = self.fs.row(self.state.snapshot(event, self.plan), event)
-        return float(self.scorer.score(np.asarray([row], np.float32))[0])
+        return self.fs.row(self.state.snapshot(event, self.plan), event)
+
+    def explain(self, event: Event, k: int = 3) -> list[Reason]:
+        """The features that raised this event's score most, in words (reason codes for
+        non-allow decisions). Call before the event is filed, like `score`; [] for types
+        the model does not score. The trees are loaded from model.txt on first use."""
+        row = self.row(event)
+        if row is None or self.directory is None:
+            return []
+        if self._explainer is None:
+            self._explainer = Explainer(self.directory, self.fs.catalog())
+        return self._explainer.reasons(row, k)
 
 
 def load_model(
@@ -65,5 +85,5 @@ def load_model(
         )
     if list(fs.columns) != manifest.columns:
         return None, f"model {manifest.version} lists other columns than {fs.name}"
-    server = ModelServer(Scorer(directory), fs, state)
+    server = ModelServer(Scorer(directory), fs, state, directory)
     return server, f"model {manifest.version} loaded ({fs.name}, {len(fs.columns)} features)"
