@@ -5,7 +5,9 @@ gaps, emit prefixes, `not_followed_by`, `user` or `device` partitions) run over 
 streams (several accounts and devices, carrier signals that reach accounts only through
 their phone, repeated and out-of-order times within the lateness). Before every event both
 sides answer every chain feature, and every reason's event ids must be a match the brute
-force also finds. Export/restore mid-stream continues identically.
+force also finds. Export/restore mid-stream continues identically. Conditions run through
+CEL, or as Python when the matcher is given the variables' types; the variables come as a
+dict or as a function the matcher calls at most once per event.
 """
 
 from typing import Any, get_args
@@ -25,6 +27,7 @@ LATENESS = 2 * MINUTE
 TYPES = ["login", "payment", "card_bind", "otp_verify", "sim_swap"]
 CONDITIONS = [None, None, None, "x == 1", "x >= 1", "y == 0", "x == 2 || y == 1", "amount > 5"]
 KNOWN = {"type", "x", "y", "amount"}
+VARIABLE_TYPES = {"type": "string", "x": "int", "y": "int", "amount": "int"}
 
 
 @st.composite
@@ -94,22 +97,42 @@ def _check_reasons(fast: ChainMatcher, allowed: dict[str, set[tuple[str, ...]]])
         assert len(match.event_ids) == match.step
 
 
+class _Lazy:
+    """Variables as a function, counting its calls."""
+
+    def __init__(self, variables: dict[str, Any]) -> None:
+        self.variables = variables
+        self.calls = 0
+
+    def __call__(self) -> dict[str, Any]:
+        self.calls += 1
+        return self.variables
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(specs(), streams(), st.none() | st.integers(1, 40))
+@given(specs(), streams(), st.none() | st.integers(1, 40), st.booleans(), st.booleans())
 def test_matcher_equals_brute_force(
-    chain_specs: list[ChainSpec], stream: list[tuple[Event, dict[str, Any]]], cut: int | None
+    chain_specs: list[ChainSpec],
+    stream: list[tuple[Event, dict[str, Any]]],
+    cut: int | None,
+    typed: bool,
+    lazy: bool,
 ) -> None:
     raw = [msgspec.to_builtins(s) for s in chain_specs]
     patterns = load_chains(raw, KNOWN, EVENT_TYPES)
-    fast = ChainMatcher(patterns, lateness_ms=LATENESS, max_partials=1_000, sweep_every=3)
+    options: dict[str, Any] = {"lateness_ms": LATENESS, "max_partials": 1_000, "sweep_every": 3}
+    options["types"] = VARIABLE_TYPES if typed else None
+    fast = ChainMatcher(patterns, **options)
     slow = ChainReference(chain_specs)
     for seq, (event, variables) in enumerate(stream, start=1):
         if seq == cut:
-            again = ChainMatcher(patterns, lateness_ms=LATENESS, max_partials=1_000, sweep_every=3)
+            again = ChainMatcher(patterns, **options)
             again.restore(fast.export())
             fast = again
         expected, allowed = slow.snapshot(event, variables)
-        assert fast.snapshot(event, variables) == expected, (seq, event)
+        passed: dict[str, Any] | _Lazy = _Lazy(variables) if lazy else variables
+        assert fast.snapshot(event, passed) == expected, (seq, event)
         _check_reasons(fast, allowed)
-        fast.update(event, variables, seq)
+        fast.update(event, passed, seq)
         slow.update(event, variables)
+        assert not isinstance(passed, _Lazy) or passed.calls <= 1

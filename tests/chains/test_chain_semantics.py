@@ -146,16 +146,22 @@ def test_partitions_are_separate_and_carrier_signals_reach_linked_accounts() -> 
     assert feed("payment", 2, user_id="u2")["chain_abc_completes"] is False
 
 
-def test_needed_limits_the_work() -> None:
+def test_needed_limits_the_work_and_the_names() -> None:
     m = matcher(chain(), chain(name="other"))
     event = Event(event_id="x", type="login", ts=T0, user_id="u1")
     assert m.snapshot(event, {"type": "login"}, set()) == {}
-    assert set(m.snapshot(event, {"type": "login"}, {"chain_other_step"})) == {
-        "chain_other_matched",
-        "chain_other_step",
-        "chain_other_started_minutes_ago",
-        "chain_other_completes",
+    needed = frozenset({"chain_other_step", "chain_other_completes"})
+    assert m.snapshot(event, {"type": "login"}, needed) == {
+        "chain_other_step": 0,
+        "chain_other_completes": False,  # step 1 of 3: it emits at the last step
     }
+    m.update(event, {"type": "login"}, 1)
+    reset = Event(event_id="y", type="password_reset", ts=T0 + MINUTE, user_id="u1")
+    assert m.snapshot(reset, {"type": "password_reset"}, needed) == {
+        "chain_other_step": 1,
+        "chain_other_completes": False,
+    }
+    assert len(m.snapshot(reset, {"type": "password_reset"})) == 8  # None: every name
 
 
 def test_a_failing_condition_is_not_met_and_counted() -> None:
@@ -201,3 +207,22 @@ def test_export_restore_needs_the_same_patterns() -> None:
     assert same.export() == data
     with pytest.raises(ValueError, match="other patterns"):
         matcher(chain(within="2h")).restore(data)
+
+
+def test_conditions_run_as_python_where_exact_and_through_cel_otherwise() -> None:
+    steps = [
+        {"events": ["login"], "when": "success == true && x >= 1"},
+        {"events": ["payment"], "when": "size(type) > 3"},  # a function: CEL only
+    ]
+    m = matcher(chain(steps=steps), types={"type": "string", "success": "bool?", "x": "int"})
+    step_checks, _ = m._checks[0]
+    assert step_checks[0] is not None and step_checks[1] is None
+    feed = Feed(m)
+    assert feed("login", 0, x=1, success=True)["chain_abc_step"] == 0
+    assert feed("payment", 1)["chain_abc_step"] == 1
+    assert feed("payment", 2)["chain_abc_step"] == 2  # the CEL condition held
+    event = Event(event_id="m", type="login", ts=T0 + 3 * MINUTE, user_id="u2", success=True)
+    m.snapshot(event, {"type": "login", "success": True})  # x missing: Python raises, CEL errs
+    assert m.errors == 1
+    m.update(event, {"type": "login", "success": True}, 99)
+    assert m.errors == 1  # evaluated once for the snapshot and the update

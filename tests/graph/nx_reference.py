@@ -93,11 +93,11 @@ class NxReference:
 
     def sweep(self) -> None:
         cut = self.watermark - parse_duration(self.cfg.horizon)
-        id_cut = self.watermark - parse_duration(self.cfg.identity_horizon)
+        standing_cut = self.watermark - parse_duration(self.cfg.standing_horizon)
         stale = [
             (x, y)
             for x, y, d in self.g.edges(data=True)
-            if d["last"] <= (id_cut if _is_identity(x, y) else cut)
+            if d["last"] <= (standing_cut if _is_identity(x, y) or d["bound"] else cut)
         ]
         self.g.remove_edges_from(stale)
         self._drop_isolated()

@@ -46,8 +46,8 @@ def configs(draw: st.DrawFn) -> GraphConfig:
         max_ball_nodes=draw(st.integers(2, 14)),
         max_distance=draw(st.integers(0, 6)),
         horizon="2d",
-        identity_horizon="4d",
-        max_refs=draw(st.integers(1, 8)),
+        standing_horizon="4d",
+        max_refs=draw(st.integers(0, 8)),
         sweep_every=draw(st.integers(1, 9)),
     )
 

@@ -162,16 +162,24 @@ def test_new_link_joins_two_components_holding_accounts() -> None:
     assert failed["graph_new_link"] is False
 
 
-def test_idle_edges_expire_at_the_sweep_identity_later() -> None:
-    s = Stream(GraphConfig(horizon="10d", identity_horizon="30d", sweep_every=1_000_000))
+def test_idle_edges_expire_at_the_sweep_standing_links_later() -> None:
+    s = Stream(GraphConfig(horizon="10d", standing_horizon="30d", sweep_every=1_000_000))
     s.add("kyc_verify", T0, user_id="u1", id_number="idn_a", device_id="d1")
+    s.add("card_bind", T0, user_id="u1", card=Card(token="pan_b"))
+    s.add("payment", T0, user_id="u1", card=Card(token="pan_u"))  # used, never bound
     s.add("login", T0 + 20 * DAY, user_id="zz")  # moves the watermark
     probe = {"user_id": "u2", "device_id": "d1", "id_number": "idn_a", "ts": T0 + 20 * DAY}
     assert s.read(**probe)["graph_other_accounts_by_device"] == 1  # not swept yet
-    assert s.graph.sweep() == 1
+    assert s.graph.sweep() == 2  # the device and the used card; identity and binding stand
     got = s.read(**probe)
     assert got["graph_other_accounts_by_device"] == 0
     assert got["graph_other_accounts_by_identity"] == 1
+    bound = s.read("card_bind", user_id="u2", card=Card(token="pan_b"), ts=T0 + 20 * DAY)
+    assert bound["graph_card_bound_elsewhere"] is True
+    used = s.read("card_bind", user_id="u2", card=Card(token="pan_u"), ts=T0 + 20 * DAY)
+    assert used["graph_other_accounts_by_card"] == 0
+    s.add("login", T0 + 40 * DAY, user_id="zz")
+    assert s.graph.sweep() == 2  # past the standing horizon too
 
 
 def test_full_nodes_drop_new_links() -> None:

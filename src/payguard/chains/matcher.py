@@ -12,8 +12,13 @@ and never more than `max_partials` (the earliest-started are dropped first).
 yet in it), plus `completes`: whether this event would take a match to the emitting step.
 `update` then files the event. A `not_followed_by` event kills every match in its
 partition (all of them started before it) and never takes part in a step itself.
+
+Conditions run as Python where the translation from CEL is exact for the variable types
+the caller declares (`rules.native.predicate`), and through CEL otherwise; a Python
+condition that raises is re-run through CEL, so the result is always CEL's.
 """
 
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -24,6 +29,7 @@ from payguard.chains.pattern import ChainPattern, CompiledCondition
 from payguard.events import Event
 from payguard.features import NEVER
 from payguard.features.spec import ENTITY_EXTRACTORS
+from payguard.rules.native import Predicate, predicate
 from payguard.types import MINUTE_MS, EpochMs
 
 FORMAT = 1
@@ -38,6 +44,12 @@ Fronts = list[list[Partial]]
 Outcome = tuple[tuple[int, ...], bool]
 """For one pattern and one event: the steps it satisfies (1-based), and whether it is a
 `not_followed_by` event."""
+Variables = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+"""The values the conditions read, or a function that builds them: it is called at most
+once per event, and only when some condition has to be evaluated."""
+Checks = tuple[tuple[Predicate | None, ...], Predicate | None]
+_Reading = tuple[int, tuple[str, ...], dict[str, Any]]
+"""A pattern's conditions as Python (per step, and the negation); None: CEL only."""
 
 
 class ChainMatch(msgspec.Struct, frozen=True):
@@ -61,7 +73,10 @@ class ChainMatcher:
         lateness_ms: int = 10 * MINUTE_MS,
         max_partials: int = 4,
         sweep_every: int = 50_000,
+        types: Mapping[str, str] | None = None,
     ) -> None:
+        """`types` maps variable names to CEL types (`int`, `string?`, … as in
+        `rules.native`); conditions over typed variables then run as Python."""
         self.patterns = patterns
         self.lateness_ms = lateness_ms
         self.max_partials = max_partials
@@ -73,8 +88,12 @@ class ChainMatcher:
         self._phone_users: dict[str, list[str]] = {}
         self._by_type: dict[str, _TypeInfo] = {}
         self._cached: tuple[Event, list[Outcome]] | None = None
+        self._event_keys: tuple[Event, list[list[str]]] | None = None
+        self._checks = [_checks(p, types) for p in patterns]
+        self._reads: dict[frozenset[str] | None, tuple[_Reading, ...]] = {}
+        self._nothing: list[Outcome] = [_NOTHING] * len(patterns)
         self._last: list[ChainMatch] = []
-        self._extract = [ENTITY_EXTRACTORS[p.key] for p in patterns]
+        self._extract = [(ENTITY_EXTRACTORS[p.key], p.key == "user") for p in patterns]
         self._names = [p.feature_names() for p in patterns]
         self._defaults = [dict(zip(n, (False, 0, NEVER, False), strict=True)) for n in self._names]
 
@@ -88,6 +107,11 @@ class ChainMatcher:
         must put them in the dict it passes (they are evaluated on every such event)."""
         return self._type_info(event_type).names
 
+    def applies_to(self, event_type: str) -> bool:
+        """Whether some step or negation applies to this type: only then can an event of
+        it change a match, and only then does `update` need its variables."""
+        return self._type_info(event_type).applies
+
     def _type_info(self, event_type: str) -> "_TypeInfo":
         info = self._by_type.get(event_type)
         if info is None:
@@ -99,28 +123,49 @@ class ChainMatcher:
     def snapshot(
         self,
         event: Event,
-        variables: dict[str, Any],
+        variables: Variables,
         needed: AbstractSet[str] | None = None,
     ) -> dict[str, Any]:
         """Chain features as of this event (from earlier events), plus `completes` for this
-        one. `variables` are the flat values the rules see; `needed` limits the work."""
+        one. `variables` are the flat values the rules see (or a function building them);
+        `needed` limits the work and the names returned (None: every name)."""
         out: dict[str, Any] = {}
         self._last = []
         if needed is not None and not needed:
             return out
+        reading = self._reading(needed)
+        all_keys = self._all_keys(event)
+        if self._quiet(event, all_keys):
+            self._cached = (event, self._nothing)
+            for _, _, defaults in reading:
+                out.update(defaults)
+            return out
         outcomes = self._outcomes(event, variables)
         parts = self.parts
-        for index, pattern in enumerate(self.patterns):
-            names = self._names[index]
-            if needed is not None and needed.isdisjoint(names):
-                continue
+        for index, names, defaults in reading:
             steps = outcomes[index][0]
-            keys = self._keys(index, event)
-            if not steps and not any(k in parts[index] for k in keys):
-                out.update(self._defaults[index])  # no state, nothing to start: the common case
+            keys = all_keys[index]
+            if not steps and parts[index].keys().isdisjoint(keys):
+                out.update(defaults)  # no state, nothing to start: the common case
                 continue
-            out.update(self._read(index, pattern, event, outcomes[index], names))
+            values = self._read(index, self.patterns[index], event, outcomes[index], keys)
+            for name in names:
+                out[name] = values[name]
         return out
+
+    def _reading(self, needed: AbstractSet[str] | None) -> tuple[_Reading, ...]:
+        """Per pattern that provides some of the needed names: its index, those names and
+        their values when it has no match (cached per frozenset)."""
+        key = needed if needed is None or isinstance(needed, frozenset) else frozenset(needed)
+        found = self._reads.get(key)
+        if found is None:
+            found = tuple(
+                (index, wanted, {n: self._defaults[index][n] for n in wanted})
+                for index, names in enumerate(self._names)
+                if (wanted := tuple(n for n in names if key is None or n in key))
+            )
+            self._reads[key] = found
+        return found
 
     def last_matches(self) -> list[ChainMatch]:
         """The chains the last snapshot found matched or completing, with their events."""
@@ -132,12 +177,13 @@ class ChainMatcher:
         pattern: ChainPattern,
         event: Event,
         outcome: Outcome,
-        names: tuple[str, str, str, str],
+        keys: list[str],
     ) -> dict[str, Any]:
+        names = self._names[index]
         t = event.ts
         best: tuple[int, Partial] | None = None
         done: tuple[int, Partial] | None = None
-        for key in self._keys(index, event):
+        for key in keys:
             fronts = self.parts[index].get(key)
             best = _better(best, _best(fronts, t, pattern.within_ms) if fronts else None)
             if not outcome[1]:
@@ -154,17 +200,26 @@ class ChainMatcher:
             names[3]: done is not None,
         }
 
-    def _keys(self, index: int, event: Event) -> list[str]:
-        """The event's partitions for one pattern: its key, or for a `user` chain and an
-        event without an account, the accounts last seen with its phone."""
-        key = self._extract[index](event)
-        if key is not None:
-            return [key]
-        if self.patterns[index].key == "user" and event.phone is not None:
-            return list(self._phone_users.get(event.phone, ()))
-        return []
+    def _all_keys(self, event: Event) -> list[list[str]]:
+        """Each pattern's partitions for the event, computed once per event (snapshot,
+        conditions and update all need them): its key, or for a `user` chain and an event
+        without an account, the accounts last seen with its phone."""
+        cached = self._event_keys
+        if cached is not None and cached[0] is event:
+            return cached[1]
+        keys: list[list[str]] = []
+        for extract, by_phone in self._extract:
+            key = extract(event)
+            if key is not None:
+                keys.append([key])
+            elif by_phone and event.phone is not None:
+                keys.append(list(self._phone_users.get(event.phone, ())))
+            else:
+                keys.append([])
+        self._event_keys = (event, keys)
+        return keys
 
-    def _outcomes(self, event: Event, variables: dict[str, Any]) -> list[Outcome]:
+    def _outcomes(self, event: Event, variables: Variables) -> list[Outcome]:
         """Evaluate each pattern's conditions on the event once (snapshot and update of the
         same event share the result). Only conditions whose result can matter are run: step
         1, steps that have a partial match at the step before, and the negation when there
@@ -173,76 +228,103 @@ class ChainMatcher:
         if cached is not None and cached[0] is event:
             return cached[1]
         info = self._type_info(event.type)
-        results: list[Outcome] = []
-        context: Any = None
-        for index, pattern in enumerate(self.patterns):
-            applicable, negation = info.per_pattern[index]
-            if not applicable and not negation:
-                results.append(_NOTHING)
+        all_keys = self._all_keys(event)
+        if not info.applies or self._quiet(event, all_keys):
+            self._cached = (event, self._nothing)
+            return self._nothing
+        results = []
+        inputs: _Inputs | None = None
+        for index, (applicable, negation) in enumerate(info.per_pattern):
+            keys = all_keys[index]
+            if not keys or not (applicable or negation):
+                results.append(_NOTHING)  # no partition, or nothing of this pattern applies
                 continue
-            keys = self._keys(index, event)
-            live, has_state = self._live(index, keys)
-            relevant = [j for j in applicable if j in live or (j == 1 and keys)]
+            parts = self.parts[index]
+            has_state = not parts.keys().isdisjoint(keys)
+            if has_state:
+                live = self._live(index, keys)
+                relevant = [j for j in applicable if j == 1 or j in live]
+            else:  # the common case: only a step 1 can matter
+                relevant = [1] if 1 in applicable else []
             if not relevant and not (negation and has_state):
                 results.append(_NOTHING)
                 continue
-            if context is None:
-                context = cel.Context({n: variables[n] for n in info.names if n in variables})
-            results.append(self._outcome(pattern, relevant, negation, context))
+            if inputs is None:
+                inputs = _Inputs(variables, info.names)
+            results.append(self._outcome(index, relevant, negation, inputs))
         self._cached = (event, results)
         return results
 
-    def _live(self, index: int, keys: list[str]) -> tuple[set[int], bool]:
-        """Steps that could extend a partial match in these partitions, and whether any
-        partition has state."""
+    def _quiet(self, event: Event, all_keys: list[list[str]]) -> bool:
+        """No step 1 applies to the event's type and none of its partitions holds a
+        partial match: then no condition can matter and every feature is its default.
+        The common case, checked before any per-pattern work."""
+        if self._type_info(event.type).starts:
+            return False
+        for parts, keys in zip(self.parts, all_keys, strict=True):
+            if keys and not parts.keys().isdisjoint(keys):
+                return False
+        return True
+
+    def _live(self, index: int, keys: list[str]) -> set[int]:
+        """Steps that could extend a partial match in these partitions."""
         live: set[int] = set()
-        has_state = False
         parts = self.parts[index]
         for key in keys:
             fronts = parts.get(key)
-            if fronts is None:
-                continue
-            has_state = True
-            live.update(k + 2 for k, front in enumerate(fronts) if front)
-        return live, has_state
+            if fronts is not None:
+                live.update(k + 2 for k, front in enumerate(fronts) if front)
+        return live
 
-    def _outcome(
-        self, pattern: ChainPattern, steps: list[int], negation: bool, context: Any
-    ) -> Outcome:
+    def _outcome(self, index: int, steps: list[int], negation: bool, inputs: "_Inputs") -> Outcome:
+        pattern = self.patterns[index]
+        step_checks, negation_check = self._checks[index]
         neg = pattern.negation
-        if negation and neg is not None and self._holds(neg, context):
+        if negation and neg is not None and self._holds(neg, negation_check, inputs):
             return (), True
-        return tuple(j for j in steps if self._holds(pattern.steps[j - 1], context)), False
+        held = [j for j in steps if self._holds(pattern.steps[j - 1], step_checks[j - 1], inputs)]
+        return tuple(held), False
 
-    def _holds(self, condition: CompiledCondition, context: Any) -> bool:
+    def _holds(
+        self, condition: CompiledCondition, check: Predicate | None, inputs: "_Inputs"
+    ) -> bool:
         if condition.program is None:
             return True
+        if check is not None:
+            try:
+                return check(inputs.values()) is True
+            except Exception:  # an error or a missing variable: CEL answers, as CEL would
+                pass
         try:
-            return condition.program.execute(context) is True
+            return condition.program.execute(inputs.context()) is True
         except Exception:  # CEL raises several types; a failing condition is not met
             self.errors += 1
             return False
 
     # -- updating ---------------------------------------------------------------------------
 
-    def update(self, event: Event, variables: dict[str, Any], seq: int) -> None:
+    def update(self, event: Event, variables: Variables, seq: int) -> None:
         """File the event (after it was decided) with the same variables it was decided
         with; `seq` times the sweep of expired matches."""
-        outcomes = self._outcomes(event, variables)
-        for index, (steps, negated) in enumerate(outcomes):
-            if negated:
-                for key in self._keys(index, event):
-                    self.parts[index].pop(key, None)
-            elif steps:
-                for key in self._keys(index, event):
-                    self._advance(index, key, steps, event)
+        if self._type_info(event.type).applies:
+            self._file(event, self._outcomes(event, variables))
         if event.user_id is not None and event.phone is not None:
             self._link_phone(event.phone, event.user_id)
         if event.ts > self.watermark:
             self.watermark = event.ts
-        self._cached = None
+        self._cached = self._event_keys = None
         if seq % self.sweep_every == 0:
             self.sweep()
+
+    def _file(self, event: Event, outcomes: list[Outcome]) -> None:
+        """Kill the matches a negation ends; extend and start the others."""
+        for index, (steps, negated) in enumerate(outcomes):
+            if negated:
+                for key in self._all_keys(event)[index]:
+                    self.parts[index].pop(key, None)
+            elif steps:
+                for key in self._all_keys(event)[index]:
+                    self._advance(index, key, steps, event)
 
     def _advance(self, index: int, key: str, steps: tuple[int, ...], event: Event) -> None:
         pattern = self.patterns[index]
@@ -274,8 +356,11 @@ class ChainMatcher:
             self.parts[index].pop(key, None)
 
     def _link_phone(self, phone: str, user: str) -> None:
-        users = self._phone_users.setdefault(phone, [])
-        if users and users[-1] == user:
+        users = self._phone_users.get(phone)
+        if users is None:
+            self._phone_users[phone] = [user]
+            return
+        if users[-1] == user:  # the common case: the phone's latest account again
             return
         if user in users:
             users.remove(user)
@@ -320,13 +405,68 @@ class ChainMatcher:
         self._phone_users = body["phone_users"]
         self.watermark = body["watermark"]
         self.errors = body["errors"]
-        self._cached = None
+        self._cached = self._event_keys = None
 
     def _digest(self) -> list[Any]:
         return [msgspec.to_builtins(p.spec) for p in self.patterns]
 
+    def adopt(self, previous: "ChainMatcher") -> list[str]:
+        """Take over a matcher's state when the patterns change (a ruleset hot reload):
+        partial matches of every pattern whose spec is unchanged, the phone → account
+        links and the watermark. New or changed patterns start with no partial matches;
+        returns their names."""
+        kept = {p.name: i for i, p in enumerate(previous.patterns)}
+        fresh: list[str] = []
+        for index, pattern in enumerate(self.patterns):
+            old = kept.get(pattern.name)
+            if old is not None and previous.patterns[old].spec == pattern.spec:
+                self.parts[index] = previous.parts[old]
+            else:
+                fresh.append(pattern.name)
+        self._phone_users = previous._phone_users
+        self.watermark = previous.watermark
+        self.errors = previous.errors
+        self._cached = self._event_keys = None
+        return fresh
+
 
 _NOTHING: Outcome = ((), False)
+
+
+class _Inputs:
+    """One event's variables, built on first use, and the CEL context over the names its
+    conditions read, built only if a condition has to run through CEL."""
+
+    __slots__ = ("_context", "_names", "_source", "_values")
+
+    def __init__(self, source: Variables, names: frozenset[str]) -> None:
+        self._source = source
+        self._names = names
+        self._values: Mapping[str, Any] | None = None
+        self._context: Any = None
+
+    def values(self) -> Mapping[str, Any]:
+        if self._values is None:
+            source = self._source
+            self._values = source() if callable(source) else source
+        return self._values
+
+    def context(self) -> Any:
+        if self._context is None:
+            values = self.values()
+            self._context = cel.Context({n: values[n] for n in self._names if n in values})
+        return self._context
+
+
+def _checks(pattern: ChainPattern, types: Mapping[str, str] | None) -> Checks:
+    """The pattern's conditions as Python where that is exact for `types`."""
+
+    def compile_one(condition: CompiledCondition | None) -> Predicate | None:
+        if types is None or condition is None or condition.text is None:
+            return None
+        return predicate(condition.text, types)
+
+    return tuple(compile_one(c) for c in pattern.steps), compile_one(pattern.negation)
 
 
 class _TypeInfo:
@@ -344,6 +484,8 @@ class _TypeInfo:
             if neg and p.negation is not None:
                 names.update(p.negation.variables)
         self.names = frozenset(names)
+        self.applies = any(steps or neg for steps, neg in self.per_pattern)
+        self.starts = any(steps and steps[0] == 1 for steps, _ in self.per_pattern)
 
 
 def _extends(pattern: ChainPattern, p: Partial, ts: EpochMs, step: int) -> bool:

@@ -27,6 +27,8 @@ from payguard.features import parse_duration
 from payguard.rules.ruleset import RuleError, compile_condition
 
 PARTITION_KEYS: tuple[str, ...] = ("user", "phone", "identity", "device", "card", "ip")
+FEATURE_TYPES: tuple[str, str, str, str] = ("bool", "int", "int", "bool")
+"""CEL types of (matched, step, started_minutes_ago, completes), for rules as Python."""
 MAX_STEPS = 8
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 """Chain names become parts of CEL identifiers (`chain_<name>_matched`)."""
@@ -67,6 +69,8 @@ class CompiledCondition(msgspec.Struct, frozen=True):
     program: Any
     """A compiled CEL program, or None when any event of the types satisfies it."""
     variables: frozenset[str]
+    text: str | None = None
+    """The CEL source, for running it as Python where the translation is exact."""
 
     def applies(self, event_type: str) -> bool:
         return self.events is None or event_type in self.events
@@ -100,6 +104,10 @@ class ChainPattern(msgspec.Struct, frozen=True):
             base + "started_minutes_ago",
             base + "completes",
         )
+
+    def feature_types(self) -> dict[str, str]:
+        """Each feature name's CEL type (none is ever null)."""
+        return dict(zip(self.feature_names(), FEATURE_TYPES, strict=True))
 
 
 def load_chains(
@@ -197,4 +205,5 @@ def _condition(
         events=frozenset(events) if events is not None else None,
         program=program,
         variables=variables,
+        text=when,
     )

@@ -10,6 +10,7 @@ Every feature is a flat CEL variable (docs/graph.md has the full table):
     graph_new_link
 """
 
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -43,6 +44,17 @@ STRUCTURAL = (
     "graph_new_link",
 )
 CARD_OWNERS = ("graph_card_bound_elsewhere", "graph_card_bound_other_identity")
+
+_OWN_KEY: dict[str, Callable[[Event], str | None]] = {
+    "identity": lambda e: None if e.id_number is None else "i:" + e.id_number,
+    "phone": lambda e: None if e.phone is None else "p:" + e.phone,
+    "device": lambda e: None if e.device_id is None else "d:" + e.device_id,
+    "card": lambda e: None if e.card is None else "c:" + e.card.token,
+    "payee": lambda e: None if e.payee is None else "y:" + e.payee.id,
+    "ip": lambda e: None if e.ip is None else "n:" + e.ip,
+}
+"""The event's own entity key of each kind (as `event_entities` names them)."""
+_PERSON_PREFIX = {ENTITY_PREFIX[kind][0]: kind for kind in FALLBACK_KINDS}
 
 _Count = tuple[str, str, int | None]
 """(feature name, entity kind, window in ms or None for "now")."""
@@ -96,6 +108,10 @@ class GraphFeatures:
         """Every feature this graph can provide (with the configured windows and kinds)."""
         return list(self._names)
 
+    def value_type(self, name: str) -> str:
+        """A feature's CEL type (none is ever null), for rules run as Python."""
+        return "bool" if name in CARD_OWNERS or name == "graph_new_link" else "int"
+
     # -- reading ----------------------------------------------------------------------------
 
     def plan(self, needed: AbstractSet[str]) -> "GraphPlan":
@@ -115,9 +131,17 @@ class GraphFeatures:
         plan = self.plan(needed)
         out: dict[str, Any] = {}
         if plan.kinds:
-            own = dict(event_entities(event, self.config.track_ips))
+            person: dict[str, list[str]] | None = None
             for kind, now, windows in plan.kinds:
-                self._other_accounts(event, self._keys(event, kind, own), now, windows, out)
+                key = _OWN_KEY[kind](event)
+                if key is not None:
+                    keys = [key]
+                elif kind in FALLBACK_KINDS and event.user_id is not None:
+                    person = person or self._person_keys(event.user_id)
+                    keys = person[kind]
+                else:
+                    keys = []
+                self._other_accounts(event, keys, now, windows, out)
         if plan.cards:
             self._cards_bound(event, plan.cards, out)
         if plan.owners:
@@ -126,16 +150,15 @@ class GraphFeatures:
             out.update(self._structure(event, needed))
         return {name: out[name] for name in plan.names} if plan.filter else out
 
-    def _keys(self, event: Event, kind: str, own: dict[str, str]) -> list[str]:
-        """The entities of `kind` the event is about: its own, or for identity and phone
-        (which most events do not repeat) the account's."""
-        key = own.get(kind)
-        if key is not None:
-            return [key]
-        if kind not in FALLBACK_KINDS or event.user_id is None:
-            return []
-        prefix = ENTITY_PREFIX[kind][0]
-        return [key for key in self.graph.acc.get(event.user_id, ()) if key[0] == prefix]
+    def _person_keys(self, account: str) -> dict[str, list[str]]:
+        """The account's identities and phones, in one pass over its links: an event that
+        does not carry its own (most events do not repeat them) is about the account's."""
+        found: dict[str, list[str]] = {kind: [] for kind in FALLBACK_KINDS}
+        for key in self.graph.acc.get(account, ()):
+            kind = _PERSON_PREFIX.get(key[0])
+            if kind is not None:
+                found[kind].append(key)
+        return found
 
     def _other_accounts(
         self,
@@ -156,8 +179,11 @@ class GraphFeatures:
             accounts = self.graph.ent.get(key)
             if not accounts:
                 continue
-            if now is not None:
-                out[now] = max(out[now], len(accounts) - (account in accounts))
+            others = len(accounts) - (account in accounts)
+            if others == 0:  # the common case: only this account; no window can count more
+                continue
+            if now is not None and others > out[now]:
+                out[now] = others
             for name, window in windows:
                 out[name] = max(out[name], _recent(accounts, account, t - window, t))
 

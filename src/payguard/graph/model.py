@@ -50,20 +50,23 @@ class GraphConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Hops searched for the nearest reported account (2 = one shared entity away)."""
     horizon: str = "180d"
     """Edges idle for longer expire at the next sweep; reports older than this too."""
-    identity_horizon: str = "1095d"
-    """Identity edges are set once at sign-up or KYC and never repeated, so they are kept
-    for three years of idleness rather than 180 days."""
+    standing_horizon: str = "1095d"
+    """Standing links are set once and stand until removed: identity edges (an ID number
+    is sent at sign-up or KYC, never repeated) and card bindings (a card bound years ago
+    and unused is still bound; `card_unbind` removes it). They are kept for three years
+    of idleness rather than 180 days."""
     max_refs: int = 100_000
-    """event_id → account entries kept (oldest dropped) to resolve feedback events."""
+    """event_id → account entries kept (oldest dropped) to resolve feedback events; 0 when
+    the caller always passes the referenced event (the engine reads it from its log)."""
     sweep_every: int = 50_000
     """`update(event, seq)` sweeps expired edges when seq is a multiple of this."""
 
     def validate(self) -> "GraphConfig":
-        for text in (*self.windows, self.horizon, self.identity_horizon):
+        for text in (*self.windows, self.horizon, self.standing_horizon):
             parse_duration(text)
         if self.max_component_accounts < 2 or self.max_ball_nodes < 2:
             raise ValueError("component caps must be at least 2")
-        if min(self.hub_degree, self.max_degree, self.max_refs, self.sweep_every) < 1:
+        if min(self.hub_degree, self.max_degree, self.sweep_every) < 1 or self.max_refs < 0:
             raise ValueError("graph caps must be positive")
         return self
 

@@ -13,6 +13,7 @@ expanded, and the search stops after the first layer at which the ball holds
 `max_component_accounts` accounts or `max_ball_nodes` nodes.
 """
 
+from collections import OrderedDict
 from typing import Any
 
 from payguard.events import FEEDBACK_TYPES, Event
@@ -42,12 +43,14 @@ class IdentityGraph:
         self.ent: Adjacency = {}
         self.reported: dict[str, EpochMs] = {}
         """Accounts named by a fraud_report or chargeback → time of the latest one."""
-        self.refs: dict[str, str] = {}
-        """event_id → account, oldest first, at most `max_refs` entries."""
+        self.refs: OrderedDict[str, str] = OrderedDict()
+        """event_id → account, oldest first, at most `max_refs` entries. An OrderedDict:
+        dropping the oldest entry of a plain dict (`next(iter(d))`) scans the slots that
+        earlier deletions left at its front, which grew to tens of µs per event once full."""
         self.watermark: EpochMs = 0
         self.dropped_links = 0
         self._horizon_ms = parse_duration(config.horizon)
-        self._identity_horizon_ms = parse_duration(config.identity_horizon)
+        self._standing_horizon_ms = parse_duration(config.standing_horizon)
 
     # -- updates ----------------------------------------------------------------------------
 
@@ -57,7 +60,7 @@ class IdentityGraph:
             self._label(event, referenced)
         elif links(event):
             self._link_event(event)
-        if event.user_id is not None and event.type not in FEEDBACK_TYPES:
+        if event.user_id is not None and self.config.max_refs and event.type not in FEEDBACK_TYPES:
             self._remember(event.event_id, event.user_id)
         if event.ts > self.watermark:
             self.watermark = event.ts
@@ -124,21 +127,23 @@ class IdentityGraph:
 
     def _remember(self, event_id: str, account: str) -> None:
         refs = self.refs
-        refs.pop(event_id, None)  # a re-sent id moves to the back, like a new one
+        if event_id in refs:
+            refs.move_to_end(event_id)  # a re-sent id moves to the back, like a new one
         refs[event_id] = account
         if len(refs) > self.config.max_refs:
-            del refs[next(iter(refs))]
+            refs.popitem(last=False)
 
     def sweep(self) -> int:
-        """Drop edges idle past their horizon, then empty nodes and old reports; returns the
-        edges dropped. Deterministic: the engine calls it at fixed sequence numbers."""
+        """Drop edges idle past their horizon (standing links, identities and bound cards,
+        past the longer one), then empty nodes and old reports; returns the edges dropped.
+        Deterministic: the engine calls it at fixed sequence numbers."""
         cutoff = self.watermark - self._horizon_ms
-        identity_cutoff = self.watermark - self._identity_horizon_ms
+        standing_cutoff = self.watermark - self._standing_horizon_ms
         stale = [
             (account, key)
             for account, edges in self.acc.items()
             for key, edge in edges.items()
-            if edge.last <= (identity_cutoff if key[0] == "i" else cutoff)
+            if edge.last <= (standing_cutoff if _standing(key, edge) else cutoff)
         ]
         for account, key in stale:
             self.unlink(account, key)
@@ -196,9 +201,14 @@ class IdentityGraph:
             self.acc.setdefault(account, {})[key] = edge
             self.ent.setdefault(key, {})[account] = edge
         self.reported = dict(state["reported"])
-        self.refs = dict(state["refs"])
+        self.refs = OrderedDict(state["refs"])
         self.watermark = state["watermark"]
         self.dropped_links = state["dropped_links"]
+
+
+def _standing(key: str, edge: Edge) -> bool:
+    """An identity edge or a card binding: set once, standing until removed."""
+    return key[0] == "i" or edge.bound is not None
 
 
 def _expand(

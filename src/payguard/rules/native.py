@@ -229,6 +229,25 @@ def translate(text: str, types: Mapping[str, str], code_of: Callable[[str], str]
     return _Parser(text, types, code_of).parse()
 
 
+Predicate = Callable[[Mapping[str, Any]], Any]
+"""A condition as Python: reads its variables from a mapping by name."""
+
+
+def predicate(text: str, types: Mapping[str, str]) -> Predicate | None:
+    """CEL `text` as a Python function of a variables mapping, or None when the
+    translation would not be exact for these types. Like a translated rule, it may raise
+    where CEL would give an error or where a variable is missing: the caller then asks CEL,
+    so errors stay CEL's own."""
+    try:
+        code = translate(text, types, lambda name: f"v[{name!r}]")
+    except Untranslatable:
+        return None
+    namespace: dict[str, Any] = {"_int64": _int64, "_div": _div, "_mod": _mod}
+    exec(compile(f"def check(v):\n    return {code}\n", "<payguard condition>", "exec"), namespace)
+    check: Predicate = namespace["check"]
+    return check
+
+
 def _int64(value: int) -> int:
     if not INT64_MIN <= value <= INT64_MAX:
         raise OverflowError("int64 overflow")
