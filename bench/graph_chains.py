@@ -4,10 +4,10 @@ Simulates `users` customers over `days` (all six attack scenarios, seed 7), deco
 event, then replays them in memory through feature state → graph → chains in the order
 the engine will use, timing each call separately: the feature state (snapshot of the
 features the chains read, and update) as the yardstick; the graph (snapshot of the graph
-features the chains read, and update); the chains (snapshot with the shipped
-rules/chains.yaml, and update). A second pass times the worst case of a graph asked for
-every graph feature on every event. Also counts the events on which a chain was matched
-or completing, split by the simulator's labels, and the state left at the end.
+features the chains read, and update); the chains (snapshot with the shipped patterns,
+the `chains:` of rules/default.yaml, and update). A second pass times the worst case of a
+graph asked for every graph feature on every event. Also counts the events on which a chain
+was matched or completing, split by the simulator's labels, and the state left at the end.
 
     .venv/bin/python -m bench.graph_chains [USERS] [DAYS]
 """
@@ -27,7 +27,7 @@ from payguard.graph import GraphFeatures
 from payguard.rules import event_variables
 from payguard.sim import SimConfig, simulate
 
-CHAINS = Path(__file__).resolve().parents[1] / "rules" / "chains.yaml"
+CHAINS = Path(__file__).resolve().parents[1] / "rules" / "default.yaml"
 
 
 def _events(users: int, days: int) -> tuple[list[Event], set[str]]:

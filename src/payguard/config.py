@@ -8,6 +8,7 @@ PAYGUARD_TOKEN_KEY    secret key for PII tokens (≥ 16 bytes; set it in product
 PAYGUARD_UTC_OFFSET   hours east of UTC for `hour`/`weekday` in rules (default 8)
 PAYGUARD_LOG_LEVEL    logging level (default INFO)
 PAYGUARD_MODEL        model artifact directory (`payguard model train`); none: rules only
+PAYGUARD_GRAPH_CHAINS `0` runs without the identity graph and chain patterns (default 1)
 """
 
 import os
@@ -35,6 +36,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Records per commit during batch replay (the HTTP server commits every request)."""
     snapshot_every: int = 100_000
     """Events between state snapshots; a restart replays at most this many."""
+    graph_chains: bool = True
+    """Maintain the identity graph and match the ruleset's chain patterns. Off, rules and
+    chains cannot read graph or chain features (a ruleset that does is refused): for
+    measuring what they cost, and for deployments that do not want them."""
     max_body_bytes: int = 65_536
     max_batch_bytes: int = 8 * 1024 * 1024
 
@@ -51,6 +56,7 @@ _ENV_KEYS = {
     "PAYGUARD_UTC_OFFSET": "utc_offset",
     "PAYGUARD_LOG_LEVEL": "log_level",
     "PAYGUARD_MODEL": "model",
+    "PAYGUARD_GRAPH_CHAINS": "graph_chains",
 }
 
 

@@ -1,14 +1,17 @@
 """The only place the stages are wired together.
 
-    Event → features (point-in-time snapshot) → rules (CEL) → policy → Decision → recorded
-          → features updated
+    Event → features + identity graph (point-in-time snapshots) → chain patterns
+          → rules → policy → Decision → recorded → features, graph and chains updated
 
 Per event the engine (1) answers a repeated `event_id` from the record, (2) snapshots the
-features the applicable rules need, as of the event's time, (3) evaluates those rules,
-(4) combines hits into a decision, (5) queues event + decision in one record, and only
-then (6) files the event into the feature state. A snapshot of that state is written only
-right after a flush, so after a crash `recover()` replays exactly the recorded events that
-the snapshot does not yet hold: nothing lost, nothing counted twice.
+features and graph features the applicable rules and chain conditions need, as of the
+event's time, (3) matches the chain patterns the rules read, (4) evaluates those rules,
+(5) combines hits into a decision, (6) queues event + decision in one record, and only
+then (7) files the event into the feature state, the graph and the chain matcher. A
+snapshot of that state is written only right after a flush, so after a crash `recover()`
+replays exactly the recorded events that the snapshot does not yet hold: nothing lost,
+nothing counted twice. Chain steps are CEL conditions over the same point-in-time values,
+so recovery recomputes those values for each replayed event before filing it.
 """
 
 import gc
@@ -19,22 +22,26 @@ import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 import msgspec
 
+from payguard.chains import ChainMatcher, ChainPattern, ChainSpec
+from payguard.chains.matcher import Variables
 from payguard.config import Settings
 from payguard.events import FEEDBACK_TYPES, Event, EventDecoder, Tokenizer
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.features.timeline import LegacyTimeline
+from payguard.graph import GraphConfig, GraphFeatures
 from payguard.metrics import Metrics
-from payguard.policy import Decision, Outcome, decide
+from payguard.policy import ChainEvidence, Decision, Outcome, Reason, decide
 from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
-from payguard.rules.variables import EVENT_VARIABLE_TYPES
+from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
 from payguard.store import Recorder, SQLiteRecorder
 
 if TYPE_CHECKING:
@@ -45,6 +52,21 @@ log = logging.getLogger("payguard")
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 SNAPSHOT_FILE = "state.snapshot"
 DATABASE_FILE = "payguard.db"
+GRAPH_CONFIG = GraphConfig(sweep_every=SWEEP_EVERY, max_refs=0)
+"""The identity graph's caps and horizons. It sweeps at the feature state's sequence
+numbers, so every state expires on one schedule, and keeps no event-id memory: `_apply`
+passes feedback the event it references, read from the log."""
+
+
+def _graph_types() -> dict[str, str]:
+    graph = GraphFeatures(GRAPH_CONFIG)
+    return {name: graph.value_type(name) for name in graph.names()}
+
+
+GRAPH_TYPES: dict[str, str] = _graph_types()
+"""Every graph feature a rule or chain condition may read, with its CEL type."""
+GRAPH_NAMES: frozenset[str] = frozenset(GRAPH_TYPES)
+_NO_VARIABLES: dict[str, Any] = {}
 
 
 class DuplicateEventError(Exception):
@@ -67,6 +89,21 @@ class _TypePlan(msgspec.Struct, frozen=True):
     """A rule reads `model.score` (0.0 when no model scored the event)."""
     allows_without_hits: bool = False
     """Whether the policy allows an event no rule hit (no threshold at score 0)."""
+    graph: frozenset[str] = frozenset()
+    """Graph features the rules or the chain conditions read (the graph's plan key)."""
+    chains: frozenset[str] = frozenset()
+    """Chain features the rules read; the chains are matched before the rules only then."""
+    chain_inputs: tuple[tuple[str, EventVariable], ...] | None = None
+    """Event fields the chain conditions read; None when no chain step (or negation)
+    applies to this type, so no variables are built for the matcher."""
+    chain_values: tuple[str, ...] = ()
+    """Catalog and graph features the chain conditions read (copied from the snapshot)."""
+    chain_features: QueryPlan | None = None
+    """Catalog features the chain conditions read, for recovery (no decision)."""
+    chain_graph: frozenset[str] = frozenset()
+    """Graph features the chain conditions read, for recovery."""
+    chain_rules: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)
+    """Rule id → the chains whose features it reads, to name them in its reason."""
 
 
 class Engine:
@@ -95,6 +132,9 @@ class Engine:
         self._plans: dict[str, _TypePlan] = {}
         self._ruleset = ruleset
         self._catalog_digest = hashlib.sha256(msgspec.json.encode(features.catalog)).hexdigest()
+        self.graph = GraphFeatures(GRAPH_CONFIG) if settings.graph_chains else None
+        self.chains = self._matcher(ruleset) if settings.graph_chains else None
+        self._chain_types = _chain_types(ruleset)
 
     # -- construction ---------------------------------------------------------------------
 
@@ -102,7 +142,8 @@ class Engine:
     def open(cls, settings: Settings) -> "Engine":
         """The embedded default: SQLite in `settings.data_dir`, state recovered from it."""
         features = FeatureState(load_catalog(settings.features))
-        ruleset = compile_ruleset(settings.ruleset.read_text(encoding="utf-8"), features)
+        text = settings.ruleset.read_text(encoding="utf-8")
+        ruleset = compile_ruleset(text, features, graph_chains=settings.graph_chains)
         data_dir = settings.data_dir
         engine = cls(
             features=features,
@@ -120,13 +161,43 @@ class Engine:
         return self._ruleset
 
     def set_ruleset(self, ruleset: Ruleset) -> None:
-        """Hot reload: later decisions use the new ruleset; state is untouched."""
+        """Hot reload: later decisions use the new ruleset. Feature and graph state are
+        untouched; when the chain patterns change, unchanged patterns keep their partial
+        matches and new or changed ones start with none (docs/chains.md, "Hot reload")."""
+        chains = self.chains
+        if chains is not None and _specs(ruleset.chains) != _specs(chains.patterns):
+            self.chains = self._matcher(ruleset)
+            fresh = self.chains.adopt(chains)
+            if fresh:
+                log.warning("chain patterns start with no partial matches: %s", ", ".join(fresh))
         self._ruleset = ruleset
+        self._chain_types = _chain_types(ruleset)
         self._plans = {}
 
     def parse_ruleset(self, text: str) -> Ruleset:
         """Validate ruleset text against this engine's features (raises RuleError)."""
-        return compile_ruleset(text, self.features)
+        return compile_ruleset(text, self.features, graph_chains=self.graph is not None)
+
+    def _matcher(self, ruleset: Ruleset) -> ChainMatcher:
+        """A matcher for the ruleset's patterns, late as the features and swept with them,
+        running conditions as Python over the same variable types as the rules."""
+        types = {
+            **EVENT_VARIABLE_TYPES,
+            **{n: self.features.value_type(n) for n in self.features.features},
+            **GRAPH_TYPES,
+        }
+        return ChainMatcher(
+            ruleset.chains,
+            lateness_ms=self.features.lateness_ms,
+            sweep_every=SWEEP_EVERY,
+            types=types,
+        )
+
+    def neighbourhood(self, kind: str, entity_id: str, depth: int) -> dict[str, Any] | None:
+        """The identity graph around one node as JSON (None when the graph is off); raises
+        ValueError for an unknown kind."""
+        graph = self.graph
+        return None if graph is None else graph.neighbourhood(kind, entity_id, depth)
 
     # -- the decision path ----------------------------------------------------------------
 
@@ -144,9 +215,9 @@ class Engine:
                 raise DuplicateEventError(event.event_id)
             self.metrics.duplicates += 1
             return stored.decision, True
-        decision = self.decide(event)
+        decision, variables = self._decide(event)
         seq = self.recorder.append(event, payload, payload_hash, decision)
-        self._apply(seq, event)
+        self._apply(seq, event, variables)
         self.metrics.observe(event.type, decision.action, decision.latency_us)
         if seq % self.settings.snapshot_every == 0:
             self.flush()
@@ -155,9 +226,23 @@ class Engine:
 
     def decide(self, event: Event) -> Decision:
         """Features → rules → policy for one event, reading state and changing nothing."""
+        return self._decide(event)[0]
+
+    def _decide(self, event: Event) -> tuple[Decision, Variables | None]:
+        """The decision, and the variables the chain conditions read (None when no chain
+        step applies to the type): `_apply` files the event with the same values. They are
+        a function building them from the snapshot, because most events evaluate no
+        condition at all (only step 1 and steps that continue a partial match run)."""
         start = time.perf_counter_ns()
         plan = self._plans.get(event.type) or self._plan_for(event.type)
         features = self.features.snapshot(event, plan.features)
+        if plan.graph and self.graph is not None:
+            features.update(self.graph.snapshot(event, plan.graph))
+        variables: Variables | None = None
+        if plan.chain_inputs is not None:
+            variables = partial(_chain_variables, plan, event, features)
+        if plan.chains and self.chains is not None:
+            features.update(self.chains.snapshot(event, variables or features, plan.chains))
         model = self.model
         score = model.score(event) if model is not None else None
         values = features
@@ -166,7 +251,7 @@ class Engine:
         hits = plan.run_rules(values, event)
         version = model.version if model is not None and score is not None else None
         if not hits and plan.allows_without_hits:  # most events: skip the policy's bookkeeping
-            return Decision(
+            decision = Decision(
                 event_id=event.event_id,
                 action="allow",
                 score=0,
@@ -178,13 +263,17 @@ class Engine:
                 shadow=[],
                 rule_errors=[],
             )
+            return decision, variables
         outcome = decide(hits, plan.ruleset.policy)
         errors = [{"rule": h.rule, "error": h.error or ""} for h in hits if h.status == "error"]
-        return Decision(
+        reasons = outcome.reasons
+        if plan.chain_rules and reasons:
+            reasons = self._with_chains(reasons, plan.chain_rules)
+        decision = Decision(
             event_id=event.event_id,
             action=outcome.action,
             score=outcome.score,
-            reasons=outcome.reasons,
+            reasons=reasons,
             ruleset=plan.ruleset.version,
             model=version,
             latency_us=(time.perf_counter_ns() - start) // 1_000,
@@ -193,6 +282,27 @@ class Engine:
             shadow=outcome.shadow,
             rule_errors=errors,
         )
+        return decision, variables
+
+    def _with_chains(
+        self, reasons: list[Reason], chain_rules: dict[str, frozenset[str]]
+    ) -> list[Reason]:
+        """Each reason of a rule that reads chain features, with the chains the snapshot
+        found matched or completing and their events."""
+        assert self.chains is not None  # a plan has chain rules only with a matcher
+        matches = self.chains.last_matches()
+        if not matches:
+            return reasons
+        out: list[Reason] = []
+        for reason in reasons:
+            read = chain_rules.get(reason.rule, frozenset())
+            found = [
+                ChainEvidence(chain=m.chain, step=m.step, event_ids=list(m.event_ids))
+                for m in matches
+                if m.chain in read
+            ]
+            out.append(msgspec.structs.replace(reason, chains=found) if found else reason)
+        return out
 
     def payload_hash(self, event: Event) -> bytes:
         """The hash `process` compares to tell an idempotent repeat from a conflict."""
@@ -212,41 +322,100 @@ class Engine:
         ruleset = self._ruleset
         rules = ruleset.for_event_type(event_type)
         wanted = set().union(*(r.variables for r in rules)) if rules else set()
-        features = frozenset(n for n in wanted if n in self.features.features)
+        reads = wanted - ruleset.params.keys()  # a param shadows a feature of the same name
+        catalog = self.features.features
+        inputs = self.chains.variables_for(event_type) if self.chains else frozenset()
+        read_by_rules = frozenset(n for n in reads if n in catalog)
         plan = _TypePlan(
             ruleset=ruleset,
             rules=rules,
-            features=self.features.plan(features),
-            run_rules=self._rule_runner(rules, wanted, features),
+            features=self.features.plan(read_by_rules | {n for n in inputs if n in catalog}),
+            run_rules=self._rule_runner(rules, wanted, read_by_rules),
             wants_model="model" in wanted,
             allows_without_hits=_quiet(decide([], ruleset.policy)),
+            graph=frozenset((reads | inputs) & GRAPH_NAMES),
+            chains=frozenset(reads & self._chain_types.keys()),
+            chain_rules=self._chain_rules(rules),
+            **self._chain_plan(event_type, inputs),
         )
         self._plans[event_type] = plan
         return plan
 
+    def _chain_plan(self, event_type: str, inputs: frozenset[str]) -> dict[str, Any]:
+        """What the chain conditions of this type read: event fields and snapshot values
+        (None and nothing when no step or negation applies), and for recovery the catalog
+        and graph features to snapshot."""
+        catalog = self.features.features
+        applies = self.chains is not None and self.chains.applies_to(event_type)
+        return {
+            "chain_inputs": self._inputs(inputs) if applies else None,
+            "chain_values": tuple(sorted(n for n in inputs if n in catalog or n in GRAPH_NAMES)),
+            "chain_features": self.features.plan(n for n in inputs if n in catalog),
+            "chain_graph": frozenset(inputs & GRAPH_NAMES),
+        }
+
+    def _inputs(self, names: frozenset[str]) -> tuple[tuple[str, EventVariable], ...]:
+        """The event fields among the names a chain condition reads (features shadow
+        fields of the same name, as in rules)."""
+        catalog = self.features.features
+        return tuple((n, f) for n, f in self._event_vars.items() if n in names and n not in catalog)
+
+    def _chain_rules(self, rules: tuple[CompiledRule, ...]) -> dict[str, frozenset[str]]:
+        """Rule id → the chains it reads a feature of (rules reading none left out)."""
+        chain_of = self._chain_types
+        read = {r.rule.id: {chain_of[n][0] for n in r.variables if n in chain_of} for r in rules}
+        return {rule: frozenset(names) for rule, names in read.items() if names}
+
     def _rule_runner(
-        self, rules: tuple[CompiledRule, ...], wanted: set[str], features: frozenset[str]
+        self, rules: tuple[CompiledRule, ...], wanted: set[str], catalog: frozenset[str]
     ) -> RuleRunner:
         """The rules as Python where that is exact; variables resolve as in CEL: a param
-        shadows a feature, which shadows an event field."""
+        shadows a feature (of the catalog, the graph or a chain), which shadows an event
+        field."""
         params = {k: v for k, v in self._ruleset.params.items() if k in wanted}
+        reads = wanted - params.keys()
+        graph = {n: GRAPH_TYPES[n] for n in reads & GRAPH_NAMES}
+        chains = {n: self._chain_types[n][1] for n in reads & self._chain_types.keys()}
         types = {
             **EVENT_VARIABLE_TYPES,
-            **{n: self.features.value_type(n) for n in features},
+            **{n: self.features.value_type(n) for n in catalog},
+            **graph,
+            **chains,
             **{k: _param_type(v) for k, v in params.items()},
         }
         event_vars = {n: f for n, f in self._event_vars.items() if n in wanted}
+        features = catalog | graph.keys() | chains.keys()
         run_rules, _ = rule_runner(rules, types, features, event_vars, params)
         return run_rules
 
-    def _apply(self, seq: int, event: Event) -> None:
-        """File the event into the feature state (after it is decided and queued)."""
+    def _apply(self, seq: int, event: Event, variables: Variables | None = None) -> None:
+        """File the event into the feature state, the graph and the chain matcher (after
+        it is decided and queued). `variables` are what the chain conditions read when it
+        was decided; recovery, which decides nothing, recomputes them first."""
         referenced = None
         if event.type in FEEDBACK_TYPES and event.ref_event_id is not None:
             referenced = self.recorder.get_event(event.ref_event_id)
+        chains = self.chains
+        if variables is None and chains is not None and chains.applies_to(event.type):
+            variables = self._recompute_chain_variables(event)
         self.features.update(event, referenced)
+        if self.graph is not None:
+            self.graph.update(event, seq, referenced)
+        if chains is not None:
+            chains.update(event, _NO_VARIABLES if variables is None else variables, seq)
         if seq % SWEEP_EVERY == 0:
             self.features.sweep()
+
+    def _recompute_chain_variables(self, event: Event) -> dict[str, Any]:
+        """What the chain conditions read for this event, as `_decide` builds it: event
+        fields, catalog and graph features, from the state before the event."""
+        plan = self._plans.get(event.type) or self._plan_for(event.type)
+        variables = {name: read(event) for name, read in plan.chain_inputs or ()}
+        if plan.chain_features is not None:
+            variables.update(self.features.snapshot(event, plan.chain_features))
+        if plan.chain_graph and self.graph is not None:
+            variables.update(self.graph.snapshot(event, plan.chain_graph))
+        return variables
 
     # -- durability -----------------------------------------------------------------------
 
@@ -254,18 +423,22 @@ class Engine:
         self.recorder.flush()
 
     def write_snapshot(self) -> None:
-        """Persist feature state as of the last durable record (call right after flush)."""
+        """Persist feature, graph and chain state as of the last durable record (call right
+        after flush). The graph and the chains export MessagePack bytes of their own."""
         seq = self.recorder.last_seq()
         if self._snapshot_path is None or seq == self._snapshot_seq:
             return
-        body = pickle.dumps(
-            {
-                "seq": seq,
-                "catalog": self._catalog_digest,
-                "state": self.features.export(),
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+        with _gc_paused():  # exports build a tuple per edge and timeline, none cyclic
+            body = pickle.dumps(
+                {
+                    "seq": seq,
+                    "catalog": self._catalog_digest,
+                    "state": self.features.export(),
+                    "graph": self.graph.export() if self.graph is not None else None,
+                    "chains": self.chains.export() if self.chains is not None else None,
+                },
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
         tmp = self._snapshot_path.with_suffix(".tmp")
         with tmp.open("wb") as fh:
             fh.write(body)
@@ -282,7 +455,7 @@ class Engine:
             self._apply(seq, event)
             replayed += 1
         if replayed:
-            log.info("recovered feature state: snapshot at seq %d + %d events", start, replayed)
+            log.info("recovered state: snapshot at seq %d + %d events", start, replayed)
         return replayed
 
     def _load_snapshot(self) -> int:
@@ -298,9 +471,33 @@ class Engine:
         if saved["catalog"] != self._catalog_digest or saved["seq"] > self.recorder.last_seq():
             log.warning("ignoring snapshot taken with another catalog or log; replaying all")
             return 0
+        if self.graph is not None:
+            restored = self._graph_and_chains(saved)
+            if restored is None:
+                return 0
+            self.graph, self.chains = restored
         self.features.restore(saved["state"])
         self._snapshot_seq = int(saved["seq"])
         return self._snapshot_seq
+
+    def _graph_and_chains(self, saved: dict[str, Any]) -> tuple[GraphFeatures, ChainMatcher] | None:
+        """Graph and chain state restored into new objects, so that a snapshot refused
+        half-way changes nothing; None (and a warning) if the snapshot cannot provide them:
+        written before they were wired or with graph_chains off, with another graph
+        configuration, or with other chain patterns. The caller then replays the whole log,
+        which rebuilds all three states exactly."""
+        graph_data, chain_data = saved.get("graph"), saved.get("chains")
+        if graph_data is None or chain_data is None:
+            log.warning("ignoring snapshot without graph and chain state; replaying all")
+            return None
+        graph, chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
+        try:
+            graph.restore(graph_data)
+            chains.restore(chain_data)
+        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+            log.warning("ignoring snapshot (%s); replaying all", exc)
+            return None
+        return graph, chains
 
     def close(self) -> None:
         self.flush()
@@ -308,12 +505,28 @@ class Engine:
         self.recorder.close()
 
     def gauges(self) -> dict[str, float]:
-        return {
+        gauges: dict[str, float] = {
             "payguard_entities": self.features.entity_count(),
             "payguard_late_events_total": self.features.late_events,
             "payguard_watermark_ms": self.features.watermark,
             "payguard_recorded_seq": self.recorder.last_seq(),
         }
+        if self.graph is not None:
+            gauges["payguard_graph_accounts"] = len(self.graph.graph.acc)
+            gauges["payguard_graph_entities"] = len(self.graph.graph.ent)
+        if self.chains is not None:
+            gauges["payguard_chain_partitions"] = sum(len(p) for p in self.chains.parts)
+        return gauges
+
+
+def _chain_variables(plan: _TypePlan, event: Event, values: dict[str, Any]) -> dict[str, Any]:
+    """What the chain conditions read: event fields, and catalog and graph features from
+    the snapshot `values` (taken before the event; only chain values are added to it
+    later, under other names)."""
+    variables = {name: read(event) for name, read in plan.chain_inputs or ()}
+    for name in plan.chain_values:
+        variables[name] = values[name]
+    return variables
 
 
 def _quiet(outcome: Outcome) -> bool:
@@ -338,6 +551,19 @@ class _SnapshotUnpickler(pickle.Unpickler):
 
 
 @contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No automatic GC inside: building millions of small acyclic objects at once (a
+    snapshot's exports) otherwise triggers collections that rescan the whole state."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
 def batch_gc() -> Iterator[None]:
     """Keep Python's cyclic GC off a batch replay's growing feature state.
 
@@ -356,15 +582,33 @@ def batch_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def compile_ruleset(text: str, features: FeatureState) -> Ruleset:
-    """Parse and validate ruleset text against these features (raises RuleError)."""
-    return parse_ruleset(text, known_variables(features), EVENT_TYPES)
+def compile_ruleset(text: str, features: FeatureState, *, graph_chains: bool = True) -> Ruleset:
+    """Parse and validate ruleset text against these features, and the graph features
+    and a `chains:` section unless `graph_chains` is off (raises RuleError)."""
+    known = known_variables(features, graph=graph_chains)
+    chain_known = known - {"model"} if graph_chains else None
+    return parse_ruleset(text, known, EVENT_TYPES, chain_known)
 
 
-def known_variables(features: FeatureState) -> set[str]:
-    """Every name a rule may reference, besides the ruleset's own params (`model` is the
-    learned score, `model.score`, 0.0 when no model is loaded)."""
-    return set(event_variables()) | set(features.features) | {"model"}
+def known_variables(features: FeatureState, *, graph: bool = True) -> set[str]:
+    """Every name a rule may reference, besides the ruleset's own params and chain
+    features (`model` is the learned score, `model.score`, 0.0 when no model is loaded).
+    Chain conditions read the same names except `model`: they are matched before it."""
+    names = set(event_variables()) | set(features.features) | {"model"}
+    return names | GRAPH_NAMES if graph else names
+
+
+def _chain_types(ruleset: Ruleset) -> dict[str, tuple[str, str]]:
+    """Chain feature name → (chain, CEL type), for the ruleset's patterns."""
+    return {
+        name: (pattern.name, kind)
+        for pattern in ruleset.chains
+        for name, kind in pattern.feature_types().items()
+    }
+
+
+def _specs(patterns: tuple[ChainPattern, ...]) -> tuple[ChainSpec, ...]:
+    return tuple(p.spec for p in patterns)
 
 
 def _load_model(settings: Settings, features: FeatureState) -> "ModelServer | None":

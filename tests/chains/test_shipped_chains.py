@@ -1,4 +1,5 @@
-"""The shipped patterns (rules/chains.yaml) validate and catch what they are named for.
+"""The shipped patterns (`chains:` in rules/default.yaml) validate and catch what they are
+named for.
 
 A small pipeline wires feature state, graph and chains the way the engine will: snapshot
 features and graph, build the rules' variables, snapshot chains, then update all three.
@@ -19,7 +20,7 @@ from payguard.rules import RuleError, event_variables
 from payguard.sim import SimConfig, simulate
 
 EVENT_TYPES = get_args(EventType)
-CHAINS = Path(__file__).resolve().parents[2] / "rules" / "chains.yaml"
+CHAINS = Path(__file__).resolve().parents[2] / "rules" / "default.yaml"
 MINUTE = 60_000
 T0 = 1_790_000_000_000
 

@@ -1,7 +1,9 @@
 """Kill -9 during `payguard replay`, run it again: the result equals a clean run.
 
 The replay is a real subprocess on a real SQLite store with small flush and snapshot
-intervals, so the kill lands between commits, between snapshots, or inside either.
+intervals, so the kill lands between commits, between snapshots, or inside either. The
+state compared is all of it: feature timelines, the identity graph and the chain matcher
+(whose recovery recomputes the values its conditions read, since it decides nothing).
 """
 
 import json
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_state import whole_state
 
 from payguard.config import load_settings
 from payguard.engine import Engine
@@ -54,7 +57,7 @@ def _state(data_dir: Path, config: Path) -> list[Any]:
     settings = load_settings(env=_env(data_dir, config))
     engine = Engine.open(settings)
     try:
-        return engine.features.digest_items()
+        return whole_state(engine)
     finally:
         engine.recorder.close()
 

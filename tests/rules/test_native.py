@@ -210,7 +210,8 @@ def test_runner_records_equal_cel_records_on_example_events() -> None:
         for line in islice(lines, 3_000):
             event = engine.decoder.decode(line)
             plan = engine._plan_for(event.type)
-            features = engine.features.snapshot(event, plan.features)
+            features = engine.decide(event).features  # catalog, graph and chain values
+            assert isinstance(features, dict)
             variables = {n: read(event) for n, read in event_vars.items()}
             variables.update(features)
             variables.update(plan.ruleset.params)
@@ -242,7 +243,8 @@ def test_untranslated_and_raising_rules_fall_back_to_cel() -> None:
         for line in islice(lines, 2_000):
             event = engine.decoder.decode(line)
             plan = engine._plan_for(event.type)
-            features = engine.features.snapshot(event, plan.features)
+            features = engine.decide(event).features  # catalog, graph and chain values
+            assert isinstance(features, dict)
             variables = {n: read(event) for n, read in event_vars.items()}
             variables.update(features)
             variables.update(plan.ruleset.params)

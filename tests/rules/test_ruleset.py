@@ -4,12 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from payguard.engine import EVENT_TYPES, known_variables
+from payguard.engine import EVENT_TYPES, compile_ruleset, known_variables
 from payguard.features import FeatureState, load_catalog
 from payguard.rules import RuleError, evaluate, parse_ruleset
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN = known_variables(FeatureState(load_catalog()))
+CHAIN = """chains:
+  - name: reset_then_bind
+    key: user
+    within: 1h
+    steps:
+      - events: [password_reset]
+      - events: [card_bind]
+        when: "STEP2"
+"""
 
 
 def _ruleset(when: str, **extra: object) -> str:
@@ -21,11 +30,56 @@ def _ruleset(when: str, **extra: object) -> str:
 
 
 def test_default_ruleset_loads_with_enough_rules_and_features() -> None:
-    ruleset = parse_ruleset((ROOT / "rules/default.yaml").read_text(), KNOWN, EVENT_TYPES)
+    text = (ROOT / "rules/default.yaml").read_text()
+    ruleset = compile_ruleset(text, FeatureState(load_catalog()))
     assert len(ruleset.rules) >= 30
     used = set().union(*(r.variables for r in ruleset.rules))
     assert len(used & set(load_catalog_names())) >= 40
     assert any(r.rule.mode == "shadow" for r in ruleset.rules)
+    assert {p.name for p in ruleset.chains} >= {"phone_takeover", "identity_reuse_cashout"}
+    assert any(n.startswith("graph_") for n in used), "the default rules read the graph"
+    assert any(n.startswith("chain_") for n in used), "the default rules read the chains"
+
+
+def _chained(step2: str, when: str) -> str:
+    return CHAIN.replace("STEP2", step2) + _ruleset(when)
+
+
+def test_rules_read_the_features_of_the_rulesets_own_chains() -> None:
+    text = _chained("graph_card_bound_elsewhere", "chain_reset_then_bind_completes")
+    ruleset = parse_ruleset(text, KNOWN, EVENT_TYPES, KNOWN)
+    assert [p.name for p in ruleset.chains] == ["reset_then_bind"]
+    assert ruleset.rules[0].variables == {"chain_reset_then_bind_completes"}
+    with pytest.raises(RuleError) as info:
+        parse_ruleset(_ruleset("chain_reset_then_bind_completes"), KNOWN, EVENT_TYPES, KNOWN)
+    assert "unknown identifier `chain_reset_then_bind_completes`" in info.value.message
+
+
+def test_chain_conditions_are_validated_and_errors_name_the_chain() -> None:
+    features = FeatureState(load_catalog())
+    for step2, error in [
+        ("graph_card_bound_elswhere", "did you mean `graph_card_bound_elsewhere`"),
+        ("model > 0.5", "unknown identifier `model`"),  # matched before the model scores
+        ("chain_reset_then_bind_step > 0", "unknown identifier"),  # no chain reads a chain
+        ("amount >", "CEL syntax error"),
+    ]:
+        with pytest.raises(RuleError) as info:
+            compile_ruleset(_chained(step2, "amount > 1"), features)
+        assert info.value.rule == "reset_then_bind" and error in info.value.message, step2
+
+
+def test_without_graph_and_chains_their_names_and_sections_are_refused() -> None:
+    features = FeatureState(load_catalog())
+    with pytest.raises(RuleError, match="without chain patterns"):
+        compile_ruleset(_chained("true", "amount > 1"), features, graph_chains=False)
+    with pytest.raises(RuleError, match="unknown identifier `graph_new_link`"):
+        compile_ruleset(_ruleset("graph_new_link"), features, graph_chains=False)
+
+
+def test_version_covers_the_chains() -> None:
+    first = parse_ruleset(_chained("true", "amount > 1"), KNOWN, EVENT_TYPES, KNOWN)
+    second = parse_ruleset(_chained("false", "amount > 1"), KNOWN, EVENT_TYPES, KNOWN)
+    assert first.version != second.version
 
 
 def load_catalog_names() -> list[str]:

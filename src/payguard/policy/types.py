@@ -7,12 +7,24 @@ import msgspec
 from payguard.rules.types import Action, ChallengeMethod
 
 
+class ChainEvidence(msgspec.Struct, frozen=True):
+    """The attack chain a rule read, as matched when the event was decided: its furthest
+    step and the ids of the events that took it there (this event last if it completed
+    the chain), so a reviewer sees the whole chain, not one ordinary-looking event."""
+
+    chain: str
+    step: int
+    event_ids: list[str]
+
+
 class Reason(msgspec.Struct, frozen=True):
-    """Why the action is what it is: a stable `code`, the rule (or `policy`), prose."""
+    """Why the action is what it is: a stable `code`, the rule (or `policy`), prose, and
+    for a rule that reads chain features the chains matched (`chains`)."""
 
     code: str
     rule: str
     text: str
+    chains: list[ChainEvidence] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ShadowHit(msgspec.Struct, frozen=True):

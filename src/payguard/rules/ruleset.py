@@ -9,6 +9,11 @@ over-long expressions are refused.
 Variables are flat (`amount`, `count_card_bind_by_user_1h`), not nested maps: the CEL
 binding converts nested maps entry by entry (~1 µs each) but flat variables at ~0.2 µs,
 and only the variables a rule references are ever built.
+
+A ruleset may also hold attack-chain patterns (`chains:`, docs/chains.md). They are
+validated first, against the names their conditions may read, and the features they
+provide (`chain_<name>_matched`, …) then become names the rules may read. They live in the
+same file so that one version string (a hash of the whole text) names both.
 """
 
 import difflib
@@ -16,13 +21,16 @@ import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cel
 import msgspec
 import yaml
 
 from payguard.rules.types import Action, ChallengeMethod, Mode
+
+if TYPE_CHECKING:
+    from payguard.chains import ChainPattern
 
 MAX_EXPRESSION_CHARS = 2_000
 _MACRO_CALL = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(")
@@ -75,6 +83,8 @@ class RulesetFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rules: list[Rule]
     params: dict[str, int | str | bool] = msgspec.field(default_factory=dict)
     policy: PolicyConfig = PolicyConfig()
+    chains: list[Any] | None = None
+    """Attack-chain patterns, as `payguard.chains.load_chains` reads them."""
 
 
 class CompiledRule(msgspec.Struct, frozen=True):
@@ -92,13 +102,23 @@ class Ruleset(msgspec.Struct, frozen=True):
     rules: tuple[CompiledRule, ...]
     params: dict[str, int | str | bool]
     policy: PolicyConfig
+    chains: "tuple[ChainPattern, ...]" = ()
+    """The compiled `chains:` section, in file order."""
 
     def for_event_type(self, event_type: str) -> tuple[CompiledRule, ...]:
         return tuple(r for r in self.rules if r.rule.events is None or event_type in r.rule.events)
 
 
-def parse_ruleset(text: str, known: Iterable[str], event_types: Iterable[str]) -> Ruleset:
-    """Parse YAML text and validate every rule against the known variable names."""
+def parse_ruleset(
+    text: str,
+    known: Iterable[str],
+    event_types: Iterable[str],
+    chain_known: Iterable[str] | None = None,
+) -> Ruleset:
+    """Parse YAML text and validate every rule against the known variable names.
+
+    `chain_known` are the names a chain condition may read; None means the caller runs
+    no chain matcher, so a `chains:` section is refused rather than silently ignored."""
     try:
         raw = yaml.safe_load(text)
         spec = msgspec.convert(raw, RulesetFile)
@@ -106,8 +126,10 @@ def parse_ruleset(text: str, known: Iterable[str], event_types: Iterable[str]) -
         raise RuleError("-", f"not valid YAML: {exc}") from None
     except msgspec.ValidationError as exc:
         raise RuleError("-", f"bad ruleset structure: {exc}") from None
-    known_names = set(known) | set(spec.params)
     types = set(event_types)
+    chains = _compile_chains(spec.chains, chain_known, types)
+    provided = {name for pattern in chains for name in pattern.feature_names()}
+    known_names = set(known) | set(spec.params) | provided
     compiled: list[CompiledRule] = []
     seen: set[str] = set()
     for rule in spec.rules:
@@ -124,11 +146,32 @@ def parse_ruleset(text: str, known: Iterable[str], event_types: Iterable[str]) -
         rules=tuple(compiled),
         params=dict(spec.params),
         policy=spec.policy,
+        chains=chains,
     )
 
 
-def load_ruleset(path: Path, known: Iterable[str], event_types: Iterable[str]) -> Ruleset:
-    return parse_ruleset(path.read_text(encoding="utf-8"), known, event_types)
+def load_ruleset(
+    path: Path,
+    known: Iterable[str],
+    event_types: Iterable[str],
+    chain_known: Iterable[str] | None = None,
+) -> Ruleset:
+    return parse_ruleset(path.read_text(encoding="utf-8"), known, event_types, chain_known)
+
+
+def _compile_chains(
+    raw: list[Any] | None, known: Iterable[str] | None, event_types: set[str]
+) -> "tuple[ChainPattern, ...]":
+    """The `chains:` section compiled (empty when absent)."""
+    if not raw:
+        return ()
+    if known is None:
+        raise RuleError("-", "this engine runs without chain patterns (graph_chains = false)")
+    # Imported here: payguard.chains compiles its conditions with this module's
+    # compile_condition, so a module-level import would be circular.
+    from payguard.chains import load_chains
+
+    return load_chains(raw, known, event_types)
 
 
 def _compile(rule: Rule, known: set[str], event_types: set[str]) -> CompiledRule:
