@@ -347,10 +347,11 @@ class Engine:
         and graph features to snapshot."""
         catalog = self.features.features
         applies = self.chains is not None and self.chains.applies_to(event_type)
+        read = frozenset(n for n in inputs if n in catalog)
         return {
             "chain_inputs": self._inputs(inputs) if applies else None,
             "chain_values": tuple(sorted(n for n in inputs if n in catalog or n in GRAPH_NAMES)),
-            "chain_features": self.features.plan(n for n in inputs if n in catalog),
+            "chain_features": self.features.plan(read) if read else None,
             "chain_graph": frozenset(inputs & GRAPH_NAMES),
         }
 
