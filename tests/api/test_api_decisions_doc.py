@@ -60,7 +60,9 @@ def _same_shape(documented: dict[str, Any], served: dict[str, Any]) -> None:
     assert set(served) == set(documented)
     assert served["action"] == documented["action"]
     for reason in served["reasons"]:
-        assert set(reason) == {"code", "rule", "text"}
+        assert set(reason) - {"chains"} == {"code", "rule", "text"}
+    documented_chains = [r["chains"] for r in documented["reasons"] if "chains" in r]
+    assert documented_chains == [r["chains"] for r in served["reasons"] if "chains" in r]
     if "shadow" in documented:
         documented_shadow = {hit["rule"] for hit in documented["shadow"]}
         assert documented_shadow <= {hit["rule"] for hit in served["shadow"]}

@@ -48,6 +48,7 @@ Explain = Annotated[
     str | None,
     QueryParameter(description="`1` (or `true`) adds `features`, `shadow` and `rule_errors`"),
 ]
+Depth = Annotated[int, QueryParameter(ge=0, le=4, description="hops from the entity, 0 to 4")]
 _BATCH_PATH = re.compile(r"^\[(?P<index>\d+)\]\.?(?P<field>.*)$")
 
 
@@ -82,6 +83,48 @@ class TooLarge(msgspec.Struct):
 
 class NotFound(msgspec.Struct):
     error: str
+
+
+class BadField(msgspec.Struct):
+    """400 (a bad query parameter) or 404 (an unknown path segment): `field` names it."""
+
+    error: str
+    field: str
+    reason: str
+
+
+class GraphNode(msgspec.Struct, omit_defaults=True):
+    """`key` is `<kind>:<id>`; ids are the tokens the graph holds, never clear numbers.
+    `reported` (accounts only): named by a fraud report or chargeback."""
+
+    key: str
+    kind: str
+    id: str
+    distance: int
+    degree: int
+    hub: bool
+    reported: bool | None = None
+
+
+class GraphEdge(msgspec.Struct):
+    """An account–entity link; times in epoch ms, `bound_at` for a bound card only."""
+
+    source: str
+    target: str
+    first_seen: int
+    last_seen: int
+    bound_at: int | None
+
+
+class Neighbourhood(msgspec.Struct):
+    """The nodes within `depth` hops of `root` and the links among them (docs/graph.md)."""
+
+    root: str
+    depth: int
+    found: bool
+    truncated: bool
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
 
 
 class InvalidRuleset(msgspec.Struct):
@@ -169,6 +212,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         return _error_response(exc.status_code, {"error": "internal_error"})
     error = _HTTP_ERRORS.get(exc.status_code, "http_error")
     body: dict[str, Any] = {"error": error, "reason": exc.detail}
+    named = _named_field(exc)
+    if named is not None:  # a query or path parameter failed validation
+        body["field"], body["reason"] = named
     if exc.status_code == 405:
         body.pop("reason")
     headers = exc.headers or {}
@@ -355,6 +401,37 @@ def create_app(
         return decision.public(explain_on(explain))
 
     @get(
+        "/v1/entities/{kind:str}/{entity_id:str}/graph",
+        sync_to_thread=False,
+        summary="An entity's neighbourhood in the identity graph",
+        description=(
+            "The accounts and entities within `depth` hops (default 2, at most 4) of one "
+            "node, and the links among them, as the graph holds them now. `kind` is one of "
+            "account, identity, phone, device, card, payee, ip; `entity_id` is the id as "
+            "payguard holds it: the user_id or device_id as sent, the token (`idn_…`, "
+            "`tel_…`, `pan_…`) for ID, phone and card numbers, never a clear number. Hubs "
+            "(more than 50 links) are shown, not expanded; at most 300 nodes (`truncated`). "
+            "An id the graph does not know answers `found: false`."
+        ),
+        tags=["graph"],
+        responses={
+            400: ResponseSpec(BadField, description="Bad depth", generate_examples=False),
+            404: ResponseSpec(BadField, description="Unknown kind", generate_examples=False),
+        },
+    )
+    def get_graph(kind: FromPath[str], entity_id: FromPath[str], depth: Depth = 2) -> Neighbourhood:
+        try:
+            found = engine.neighbourhood(kind, entity_id, depth)
+        except ValueError as exc:
+            raise ApiError(
+                404, BadField(error="not_found", field="kind", reason=str(exc))
+            ) from None
+        if found is None:
+            reason = "the identity graph is off (graph_chains = false)"
+            raise ApiError(404, BadField(error="not_found", field="graph", reason=reason))
+        return msgspec.convert(found, Neighbourhood)
+
+    @get(
         "/v1/ruleset",
         sync_to_thread=False,
         summary="The active ruleset",
@@ -439,6 +516,7 @@ def create_app(
             post_event,
             post_batch,
             get_decision,
+            get_graph,
             get_ruleset,
             put_ruleset,
             healthz,
@@ -462,6 +540,14 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
     )
+
+
+def _named_field(exc: HTTPException) -> tuple[str, str] | None:
+    """(field, message) of the first parameter Litestar's validation names, if any."""
+    extra = exc.extra
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict) and "key" in extra[0]:
+        return str(extra[0]["key"]), str(extra[0].get("message", exc.detail))
+    return None
 
 
 def _batch_shape_error(
