@@ -5,17 +5,26 @@
 the same loop as `payguard replay` minus the progress bar, so the figure matches the CLI's.
 It replays three times and reports the median run (and the spread).
 
+It also measures what the identity graph and the chain patterns cost: each run is paired
+with one with them off (`PAYGUARD_GRAPH_CHAINS=0`, and the default ruleset without its
+`chains:` section and the rules that read `graph_*` or `chain_*` features), the two
+interleaved so that a noisy neighbour on a shared machine hits both alike; the medians of
+each and the slowdown are reported.
+
     .venv/bin/python bench/replay_speed.py [EVENTS.jsonl] [N_EVENTS] [RUNS]
 """
 
 import gc
 import random
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import yaml
 
 from payguard.config import load_settings
 from payguard.engine import DuplicateEventError, Engine, batch_gc
@@ -29,6 +38,7 @@ CATEGORIES = ("ecommerce", "travel", "food", "gift_card")
 TYPES = ("payment", "login", "otp_send", "transfer", "card_bind")
 TYPE_WEIGHTS = (45, 27, 9, 9, 9)
 DEFAULT_RULESET = Path(__file__).resolve().parents[1] / "rules" / "default.yaml"
+_GRAPH_OR_CHAIN = re.compile(r"\b(graph|chain)_[a-z0-9_]+")
 
 
 def generate(path: Path, n_events: int, seed: int = 7) -> None:
@@ -95,8 +105,10 @@ def replay(engine: Engine, events_path: Path, output: Path) -> list[int]:
 def run(
     events_path: Path | None = None, n_events: int = 100_000, runs: int = 3
 ) -> dict[str, float]:
-    """Replay `runs` times, each on a fresh temporary store; the median run's events/s and
-    p50/p99 latency (µs), the slowest and fastest run's events/s, rules and features.
+    """Replay `runs` times with graph and chains on and `runs` times off, interleaved,
+    each on a fresh temporary store. With them on: the median run's events/s and p50/p99
+    latency (µs), the slowest and fastest run's events/s, rules and features; with them
+    off: the median's events/s and latency, and the slowdown of on against off (%).
 
     Shared machines vary by ±10% from run to run, so one run says little on its own."""
     with tempfile.TemporaryDirectory(prefix="payguard-bench-") as tmp:
@@ -104,23 +116,52 @@ def run(
         if events_path is None:
             events_path = root / "events.jsonl"
             generate(events_path, n_events)
-        results = sorted(
-            (_run_once(events_path, root / f"run{i}") for i in range(runs)),
-            key=lambda r: r["events_per_s"],
-        )
-    median = results[len(results) // 2]
+        off_ruleset = root / "without-graph-chains.yaml"
+        off_ruleset.write_text(without_graph_chains(DEFAULT_RULESET.read_text()))
+        on: list[dict[str, float]] = []
+        off: list[dict[str, float]] = []
+        for i in range(runs):
+            on.append(_run_once(events_path, root / f"on{i}", DEFAULT_RULESET, True))
+            off.append(_run_once(events_path, root / f"off{i}", off_ruleset, False))
+    median, median_off = _median(on), _median(off)
     return {
         **median,
         "runs": float(runs),
-        "events_per_s_min": results[0]["events_per_s"],
-        "events_per_s_max": results[-1]["events_per_s"],
+        "events_per_s_min": min(r["events_per_s"] for r in on),
+        "events_per_s_max": max(r["events_per_s"] for r in on),
+        "off_events_per_s": median_off["events_per_s"],
+        "off_p50_us": median_off["p50_us"],
+        "off_p99_us": median_off["p99_us"],
+        "off_rules": median_off["rules"],
+        "graph_chains_slowdown_pct": round(
+            100 * (1 - median["events_per_s"] / median_off["events_per_s"]), 1
+        ),
     }
 
 
-def _run_once(events_path: Path, root: Path) -> dict[str, float]:
+def without_graph_chains(text: str) -> str:
+    """The ruleset without its `chains:` section and the rules that read graph or chain
+    features: what the engine can run with `graph_chains` off."""
+    doc: dict[str, Any] = yaml.safe_load(text)
+    doc.pop("chains", None)
+    doc["rules"] = [r for r in doc["rules"] if not _GRAPH_OR_CHAIN.search(r["when"])]
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _median(results: list[dict[str, float]]) -> dict[str, float]:
+    return sorted(results, key=lambda r: r["events_per_s"])[len(results) // 2]
+
+
+def _run_once(
+    events_path: Path, root: Path, ruleset: Path = DEFAULT_RULESET, graph_chains: bool = True
+) -> dict[str, float]:
     """One replay on a fresh store under `root`, timed from open to close."""
     settings = load_settings(
-        env={"PAYGUARD_DATA_DIR": str(root / "data"), "PAYGUARD_RULESET": str(DEFAULT_RULESET)}
+        env={
+            "PAYGUARD_DATA_DIR": str(root / "data"),
+            "PAYGUARD_RULESET": str(ruleset),
+            "PAYGUARD_GRAPH_CHAINS": "1" if graph_chains else "0",
+        }
     )
     started = time.perf_counter()
     engine = Engine.open(settings)
