@@ -29,13 +29,11 @@ from payguard.chains.pattern import ChainPattern, CompiledCondition
 from payguard.events import Event
 from payguard.features import NEVER
 from payguard.features.spec import ENTITY_EXTRACTORS
+from payguard.features.state import link_phone
 from payguard.rules.native import Predicate, predicate
 from payguard.types import MINUTE_MS, EpochMs
 
 FORMAT = 1
-PHONE_LINKS = 8
-"""Accounts remembered per phone, as the feature state does: a carrier signal carries no
-account, so a `user` chain files it under the accounts last seen with its phone."""
 
 Partial = tuple[EpochMs, EpochMs, tuple[str, ...]]
 """(start, last, event ids) of one open (or complete) match."""
@@ -356,17 +354,9 @@ class ChainMatcher:
             self.parts[index].pop(key, None)
 
     def _link_phone(self, phone: str, user: str) -> None:
-        users = self._phone_users.get(phone)
-        if users is None:
-            self._phone_users[phone] = [user]
-            return
-        if users[-1] == user:  # the common case: the phone's latest account again
-            return
-        if user in users:
-            users.remove(user)
-        users.append(user)
-        if len(users) > PHONE_LINKS:
-            del users[0]
+        """A carrier signal carries no account: a `user` chain files it under the accounts
+        last seen with its phone, kept exactly as the feature state keeps them."""
+        link_phone(self._phone_users, phone, user)
 
     def sweep(self) -> int:
         """Evict expired matches in every partition; returns the partitions left."""

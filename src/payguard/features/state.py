@@ -48,6 +48,24 @@ NEVER = 10**9
 PHONE_LINKS = 8
 """Accounts remembered per phone for filing carrier signals (which carry no account)."""
 
+
+def link_phone(phone_users: dict[str, list[str]], phone: str, user: str) -> None:
+    """Remember which accounts were seen with a phone, newest last, at most `PHONE_LINKS`
+    of them (a shared family phone must not fan out without bound). Carrier signals carry
+    only a phone; the feature state and the chain matcher both reach accounts through this."""
+    users = phone_users.get(phone)
+    if users is None:
+        phone_users[phone] = [user]
+        return
+    if users and users[-1] == user:  # the common case: the phone's latest account again
+        return
+    if user in users:
+        users.remove(user)
+    users.append(user)
+    if len(users) > PHONE_LINKS:
+        del users[0]
+
+
 SWEEP_EVERY = 50_000
 """Events between full sweeps that evict idle entities (deterministic: keyed to seq)."""
 
@@ -527,16 +545,7 @@ class FeatureState:
                 tl.add(t, value, horizon)
 
     def _link_phone(self, phone: str, user: str) -> None:
-        """Remember which accounts were seen with a phone, newest last, at most
-        `PHONE_LINKS` of them (a shared family phone must not fan out without bound)."""
-        users = self._phone_users.setdefault(phone, [])
-        if users and users[-1] == user:
-            return
-        if user in users:
-            users.remove(user)
-        users.append(user)
-        if len(users) > PHONE_LINKS:
-            del users[0]
+        link_phone(self._phone_users, phone, user)
 
     def sweep(self) -> int:
         """Evict expired entries everywhere and drop empty timelines and entities; returns
