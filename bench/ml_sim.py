@@ -37,9 +37,8 @@ from rich.table import Table
 from payguard.backtest.run import Decided, decide_lines, load_labels, outcome_of, rule_infos
 from payguard.backtest.score import Label, Summary, score
 from payguard.config import load_settings
-from payguard.engine import Engine, _load_model, compile_ruleset
+from payguard.engine import Engine, compile_ruleset
 from payguard.features import FeatureState, load_catalog
-from payguard.store import MemoryRecorder
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYGUARD = str(Path(sys.executable).with_name("payguard"))
@@ -122,13 +121,7 @@ def warm(
     settings = msgspec.structs.replace(load_settings(), ruleset=ruleset, model=model)
     features = FeatureState(load_catalog(settings.features))
     rules = compile_ruleset(ruleset.read_text(encoding="utf-8"), features)
-    engine = Engine(
-        features=features,
-        ruleset=rules,
-        recorder=MemoryRecorder(),
-        settings=settings,
-        model=_load_model(settings, features),
-    )
+    engine = Engine.in_memory(settings, features, rules)
     cut = int(datetime.fromisoformat(f"{test_from}T00:00:00{OFFSET}").timestamp() * 1000)
     outcomes = [
         outcome_of(item.event, item.decision)

@@ -42,7 +42,7 @@ from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
-from payguard.store import Recorder, SQLiteRecorder
+from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
 
 if TYPE_CHECKING:
     from payguard.ml.serve import ModelServer
@@ -155,6 +155,18 @@ class Engine:
         )
         engine.recover()
         return engine
+
+    @classmethod
+    def in_memory(cls, settings: Settings, features: FeatureState, ruleset: Ruleset) -> "Engine":
+        """A fresh engine on an in-memory record, with the configured model loaded as
+        `open` loads it (for backtests: rules reading `model.score` must see the model)."""
+        return cls(
+            features=features,
+            ruleset=ruleset,
+            recorder=MemoryRecorder(),
+            settings=settings,
+            model=_load_model(settings, features),
+        )
 
     @property
     def ruleset(self) -> Ruleset:
@@ -573,13 +585,10 @@ def batch_gc() -> Iterator[None]:
     GC is off and the caller collects only the young generations at each flush
     (`gc.collect(1)`), which still reclaims the rare cycle (a rejected line's traceback)."""
     gc.freeze()
-    enabled = gc.isenabled()
-    gc.disable()
     try:
-        yield
+        with _gc_paused():
+            yield
     finally:
-        if enabled:
-            gc.enable()
         gc.unfreeze()
 
 

@@ -16,12 +16,11 @@ import msgspec
 
 from payguard.backtest.score import POLICY_PREFIX, Label, Outcome, RuleInfo, Summary, score
 from payguard.config import Settings
-from payguard.engine import DuplicateEventError, Engine, _load_model, batch_gc
+from payguard.engine import DuplicateEventError, Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.policy import Decision
 from payguard.rules import Ruleset
-from payguard.store import MemoryRecorder
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read, events decided)."""
@@ -194,13 +193,7 @@ def run_backtest(
     production decides."""
     labels = load_labels(labels_path)
     check_labels_known(labels, events)
-    engine = Engine(
-        features=features,
-        ruleset=ruleset,
-        recorder=MemoryRecorder(),
-        settings=settings,
-        model=_load_model(settings, features),
-    )
+    engine = Engine.in_memory(settings, features, ruleset)
     started = time.perf_counter()
     try:
         outcomes, repeats = _replay(engine, events, progress)
