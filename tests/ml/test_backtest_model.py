@@ -17,17 +17,12 @@ from payguard.ml.model import Scorer
 from payguard.ml.rows import build_rows
 
 from .test_engine_model import RULESET
-from .test_model_cli import _raw
+from .test_model_cli import _imported
 
 
 def _data(tmp_path: Path) -> tuple[Path, Path, Path]:
     runner = CliRunner()
-    events, labels = tmp_path / "events.jsonl", tmp_path / "labels.jsonl"
-    raw = _raw(tmp_path / "raw.csv")
-    result = runner.invoke(
-        app, ["import-fdh", str(raw), "-o", str(events), "--labels", str(labels)]
-    )
-    assert result.exit_code == 0, result.output
+    events, labels = _imported(tmp_path)
     model = tmp_path / "model"
     train = ["model", "train", "--events", str(events), "--out", str(model),
              "--feature-set", "fdh@+8h", "--rounds", "30"]  # fmt: skip

@@ -46,14 +46,20 @@ def _raw(path: Path) -> Path:
     return path
 
 
-def test_train_then_evaluate(tmp_path: Path) -> None:
-    runner = CliRunner()
+def _imported(tmp_path: Path) -> tuple[Path, Path]:
+    """The small raw file imported by the CLI: (events, labels) in `tmp_path`."""
     events, labels = tmp_path / "events.jsonl", tmp_path / "labels.jsonl"
     raw = _raw(tmp_path / "raw.csv")
-    result = runner.invoke(
+    result = CliRunner().invoke(
         app, ["import-fdh", str(raw), "-o", str(events), "--labels", str(labels)]
     )
     assert result.exit_code == 0, result.output
+    return events, labels
+
+
+def test_train_then_evaluate(tmp_path: Path) -> None:
+    runner = CliRunner()
+    events, _ = _imported(tmp_path)
     model = tmp_path / "model"
     train = [
         "model", "train", "--events", str(events), "--out", str(model),
@@ -109,14 +115,7 @@ def _check_thresholds(model: Path, cache: Path, output: str) -> None:
 
 def test_labels_file_and_missing_model(tmp_path: Path) -> None:
     runner = CliRunner()
-    events, labels = tmp_path / "events.jsonl", tmp_path / "labels.jsonl"
-    raw = _raw(tmp_path / "raw.csv")
-    assert (
-        runner.invoke(
-            app, ["import-fdh", str(raw), "-o", str(events), "--labels", str(labels)]
-        ).exit_code
-        == 0
-    )
+    events, labels = _imported(tmp_path)
     model = tmp_path / "m"
     result = runner.invoke(
         app,

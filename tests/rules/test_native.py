@@ -6,6 +6,7 @@ typed variables, with values at the int64 edges, zero divisors and nulls, check 
 the default ruleset must translate completely and give CEL's records on real events.
 """
 
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from payguard.config import load_settings
 from payguard.engine import Engine, compile_ruleset
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import evaluate
+from payguard.rules import RuleHit, evaluate
 from payguard.rules.native import INT64_MAX, INT64_MIN, Untranslatable, translate
 from payguard.rules.variables import EVENT_VARIABLE_TYPES
 from payguard.store import MemoryRecorder
@@ -203,11 +204,12 @@ def test_default_rules_over_fields_features_and_params_all_translate() -> None:
         translate(compiled.rule.when, types, str)
 
 
-def test_runner_records_equal_cel_records_on_example_events() -> None:
-    engine = _engine()
+def _records_on_examples(engine: Engine, count: int) -> Iterator[list[RuleHit]]:
+    """Each of the first `count` example events' rule records from the runner, after
+    checking them against CEL's on the same variables; the event is then processed."""
     event_vars = engine._event_vars
     with (ROOT / "examples" / "events.jsonl").open("rb") as lines:
-        for line in islice(lines, 3_000):
+        for line in islice(lines, count):
             event = engine.decoder.decode(line)
             plan = engine._plan_for(event.type)
             features = engine.decide(event).features  # catalog, graph and chain values
@@ -215,8 +217,15 @@ def test_runner_records_equal_cel_records_on_example_events() -> None:
             variables = {n: read(event) for n, read in event_vars.items()}
             variables.update(features)
             variables.update(plan.ruleset.params)
-            assert plan.run_rules(features, event) == evaluate(plan.rules, variables)
+            records = plan.run_rules(features, event)
+            assert records == evaluate(plan.rules, variables)
+            yield records
             engine.process(event)
+
+
+def test_runner_records_equal_cel_records_on_example_events() -> None:
+    for _ in _records_on_examples(_engine(), 3_000):
+        pass
 
 
 MIXED_RULESET = """
@@ -237,19 +246,7 @@ def test_untranslated_and_raising_rules_fall_back_to_cel() -> None:
     """Records (hits and error messages) are CEL's whichever path a rule takes."""
     engine = _engine()
     engine.set_ruleset(compile_ruleset(MIXED_RULESET, engine.features))
-    event_vars = engine._event_vars
     errors = 0
-    with (ROOT / "examples" / "events.jsonl").open("rb") as lines:
-        for line in islice(lines, 2_000):
-            event = engine.decoder.decode(line)
-            plan = engine._plan_for(event.type)
-            features = engine.decide(event).features  # catalog, graph and chain values
-            assert isinstance(features, dict)
-            variables = {n: read(event) for n, read in event_vars.items()}
-            variables.update(features)
-            variables.update(plan.ruleset.params)
-            records = plan.run_rules(features, event)
-            assert records == evaluate(plan.rules, variables)
-            errors += sum(r.status == "error" for r in records)
-            engine.process(event)
+    for records in _records_on_examples(engine, 2_000):
+        errors += sum(r.status == "error" for r in records)
     assert errors > 0
