@@ -158,7 +158,10 @@ def summary_row(summary: Summary) -> dict[str, Any]:
         "scenarios": scenarios,
         "legit": {
             "money_events": legit.money_events,
-            **{a: legit.money_actions.get(a, 0) / money for a in ("challenge", "review", "block")},
+            **{
+                a: legit.money_actions.get(a, 0) / money
+                for a in ("challenge", "hold", "review", "block")
+            },
             "customers": legit.customers,
             "customers_with_friction": legit.customers_with_friction,
         },

@@ -9,12 +9,19 @@ PAYGUARD_UTC_OFFSET   hours east of UTC for `hour`/`weekday` in rules (default 8
 PAYGUARD_LOG_LEVEL    logging level (default INFO)
 PAYGUARD_MODEL        model artifact directory (`payguard model train`); none: rules only
 PAYGUARD_GRAPH_CHAINS `0` runs without the identity graph and chain patterns (default 1)
+PAYGUARD_OTP_TTL_S          seconds a one-time code stays valid (default 300)
+PAYGUARD_OTP_MAX_ATTEMPTS   wrong codes before a challenge dies (default 5)
+PAYGUARD_OTP_SAME_DEVICE    refuse a code from another device than the one that asked (default 1)
+PAYGUARD_OTP_SAME_SESSION   refuse a code from another session (default 1)
+PAYGUARD_OTP_SAME_IP        refuse a code from another IP (default 0: mobile IPs change)
+PAYGUARD_OTP_OUTBOX         JSON Lines outbox for the default delivery (default
+                            `<data_dir>/otp-outbox.jsonl`; in memory for in-memory engines)
 """
 
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -42,6 +49,20 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     measuring what they cost, and for deployments that do not want them."""
     max_body_bytes: int = 65_536
     max_batch_bytes: int = 8 * 1024 * 1024
+    otp_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300
+    """How long a one-time code stays valid (docs/otp.md)."""
+    otp_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    """Wrong codes a challenge survives; the last one kills it (and is recorded)."""
+    otp_same_device: bool = True
+    """Refuse (and record) a code presented from another device than the one that asked:
+    the fake-customer-service pattern, where the victim reads the code to a caller."""
+    otp_same_session: bool = True
+    otp_same_ip: bool = False
+    """Off by default: a phone's IP changes between mobile networks and Wi-Fi."""
+    otp_outbox: Path | None = None
+    """The default delivery's JSON Lines outbox; None: `otp-outbox.jsonl` in `data_dir`
+    (in memory for in-memory engines). It holds message texts, codes included: it stands
+    in for the SMS gateway, so production plugs a real `Delivery` instead."""
 
     @property
     def uses_dev_key(self) -> bool:
@@ -57,6 +78,12 @@ _ENV_KEYS = {
     "PAYGUARD_LOG_LEVEL": "log_level",
     "PAYGUARD_MODEL": "model",
     "PAYGUARD_GRAPH_CHAINS": "graph_chains",
+    "PAYGUARD_OTP_TTL_S": "otp_ttl_s",
+    "PAYGUARD_OTP_MAX_ATTEMPTS": "otp_max_attempts",
+    "PAYGUARD_OTP_SAME_DEVICE": "otp_same_device",
+    "PAYGUARD_OTP_SAME_SESSION": "otp_same_session",
+    "PAYGUARD_OTP_SAME_IP": "otp_same_ip",
+    "PAYGUARD_OTP_OUTBOX": "otp_outbox",
 }
 
 

@@ -36,13 +36,15 @@ from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.features.timeline import LegacyTimeline
 from payguard.graph import GraphConfig, GraphFeatures
+from payguard.holds import Hold, HoldBook, MemoryHoldBook, SQLiteHoldBook
 from payguard.metrics import Metrics
-from payguard.policy import ChainEvidence, Decision, Outcome, Reason, decide
+from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
 from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
+from payguard.types import HOUR_MS
 
 if TYPE_CHECKING:
     from payguard.ml.serve import ModelServer
@@ -52,6 +54,12 @@ log = logging.getLogger("payguard")
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 SNAPSHOT_FILE = "state.snapshot"
 DATABASE_FILE = "payguard.db"
+HOLDS_FILE = "holds.db"
+DECLINED: frozenset[str] = frozenset({"review", "block"})
+"""Actions after which the money did not leave (`settled` feature filters skip it)."""
+OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
+"""The owner says the phone is lost or an operation was fraud: their pending holds are
+revoked (a thief undoing the loss report later does not bring them back)."""
 GRAPH_CONFIG = GraphConfig(sweep_every=SWEEP_EVERY, max_refs=0)
 """The identity graph's caps and horizons. It sweeps at the feature state's sequence
 numbers, so every state expires on one schedule, and keeps no event-id memory: `_apply`
@@ -118,9 +126,11 @@ class Engine:
         settings: Settings,
         snapshot_path: Path | None = None,
         model: "ModelServer | None" = None,
+        holds: HoldBook | None = None,
     ) -> None:
         self.features = features
         self.model = model
+        self.holds: HoldBook = holds if holds is not None else MemoryHoldBook()
         self.recorder = recorder
         self.settings = settings
         self.metrics = Metrics()
@@ -135,6 +145,14 @@ class Engine:
         self.graph = GraphFeatures(GRAPH_CONFIG) if settings.graph_chains else None
         self.chains = self._matcher(ruleset) if settings.graph_chains else None
         self._chain_types = _chain_types(ruleset)
+        known = stepup.FEATURES & features.features.keys()
+        if known != stepup.FEATURES:
+            log.warning(
+                "feature catalog lacks step-up features (%s): the methods they vouch for "
+                "are never offered",
+                ", ".join(sorted(stepup.FEATURES - known)),
+            )
+        self._step_up_plan = features.plan(known)
 
     # -- construction ---------------------------------------------------------------------
 
@@ -152,6 +170,7 @@ class Engine:
             settings=settings,
             snapshot_path=data_dir / SNAPSHOT_FILE,
             model=_load_model(settings, features),
+            holds=SQLiteHoldBook(data_dir / HOLDS_FILE),
         )
         engine.recover()
         return engine
@@ -229,7 +248,9 @@ class Engine:
             return stored.decision, True
         decision, variables = self._decide(event)
         seq = self.recorder.append(event, payload, payload_hash, decision)
-        self._apply(seq, event, variables)
+        if decision.action == "hold":
+            self.holds.place(_hold(event, decision))
+        self._apply(seq, event, decision.action, variables)
         self.metrics.observe(event.type, decision.action, decision.latency_us)
         if seq % self.settings.snapshot_every == 0:
             self.flush()
@@ -256,12 +277,13 @@ class Engine:
         if plan.chains and self.chains is not None:
             features.update(self.chains.snapshot(event, variables or features, plan.chains))
         model = self.model
-        score = model.score(event) if model is not None else None
+        scored = model.score_row(event) if model is not None else None
         values = features
         if plan.wants_model:
-            values = {**features, "model": {"score": 0.0 if score is None else score}}
+            values = {**features, "model": {"score": 0.0 if scored is None else scored[0]}}
         hits = plan.run_rules(values, event)
-        version = model.version if model is not None and score is not None else None
+        version = model.version if model is not None and scored is not None else None
+        model_score = msgspec.UNSET if scored is None else scored[0]
         if not hits and plan.allows_without_hits:  # most events: skip the policy's bookkeeping
             decision = Decision(
                 event_id=event.event_id,
@@ -271,16 +293,20 @@ class Engine:
                 ruleset=plan.ruleset.version,
                 model=version,
                 latency_us=(time.perf_counter_ns() - start) // 1_000,
+                model_score=model_score,
                 features=features,
                 shadow=[],
                 rule_errors=[],
             )
             return decision, variables
-        outcome = decide(hits, plan.ruleset.policy)
+        outcome = decide(hits, plan.ruleset.policy, partial(self._step_up, event, features))
         errors = [{"rule": h.rule, "error": h.error or ""} for h in hits if h.status == "error"]
         reasons = outcome.reasons
         if plan.chain_rules and reasons:
             reasons = self._with_chains(reasons, plan.chain_rules)
+        if scored is not None and outcome.action != "allow":
+            assert model is not None
+            reasons = reasons + _model_reasons(model, scored[1])
         decision = Decision(
             event_id=event.event_id,
             action=outcome.action,
@@ -290,11 +316,20 @@ class Engine:
             model=version,
             latency_us=(time.perf_counter_ns() - start) // 1_000,
             challenge=outcome.challenge if outcome.challenge is not None else msgspec.UNSET,
+            hold=_hold_terms(event, outcome),
+            model_score=model_score,
             features=features,
             shadow=outcome.shadow,
             rule_errors=errors,
         )
         return decision, variables
+
+    def _step_up(self, event: Event, features: dict[str, Any]) -> dict[str, Any]:
+        """The step-up features as of the event (read only when the policy challenges),
+        added to the decision's features so an explanation shows what the choice saw."""
+        values = self.features.snapshot(event, self._step_up_plan)
+        features.update(values)
+        return values
 
     def _with_chains(
         self, reasons: list[Reason], chain_rules: dict[str, frozenset[str]]
@@ -344,7 +379,7 @@ class Engine:
             features=self.features.plan(read_by_rules | {n for n in inputs if n in catalog}),
             run_rules=self._rule_runner(rules, wanted, read_by_rules),
             wants_model="model" in wanted,
-            allows_without_hits=_quiet(decide([], ruleset.policy)),
+            allows_without_hits=_quiet(decide([], ruleset.policy, dict)),
             graph=frozenset((reads | inputs) & GRAPH_NAMES),
             chains=frozenset(reads & self._chain_types.keys()),
             chain_rules=self._chain_rules(rules),
@@ -401,23 +436,38 @@ class Engine:
         run_rules, _ = rule_runner(rules, types, features, event_vars, params)
         return run_rules
 
-    def _apply(self, seq: int, event: Event, variables: Variables | None = None) -> None:
+    def _apply(
+        self, seq: int, event: Event, action: str, variables: Variables | None = None
+    ) -> None:
         """File the event into the feature state, the graph and the chain matcher (after
-        it is decided and queued). `variables` are what the chain conditions read when it
-        was decided; recovery, which decides nothing, recomputes them first."""
+        it is decided and queued), and let an owner's report revoke their pending holds.
+        `variables` are what the chain conditions read when it was decided; recovery,
+        which decides nothing, recomputes them first."""
         referenced = None
         if event.type in FEEDBACK_TYPES and event.ref_event_id is not None:
             referenced = self.recorder.get_event(event.ref_event_id)
         chains = self.chains
         if variables is None and chains is not None and chains.applies_to(event.type):
             variables = self._recompute_chain_variables(event)
-        self.features.update(event, referenced)
+        if event.type in OWNER_REPORTS:
+            self._revoke_holds(event)
+        self.features.update(event, referenced, action in DECLINED)
         if self.graph is not None:
             self.graph.update(event, seq, referenced)
         if chains is not None:
             chains.update(event, _NO_VARIABLES if variables is None else variables, seq)
         if seq % SWEEP_EVERY == 0:
             self.features.sweep()
+
+    def _revoke_holds(self, event: Event) -> None:
+        """Revoke the pending holds of the accounts an owner's report concerns (before the
+        report is filed, so a carrier signal reaches the accounts its phone was seen with).
+        Idempotent, so recovery replaying the report changes nothing."""
+        note = f"{event.type.replace('_', ' ')} {event.event_id}"
+        for user in self.features.accounts_of(event):
+            revoked = self.holds.revoke_pending(user, at_ms=event.ts, by="owner_report", note=note)
+            if revoked:
+                log.info("%s revoked %d held operation(s) of %s", note, len(revoked), user)
 
     def _recompute_chain_variables(self, event: Event) -> dict[str, Any]:
         """What the chain conditions read for this event, as `_decide` builds it: event
@@ -464,8 +514,8 @@ class Engine:
         """Load the snapshot (if it matches) and replay recorded events after it."""
         start = self._load_snapshot()
         replayed = 0
-        for seq, event in self.recorder.events_after(start):
-            self._apply(seq, event)
+        for seq, event, action in self.recorder.events_after(start):
+            self._apply(seq, event, action)
             replayed += 1
         if replayed:
             log.info("recovered state: snapshot at seq %d + %d events", start, replayed)
@@ -516,6 +566,7 @@ class Engine:
         self.flush()
         self.write_snapshot()
         self.recorder.close()
+        self.holds.close()
 
     def gauges(self) -> dict[str, float]:
         gauges: dict[str, float] = {
@@ -540,6 +591,44 @@ def _chain_variables(plan: _TypePlan, event: Event, values: dict[str, Any]) -> d
     for name in plan.chain_values:
         variables[name] = values[name]
     return variables
+
+
+def _model_reasons(model: "ModelServer", row: list[float]) -> list[Reason]:
+    """Reason codes for a non-allow decision: the features that raised the model's score
+    most, in words, after the rules' reasons (which decided the action)."""
+    return [
+        Reason(
+            code="MODEL_FACTOR",
+            rule="model",
+            text=f"raised the learned score: {r.text} (+{r.contribution:.2f} log-odds)",
+        )
+        for r in model.explain_row(row)
+    ]
+
+
+def _hold_terms(event: Event, outcome: Outcome) -> HoldTerms | msgspec.UnsetType:
+    if outcome.hold_hours is None:
+        return msgspec.UNSET
+    return HoldTerms(
+        hold_id=f"hold-{event.event_id}", release_ts=event.ts + outcome.hold_hours * HOUR_MS
+    )
+
+
+def _hold(event: Event, decision: Decision) -> Hold:
+    """The hold a `hold` decision places (its id and release time are in the decision)."""
+    assert not isinstance(decision.hold, msgspec.UnsetType)
+    counterparty = event.payee.id if event.payee else event.merchant.id if event.merchant else None
+    return Hold(
+        hold_id=decision.hold.hold_id,
+        event_id=event.event_id,
+        user_id=event.user_id,
+        type=event.type,
+        amount=event.amount or 0,
+        currency=event.currency,
+        placed_ts=event.ts,
+        release_ts=decision.hold.release_ts,
+        counterparty=counterparty,
+    )
 
 
 def _quiet(outcome: Outcome) -> bool:

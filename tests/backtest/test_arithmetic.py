@@ -19,6 +19,7 @@ fake_customer_service passes sms_otp only; the phone thief passes face and in_ap
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from payguard.backtest import Label, Outcome, RuleInfo, Summary, run_backtest, score
@@ -93,12 +94,13 @@ def test_per_scenario_and_total(ten: Summary) -> None:
 def test_legitimate_traffic(ten: Summary) -> None:
     legit = ten.legit
     assert (legit.events, legit.money_events) == (4, 2)
-    assert legit.money_actions == {"allow": 1, "challenge": 1, "review": 0, "block": 0}
-    assert legit.actions == {"allow": 2, "challenge": 1, "review": 0, "block": 1}
+    assert legit.money_actions == {"allow": 1, "challenge": 1, "hold": 0, "review": 0, "block": 0}
+    assert legit.actions == {"allow": 2, "challenge": 1, "hold": 0, "review": 0, "block": 1}
     assert legit.money_fen == 7_000
     assert legit.money_fen_by_action == {
         "allow": 2_000,
         "challenge": 5_000,
+        "hold": 0,
         "review": 0,
         "block": 0,
     }
@@ -232,3 +234,43 @@ def test_policy_reasons_get_their_own_row() -> None:
 def test_display_formats_money_from_integer_fen() -> None:
     assert cny(123_456_789) == "1,234,567.89" and cny(5) == "0.05" and cny(-250) == "-2.50"
     assert duration(45) == "45 s" and duration(90) == "1.5 min" and duration(None) == "—"
+
+
+def test_a_hold_stops_only_when_revoked_before_release() -> None:
+    theft = Label("t-1", "phone_theft_takeover")
+    kept = Label("t-2", "phone_theft_takeover")
+    outcomes = [
+        msgspec.structs.replace(_o("a", "transfer", "hold", fen=5_000), revoked=True),
+        _o("b", "transfer", fen=1_000, ts=1),
+        _o("c", "transfer", "hold", fen=7_000),
+    ]
+    summary = score(outcomes, {"a": theft, "b": theft, "c": kept}, [])
+    by = {c.campaign: c for c in summary.campaigns}
+    assert by["t-1"].stopped and by["t-1"].stop_action == "hold" and by["t-1"].loss_fen == 0
+    assert by["t-1"].own_decision_stopped_fen == 5_000
+    assert not by["t-2"].stopped and by["t-2"].loss_fen == 7_000
+    assert summary.scenarios[0].stopped_by == {
+        "block": 0,
+        "review": 0,
+        "revoked hold": 1,
+        "challenge": 0,
+    }
+
+
+def test_methods_offered_and_how_campaigns_were_stopped_per_scenario() -> None:
+    fcs = Label("f-1", "fake_customer_service")
+    stuffing = Label("s-1", "credential_stuffing")
+    outcomes = [
+        _o("a", "payment", "challenge", fen=100, challenge=("sms_otp",)),  # passed: read out
+        _o("b", "payment", "challenge", fen=100, challenge=("face", "hardware_token")),
+        _o("c", "transfer", "challenge", fen=100, challenge=("face", "sms_otp")),
+    ]
+    summary = score(outcomes, {"a": fcs, "b": fcs, "c": stuffing}, [])
+    fake, stuffed = summary.scenarios[1], summary.scenarios[0]
+    assert (stuffed.scenario, fake.scenario) == ("credential_stuffing", "fake_customer_service")
+    assert fake.challenged_events == 2
+    assert fake.offered == {"face": 1, "hardware_token": 1, "sms_otp": 1}
+    assert fake.stopped_by["challenge"] == 1 and fake.stopped_by_sms_otp == 0
+    # the stuffing attacker does not read the code out: a challenge with SMS stops them
+    assert stuffed.stopped_by_sms_otp == 1 and summary.total.stopped_by_sms_otp == 1
+    assert summary.total.offered == {"face": 2, "hardware_token": 1, "sms_otp": 2}

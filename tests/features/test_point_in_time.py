@@ -26,6 +26,7 @@ SMALL_CATALOG = msgspec.convert(
             "any": {"types": ["*"]},
             "login_fail": {"types": ["login"], "success": False},
             "pay": {"types": ["payment", "transfer"]},
+            "settled_pay": {"types": ["payment", "transfer"], "settled": True},
             "gift": {"types": ["payment"], "categories": ["gift_card", "game"]},
             "phone_risk": {"types": ["sim_swap", "line_resume"]},
             "label": {"types": ["fraud_report"], "source": "referenced"},
@@ -36,6 +37,8 @@ SMALL_CATALOG = msgspec.convert(
             {"how": "distinct", "of": "user", "over": "login_fail", "by": "ip", "windows": ["5m"]},
             {"how": "sum", "of": "amount", "over": "pay", "by": "user", "windows": ["3m", "20m"]},
             {"how": "sum", "of": "amount", "over": "pay", "by": "user+channel", "windows": ["5m"]},
+            {"how": "sum", "of": "amount", "over": "settled_pay", "by": "user", "windows": ["5m"]},
+            {"how": "count", "over": "settled_pay", "by": "card", "windows": ["20m"]},
             {"how": "count", "over": "gift", "by": "card", "windows": ["5m"]},
             {"how": "is_new", "of": "device", "over": "any", "by": "user", "windows": ["10m"]},
             {"how": "is_new", "of": "payee", "over": "pay", "by": "user", "windows": ["10m"]},
@@ -116,6 +119,12 @@ def _event(draw: st.DrawFn, i: int, ts: int, earlier_ids: list[str]) -> Event:
     return Event(**fields)
 
 
+def _declined(event: Event) -> bool:
+    """A third of the money the engine would have sent to review or blocked (`settled`
+    filters must skip it), chosen from the drawn amount so the stream stays one draw."""
+    return event.amount is not None and event.amount % 3 == 0
+
+
 def _run(catalog: Catalog, stream: list[tuple[Event, bool]]) -> None:
     fast = FeatureState(catalog)
     slow = ReferenceFeatures(catalog)
@@ -125,8 +134,9 @@ def _run(catalog: Catalog, stream: list[tuple[Event, bool]]) -> None:
         expected = slow.snapshot(event)
         assert fast.snapshot(event, plan) == expected, event
         referenced = seen.get(event.ref_event_id) if event.ref_event_id else None
-        fast.update(event, referenced)
-        slow.update(event)
+        declined = _declined(event)
+        fast.update(event, referenced, declined)
+        slow.update(event, declined)
         seen.setdefault(event.event_id, event)
         if sweep:
             fast.sweep()

@@ -4,6 +4,7 @@ decision; without a model the same ruleset runs with rules only, and says so."""
 import logging
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from payguard.engine import Engine
 from payguard.ml.features import FDH_CATALOG_PATH, fdh_feature_set
 from payguard.ml.model import Scorer
 from payguard.ml.rows import build_rows
+from payguard.store.base import as_recorded
 
 from .test_serve import _trained
 
@@ -73,3 +75,42 @@ def test_without_a_model_the_rules_run_alone(
     assert "deciding with rules only" in caplog.text
     decisions = _decide_all(engine, events)
     assert all(used is None and "model_says_fraud" not in rules for _, used, rules in decisions)
+
+
+def test_decisions_carry_the_score_and_explain_non_allow_ones(tmp_path: Path) -> None:
+    """`model_score` is the served probability on every scored event; a non-allow decision
+    adds the model's top contributions after the rules' reasons, an allow adds none; both
+    survive the SQLite record."""
+    events, model = _trained(tmp_path, "fdh@+8h")
+    engine = _engine(tmp_path, model)
+    assert engine.model is not None
+    expected: dict[str, tuple[float, list[str]]] = {}
+    decisions = []
+    with events.open("rb") as fh:
+        for line in fh:
+            event = engine.decoder.decode(line)
+            score = engine.model.score(event)
+            if score is not None:
+                words = [r.text for r in engine.model.explain(event)]
+                expected[event.event_id] = (score, words)
+            decisions.append(engine.process(event)[0])
+    reviewed = 0
+    for decision in decisions:
+        factors = [r for r in decision.reasons if r.code == "MODEL_FACTOR"]
+        if decision.event_id not in expected:
+            assert decision.model_score is msgspec.UNSET and not factors
+            continue
+        score, words = expected[decision.event_id]
+        assert decision.model_score == pytest.approx(score, abs=1e-6)
+        if decision.action == "allow":
+            assert not factors
+            continue
+        reviewed += 1
+        assert decision.reasons[0].rule == "model_says_fraud"  # the rule's reason comes first
+        assert words and len(factors) == len(words) <= 3
+        assert all(f.rule == "model" and w in f.text for f, w in zip(factors, words, strict=True))
+    assert reviewed
+    engine.flush()
+    for decision in decisions:
+        assert engine.stored_decision(decision.event_id) == as_recorded(decision)
+    engine.close()

@@ -1,10 +1,26 @@
-"""Policy: ordered outcomes, capped score, common challenge methods, shadow never acts."""
+"""Policy: ordered outcomes, capped score, common challenge methods filtered by the
+step-up choice, holds, shadow never acts."""
+
+from collections.abc import Mapping
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from payguard.policy import decide
+from payguard.policy.stepup import FEATURES, NEVER, PHONE_SIGNALS
 from payguard.rules import ACTION_RANK, CHALLENGE_METHODS, PolicyConfig, RuleHit
+
+CALM: dict[str, Any] = {name: NEVER for name, _ in PHONE_SIGNALS} | {
+    "age_any_by_user_device": 400 * 1440,
+    "count_fraud_label_by_device_90d": 0,
+}
+"""Step-up features of a long-known device on a line with no recent signal."""
+assert set(CALM) == FEATURES
+
+
+def calm() -> Mapping[str, Any]:
+    return CALM
 
 
 def _hit(
@@ -31,7 +47,7 @@ hits_strategy = st.lists(
     st.builds(
         _hit,
         rule=st.sampled_from(["a", "b", "c", "d"]),
-        action=st.sampled_from(["allow", "challenge", "review", "block"]),
+        action=st.sampled_from(["allow", "challenge", "hold", "review", "block"]),
         score=st.integers(0, 100),
         challenge=st.lists(st.sampled_from(CHALLENGE_METHODS), min_size=1, unique=True).map(tuple),
         mode=st.sampled_from(["live", "live", "shadow"]),
@@ -41,27 +57,43 @@ hits_strategy = st.lists(
 )
 
 
-@given(hits_strategy)
-def test_outcome_matches_brute_force_policy(hits: list[RuleHit]) -> None:
-    outcome = decide(list(hits), PolicyConfig())
+@given(hits_strategy, st.booleans(), st.booleans())
+def test_outcome_matches_brute_force_policy(
+    hits: list[RuleHit], line_at_risk: bool, new_device: bool
+) -> None:
+    signals = dict(CALM)
+    if line_at_risk:
+        signals["minutes_since_sim_swap_by_user_72h"] = 90
+    if new_device:
+        signals["age_any_by_user_device"] = 5
+    outcome = decide(list(hits), PolicyConfig(), lambda: signals)
     live = [h for h in hits if h.status == "hit" and h.mode == "live"]
     assert outcome.score == min(100, sum(h.score for h in live))
     expected = max((ACTION_RANK[h.action] for h in live), default=0)
     asking = [set(h.challenge) for h in live if h.action == "challenge"]
-    if expected == 1 and not set.intersection(*asking):
-        expected = 2
+    trusted = set(CHALLENGE_METHODS)
+    if line_at_risk:
+        trusted -= {"sms_otp", "callback"}
+    if new_device:
+        trusted -= {"in_app_confirm"}
+    offered = set.intersection(*asking) & trusted if asking else set()
+    if expected == ACTION_RANK["challenge"] and not offered:
+        expected = ACTION_RANK["review"]
     assert ACTION_RANK[outcome.action] == expected
     if outcome.action == "challenge":
-        assert outcome.challenge and set(outcome.challenge) == set.intersection(*asking)
+        assert outcome.challenge and set(outcome.challenge) == offered
+        order = PolicyConfig().step_up.prefer
+        assert outcome.challenge == sorted(outcome.challenge, key=order.index)
     else:
         assert outcome.challenge is None
+    assert (outcome.hold_hours is not None) == (outcome.action == "hold")
     assert {s.rule for s in outcome.shadow} == {
         h.rule for h in hits if h.status == "hit" and h.mode == "shadow"
     }
 
 
 def test_shadow_hit_never_changes_the_action() -> None:
-    outcome = decide([_hit("s", "block", 90, mode="shadow")], PolicyConfig())
+    outcome = decide([_hit("s", "block", 90, mode="shadow")], PolicyConfig(), calm)
     assert outcome.action == "allow" and outcome.score == 0
     assert [s.rule for s in outcome.shadow] == ["s"]
 
@@ -73,6 +105,7 @@ def test_no_common_method_escalates_to_review_with_reason() -> None:
             _hit("b", "challenge", challenge=("face",)),
         ],
         PolicyConfig(),
+        calm,
     )
     assert outcome.action == "review"
     assert outcome.reasons[-1].code == "NO_TRUSTED_CHALLENGE"
@@ -80,7 +113,9 @@ def test_no_common_method_escalates_to_review_with_reason() -> None:
 
 def test_score_threshold_escalates_and_says_so() -> None:
     outcome = decide(
-        [_hit("a", "challenge", 60, ("face",)), _hit("b", "allow", 40)], PolicyConfig(review_at=90)
+        [_hit("a", "challenge", 60, ("face",)), _hit("b", "allow", 40)],
+        PolicyConfig(review_at=90),
+        calm,
     )
     assert outcome.action == "review" and outcome.score == 100
     assert outcome.reasons[-1].code == "SCORE_THRESHOLD"
@@ -88,6 +123,6 @@ def test_score_threshold_escalates_and_says_so() -> None:
 
 def test_reasons_are_ordered_block_first() -> None:
     outcome = decide(
-        [_hit("low", "challenge", 5, ("face",)), _hit("top", "block", 1)], PolicyConfig()
+        [_hit("low", "challenge", 5, ("face",)), _hit("top", "block", 1)], PolicyConfig(), calm
     )
     assert [r.rule for r in outcome.reasons] == ["top", "low"]

@@ -23,14 +23,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter, RawBody
 
+from payguard.api.holds import hold_handlers
 from payguard.api.openapi import (
     BatchOperation,
     EventOperation,
     RulesetOperation,
 )
+from payguard.api.otp import otp_handlers
 from payguard.engine import DuplicateEventError, Engine
 from payguard.events import Event, EventError
 from payguard.metrics import Metrics
+from payguard.otp import OtpService
 from payguard.policy import Decision
 from payguard.rules import RuleError
 
@@ -240,6 +243,7 @@ def create_app(
     settings = engine.settings
     decoder = engine.decoder
     metrics = engine.metrics
+    otp = OtpService.for_engine(engine)
 
     def explain_on(value: str | None) -> bool:
         return value is not None and value.lower() in _TRUE
@@ -521,6 +525,8 @@ def create_app(
             put_ruleset,
             healthz,
             prometheus,
+            *otp_handlers(engine, otp),
+            *hold_handlers(engine),
         ],
         exception_handlers={
             ApiError: _on_api_error,
@@ -536,7 +542,7 @@ def create_app(
                 "docs/decisions.md; event contract v1: docs/events.md."
             ),
         ),
-        on_shutdown=list(on_shutdown),
+        on_shutdown=[*on_shutdown, otp.close],
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
     )

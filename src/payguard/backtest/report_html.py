@@ -10,7 +10,14 @@ import jinja2
 
 from payguard.backtest.charts import Chart, Series, columns, hbars
 from payguard.backtest.fmt import cny, duration, number, pct
-from payguard.backtest.score import FRICTION, LEAVING_TYPES, Summary, share
+from payguard.backtest.score import (
+    CHALLENGE_ORDER,
+    FRICTION,
+    LEAVING_TYPES,
+    STOP_KINDS,
+    Summary,
+    share,
+)
 
 TEMPLATE = "report.html.j2"
 
@@ -26,6 +33,8 @@ def render_html(summary: Summary) -> str:
         s=summary,
         charts=charts(summary),
         friction=FRICTION,
+        challenge_order=CHALLENGE_ORDER,
+        stop_kinds=STOP_KINDS,
         money_types=sorted(LEAVING_TYPES),
         share=share,
     )

@@ -5,7 +5,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from payguard.backtest.fmt import DASH, cny, duration, number, pct
-from payguard.backtest.score import FRICTION, LEAVING_TYPES, ScenarioResult, Summary
+from payguard.backtest.score import (
+    CHALLENGE_ORDER,
+    FRICTION,
+    LEAVING_TYPES,
+    STOP_KINDS,
+    ScenarioResult,
+    Summary,
+)
 from payguard.backtest.score import share as ratio
 
 TOP_LOSSES = 10
@@ -16,6 +23,7 @@ def render_text(summary: Summary, console: Console) -> None:
     console.print(_headline(summary), highlight=False)
     for table in (
         _scenarios(summary),
+        _verification(summary),
         _legit(summary),
         _rules(summary),
         _scores(summary),
@@ -61,6 +69,44 @@ def _scenarios(s: Summary) -> Table:
         table.add_row(*_scenario_cells(row))
     if s.scenarios:
         table.add_row(*_scenario_cells(s.total), style="bold")
+    return table
+
+
+SHORT_METHOD = {
+    "face": "face",
+    "in_app_confirm": "in-app",
+    "callback": "callback",
+    "hardware_token": "token",
+    "sms_otp": "SMS",
+}
+
+
+def _verification(s: Summary) -> Table:
+    """Per scenario: the methods challenges offered on attack events, and how campaigns
+    were stopped (a challenge counts only with no method its attacker passes)."""
+    table = Table(
+        title="Verification: methods offered on attack events; how campaigns were stopped",
+        caption="offered: challenged attack events offering each method (in-app: "
+        "in_app_confirm, token: hardware_token); stopped by: campaigns, by the action at "
+        "their stop (hold: revoked before release); SMS stops: of the challenge stops, "
+        "those offering sms_otp",
+    )
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("challenged", justify="right")
+    for method in CHALLENGE_ORDER:
+        table.add_column(SHORT_METHOD.get(method, method), justify="right")
+    for kind in STOP_KINDS:
+        table.add_column(f"by {kind.removeprefix('revoked ')}", justify="right")
+    table.add_column("SMS stops", justify="right")
+    for row in [*s.scenarios, s.total] if s.scenarios else []:
+        table.add_row(
+            escape(row.scenario),
+            f"{row.challenged_events:,}",
+            *(f"{row.offered.get(m, 0):,}" for m in CHALLENGE_ORDER),
+            *(f"{row.stopped_by.get(k, 0):,}" for k in STOP_KINDS),
+            f"{row.stopped_by_sms_otp:,}",
+            style="bold" if row is s.total else None,
+        )
     return table
 
 

@@ -150,6 +150,11 @@ def check_labels_known(labels: Labels, events: Path) -> None:
         )
 
 
+EXPLANATORY_CODES: frozenset[str] = frozenset({"STEP_UP_EXCLUDED", "MODEL_FACTOR"})
+"""Reasons that explain a decision without deciding it (why a method was not offered, what
+raised the model's score): not rules, so not in the rules table or a campaign's stop."""
+
+
 def outcome_of(event: Event, decision: Decision) -> Outcome:
     """The few fields the arithmetic needs; amounts only in CNY (fen)."""
     cny = event.amount is not None and event.currency == "CNY"
@@ -163,7 +168,9 @@ def outcome_of(event: Event, decision: Decision) -> Outcome:
         user_id=event.user_id,
         challenge=tuple(decision.challenge or ()),
         rules=tuple(
-            POLICY_PREFIX + r.code if r.rule == "policy" else r.rule for r in decision.reasons
+            POLICY_PREFIX + r.code if r.rule == "policy" else r.rule
+            for r in decision.reasons
+            if r.code not in EXPLANATORY_CODES
         ),
         shadow=tuple(s.rule for s in decision.shadow or ()),
         errors=tuple(e["rule"] for e in decision.rule_errors or ()),
@@ -197,11 +204,29 @@ def run_backtest(
     started = time.perf_counter()
     try:
         outcomes, repeats = _replay(engine, events, progress)
+        outcomes = _mark_revoked(outcomes, engine)
     finally:
         engine.close()
     elapsed = round(time.perf_counter() - started, 3)
     summary = score(outcomes, labels.by_event, rule_infos(ruleset), ruleset.version)
     return msgspec.structs.replace(summary, repeats=repeats, elapsed_s=elapsed)
+
+
+def _mark_revoked(outcomes: list[Outcome], engine: Engine) -> list[Outcome]:
+    """Held events whose hold was revoked before its release (by an owner's loss or fraud
+    report later in the file): their money never left, so they count as stopped."""
+    revoked = {
+        h.event_id for h in engine.holds.find(state="revoked", now_ms=_END_OF_TIME, limit=_ALL)
+    }
+    if not revoked:
+        return outcomes
+    return [
+        msgspec.structs.replace(o, revoked=True) if o.event_id in revoked else o for o in outcomes
+    ]
+
+
+_END_OF_TIME = 2**62
+_ALL = 2**62
 
 
 def _replay(engine: Engine, events: Path, progress: Progress | None) -> tuple[list[Outcome], int]:

@@ -3,9 +3,9 @@
 Pure (no I/O, no engine), so every number in the report can be checked by hand on a small
 file. The semantics are the issue's, written down in docs/backtest.md:
 
-* a campaign is **stopped** at its first event that is blocked, sent to review, or
-  challenged with only methods that scenario's attacker cannot pass; money events from that
-  event on count as stopped, earlier ones are lost;
+* a campaign is **stopped** at its first event that is blocked, sent to review, held and
+  then revoked before its release, or challenged with only methods that scenario's attacker
+  cannot pass; money events from that event on count as stopped, earlier ones are lost;
 * **money** is money that leaves the customer: `LEAVING_TYPES`, amounts in integer fen;
 * events without a label line are **legitimate**.
 """
@@ -17,7 +17,10 @@ from itertools import accumulate
 
 import msgspec
 
+from payguard.rules import CHALLENGE_METHODS
 from payguard.sim.config import ALL_CHALLENGES, ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS
+
+CHALLENGE_ORDER: tuple[str, ...] = CHALLENGE_METHODS
 
 LEAVING_TYPES: frozenset[str] = frozenset(
     {"payment", "transfer", "withdrawal", "investment_buy", "loan_disburse"}
@@ -26,8 +29,10 @@ LEAVING_TYPES: frozenset[str] = frozenset(
 Not money here: loan_apply (a request), investment_redeem (the bought position coming
 back), refund (money returning)."""
 
-ACTIONS: tuple[str, ...] = ("allow", "challenge", "review", "block")
-FRICTION: tuple[str, ...] = ("challenge", "review", "block")
+ACTIONS: tuple[str, ...] = ("allow", "challenge", "hold", "review", "block")
+FRICTION: tuple[str, ...] = ("challenge", "hold", "review", "block")
+STOP_KINDS: tuple[str, ...] = ("block", "review", "revoked hold", "challenge")
+"""How a campaign was stopped, in the report's order."""
 SCORE_BUCKETS: tuple[tuple[int, int], ...] = (
     (0, 0),
     (1, 9),
@@ -61,6 +66,8 @@ class Outcome(msgspec.Struct, frozen=True):
     """Live rules in the reasons, plus `policy:<code>` for policy reasons."""
     shadow: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    revoked: bool = False
+    """A held event whose hold was revoked before its release (the money never left)."""
 
 
 class RuleInfo(msgspec.Struct, frozen=True):
@@ -88,6 +95,8 @@ class CampaignResult(msgspec.Struct, frozen=True):
     stop_type: str | None = None
     stop_action: str | None = None
     stop_rules: tuple[str, ...] = ()
+    stop_challenge: tuple[str, ...] = ()
+    """The methods offered at the stop, when a challenge stopped the campaign."""
     events_to_stop: int | None = None
     seconds_to_stop: float | None = None
 
@@ -106,6 +115,15 @@ class ScenarioResult(msgspec.Struct, frozen=True):
     loss_fen: int
     median_seconds_to_stop: float | None
     median_events_to_stop: float | None
+    challenged_events: int = 0
+    """Attack events challenged (whatever the outcome)."""
+    offered: dict[str, int] = msgspec.field(default_factory=dict)
+    """Challenge method → attack events on which it was offered."""
+    stopped_by: dict[str, int] = msgspec.field(default_factory=dict)
+    """`STOP_KINDS` → campaigns stopped that way."""
+    stopped_by_sms_otp: int = 0
+    """Campaigns whose stop was a challenge offering `sms_otp` (an attacker who cannot pass
+    the SMS code, e.g. a stuffing victim who does not read it out)."""
 
 
 class LegitResult(msgspec.Struct, frozen=True):
@@ -177,11 +195,20 @@ def passable(label: Label) -> frozenset[str]:
     return methods - READ_OUT_ONLY.get(label.scenario, frozenset())
 
 
-def stops(action: str, challenge: Iterable[str], can_pass: frozenset[str]) -> bool:
-    """Blocked, reviewed, or challenged with no method the attacker can pass."""
+def stops(
+    action: str, challenge: Iterable[str], can_pass: frozenset[str], revoked: bool = False
+) -> bool:
+    """Blocked, reviewed, held and revoked, or challenged with no method the attacker
+    can pass."""
     if action in ("block", "review"):
         return True
+    if action == "hold":
+        return revoked
     return action == "challenge" and not can_pass.intersection(challenge)
+
+
+def stop_kind(action: str) -> str:
+    return "revoked hold" if action == "hold" else action
 
 
 def score(
@@ -200,7 +227,10 @@ def score(
         else:
             chains.setdefault(label.campaign, []).append((outcome, label))
     campaigns = [_campaign(cid, chain) for cid, chain in chains.items()]
-    scenarios = [_scenario(s, [c for c in campaigns if c.scenario == s]) for s in _order(chains)]
+    scenarios = [
+        _scenario(s, [c for c in campaigns if c.scenario == s], _challenged(chains, s))
+        for s in _order(chains)
+    ]
     attack_events = len(outcomes) - len(legit)
     return Summary(
         ruleset=ruleset,
@@ -208,7 +238,7 @@ def score(
         attack_events=attack_events,
         legit_events=len(legit),
         scenarios=scenarios,
-        total=_scenario("all scenarios", campaigns),
+        total=_scenario("all scenarios", campaigns, _challenged(chains, None)),
         legit=_legit(legit),
         rules=_rules(outcomes, labels, chains, rules, attack_events),
         scores=_histogram(outcomes, labels),
@@ -223,7 +253,7 @@ def _order(chains: Mapping[str, list[tuple[Outcome, Label]]]) -> list[str]:
 
 def _stop_index(chain: Sequence[tuple[Outcome, Label]]) -> int | None:
     for i, (o, label) in enumerate(chain):
-        if stops(o.action, o.challenge, passable(label)):
+        if stops(o.action, o.challenge, passable(label), o.revoked):
             return i
     return None
 
@@ -236,7 +266,7 @@ def _campaign(cid: str, chain: Sequence[tuple[Outcome, Label]]) -> CampaignResul
     own = sum(
         o.amount_fen
         for o, label in chain
-        if is_money(o.type) and stops(o.action, o.challenge, passable(label))
+        if is_money(o.type) and stops(o.action, o.challenge, passable(label), o.revoked)
     )
     result = CampaignResult(
         campaign=cid,
@@ -259,6 +289,7 @@ def _campaign(cid: str, chain: Sequence[tuple[Outcome, Label]]) -> CampaignResul
         stop_type=hit.type,
         stop_action=hit.action,
         stop_rules=hit.rules,
+        stop_challenge=hit.challenge,
         events_to_stop=stop + 1,
         seconds_to_stop=(hit.ts_ms - chain[0][0].ts_ms) / 1000,
     )
@@ -268,8 +299,25 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _scenario(name: str, campaigns: Sequence[CampaignResult]) -> ScenarioResult:
+def _challenged(
+    chains: Mapping[str, Sequence[tuple[Outcome, Label]]], scenario: str | None
+) -> list[Outcome]:
+    """The challenged attack events of one scenario (None: of all)."""
+    return [
+        o
+        for chain in chains.values()
+        if scenario is None or chain[0][1].scenario == scenario
+        for o, _ in chain
+        if o.action == "challenge"
+    ]
+
+
+def _scenario(
+    name: str, campaigns: Sequence[CampaignResult], challenged: Sequence[Outcome]
+) -> ScenarioResult:
     with_money = [c for c in campaigns if c.money_events]
+    offered = Counter(m for o in challenged for m in o.challenge)
+    kinds = Counter(stop_kind(c.stop_action) for c in campaigns if c.stop_action is not None)
     before = sum(c.stopped_before_money for c in with_money)
     money = sum(c.money_fen for c in campaigns)
     stopped = sum(c.stopped_money_fen for c in campaigns)
@@ -291,6 +339,10 @@ def _scenario(name: str, campaigns: Sequence[CampaignResult]) -> ScenarioResult:
         median_events_to_stop=_median(
             [float(c.events_to_stop) for c in campaigns if c.events_to_stop is not None]
         ),
+        challenged_events=len(challenged),
+        offered={m: offered[m] for m in CHALLENGE_ORDER if offered[m]},
+        stopped_by={k: kinds[k] for k in STOP_KINDS},
+        stopped_by_sms_otp=sum("sms_otp" in c.stop_challenge for c in campaigns),
     )
 
 
@@ -382,7 +434,8 @@ def _money_alone(
                 rule = by_id.get(rid)
                 if rule is None or rid in first:
                     continue
-                if stops(rule.action, rule.challenge, passable(label)):
+                # a hold stops on its own only where this event's hold was revoked
+                if stops(rule.action, rule.challenge, passable(label), o.revoked):
                     first[rid] = i
         for rid, i in first.items():
             alone[rid] += from_here[i]

@@ -26,11 +26,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from payguard.cli.ml import register as register_ml
+from payguard.cli.otp import register as register_otp
 from payguard.config import Settings, load_settings
 from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import RuleError, Ruleset
+from payguard.rules import ACTION_RANK, RuleError, Ruleset
 from payguard.store import MemoryRecorder
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app = typer.Typer(
 rules_app = typer.Typer(help="Validate, test and upload rulesets.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 register_ml(app)
+register_otp(app)
 # Tables (backtest, replay summaries) need ~130 columns; a log or pipe gets 160, not 80.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 out = Console(width=_PIPED_WIDTH)
@@ -177,7 +179,7 @@ def _summary(actions: Counter[str], rejected: int, elapsed: float) -> None:
     table.add_column("action")
     table.add_column("events", justify="right")
     table.add_column("share", justify="right")
-    for action in ("allow", "challenge", "review", "block"):
+    for action in ACTION_RANK:
         count = actions.get(action, 0)
         table.add_row(action, f"{count:,}", f"{100 * count / max(total, 1):.2f}%")
     if rejected:
@@ -334,10 +336,7 @@ def rules_test(
         rule = compiled.rule
         table.add_row(rule.id, rule.mode, rule.action, f"{hits[rule.id]:,}", f"{errors[rule.id]:,}")
     out.print(table)
-    out.print(
-        "actions: "
-        + ", ".join(f"{a} {actions[a]:,}" for a in ("allow", "challenge", "review", "block"))
-    )
+    out.print("actions: " + ", ".join(f"{a} {actions[a]:,}" for a in ACTION_RANK))
     if rejected:
         raise typer.Exit(2)
 

@@ -29,8 +29,9 @@ class ReferenceFeatures:
         self._by_id: dict[str, Event] = {}
         self._links: list[dict[str, list[str]]] = []
         """Phone → accounts as they stood when each logged event arrived."""
+        self._declined: list[bool] = []
 
-    def update(self, event: Event) -> None:
+    def update(self, event: Event, declined: bool = False) -> None:
         previous = self._links[-1] if self._links else {}
         links = {phone: list(users) for phone, users in previous.items()}
         if event.phone is not None and event.user_id is not None:
@@ -41,6 +42,7 @@ class ReferenceFeatures:
             del users[:-PHONE_LINKS]
         self.log.append(event)
         self._links.append(links)
+        self._declined.append(declined)
         self._by_id.setdefault(event.event_id, event)
 
     def snapshot(self, event: Event) -> dict[str, Any]:
@@ -58,6 +60,8 @@ class ReferenceFeatures:
         entries: list[tuple[str, int, Any]] = []
         for position, logged in enumerate(self.log):
             if "*" not in flt.types and logged.type not in flt.types:
+                continue
+            if flt.settled and self._declined[position]:
                 continue
             source: Event | None = logged
             if flt.source == "referenced":

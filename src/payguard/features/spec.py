@@ -65,6 +65,9 @@ class EventFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     categories: list[str] | None = None
     channels: list[str] | None = None
     source: Literal["event", "referenced"] = "event"
+    settled: bool = False
+    """Only events the engine let through (allowed, challenged or held): money it sent to
+    review or blocked never left, so it must not count against a limit."""
 
     def matches(self, event: Event) -> bool:
         """Type is checked by the caller's index; this checks the rest."""

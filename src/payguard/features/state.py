@@ -137,9 +137,11 @@ class QueryPlan(msgspec.Struct, frozen=True):
     read: Reading
 
 
-Filer = Callable[[list[dict[str, "Record"]], Callable[..., None], Event, EpochMs, EpochMs], None]
+Filer = Callable[
+    [list[dict[str, "Record"]], Callable[..., None], Event, EpochMs, EpochMs, bool], None
+]
 """Files one event into the streams of one event type: (entities, `_file_linked`, source,
-t, watermark minus lateness). Generated per event type by `_filer`."""
+t, watermark minus lateness, declined). Generated per event type by `_filer`."""
 
 
 def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> list[str]:
@@ -153,6 +155,8 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
     namespace[f"value_{i}"] = stream.value
     namespace[f"new_{i}"] = partial(Timeline.new, stream.of == "amount", stream.tracks_seen)
     checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
+    if stream.filter.settled:
+        checks.insert(0, "not declined")
     if not stream.age_only:
         checks.append(f"t > base - {stream.retention_ms}")
     code = [
@@ -406,7 +410,7 @@ class FeatureState:
         for stream in streams:
             by_kind.setdefault(stream.kind, []).append(stream)
         namespace: dict[str, Any] = {}
-        lines = ["def file(entities, link, source, t, base):"]
+        lines = ["def file(entities, link, source, t, base, declined):"]
         for kind, members in by_kind.items():
             namespace[f"key_{kind}"] = self.kinds[kind].key
             lines += [
@@ -499,17 +503,18 @@ class FeatureState:
 
     # -- updates -------------------------------------------------------------------------
 
-    def update(self, event: Event, referenced: Event | None = None) -> None:
+    def update(self, event: Event, referenced: Event | None = None, declined: bool = False) -> None:
         """File `event` into every stream it matches. `referenced` is the event a feedback
-        event points at (None if unknown), used by `source: referenced` streams."""
+        event points at (None if unknown), used by `source: referenced` streams; `declined`
+        says the engine sent it to review or blocked it (`settled` filters skip it)."""
         t = event.ts
         base = self.watermark - self.lateness_ms
         if t < base:
             self.late_events += 1
         filers = self._filers.get(event.type) or self._filers_for(event.type)
-        filers[0](self.entities, self._file_linked, event, t, base)
+        filers[0](self.entities, self._file_linked, event, t, base, declined)
         if referenced is not None:
-            filers[1](self.entities, self._file_linked, referenced, t, base)
+            filers[1](self.entities, self._file_linked, referenced, t, base, False)
         if event.phone is not None and event.user_id is not None:
             self._link_phone(event.phone, event.user_id)
         if t > self.watermark:
@@ -546,6 +551,15 @@ class FeatureState:
 
     def _link_phone(self, phone: str, user: str) -> None:
         link_phone(self._phone_users, phone, user)
+
+    def accounts_of(self, event: Event) -> tuple[str, ...]:
+        """The accounts an event concerns: its own, or for a carrier signal (a phone and
+        no account) the accounts last seen with that phone."""
+        if event.user_id is not None:
+            return (event.user_id,)
+        if event.phone is not None:
+            return tuple(self._phone_users.get(event.phone, ()))
+        return ()
 
     def sweep(self) -> int:
         """Evict expired entries everywhere and drop empty timelines and entities; returns

@@ -42,8 +42,16 @@ class ModelServer:
     def score(self, event: Event) -> float | None:
         """Calibrated fraud probability as of the event's time; None for event types the
         model was not trained on. Call before the event is filed, like the rules."""
+        scored = self.score_row(event)
+        return None if scored is None else scored[0]
+
+    def score_row(self, event: Event) -> tuple[float, list[float]] | None:
+        """The score and the row it was computed from (kept by the engine so that a
+        non-allow decision can explain the same row without a second snapshot)."""
         row = self.row(event)
-        return None if row is None else float(self.scorer.score(np.asarray([row], np.float32))[0])
+        if row is None:
+            return None
+        return float(self.scorer.score(np.asarray([row], np.float32))[0]), row
 
     def row(self, event: Event) -> list[float] | None:
         """The model's row for the event as of now (None for types it does not score)."""
@@ -56,7 +64,11 @@ class ModelServer:
         non-allow decisions). Call before the event is filed, like `score`; [] for types
         the model does not score. The trees are loaded from model.txt on first use."""
         row = self.row(event)
-        if row is None or self.directory is None:
+        return [] if row is None else self.explain_row(row, k)
+
+    def explain_row(self, row: list[float], k: int = 3) -> list[Reason]:
+        """`explain` for a row `score_row` returned."""
+        if self.directory is None:
             return []
         if self._explainer is None:
             self._explainer = Explainer(self.directory, self.fs.catalog())

@@ -1,26 +1,35 @@
 """Combine rule hits and score into one action, the verification to ask for, and reasons.
 
-Outcomes are ordered allow < challenge < review < block, so combining is taking the max.
-A challenge offers only methods that every challenging rule accepts: a rule that says
+Outcomes are ordered allow < challenge < hold < review < block, so combining is taking the
+max. A challenge offers only methods that every challenging rule accepts: a rule that says
 "not SMS — the phone may be in the attacker's hands" must not be overruled by another rule
-that would have settled for SMS. When no method is acceptable to all of them, the event
-goes to review instead, and the reasons say so.
+that would have settled for SMS. Of those, the step-up choice (`policy.stepup`) keeps the
+ones the phone's and device's recent history still make trustworthy, in order of
+preference. When no method is left, the event goes to review instead, and the reasons say
+why each method was left out.
 """
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from payguard.policy import stepup
 from payguard.policy.types import Reason, ShadowHit
-from payguard.rules import ACTION_RANK, CHALLENGE_METHODS, Action, ChallengeMethod, RuleHit
+from payguard.rules import ACTION_RANK, Action, ChallengeMethod, RuleHit
 from payguard.rules.ruleset import PolicyConfig
+
+Signals = Callable[[], Mapping[str, Any]]
+"""The step-up features as of the event (`stepup.FEATURES`), read only for a challenge."""
 
 DEFAULT_CHALLENGE: tuple[ChallengeMethod, ...] = ("face", "in_app_confirm", "hardware_token")
 """Offered when only the score threshold (no rule) asks for a challenge."""
 
-_RANKED: list[Action] = ["allow", "challenge", "review", "block"]
+_RANKED: list[Action] = ["allow", "challenge", "hold", "review", "block"]
 
 
 class Outcome:
     """The policy's result before it is stamped with ids, versions and latency."""
 
-    __slots__ = ("action", "challenge", "reasons", "score", "shadow")
+    __slots__ = ("action", "challenge", "hold_hours", "reasons", "score", "shadow")
 
     def __init__(
         self,
@@ -29,15 +38,18 @@ class Outcome:
         reasons: list[Reason],
         challenge: list[ChallengeMethod] | None,
         shadow: list[ShadowHit],
+        hold_hours: int | None = None,
     ) -> None:
         self.action = action
         self.score = score
         self.reasons = reasons
         self.challenge = challenge
         self.shadow = shadow
+        self.hold_hours = hold_hours
+        """How long a held event waits for revocation (only when action is hold)."""
 
 
-def decide(hits: list[RuleHit], policy: PolicyConfig) -> Outcome:
+def decide(hits: list[RuleHit], policy: PolicyConfig, signals: Signals) -> Outcome:
     if not hits and _threshold_rank(0, policy) == 0:
         return Outcome("allow", 0, [], None, [])  # the common case, without the bookkeeping
     live = [h for h in hits if h.status == "hit" and h.mode == "live"]
@@ -62,19 +74,33 @@ def decide(hits: list[RuleHit], policy: PolicyConfig) -> Outcome:
         )
     challenge: list[ChallengeMethod] | None = None
     if rank == ACTION_RANK["challenge"]:
-        challenge = _common_methods(live)
-        if not challenge:
-            rank = ACTION_RANK["review"]
-            reasons.append(
+        accepted = _common_methods(live)
+        chosen = stepup.choose(accepted, signals(), policy.step_up) if accepted else None
+        if chosen is not None:
+            reasons.extend(
                 Reason(
-                    code="NO_TRUSTED_CHALLENGE",
-                    rule="policy",
-                    text="no verification method is acceptable to every rule that asked for "
-                    "one, so a person reviews instead",
+                    code="STEP_UP_EXCLUDED", rule="policy", text=f"{e.method} not offered: {e.why}"
                 )
+                for e in chosen.excluded
             )
-            challenge = None
-    return Outcome(_RANKED[rank], score, reasons, challenge, shadow)
+        if chosen is None or not chosen.methods:
+            rank = ACTION_RANK["review"]
+            reasons.append(_no_trusted_challenge(accepted))
+        else:
+            challenge = chosen.methods
+    hold_hours = policy.hold_hours if rank == ACTION_RANK["hold"] else None
+    return Outcome(_RANKED[rank], score, reasons, challenge, shadow, hold_hours)
+
+
+def _no_trusted_challenge(accepted: set[ChallengeMethod]) -> Reason:
+    why = (
+        "none of the verification methods the rules accept can be trusted now"
+        if accepted
+        else "no verification method is acceptable to every rule that asked for one"
+    )
+    return Reason(
+        code="NO_TRUSTED_CHALLENGE", rule="policy", text=f"{why}, so a person reviews instead"
+    )
 
 
 def _threshold_rank(score: int, policy: PolicyConfig) -> int:
@@ -88,7 +114,6 @@ def _threshold_rank(score: int, policy: PolicyConfig) -> int:
     return 0
 
 
-def _common_methods(live: list[RuleHit]) -> list[ChallengeMethod]:
+def _common_methods(live: list[RuleHit]) -> set[ChallengeMethod]:
     asking = [set(h.challenge) for h in live if h.action == "challenge"]
-    allowed = set.intersection(*asking) if asking else set(DEFAULT_CHALLENGE)
-    return [m for m in CHALLENGE_METHODS if m in allowed]
+    return set.intersection(*asking) if asking else set(DEFAULT_CHALLENGE)

@@ -35,9 +35,18 @@ class ShadowHit(msgspec.Struct, frozen=True):
     score: int
 
 
+class HoldTerms(msgspec.Struct, frozen=True):
+    """A `hold` decision's terms: the money is accepted but paid out only at
+    `release_ts` (epoch ms) unless revoked first (`POST /v1/holds`)."""
+
+    hold_id: str
+    release_ts: int
+
+
 class Decision(msgspec.Struct, frozen=True):
     """One decision. `challenge` appears only when action is challenge (any one method
-    suffices); `features` and `shadow` only when explanation was requested."""
+    suffices); `hold` only when action is hold; `model_score` only when a model scored
+    the event; `features` and `shadow` only when explanation was requested."""
 
     event_id: str
     action: Action
@@ -47,6 +56,10 @@ class Decision(msgspec.Struct, frozen=True):
     model: str | None
     latency_us: int
     challenge: list[ChallengeMethod] | msgspec.UnsetType = msgspec.UNSET
+    hold: HoldTerms | msgspec.UnsetType = msgspec.UNSET
+    model_score: float | msgspec.UnsetType = msgspec.UNSET
+    """The learned model's calibrated fraud probability (0–1), present when a model scored
+    the event. `score` stays the rules' 0–100 risk score that the policy thresholds read."""
     features: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     shadow: list[ShadowHit] | msgspec.UnsetType = msgspec.UNSET
     rule_errors: list[dict[str, str]] | msgspec.UnsetType = msgspec.UNSET

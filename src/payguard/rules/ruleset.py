@@ -21,12 +21,13 @@ import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import cel
 import msgspec
 import yaml
 
+from payguard.events.contract import MONEY_OUT_TYPES
 from payguard.rules.types import Action, ChallengeMethod, Mode
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ _MACRO_CALL = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(")
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 """Comprehension macros run a loop per element, so their cost is unbounded. The CEL
 binding expands them while parsing, so they are found in the source, outside strings."""
-ACTION_RANK: dict[str, int] = {"allow": 0, "challenge": 1, "review": 2, "block": 3}
+ACTION_RANK: dict[str, int] = {"allow": 0, "challenge": 1, "hold": 2, "review": 3, "block": 4}
+"""Severity: the most severe action of the rules that hit wins. A hold accepts the money
+but delays it (revocable), so it outranks a challenge and yields to a person's review."""
 
 
 class RuleError(ValueError):
@@ -70,12 +73,31 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+class StepUpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How the policy chooses verification methods (docs/verification.md)."""
+
+    phone_risk_minutes: Annotated[int, msgspec.Meta(ge=0, le=4320)] = 4320
+    """After a SIM swap, a loss report or its undoing, forwarding or a number change, no
+    SMS code and no call to the number for this long (at most 72 h: the signals' window)."""
+    known_device_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
+    """`in_app_confirm` only on a device the account has used for at least this long."""
+    prefer: list[ChallengeMethod] = msgspec.field(
+        default_factory=lambda: ["in_app_confirm", "face", "hardware_token", "sms_otp", "callback"]
+    )
+    """The order methods are offered in (first = preferred); a method left out of this
+    list is never offered."""
+
+
 class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Score thresholds that escalate the action regardless of which rules hit."""
+    """Score thresholds that escalate the action regardless of which rules hit, how long
+    a hold lasts, and how verification methods are chosen."""
 
     challenge_at: int | None = None
     review_at: int | None = None
     block_at: int | None = None
+    hold_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 24
+    """How long a held transfer waits for its owner to revoke it before it is released."""
+    step_up: StepUpConfig = StepUpConfig()
 
 
 class RulesetFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -127,6 +149,7 @@ def parse_ruleset(
     except msgspec.ValidationError as exc:
         raise RuleError("-", f"bad ruleset structure: {exc}") from None
     types = set(event_types)
+    _check_step_up(spec.policy.step_up)
     chains = _compile_chains(spec.chains, chain_known, types)
     provided = {name for pattern in chains for name in pattern.feature_names()}
     known_names = set(known) | set(spec.params) | provided
@@ -148,6 +171,12 @@ def parse_ruleset(
         policy=spec.policy,
         chains=chains,
     )
+
+
+def _check_step_up(config: StepUpConfig) -> None:
+    prefer = config.prefer
+    if len(set(prefer)) != len(prefer):
+        raise RuleError("policy", "step_up.prefer lists a method twice")
 
 
 def load_ruleset(
@@ -174,7 +203,19 @@ def _compile_chains(
     return load_chains(raw, known, event_types)
 
 
+HOLDABLE_TYPES: frozenset[str] = MONEY_OUT_TYPES
+"""Money leaving the customer: the only events a hold (accept now, pay out later) fits."""
+
+
 def _compile(rule: Rule, known: set[str], event_types: set[str]) -> CompiledRule:
+    if rule.action == "hold" and (
+        rule.events is None or not HOLDABLE_TYPES.issuperset(rule.events)
+    ):
+        raise RuleError(
+            rule.id,
+            "action hold applies only to money leaving the customer: list `events` from "
+            + ", ".join(sorted(HOLDABLE_TYPES)),
+        )
     if len(rule.when) > MAX_EXPRESSION_CHARS:
         raise RuleError(rule.id, f"`when` is longer than {MAX_EXPRESSION_CHARS} characters")
     for event_type in rule.events or ():

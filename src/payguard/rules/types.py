@@ -4,7 +4,7 @@ from typing import Literal
 
 import msgspec
 
-Action = Literal["allow", "challenge", "review", "block"]
+Action = Literal["allow", "challenge", "hold", "review", "block"]
 ChallengeMethod = Literal["face", "in_app_confirm", "callback", "hardware_token", "sms_otp"]
 Mode = Literal["live", "shadow"]
 Status = Literal["hit", "no_hit", "error"]

@@ -3,6 +3,8 @@
 Absent optional fields are `null`, so `channel == 'app'` is simply false when no channel
 was sent; `amount` is 0 when absent. `hour` and `weekday` are in the bank's local time
 (default UTC+8), because "a loan applied for at 4 a.m." means 4 a.m. where the customer is.
+`tier` is the customer tier the client sends as `attrs.tier` (e.g. `premium`), so limits
+can differ per tier; null when absent or not a string.
 """
 
 from collections.abc import Callable
@@ -35,9 +37,15 @@ EVENT_VARIABLE_TYPES: dict[str, str] = {
     "has_ref": "bool",
     "hour": "int",
     "weekday": "int",
+    "tier": "string?",
 }
 """The CEL type of each event variable (`?`: may be null), for translating rules to Python
 (`rules.native`). `attrs` is a map, which rules reading it leave to CEL."""
+
+
+def _tier(event: Event) -> str | None:
+    tier = event.attrs.get("tier")
+    return tier if isinstance(tier, str) else None
 
 
 def event_variables(utc_offset_hours: int = 8) -> dict[str, EventVariable]:
@@ -72,5 +80,6 @@ def event_variables(utc_offset_hours: int = 8) -> dict[str, EventVariable]:
         "has_ref": lambda e: e.ref_event_id is not None,
         "hour": local_hour,
         "weekday": local_weekday,
+        "tier": _tier,
         "attrs": lambda e: e.attrs,
     }

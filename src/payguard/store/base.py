@@ -43,8 +43,9 @@ class Recorder(Protocol):
         """Sequence number of the newest durable record (0 when empty)."""
         ...
 
-    def events_after(self, seq: int) -> Iterator[tuple[int, Event]]:
-        """Durable events with a larger sequence number, in sequence order."""
+    def events_after(self, seq: int) -> Iterator[tuple[int, Event, str]]:
+        """Durable events with a larger sequence number, in sequence order, each with
+        the action it was decided with (recovery files declined money as declined)."""
         ...
 
     def close(self) -> None: ...

@@ -31,9 +31,10 @@ class MemoryRecorder:
     def last_seq(self) -> int:
         return len(self._events)
 
-    def events_after(self, seq: int) -> Iterator[tuple[int, Event]]:
+    def events_after(self, seq: int) -> Iterator[tuple[int, Event, str]]:
         for i in range(seq, len(self._events)):
-            yield i + 1, self._events[i]
+            event = self._events[i]
+            yield i + 1, event, self._by_id[event.event_id][2].action
 
     def close(self) -> None:
         return None

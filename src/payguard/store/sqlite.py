@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from payguard.events import Event
-from payguard.policy import Decision, Reason, ShadowHit
+from payguard.policy import Decision, HoldTerms, Reason, ShadowHit
 from payguard.rules.types import Action, ChallengeMethod
 from payguard.store.base import StoredDecision, as_recorded
 
@@ -60,6 +60,9 @@ class _Row(msgspec.Struct, array_like=True):
     shadow: list[ShadowHit] | None
     rule_errors: list[dict[str, str]] | None
     values: list[Any] | None
+    model_score: float | None = None
+    """Last, with defaults: rows written before these fields existed still decode."""
+    hold: HoldTerms | None = None
 
 
 class SQLiteRecorder:
@@ -199,6 +202,8 @@ class SQLiteRecorder:
             _or_none(d.shadow),
             _or_none(d.rule_errors),
             values,
+            _or_none(d.model_score),
+            _or_none(d.hold),
         )
         return self._encode_row(row), set_id
 
@@ -215,6 +220,8 @@ class SQLiteRecorder:
             model=row.model,
             latency_us=row.latency_us,
             challenge=_or_unset(row.challenge),
+            model_score=_or_unset(row.model_score),
+            hold=_or_unset(row.hold),
             features=features,
             shadow=_or_unset(row.shadow),
             rule_errors=_or_unset(row.rule_errors),
@@ -230,13 +237,14 @@ class SQLiteRecorder:
     def last_seq(self) -> int:
         return self._durable_seq
 
-    def events_after(self, seq: int) -> Iterator[tuple[int, Event]]:
+    def events_after(self, seq: int) -> Iterator[tuple[int, Event, str]]:
         cursor = self._db.execute(
-            "SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq", (seq,)
+            "SELECT seq, payload, action FROM events WHERE seq > ? ORDER BY seq", (seq,)
         )
         decode = self._decode
-        for row_seq, payload in cursor:
-            yield row_seq, decode(payload)
+        for row_seq, payload, action in cursor:
+            # rows of the legacy layout keep their action in the old table: read as allowed
+            yield row_seq, decode(payload), action or "allow"
 
     def close(self) -> None:
         self.flush()

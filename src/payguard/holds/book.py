@@ -1,0 +1,220 @@
+"""Delayed, revocable transfers: money the policy accepted but holds for some hours.
+
+The idea is the PBOC's 2016 rule for ATM transfers: a risky transfer is not refused (an
+honest customer would only try again elsewhere) but waits, so that the owner who learns of
+it — or whose loss or fraud report arrives — can take it back. A hold is placed when the
+engine decides `hold`; it ends as `revoked` (by the customer through a trusted channel, by
+staff, or by the owner's loss/fraud report) or `released` (by staff, or by expiry when its
+time is up: a hold past `release_ts` that nobody touched reads as released).
+
+Two books with one interface: in memory (backtests, tests) and SQLite (the embedded
+default, in the engine's data directory), so a restart keeps every hold and its state.
+"""
+
+import sqlite3
+from pathlib import Path
+from typing import Literal, Protocol
+
+import msgspec
+
+HoldState = Literal["held", "released", "revoked"]
+HOLD_STATES: tuple[HoldState, ...] = ("held", "released", "revoked")
+
+
+class Hold(msgspec.Struct, frozen=True):
+    """One held operation. Amount in fen; no PII (the event is already tokenized)."""
+
+    hold_id: str
+    event_id: str
+    user_id: str | None
+    type: str
+    amount: int
+    currency: str
+    placed_ts: int
+    release_ts: int
+    counterparty: str | None = None
+    """The payee or merchant id the money goes to."""
+    state: HoldState = "held"
+    resolved_ts: int | None = None
+    resolved_by: str | None = None
+    """`customer`, `staff`, `owner_report` or `expiry`."""
+    note: str | None = None
+
+    def as_of(self, now_ms: int) -> "Hold":
+        """The hold as it stands at `now_ms`: untouched past its release time, released."""
+        if self.state == "held" and now_ms >= self.release_ts:
+            return msgspec.structs.replace(
+                self, state="released", resolved_ts=self.release_ts, resolved_by="expiry"
+            )
+        return self
+
+
+class HoldError(ValueError):
+    """A hold cannot change as asked: unknown id (404) or no longer held (409)."""
+
+    def __init__(self, hold_id: str, reason: str, status: int) -> None:
+        super().__init__(f"hold {hold_id!r}: {reason}")
+        self.hold_id = hold_id
+        self.reason = reason
+        self.status = status
+
+
+class HoldBook(Protocol):
+    def place(self, hold: Hold) -> None:
+        """Record a new hold (a repeat of the same event id is ignored)."""
+        ...
+
+    def get(self, hold_id: str) -> Hold | None: ...
+
+    def find(
+        self, *, user_id: str | None = None, state: HoldState | None = None, now_ms: int, limit: int
+    ) -> list[Hold]:
+        """Holds as of `now_ms`, newest first, optionally one account's or one state's."""
+        ...
+
+    def resolve(
+        self, hold_id: str, state: HoldState, *, at_ms: int, by: str, note: str | None = None
+    ) -> Hold:
+        """Release or revoke a hold that is still held at `at_ms` (raises HoldError)."""
+        ...
+
+    def revoke_pending(self, user_id: str, *, at_ms: int, by: str, note: str) -> list[Hold]:
+        """Revoke every hold of an account placed before and still held at `at_ms`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_resolvable(hold: Hold | None, hold_id: str, at_ms: int) -> Hold:
+    """The hold, if it exists and is still held at `at_ms` (else HoldError)."""
+    if hold is None:
+        raise HoldError(hold_id, "no such hold", 404)
+    current = hold.as_of(at_ms)
+    if current.state != "held":
+        raise HoldError(hold_id, f"already {current.state} ({current.resolved_by})", 409)
+    return hold
+
+
+class MemoryHoldBook:
+    def __init__(self) -> None:
+        self._holds: dict[str, Hold] = {}
+        self._by_user: dict[str, list[str]] = {}
+
+    def place(self, hold: Hold) -> None:
+        if hold.hold_id in self._holds:
+            return
+        self._holds[hold.hold_id] = hold
+        if hold.user_id is not None:
+            self._by_user.setdefault(hold.user_id, []).append(hold.hold_id)
+
+    def get(self, hold_id: str) -> Hold | None:
+        return self._holds.get(hold_id)
+
+    def find(
+        self, *, user_id: str | None = None, state: HoldState | None = None, now_ms: int, limit: int
+    ) -> list[Hold]:
+        ids = self._by_user.get(user_id, []) if user_id is not None else list(self._holds)
+        holds = [self._holds[i].as_of(now_ms) for i in ids]
+        holds.sort(key=lambda h: (h.placed_ts, h.hold_id), reverse=True)
+        return [h for h in holds if state is None or h.state == state][:limit]
+
+    def resolve(
+        self, hold_id: str, state: HoldState, *, at_ms: int, by: str, note: str | None = None
+    ) -> Hold:
+        hold = check_resolvable(self._holds.get(hold_id), hold_id, at_ms)
+        done = msgspec.structs.replace(
+            hold, state=state, resolved_ts=at_ms, resolved_by=by, note=note
+        )
+        self._holds[hold_id] = done
+        return done
+
+    def revoke_pending(self, user_id: str, *, at_ms: int, by: str, note: str) -> list[Hold]:
+        revoked = []
+        for hold_id in self._by_user.get(user_id, ()):
+            hold = self._holds[hold_id]
+            if hold.placed_ts <= at_ms and hold.as_of(at_ms).state == "held":
+                revoked.append(self.resolve(hold_id, "revoked", at_ms=at_ms, by=by, note=note))
+        return revoked
+
+    def all(self) -> list[Hold]:
+        """Every hold as recorded (no expiry applied), in placement order."""
+        return list(self._holds.values())
+
+    def close(self) -> None:
+        return None
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS holds (
+    hold_id   TEXT PRIMARY KEY,
+    user_id   TEXT,
+    placed_ts INTEGER NOT NULL,
+    body      BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS holds_user ON holds (user_id, placed_ts);
+"""
+
+
+class SQLiteHoldBook:
+    """Holds in their own table (WAL, every change committed at once: a customer's
+    revocation must survive a crash that happens right after it was acknowledged)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder(Hold).decode
+
+    def place(self, hold: Hold) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO holds (hold_id, user_id, placed_ts, body) VALUES (?, ?, ?, ?)",
+            (hold.hold_id, hold.user_id, hold.placed_ts, self._encode(hold)),
+        )
+
+    def get(self, hold_id: str) -> Hold | None:
+        row = self._db.execute("SELECT body FROM holds WHERE hold_id = ?", (hold_id,)).fetchone()
+        return None if row is None else self._decode(row[0])
+
+    def find(
+        self, *, user_id: str | None = None, state: HoldState | None = None, now_ms: int, limit: int
+    ) -> list[Hold]:
+        query, args = "SELECT body FROM holds", []
+        if user_id is not None:
+            query, args = query + " WHERE user_id = ?", [user_id]
+        query += " ORDER BY placed_ts DESC, hold_id DESC"
+        out: list[Hold] = []
+        for (body,) in self._db.execute(query, args):
+            hold = self._decode(body).as_of(now_ms)
+            if state is None or hold.state == state:
+                out.append(hold)
+                if len(out) == limit:
+                    break
+        return out
+
+    def resolve(
+        self, hold_id: str, state: HoldState, *, at_ms: int, by: str, note: str | None = None
+    ) -> Hold:
+        hold = check_resolvable(self.get(hold_id), hold_id, at_ms)
+        done = msgspec.structs.replace(
+            hold, state=state, resolved_ts=at_ms, resolved_by=by, note=note
+        )
+        self._db.execute(
+            "UPDATE holds SET body = ? WHERE hold_id = ?", (self._encode(done), hold_id)
+        )
+        return done
+
+    def revoke_pending(self, user_id: str, *, at_ms: int, by: str, note: str) -> list[Hold]:
+        rows = self._db.execute(
+            "SELECT body FROM holds WHERE user_id = ? AND placed_ts <= ?", (user_id, at_ms)
+        ).fetchall()
+        revoked = []
+        for (body,) in rows:
+            hold = self._decode(body)
+            if hold.as_of(at_ms).state == "held":
+                revoked.append(self.resolve(hold.hold_id, "revoked", at_ms=at_ms, by=by, note=note))
+        return revoked
+
+    def close(self) -> None:
+        self._db.close()
