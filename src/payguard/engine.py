@@ -484,6 +484,7 @@ class Engine:
 
     def flush(self) -> None:
         self.recorder.flush()
+        self.holds.flush()
 
     def write_snapshot(self) -> None:
         """Persist feature, graph and chain state as of the last durable record (call right

@@ -18,9 +18,12 @@ DEFAULT_RULESET = REPO / "rules" / "default.yaml"
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
-        settings = load_settings(env={"PAYGUARD_DATA_DIR": str(data_dir)})
-        self.settings: Settings = msgspec.structs.replace(settings, ruleset=DEFAULT_RULESET)
+    def __init__(self, data_dir: Path, settings: Settings | None = None) -> None:
+        """Serve the default ruleset from `data_dir`, or the given settings."""
+        if settings is None:
+            loaded = load_settings(env={"PAYGUARD_DATA_DIR": str(data_dir)})
+            settings = msgspec.structs.replace(loaded, ruleset=DEFAULT_RULESET)
+        self.settings: Settings = settings
         self.data_dir = data_dir
         self.engine = Engine.open(self.settings)
         app = create_app(self.engine)

@@ -1,17 +1,16 @@
 """Helpers for the OTP tests: an injectable clock, request builders, engines, a real server."""
 
 import re
-import socket
-import threading
-import time
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import uvicorn
 
-from payguard.api import create_app
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from apiserver import Server
+
 from payguard.config import Settings, load_settings
 from payguard.engine import Engine, compile_ruleset
 from payguard.events import Event
@@ -145,38 +144,15 @@ def recorded(engine: Engine, event_id: str) -> Event:
     return found
 
 
-class OtpServer:
-    """A real payguard server on loopback with the OTP test ruleset (as tests/api does)."""
+class OtpServer(Server):
+    """A real payguard server on loopback with the OTP test ruleset (tests/api's server)."""
 
     def __init__(self, data_dir: Path, **overrides: Any) -> None:
-        self.data_dir = data_dir
-        self.settings = settings(data_dir, **overrides)
-        self.engine = Engine.open(self.settings)
-        app = create_app(self.engine)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
+        super().__init__(data_dir, settings(data_dir, **overrides))
 
     def start(self) -> "OtpServer":
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("payguard test server did not start")
-            time.sleep(0.01)
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-        self.engine.close()
 
     def outbox(self) -> Iterator[dict[str, Any]]:
         path = self.data_dir / "otp-outbox.jsonl"

@@ -277,9 +277,10 @@ def create_app(
         return ApiError(409, body)
 
     def discard_pending() -> None:
-        discard = getattr(engine.recorder, "discard_pending", None)
-        if discard is not None:
-            discard()
+        for store in (engine.recorder, engine.holds):
+            discard = getattr(store, "discard_pending", None)
+            if discard is not None:
+                discard()
 
     def durable() -> None:
         """Flush; if that fails, drop the queued records so nothing half-answered remains."""

@@ -12,8 +12,9 @@ this output.
 """
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
 import typer
@@ -57,6 +58,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(otp_app, name="otp")
 
 
+T = TypeVar("T")
+
+
 def _fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -70,6 +74,19 @@ def _open(config: Path | None) -> tuple[Engine, OtpService]:
     except (ValueError, OSError) as exc:
         _fail(f"cannot start the engine: {exc}")
     return engine, OtpService.for_engine(engine)
+
+
+def _call(config: Path | None, action: Callable[[OtpService], T]) -> tuple[T, OtpService]:
+    """Run one service call on a freshly opened engine, closing both; an OtpError exits 2
+    with its field and reason."""
+    engine, service = _open(config)
+    try:
+        return action(service), service
+    except OtpError as exc:
+        _fail(f"{exc.field}: {exc.reason}")
+    finally:
+        service.close()
+        engine.close()
 
 
 def _request(**fields: Any) -> bytes:
@@ -146,14 +163,7 @@ def send(
         ref_event_id=ref,
         **_counterparty(merchant, merchant_name, merchant_category, payee, payee_name, payee_card),
     )
-    engine, service = _open(config)
-    try:
-        result = service.send(decode_send(raw))
-    except OtpError as exc:
-        _fail(f"{exc.field}: {exc.reason}")
-    finally:
-        service.close()
-        engine.close()
+    result, service = _call(config, lambda otp: otp.send(decode_send(raw)))
     _print(result)
     if isinstance(service.delivery, JsonlOutbox):
         err.print(f"message written to {service.delivery.path}", highlight=False)
@@ -188,14 +198,7 @@ def verify(
         channel=channel,
         **_counterparty(merchant, None, None, payee, None, payee_card),
     )
-    engine, service = _open(config)
-    try:
-        result = service.verify(decode_verify(raw))
-    except OtpError as exc:
-        _fail(f"{exc.field}: {exc.reason}")
-    finally:
-        service.close()
-        engine.close()
+    result, _ = _call(config, lambda otp: otp.verify(decode_verify(raw)))
     _print(result)
     if not result.verified:
         raise typer.Exit(1)
