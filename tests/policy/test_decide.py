@@ -7,8 +7,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from payguard.features import NEVER
 from payguard.policy import decide
-from payguard.policy.stepup import FEATURES, NEVER, PHONE_SIGNALS
+from payguard.policy.stepup import FEATURES, PHONE_SIGNALS
 from payguard.rules import ACTION_RANK, CHALLENGE_METHODS, PolicyConfig, RuleHit
 
 CALM: dict[str, Any] = {name: NEVER for name, _ in PHONE_SIGNALS} | {

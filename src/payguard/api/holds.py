@@ -20,6 +20,7 @@ from litestar.params import FromPath, QueryParameter, RawBody
 from litestar.types import ExceptionHandlersMap
 
 from payguard.engine import Engine
+from payguard.events import msgspec_field_and_reason
 from payguard.holds import HOLD_STATES, Hold, HoldError, HoldState
 
 log = logging.getLogger("payguard.api")
@@ -60,7 +61,6 @@ class _BadBody(Exception):
 
 _decode_change = msgspec.json.Decoder(HoldChange).decode
 _encode = msgspec.json.Encoder().encode
-_PATH = "$."
 
 
 def _answer(status: int, body: HoldProblem) -> Response[bytes]:
@@ -84,12 +84,8 @@ def decode_change(body: bytes) -> HoldChange:
     try:
         return _decode_change(body)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        reason, _, where = message.partition(" - at `")
-        field = where.rstrip("`").removeprefix(_PATH) or "body"
-        if reason.startswith(("Object missing required field", "Object contains unknown field")):
-            field = reason.rsplit("`", 2)[-2]
-        raise _BadBody(422, field, reason) from None
+        field, reason = msgspec_field_and_reason(str(exc))
+        raise _BadBody(422, "body" if field == "$" else field, reason) from None
     except msgspec.DecodeError as exc:
         raise _BadBody(400, "body", f"not valid JSON: {exc}") from None
 

@@ -11,13 +11,13 @@ import jinja2
 from payguard.backtest.charts import Chart, Series, columns, hbars
 from payguard.backtest.fmt import cny, duration, number, pct
 from payguard.backtest.score import (
-    CHALLENGE_ORDER,
     FRICTION,
     LEAVING_TYPES,
     STOP_KINDS,
     Summary,
     share,
 )
+from payguard.rules import CHALLENGE_METHODS
 
 TEMPLATE = "report.html.j2"
 
@@ -33,7 +33,7 @@ def render_html(summary: Summary) -> str:
         s=summary,
         charts=charts(summary),
         friction=FRICTION,
-        challenge_order=CHALLENGE_ORDER,
+        challenge_order=CHALLENGE_METHODS,
         stop_kinds=STOP_KINDS,
         money_types=sorted(LEAVING_TYPES),
         share=share,

@@ -6,7 +6,6 @@ from rich.table import Table
 
 from payguard.backtest.fmt import DASH, cny, duration, number, pct
 from payguard.backtest.score import (
-    CHALLENGE_ORDER,
     FRICTION,
     LEAVING_TYPES,
     STOP_KINDS,
@@ -14,6 +13,7 @@ from payguard.backtest.score import (
     Summary,
 )
 from payguard.backtest.score import share as ratio
+from payguard.rules import CHALLENGE_METHODS
 
 TOP_LOSSES = 10
 
@@ -93,7 +93,7 @@ def _verification(s: Summary) -> Table:
     )
     table.add_column("scenario", no_wrap=True)
     table.add_column("challenged", justify="right")
-    for method in CHALLENGE_ORDER:
+    for method in CHALLENGE_METHODS:
         table.add_column(SHORT_METHOD.get(method, method), justify="right")
     for kind in STOP_KINDS:
         table.add_column(f"by {kind.removeprefix('revoked ')}", justify="right")
@@ -102,7 +102,7 @@ def _verification(s: Summary) -> Table:
         table.add_row(
             escape(row.scenario),
             f"{row.challenged_events:,}",
-            *(f"{row.offered.get(m, 0):,}" for m in CHALLENGE_ORDER),
+            *(f"{row.offered.get(m, 0):,}" for m in CHALLENGE_METHODS),
             *(f"{row.stopped_by.get(k, 0):,}" for k in STOP_KINDS),
             f"{row.stopped_by_sms_otp:,}",
             style="bold" if row is s.total else None,

@@ -20,8 +20,6 @@ import msgspec
 from payguard.rules import CHALLENGE_METHODS
 from payguard.sim.config import ALL_CHALLENGES, ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS
 
-CHALLENGE_ORDER: tuple[str, ...] = CHALLENGE_METHODS
-
 LEAVING_TYPES: frozenset[str] = frozenset(
     {"payment", "transfer", "withdrawal", "investment_buy", "loan_disburse"}
 )
@@ -340,7 +338,7 @@ def _scenario(
             [float(c.events_to_stop) for c in campaigns if c.events_to_stop is not None]
         ),
         challenged_events=len(challenged),
-        offered={m: offered[m] for m in CHALLENGE_ORDER if offered[m]},
+        offered={m: offered[m] for m in CHALLENGE_METHODS if offered[m]},
         stopped_by={k: kinds[k] for k in STOP_KINDS},
         stopped_by_sms_otp=sum("sms_otp" in c.stop_challenge for c in campaigns),
     )

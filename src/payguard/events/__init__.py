@@ -11,7 +11,12 @@ from payguard.events.contract import (
     Merchant,
     Payee,
 )
-from payguard.events.decode import EventDecoder, parse_ts, to_minor_units
+from payguard.events.decode import (
+    EventDecoder,
+    msgspec_field_and_reason,
+    parse_ts,
+    to_minor_units,
+)
 from payguard.events.errors import EventError
 from payguard.events.tokenize import Tokenizer
 
@@ -28,6 +33,7 @@ __all__ = [
     "Merchant",
     "Payee",
     "Tokenizer",
+    "msgspec_field_and_reason",
     "parse_ts",
     "to_minor_units",
 ]

@@ -192,20 +192,24 @@ def _shape(decoder: "msgspec.json.Decoder[T]", raw: bytes | str) -> T:
 
 def _from_msgspec(exc: msgspec.DecodeError, raw: bytes | str) -> EventError:
     """Turn msgspec's message into (field path, reason) without echoing the payload."""
-    message = str(exc)
+    path, reason = msgspec_field_and_reason(str(exc))
+    if not isinstance(exc, msgspec.ValidationError):
+        return EventError(path, f"malformed JSON: {reason}", _event_id_of(raw), malformed=True)
+    if reason.startswith("Invalid enum value"):  # msgspec quotes the value: drop it
+        reason = "Invalid enum value; see docs/events.md for the allowed values"
+    return EventError(path, reason, _event_id_of(raw))
+
+
+def msgspec_field_and_reason(message: str) -> tuple[str, str]:
+    """msgspec's error message as (field path without `$.`, or `$` for the whole body;
+    reason without the path). A missing or unknown field is named by the field itself.
+    Shared by every edge that decodes with msgspec (events, OTP and hold requests)."""
     path_match = _MSGSPEC_PATH.search(message)
     path = path_match.group("path").lstrip(".") if path_match else ""
     name_match = _MSGSPEC_FIELD.search(message)
     if name_match and ("missing required" in message or "unknown field" in message):
         path = f"{path}.{name_match.group('name')}".lstrip(".")
-    reason = _MSGSPEC_PATH.sub("", message).strip(" -")
-    if not isinstance(exc, msgspec.ValidationError):
-        return EventError(
-            path or "$", f"malformed JSON: {reason}", _event_id_of(raw), malformed=True
-        )
-    if reason.startswith("Invalid enum value"):  # msgspec quotes the value: drop it
-        reason = "Invalid enum value; see docs/events.md for the allowed values"
-    return EventError(path or "$", reason, _event_id_of(raw))
+    return path or "$", _MSGSPEC_PATH.sub("", message).strip(" -")
 
 
 def _event_id_of(raw: bytes | str) -> str | None:

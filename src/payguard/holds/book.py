@@ -90,14 +90,23 @@ class HoldBook(Protocol):
     def close(self) -> None: ...
 
 
-def check_resolvable(hold: Hold | None, hold_id: str, at_ms: int) -> Hold:
-    """The hold, if it exists and is still held at `at_ms` (else HoldError)."""
+def resolved(
+    hold: Hold | None,
+    hold_id: str,
+    state: HoldState,
+    *,
+    at_ms: int,
+    by: str,
+    note: str | None = None,
+) -> Hold:
+    """The hold released or revoked at `at_ms`, if it exists and is still held then (else
+    HoldError): both books' `resolve` and `revoke_pending` store what this returns."""
     if hold is None:
         raise HoldError(hold_id, "no such hold", 404)
     current = hold.as_of(at_ms)
     if current.state != "held":
         raise HoldError(hold_id, f"already {current.state} ({current.resolved_by})", 409)
-    return hold
+    return msgspec.structs.replace(hold, state=state, resolved_ts=at_ms, resolved_by=by, note=note)
 
 
 class MemoryHoldBook:
@@ -126,10 +135,7 @@ class MemoryHoldBook:
     def resolve(
         self, hold_id: str, state: HoldState, *, at_ms: int, by: str, note: str | None = None
     ) -> Hold:
-        hold = check_resolvable(self._holds.get(hold_id), hold_id, at_ms)
-        done = msgspec.structs.replace(
-            hold, state=state, resolved_ts=at_ms, resolved_by=by, note=note
-        )
+        done = resolved(self._holds.get(hold_id), hold_id, state, at_ms=at_ms, by=by, note=note)
         self._holds[hold_id] = done
         return done
 
@@ -219,14 +225,14 @@ class SQLiteHoldBook:
     def resolve(
         self, hold_id: str, state: HoldState, *, at_ms: int, by: str, note: str | None = None
     ) -> Hold:
-        hold = check_resolvable(self.get(hold_id), hold_id, at_ms)
-        done = msgspec.structs.replace(
-            hold, state=state, resolved_ts=at_ms, resolved_by=by, note=note
-        )
-        self._db.execute(
-            "UPDATE holds SET body = ? WHERE hold_id = ?", (self._encode(done), hold_id)
-        )
+        done = resolved(self.get(hold_id), hold_id, state, at_ms=at_ms, by=by, note=note)
+        self._store(done)
         return done
+
+    def _store(self, hold: Hold) -> None:
+        self._db.execute(
+            "UPDATE holds SET body = ? WHERE hold_id = ?", (self._encode(hold), hold.hold_id)
+        )
 
     def revoke_pending(self, user_id: str, *, at_ms: int, by: str, note: str) -> list[Hold]:
         self.flush()
@@ -237,7 +243,9 @@ class SQLiteHoldBook:
         for (body,) in rows:
             hold = self._decode(body)
             if hold.as_of(at_ms).state == "held":
-                revoked.append(self.resolve(hold.hold_id, "revoked", at_ms=at_ms, by=by, note=note))
+                done = resolved(hold, hold.hold_id, "revoked", at_ms=at_ms, by=by, note=note)
+                self._store(done)
+                revoked.append(done)
         return revoked
 
     def close(self) -> None:

@@ -19,13 +19,11 @@ import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
-from payguard.features import Catalog
+from payguard.features import NEVER, Catalog
 from payguard.features.spec import FeatureSpec
 from payguard.ml.model import read_manifest
 
 Array = npt.NDArray[Any]
-NEVER = 1_000_000_000
-"""`minutes_since` / `seconds_since` when nothing matched in the window."""
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 

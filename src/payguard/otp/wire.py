@@ -7,12 +7,12 @@ rejected, and every rejection naming its field. The HTTP layer and the CLI decod
 shapes with `decode_send` / `decode_verify`, so both reject the same inputs the same way.
 """
 
-import re
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
+from payguard.events import msgspec_field_and_reason
 from payguard.events.contract import CardIn, Channel, Currency, EventId, MerchantCategory
 from payguard.otp.messages import Lang, Purpose
 from payguard.policy import Decision
@@ -40,9 +40,6 @@ VerifyResultCode = Literal[
 `expired`/`used`/`locked`/`superseded`/`invalidated`/`undelivered` say the challenge is
 already closed, `binding_changed` that the amount, currency, payee or user differ, and
 `other_*` that the code came from another device, session or IP than the one that asked."""
-
-_MSGSPEC_PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
-_MSGSPEC_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
 
 
 class OtpError(Exception):
@@ -175,23 +172,14 @@ def _decode(decoder: "msgspec.json.Decoder[T]", raw: bytes | str) -> T:
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        field, reason = _field_and_reason(str(exc))
+        field, reason = msgspec_field_and_reason(str(exc))
         if field == "code" and "matching" in reason:
             reason = "must be the 6 digits of the code"
         elif reason.startswith("Invalid enum value"):
             reason = "Invalid enum value; see docs/otp.md for the allowed values"
         raise OtpError(422, "invalid_request", field, reason) from None
     except msgspec.DecodeError as exc:
-        field, reason = _field_and_reason(str(exc))
+        field, reason = msgspec_field_and_reason(str(exc))
         raise OtpError(400, "invalid_request", field, f"malformed JSON: {reason}") from None
     except RecursionError:
         raise OtpError(400, "invalid_request", "$", "nested too deeply") from None
-
-
-def _field_and_reason(message: str) -> tuple[str, str]:
-    path_match = _MSGSPEC_PATH.search(message)
-    path = path_match.group("path").lstrip(".") if path_match else ""
-    name_match = _MSGSPEC_FIELD.search(message)
-    if name_match and ("missing required" in message or "unknown field" in message):
-        path = f"{path}.{name_match.group('name')}".lstrip(".")
-    return path or "$", _MSGSPEC_PATH.sub("", message).strip(" -")

@@ -17,11 +17,9 @@ sends the event to review.
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from payguard.features import NEVER
 from payguard.rules import ChallengeMethod
 from payguard.rules.ruleset import StepUpConfig
-
-NEVER = 1_000_000_000
-"""What a `minutes_since_*` feature reads when nothing matched in its window."""
 
 PHONE_SIGNALS: tuple[tuple[str, str], ...] = (
     ("minutes_since_sim_swap_by_user_72h", "the SIM was swapped"),
