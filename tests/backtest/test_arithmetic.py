@@ -274,3 +274,26 @@ def test_methods_offered_and_how_campaigns_were_stopped_per_scenario() -> None:
     # the stuffing attacker does not read the code out: a challenge with SMS stops them
     assert stuffed.stopped_by_sms_otp == 1 and summary.total.stopped_by_sms_otp == 1
     assert summary.total.offered == {"face": 2, "hardware_token": 1, "sms_otp": 2}
+
+
+def test_friction_beyond_sms_and_cold_start_days() -> None:
+    """A challenge offering sms_otp is routine; one without it, a hold or a review is not.
+    Days count from the first legitimate money event; pooled shares are exact fractions."""
+    day = 86_400_000
+    outcomes = [
+        Outcome("a", 0, "payment", "challenge", 0, 100, "u1", challenge=("sms_otp", "face")),
+        Outcome("b", day // 2, "payment", "allow", 0, 100, "u2"),
+        Outcome("c", day + 1, "payment", "challenge", 0, 100, "u2", challenge=("face",)),
+        Outcome("d", 3 * day, "login", "review", 0, 0, "u3"),
+        Outcome("e", 7 * day, "payment", "allow", 0, 100, "u4"),
+        Outcome("f", 8 * day, "transfer", "hold", 0, 100, "u4"),
+        Outcome("g", 9 * day, "payment", "allow", 0, 100, "u4"),
+        Outcome("h", 9 * day, "payment", "allow", 0, 100, "u4"),
+    ]
+    legit = score(outcomes, {}, []).legit
+    assert legit.customers_with_friction == 4
+    assert legit.customers_with_strong_friction == 3  # u1's challenge offered sms_otp
+    assert legit.daily_friction[:2] == [(1, 2), (1, 1)]
+    assert legit.cold_start_friction == 2 / 3
+    assert legit.steady_friction == 1 / 4
+    assert len(legit.daily_friction) == 10 and legit.daily_friction[3] == (0, 0)

@@ -6,8 +6,10 @@ from rich.table import Table
 
 from payguard.backtest.fmt import DASH, cny, duration, number, pct
 from payguard.backtest.score import (
+    COLD_START_DAYS,
     FRICTION,
     LEAVING_TYPES,
+    STEADY_FROM_DAY,
     STOP_KINDS,
     ScenarioResult,
     Summary,
@@ -34,9 +36,22 @@ def render_text(summary: Summary, console: Console) -> None:
     legit = summary.legit
     console.print(
         f"legitimate customers with any friction: {legit.customers_with_friction:,} of "
-        f"{legit.customers:,} ({pct(ratio(legit.customers_with_friction, legit.customers), 2)})",
+        f"{legit.customers:,} ({pct(ratio(legit.customers_with_friction, legit.customers), 2)}); "
+        f"beyond a routine SMS code: {legit.customers_with_strong_friction:,} "
+        f"({pct(ratio(legit.customers_with_strong_friction, legit.customers), 2)})",
         highlight=False,
     )
+    console.print(
+        f"legitimate money events with friction: first {COLD_START_DAYS} days "
+        f"{pct(legit.cold_start_friction, 2)}, from day {STEADY_FROM_DAY + 1} on "
+        f"{pct(legit.steady_friction, 2)} (cold start / steady state "
+        f"{_times(legit.cold_start_friction, legit.steady_friction)})",
+        highlight=False,
+    )
+
+
+def _times(part: float | None, whole: float | None) -> str:
+    return "–" if part is None or not whole else f"{part / whole:.2f}×"
 
 
 def _headline(s: Summary) -> str:

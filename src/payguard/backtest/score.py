@@ -37,6 +37,11 @@ SCORE_BUCKETS: tuple[tuple[int, int], ...] = (
     *((lo, lo + 9) for lo in range(10, 100, 10)),
     (100, 100),
 )
+COLD_START_DAYS = 2
+STEADY_FROM_DAY = 7
+"""Cold start vs steady state: the first two days of a fresh engine against the days from
+the second week on (docs/backtest.md)."""
+DAY_MS = 86_400_000
 POLICY_PREFIX = "policy:"
 """Outcome.rules entries for policy reasons (SCORE_THRESHOLD, NO_TRUSTED_CHALLENGE)."""
 
@@ -133,6 +138,17 @@ class LegitResult(msgspec.Struct, frozen=True):
     money_fen_by_action: dict[str, int]
     customers: int
     customers_with_friction: int
+    customers_with_strong_friction: int = 0
+    """Customers with friction beyond a routine SMS code: held, reviewed, blocked, or
+    challenged without `sms_otp` among the offered methods."""
+    daily_friction: list[tuple[int, int]] = msgspec.field(default_factory=list)
+    """Per day since the first legitimate money event: (money events with any friction,
+    money events)."""
+    cold_start_friction: float | None = None
+    """Friction share of legitimate money events on the first `COLD_START_DAYS` days."""
+    steady_friction: float | None = None
+    """The same share from day `STEADY_FROM_DAY` on (the engine's state has a week of
+    history); None when the period is shorter."""
 
 
 class RuleResult(msgspec.Struct, frozen=True):
@@ -351,6 +367,8 @@ def _legit(events: Sequence[Outcome]) -> LegitResult:
         by_action[o.action] += o.amount_fen
     customers = {o.user_id for o in events if o.user_id is not None}
     friction = {o.user_id for o in events if o.user_id is not None and o.action != "allow"}
+    strong = {o.user_id for o in events if o.user_id is not None and beyond_sms(o)}
+    daily = _daily_friction(money, min((o.ts_ms for o in money), default=0))
     return LegitResult(
         events=len(events),
         money_events=len(money),
@@ -360,7 +378,35 @@ def _legit(events: Sequence[Outcome]) -> LegitResult:
         money_fen_by_action=_per_action(by_action),
         customers=len(customers),
         customers_with_friction=len(friction),
+        customers_with_strong_friction=len(strong),
+        daily_friction=daily,
+        cold_start_friction=pooled(daily[:COLD_START_DAYS]),
+        steady_friction=pooled(daily[STEADY_FROM_DAY:]),
     )
+
+
+def beyond_sms(outcome: Outcome) -> bool:
+    """Friction a customer cannot clear with the routine SMS code they already use."""
+    if outcome.action == "allow":
+        return False
+    return outcome.action != "challenge" or "sms_otp" not in outcome.challenge
+
+
+def _daily_friction(money: Sequence[Outcome], start_ms: int) -> list[tuple[int, int]]:
+    """(money events with friction, money events) per day since `start_ms`."""
+    days: list[tuple[int, int]] = []
+    for o in money:
+        day = max(0, (o.ts_ms - start_ms) // DAY_MS)
+        while len(days) <= day:
+            days.append((0, 0))
+        hit, total = days[day]
+        days[day] = (hit + (o.action != "allow"), total + 1)
+    return days
+
+
+def pooled(days: Sequence[tuple[int, int]]) -> float | None:
+    """Friction share over several days' (friction, total) counts."""
+    return share(sum(h for h, _ in days), sum(t for _, t in days))
 
 
 def _per_action(counts: Counter[str]) -> dict[str, int]:

@@ -265,6 +265,59 @@ def backtest(
         _write(json_out, msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
 
 
+@app.command("backtest-suite")
+def backtest_suite(
+    variants: Annotated[
+        str, typer.Option(help="Simulator variant set: tuning, heldout or all (docs/detection.md).")
+    ] = "heldout",
+    seeds: Annotated[str, typer.Option(help="Comma-separated simulator seeds.")] = "101,102,103",
+    users: Annotated[int, typer.Option(min=10, help="Customers per world.")] = 2_000,
+    days: Annotated[int, typer.Option(min=1, help="Days per world.")] = 30,
+    attack_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of users attacked.")
+    ] = 0.02,
+    ruleset_file: Annotated[
+        Path | None, typer.Option("--ruleset", help="Ruleset YAML (else the configured one).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the pooled figures as JSON.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Backtest one ruleset on several simulated worlds (a variant set × seeds), pooled."""
+    from payguard.backtest.score import Summary
+    from payguard.backtest.suite import render_suite, run_suite
+
+    settings = _settings(config)
+    if variants not in ("tuning", "heldout", "all"):
+        _fail(f"--variants: {variants!r} is not one of tuning, heldout, all")
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        _fail(f"--seeds: {seeds!r} is not a comma-separated list of integers")
+    if not seed_list:
+        _fail("--seeds: give at least one seed")
+    path = ruleset_file or settings.ruleset
+    _load_rules(path, settings)  # fail fast, before the first world is simulated
+
+    def world_done(seed: int, summary: Summary) -> None:
+        err.print(f"seed {seed}: {summary.events:,} events decided", highlight=False)
+
+    result = run_suite(
+        variants,
+        seed_list,
+        users=users,
+        days=days,
+        attack_rate=attack_rate,
+        load_rules=lambda: _load_rules(path, settings),
+        settings=settings,
+        on_world=world_done,
+    )
+    render_suite(result, out)
+    if json_out is not None:
+        _write(json_out, msgspec.json.format(msgspec.json.encode(result)) + b"\n")
+
+
 def _progress(name: str) -> Progress:
     return Progress(
         TextColumn(f"[bold]{name}"),
