@@ -169,6 +169,21 @@ def test_victim_reading_the_code_makes_sms_passable_for_stuffing() -> None:
     assert by["cs-2"].stopped and by["cs-2"].loss_fen == 0
 
 
+def test_label_can_pass_overrides_the_scenario_default() -> None:
+    """A fake-customer-service victim paying on their own device passes face for the
+    attacker; the scenario default (sms_otp only) does not."""
+    own = Label("fcs-1", "fake_customer_service", can_pass=frozenset({"sms_otp", "face"}))
+    plain = Label("fcs-2", "fake_customer_service")
+    assert passable(own) == {"sms_otp", "face"} and passable(plain) == {"sms_otp"}
+    outcomes = [
+        _o("a", "payment", "challenge", fen=3_000, challenge=("face",)),
+        _o("b", "payment", "challenge", fen=4_000, challenge=("face",)),
+    ]
+    by = {c.campaign: c for c in score(outcomes, {"a": own, "b": plain}, []).campaigns}
+    assert not by["fcs-1"].stopped and by["fcs-1"].loss_fen == 3_000
+    assert by["fcs-2"].stopped and by["fcs-2"].loss_fen == 0
+
+
 def test_challenge_stops_only_when_no_offered_method_is_passable() -> None:
     theft = frozenset(passable(Label("c", "phone_theft_takeover")))
     assert stops("challenge", ("hardware_token",), theft)

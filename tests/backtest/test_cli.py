@@ -99,6 +99,10 @@ def test_label_referencing_an_unknown_event(dataset: tuple[Path, Path], tmp_path
     [
         ("not json", "labels.jsonl line 1: "),
         ('{"event_id": "e01", "scenario": "sms_forwarding"}', "missing required field `campaign`"),
+        (
+            '{"event_id": "e01", "campaign": "a", "scenario": "x", "can_pass": ["telepathy"]}',
+            "Invalid enum value 'telepathy' - at `$.can_pass[0]`",
+        ),
     ],
 )
 def test_malformed_label_line(line: str, expected: str, tmp_path: Path) -> None:
@@ -106,6 +110,24 @@ def test_malformed_label_line(line: str, expected: str, tmp_path: Path) -> None:
     labels.write_text(line + "\n")
     code, _, stderr = _run(str(DATA / "ten_events.jsonl"), "--labels", str(labels))
     assert code == 2 and expected in stderr and "Traceback" not in stderr
+
+
+def test_label_lines_carry_variant_and_can_pass(tmp_path: Path) -> None:
+    """`variant` is read past, `can_pass` becomes the label's own capability set, and the
+    older `victim_reads_otp` still works."""
+    from payguard.backtest.run import load_labels
+
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        '{"event_id": "e01", "campaign": "a", "scenario": "fake_customer_service",'
+        ' "variant": "fake_customer_service/victim_own_device", "attack": true,'
+        ' "can_pass": ["face", "in_app_confirm", "sms_otp"]}\n'
+        '{"event_id": "e02", "campaign": "b", "scenario": "credential_stuffing",'
+        ' "victim_reads_otp": true}\n'
+    )
+    by = load_labels(labels).by_event
+    assert by["e01"].can_pass == {"face", "in_app_confirm", "sms_otp"}
+    assert by["e02"].can_pass is None and by["e02"].victim_reads_otp
 
 
 def test_conflicting_labels(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The simulator: determinism, contract-v1 validity, labels, ordering and references."""
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -15,7 +16,20 @@ from stdnum import luhn
 from stdnum.cn import ric
 
 from payguard.events import EventDecoder, Tokenizer
-from payguard.sim import ATTACKER_CAN_PASS, SCENARIOS, SimConfig, SimSummary, simulate
+from payguard.sim import (
+    ATTACKER_CAN_PASS,
+    SCENARIOS,
+    SPLIT,
+    VARIANTS,
+    SimConfig,
+    SimSummary,
+    default_can_pass,
+    simulate,
+    variant_names,
+)
+from payguard.sim.attacks import _MIX, near_round
+from payguard.sim.config import ALL_CHALLENGES
+from payguard.sim.legit import LOOKALIKES
 from payguard.sim.population import make_id_number, make_pan, make_phone
 
 SMALL = SimConfig(users=300, days=8, seed=11, attack_rate=0.05)
@@ -56,11 +70,15 @@ def _check_stream(events: bytes, labels: bytes) -> Counter[str]:
     scenarios: Counter[str] = Counter()
     for line in labels.splitlines():
         label = json.loads(line)
-        assert set(label) - {"victim_reads_otp"} == {"event_id", "campaign", "scenario", "attack"}
+        keys = {"event_id", "campaign", "scenario", "variant", "attack"}
+        assert set(label) - {"can_pass"} == keys
         assert label["attack"] is True and label["event_id"] in seen
-        if "victim_reads_otp" in label:
-            assert label["victim_reads_otp"] is True
-            assert label["scenario"] == "credential_stuffing"
+        scenario, tactic = label["variant"].split("/")
+        assert scenario == label["scenario"] and tactic in VARIANTS[scenario]
+        if "can_pass" in label:
+            can = label["can_pass"]
+            assert can == sorted(set(can)) and set(can) <= ALL_CHALLENGES
+            assert frozenset(can) != default_can_pass(scenario)
         scenarios[label["scenario"]] += 1
     return scenarios
 
@@ -93,7 +111,7 @@ def test_same_seed_is_byte_identical_across_runs_and_processes(
     subprocess.run(
         [sys.executable, "-c", code, str(out_events), str(out_labels)],
         check=True,
-        env={"PYTHONHASHSEED": "12345"},
+        env={"PYTHONHASHSEED": "12345", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
     )
     assert out_events.read_bytes() == events
     assert out_labels.read_bytes() == labels
@@ -115,13 +133,13 @@ def test_each_scenario_alone_is_valid(scenario: str, tmp_path: Path) -> None:
 
 
 def test_stuffing_marks_the_chains_of_victims_who_read_codes_out(tmp_path: Path) -> None:
-    """A stuffing transfer needs the victim to read the OTP out, so it always carries the
-    marker; the failed logins on other accounts never do (docs/simulator.md, labels)."""
+    """A stuffing transfer needs the victim to read the OTP out, so it always carries
+    `can_pass: ["sms_otp"]`; the failed logins on other accounts never do."""
     cfg = SimConfig(users=400, days=6, seed=5, attack_rate=0.05, scenarios=("credential_stuffing",))
     events, labels, _ = _run(cfg, tmp_path)
     types = {e["event_id"]: e["type"] for e in map(json.loads, events.splitlines())}
     flags = [
-        (types[lab["event_id"]], lab.get("victim_reads_otp", False))
+        (types[lab["event_id"]], lab.get("can_pass") == ["sms_otp"])
         for lab in map(json.loads, labels.splitlines())
     ]
     transfers = [flag for kind, flag in flags if kind == "transfer"]
@@ -167,3 +185,174 @@ def test_attacker_capabilities_cover_every_scenario() -> None:
 def test_config_rejects_unknown_scenarios() -> None:
     with pytest.raises(ValueError, match="unknown scenarios"):
         SimConfig(scenarios=("bank_robbery",))
+
+
+# --- variants, the generalisation split, capabilities, look-alikes ----------------------------
+
+
+def test_split_is_disjoint_and_covers_every_scenario_with_two_a_side() -> None:
+    assert set(SPLIT) == set(SCENARIOS)
+    for scenario, (tune, held) in SPLIT.items():
+        assert len(tune) >= 2 and len(held) >= 2, scenario
+        assert not set(tune) & set(held), scenario
+        assert len(VARIANTS[scenario]) >= 4 and len(set(VARIANTS[scenario])) == len(tune + held)
+    tuning, heldout = set(variant_names("tuning")), set(variant_names("heldout"))
+    assert not tuning & heldout
+    assert tuning | heldout == set(variant_names("all"))
+    assert {v.split("/")[0] for v in tuning} == {v.split("/")[0] for v in heldout} == set(SCENARIOS)
+
+
+@pytest.fixture(scope="module")
+def sides(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, bytes, SimSummary]]:
+    """One run per side of the split, big enough for >= 2 campaigns of every scenario."""
+    where = tmp_path_factory.mktemp("sides")
+    out = {}
+    for side in ("tuning", "heldout"):
+        cfg = SimConfig(users=2400, days=10, seed=4, attack_rate=0.2, variants=side)
+        out[side] = _run(cfg, where / side)
+    return out
+
+
+def _variants_of(labels: bytes) -> set[str]:
+    return {json.loads(line)["variant"] for line in labels.splitlines()}
+
+
+def test_every_variant_is_generated_on_its_own_side_only(
+    sides: dict[str, tuple[bytes, bytes, SimSummary]],
+) -> None:
+    for side, (events, labels, summary) in sides.items():
+        assert set(_check_stream(events, labels)) == set(SCENARIOS)
+        expected = set(variant_names(side))  # type: ignore[arg-type]
+        assert _variants_of(labels) == expected == set(summary.variants), side
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_variant_appears_across_two_seeds(scenario: str, tmp_path: Path) -> None:
+    """Campaigns of a scenario take its tactics round-robin from a random offset, so a few
+    campaigns per seed cover the whole family."""
+    share, per = _MIX[scenario]
+    rate = min(0.5, 4.5 * per / (share * 2000))
+    seen: set[str] = set()
+    for seed in (1, 2):
+        cfg = SimConfig(users=2000, days=4, seed=seed, attack_rate=rate, scenarios=(scenario,))
+        seen |= _variants_of(_run(cfg, tmp_path / str(seed))[1])
+    assert seen == {f"{scenario}/{tactic}" for tactic in VARIANTS[scenario]}
+
+
+def test_legitimate_traffic_is_the_same_on_both_sides(tmp_path: Path) -> None:
+    """Only the attacks differ: with no attacks both sides write the same bytes."""
+    runs = [
+        _run(SimConfig(users=300, days=5, seed=9, attack_rate=0.0, variants=side), tmp_path / side)
+        for side in ("tuning", "heldout", "all")
+    ]
+    assert runs[0][0] == runs[1][0] == runs[2][0]
+
+
+def _capabilities(labels: bytes) -> dict[str, set[tuple[str, ...] | None]]:
+    out: dict[str, set[tuple[str, ...] | None]] = {}
+    for line in labels.splitlines():
+        label = json.loads(line)
+        can = label.get("can_pass")
+        out.setdefault(label["variant"], set()).add(None if can is None else tuple(can))
+    return out
+
+
+def test_variant_capabilities_ride_on_the_labels(
+    sides: dict[str, tuple[bytes, bytes, SimSummary]],
+) -> None:
+    caps = _capabilities(sides["tuning"][1]) | _capabilities(sides["heldout"][1])
+    own = caps["fake_customer_service/victim_own_device"]
+    assert own == {("face", "in_app_confirm", "sms_otp")}
+    assert caps["fake_customer_service/codes_read_aloud"] == {None}
+    for variant in ("swap_new_device_one_night", "late_signal_spread"):
+        for can in caps[f"phone_theft_takeover/{variant}"]:
+            assert can is not None and "in_app_confirm" not in can and "sms_otp" in can
+    for can in caps["phone_theft_takeover/owner_handset_silent"]:
+        assert can is None or "in_app_confirm" in can
+    assert caps["merchant_credential_leak/no_api_burst"] == {None}
+    assert caps["cash_out_collusion/young_merchant_weeks"] == {None}
+
+
+def test_heldout_theft_has_no_prompt_carrier_signal(
+    sides: dict[str, tuple[bytes, bytes, SimSummary]],
+) -> None:
+    """The split is a real one: phone theft without a prompt sim_swap or suspend cycles is
+    only in the held-out side."""
+    for side, suspends in (("tuning", True), ("heldout", False)):
+        events, labels, _ = sides[side]
+        theft = {
+            json.loads(line)["event_id"]
+            for line in labels.splitlines()
+            if b"phone_theft_takeover" in line
+        }
+        kinds = {e["type"] for e in map(json.loads, events.splitlines()) if e["event_id"] in theft}
+        assert ("line_suspend" in kinds) is suspends, side
+
+
+def test_lookalikes_appear_at_a_few_percent(default_run: tuple[bytes, bytes, SimSummary]) -> None:
+    summary = default_run[2]
+    names = {name for name, _ in LOOKALIKES}
+    assert names <= set(summary.lookalikes)
+    assert summary.lookalikes["onboarding_cards"] > 0
+    total = sum(n for name, n in summary.lookalikes.items() if name in names)
+    assert 0.03 * summary.users <= total <= 0.10 * summary.users
+
+
+def test_lookalike_rate_zero_turns_them_off(tmp_path: Path) -> None:
+    cfg = SimConfig(users=500, days=5, seed=2, attack_rate=0.0, lookalike_rate=0.0)
+    assert _run(cfg, tmp_path)[2].lookalikes == {}
+
+
+def test_attack_amounts_are_fen_strings_and_not_all_round(
+    sides: dict[str, tuple[bytes, bytes, SimSummary]],
+) -> None:
+    events, labels, _ = sides["heldout"]
+    ids = {
+        json.loads(line)["event_id"]: json.loads(line)["scenario"] for line in labels.splitlines()
+    }
+    by_scenario: dict[str, list[str]] = {}
+    for event in map(json.loads, events.splitlines()):
+        if "amount" in event:
+            assert isinstance(event["amount"], str)
+            whole, _, cents = event["amount"].partition(".")
+            assert whole.isdigit() and len(cents) == 2 and cents.isdigit()
+            if event["event_id"] in ids:
+                by_scenario.setdefault(ids[event["event_id"]], []).append(event["amount"])
+    for scenario, amounts in by_scenario.items():
+        fen = [round(float(a) * 100) for a in amounts]
+        assert any(f % 100_000 for f in fen), scenario  # never only exact thousands
+
+
+def test_no_clear_pii_in_attrs_or_labels(sides: dict[str, tuple[bytes, bytes, SimSummary]]) -> None:
+    """Numbers appear only in their typed fields (the edge tokenizes them), never in attrs
+    or in the labels file."""
+    events, labels, _ = sides["heldout"]
+    for event in map(json.loads, events.splitlines()[:20_000]):
+        for value in event.get("attrs", {}).values():
+            assert not (isinstance(value, str) and value.isdigit() and len(value) >= 11)
+    assert b"+86" not in labels and b'"number"' not in labels
+
+
+@settings(max_examples=200)
+@given(fen=st.integers(1_00, 10_000_000))
+def test_near_round_amounts_stay_close_to_a_round_number(fen: int) -> None:
+    out = near_round(random.Random(fen), fen)
+    unit = 1_000_00 if fen >= 5_000_00 else 100_00 if fen >= 500_00 else 10_00
+    top = max(unit, round(fen / unit) * unit)
+    assert 1_00 <= out <= top and top - out <= max(top // 50, 10_00)
+
+
+def test_cli_simulate_variants_flag(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from payguard.cli.main import app
+
+    ev, lab = tmp_path / "e.jsonl", tmp_path / "l.jsonl"
+    args = ["simulate", "-o", str(ev), "--labels", str(lab), "--users", "200", "--days", "3"]
+    ok = CliRunner().invoke(app, [*args, "--variants", "heldout"])
+    assert ok.exit_code == 0, ok.output
+    assert _variants_of(lab.read_bytes()) <= set(variant_names("heldout"))
+    bad = CliRunner().invoke(app, [*args, "--variants", "secret"])
+    assert bad.exit_code == 2 and "--variants" in bad.output
+    small = CliRunner().invoke(app, [*args[:-4], "--users", "3"])
+    assert small.exit_code == 2 and "users" in small.output

@@ -20,7 +20,7 @@ from payguard.engine import DuplicateEventError, Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.policy import Decision
-from payguard.rules import Ruleset
+from payguard.rules import ChallengeMethod, Ruleset
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read, events decided)."""
@@ -52,6 +52,8 @@ class _LabelLine(msgspec.Struct):
     scenario: _Text
     attack: bool = True
     victim_reads_otp: bool = False
+    can_pass: frozenset[ChallengeMethod] | None = None
+    """What this event's attacker passes when it differs from the scenario default."""
 
 
 class _IdOnly(msgspec.Struct):
@@ -88,7 +90,9 @@ def decide_lines(engine: Engine, path: Path) -> Iterator[Decided | Rejected]:
 
 
 def load_labels(path: Path) -> Labels:
-    """Read a labels file: one `{"event_id","campaign","scenario","attack"}` per line."""
+    """Read a labels file: one `{"event_id","campaign","scenario","attack"}` per line, plus
+    optional `variant` (ignored here), `can_pass` (the methods this event's attacker passes)
+    and the older `victim_reads_otp`."""
     decode = msgspec.json.Decoder(_LabelLine).decode
     labels = Labels(path, {}, {})
     scenario_of: dict[str, str] = {}
@@ -102,7 +106,8 @@ def load_labels(path: Path) -> Labels:
                 raise BacktestInputError(f"{path} line {number}: {exc}") from None
             if not raw.attack:
                 continue
-            label = Label(raw.campaign, raw.scenario, raw.victim_reads_otp)
+            can = None if raw.can_pass is None else frozenset[str](raw.can_pass)
+            label = Label(raw.campaign, raw.scenario, raw.victim_reads_otp, can)
             _check_label(path, number, raw.event_id, label, labels, scenario_of)
             labels.by_event[raw.event_id] = label
             labels.line_of.setdefault(raw.event_id, number)

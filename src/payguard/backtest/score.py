@@ -52,6 +52,8 @@ class Label(msgspec.Struct, frozen=True):
     campaign: str
     scenario: str
     victim_reads_otp: bool = False
+    can_pass: frozenset[str] | None = None
+    """The label line's own `can_pass` (this variant's attacker); None: scenario default."""
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -201,8 +203,11 @@ def is_money(event_type: str) -> bool:
 
 
 def passable(label: Label) -> frozenset[str]:
-    """Challenge methods this event's attacker passes; unknown scenarios pass everything,
-    so a challenge never counts as a stop for an attacker we know nothing about."""
+    """Challenge methods this event's attacker passes: the label's own `can_pass` when it
+    has one, else the scenario's; unknown scenarios pass everything, so a challenge never
+    counts as a stop for an attacker we know nothing about."""
+    if label.can_pass is not None:
+        return label.can_pass
     methods = ATTACKER_CAN_PASS.get(label.scenario, ALL_CHALLENGES)
     if label.victim_reads_otp:
         return methods

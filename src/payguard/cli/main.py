@@ -208,14 +208,35 @@ def simulate(
     attack_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of users attacked.")
     ] = 0.01,
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="Attack tactics: tuning, heldout (never tune on these) or all; see "
+            "docs/simulator.md."
+        ),
+    ] = "all",
+    lookalike_rate: Annotated[
+        float, typer.Option(min=0.0, help="Multiplier on legitimate look-alike rates.")
+    ] = 1.0,
 ) -> None:
     """Simulate customers and the documented attack campaigns (labels go to their own file)."""
     from payguard.sim import SimConfig
     from payguard.sim import simulate as run_simulation
 
-    summary = run_simulation(
-        SimConfig(users=users, days=days, seed=seed, attack_rate=attack_rate), output, labels
-    )
+    if variants not in ("all", "tuning", "heldout"):
+        _fail(f"--variants: expected all, tuning or heldout, got {variants!r}")
+    try:
+        cfg = SimConfig(
+            users=users,
+            days=days,
+            seed=seed,
+            attack_rate=attack_rate,
+            variants=variants,  # type: ignore[arg-type]  # checked just above
+            lookalike_rate=lookalike_rate,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    summary = run_simulation(cfg, output, labels)
     out.print(
         f"{summary.events:,} events ({summary.labels:,} attack events) in "
         f"{summary.elapsed_s:.1f} s ({summary.events_per_s:,.0f} events/s) → {output}"

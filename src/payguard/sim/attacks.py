@@ -1,21 +1,23 @@
-"""The six attack campaigns, one generator each, plus the victims' later feedback.
+"""The six attack scenarios, each a family of tactic variants, plus the victims' feedback.
 
-Every generator varies timing, amounts and the number of steps, sometimes stops part-way
-(partial chains) and sometimes runs slowly over several days, so that rules are tuned
-against behaviour rather than one fixed script. Attack events are labelled through the
-`Campaign`, never inside the event itself.
+A campaign draws one variant (`scenario/tactic`, see `config.SPLIT`) and then draws its own
+continuous parameters — amounts, gaps, counts, hours, pool sizes — from ranges, so that no
+constant (a fixed price, a fixed burst size, an exact multiple of 1,000 yuan) marks the
+attack. Attack events are labelled through the `Campaign`, never inside the event itself;
+what the attacker can pass rides on the label when it differs from the scenario default.
 """
 
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from payguard.sim.config import SCENARIOS
+from payguard.sim.config import SCENARIOS, SPLIT, default_can_pass
 from payguard.sim.legit import payment
 from payguard.sim.population import (
     Body,
     Device,
     User,
+    amount_for,
     attacker_ip,
     city_ip,
     make_device,
@@ -25,35 +27,67 @@ from payguard.sim.population import (
 )
 from payguard.sim.world import DAY, HOUR, MINUTE, World, base, yuan
 
-_CASHOUT_CATS = ("virtual_goods", "gift_card", "gift_card", "mobile_topup", "game")
+_CASHOUT_CATS = ("virtual_goods", "gift_card", "mobile_topup", "game")
+_SCRIPT_UAS = (
+    "python-requests/2.31.0",
+    "Apache-HttpClient/4.5.13 (Java/1.8.0_292)",
+    "Go-http-client/1.1",
+    "okhttp/4.10.0",
+)
 
 
 @dataclass(slots=True)
 class Hit:
-    """An attack money event on a victim: what a later fraud_report/chargeback refers to."""
+    """An attack money event on a victim: what a later fraud_report/chargeback refers to.
+
+    `venue` marks events at a merchant many honest customers also use (a gift-card shop, a
+    leaked biller), so that some reports name a shared venue."""
 
     user: User
     seq: int
     ts: int
     card: Body | None
     amount: int
+    venue: bool = False
 
 
 @dataclass(slots=True)
 class Campaign:
-    """One attacker operation: labels every event it emits with its id and scenario."""
+    """One attacker operation: labels every event it emits with its id, scenario, variant."""
 
     w: World
     scenario: str
+    tactic: str
     cid: str
     hits: list[Hit] = field(default_factory=list)
     last_ts: int = 0
+    can_pass: tuple[str, ...] | None = None
+
+    @property
+    def variant(self) -> str:
+        return f"{self.scenario}/{self.tactic}"
+
+    def passes(self, methods: frozenset[str]) -> None:
+        """Set what this campaign's attacker passes from now on (label `can_pass`)."""
+        same = methods == default_can_pass(self.scenario)
+        self.can_pass = None if same else tuple(sorted(methods))
 
     def emit(self, t: int, body: Body) -> int:
         seq = self.w.em.emit(t, body)
-        self.w.em.labels[seq] = (self.cid, self.scenario)
+        self.w.em.labels[seq] = (self.cid, self.scenario, self.variant, self.can_pass)
         self.last_ts = max(self.last_ts, t)
         return seq
+
+    def grant(self, since: int, methods: frozenset[str]) -> None:
+        """Relabel this campaign's events from sequence `since` on with `methods` (e.g. a
+        stuffing victim who turns out to read the code out loud)."""
+        em = self.w.em
+        same = methods == default_can_pass(self.scenario)
+        can = None if same else tuple(sorted(methods))
+        for seq in range(since, em.next_seq):
+            label = em.labels.get(seq)
+            if label is not None and label[0] == self.cid:
+                em.labels[seq] = (label[0], label[1], label[2], can)
 
     def otp(
         self,
@@ -80,15 +114,10 @@ class Campaign:
         self.emit(t, em.ref({"type": "otp_verify", **who, "method": "sms", "success": ok}, send))
         return t
 
-    def mark_reads_otp(self, since: int) -> None:
-        """Label this campaign's events from sequence `since` on as 'victim reads codes out'."""
-        em = self.w.em
-        em.reads_otp.update(s for s in range(since, em.next_seq) if s in em.labels)
-
-    def money(self, t: int, body: Body, user: User, amount: int) -> int:
+    def money(self, t: int, body: Body, user: User, amount: int, venue: bool = False) -> int:
         body["amount"] = yuan(amount)
         seq = self.emit(t, body)
-        self.hits.append(Hit(user, seq, t, body.get("card"), amount))
+        self.hits.append(Hit(user, seq, t, body.get("card"), amount, venue))
         return seq
 
 
@@ -112,366 +141,639 @@ class Victims:
         return users[rng.randrange(len(users))]
 
 
+# --- shared draws ---------------------------------------------------------------------------
+
+
 def _start(w: World, span_days: int) -> tuple[int, int]:
     """A campaign start day leaving room for `span_days` of activity; returns (day, ts)."""
     day = w.rng.randrange(max(1, w.cfg.days - span_days))
     return day, w.day_start(day)
 
 
-def _outsider(rng: random.Random, home: str) -> tuple[Device, str, str]:
-    """Attacker device, IP and city: an emulator or second-hand phone far from the victim."""
-    dev = make_device(rng, "emulator" if rng.random() < 0.4 else "phone")
-    city = pick_city(rng, other_than=home)
-    ip = attacker_ip(rng) if rng.random() < 0.5 else city_ip(rng, city)
+def _span(w: World, lo: int, hi: int) -> int:
+    """A campaign length in days drawn from lo..hi, never longer than the window."""
+    return max(1, min(w.cfg.days, w.rng.randint(lo, hi)))
+
+
+def _hours(rng: random.Random) -> tuple[float, float]:
+    """A per-campaign activity window (local hours; the end may pass midnight)."""
+    lo = rng.uniform(0.0, 22.0)
+    return lo, lo + rng.uniform(2.0, 9.0)
+
+
+def _gap(rng: random.Random, lo: tuple[int, int], hi: tuple[int, int]) -> tuple[int, int]:
+    """A per-campaign (min, max) gap in seconds, both ends drawn from ranges."""
+    a = rng.randint(*lo)
+    return a, max(a + 1, rng.randint(*hi))
+
+
+def _outsider(rng: random.Random, home: str, kind: str | None = None) -> tuple[Device, str, str]:
+    """Attacker device, IP and city: an emulator, second-hand phone or browser, usually far
+    from the victim, from hosting ranges or a residential proxy (sometimes in the victim's
+    own city)."""
+    if kind is None:
+        kind = "emulator" if rng.random() < 0.4 else "phone"
+    dev = make_device(rng, kind)
+    city = pick_city(rng, other_than=home) if rng.random() < 0.75 else home
+    ip = attacker_ip(rng) if rng.random() < 0.45 else city_ip(rng, city)
     return dev, ip, city
 
 
-def _split_under(rng: random.Random, limit: int, parts: int) -> list[int]:
-    """Amounts summing to just under a daily limit, in 'x99' or round-hundred shapes."""
-    budget = limit - rng.randint(1, 30) * 100_00 // 10
+def near_round(rng: random.Random, fen: int) -> int:
+    """A near-round amount close to `fen`: 10,000 / 9,800 / 19,999 / 4,999.50 / 2,999.99
+    shapes, so that rules must measure the distance to a round number rather than test
+    `amount % 100000 == 0`."""
+    unit = 1_000_00 if fen >= 5_000_00 else 100_00 if fen >= 500_00 else 10_00
+    top = max(unit, round(fen / unit) * unit)
+    change = rng.choice((0, 0, 1_00, 50, 1, top // 50, top // 100, 10_00))
+    return max(1_00, top - change)
+
+
+def shape(rng: random.Random, fen: int, style: str) -> int:
+    """Amount styles a campaign keeps: odd (with change), round hundreds, or near-round."""
+    if style == "round":
+        return max(100_00, fen // 100_00 * 100_00)
+    if style == "near":
+        return near_round(rng, fen)
+    return max(1_00, fen - rng.randrange(100))
+
+
+def _style(rng: random.Random) -> str:
+    return rng.choice(("odd", "odd", "round", "near", "near"))
+
+
+def _split(rng: random.Random, budget: int, parts: int, style: str) -> list[int]:
+    """Amounts (fen) summing to at most `budget`, shaped by `style`."""
     cuts = sorted(rng.random() for _ in range(parts - 1))
     shares = [b - a for a, b in zip([0.0, *cuts], [*cuts, 1.0], strict=True)]
-    out = []
-    for share in shares:
-        fen = max(100_00, int(budget * share) // 100_00 * 100_00)
-        if rng.random() < 0.5:
-            fen -= 1_00
-        out.append(fen)
-    while sum(out) >= limit:
-        out[out.index(max(out))] -= 100_00
-    return [f for f in out if f > 0]
+    out = [shape(rng, max(50_00, int(budget * s)), style) for s in shares]
+    while sum(out) > budget and max(out) > 100_00:
+        i = out.index(max(out))
+        out[i] = shape(rng, int(out[i] * 0.9), style)
+    return out
+
+
+def _cashout_merchant(w: World, cats: tuple[str, ...]) -> tuple[Body, bool]:
+    """A Zipf-popular cash-out venue; (merchant, shared venue?)."""
+    cat = w.rng.choice(cats)
+    return w.merchants.pick(w.rng, cat), cat in ("gift_card", "mobile_topup", "virtual_goods")
+
+
+def _new_payee(rng: random.Random) -> Body:
+    return {
+        "id": f"p{rng.getrandbits(48):012x}",
+        "card": make_pan(rng, False),
+        "name": make_name(rng),
+    }
+
+
+# --- 1. OTP-channel compromise ------------------------------------------------------------
 
 
 def sms_forwarding(c: Campaign, victims: Victims) -> None:
-    """Password known, OTPs forwarded by an SMS-backup service; drain just under the limit.
+    """Password known, OTPs diverted by an SMS-backup/forwarding service; drain under limits.
 
-    Varies: the optional carrier sms_forward_set signal, 1-4 payments per day, a slow variant
-    spread over 2-4 days, probing-only partial chains, emulator vs. phone, proxy vs. hosting.
+    Tactics: the carrier `sms_forward_set` signal present (minutes to days earlier) or absent;
+    the attacker in an app (emulator or second-hand phone) or a browser; one day just under
+    the daily limit, or spread over 2-4 days with smaller daily sums.
     """
-    w, rng = c.w, c.w.rng
-    slow = rng.random() < 0.3
-    n_days = rng.randint(2, 4) if slow else 1
+    w, rng, tactic = c.w, c.w.rng, c.tactic
+    signal = tactic.startswith("signal")
+    web = "web" in tactic
+    n_days = rng.randint(2, 4) if tactic.endswith("spread") else 1
     day, _ = _start(w, n_days + 1)
+    hours = _hours(rng)
+    gap = _gap(rng, (10, 90), (120, 1800))
+    verify = _gap(rng, (4, 20), (25, 120))
+    share = rng.uniform(0.5, 0.98) / (rng.uniform(1.0, 2.5) if n_days > 1 else 1.0)
+    style = _style(rng)
+    cats = tuple(rng.sample(_CASHOUT_CATS, rng.randint(1, 3)))
+    sms_login = rng.random() < 0.3
     for _ in range(rng.randint(1, 3)):
         v = victims.draw(w.day_start(day))
-        dev, ip, city = _outsider(rng, v.city)
+        dev, ip, city = _outsider(rng, v.city, "web" if web else None)
         who = base(v.uid, dev, ip, city)
-        t = w.at_hour(day, 0, 24) if not slow else w.at_hour(day, 0, 6)
-        if rng.random() < 0.6:
+        t = w.at_hour(day, *hours)
+        if signal:
             c.emit(
-                t - rng.randint(10 * MINUTE, 2 * DAY), {"type": "sms_forward_set", "phone": v.phone}
+                t - rng.randint(5 * MINUTE, 3 * DAY), {"type": "sms_forward_set", "phone": v.phone}
             )
         if rng.random() < 0.15:
             c.emit(t, {"type": "login", **who, "method": "password", "success": False})
             t += rng.randint(20, 300)
-        c.emit(t, {"type": "login", **who, "method": "password", "success": True})
-        if rng.random() < 0.12:
+        t = _fwd_login(c, v, who, t, sms_login)
+        if rng.random() < 0.1:
             continue  # probing only: checks the account works, comes back another time
         for d in range(n_days):
             if d:
-                t = w.at_hour(day + d, 0, 7) if rng.random() < 0.6 else w.at_hour(day + d, 9, 23)
-                c.emit(t, {"type": "login", **who, "method": "password", "success": True})
-            parts = rng.randint(1, 2) if slow else rng.randint(1, 4)
-            for fen in _split_under(rng, w.cfg.daily_limit_fen, parts):
-                t = c.otp(t + rng.randint(20, 400), who, v.phone, "payment", delay=(12, 45))
-                cat = rng.choice(_CASHOUT_CATS)
-                body = {
-                    "type": "payment",
-                    **who,
-                    "card": rng.choice(v.cards),
-                    "merchant": w.merchants.pick(rng, cat),
-                }
-                c.money(t + rng.randint(1, 8), body, v, fen)
+                t = _fwd_login(c, v, who, w.at_hour(day + d, *hours), sms_login)
+            budget = int(w.cfg.daily_limit_fen * share * rng.uniform(0.85, 1.0))
+            for fen in _split(rng, budget, rng.randint(1, 2 if n_days > 1 else 4), style):
+                t = c.otp(t + rng.randint(*gap), who, v.phone, "payment", delay=verify)
+                merchant, venue = _cashout_merchant(w, cats)
+                body = {"type": "payment", **who, "card": rng.choice(v.cards), "merchant": merchant}
+                c.money(t + rng.randint(1, 10), body, v, fen, venue)
+
+
+def _fwd_login(c: Campaign, v: User, who: Body, t: int, sms: bool) -> int:
+    if sms:
+        t = c.otp(t, who, v.phone, "login", delay=(8, 40)) + 2
+    c.emit(t, {"type": "login", **who, "method": "sms" if sms else "password", "success": True})
+    return t
+
+
+# --- 2. Credential stuffing -----------------------------------------------------------------
 
 
 def credential_stuffing(c: Campaign, victims: Victims) -> None:
-    """Leaked password lists replayed from an IP/device pool; a few logins succeed.
+    """Leaked password lists replayed; a few logins succeed, then gold churn or a transfer.
 
-    Varies: pool size, fast bursts vs. low-and-slow attempts over a day, non-existent user
-    ids, the cash-out (gold buy/redeem churn or a transfer to a new payee) and whether the
-    victim reads the OTP to the caller (if not, the chain stops at a failed verify).
+    Tactics: one address (one to three devices) or a rotating pool (hosting ranges in a
+    burst, residential proxies when slow); a burst seconds apart or low-and-slow over days;
+    then precious-metal buy/redeem churn or a transfer to a new payee, which needs the
+    victim to read the SMS code to a caller (those events get `can_pass: ["sms_otp"]`).
     """
-    w, rng = c.w, c.w.rng
-    pool = [make_device(rng, "emulator") for _ in range(rng.randint(2, 8))]
-    ips = [attacker_ip(rng) for _ in range(rng.randint(3, 40))]
-    cities = [pick_city(rng) for _ in ips]
-    slow = rng.random() < 0.35
-    day, _ = _start(w, 3)
+    w, rng, tactic = c.w, c.w.rng, c.tactic
+    slow = "slow" in tactic
+    if tactic.startswith("one_ip"):
+        city = pick_city(rng)
+        ips = [attacker_ip(rng) if rng.random() < 0.6 else city_ip(rng, city)]
+        cities = [city]
+        pool = [make_device(rng, "emulator") for _ in range(rng.randint(1, 3))]
+    else:
+        cities = [pick_city(rng) for _ in range(rng.randint(5, 80))]
+        ips = [city_ip(rng, ct) if slow else attacker_ip(rng) for ct in cities]
+        pool = [
+            make_device(rng, "emulator")
+            for _ in range(rng.randint(1, 3) if slow else rng.randint(3, 12))
+        ]
+    gap = _gap(rng, (120, 900), (1200, 5400)) if slow else _gap(rng, (1, 3), (4, 40))
+    day, _ = _start(w, 4 if slow else 2)
     t = w.at_hour(day, 0, 24)
     n_success = rng.randint(2, 6)
-    attempts = n_success * rng.randint(20, 60)
-    winners = {rng.randrange(attempts) for _ in range(n_success)}
+    attempts = n_success * (rng.randint(6, 25) if slow else rng.randint(15, 90))
+    winners = set(rng.sample(range(attempts), n_success))
+    ghost, retry = rng.uniform(0.1, 0.5), rng.uniform(0.0, 0.3)
+    reads = rng.uniform(0.2, 0.6)
     for i in range(attempts):
-        t += rng.randint(60, 900) if slow else rng.randint(1, 20)
+        t += rng.randint(*gap)
         k = rng.randrange(len(ips))
         if i in winners:
             v = victims.draw(t)
             who = base(v.uid, rng.choice(pool), ips[k], cities[k])
             login = c.emit(t, {"type": "login", **who, "method": "password", "success": True})
-            if _stuffing_cashout(c, v, who, t + rng.randint(MINUTE, 6 * HOUR)):
-                c.mark_reads_otp(login)
+            if _stuffing_cashout(c, v, who, t + rng.randint(MINUTE, 8 * HOUR), reads):
+                c.grant(login, frozenset({"sms_otp"}))
             continue
-        uid = w.users[rng.randrange(len(w.users))].uid if rng.random() < 0.7 else w.new_uid()
+        uid = w.new_uid() if rng.random() < ghost else w.users[rng.randrange(len(w.users))].uid
         who = base(uid, rng.choice(pool), ips[k], cities[k])
-        for _ in range(1 if rng.random() < 0.8 else 2):
+        for _ in range(2 if rng.random() < retry else 1):
             c.emit(t, {"type": "login", **who, "method": "password", "success": False})
             t += rng.randint(1, 5)
 
 
-def _stuffing_cashout(c: Campaign, v: User, who: Body, t: int) -> bool:
-    """Gold churn and/or a transfer; returns whether this victim reads codes to the caller."""
+def _stuffing_cashout(c: Campaign, v: User, who: Body, t: int, reads: float) -> bool:
+    """Gold churn and/or a transfer; returns whether this victim read a code to the caller."""
     rng = c.w.rng
-    reads_code = rng.random() < 0.35
-    if rng.random() < 0.5:
+    if c.tactic.endswith("gold"):
         gold = {"id": f"gold-{rng.randrange(3):02d}", "category": "precious_metal"}
+        lo = rng.randint(5, 80) * 100_00
         total = 0
-        for _ in range(rng.randint(1, 4)):
-            fen = rng.randint(20, 200) * 100_00
-            t += rng.randint(30, 600)
+        for _ in range(rng.randint(1, 5)):
+            fen = shape(rng, rng.randint(lo, lo * 3), "near" if rng.random() < 0.5 else "odd")
+            t += rng.randint(30, 1200)
             body = {"type": "investment_buy", **who, "card": v.cards[0], "merchant": gold}
             c.money(t, body, v, fen)
             total += fen
-        t += rng.randint(5 * MINUTE, 3 * HOUR)
+        t += rng.randint(5 * MINUTE, 6 * HOUR)
         c.money(t, {"type": "investment_redeem", **who, "merchant": gold}, v, total)
-        if rng.random() < 0.5:
-            return reads_code
-    payee = {
-        "id": f"p{rng.getrandbits(48):012x}",
-        "card": make_pan(rng, False),
-        "name": make_name(rng),
-    }
-    t = c.otp(t + rng.randint(30, 300), who, v.phone, "transfer", reads_code, (15, 90))
+        if rng.random() < 0.6:
+            return False
+    reads_code = rng.random() < reads
+    t = c.otp(t + rng.randint(30, 600), who, v.phone, "transfer", reads_code, (15, 120))
     if not reads_code:
-        if rng.random() < 0.5:
-            c.otp(t + rng.randint(30, 200), who, v.phone, "transfer", False, (15, 90))
+        for _ in range(rng.randint(0, 2)):
+            t = c.otp(t + rng.randint(30, 300), who, v.phone, "transfer", False, (15, 120))
         return False
-    fen = min(v.balance_fen, 5_000_000) // 100_00 * 100_00 or 500_00
-    body = {"type": "transfer", **who, "card": v.cards[0], "payee": payee}
-    c.money(t + rng.randint(2, 20), body, v, fen)
+    fen = shape(rng, int(min(v.balance_fen, 5_000_000) * rng.uniform(0.5, 1.0)), _style(rng))
+    body = {"type": "transfer", **who, "card": v.cards[0], "payee": _new_payee(rng)}
+    c.money(t + rng.randint(2, 30), body, v, fen)
     return True
 
 
-def phone_theft_takeover(c: Campaign, victims: Victims) -> None:
-    """Stolen phone: SIM and SMS in the thief's hands, then everything tied to the number.
+# --- 3. Phone theft -------------------------------------------------------------------------
 
-    Varies: sim_swap vs. the victim's own unlocked handset, 0 to dozens of line
-    suspend/resume cycles, new accounts on the victim's phone and ID, card-bind bursts,
-    3-5 a.m. loans, cash-out mix, hiding (card_unbind, call_forward_set), a partial chain
-    that ends once the owner's suspension sticks, and a second night.
+_THEFT_SIGNALS = {
+    "swap_new_device_one_night": "prompt",
+    "owner_handset_suspend_cycles": "cycles",
+    "late_signal_spread": "late",
+    "owner_handset_silent": "none",
+}
+_THEFT_CASHOUT = {
+    "swap_new_device_one_night": ("loan", "gift_card", "mobile_topup"),
+    "owner_handset_suspend_cycles": ("gift_card", "mobile_topup", "transfer"),
+    "late_signal_spread": ("loan", "transfer", "gift_card"),
+    "owner_handset_silent": ("transfer", "mobile_topup", "loan"),
+}
+
+
+def phone_theft_takeover(c: Campaign, victims: Victims) -> None:
+    """Stolen phone: SMS in the thief's hands, then everything tied to the number.
+
+    Tactics: carrier signals prompt (sim_swap), as repeated suspend/resume cycling (the
+    owner's loss report undone again and again), late (hours after the takeover) or absent;
+    the thief on the owner's unlocked handset (passes in_app_confirm) or on a new device
+    (cannot); one night or two to three days; new accounts on the victim's phone and ID or
+    only the existing one; cash-out by loans, gift cards, top-ups or transfers. A thief with
+    photos of the owner passes a face check.
     """
-    w, rng = c.w, c.w.rng
-    day, _ = _start(w, 3)
+    w, rng, tactic = c.w, c.w.rng, c.tactic
+    owner = tactic.startswith("owner_handset")
+    signals = _THEFT_SIGNALS[tactic]
+    nights = rng.randint(2, 3) if tactic in ("late_signal_spread", "owner_handset_silent") else 1
+    day, _ = _start(w, nights + 1)
     v = victims.draw(w.day_start(day))
-    t = w.at_hour(day, 21, 26)
-    if rng.random() < 0.6:
-        dev = make_device(rng)
+    photos = rng.random() < (0.8 if owner else 0.5)
+    methods = {"sms_otp", "callback"} | ({"in_app_confirm"} if owner else set())
+    c.passes(frozenset(methods | ({"face"} if photos else set())))
+    dev = v.devices[0] if owner else make_device(rng)
+    ip = city_ip(rng, v.city) if rng.random() < 0.8 else v.ips[1]
+    who = base(v.uid, dev, ip, v.city)
+    t = w.at_hour(day, 19, 26) if nights == 1 else w.at_hour(day, 8, 26)
+    if signals == "prompt":
         c.emit(t, {"type": "sim_swap", "phone": v.phone})
-    else:
-        dev = v.devices[0]
-    who = base(v.uid, dev, city_ip(rng, v.city), v.city)
-    if rng.random() < 0.4:
+        t = _suspend_cycles(c, v, t + rng.randint(10 * MINUTE, 2 * HOUR), rng.randint(0, 3))
+    elif signals == "cycles":
+        t = _suspend_cycles(c, v, t + rng.randint(5 * MINUTE, HOUR), rng.randint(2, 40))
+    elif signals == "late":
+        lag = rng.randint(2 * HOUR, 30 * HOUR)
+        c.emit(t + lag, {"type": "sim_swap", "phone": v.phone})
+    if signals in ("prompt", "cycles") and rng.random() < 0.4:
         c.emit(t + rng.randint(60, 900), {"type": "call_forward_set", "phone": v.phone})
-    t = _suspend_cycles(c, v, t + rng.randint(10 * MINUTE, 2 * HOUR))
-    t = c.otp(t + rng.randint(60, 600), who, v.phone, "password_reset", delay=(5, 30))
-    c.emit(t + 3, {"type": "password_reset", **who, "method": "sms", "success": True})
-    t += rng.randint(20, 120)
-    c.emit(t, {"type": "login", **who, "method": "password", "success": True})
-    if rng.random() < 0.2:
-        return  # the owner's loss report stuck before any money moved
-    accounts = [v.uid] + [_fake_account(c, v, dev, who, t) for _ in range(rng.randint(0, 3))]
-    t += rng.randint(10 * MINUTE, HOUR)
-    bound = _bind_burst(c, v, accounts, dev, who, t)
-    t = bound[-1][0] if bound else t
-    night = w.at_hour(day + 1, 3, 5)
-    t = night if t < night else w.at_hour(day + 2, 3, 5)
-    for n in range(2 if rng.random() < 0.3 else 1):
-        t = _theft_cashout(c, v, accounts, dev, who, t + n * DAY)
+    t = _theft_entry(c, v, who, t + rng.randint(2 * MINUTE, 40 * MINUTE), owner)
+    if rng.random() < 0.15:
+        return  # the owner got the line or the account blocked before any money moved
+    accounts = [v.uid]
+    if not owner:
+        accounts += [_fake_account(c, v, who, t) for _ in range(rng.randint(0, 3))]
+    bound = (
+        _bind_burst(c, v, accounts, who, t + rng.randint(5 * MINUTE, HOUR))
+        if len(accounts) > 1
+        else []
+    )
+    t = max([t, *(b[0] for b in bound)])
+    palette = _THEFT_CASHOUT[tactic]
+    ways = tuple(rng.sample(palette, rng.randint(1, len(palette))))
+    for n in range(nights):
+        if nights == 1:
+            night = w.at_hour(day + 1, 0, 6)
+            t = max(t + rng.randint(MINUTE, 20 * MINUTE), night if rng.random() < 0.7 else t)
+        else:
+            t = max(t + 10 * MINUTE, w.at_hour(day + n, 0, 24))
+        t = _theft_cashout(c, v, accounts, who, t, ways)
     for _, uid, card in bound:
         if uid != v.uid and rng.random() < 0.7:
-            t += rng.randint(30, 300)
+            t += rng.randint(30, 600)
             c.emit(t, {"type": "card_unbind", **base(uid, dev, who["ip"], v.city), "card": card})
 
 
-def _suspend_cycles(c: Campaign, v: User, t: int) -> int:
+def _theft_entry(c: Campaign, v: User, who: Body, t: int, owner: bool) -> int:
+    """Into the account: the owner's app still logged in, an SMS login, or a reset by SMS."""
     rng = c.w.rng
     r = rng.random()
-    cycles = 0 if r < 0.2 else rng.randint(1, 3) if r < 0.75 else rng.randint(5, 40)
-    for _ in range(cycles):
-        c.emit(t, {"type": "line_suspend", "phone": v.phone})
-        t += rng.randint(MINUTE, 8 * MINUTE if cycles > 3 else 20 * MINUTE)
-        c.emit(t, {"type": "line_resume", "phone": v.phone})
-        t += rng.randint(MINUTE, 6 * MINUTE if cycles > 3 else 30 * MINUTE)
+    if owner and r < 0.4:
+        return t  # the app on the unlocked handset is already signed in
+    if r < 0.7:
+        t = c.otp(t, who, v.phone, "password_reset", delay=(5, 40))
+        c.emit(t + 3, {"type": "password_reset", **who, "method": "sms", "success": True})
+        t += rng.randint(20, 180)
+        c.emit(t, {"type": "login", **who, "method": "password", "success": True})
+        return t
+    t = c.otp(t, who, v.phone, "login", delay=(5, 40)) + 2
+    c.emit(t, {"type": "login", **who, "method": "sms", "success": True})
     return t
 
 
-def _fake_account(c: Campaign, v: User, dev: Device, who: Body, t: int) -> str:
+def _suspend_cycles(c: Campaign, v: User, t: int, cycles: int) -> int:
+    rng = c.w.rng
+    fast = cycles > 3
+    for _ in range(cycles):
+        c.emit(t, {"type": "line_suspend", "phone": v.phone})
+        t += rng.randint(MINUTE, 8 * MINUTE if fast else 40 * MINUTE)
+        c.emit(t, {"type": "line_resume", "phone": v.phone})
+        t += rng.randint(MINUTE, 6 * MINUTE if fast else 30 * MINUTE)
+    return t
+
+
+def _fake_account(c: Campaign, v: User, who: Body, t: int) -> str:
     """A NEW account registered on the victim's phone and ID, KYC passed by face."""
     rng = c.w.rng
     uid = c.w.new_uid()
     mine = {**who, "user_id": uid}
-    t += rng.randint(5 * MINUTE, 40 * MINUTE)
+    t += rng.randint(5 * MINUTE, 60 * MINUTE)
     t = c.otp(t, mine, v.phone, "register", delay=(5, 30))
     c.emit(t + 2, {"type": "register", **mine, "phone": v.phone})
     c.emit(
-        t + rng.randint(30, 200),
+        t + rng.randint(30, 300),
         {"type": "kyc_verify", **mine, "id_number": v.id_number, "method": "face", "success": True},
     )
     return uid
 
 
 def _bind_burst(
-    c: Campaign, v: User, accounts: list[str], dev: Device, who: Body, t: int
+    c: Campaign, v: User, accounts: list[str], who: Body, t: int
 ) -> list[tuple[int, str, Body]]:
     rng = c.w.rng
     bound = []
     for card in v.cards:
         uid = rng.choice(accounts)
-        mine = base(uid, dev, who["ip"], v.city)
-        t = c.otp(t + rng.randint(10, 90), mine, v.phone, "card_bind", delay=(4, 20))
+        mine = {**who, "user_id": uid}
+        t = c.otp(t + rng.randint(10, 300), mine, v.phone, "card_bind", delay=(4, 30))
         c.emit(t + 2, {"type": "card_bind", **mine, "card": card, "phone": v.phone})
         bound.append((t + 2, uid, card))
     return bound
 
 
 def _theft_cashout(
-    c: Campaign, v: User, accounts: list[str], dev: Device, who: Body, t: int
+    c: Campaign, v: User, accounts: list[str], who: Body, t: int, ways: tuple[str, ...]
 ) -> int:
-    """3-5 a.m. loans disbursed to the cards, then gift cards, top-ups and mule transfers."""
+    """Loans disbursed to the cards, then gift cards, top-ups and mule transfers."""
     w, rng = c.w, c.w.rng
-    for uid in accounts:
-        if rng.random() < 0.6:
-            mine = base(uid, dev, who["ip"], v.city)
-            lender = {"id": f"lender-{rng.randrange(5):02d}", "category": "loan"}
-            fen = rng.randint(20, 200) * 1_000_00
-            apply = c.money(t, {"type": "loan_apply", **mine, "merchant": lender}, v, fen)
-            t += rng.randint(MINUTE, 30 * MINUTE)
-            body = {"type": "loan_disburse", **mine, "merchant": lender, "card": v.cards[0]}
-            c.money(t, w.em.ref(body, apply), v, fen)
-    for _ in range(rng.randint(2, 8)):
-        t += rng.randint(20, 400)
-        if rng.random() < 0.7:
-            cat = rng.choice(_CASHOUT_CATS)
-            body = {
-                "type": "payment",
-                **who,
-                "card": rng.choice(v.cards),
-                "merchant": w.merchants.pick(rng, cat),
-            }
-            c.money(t, body, v, rng.randint(5, 50) * 100_00 - rng.choice((0, 1_00)))
+    if "loan" in ways:
+        for uid in accounts:
+            if rng.random() < 0.7:
+                t = _theft_loan(c, v, {**who, "user_id": uid}, t)
+    others = [way for way in ways if way != "loan"] or ["transfer"]
+    gap = _gap(rng, (15, 120), (200, 1800))
+    for _ in range(rng.randint(1, 8)):
+        t += rng.randint(*gap)
+        way = rng.choice(others)
+        card = rng.choice(v.cards)
+        if way == "transfer":
+            body = {"type": "transfer", **who, "card": card, "payee": _new_payee(rng)}
+            fen = shape(rng, rng.randint(500_00, 30_000_00), _style(rng))
+            c.money(t, body, v, fen)
         else:
-            payee = {"id": f"p{rng.getrandbits(48):012x}", "card": make_pan(rng, False)}
-            body = {"type": "transfer", **who, "card": rng.choice(v.cards), "payee": payee}
-            c.money(t, body, v, rng.randint(10, 200) * 100_00)
+            merchant = w.merchants.pick(rng, way)
+            body = {"type": "payment", **who, "card": card, "merchant": merchant}
+            fen = amount_for(rng, way) * rng.randint(1, 10) if rng.random() < 0.5 else 0
+            fen = fen or shape(rng, rng.randint(100_00, 5_000_00), _style(rng))
+            c.money(t, body, v, fen, venue=True)
     return t
 
 
-def merchant_credential_leak(c: Campaign, victims: Victims) -> None:
-    """Leaked merchant API keys: server-to-server debits of many payers' cards in a burst.
+def _theft_loan(c: Campaign, v: User, who: Body, t: int) -> int:
+    rng = c.w.rng
+    lender = {"id": f"lender-{rng.randrange(5):02d}", "category": "loan"}
+    fen = shape(rng, rng.randint(5_000_00, 200_000_00), _style(rng))
+    apply = c.money(t, {"type": "loan_apply", **who, "merchant": lender}, v, fen)
+    t += rng.randint(MINUTE, 45 * MINUTE)
+    body = {"type": "loan_disburse", **who, "merchant": lender, "card": v.cards[0]}
+    c.money(t, c.w.em.ref(body, apply), v, fen)
+    return t
 
-    Varies: burst (seconds apart) vs. slow night-time drip over two nights, a fixed price vs.
-    random amounts, number of payers and of new source IPs, occasional double debits.
+
+# --- 4. Merchant credential leak ----------------------------------------------------------
+
+
+def merchant_credential_leak(c: Campaign, victims: Victims) -> None:
+    """Leaked merchant API keys: server-to-server debits of many payers' cards.
+
+    Tactics: a biller with API history (its own auto-debits come over the API every month)
+    or a merchant that never used the API; a burst (seconds apart) or a slow drip over
+    days; small amounts (a few yuan) or ordinary ones. Calls come from new networks
+    (hosting or residential proxies), with a script user agent or none at all.
     """
-    w, rng = c.w, c.w.rng
-    cat = rng.choice(("ecommerce", "virtual_goods", "other", "food"))
-    merchant = w.merchants.by_cat[cat][rng.randrange(min(40, len(w.merchants.by_cat[cat])))]
-    ips = [attacker_ip(rng) for _ in range(rng.randint(2, 8))]
-    ua = rng.choice(("python-requests/2.31.0", "Apache-HttpClient/4.5.13 (Java/1.8.0_292)"))
-    slow = rng.random() < 0.3
-    day, _ = _start(w, 3)
-    t = w.at_hour(day, 0, 5) if slow else w.at_hour(day, 0, 24)
-    fixed = rng.choice((99_00, 499_00, 1999_00, 0, 0))
-    for i in range(rng.randint(15, 120)):
-        t += rng.randint(2 * MINUTE, 20 * MINUTE) if slow else rng.randint(1, 20)
-        if slow and i == 40:
-            t = w.at_hour(day + 1, 0, 4)
+    w, rng, tactic = c.w, c.w.rng, c.tactic
+    drip = "drip" in tactic
+    if tactic.startswith("api_biller"):
+        pool = w.merchants.by_cat["utilities"]
+    else:
+        pool = w.merchants.by_cat[rng.choice(("food", "other", "virtual_goods", "travel"))]
+    merchant = pool[rng.randrange(min(len(pool), rng.randint(5, 60)))]
+    ips = [
+        attacker_ip(rng) if rng.random() < 0.6 else city_ip(rng, pick_city(rng))
+        for _ in range(rng.randint(1, 12))
+    ]
+    ua = rng.choice((*_SCRIPT_UAS, None, None))
+    if tactic.endswith("small"):
+        lo = rng.randint(50, 1_500)
+        amounts = (lo, lo + rng.randint(200, 6_000))
+    else:
+        lo = rng.randint(20_00, 800_00)
+        amounts = (lo, lo * rng.randint(1, 8))
+    style = rng.choice(("odd", "odd", "round", "fixed"))
+    fixed = rng.randint(*amounts)
+    n_days = rng.randint(2, 5) if drip else 1
+    day, _ = _start(w, n_days + 1)
+    hours = _hours(rng)
+    gap = (
+        _gap(rng, (3 * MINUTE, 20 * MINUTE), (30 * MINUTE, 4 * HOUR))
+        if drip
+        else _gap(rng, (1, 3), (4, 90))
+    )
+    doubles = rng.uniform(0.0, 0.1)
+    payers = rng.randint(10, 80) if drip else rng.randint(15, 150)
+    d, t = 0, w.at_hour(day, *hours)
+    for _ in range(payers):
+        t += rng.randint(*gap)
+        if drip and t > w.day_start(day + d) + int(hours[1] * HOUR) and d + 1 < n_days:
+            d += 1
+            t = w.at_hour(day + d, *hours)
         v = victims.draw(t)
         who = base(v.uid, None, rng.choice(ips), None)
-        who["user_agent"] = ua
-        for _ in range(2 if rng.random() < 0.08 else 1):
-            fen = fixed or rng.randint(50, 3000) * 100 + rng.choice((0, 0, 99))
+        if ua is not None:
+            who["user_agent"] = ua
+        for _ in range(2 if rng.random() < doubles else 1):
+            fen = fixed if style == "fixed" else rng.randint(*amounts)
+            fen = shape(rng, fen, style) if style == "round" and fen >= 100_00 else fen
             body = {"type": "payment", **who, "card": v.cards[0], "merchant": merchant}
-            c.money(t, body, v, fen)
+            c.money(t, body, v, fen, venue=True)
             t += rng.randint(1, 5)
 
 
-def cash_out_collusion(c: Campaign, victims: Victims) -> None:
-    """Credit-card cash-out through a young colluding merchant: round amounts, refunds.
+# --- 5. Cash-out collusion ----------------------------------------------------------------
 
-    Varies: 2-4 cardholders, 3-15 days, 0-3 payments a day, refund share, amount ladder,
-    and whether a fresh credit card is bound first.
+
+def cash_out_collusion(c: Campaign, victims: Victims) -> None:
+    """Credit-card cash-out: the cardholder, on their own device with a normal history, pays
+    a colluding merchant and gets the money back in cash.
+
+    Tactics: a brand-new merchant over days; an established small merchant (real history in
+    the catalog) with partial refunds over weeks; a young merchant with a few days to weeks
+    of real sales first, over weeks; an established merchant taking several credit cards
+    per cardholder. Amounts are near-round (9,800 / 19,999 / 4,999.50) or not, around a
+    per-campaign scale; payments per day and refunds vary per campaign.
     """
-    w, rng = c.w, c.w.rng
-    cat = rng.choice(("other", "ecommerce", "precious_metal", "gift_card"))
-    merchant = {"id": f"m-{cat[:4]}-n{rng.getrandbits(32):08x}", "category": cat}
-    span = rng.randint(3, 15)
+    w, rng, tactic = c.w, c.w.rng, c.tactic
+    cat = rng.choice(("other", "ecommerce", "precious_metal", "gift_card", "travel"))
+    weeks = tactic.endswith("weeks")
+    span = _span(w, 7, 28) if weeks else _span(w, 3, 12)
     day, _ = _start(w, span)
-    ladder = rng.choice(((3000, 5000, 8000), (9800, 9900, 10000), (5000, 10000, 20000)))
-    for _ in range(rng.randint(2, 4)):
+    if tactic.startswith("established"):
+        tail = w.merchants.by_cat[cat]
+        merchant = tail[rng.randrange(len(tail) // 2, len(tail))]
+    else:
+        merchant = {"id": f"m-{cat[:4]}-n{rng.getrandbits(32):08x}", "category": cat}
+        if tactic.startswith("young"):
+            _young_sales(w, merchant, day)
+    scale = min(50_000_00, max(800_00, int(5_000_00 * 2.718 ** rng.gauss(0.0, 0.7))))
+    round_share = rng.uniform(0.5, 1.0)
+    refunds = rng.uniform(0.2, 0.5) if "refunds" in tactic or weeks else rng.uniform(0.0, 0.15)
+    n_cards = rng.randint(2, 4) if tactic.endswith("several_cards") else rng.randint(1, 2)
+    per_day = rng.uniform(0.2, 1.5) * (0.5 if weeks else 1.0)
+    for _ in range(rng.randint(1, 5)):
         v = victims.draw(w.day_start(day), need_credit=rng.random() < 0.7)
-        who = base(v.uid, v.devices[0], v.ips[0], v.city)
-        credit = [card for card in v.cards if card["kind"] == "credit"]
-        if not credit:
+        who = base(v.uid, v.devices[0], rng.choice(v.ips), v.city)
+        cards = [card for card in v.cards if card["kind"] == "credit"][:n_cards]
+        t = w.at_hour(day, 9, 22)
+        while len(cards) < (n_cards if tactic.endswith("several_cards") else 1):
             card = make_pan(rng, credit=True)
-            t = w.at_hour(day, 9, 22)
-            t = c.otp(t, who, v.phone, "card_bind", delay=(8, 40))
+            t = c.otp(t + rng.randint(MINUTE, HOUR), who, v.phone, "card_bind", delay=(8, 40))
             c.emit(t + 3, {"type": "card_bind", **who, "card": card, "phone": v.phone})
-            credit = [card]
-        for d in range(span):
-            for _ in range(rng.choice((0, 1, 1, 2, 3))):
-                t = w.at_hour(day + d, 8, 24)
-                fen = rng.choice(ladder) * 100
-                body = {"type": "payment", **who, "card": credit[0], "merchant": merchant}
+            cards.append(card)
+        hours = (rng.uniform(8, 14), rng.uniform(16, 23.5))
+        counts = [w.poisson(per_day) for _ in range(span)]
+        if not any(counts):
+            counts[rng.randrange(span)] = 1  # a cardholder who joined pays at least once
+        for d, count in enumerate(counts):
+            for _ in range(count):
+                t = w.at_hour(day + d, *hours)
+                fen = int(scale * rng.uniform(0.4, 1.6))
+                fen = near_round(rng, fen) if rng.random() < round_share else shape(rng, fen, "odd")
+                card = rng.choice(cards)
+                body = {"type": "payment", **who, "card": card, "merchant": merchant}
                 seq = c.money(t, body, v, fen)
-                if rng.random() < 0.25:
-                    _collusion_refund(c, v, seq, t, credit[0], merchant, fen)
+                if rng.random() < refunds:
+                    _collusion_refund(c, v, seq, t, card, merchant, fen)
+
+
+def _young_sales(w: World, merchant: Body, day: int) -> None:
+    """Real (unlabelled) small sales at a young merchant for days to weeks before."""
+    rng = w.rng
+    age = rng.randint(2, 25)
+    rate = rng.uniform(0.5, 6.0)
+    for d in range(max(0, day - age), day + 1):
+        for _ in range(w.poisson(rate)):
+            u = w.users[rng.randrange(len(w.users))]
+            t = w.at_hour(d, 9, 22)
+            if t < u.reg_ts + HOUR:
+                continue
+            who = base(u.uid, u.devices[0], u.ips[0], u.city)
+            fen = amount_for(rng, "other")
+            body = {
+                "type": "payment",
+                **who,
+                "card": u.cards[0],
+                "amount": yuan(fen),
+                "merchant": merchant,
+            }
+            w.em.emit(t, body)
 
 
 def _collusion_refund(
     c: Campaign, v: User, seq: int, t: int, card: Body, merchant: Body, fen: int
 ) -> None:
     rng = c.w.rng
-    who = base(v.uid, None, attacker_ip(rng), None)
-    body = {"type": "refund", **who, "card": card, "merchant": merchant, "amount": yuan(fen)}
-    c.emit(t + rng.randint(HOUR, 2 * DAY), c.w.em.ref(body, seq))
+    ip = c.w.merchants.api_ip.get(merchant["id"]) or attacker_ip(rng)
+    who = base(v.uid, None, ip, None)
+    amount = fen if rng.random() < 0.4 else max(1_00, fen * rng.randint(10, 95) // 100)
+    body = {"type": "refund", **who, "card": card, "merchant": merchant, "amount": yuan(amount)}
+    c.emit(t + rng.randint(HOUR, 3 * DAY), c.w.em.ref(body, seq))
+
+
+# --- 6. Fake customer service -------------------------------------------------------------
 
 
 def fake_customer_service(c: Campaign, victims: Victims) -> None:
-    """A fake 'customer service' call after a real order; the victim reads OTPs aloud.
+    """A fake 'customer service' call after a real order.
 
-    Varies: the days between the real order and the call, SMS vs. password login, OTP
-    read-out failures, a second card (or one bound on the spot), amounts near the balance,
-    and victims who hang up after the first code.
+    Tactics: codes read aloud to the attacker's device; three (or more) wrong codes then
+    another card; the victim paying on their own device under instruction (the attacker,
+    through the victim, passes sms_otp, face and in_app_confirm); split payments just under
+    a limit (a per-campaign threshold) over one or two days.
     """
-    w, rng = c.w, c.w.rng
-    day, _ = _start(w, 6)
+    w, rng, tactic = c.w, c.w.rng, c.tactic
+    day, _ = _start(w, 7)
     v = victims.draw(w.day_start(day))
+    home = base(v.uid, v.devices[0], v.ips[0], v.city)
     t_order = w.at_hour(day, 9, 22)
-    payment(w, v, t_order, base(v.uid, v.devices[0], v.ips[0], v.city), "ecommerce")
-    dev, ip, city = _outsider(rng, v.city)
+    payment(w, v, t_order, home, "ecommerce")
+    t = t_order + rng.randint(HOUR, 6 * DAY)
+    if tactic == "victim_own_device":
+        c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
+        _own_device(c, v, home, t)
+        return
+    dev, ip, city = _outsider(rng, v.city, rng.choice((None, None, "web")))
     who = base(v.uid, dev, ip, city)
-    t = t_order + rng.randint(HOUR, 5 * DAY)
-    t = c.otp(t, who, v.phone, "login", delay=(20, 90))
+    t = c.otp(t, who, v.phone, "login", delay=(20, 120))
     c.emit(t + 2, {"type": "login", **who, "method": "sms", "success": True})
-    if rng.random() < 0.4:
-        t = c.otp(t + rng.randint(20, 120), who, v.phone, "payment", False, (20, 60))
-    if rng.random() < 0.15:
+    if rng.random() < 0.12:
         return  # the victim grew suspicious and hung up
-    balance = v.balance_fen
+    cats = ("transfer_service", "gift_card", "virtual_goods", "ecommerce")
+    if tactic == "split_under_limits":
+        _split_payments(c, v, who, t, cats)
+        return
     cards = list(v.cards)
-    if len(cards) == 1:
-        cards.append(make_pan(rng, credit=False))
-        t = c.otp(t + rng.randint(30, 180), who, v.phone, "card_bind", delay=(15, 60))
-        c.emit(t + 2, {"type": "card_bind", **who, "card": cards[1], "phone": v.phone})
-    for i, card in enumerate(cards[:2]):
-        fen = max(500_00, balance - rng.randint(0, 400) * 100 - rng.randint(0, 99))
-        fen = min(fen, w.cfg.daily_limit_fen - 1_00)
-        if i and rng.random() < 0.5:
-            t = c.otp(t + rng.randint(20, 120), who, v.phone, "payment", False, (20, 60))
-        t = c.otp(t + rng.randint(20, 120), who, v.phone, "payment", delay=(15, 60))
-        cat = rng.choice(("transfer_service", "gift_card", "virtual_goods", "ecommerce"))
-        body = {"type": "payment", **who, "card": card, "merchant": w.merchants.pick(rng, cat)}
+    if tactic == "wrong_codes_then_card":
+        for _ in range(rng.randint(3, 4)):
+            t = c.otp(t + rng.randint(20, 150), who, v.phone, "payment", False, (20, 90))
+        if len(cards) == 1 or rng.random() < 0.4:
+            cards.append(make_pan(rng, credit=rng.random() < 0.3))
+            t = c.otp(t + rng.randint(30, 240), who, v.phone, "card_bind", delay=(15, 60))
+            c.emit(t + 2, {"type": "card_bind", **who, "card": cards[-1], "phone": v.phone})
+        cards = cards[1:][-2:]
+    balance = v.balance_fen
+    for card in cards[: rng.randint(1, 2)]:
+        fen = max(300_00, int(balance * rng.uniform(0.6, 1.0)))
+        fen = shape(rng, min(fen, w.cfg.daily_limit_fen - 1_00), _style(rng))
+        t = c.otp(t + rng.randint(20, 180), who, v.phone, "payment", delay=(15, 90))
+        body = {
+            "type": "payment",
+            **who,
+            "card": card,
+            "merchant": w.merchants.pick(rng, rng.choice(cats)),
+        }
         c.money(t + rng.randint(1, 10), body, v, fen)
         balance = int(balance * rng.uniform(0.2, 0.8))
+
+
+def _own_device(c: Campaign, v: User, home: Body, t: int) -> None:
+    """The victim transfers to a 'safe account' or pays a 'refund fee' on their own phone."""
+    w, rng = c.w, c.w.rng
+    payee = _new_payee(rng)
+    budget = int(v.balance_fen * rng.uniform(0.5, 1.0))
+    for fen in _split(rng, budget, rng.randint(1, 3), _style(rng)):
+        t += rng.randint(60, 900)
+        if fen >= 200_000 or rng.random() < 0.3:
+            t = c.otp(t, home, v.phone, "transfer", delay=(10, 90)) + rng.randint(1, 5)
+        card = rng.choice(v.cards)
+        if rng.random() < 0.7:
+            body = {"type": "transfer", **home, "card": card, "payee": payee}
+            c.money(t, body, v, fen)
+        else:
+            merchant = w.merchants.pick(rng, rng.choice(("transfer_service", "gift_card")))
+            c.money(
+                t, {"type": "payment", **home, "card": card, "merchant": merchant}, v, fen, True
+            )
+
+
+def _split_payments(c: Campaign, v: User, who: Body, t: int, cats: tuple[str, ...]) -> None:
+    """Several payments each just under a limit the attacker believes in (no step-up)."""
+    w, rng = c.w, c.w.rng
+    limit = rng.choice((1_000_00, 2_000_00, 3_000_00, 5_000_00))
+    days = rng.randint(1, 2)
+    for d in range(days):
+        if d:
+            t = max(t + HOUR, w.day_start(w.day_of(t) + 1) + rng.randint(8 * HOUR, 22 * HOUR))
+        for _ in range(rng.randint(2, 6)):
+            t += rng.randint(30, 900)
+            fen = limit - rng.choice((1_00, 50, 1, 10_00, 100_00, rng.randint(1, 30_000)))
+            card = rng.choice(v.cards)
+            merchant, venue = _cashout_merchant(w, cats)
+            c.money(
+                t, {"type": "payment", **who, "card": card, "merchant": merchant}, v, fen, venue
+            )
 
 
 GENERATORS: dict[str, Callable[[Campaign, Victims], None]] = {
@@ -494,9 +796,18 @@ _MIX: dict[str, tuple[float, float]] = {
 assert tuple(GENERATORS) == SCENARIOS
 
 
+def tactics(scenario: str, which: str) -> tuple[str, ...]:
+    """The tactics a scenario's campaigns draw from on one side of the split."""
+    tune, held = SPLIT[scenario]
+    return tune + held if which == "all" else tune if which == "tuning" else held
+
+
 def generate_attacks(w: World) -> list[Campaign]:
-    """Mix in campaigns: attack_rate x users victims, split across enabled scenarios."""
-    cfg = w.cfg
+    """Mix in campaigns: attack_rate x users victims, split across enabled scenarios.
+
+    Tactics go round-robin from a random offset, so n campaigns of a scenario cover
+    min(n, family size) distinct variants."""
+    cfg, rng = w.cfg, w.rng
     victims = Victims(w)
     campaigns: list[Campaign] = []
     if cfg.attack_rate <= 0:
@@ -506,23 +817,36 @@ def generate_attacks(w: World) -> list[Campaign]:
             continue
         share, per = _MIX[scenario]
         n = max(1, round(cfg.users * cfg.attack_rate * share / per))
+        pool = tactics(scenario, cfg.variants)
+        offset = rng.randrange(len(pool))
         for i in range(n):
-            camp = Campaign(w, scenario, f"{scenario}-{cfg.seed}-{i:03d}")
+            tactic = pool[(offset + i) % len(pool)]
+            camp = Campaign(w, scenario, tactic, f"{scenario}-{cfg.seed}-{i:03d}")
+            camp.passes(default_can_pass(scenario))
             GENERATORS[scenario](camp, victims)
             campaigns.append(camp)
     return campaigns
 
 
 def feedback(w: World, campaigns: list[Campaign]) -> None:
-    """Victims report fraud (hours to days later); issuers raise some chargebacks."""
+    """Victims report fraud (hours to days later, some never); issuers raise chargebacks.
+
+    About half the reports point at a payment at a shared venue when the victim had one (a
+    gift-card shop, a leaked biller), so report-driven features meet honest customers of
+    the same venue."""
     rng, cfg = w.rng, w.cfg
     for camp in campaigns:
         colluding = camp.scenario == "cash_out_collusion"
-        seen: dict[str, Hit] = {}
+        first: dict[str, Hit] = {}
+        venue: dict[str, Hit] = {}
         for hit in camp.hits:
-            seen.setdefault(hit.user.uid, hit)
-        for uid in sorted(seen):
-            hit = seen[uid]
+            first.setdefault(hit.user.uid, hit)
+            if hit.venue:
+                venue.setdefault(hit.user.uid, hit)
+        for uid in sorted(first):
+            hit = first[uid]
+            if uid in venue and rng.random() < 0.5:
+                hit = venue[uid]
             if not colluding and rng.random() < cfg.report_rate:
                 _report(w, hit)
             rate = cfg.chargeback_rate * (0.2 if colluding else 1.0)
@@ -540,7 +864,14 @@ def feedback(w: World, campaigns: list[Campaign]) -> None:
 
 def _report(w: World, hit: Hit) -> None:
     rng = w.rng
-    delay = rng.randint(HOUR, DAY) if rng.random() < 0.4 else rng.randint(DAY, 7 * DAY)
+    r = rng.random()
+    delay = (
+        rng.randint(HOUR, DAY)
+        if r < 0.4
+        else rng.randint(DAY, 7 * DAY)
+        if r < 0.9
+        else rng.randint(7 * DAY, 30 * DAY)
+    )
     t = hit.ts + delay
     if t >= w.end_ts:
         return

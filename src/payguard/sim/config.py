@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal
+
+VariantSet = Literal["all", "tuning", "heldout"]
 
 SCENARIOS: tuple[str, ...] = (
     "sms_forwarding",
@@ -39,6 +42,78 @@ READ_OUT_ONLY: dict[str, frozenset[str]] = {"credential_stuffing": frozenset({"s
 carries `"victim_reads_otp": true` (the victim reads the code to the caller)."""
 
 
+SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # Tuning sends the forwarding signal with an app, or goes silent on the web, in one day;
+    # held-out spreads the drain over days, with the signal on the web or silent in an app.
+    "sms_forwarding": (
+        ("signal_app_one_day", "silent_web_one_day"),
+        ("signal_web_spread", "silent_app_spread"),
+    ),
+    # Tuning: rotating hosting IPs in a burst before gold churn, or one address slowly before
+    # a transfer. Held-out: one address in a burst before a transfer, or rotating
+    # residential proxies over days before gold churn.
+    "credential_stuffing": (
+        ("rotating_burst_gold", "one_ip_slow_transfer"),
+        ("one_ip_burst_transfer", "rotating_slow_gold"),
+    ),
+    # Carrier signals are always there (prompt sim_swap, or suspend/resume cycling) in
+    # tuning; held-out has them late or not at all, and spreads over two to three days.
+    "phone_theft_takeover": (
+        ("swap_new_device_one_night", "owner_handset_suspend_cycles"),
+        ("late_signal_spread", "owner_handset_silent"),
+    ),
+    # Tuning: a biller with API history in a burst, a merchant without one in a small drip.
+    # Held-out swaps them: the biller drips small amounts, the API-less merchant bursts.
+    "merchant_credential_leak": (
+        ("api_biller_burst", "no_api_drip_small"),
+        ("api_biller_drip_small", "no_api_burst"),
+    ),
+    # Tuning: a brand-new merchant over days, or an established one with refunds over weeks.
+    # Held-out: a young merchant with a short real history, or an established one taking
+    # several credit cards per cardholder.
+    "cash_out_collusion": (
+        ("new_merchant_days", "established_refunds_weeks"),
+        ("young_merchant_weeks", "established_several_cards"),
+    ),
+    # Tuning: codes read aloud to the attacker's device (with or without three wrong codes
+    # first). Held-out: the victim pays on their own device, or split payments under limits.
+    "fake_customer_service": (
+        ("codes_read_aloud", "wrong_codes_then_card"),
+        ("victim_own_device", "split_under_limits"),
+    ),
+}
+"""Scenario -> (tuning tactics, held-out tactics); a variant is named `scenario/tactic`.
+
+Rules, thresholds and models are tuned on `variants="tuning"` only and judged on
+`variants="heldout"`; the two sides use genuinely different tactics, not reseeded copies."""
+
+VARIANTS: dict[str, tuple[str, ...]] = {s: tune + held for s, (tune, held) in SPLIT.items()}
+"""Scenario -> every tactic of its family (tuning first, then held-out)."""
+
+
+def variant_names(which: VariantSet = "all") -> tuple[str, ...]:
+    """Full variant names (`scenario/tactic`) of one side of the split, in scenario order.
+
+    >>> variant_names("heldout")[0]
+    'sms_forwarding/signal_web_spread'
+    """
+    out: list[str] = []
+    for scenario in SCENARIOS:
+        tune, held = SPLIT[scenario]
+        side = tune + held if which == "all" else tune if which == "tuning" else held
+        out.extend(f"{scenario}/{tactic}" for tactic in side)
+    return tuple(out)
+
+
+def default_can_pass(scenario: str) -> frozenset[str]:
+    """What a scenario's attacker passes on a label line without `can_pass`.
+
+    Unknown scenarios pass everything, so a challenge never counts as a stop for an attacker
+    nobody described."""
+    methods = ATTACKER_CAN_PASS.get(scenario, ALL_CHALLENGES)
+    return methods - READ_OUT_ONLY.get(scenario, frozenset())
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """Parameters of one simulation; the same config always yields the same bytes.
@@ -60,6 +135,8 @@ class SimConfig:
     chargeback_rate: share of attacked victims whose issuer raises a `chargeback`.
     false_report_rate: share of legitimate card payments later reported as fraud anyway.
     daily_limit_fen: the per-user daily payment limit attackers try to stay just under.
+    variants: which side of the generalisation split (`SPLIT`) campaigns draw their tactic
+        from; legitimate traffic, look-alikes included, is the same for every value.
     """
 
     users: int = 5000
@@ -76,6 +153,7 @@ class SimConfig:
     chargeback_rate: float = 0.25
     false_report_rate: float = 0.0005
     daily_limit_fen: int = 1_000_000
+    variants: VariantSet = "all"
 
     def __post_init__(self) -> None:
         if self.users < 10:
@@ -87,6 +165,10 @@ class SimConfig:
         unknown = sorted(set(self.scenarios) - set(SCENARIOS))
         if unknown:
             raise ValueError(f"unknown scenarios: {', '.join(unknown)}")
+        if self.variants not in ("all", "tuning", "heldout"):
+            raise ValueError("variants must be one of all, tuning, heldout")
+        if self.lookalike_rate < 0:
+            raise ValueError("lookalike_rate must not be negative")
 
 
 @dataclass(slots=True)
@@ -99,6 +181,10 @@ class SimSummary:
     by_type: dict[str, int] = field(default_factory=dict)
     by_scenario: dict[str, int] = field(default_factory=dict)
     campaigns: dict[str, int] = field(default_factory=dict)
+    variants: dict[str, int] = field(default_factory=dict)
+    """Campaigns per variant (`scenario/tactic`)."""
+    lookalikes: dict[str, int] = field(default_factory=dict)
+    """Customers per legitimate look-alike behaviour."""
     elapsed_s: float = 0.0
 
     @property

@@ -3,12 +3,15 @@
 The generator reproduces ordinary quick-payment behaviour (sessions following a daily,
 weekly and payday rhythm; log-normal amounts per merchant category with Zipf-popular
 merchants; SMS OTP on card binding and larger payments) and, at small documented rates, the
-legitimate behaviour that fraud rules confuse with attacks: lost-phone SIM replacement,
-reported-then-undone line suspension, travel, shared family devices, three cards bound on
-day one, 1 a.m. game top-ups, password resets, big purchases on a fresh card, gold churn,
-night-time merchant auto-debits, and customers who forward calls or SMS.
+legitimate behaviour that fraud rules confuse with attacks (`LOOKALIKES`): phones replaced
+at a counter or lost and found, travel with roaming and call forwarding, new handsets,
+shared family devices, two or three cards bound in an hour, one-off big purchases,
+shopkeepers paying wholesale merchants round amounts, business users with many payees,
+night-shift workers, password resets, gold churn and night-time merchant auto-debits.
 """
 
+from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from itertools import accumulate
 
@@ -16,12 +19,14 @@ from payguard.sim.population import (
     CAT_WEIGHTS_ADULT,
     CAT_WEIGHTS_STUDENT,
     CATEGORIES,
+    RHYTHM_NIGHT_SHIFT,
     Body,
     User,
     amount_for,
     city_ip,
     lognormal_fen,
     make_device,
+    make_name,
     make_pan,
     make_user,
     pick_city,
@@ -53,17 +58,23 @@ def build_population(w: World) -> None:
     share_devices(rng, w.users, 0.02 * cfg.lookalike_rate)
 
 
-def generate_legit(w: World) -> None:
-    """All legitimate traffic: set-up history, onboarding, sessions, look-alikes."""
+def generate_legit(w: World) -> Counter[str]:
+    """All legitimate traffic: set-up history, onboarding, sessions, look-alikes.
+
+    Returns customers per look-alike behaviour (onboarding card bursts included)."""
+    bursts = 0
     for user in w.users:
         if user.reg_ts >= w.start_ts:
-            onboard(w, user)
+            bursts += onboard(w, user)
         elif w.cfg.history:
             history(w, user)
-    lookalikes(w)
+    seen = lookalikes(w)
+    if bursts:
+        seen["onboarding_cards"] = bursts
     for user in w.users:
         sessions(w, user)
         monthly(w, user)
+    return seen
 
 
 def _home(user: User) -> Body:
@@ -121,21 +132,24 @@ def history(w: World, user: User) -> None:
         bind_card(w, user, t + rng.randrange(span), who, card)
 
 
-def onboard(w: World, user: User) -> None:
-    """A customer signing up in the window; some bind three cards on day one (look-alike)."""
+def onboard(w: World, user: User) -> bool:
+    """A customer signing up in the window; some bind two or three cards within an hour
+    (look-alike of a card-bind burst). Returns whether this one did."""
     rng = w.rng
     who = _home(user)
     t = register(w, user, user.reg_ts, who)
     burst = rng.random() < 0.15 * w.cfg.lookalike_rate
     if burst:
-        while len(user.cards) < 3:
+        want = rng.randint(2, 3)
+        while len(user.cards) < want:
             user.cards.append(make_pan(rng, credit=rng.random() < 0.3))
     t = bind_card(w, user, t + rng.randint(60, 900), who, user.cards[0])
     for card in user.cards[1:]:
         if burst:
-            t = bind_card(w, user, t + rng.randint(30, 600), who, card)
+            t = bind_card(w, user, t + rng.randint(30, 1200), who, card)
         else:
             bind_card(w, user, t + rng.randint(HOUR, 3 * DAY), who, card)
+    return burst
 
 
 def sessions(w: World, user: User) -> None:
@@ -340,28 +354,50 @@ def loan(w: World, user: User, t: int, who: Body, amount: int) -> int:
     return t
 
 
-def lookalikes(w: World) -> None:
-    """Legitimate behaviour that resembles the attack chains, each at a small rate."""
+LOOKALIKES: tuple[tuple[str, float], ...] = (
+    ("counter_sim_swap", 0.003),
+    ("lost_phone", 0.003),
+    ("lost_and_found", 0.003),
+    ("travel", 0.012),
+    ("travel_forwarding", 0.003),
+    ("new_handset", 0.005),
+    ("password_reset", 0.004),
+    ("big_purchase", 0.004),
+    ("big_purchase_new_card", 0.002),
+    ("late_card", 0.008),
+    ("wholesale_buyer", 0.003),
+    ("business_payees", 0.003),
+    ("night_worker", 0.005),
+    ("call_forwarding", 0.002),
+    ("sms_forwarding", 0.001),
+)
+"""Look-alike behaviour -> share of customers showing it over 30 days (x lookalike_rate,
+scaled by days / 30); about 6 % of customers in total, plus shared family devices (~2 %)
+and new customers binding two or three cards within an hour (15 % of sign-ups)."""
+
+
+def lookalikes(w: World) -> Counter[str]:
+    """Legitimate behaviour that resembles the attack chains, each at a small rate.
+
+    At most one per customer; returns customers per behaviour."""
     rng, users = w.rng, w.users
-    scale = w.cfg.lookalike_rate
+    scale = w.cfg.lookalike_rate * w.cfg.days / 30
+    seen: Counter[str] = Counter()
+    if scale <= 0:
+        return seen
+    cum = list(accumulate(rate for _, rate in LOOKALIKES))
+    wholesale = w.merchants.by_cat["other"][-max(2, len(w.merchants.by_cat["other"]) // 20) :]
     for user in users:
         r = rng.random() / scale
-        if r < 0.003:
-            lost_phone(w, user)
-        elif r < 0.005:
-            suspend_once(w, user)
-        elif r < 0.035:
-            travel(w, user)
-        elif r < 0.04:
-            password_reset(w, user)
-        elif r < 0.043:
-            big_purchase_new_card(w, user)
-        elif r < 0.058:
-            late_card(w, user)
-        elif r < 0.06:
-            carrier(w, _window_time(w, user), "call_forward_set", user.phone)
-        elif r < 0.061:
-            carrier(w, _window_time(w, user), "sms_forward_set", user.phone)
+        if r >= cum[-1]:
+            continue
+        kind = next(name for (name, _), edge in zip(LOOKALIKES, cum, strict=True) if r < edge)
+        seen[kind] += 1
+        if kind == "wholesale_buyer":
+            wholesale_buyer(w, user, rng.choice(wholesale))
+        else:
+            _LOOKALIKE_FNS[kind](w, user)
+    return seen
 
 
 def _window_time(w: World, user: User) -> int:
@@ -398,13 +434,6 @@ def password_reset(w: World, user: User, t: int | None = None, who: Body | None 
     w.em.emit(t, {"type": "login", **who, "method": "password", "success": True})
 
 
-def suspend_once(w: World, user: User) -> None:
-    """Phone reported lost, found again: one suspend, one resume hours later."""
-    t = _window_time(w, user)
-    carrier(w, t, "line_suspend", user.phone)
-    carrier(w, t + w.rng.randint(HOUR, 2 * DAY), "line_resume", user.phone)
-
-
 def travel(w: World, user: User) -> None:
     """A 2-7 day trip: sessions meanwhile come from another city and a hotel/mobile IP."""
     rng = w.rng
@@ -432,3 +461,119 @@ def late_card(w: World, user: User) -> None:
     t = _window_time(w, user)
     card = make_pan(rng, credit=rng.random() < 0.4)
     user.late_card = (bind_card(w, user, t, _where(w, user, t), card), card)
+
+
+def counter_sim_swap(w: World, user: User) -> None:
+    """Phone replaced at a carrier counter: sim_swap, then the owner on a new handset by SMS."""
+    rng = w.rng
+    t = _window_time(w, user)
+    carrier(w, t, "sim_swap", user.phone)
+    t += rng.randint(10 * MINUTE, 2 * DAY)
+    _switch_handset(w, user, t, sms_login=True)
+
+
+def lost_and_found(w: World, user: User) -> None:
+    """Phone lost and found: a loss report undone once or twice, hours apart."""
+    rng = w.rng
+    t = _window_time(w, user)
+    for _ in range(1 if rng.random() < 0.75 else 2):
+        carrier(w, t, "line_suspend", user.phone)
+        t += rng.randint(20 * MINUTE, 2 * DAY)
+        carrier(w, t, "line_resume", user.phone)
+        t += rng.randint(HOUR, 3 * DAY)
+
+
+def travel_forwarding(w: World, user: User) -> None:
+    """A trip with roaming: calls (and sometimes SMS) forwarded to a local number."""
+    travel(w, user)
+    assert user.travel is not None
+    t = user.travel[0] - w.rng.randint(0, 6 * HOUR)
+    carrier(w, t, "call_forward_set", user.phone)
+    if w.rng.random() < 0.3:
+        carrier(w, t + w.rng.randint(60, HOUR), "sms_forward_set", user.phone)
+
+
+def new_handset(w: World, user: User) -> None:
+    """A new phone (same SIM): logins and payments move to an unknown device."""
+    _switch_handset(w, user, _window_time(w, user), sms_login=w.rng.random() < 0.6)
+
+
+def _switch_handset(w: World, user: User, t: int, sms_login: bool) -> None:
+    rng = w.rng
+    user.new_device = make_device(rng)
+    user.switch_ts = t
+    who = base(user.uid, user.new_device, user.ips[rng.randrange(2)], user.city)
+    if sms_login:
+        t, _ = otp_pair(w, t, who, user.phone, "login")
+        w.em.emit(t + 2, {"type": "login", **who, "method": "sms", "success": True})
+    else:
+        login(w, user, t, who)
+    if rng.random() < 0.5:
+        payment(w, user, t + rng.randint(MINUTE, 3 * HOUR), who)
+
+
+def big_purchase(w: World, user: User) -> None:
+    """A one-off big purchase on a card the customer has had for years (appliance, trip)."""
+    rng = w.rng
+    t = _window_time(w, user)
+    cat = rng.choice(("ecommerce", "travel", "precious_metal", "other"))
+    fen = rng.randint(6_000_00, 45_000_00)
+    fen = fen - fen % 100_00 if rng.random() < 0.5 else fen
+    payment(w, user, t, _where(w, user, t), cat, fen)
+
+
+def wholesale_buyer(w: World, user: User, merchant: Body) -> None:
+    """A shopkeeper restocking at a small wholesale merchant whose tickets are round."""
+    rng = w.rng
+    scale = rng.randint(5, 200) * 100_00
+    for _ in range(rng.randint(2, 8)):
+        t = _window_time(w, user)
+        who = _where(w, user, t)
+        fen = max(100_00, int(scale * rng.uniform(0.5, 1.5)) // 100_00 * 100_00)
+        if fen >= 200_000:
+            t, _ = otp_pair(w, t, who, user.phone, "payment")
+        body = {"type": "payment", **who, "card": _card(w, user, t), "merchant": merchant}
+        w.em.emit(t + 2, {**body, "amount": yuan(fen)})
+
+
+def business_payees(w: World, user: User) -> None:
+    """A small-business owner paying many suppliers and staff, some for the first time."""
+    rng = w.rng
+    user.payees = [
+        {"id": f"p{rng.getrandbits(48):012x}", "card": make_pan(rng, False), "name": make_name(rng)}
+        for _ in range(rng.randint(8, 30))
+    ]
+    for _ in range(rng.randint(5, 25)):
+        t = _window_time(w, user)
+        transfer(w, user, t, _where(w, user, t))
+
+
+def night_worker(w: World, user: User) -> None:
+    """A night-shift worker: the whole daily rhythm moves to 22:00-07:00."""
+    user.rhythm = RHYTHM_NIGHT_SHIFT
+
+
+def _call_forwarding(w: World, user: User) -> None:
+    carrier(w, _window_time(w, user), "call_forward_set", user.phone)
+
+
+def _sms_forwarding(w: World, user: User) -> None:
+    carrier(w, _window_time(w, user), "sms_forward_set", user.phone)
+
+
+_LOOKALIKE_FNS: dict[str, Callable[[World, User], None]] = {
+    "counter_sim_swap": counter_sim_swap,
+    "lost_phone": lost_phone,
+    "lost_and_found": lost_and_found,
+    "travel": travel,
+    "travel_forwarding": travel_forwarding,
+    "new_handset": new_handset,
+    "password_reset": password_reset,
+    "big_purchase": big_purchase,
+    "big_purchase_new_card": big_purchase_new_card,
+    "late_card": late_card,
+    "business_payees": business_payees,
+    "night_worker": night_worker,
+    "call_forwarding": _call_forwarding,
+    "sms_forwarding": _sms_forwarding,
+}

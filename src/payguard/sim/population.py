@@ -288,7 +288,7 @@ def amount_for(rng: random.Random, cat: str) -> int:
 
 
 _PAYDAYS = (1, 5, 10, 15, 20, 25)
-RHYTHM_DAY, RHYTHM_NIGHT_OWL, RHYTHM_STUDENT = 0, 1, 2
+RHYTHM_DAY, RHYTHM_NIGHT_OWL, RHYTHM_STUDENT, RHYTHM_NIGHT_SHIFT = 0, 1, 2, 3
 
 
 def make_user(rng: random.Random, uid: str, reg_ts: int, activity: float) -> User:

@@ -19,6 +19,8 @@ MINUTE = 60
 _HOURS_DAY = (1, 0.5, 0.3, 0.2, 0.2, 0.4, 1.5, 4, 6, 6, 6, 7, 9, 7, 6, 6, 6, 7, 8, 9, 10, 9, 6, 3)
 _HOURS_OWL = (6, 5, 3, 1.5, 0.6, 0.3, 0.3, 0.8, 2, 3, 4, 5, 6, 5, 5, 5, 5, 6, 7, 8, 9, 10, 10, 8)
 _HOURS_STUDENT = (7, 5, 2, 0.5, 0.2, 0.1, 0.3, 2, 2, 1, 1, 2, 7, 4, 2, 2, 3, 6, 8, 9, 10, 10, 10, 9)
+# Night-shift workers (nurses, drivers, guards): awake and paying 22:00-07:00.
+_HOURS_NIGHT = (9, 9, 8, 8, 7, 7, 6, 4, 2, 0.5, 0.3, 0.3, 0.3, 0.5, 1, 2, 3, 4, 4, 5, 6, 7, 8, 9)
 
 
 def yuan(fen: int) -> str:
@@ -46,7 +48,9 @@ class World:
         start = datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=CST)
         start_ts = int(start.timestamp())
         world = cls(cfg, rng, Emitter(), merchants, start_ts, start_ts + cfg.days * DAY)
-        world.hour_cum = [list(accumulate(h)) for h in (_HOURS_DAY, _HOURS_OWL, _HOURS_STUDENT)]
+        world.hour_cum = [
+            list(accumulate(h)) for h in (_HOURS_DAY, _HOURS_OWL, _HOURS_STUDENT, _HOURS_NIGHT)
+        ]
         world.day_cum = [world._day_weights(payday) for payday in (1, 5, 10, 15, 20, 25)]
         return world
 
@@ -92,6 +96,10 @@ class World:
     def at_hour(self, day: int, lo: float, hi: float) -> int:
         """A time on window day `day` between local hours lo and hi (hi may exceed 24)."""
         return self.day_start(day) + int(self.rng.uniform(lo, hi) * HOUR)
+
+    def day_of(self, ts: int) -> int:
+        """Window day (0-based) of epoch second `ts`."""
+        return (ts - self.start_ts) // DAY
 
     def payday(self, user: User) -> int:
         return payday_of(user)

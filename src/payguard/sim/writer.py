@@ -13,6 +13,9 @@ from typing import Any
 import msgspec
 
 Body = dict[str, Any]
+LabelInfo = tuple[str, str, str, tuple[str, ...] | None]
+"""(campaign id, scenario, variant, challenge methods the attacker passes when they differ
+from the scenario default, else None)."""
 _LOCAL_OFFSET_S = 8 * 3600
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _CHUNK = 65_536
@@ -21,13 +24,11 @@ _CHUNK = 65_536
 class Emitter:
     """Append-only event buffer with labels and the set of events others refer to."""
 
-    __slots__ = ("_seq", "events", "labels", "reads_otp", "referenced")
+    __slots__ = ("_seq", "events", "labels", "referenced")
 
     def __init__(self) -> None:
         self.events: list[tuple[int, int, Body]] = []
-        self.labels: dict[int, tuple[str, str]] = {}
-        self.reads_otp: set[int] = set()
-        """Labelled events whose victim reads SMS codes to the attacker (label marker)."""
+        self.labels: dict[int, LabelInfo] = {}
         self.referenced: set[int] = set()
         self._seq = 0
 
@@ -100,9 +101,15 @@ def write(
             by_type[body["type"]] += 1
             label = labels.get(seq)
             if label is not None:
-                line = {"event_id": eid, "campaign": label[0], "scenario": label[1], "attack": True}
-                if seq in em.reads_otp:
-                    line["victim_reads_otp"] = True
+                line = {
+                    "event_id": eid,
+                    "campaign": label[0],
+                    "scenario": label[1],
+                    "variant": label[2],
+                    "attack": True,
+                }
+                if label[3] is not None:
+                    line["can_pass"] = label[3]
                 label_chunk.append(line)
                 by_scenario[label[1]] += 1
                 n_labels += 1
