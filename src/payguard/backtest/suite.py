@@ -30,6 +30,7 @@ from payguard.config import Settings
 from payguard.features import FeatureState
 from payguard.rules import Ruleset
 from payguard.sim import SimConfig, simulate
+from payguard.sim.config import VariantSet
 
 
 class ScenarioFigures(msgspec.Struct, frozen=True):
@@ -77,7 +78,7 @@ Runner = Callable[[Path, Path], Summary]
 
 
 def run_suite(
-    variants: str,
+    variants: VariantSet,
     seeds: Sequence[int],
     *,
     users: int,

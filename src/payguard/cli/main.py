@@ -308,10 +308,12 @@ def backtest_suite(
     """Backtest one ruleset on several simulated worlds (a variant set × seeds), pooled."""
     from payguard.backtest.score import Summary
     from payguard.backtest.suite import render_suite, run_suite
+    from payguard.sim.config import VariantSet
 
     settings = _settings(config)
     if variants not in ("tuning", "heldout", "all"):
         _fail(f"--variants: {variants!r} is not one of tuning, heldout, all")
+    variant_set: VariantSet = variants  # type: ignore[assignment]  # checked just above
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
@@ -325,7 +327,7 @@ def backtest_suite(
         err.print(f"seed {seed}: {summary.events:,} events decided", highlight=False)
 
     result = run_suite(
-        variants,
+        variant_set,
         seed_list,
         users=users,
         days=days,
