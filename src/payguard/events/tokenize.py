@@ -155,9 +155,10 @@ def _impossible_length(parsed: phonenumbers.PhoneNumber) -> str | None:
 
 @cache
 def resident_id_regions() -> frozenset[str]:
-    """Every region code a resident ID number can carry: each county-level code that is or
-    ever was in GB/T 2260 (python-stdnum's `cn/loc` list, 1980 onward), plus
-    `PERMIT_REGIONS`.
+    """Every region code a resident ID number can carry: each code, county level or above,
+    that is or ever was in GB/T 2260 (python-stdnum's `cn/loc` list, built from Wikipedia's
+    tables of the codes with the years each was in use), plus `PERMIT_REGIONS`. About
+    6,900 codes, built once (~0.1 s) on first use.
 
     python-stdnum's own `ric.is_valid` also demands that the division existed in the
     holder's birth year, which refuses real numbers: a number keeps the code of where it

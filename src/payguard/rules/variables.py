@@ -6,7 +6,9 @@ was sent; `amount` is 0 when absent. `hour` and `weekday` are in the bank's loca
 `tier` is the customer tier the client sends as `attrs.tier` (e.g. `premium`), so limits
 can differ per tier; null when absent or not a string. `phone_plan_valid` says whether the
 event's phone is valid in its country's numbering plan (null without a phone): the edge
-accepts any structurally possible number, so rules decide what an unknown range is worth.
+accepts any structurally possible number, so rules decide what an unknown range is worth;
+compare it (`phone_plan_valid == false`) rather than negate it, as `!` on null is a CEL error
+and a nullable operand of `!`/`&&` keeps the rule out of the native translation.
 `amount_round_unit` is the largest of 10000, 1000 and 100 yuan the amount is within 2 % of a
 positive multiple of (0 for none); see `round_unit`.
 """
