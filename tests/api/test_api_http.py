@@ -72,7 +72,7 @@ def test_malformed_json_400(client: httpx.Client) -> None:
 
 
 def test_validation_422_names_field(client: httpx.Client) -> None:
-    bad = event("h-422", "card_bind", "u-422", T0, card={"number": "6222021234567890123"})
+    bad = event("h-422", "card_bind", "u-422", T0, card={"number": "4367421234567890123"})
     r = client.post("/v1/events", json=bad)
     assert r.status_code == 422
     assert r.json() == {
@@ -81,7 +81,7 @@ def test_validation_422_names_field(client: httpx.Client) -> None:
         "reason": "fails the Luhn checksum",
         "event_id": "h-422",
     }
-    assert "6222021234567890123" not in r.text
+    assert "4367421234567890123" not in r.text
     missing = client.post("/v1/events", json=event("h-422b", "payment", "u-422", T0))
     assert missing.status_code == 422
     assert missing.json()["field"] == "amount"

@@ -33,7 +33,7 @@ def _clear_values(events: list[dict[str, Any]]) -> set[str]:
 def test_no_clear_pii_in_database_snapshot_decisions_or_logs(tmp_path: Path) -> None:
     events = [json.loads(line) for line in EVENTS.read_text().splitlines()]
     rejected = dict(events[0], event_id="bad-1", type="payment", amount="-1")
-    rejected["card"] = {"number": "6222021234567890120"}
+    rejected["card"] = {"number": "4367421234567890123"}  # not UnionPay: Luhn applies
     rejected_file = tmp_path / "events.jsonl"
     rejected_file.write_text(EVENTS.read_text() + json.dumps(rejected) + "\n", encoding="utf-8")
     clear = _clear_values([*events, rejected])

@@ -71,7 +71,7 @@ def test_transfer_with_payee_card(env: dict[str, str], tmp_path: Path) -> None:
         (["send", *SEND, "--merchant", "m", "--phone", "12345"], "phone"),
         (["send", *SEND, "--merchant", "m", "--lang", "fr"], "lang"),
         (
-            ["send", *SEND, "--payee", "p", "--payee-card", "6222021234567890123"],
+            ["send", *SEND, "--payee", "p", "--payee-card", "4367421234567890123"],
             "payee.card.number",
         ),
         (["send", *SEND, "--merchant", "m", "--ref", "no-such-event"], "ref_event_id"),
@@ -86,7 +86,7 @@ def test_bad_input_exits_2_with_one_line(env: dict[str, str], args: list[str], f
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith(f"error: {field}: ")
-    assert "6222021234567890123" not in err
+    assert "4367421234567890123" not in err
 
 
 def test_settings_from_environment() -> None:

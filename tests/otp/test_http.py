@@ -126,7 +126,7 @@ def _error(r: httpx.Response, status: int, field: str, error: str = "invalid_req
         ({"merchant": {"id": "m_1", "category": "casino"}}, "merchant.category"),
         ({"payee": {"id": "p_1"}}, "payee"),
         (
-            {"merchant": None, "payee": {"id": "p", "card": {"number": "6222021234567890123"}}},
+            {"merchant": None, "payee": {"id": "p", "card": {"number": "4367421234567890123"}}},
             "payee.card.number",
         ),
         ({"phone": "13912345678"}, "phone"),
@@ -142,7 +142,7 @@ def test_send_4xx_names_the_field(
 ) -> None:
     body = _error(_send(client, **changes), 422, field)
     assert "13912345678" not in body["reason"]
-    assert "6222021234567890123" not in body["reason"]
+    assert "4367421234567890123" not in body["reason"]
 
 
 @pytest.mark.parametrize(

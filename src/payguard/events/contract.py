@@ -182,3 +182,7 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     method: str | None = None
     ref_event_id: str | None = None
     attrs: dict[str, Any] = msgspec.field(default_factory=dict)
+    phone_valid: bool | None = None
+    """Whether `phone` is valid in its country's numbering plan (`phonenumbers`); False for
+    a structurally possible number the metadata does not know (a new range, an IoT or
+    virtual operator, stale metadata), None when the event has no phone."""

@@ -23,7 +23,7 @@ from payguard.events.contract import (
 )
 from payguard.events.errors import EventError
 from payguard.events.tokenize import Tokenizer, clear_pii_in
-from payguard.types import EpochMs, Fen
+from payguard.types import DAY_MS, EpochMs, Fen
 
 T = TypeVar("T")
 
@@ -39,6 +39,7 @@ _RFC3339 = re.compile(
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+_NO_PHONE: tuple[None, None] = (None, None)
 
 
 def parse_ts(value: str | int) -> EpochMs:
@@ -136,6 +137,8 @@ class EventDecoder:
         if wire.payee is not None:
             payee_card = tok.card(wire.payee.card, "payee.card") if wire.payee.card else None
             payee = Payee(id=wire.payee.id, card=payee_card, name=wire.payee.name)
+        phone, phone_valid = tok.phone_plan(wire.phone) if wire.phone is not None else _NO_PHONE
+        id_number = self._id_number(wire.id_number, ts) if wire.id_number is not None else None
         return Event(
             event_id=wire.event_id,
             type=wire.type,
@@ -145,8 +148,8 @@ class EventDecoder:
             ip=wire.ip,
             user_agent=wire.user_agent,
             city=wire.city,
-            phone=tok.phone(wire.phone) if wire.phone is not None else None,
-            id_number=tok.id_number(wire.id_number) if wire.id_number is not None else None,
+            phone=phone,
+            id_number=id_number,
             card=tok.card(wire.card, "card") if wire.card is not None else None,
             amount=(
                 to_minor_units(wire.amount, wire.currency) if wire.amount is not None else None
@@ -163,7 +166,16 @@ class EventDecoder:
             method=wire.method,
             ref_event_id=wire.ref_event_id,
             attrs=wire.attrs,
+            phone_valid=phone_valid,
         )
+
+    def _id_number(self, number: str, ts: EpochMs) -> str:
+        """The ID number's token; its holder must be born by the event's day (a day of
+        slack covers every time zone, as the birth date is a local date)."""
+        token, born_ms = self._tokenizer.resident_id(number)
+        if born_ms > ts + DAY_MS:
+            raise EventError("id_number", "its birth date is after the event")
+        return token
 
 
 def _check_attrs(attrs: dict[str, Any]) -> None:
