@@ -159,7 +159,7 @@ class Engine:
     @classmethod
     def open(cls, settings: Settings) -> "Engine":
         """The embedded default: SQLite in `settings.data_dir`, state recovered from it."""
-        features = FeatureState(load_catalog(settings.features))
+        features = FeatureState(load_catalog(settings.features), settings.utc_offset)
         text = settings.ruleset.read_text(encoding="utf-8")
         ruleset = compile_ruleset(text, features, graph_chains=settings.graph_chains)
         data_dir = settings.data_dir

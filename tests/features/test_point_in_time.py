@@ -2,8 +2,10 @@
 
 Random streams mix every aggregate, pair entities, `*` filters, conditional filters,
 feedback (`source: referenced`), carrier signals that reach accounts only through phone
-links, out-of-order arrival within the lateness, repeated timestamps and sweeps. Both
-implementations answer every feature before every event; they must agree exactly.
+links, transfers filed under the receiving account (`account: payee`), source networks of
+IPv4, IPv6 and unparsable addresses, out-of-order arrival within the lateness, repeated
+timestamps, hour-long gaps (for the hour habit) and sweeps. Both implementations answer
+every feature before every event; they must agree exactly.
 """
 
 from typing import Any
@@ -18,6 +20,41 @@ from payguard.features import Catalog, FeatureState, load_catalog
 from payguard.features.reference import ReferenceFeatures
 
 LATENESS_MS = 60_000
+HOURS = 2 * 3_600_000 + 1_234
+USERS = ["u0", "u1", "u2", "u3"]
+IPS = ["10.0.0.1", "10.0.0.9", "10.0.1.2", "2001:db8::1", "2001:db8:0:1::2", "::ffff:10.0.0.3", "x"]
+
+BEHAVIOUR_FEATURES: list[dict[str, Any]] = [
+    {
+        "how": "quantile",
+        "q": 0.5,
+        "of": "amount",
+        "over": "pay",
+        "by": "user",
+        "windows": ["5m", "2h"],
+    },
+    {"how": "quantile", "q": 0.9, "of": "amount", "over": "pay", "by": "user", "windows": ["20m"]},
+    {"how": "quantile", "q": 0.25, "of": "amount", "over": "settled_pay", "by": "merchant"},
+    {"how": "sum", "of": "amount", "over": "settled_pay", "by": "merchant", "windows": ["1h"]},
+    {"how": "hour_share", "over": "any", "by": "user", "windows": ["3h", "2d"]},
+    {"how": "hour_share", "over": "label", "by": "merchant", "windows": ["1d"]},
+    {"how": "top_share", "of": "card", "over": "pay", "by": "merchant", "windows": ["10m", "1d"]},
+    {"how": "top_share", "of": "user", "over": "pay", "by": "merchant", "windows": ["30m"]},
+    {"how": "distinct", "of": "user", "over": "pay", "by": "merchant", "windows": ["30m"]},
+    {"how": "top_share", "of": "user", "over": "any", "by": "device", "windows": ["20m"]},
+    {"how": "top_share", "of": "phone", "over": "phone_risk", "by": "user", "windows": ["1h"]},
+    {"how": "is_new", "of": "net", "over": "any", "by": "merchant", "windows": ["30m"]},
+    {"how": "age", "over": "pay", "by": "merchant+net"},
+    {"how": "distinct", "of": "net", "over": "any", "by": "user", "windows": ["1h"]},
+    {"how": "count", "over": "label", "by": "merchant+net", "windows": ["1h"]},
+    {"how": "minutes_since", "over": "money_in", "by": "user", "windows": ["1h"]},
+    {"how": "sum", "of": "amount", "over": "money_in", "by": "user", "windows": ["10m", "1h"]},
+    {"how": "distinct", "of": "payee", "over": "money_in", "by": "user", "windows": ["1h"]},
+    {"how": "count", "over": "any_in", "by": "card", "windows": ["1h"]},
+    {"how": "quantile", "q": 0.5, "of": "amount", "over": "money_in", "by": "user"},
+]
+"""The behavioural aggregates and the views they need (quantiles, hour habit, top share,
+source networks, money received), sharing streams with the plain ones where they can."""
 
 SMALL_CATALOG = msgspec.convert(
     {
@@ -31,6 +68,8 @@ SMALL_CATALOG = msgspec.convert(
             "phone_risk": {"types": ["sim_swap", "line_resume"]},
             "label": {"types": ["fraud_report"], "source": "referenced"},
             "bind": {"types": ["card_bind"]},
+            "money_in": {"types": ["transfer"], "settled": True, "account": "payee"},
+            "any_in": {"types": ["*"], "account": "payee"},
         },
         "features": [
             {"how": "count", "over": "login_fail", "by": "ip", "windows": ["2m", "10m"]},
@@ -50,6 +89,7 @@ SMALL_CATALOG = msgspec.convert(
             {"how": "count", "over": "label", "by": "merchant", "windows": ["30m"]},
             {"how": "count", "over": "label", "by": "device", "windows": ["10m"]},
             {"how": "distinct", "of": "user", "over": "bind", "by": "card", "windows": ["15m"]},
+            *BEHAVIOUR_FEATURES,
         ],
     },
     Catalog,
@@ -75,7 +115,7 @@ def streams(draw: st.DrawFn, max_events: int = 40) -> list[tuple[Event, bool]]:
     newest = clock
     events: list[tuple[Event, bool]] = []
     for i in range(n):
-        clock += draw(st.sampled_from([0, 0, 1, 1_000, 15_000, 45_000, 90_000, 400_000]))
+        clock += draw(st.sampled_from([0, 0, 1, 1_000, 15_000, 45_000, 90_000, 400_000, HOURS]))
         newest = max(newest, clock)
         late = draw(st.integers(min_value=0, max_value=LATENESS_MS))
         ts = newest - late if draw(st.booleans()) else clock
@@ -94,9 +134,9 @@ def _event(draw: st.DrawFn, i: int, ts: int, earlier_ids: list[str]) -> Event:
         "event_id": f"e{i}",
         "type": kind,
         "ts": ts,
-        "user_id": None if carrier else draw(st.sampled_from(["u0", "u1", "u2", "u3"])),
+        "user_id": None if carrier else draw(st.sampled_from(USERS)),
         "device_id": maybe(["d0", "d1", "d2"]),
-        "ip": maybe(["ip0", "ip1"]),
+        "ip": maybe(IPS),
         "phone": draw(st.sampled_from(["tel_a", "tel_b"]))
         if carrier
         else maybe(["tel_a", "tel_b"]),
@@ -111,7 +151,14 @@ def _event(draw: st.DrawFn, i: int, ts: int, earlier_ids: list[str]) -> Event:
             category=draw(st.sampled_from(["gift_card", "game", "food"])),
         )
         fields["card"] = maybe([Card(token="pan_1"), Card(token="pan_2")])
-        fields["payee"] = maybe([Payee(id="p0"), Payee(id="p1")])
+        fields["payee"] = maybe(
+            [
+                Payee(id="p0"),
+                Payee(id="p1", card=Card(token="pan_3")),
+                Payee(id="u0"),
+                Payee(id="u1"),
+            ]
+        )
     if kind == "card_bind":
         fields["card"] = Card(token=draw(st.sampled_from(["pan_1", "pan_2", "pan_3"])))
     if kind == "fraud_report":

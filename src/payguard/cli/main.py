@@ -190,7 +190,7 @@ def _summary(actions: Counter[str], rejected: int, elapsed: float) -> None:
 def _load_rules(path: Path, settings: Settings) -> tuple[Ruleset, FeatureState]:
     if not path.is_file():
         _fail(f"no such ruleset file: {path}")
-    features = FeatureState(load_catalog(settings.features))
+    features = FeatureState(load_catalog(settings.features), settings.utc_offset)
     try:
         ruleset = compile_ruleset(path.read_text(encoding="utf-8"), features)
     except RuleError as exc:

@@ -7,6 +7,7 @@ require identical values after every event. It does not model events later than 
 lateness, whose windows the fast state may already have evicted.
 """
 
+from collections import Counter
 from typing import Any
 
 from payguard.events import Event
@@ -16,15 +17,18 @@ from payguard.features.spec import (
     Catalog,
     EventFilter,
     FeatureSpec,
+    local_hour,
     parse_duration,
+    received,
 )
 from payguard.features.state import NEVER, PHONE_LINKS
 from payguard.types import MINUTE_MS
 
 
 class ReferenceFeatures:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, utc_offset_hours: int = 8) -> None:
         self.catalog = catalog
+        self.utc_offset_hours = utc_offset_hours
         self.log: list[Event] = []
         self._by_id: dict[str, Event] = {}
         self._links: list[dict[str, list[str]]] = []
@@ -66,13 +70,19 @@ class ReferenceFeatures:
             source: Event | None = logged
             if flt.source == "referenced":
                 source = self._referenced(logged, position)
+            if flt.account == "payee" and source is not None:
+                source = received(source)
             if source is None or not flt.matches(source):
                 continue
-            value = None
-            if spec.of is not None and _keeps_values(spec):
+            value: Any = None
+            if spec.how == "hour_share":
+                value = local_hour(logged.ts, self.utc_offset_hours)
+            elif spec.of is not None and _keeps_values(spec):
                 value = VALUE_EXTRACTORS[spec.of](source)
                 if value is None:
                     continue
+                if spec.how == "top_share":
+                    value = (value, 1 if source.amount is None else source.amount)
             for key in self._keys(spec.by, source, position):
                 entries.append((key, logged.ts, value))
         return entries
@@ -114,12 +124,33 @@ class ReferenceFeatures:
         if spec.how == "is_new":
             current = VALUE_EXTRACTORS[spec.of](event) if spec.of else None
             return current is not None and key is not None and current not in {v for _, v in inside}
+        if spec.how in ("quantile", "hour_share", "top_share"):
+            return self._behaviour(spec, [v for _, v in inside], t) if inside else 0
         unit = MINUTE_MS if spec.how == "minutes_since" else 1_000
         return (t - max(ts for ts, _ in inside)) // unit if inside else NEVER
 
+    def _behaviour(self, spec: FeatureSpec, values: list[Any], t: int) -> int:
+        """Quantile, hour share or top share of a non-empty window, from the definitions."""
+        if spec.how == "quantile":
+            num, den = spec.rank()
+            rank = 1
+            while rank * den < num * len(values):
+                rank += 1  # the smallest rank with rank >= q * n, counted up one by one
+            chosen: int = sorted(values)[rank - 1]
+            return chosen
+        if spec.how == "hour_share":
+            hour = local_hour(t, self.utc_offset_hours)
+            near = [h for h in values if min((h - hour) % 24, (hour - h) % 24) <= 1]
+            return len(near) * 1000 // len(values)
+        volume: Counter[str] = Counter()
+        for entity, weight in values:
+            volume[entity] += weight
+        total = sum(volume.values())
+        return max(volume.values()) * 1000 // total if total else 0
+
 
 def _keeps_values(spec: FeatureSpec) -> bool:
-    return spec.how in ("sum", "distinct", "is_new")
+    return spec.how in ("sum", "distinct", "is_new", "quantile", "top_share")
 
 
 def _key(by: str, event: Event) -> str | None:

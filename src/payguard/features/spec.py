@@ -1,39 +1,76 @@
 """Declarative feature definitions: named event filters and aggregates over entities.
 
-A feature is `how` (count, sum, distinct, is_new, minutes_since, seconds_since, age) of `of`
-(a field) over the events matching filter `over`, grouped `by` an entity (or a pair such as
-`user+device`), within a window. Its name is built from those parts, as river's `Agg` does,
-so a rule author can predict it and grep for it:
+A feature is `how` (count, sum, distinct, is_new, minutes_since, seconds_since, age,
+quantile, hour_share, top_share) of `of` (a field) over the events matching filter `over`,
+grouped `by` an entity (or a pair such as `user+device`), within a window. Its name is
+built from those parts, as river's `Agg` does, so a rule author can predict it and grep
+for it:
 
     count_login_fail_by_ip_1h
     distinct_user_login_fail_by_device_24h
     sum_amount_money_out_by_user_channel_24h
     is_new_device_any_by_user_90d
+    p90_amount_money_settled_by_user_90d        (quantile, q: 0.9)
+    top_share_card_payment_by_merchant_30d
 
 The catalog lives in a YAML file (`features/default.yaml`); adding a feature is a data
 change, not code. Extractors below are the only code that knows event field names.
 """
 
+import ipaddress
 import re
 from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 import yaml
 
-from payguard.events import Event
+from payguard.events import Event, Payee
+from payguard.types import HOUR_MS, EpochMs
 
-How = Literal["count", "sum", "distinct", "is_new", "minutes_since", "seconds_since", "age"]
+How = Literal[
+    "count",
+    "sum",
+    "distinct",
+    "is_new",
+    "minutes_since",
+    "seconds_since",
+    "age",
+    "quantile",
+    "hour_share",
+    "top_share",
+]
 Extractor = Callable[[Event], Any]
 
 _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|h|d)$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
+
+@lru_cache(maxsize=1 << 16)
+def source_network(ip: str) -> str | None:
+    """The network an address sends from: its IPv4 /24 or IPv6 /48 (an IPv4-mapped IPv6
+    address counts as its IPv4), None when it does not parse. Leaked merchant credentials
+    used from a new hosting range show here even when each address is fresh; a /24 or /48
+    is usually one site or one customer of a provider. Cached: addresses repeat."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network((address, prefix), strict=False))
+
+
 ENTITY_EXTRACTORS: dict[str, Extractor] = {
     "user": lambda e: e.user_id,
     "device": lambda e: e.device_id,
     "ip": lambda e: e.ip,
+    "net": lambda e: source_network(e.ip) if e.ip is not None else None,
     "phone": lambda e: e.phone,
     "identity": lambda e: e.id_number,
     "card": lambda e: e.card.token if e.card is not None else None,
@@ -46,6 +83,51 @@ ENTITY_EXTRACTORS: dict[str, Extractor] = {
 """Entity kinds a feature can be grouped by or count distinct values of."""
 
 VALUE_EXTRACTORS: dict[str, Extractor] = {**ENTITY_EXTRACTORS, "amount": lambda e: e.amount}
+
+HOUR = "hour"
+"""The value `hour_share` streams keep (each event's local hour); not a field a spec names."""
+
+
+def local_hour(ts: EpochMs, utc_offset_hours: int) -> int:
+    """Hour of day (0-23) of an epoch-ms time at a fixed offset east of UTC."""
+    return (ts // HOUR_MS + utc_offset_hours) % 24
+
+
+def stream_value(spec: "FeatureSpec") -> str | None:
+    """What a spec's stream keeps per entry: the amount (sum, quantile), the `of` entity
+    (distinct, is_new, top_share), the local hour (hour_share) or nothing (count, times,
+    age). Specs with the same filter, entity and value share one stream."""
+    if spec.how in ("sum", "quantile"):
+        return "amount"
+    if spec.how in ("distinct", "is_new", "top_share"):
+        return spec.of
+    return HOUR if spec.how == "hour_share" else None
+
+
+def received(event: Event) -> Event | None:
+    """The event as its payee's account sees it (filters with `account: payee`): the
+    payee id becomes the account (`user`), the sender's account becomes the payee and the
+    payee's card the card. The sender's device, network, phone, identity, city and
+    merchant are dropped: they describe the sender's session, not the receiving account.
+    None when the event has no payee. Payee ids are free text; when they are account ids
+    of this bank, `by: user` features over such a filter describe money coming *in*."""
+    payee = event.payee
+    if payee is None:
+        return None
+    return Event(
+        event_id=event.event_id,
+        type=event.type,
+        ts=event.ts,
+        user_id=payee.id,
+        card=payee.card,
+        amount=event.amount,
+        currency=event.currency,
+        payee=Payee(id=event.user_id) if event.user_id is not None else None,
+        channel=event.channel,
+        success=event.success,
+        method=event.method,
+        ref_event_id=event.ref_event_id,
+    )
 
 
 def parse_duration(text: str) -> int:
@@ -68,6 +150,10 @@ class EventFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     settled: bool = False
     """Only events the engine let through (allowed, challenged or held): money it sent to
     review or blocked never left, so it must not count against a limit."""
+    account: Literal["user", "payee"] = "user"
+    """Whose account the event is filed under: the sender's (`user`, the default) or, with
+    `payee`, the receiving account's (see `received`), so `by: user` over such a filter
+    counts money that came *in* to the account."""
 
     def matches(self, event: Event) -> bool:
         """Type is checked by the caller's index; this checks the rest."""
@@ -89,6 +175,8 @@ class FeatureSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     of: str | None = None
     windows: list[str] = msgspec.field(default_factory=lambda: ["90d"])
     description: str = ""
+    q: float | None = None
+    """The quantile `quantile` reads, in (0, 1): 0.5 is the median, named `p50`."""
 
     def names(self) -> list[str]:
         return [self.name(window) for window in self.windows]
@@ -97,7 +185,20 @@ class FeatureSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         of = f"_{self.of}" if self.of else ""
         by = self.by.replace("+", "_")
         suffix = "" if self.how == "age" else f"_{window}"
-        return f"{self.how}{of}_{self.over}_by_{by}{suffix}"
+        return f"{self._how_name()}{of}_{self.over}_by_{by}{suffix}"
+
+    def _how_name(self) -> str:
+        """`p50`, `p90`, `p99_5` for quantiles (as `p50_amount_…`), else the `how`."""
+        if self.how != "quantile" or self.q is None:
+            return self.how
+        percent = format((Decimal(str(self.q)) * 100).normalize(), "f")
+        return "p" + percent.replace(".", "_")
+
+    def rank(self) -> tuple[int, int]:
+        """The quantile as an exact fraction (numerator, denominator): 0.9 is 9/10, so the
+        nearest rank `ceil(q * n)` is integer arithmetic, never off by a float's last bit."""
+        fraction = Fraction(str(self.q))
+        return fraction.numerator, fraction.denominator
 
 
 class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -116,6 +217,9 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             for part in spec.by.split("+"):
                 if part not in ENTITY_EXTRACTORS:
                     raise ValueError(f"feature by unknown entity {part!r}")
+            flt = self.filters[spec.over]
+            if flt.account == "payee" and flt.source == "referenced":
+                raise ValueError(f"filter {spec.over!r}: account: payee with source: referenced")
             _check_of(spec)
             for window in spec.windows:
                 parse_duration(window)
@@ -128,13 +232,21 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def _check_of(spec: FeatureSpec) -> None:
-    needs_of = spec.how in ("sum", "distinct", "is_new")
+    needs_of = spec.how in ("sum", "distinct", "is_new", "quantile", "top_share")
     if needs_of and spec.of is None:
         raise ValueError(f"{spec.how} over {spec.over} by {spec.by} needs `of`")
     if spec.of is not None and spec.of not in VALUE_EXTRACTORS:
         raise ValueError(f"unknown field of={spec.of!r}")
-    if spec.how == "sum" and spec.of != "amount":
-        raise ValueError("sum is defined only of amount")
+    if spec.how in ("sum", "quantile") and spec.of != "amount":
+        raise ValueError(f"{spec.how} is defined only of amount")
+    if spec.how == "top_share" and spec.of == "amount":
+        raise ValueError("top_share is of an entity (card, user, …), not of amount")
+    if spec.how == "hour_share" and spec.of is not None:
+        raise ValueError("hour_share takes no `of`: it reads each event's local hour")
+    if (spec.q is not None) != (spec.how == "quantile"):
+        raise ValueError(f"`q` goes with how: quantile only (feature {spec.how} {spec.over})")
+    if spec.q is not None and not 0 < spec.q < 1:
+        raise ValueError(f"quantile q={spec.q} must lie strictly between 0 and 1")
 
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("default.yaml")

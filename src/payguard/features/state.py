@@ -19,9 +19,11 @@ tests/features/test_point_in_time.py holds them to the brute-force twin in `refe
 Feedback (`fraud_report`, `chargeback`) reaches label streams through `source: referenced`
 filters: the entity comes from the event the feedback points at, the time is when the
 feedback arrived — so a label can never leak into a decision made before it existed.
+Filters with `account: payee` file a transfer under the receiving account (`received`),
+so an account's own features can say when money last came in and how much.
 """
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -31,15 +33,19 @@ import msgspec
 from payguard.events import Event
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
+    HOUR,
     VALUE_EXTRACTORS,
     Catalog,
     EventFilter,
     Extractor,
     FeatureSpec,
+    local_hour,
     parse_duration,
+    received,
+    stream_value,
 )
 from payguard.features.timeline import Timeline
-from payguard.types import MINUTE_MS, EpochMs
+from payguard.types import HOUR_MS, MINUTE_MS, EpochMs
 
 NEVER = 10**9
 """Value of `minutes_since`/`seconds_since` when nothing matched: comparisons like
@@ -94,6 +100,12 @@ class Stream(msgspec.Struct, frozen=True):
     """Index of the entity kind (`by`) whose records hold this stream's timelines."""
     slot: int
     """Position of this stream's timeline in each record of its kind."""
+    weighs: bool = False
+    """Whether `top_share` reads this stream, so its timelines keep `weights` (fen)."""
+    tallies: bool = False
+    """Whether `top_share` or `hour_share` reads it, so its timelines keep `tally`."""
+    ranks: bool = False
+    """Whether `quantile` reads it, so its timelines keep `ranked`."""
 
 
 class Kind(msgspec.Struct, frozen=True):
@@ -111,6 +123,8 @@ class Feature(msgspec.Struct, frozen=True):
     window_ms: int
     longest: bool
     """Whether this is its stream's longest window (older entries are evicted)."""
+    rank: tuple[int, int] = (1, 2)
+    """The quantile `quantile` reads, as an exact fraction (numerator, denominator)."""
 
     @property
     def default(self) -> Any:
@@ -118,7 +132,16 @@ class Feature(msgspec.Struct, frozen=True):
         return NEVER if self.how in ("minutes_since", "seconds_since") else _DEFAULTS.get(self.how)
 
 
-_DEFAULTS: dict[str, Any] = {"count": 0, "sum": 0, "distinct": 0, "age": 0, "is_new": None}
+_DEFAULTS: dict[str, Any] = {
+    "count": 0,
+    "sum": 0,
+    "distinct": 0,
+    "age": 0,
+    "is_new": None,
+    "quantile": 0,
+    "hour_share": 0,
+    "top_share": 0,
+}
 
 Reading = Callable[[list[dict[str, "Record"]], Event, dict[str, Any]], None]
 """Writes one plan's feature values for an event into a copy of the plan's template:
@@ -153,7 +176,14 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
     i, slot = stream.index, stream.slot
     namespace[f"flt_{i}"] = stream.filter
     namespace[f"value_{i}"] = stream.value
-    namespace[f"new_{i}"] = partial(Timeline.new, stream.of == "amount", stream.tracks_seen)
+    namespace[f"new_{i}"] = partial(
+        Timeline.new,
+        stream.of == "amount",
+        stream.tracks_seen,
+        stream.weighs,
+        stream.tallies,
+        stream.ranks,
+    )
     checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
     if stream.filter.settled:
         checks.insert(0, "not declined")
@@ -163,15 +193,18 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
         f"# stream {i}: {stream.filter.types} by {stream.by}, of {stream.of}",
         f"if {' and '.join(checks) or 'True'}:",
         f"    horizon = base - {stream.retention_ms}",
-        f"    value = value_{i}(source)" if stream.value else "    value = None",
+        _value_line(stream),
         "    if value is not None:" if stream.value else "    if True:",
-        "        if key is None:",
     ]
+    if stream.weighs:
+        code.append("        weight = 1 if source.amount is None else source.amount")
+    weight = ", weight" if stream.weighs else ""
+    code.append("        if key is None:")
     if stream.by == "user":
         code += [
             "            if source.phone is not None:",
             f"                link({stream.kind}, {slot}, {n_slots}, source.phone, t, value,"
-            f" horizon, new_{i}, {stream.age_only})",
+            f" horizon, new_{i}, {stream.age_only}{weight})",
         ]
     else:
         code.append("            pass")
@@ -193,7 +226,7 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
         code += [
             "            times = tl.ts",
             "            if times and t < times[-1]:",
-            "                tl.add(t, value, horizon)  # out of order: insert in the middle",
+            f"                tl.add(t, value, horizon{weight})  # out of order: in the middle",
             "            else:",
             "                if not times:",
             "                    first = tl.first_ts",
@@ -209,11 +242,35 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
             ]
         if stream.tracks_seen:
             code.append("                tl.seen[value] = t")
+        code += _behaviour_filing_lines(stream)
         code += [
             "                if times[0] <= horizon:",
             "                    tl.evict_through(horizon)",
         ]
     return ["    " + line for line in code]
+
+
+def _value_line(stream: Stream) -> str:
+    """The entry's value: its field, or for `hour_share` the local hour it is filed at
+    (the feedback's own time for a `referenced` stream, like every entry's time)."""
+    if stream.of == HOUR:
+        return f"    value = (t // {HOUR_MS} + utc_offset) % 24"
+    return f"    value = value_{stream.index}(source)" if stream.value else "    value = None"
+
+
+def _behaviour_filing_lines(stream: Stream) -> list[str]:
+    """Appending in time order: keep the entry's weight, its value's tally and the sorted
+    values for the streams that keep them (see `Timeline`)."""
+    pad = " " * 16
+    code: list[str] = []
+    if stream.weighs:
+        code.append(pad + "tl.weights.append(weight)")
+    if stream.tallies:
+        added = "weight" if stream.weighs else "1"
+        code += [pad + "tally = tl.tally", pad + f"tally[value] = tally.get(value, 0) + {added}"]
+    if stream.ranks:
+        code.append(pad + "insort(tl.ranked, value)")
+    return code
 
 
 def _key_of(by: str) -> Extractor:
@@ -305,15 +362,32 @@ def _aggregate_lines(f: Feature, stream: int) -> list[str]:
             f"    lo = {lo}",
             f"    out[{name}] = current not in {window}",
         ]
+    if f.how in ("quantile", "hour_share", "top_share"):
+        return _behaviour_lines(f, lo)
     unit = MINUTE_MS if f.how == "minutes_since" else 1_000
     return [f"if hi and ts[hi - 1] > t - {w}:", f"    out[{name}] = (t - ts[hi - 1]) // {unit}"]
+
+
+def _behaviour_lines(f: Feature, lo: str) -> list[str]:
+    """A quantile, hour share or top share of a non-empty window (0 if it is empty)."""
+    name = repr(f.name)
+    if f.how == "quantile":
+        num, den = f.rank
+        read = f"tl.quantile(lo, hi, {num}, {den})"
+    elif f.how == "hour_share":
+        read = "tl.hour_share(lo, hi, hour)"
+    else:
+        read = "tl.top_share(lo, hi)"
+    return [f"lo = {lo}", "if hi > lo:", f"    out[{name}] = {read}"]
 
 
 class FeatureState:
     """All timelines for one catalog, in process memory. Picklable for snapshots."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, utc_offset_hours: int = 8) -> None:
         self.catalog = catalog
+        self.utc_offset_hours = utc_offset_hours
+        """Local time for `hour_share` (hours east of UTC; the engine's `utc_offset`)."""
         self.lateness_ms = parse_duration(catalog.lateness)
         self.streams: list[Stream] = []
         self.kinds: list[Kind] = []
@@ -325,17 +399,18 @@ class FeatureState:
         self.updates = 0
         self._by_type: dict[str, list[Stream]] = {}
         self._by_ref_type: dict[str, list[Stream]] = {}
+        self._by_payee_type: dict[str, list[Stream]] = {}
         self._any: list[Stream] = []
+        self._any_payee: list[Stream] = []
         self._phone_users: dict[str, list[str]] = {}
-        self._filers: dict[str, tuple[Filer, Filer]] = {}
+        self._filers: dict[str, tuple[Filer, Filer, Filer | None]] = {}
         self._index_streams()
 
     def _build(self, catalog: Catalog) -> None:
         stream_ids: dict[tuple[str, str, str | None], int] = {}
         specs_of: dict[int, list[tuple[FeatureSpec, int]]] = {}
         for spec in catalog.features:
-            of = spec.of if spec.how in ("sum", "distinct", "is_new") else None
-            ident = (spec.over, spec.by, of)
+            ident = (spec.over, spec.by, stream_value(spec))
             idx = stream_ids.setdefault(ident, len(stream_ids))
             for window in spec.windows:
                 specs_of.setdefault(idx, []).append((spec, parse_duration(window)))
@@ -345,7 +420,7 @@ class FeatureState:
         self.kinds = [Kind(by, _key_of(by), tuple(ids)) for by, ids in kind_of.items()]
         for (over, by, of), idx in stream_ids.items():
             members = specs_of[idx]
-            value = VALUE_EXTRACTORS[of] if of else None
+            value = self._extractor(of)
             flt = catalog.filters[over]
             kind = list(kind_of).index(by)
             retention = max((w for s, w in members if s.how != "age"), default=0)
@@ -368,13 +443,23 @@ class FeatureState:
                     tracks_seen=any(s.how == "is_new" for s, _ in members),
                     kind=kind,
                     slot=kind_of[by].index(idx),
+                    weighs=any(s.how == "top_share" for s, _ in members),
+                    tallies=any(s.how in ("top_share", "hour_share") for s, _ in members),
+                    ranks=any(s.how == "quantile" for s, _ in members),
                 )
             )
             for spec, window_ms in members:
                 window = next(w for w in spec.windows if parse_duration(w) == window_ms)
                 name = spec.name(window)
                 longest = window_ms >= retention
-                self.features[name] = Feature(name, spec.how, idx, window_ms, longest)
+                rank = spec.rank() if spec.how == "quantile" else (1, 2)
+                self.features[name] = Feature(name, spec.how, idx, window_ms, longest, rank)
+
+    def _extractor(self, of: str | None) -> Extractor | None:
+        """What a stream keeps per entry; the local hour uses this state's UTC offset."""
+        if of == HOUR:
+            return partial(_event_hour, offset=self.utc_offset_hours)
+        return VALUE_EXTRACTORS[of] if of else None
 
     def value_type(self, name: str) -> str:
         """A feature's CEL type: `is_new` is a bool, every other aggregate an int."""
@@ -384,8 +469,10 @@ class FeatureState:
         for stream in self.streams:
             flt = stream.filter
             target = self._by_ref_type if flt.source == "referenced" else self._by_type
+            if flt.account == "payee":
+                target = self._by_payee_type
             if "*" in flt.types:
-                self._any.append(stream)
+                (self._any_payee if flt.account == "payee" else self._any).append(stream)
                 continue
             for event_type in flt.types:
                 target.setdefault(event_type, []).append(stream)
@@ -393,11 +480,14 @@ class FeatureState:
     def _slots(self, kind: int) -> int:
         return len(self.kinds[kind].streams)
 
-    def _filers_for(self, event_type: str) -> tuple[Filer, Filer]:
-        """The update code for one event type: its own streams and its `referenced` ones."""
+    def _filers_for(self, event_type: str) -> tuple[Filer, Filer, Filer | None]:
+        """The update code for one event type: its own streams, its `referenced` ones and
+        those filing it under its payee (None when there are none: no view is built)."""
+        payee_streams = [*self._by_payee_type.get(event_type, ()), *self._any_payee]
         filers = self._filers[event_type] = (
             self._filer([*self._by_type.get(event_type, ()), *self._any]),
             self._filer(self._by_ref_type.get(event_type, ())),
+            self._filer(payee_streams) if payee_streams else None,
         )
         return filers
 
@@ -409,7 +499,7 @@ class FeatureState:
         by_kind: dict[int, list[Stream]] = {}
         for stream in streams:
             by_kind.setdefault(stream.kind, []).append(stream)
-        namespace: dict[str, Any] = {}
+        namespace: dict[str, Any] = {"insort": insort, "utc_offset": self.utc_offset_hours}
         lines = ["def file(entities, link, source, t, base, declined):"]
         for kind, members in by_kind.items():
             namespace[f"key_{kind}"] = self.kinds[kind].key
@@ -451,6 +541,9 @@ class FeatureState:
         and as loops calling a closure per feature it cost about a third more."""
         namespace: dict[str, Any] = {"bisect_right": bisect_right}
         lines = ["def read(entities, event, out):", "    t = event.ts"]
+        wanted = (f for streams in by_kind.values() for fs in streams.values() for f in fs)
+        if any(f.how == "hour_share" for f in wanted):  # this event's local hour, once
+            lines.append(f"    hour = (t // {HOUR_MS} + {self.utc_offset_hours}) % 24")
         for kind, streams in by_kind.items():
             namespace[f"key_{kind}"] = self.kinds[kind].key
             lines += ["    " + line for line in self._kind_lines(kind, streams, namespace)]
@@ -515,6 +608,8 @@ class FeatureState:
         filers[0](self.entities, self._file_linked, event, t, base, declined)
         if referenced is not None:
             filers[1](self.entities, self._file_linked, referenced, t, base, False)
+        if filers[2] is not None and (view := received(event)) is not None:
+            filers[2](self.entities, self._file_linked, view, t, base, declined)
         if event.phone is not None and event.user_id is not None:
             self._link_phone(event.phone, event.user_id)
         if t > self.watermark:
@@ -532,6 +627,7 @@ class FeatureState:
         horizon: EpochMs,
         new_timeline: Callable[[], Timeline],
         age_only: bool,
+        weight: int = 1,
     ) -> None:
         """A carrier signal carries no account: file it under every account linked to
         its phone."""
@@ -547,7 +643,7 @@ class FeatureState:
                 if tl.first_ts is None or t < tl.first_ts:
                     tl.first_ts = t
             else:
-                tl.add(t, value, horizon)
+                tl.add(t, value, horizon, weight)
 
     def _link_phone(self, phone: str, user: str) -> None:
         link_phone(self._phone_users, phone, user)
@@ -603,7 +699,7 @@ class FeatureState:
     def digest_items(self) -> list[tuple[Any, ...]]:
         """A canonical listing of every timeline and link, for equality across restarts."""
         items: list[tuple[Any, ...]] = [
-            (idx, key, list(tl.ts), list(tl.values), tl.first_ts, tl.running)
+            (idx, key, list(tl.ts), list(tl.values), tl.first_ts, tl.running, tl.weights)
             for idx in range(len(self.streams))
             for key, tl in sorted(self.timelines(idx).items())
         ]
@@ -642,14 +738,21 @@ class FeatureState:
         self.updates = state["updates"]
 
     def _track_seen(self, entities: list[dict[str, Record]]) -> None:
-        """Give `is_new` streams' timelines their `seen` if the snapshot had none."""
+        """Give `is_new` streams' timelines their `seen` if the snapshot had none (and
+        `quantile`, `hour_share`, `top_share` ones their `ranked` and `tally`)."""
         for stream in self.streams:
-            if not stream.tracks_seen:
+            if not (stream.tracks_seen or stream.tallies or stream.ranks):
                 continue
             for record in entities[stream.kind].values():
                 tl = record[stream.slot]
-                if tl is not None and tl.seen is None:
+                if tl is None:
+                    continue
+                if stream.tracks_seen and tl.seen is None:
                     tl.track_seen()
+                if stream.tallies and tl.tally is None:
+                    tl.track_tally()
+                if stream.ranks and tl.ranked is None:
+                    tl.track_ranked()
 
     def _from_streams(self, timelines: list[dict[str, Any]]) -> list[dict[str, Record]]:
         """Regroup a per-stream snapshot (the layout before per-entity records)."""
@@ -663,6 +766,11 @@ class FeatureState:
                 tl = Timeline(old.ts, old.values, old.totals, old.running, old.first_ts)
                 records.setdefault(key, [None] * n_slots)[stream.slot] = tl
         return entities
+
+
+def _event_hour(event: Event, offset: int) -> int:
+    """The local hour of an event, the value `hour_share` streams keep."""
+    return local_hour(event.ts, offset)
 
 
 ENTITY_LAYOUT = "entities/msgpack/1"
