@@ -24,7 +24,9 @@ import yaml
 
 from payguard.events import Event
 
-How = Literal["count", "sum", "distinct", "is_new", "minutes_since", "seconds_since", "age"]
+How = Literal[
+    "count", "sum", "distinct", "is_new", "minutes_since", "seconds_since", "age", "watched"
+]
 Extractor = Callable[[Event], Any]
 
 _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|h|d)$")
@@ -96,6 +98,8 @@ class FeatureSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def name(self, window: str) -> str:
         of = f"_{self.of}" if self.of else ""
         by = self.by.replace("+", "_")
+        if self.how == "watched":  # how long payguard has watched the entity: no filter
+            return f"watched_minutes_by_{by}"
         suffix = "" if self.how == "age" else f"_{window}"
         return f"{self.how}{of}_{self.over}_by_{by}{suffix}"
 
@@ -106,6 +110,9 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     filters: dict[str, EventFilter]
     features: list[FeatureSpec]
     lateness: str = "10m"
+    learning: str = "3d"
+    """How long payguard must watch an entity before `is_new` / `age` about it are trusted
+    (features.watch; docs/features.md, "Watched history")."""
 
     def validate(self) -> "Catalog":
         """Reject unknown filters, entities, fields and durations before anything runs."""
@@ -124,10 +131,13 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                     raise ValueError(f"feature {name} defined twice")
                 seen.add(name)
         parse_duration(self.lateness)
+        parse_duration(self.learning)
         return self
 
 
 def _check_of(spec: FeatureSpec) -> None:
+    if spec.how == "watched" and (spec.of is not None or "+" in spec.by):
+        raise ValueError(f"watched by {spec.by} takes no `of` and one entity, not a pair")
     needs_of = spec.how in ("sum", "distinct", "is_new")
     if needs_of and spec.of is None:
         raise ValueError(f"{spec.how} over {spec.over} by {spec.by} needs `of`")
