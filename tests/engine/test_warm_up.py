@@ -18,7 +18,7 @@ from payguard.cli.main import app
 from payguard.config import Settings, load_settings
 from payguard.engine import WARM_UP, Engine
 from payguard.events import Event
-from payguard.policy import stepup
+from payguard.policy import Decision, stepup
 from payguard.sim import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,3 +161,34 @@ def test_bad_input_exits_2_with_nothing_written(
     assert result.exit_code == 2
     assert message in result.output and "nothing was loaded" in result.output
     assert not (tmp_path / "data").exists()
+
+
+def test_warm_up_money_counts_as_settled_and_decides_nothing(tmp_path: Path) -> None:
+    """History happened: its money counts against limits, and warm-up places no hold and
+    counts no decision, even for a payment the rules would stop."""
+    engine = Engine.open(_settings(tmp_path))
+    try:
+        pay = engine.decoder.decode(
+            b'{"event_id":"h1","type":"payment","ts":"2026-10-01T09:00:00+08:00",'
+            b'"user_id":"u1","amount":"90000.00","channel":"app",'
+            b'"merchant":{"id":"m1","category":"gift_card"}}'
+        )
+        assert engine.warm(pay) and not engine.warm(pay)  # a repeat is skipped
+        later = msgspec.structs.replace(pay, event_id="h2", ts=pay.ts + 60_000)
+        plan = engine.features.plan(["sum_amount_money_settled_by_user_24h"])
+        assert engine.features.snapshot(later, plan) == {
+            "sum_amount_money_settled_by_user_24h": 9_000_000
+        }
+        assert engine.metrics.decisions == {}
+        assert engine.holds.get("hold-h1") is None
+        assert engine.stored_decision("h1") == Decision(
+            event_id="h1",
+            action="allow",
+            score=0,
+            reasons=[],
+            ruleset=WARM_UP,
+            model=None,
+            latency_us=0,
+        )
+    finally:
+        engine.close()

@@ -110,7 +110,7 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     filters: dict[str, EventFilter]
     features: list[FeatureSpec]
     lateness: str = "10m"
-    learning: str = "3d"
+    learning: str = "1d"
     """How long payguard must watch an entity before `is_new` / `age` about it are trusted
     (features.watch; docs/features.md, "Watched history")."""
 
