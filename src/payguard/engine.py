@@ -55,11 +55,18 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 SNAPSHOT_FILE = "state.snapshot"
 DATABASE_FILE = "payguard.db"
 HOLDS_FILE = "holds.db"
+SNAPSHOT_FORMAT = 2
+"""Bumped when a snapshot's content changes meaning: 2 added the feature state's watched
+history (features.watch). A snapshot of another format is ignored and the log replayed,
+which rebuilds every state exactly."""
 DECLINED: frozenset[str] = frozenset({"review", "block"})
 """Actions after which the money did not leave (`settled` feature filters skip it)."""
 OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
 """The owner says the phone is lost or an operation was fraud: their pending holds are
 revoked (a thief undoing the loss report later does not bring them back)."""
+WARM_UP = "warm-up"
+"""The `ruleset` of the decision recorded for a warm-up event: an allow nothing decided.
+A repeat of its event_id returns it, as any recorded event's decision."""
 GRAPH_CONFIG = GraphConfig(sweep_every=SWEEP_EVERY, max_refs=0)
 """The identity graph's caps and horizons. It sweeps at the feature state's sequence
 numbers, so every state expires on one schedule, and keeps no event-id memory: `_apply`
@@ -256,6 +263,34 @@ class Engine:
             self.flush()
             self.write_snapshot()
         return decision, False
+
+    def warm(self, event: Event) -> bool:
+        """File one past event into features, graph, chains and the idempotency memory
+        without deciding it: no rules, no holds, no metrics, nothing sent. It is recorded
+        in the event log (so recovery replays it like any event and a repeat of its id is
+        answered) with an `allow` of ruleset `warm-up`: history that happened, so the
+        money counts as settled. Returns False for a repeat already recorded; raises
+        DuplicateEventError for a recorded id with another payload. The caller flushes;
+        `close` writes the snapshot (none is written per `snapshot_every`: a crash replays
+        the flushed log instead)."""
+        payload = self._encode(event)
+        payload_hash = hashlib.sha256(payload).digest()
+        stored = self.recorder.lookup(event.event_id)
+        if stored is not None:
+            if stored.payload_hash != payload_hash:
+                raise DuplicateEventError(event.event_id)
+            return False
+        decision = Decision(
+            event_id=event.event_id,
+            action="allow",
+            score=0,
+            reasons=[],
+            ruleset=WARM_UP,
+            model=None,
+            latency_us=0,
+        )
+        self._apply(self.recorder.append(event, payload, payload_hash, decision), event, "allow")
+        return True
 
     def decide(self, event: Event) -> Decision:
         """Features → rules → policy for one event, reading state and changing nothing."""
@@ -495,6 +530,7 @@ class Engine:
         with _gc_paused():  # exports build a tuple per edge and timeline, none cyclic
             body = pickle.dumps(
                 {
+                    "format": SNAPSHOT_FORMAT,
                     "seq": seq,
                     "catalog": self._catalog_digest,
                     "state": self.features.export(),
@@ -531,6 +567,9 @@ class Engine:
                 saved = _SnapshotUnpickler(fh).load()  # our own file, written by write_snapshot
         except (OSError, pickle.UnpicklingError, EOFError, TypeError, AttributeError) as exc:
             log.warning("ignoring unreadable snapshot (%s); replaying all", exc)
+            return 0
+        if saved.get("format") != SNAPSHOT_FORMAT:
+            log.warning("ignoring snapshot of an earlier format; replaying all")
             return 0
         if saved["catalog"] != self._catalog_digest or saved["seq"] > self.recorder.last_seq():
             log.warning("ignoring snapshot taken with another catalog or log; replaying all")

@@ -2,7 +2,8 @@
 
 The earlier layout pickled one dict of `Timeline` objects per stream; the current one
 holds per-entity records as one msgpack blob. A restart must accept either without
-replaying the whole log, and end with exactly the state a clean run has.
+replaying the whole log, and end with exactly the state a clean run has. A snapshot of an
+earlier format (before watched history) is ignored and the log replayed.
 """
 
 import pickle
@@ -99,5 +100,22 @@ def _per_stream_layout(state: FeatureState) -> dict[str, Any]:
     exported = state.export()
     return {
         "timelines": timelines,
-        **{k: exported[k] for k in ("phone_users", "watermark", "late_events", "updates")},
+        **{k: exported[k] for k in ("phone_users", "watermark", "late_events", "updates", "watch")},
     }
+
+
+def test_snapshot_of_an_earlier_format_is_ignored(replayed: tuple[Path, list[Any]]) -> None:
+    """A snapshot written before watched history was kept (format 1) has none to restore:
+    the engine ignores it and replays the whole log, which rebuilds every state."""
+    data_dir, digest = replayed
+    saved = pickle.loads((data_dir / SNAPSHOT_FILE).read_bytes())
+    del saved["format"]
+    del saved["state"]["watch"]
+    (data_dir / SNAPSHOT_FILE).write_bytes(pickle.dumps(saved))
+    reopened = _open(data_dir)
+    try:
+        assert reopened.recorder.last_seq() == 3_000
+        assert reopened.features.digest_items() == digest
+        assert reopened.features.watch.registered  # rebuilt from the log
+    finally:
+        reopened.recorder.close()

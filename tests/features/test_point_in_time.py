@@ -6,6 +6,11 @@ links, transfers filed under the receiving account (`account: payee`), source ne
 IPv4, IPv6 and unparsable addresses, out-of-order arrival within the lateness, repeated
 timestamps, hour-long gaps (for the hour habit) and sweeps. Both implementations answer
 every feature before every event; they must agree exactly.
+
+Watched history (`is_new` / `age` unknown until payguard has watched an entity long enough,
+`watched_minutes`): streams that start with back-filled account records dated days
+earlier, accounts registered under watch, and a learning period short enough that the
+streams cross it.
 """
 
 from typing import Any
@@ -16,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payguard.events import Card, Event, Merchant, Payee
-from payguard.features import Catalog, FeatureState, load_catalog
+from payguard.features import Catalog, FeatureSpec, FeatureState, load_catalog
 from payguard.features.reference import ReferenceFeatures
 
 LATENESS_MS = 60_000
@@ -95,6 +100,31 @@ SMALL_CATALOG = msgspec.convert(
     Catalog,
 ).validate()
 
+WATCH_CATALOG = msgspec.structs.replace(
+    SMALL_CATALOG,
+    learning="5m",
+    features=[
+        *SMALL_CATALOG.features,
+        msgspec.convert({"how": "watched", "over": "any", "by": "user"}, FeatureSpec),
+        msgspec.convert({"how": "watched", "over": "any", "by": "device"}, FeatureSpec),
+        msgspec.convert({"how": "age", "over": "any", "by": "user"}, FeatureSpec),
+        msgspec.convert({"how": "age", "over": "any", "by": "user+device"}, FeatureSpec),
+        msgspec.convert({"how": "age", "over": "bind", "by": "card"}, FeatureSpec),
+        msgspec.convert(
+            {"how": "is_new", "of": "ip", "over": "any", "by": "user", "windows": ["3m", "30m"]},
+            FeatureSpec,
+        ),
+        msgspec.convert(
+            {"how": "is_new", "of": "ip", "over": "pay", "by": "merchant", "windows": ["8m"]},
+            FeatureSpec,
+        ),
+    ],
+).validate()
+"""Learning period 5m with windows shorter and longer than it, so streams cross it."""
+
+BACKFILL_TYPES = ["register", "kyc_verify", "card_bind", "otp_send"]
+"""Account records a bank back-fills (at their real, earlier dates) before going live."""
+
 TYPES = [
     "login",
     "payment",
@@ -104,6 +134,8 @@ TYPES = [
     "line_resume",
     "fraud_report",
     "register",
+    "kyc_verify",
+    "otp_send",
 ]
 
 
@@ -124,8 +156,10 @@ def streams(draw: st.DrawFn, max_events: int = 40) -> list[tuple[Event, bool]]:
 
 
 @st.composite
-def _event(draw: st.DrawFn, i: int, ts: int, earlier_ids: list[str]) -> Event:
-    kind = draw(st.sampled_from(TYPES))
+def _event(
+    draw: st.DrawFn, i: int, ts: int, earlier_ids: list[str], types: list[str] = TYPES
+) -> Event:
+    kind = draw(st.sampled_from(types))
     if kind == "fraud_report" and not earlier_ids:
         kind = "login"
     carrier = kind in ("sim_swap", "line_resume")
@@ -166,6 +200,22 @@ def _event(draw: st.DrawFn, i: int, ts: int, earlier_ids: list[str]) -> Event:
     return Event(**fields)
 
 
+@st.composite
+def backfilled_streams(draw: st.DrawFn) -> list[tuple[Event, bool]]:
+    """Back-filled account records dated minutes to days before the live stream, in time
+    order, then the live stream (which registers some accounts under watch)."""
+    live = draw(streams(max_events=30))
+    start = live[0][0].ts
+    n = draw(st.integers(min_value=0, max_value=8))
+    backfill: list[tuple[Event, bool]] = []
+    for i in range(n):
+        ago = draw(st.sampled_from([60_000, 3_600_000, 86_400_000, 30 * 86_400_000]))
+        event = draw(_event(i, start - ago, [], BACKFILL_TYPES))
+        backfill.append((msgspec.structs.replace(event, event_id=f"b{i}"), False))
+    backfill.sort(key=lambda pair: pair[0].ts)  # in time order: older than the lateness
+    return backfill + live
+
+
 def _declined(event: Event) -> bool:
     """A third of the money the engine would have sent to review or blocked (`settled`
     filters must skip it), chosen from the drawn amount so the stream stays one draw."""
@@ -193,6 +243,12 @@ def _run(catalog: Catalog, stream: list[tuple[Event, bool]]) -> None:
 @given(streams())
 def test_small_catalog_matches_brute_force(stream: list[tuple[Event, bool]]) -> None:
     _run(SMALL_CATALOG, stream)
+
+
+@settings(max_examples=1_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backfilled_streams())
+def test_watched_history_matches_brute_force(stream: list[tuple[Event, bool]]) -> None:
+    _run(WATCH_CATALOG, stream)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

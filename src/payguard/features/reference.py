@@ -5,6 +5,11 @@ rescans the events that arrived earlier. Property tests drive it and the fast st
 the same random streams (out of order within the lateness, feedback, carrier signals) and
 require identical values after every event. It does not model events later than the
 lateness, whose windows the fast state may already have evicted.
+
+Watched history (features.watch) is recomputed from the same log by its definition: the
+watch start is the first logged activity event's time; an entity's first-watched time the
+earliest logged event naming it at or after that; an account born under watch one with a
+logged `register` at or after it.
 """
 
 from collections import Counter
@@ -22,6 +27,7 @@ from payguard.features.spec import (
     received,
 )
 from payguard.features.state import NEVER, PHONE_LINKS
+from payguard.features.watch import ACCOUNT, CONTEXT_TYPES
 from payguard.types import MINUTE_MS
 
 
@@ -53,6 +59,11 @@ class ReferenceFeatures:
         """Every feature of the catalog for `event`, from the events logged so far."""
         out: dict[str, Any] = {}
         for spec in self.catalog.features:
+            if spec.how == "watched":
+                first = self._watched_since(spec.by, ENTITY_EXTRACTORS[spec.by](event))
+                watched = 0 if first is None or first > event.ts else event.ts - first
+                out[spec.name("")] = watched // MINUTE_MS
+                continue
             flt = self.catalog.filters[spec.over]
             entries = self._entries(flt, spec)
             for window in spec.windows:
@@ -112,7 +123,11 @@ class ReferenceFeatures:
         if spec.how == "age":
             firsts = [ts for ts, _ in mine]
             first = min(firsts) if firsts else None
-            return 0 if first is None or first > t else (t - first) // MINUTE_MS
+            observed = 0 if first is None or first > t else (t - first) // MINUTE_MS
+            appeared = t if first is None or first > t else first
+            if self._knows_age(spec.by, event, appeared):
+                return observed
+            return max(observed, self._learning_ms() // MINUTE_MS)
         window_ms = parse_duration(window)
         inside = [(ts, v) for ts, v in mine if t - window_ms < ts <= t]
         if spec.how == "count":
@@ -123,7 +138,8 @@ class ReferenceFeatures:
             return len({v for _, v in inside})
         if spec.how == "is_new":
             current = VALUE_EXTRACTORS[spec.of](event) if spec.of else None
-            return current is not None and key is not None and current not in {v for _, v in inside}
+            new = current is not None and key is not None and current not in {v for _, v in inside}
+            return new and self._knows_new(spec.by, event, window_ms)
         if spec.how in ("quantile", "hour_share", "top_share"):
             return self._behaviour(spec, [v for _, v in inside], t) if inside else 0
         unit = MINUTE_MS if spec.how == "minutes_since" else 1_000
@@ -147,6 +163,65 @@ class ReferenceFeatures:
             volume[entity] += weight
         total = sum(volume.values())
         return max(volume.values()) * 1000 // total if total else 0
+
+    # -- watched history, by its definition ----------------------------------------------
+
+    def _learning_ms(self) -> int:
+        return parse_duration(self.catalog.learning)
+
+    def _watch_start(self) -> int | None:
+        """The first logged activity event's time."""
+        return next((e.ts for e in self.log if e.type not in CONTEXT_TYPES), None)
+
+    def _watched_since(self, kind: str, key: str | None) -> int | None:
+        """The earliest logged event naming `key` (as a `kind`) at or after the watch start.
+        Only events logged after the watch start count: one that arrived before it
+        started cannot have been watched."""
+        start = self._watch_start()
+        if start is None or key is None:
+            return None
+        began = next(i for i, e in enumerate(self.log) if e.type not in CONTEXT_TYPES)
+        times = [
+            e.ts for e in self.log[began:] if e.ts >= start and ENTITY_EXTRACTORS[kind](e) == key
+        ]
+        return min(times, default=None)
+
+    def _registers(self, user: str | None) -> list[int]:
+        return [e.ts for e in self.log if e.type == "register" and e.user_id == user]
+
+    def _born(self, kind: str, key: str | None) -> bool:
+        start = self._watch_start()
+        return (
+            kind == ACCOUNT
+            and key is not None
+            and start is not None
+            and any(ts >= start for ts in self._registers(key))
+        )
+
+    def _knows_new(self, by: str, event: Event, window_ms: int) -> bool:
+        start = self._watch_start()
+        kind = by.split("+")[0]
+        key = ENTITY_EXTRACTORS[kind](event)
+        if start is None:
+            return False
+        if event.ts - start >= window_ms or self._born(kind, key):
+            return True
+        first = self._watched_since(kind, key)
+        return first is not None and event.ts - first >= min(window_ms, self._learning_ms())
+
+    def _knows_age(self, by: str, event: Event, appeared: int) -> bool:
+        start = self._watch_start()
+        kind, pair = by.split("+")[0], "+" in by
+        key = ENTITY_EXTRACTORS[kind](event)
+        if start is None or key is None:
+            return False
+        if kind == ACCOUNT:
+            if self._born(kind, key):
+                return True
+            if not pair:
+                return bool(self._registers(key))
+        since = self._watched_since(kind, key) if pair else start
+        return since is not None and appeared - since >= self._learning_ms()
 
 
 def _keeps_values(spec: FeatureSpec) -> bool:

@@ -43,6 +43,7 @@ How = Literal[
     "quantile",
     "hour_share",
     "top_share",
+    "watched",
 ]
 Extractor = Callable[[Event], Any]
 
@@ -184,6 +185,8 @@ class FeatureSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def name(self, window: str) -> str:
         of = f"_{self.of}" if self.of else ""
         by = self.by.replace("+", "_")
+        if self.how == "watched":  # how long payguard has watched the entity: no filter
+            return f"watched_minutes_by_{by}"
         suffix = "" if self.how == "age" else f"_{window}"
         return f"{self._how_name()}{of}_{self.over}_by_{by}{suffix}"
 
@@ -207,6 +210,9 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     filters: dict[str, EventFilter]
     features: list[FeatureSpec]
     lateness: str = "10m"
+    learning: str = "1d"
+    """How long payguard must watch an entity before `is_new` / `age` about it are trusted
+    (features.watch; docs/features.md, "Watched history")."""
 
     def validate(self) -> "Catalog":
         """Reject unknown filters, entities, fields and durations before anything runs."""
@@ -228,10 +234,13 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                     raise ValueError(f"feature {name} defined twice")
                 seen.add(name)
         parse_duration(self.lateness)
+        parse_duration(self.learning)
         return self
 
 
 def _check_of(spec: FeatureSpec) -> None:
+    if spec.how == "watched" and (spec.of is not None or "+" in spec.by):
+        raise ValueError(f"watched by {spec.by} takes no `of` and one entity, not a pair")
     needs_of = spec.how in ("sum", "distinct", "is_new", "quantile", "top_share")
     if needs_of and spec.of is None:
         raise ValueError(f"{spec.how} over {spec.over} by {spec.by} needs `of`")

@@ -45,6 +45,7 @@ from payguard.features.spec import (
     stream_value,
 )
 from payguard.features.timeline import Timeline
+from payguard.features.watch import WatchedHistory
 from payguard.types import HOUR_MS, MINUTE_MS, EpochMs
 
 NEVER = 10**9
@@ -141,7 +142,10 @@ _DEFAULTS: dict[str, Any] = {
     "quantile": 0,
     "hour_share": 0,
     "top_share": 0,
+    "watched": 0,
 }
+WATCHED_STREAM = -1
+"""`Feature.stream` of a `watched` feature: it reads `FeatureState.watch`, not a stream."""
 
 Reading = Callable[[list[dict[str, "Record"]], Event, dict[str, Any]], None]
 """Writes one plan's feature values for an event into a copy of the plan's template:
@@ -393,6 +397,7 @@ class FeatureState:
         self.kinds: list[Kind] = []
         self.features: dict[str, Feature] = {}
         self._build(catalog)
+        self.watch = WatchedHistory(self._watched_kinds(), parse_duration(catalog.learning))
         self.entities: list[dict[str, Record]] = [{} for _ in self.kinds]
         self.watermark: EpochMs = 0
         self.late_events = 0
@@ -410,6 +415,9 @@ class FeatureState:
         stream_ids: dict[tuple[str, str, str | None], int] = {}
         specs_of: dict[int, list[tuple[FeatureSpec, int]]] = {}
         for spec in catalog.features:
+            if spec.how == "watched":
+                self.features[spec.name("")] = Feature(spec.name(""), "watched", -1, 0, False)
+                continue
             ident = (spec.over, spec.by, stream_value(spec))
             idx = stream_ids.setdefault(ident, len(stream_ids))
             for window in spec.windows:
@@ -460,6 +468,23 @@ class FeatureState:
         if of == HOUR:
             return partial(_event_hour, offset=self.utc_offset_hours)
         return VALUE_EXTRACTORS[of] if of else None
+
+    def _watched_kinds(self) -> list[str]:
+        """Entity kinds whose watch time `is_new`, `age` and `watched` features read: the
+        first component of each one's `by` (`user` for `user+device`)."""
+        kinds: list[str] = []
+        for feature in self.features.values():
+            if feature.how in ("is_new", "age", "watched"):
+                by = self._by_of(feature)
+                kind = by.split("+")[0]
+                if kind not in kinds:
+                    kinds.append(kind)
+        return kinds
+
+    def _by_of(self, feature: Feature) -> str:
+        if feature.stream == WATCHED_STREAM:
+            return feature.name.removeprefix("watched_minutes_by_")
+        return self.streams[feature.stream].by
 
     def value_type(self, name: str) -> str:
         """A feature's CEL type: `is_new` is a bool, every other aggregate an int."""
@@ -526,16 +551,18 @@ class FeatureState:
         for name in wanted:
             feature = self.features[name]
             by_stream.setdefault(feature.stream, []).append(feature)
+        template = {f.name: f.default for fs in by_stream.values() for f in fs}
+        watched = by_stream.pop(WATCHED_STREAM, [])
         by_kind: dict[int, dict[int, list[Feature]]] = {}
         for idx, features in by_stream.items():
             by_kind.setdefault(self.streams[idx].kind, {})[idx] = features
         return QueryPlan(
-            names=tuple(wanted),
-            template={f.name: f.default for fs in by_stream.values() for f in fs},
-            read=self._reading(by_kind),
+            names=tuple(wanted), template=template, read=self._reading(by_kind, watched)
         )
 
-    def _reading(self, by_kind: dict[int, dict[int, list[Feature]]]) -> Reading:
+    def _reading(
+        self, by_kind: dict[int, dict[int, list[Feature]]], watched: list[Feature]
+    ) -> Reading:
         """Straight-line Python reading a plan's features: one entity lookup per kind, then
         each stream's features with their windows baked in. A snapshot runs for every event,
         and as loops calling a closure per feature it cost about a third more."""
@@ -547,6 +574,8 @@ class FeatureState:
         for kind, streams in by_kind.items():
             namespace[f"key_{kind}"] = self.kinds[kind].key
             lines += ["    " + line for line in self._kind_lines(kind, streams, namespace)]
+            lines += ["    " + line for line in self._watch_lines(kind, streams, namespace)]
+        lines += ["    " + line for line in self._watched_lines(watched, namespace)]
         exec(compile("\n".join(lines), "<payguard snapshot>", "exec"), namespace)
         reading: Reading = namespace["read"]
         return reading
@@ -588,6 +617,49 @@ class FeatureState:
             ]
         return code
 
+    def _watch_lines(
+        self, kind: int, streams: dict[int, list[Feature]], namespace: dict[str, Any]
+    ) -> list[str]:
+        """After a kind's features are read: `is_new` that payguard has not watched the
+        entity long enough to know reads false, and such an `age` at least the learning
+        period (features.watch). `record` is the entity's record or None."""
+        by = self.kinds[kind].by
+        component = by.split("+")[0]
+        watched = [
+            (idx, f) for idx, fs in streams.items() for f in fs if f.how in ("is_new", "age")
+        ]
+        if not watched:
+            return []
+        namespace["watch"] = self.watch
+        namespace[f"component_{kind}"] = ENTITY_EXTRACTORS[component]
+        ci, pair = self.watch.index(component), "+" in by
+        code = [f"c = component_{kind}(event)"]
+        for idx, f in watched:
+            name, slot = repr(f.name), self.streams[idx].slot
+            if f.how == "is_new":
+                code += [
+                    f"if out[{name}] and not watch.knows_new({ci}, c, t, {f.window_ms}):",
+                    f"    out[{name}] = False",
+                ]
+            else:
+                code += [
+                    f"tl = record[{slot}] if record is not None else None",
+                    "first = None if tl is None else tl.first_ts",
+                    f"out[{name}] = watch.age({ci}, c, {pair}, first, t)",
+                ]
+        return code
+
+    def _watched_lines(self, watched: list[Feature], namespace: dict[str, Any]) -> list[str]:
+        """`watched_minutes_by_<kind>`: minutes since payguard first saw the entity."""
+        namespace["watch"] = self.watch
+        code = []
+        for f in watched:
+            kind = self._by_of(f)
+            namespace[f"entity_{kind}"] = ENTITY_EXTRACTORS[kind]
+            ci = self.watch.index(kind)
+            code.append(f"out[{f.name!r}] = watch.watched_minutes({ci}, entity_{kind}(event), t)")
+        return code
+
     def snapshot(self, event: Event, plan: QueryPlan) -> dict[str, Any]:
         """Feature values as of `event.ts`, from events that arrived before this one."""
         out = plan.template.copy()
@@ -606,6 +678,7 @@ class FeatureState:
             self.late_events += 1
         filers = self._filers.get(event.type) or self._filers_for(event.type)
         filers[0](self.entities, self._file_linked, event, t, base, declined)
+        self.watch.observe(event)
         if referenced is not None:
             filers[1](self.entities, self._file_linked, referenced, t, base, False)
         if filers[2] is not None and (view := received(event)) is not None:
@@ -705,6 +778,8 @@ class FeatureState:
         ]
         items.extend(("phone", p, list(u)) for p, u in sorted(self._phone_users.items()))
         items.append(("watermark", self.watermark, self.late_events, self.updates))
+        watch = self.watch
+        items.append(("watch", watch.start, watch.since, sorted(watch.registered.items())))
         return items
 
     # -- persistence ---------------------------------------------------------------------
@@ -719,6 +794,7 @@ class FeatureState:
             "watermark": self.watermark,
             "late_events": self.late_events,
             "updates": self.updates,
+            "watch": self.watch.export(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -730,6 +806,9 @@ class FeatureState:
                 raise ValueError("snapshot was taken with a different feature catalog")
         else:
             entities = self._from_streams(state["timelines"])
+        if "watch" not in state:
+            raise ValueError("snapshot was taken before watched history was kept")
+        self.watch.restore(state["watch"])
         self._track_seen(entities)
         self.entities = entities
         self._phone_users = state["phone_users"]

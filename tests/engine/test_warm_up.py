@@ -1,0 +1,194 @@
+"""`payguard warm-up` loads history into a real data directory without deciding it.
+
+The engine that then opens that directory must read, for every later event, the features
+an engine that replayed (decided) the same history reads: catalog, graph and chain
+features alike. The one deliberate difference is money the replay sent to review or
+blocked: warm-up history happened, so it counts as settled.
+"""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from typer.testing import CliRunner
+
+from payguard.cli.main import app
+from payguard.config import Settings, load_settings
+from payguard.engine import WARM_UP, Engine
+from payguard.events import Event
+from payguard.policy import Decision, stepup
+from payguard.sim import SimConfig, simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY_MS = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A simulated week split in two files: history (first 5 days) and what follows."""
+    base = tmp_path_factory.mktemp("world")
+    events, labels = base / "events.jsonl", base / "labels.jsonl"
+    simulate(SimConfig(users=150, days=7, seed=5), events, labels)
+    lines = events.read_bytes().splitlines(keepends=True)
+    decode = msgspec.json.Decoder(dict[str, Any]).decode
+    first_live = next(i for i, line in enumerate(lines) if decode(line)["type"] == "login")
+    start = _ts(lines[first_live])
+    cut = next(i for i, line in enumerate(lines) if _ts(line) >= start + 5 * DAY_MS)
+    history, later = base / "history.jsonl", base / "later.jsonl"
+    history.write_bytes(b"".join(lines[:cut]))
+    later.write_bytes(b"".join(lines[cut:]))
+    return history, later
+
+
+def _ts(line: bytes) -> int:
+    raw = msgspec.json.decode(line)["ts"]
+    return int(datetime.fromisoformat(raw).timestamp() * 1000)
+
+
+def _settings(data_dir: Path) -> Settings:
+    return load_settings(
+        env={
+            "PAYGUARD_DATA_DIR": str(data_dir),
+            "PAYGUARD_RULESET": str(ROOT / "rules" / "default.yaml"),
+        }
+    )
+
+
+def _warm_up(*args: str) -> Any:
+    return CliRunner().invoke(app, ["warm-up", *args], catch_exceptions=False)
+
+
+def _features_of_later_events(engine: Engine, later: Path) -> list[dict[str, Any]]:
+    out = []
+    with later.open("rb") as lines:
+        for line in lines:
+            decision, _ = engine.process(engine.decoder.decode(line))
+            assert not isinstance(decision.features, msgspec.UnsetType)
+            out.append(decision.features)
+    return out
+
+
+def _settled(engine: Engine) -> set[str]:
+    state = engine.features
+    streams = state.streams
+    return {
+        n for n, f in state.features.items() if f.stream >= 0 and streams[f.stream].filter.settled
+    }
+
+
+def test_warm_up_then_decide_reads_what_a_replay_reads(
+    world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    history, later = world
+    result = _warm_up(str(history), "--data-dir", str(tmp_path / "warm"))
+    assert result.exit_code == 0, result.output
+    warmed = Engine.open(_settings(tmp_path / "warm"))
+    assert warmed.recover() == 0  # the snapshot holds the whole warm-up
+    replayed = Engine.open(_settings(tmp_path / "replayed"))
+    with history.open("rb") as lines:
+        for line in lines:
+            replayed.process(replayed.decoder.decode(line))
+    try:
+        got = _features_of_later_events(warmed, later)
+        want = _features_of_later_events(replayed, later)
+        settled = _settled(warmed)
+        assert len(got) == len(want) > 300
+        for g, w in zip(got, want, strict=True):
+            # the step-up features are read only when the policy challenges
+            assert g.keys() ^ w.keys() <= stepup.FEATURES
+            both = (g.keys() & w.keys()) - settled
+            assert {k: g[k] for k in both} == {k: w[k] for k in both}
+    finally:
+        warmed.close()
+        replayed.close()
+
+
+def test_warm_up_survives_a_lost_snapshot(world: tuple[Path, Path], tmp_path: Path) -> None:
+    """The events are in the log: without the snapshot, recovery rebuilds the same state,
+    and a warm-up event's id is answered from the idempotency memory."""
+    history, _ = world
+    assert _warm_up(str(history), "--data-dir", str(tmp_path)).exit_code == 0
+    engine = Engine.open(_settings(tmp_path))
+    digest = engine.features.digest_items()
+    first: Event = next(e for _, e, _ in engine.recorder.events_after(0))
+    engine.close()
+    (tmp_path / "state.snapshot").unlink()
+    reopened = Engine.open(_settings(tmp_path))
+    try:
+        assert reopened.features.digest_items() == digest
+        decision, repeat = reopened.process(first)
+        assert repeat and decision.action == "allow" and decision.ruleset == WARM_UP
+    finally:
+        reopened.close()
+
+
+def test_warm_up_refuses_a_data_directory_with_events(
+    world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    history, _ = world
+    assert _warm_up(str(history), "--data-dir", str(tmp_path)).exit_code == 0
+    again = _warm_up(str(history), "--data-dir", str(tmp_path))
+    assert again.exit_code == 2
+    assert "already holds" in again.output and "--append" in again.output
+    resumed = _warm_up(str(history), "--data-dir", str(tmp_path), "--append")
+    assert resumed.exit_code == 0
+    assert "warmed up 0 events" in resumed.output
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (['{"event_id":"a","type":"login","ts":"yesterday"}'], "line 2: event a: ts:"),
+        (["not json"], "line 2:"),
+        (
+            [
+                '{"event_id":"a","type":"login","ts":"2026-10-01T09:00:00+08:00","user_id":"u"}',
+                '{"event_id":"a","type":"login","ts":"2026-10-01T09:05:00+08:00","user_id":"u"}',
+            ],
+            "line 3: event_id 'a' appears earlier with another payload",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_nothing_written(
+    tmp_path: Path, lines: list[str], message: str
+) -> None:
+    events = tmp_path / "events.jsonl"
+    good = '{"event_id":"g","type":"login","ts":"2026-10-01T08:00:00+08:00","user_id":"u"}'
+    events.write_text("\n".join([good, *lines]) + "\n")
+    result = _warm_up(str(events), "--data-dir", str(tmp_path / "data"))
+    assert result.exit_code == 2
+    assert message in result.output and "nothing was loaded" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_warm_up_money_counts_as_settled_and_decides_nothing(tmp_path: Path) -> None:
+    """History happened: its money counts against limits, and warm-up places no hold and
+    counts no decision, even for a payment the rules would stop."""
+    engine = Engine.open(_settings(tmp_path))
+    try:
+        pay = engine.decoder.decode(
+            b'{"event_id":"h1","type":"payment","ts":"2026-10-01T09:00:00+08:00",'
+            b'"user_id":"u1","amount":"90000.00","channel":"app",'
+            b'"merchant":{"id":"m1","category":"gift_card"}}'
+        )
+        assert engine.warm(pay) and not engine.warm(pay)  # a repeat is skipped
+        later = msgspec.structs.replace(pay, event_id="h2", ts=pay.ts + 60_000)
+        plan = engine.features.plan(["sum_amount_money_settled_by_user_24h"])
+        assert engine.features.snapshot(later, plan) == {
+            "sum_amount_money_settled_by_user_24h": 9_000_000
+        }
+        assert engine.metrics.decisions == {}
+        assert engine.holds.get("hold-h1") is None
+        assert engine.stored_decision("h1") == Decision(
+            event_id="h1",
+            action="allow",
+            score=0,
+            reasons=[],
+            ruleset=WARM_UP,
+            model=None,
+            latency_us=0,
+        )
+    finally:
+        engine.close()
