@@ -139,3 +139,41 @@ def test_failing_rule_is_recorded_as_error_and_others_still_run() -> None:
     hits = evaluate(ruleset.rules, {"attrs": {}, "amount": 5})
     status = {h.rule: h.status for h in hits}
     assert status == {"bad": "error", "good": "hit", "typed": "error"}
+
+
+SIGNALS = """version: t
+params: {big: 500}
+signals:
+  large: "amount >= big"
+  large_at_night: "large && hour < 6"
+rules:
+  - id: r1
+    when: "large_at_night || merchant_category == 'large'"
+    action: review
+    reason: because
+"""
+
+
+def test_signals_are_inlined_where_rules_name_them() -> None:
+    ruleset = parse_ruleset(SIGNALS, KNOWN, EVENT_TYPES)
+    rule = ruleset.rules[0]
+    assert rule.condition == "((amount >= big) && hour < 6) || merchant_category == 'large'"
+    assert rule.variables == {"amount", "big", "hour", "merchant_category"}
+    night = {"amount": 600, "big": 500, "hour": 3, "merchant_category": "x"}
+    assert evaluate(ruleset.rules, night)[0].rule == "r1"
+    assert evaluate(ruleset.rules, {**night, "hour": 12}) == []
+
+
+@pytest.mark.parametrize(
+    ("signals", "owner", "reason"),
+    [
+        ('  amount: "amount > 1"', "signals.amount", "may not shadow"),
+        ('  early: "later"\n  later: "amount > 1"', "signals.early", "unknown identifier `later`"),
+        ('  bad: "amount >"', "signals.bad", "CEL syntax error"),
+    ],
+)
+def test_bad_signals_are_refused_naming_the_signal(signals: str, owner: str, reason: str) -> None:
+    text = f"version: t\nsignals:\n{signals}\nrules: []\n"
+    with pytest.raises(RuleError) as err:
+        parse_ruleset(text, KNOWN, EVENT_TYPES)
+    assert err.value.rule == owner and reason in err.value.message

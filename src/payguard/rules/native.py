@@ -294,7 +294,7 @@ def compile_rules(
     translated = 0
     for i, compiled in enumerate(rules):
         try:
-            condition = translate(compiled.rule.when, types, code_of)
+            condition = translate(compiled.condition, types, code_of)
         except Untranslatable:
             body.append(f"    fallback({i}, f, e, hits)")
             continue

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from payguard.chains import ChainPattern
 
 MAX_EXPRESSION_CHARS = 2_000
+MAX_EXPANDED_CHARS = 8_000
+"""A `when` as written is at most MAX_EXPRESSION_CHARS; with its signals inlined, at most
+this (a signal reused by many rules must not multiply a rule's cost without bound)."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MACRO_CALL = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(")
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 """Comprehension macros run a loop per element, so their cost is unbounded. The CEL
@@ -104,6 +108,10 @@ class RulesetFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     version: str
     rules: list[Rule]
     params: dict[str, int | str | bool] = msgspec.field(default_factory=dict)
+    signals: dict[str, str] = msgspec.field(default_factory=dict)
+    """Named CEL expressions (`unusual_amount: amount > 2 * p90_…`) that rules read by
+    name; each is inlined, parenthesised, where a rule names it. A signal may read features,
+    params and the signals written before it."""
     policy: PolicyConfig = PolicyConfig()
     chains: list[Any] | None = None
     """Attack-chain patterns, as `payguard.chains.load_chains` reads them."""
@@ -114,6 +122,8 @@ class CompiledRule(msgspec.Struct, frozen=True):
     program: Any
     variables: frozenset[str]
     code: str
+    condition: str
+    """`rule.when` with the ruleset's signals inlined: what actually runs."""
 
 
 class Ruleset(msgspec.Struct, frozen=True):
@@ -153,6 +163,7 @@ def parse_ruleset(
     chains = _compile_chains(spec.chains, chain_known, types)
     provided = {name for pattern in chains for name in pattern.feature_names()}
     known_names = set(known) | set(spec.params) | provided
+    signals = _expand_signals(spec.signals, known_names)
     compiled: list[CompiledRule] = []
     seen: set[str] = set()
     for rule in spec.rules:
@@ -161,7 +172,7 @@ def parse_ruleset(
         seen.add(rule.id)
         if not rule.enabled:
             continue
-        compiled.append(_compile(rule, known_names, types))
+        compiled.append(_compile(rule, known_names, types, signals))
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return Ruleset(
         version=f"{spec.version}+{digest}",
@@ -207,7 +218,48 @@ HOLDABLE_TYPES: frozenset[str] = MONEY_OUT_TYPES
 """Money leaving the customer: the only events a hold (accept now, pay out later) fits."""
 
 
-def _compile(rule: Rule, known: set[str], event_types: set[str]) -> CompiledRule:
+def _expand_signals(raw: dict[str, str], known: set[str]) -> dict[str, str]:
+    """Each signal validated and fully expanded (earlier signals inlined), in file order."""
+    expanded: dict[str, str] = {}
+    for name, text in raw.items():
+        owner = f"signals.{name}"
+        if not _IDENTIFIER.fullmatch(name):
+            raise RuleError(owner, "a signal name is a CEL identifier (letters, digits, _)")
+        if name in known:
+            raise RuleError(owner, "a signal may not shadow a feature, field or param")
+        body = inline_signals(text, expanded)
+        compile_condition(owner, body, known, MAX_EXPANDED_CHARS)
+        expanded[name] = body
+    return expanded
+
+
+def inline_signals(text: str, signals: dict[str, str]) -> str:
+    """`text` with every identifier naming a signal replaced by `(its expression)`; string
+    literals are left alone."""
+    if not signals:
+        return text
+    out: list[str] = []
+    last = 0
+    for literal in _STRING_LITERAL.finditer(text):
+        out.append(_inline_code(text[last : literal.start()], signals))
+        out.append(literal.group())
+        last = literal.end()
+    out.append(_inline_code(text[last:], signals))
+    return "".join(out)
+
+
+def _inline_code(code: str, signals: dict[str, str]) -> str:
+    def swap(match: re.Match[str]) -> str:
+        name = match.group()
+        body = signals.get(name)
+        return match.group() if body is None else f"({body})"
+
+    return _IDENTIFIER.sub(swap, code)
+
+
+def _compile(
+    rule: Rule, known: set[str], event_types: set[str], signals: dict[str, str]
+) -> CompiledRule:
     if rule.action == "hold" and (
         rule.events is None or not HOLDABLE_TYPES.issuperset(rule.events)
     ):
@@ -225,16 +277,25 @@ def _compile(rule: Rule, known: set[str], event_types: set[str]) -> CompiledRule
         raise RuleError(rule.id, "a challenge rule must list at least one `challenge` method")
     if not 0 <= rule.score <= 100:
         raise RuleError(rule.id, "`score` must be between 0 and 100")
-    program, variables = compile_condition(rule.id, rule.when, known)
-    return CompiledRule(rule=rule, program=program, variables=variables, code=rule.code or rule.id)
+    when = inline_signals(rule.when, signals)
+    program, variables = compile_condition(rule.id, when, known, MAX_EXPANDED_CHARS)
+    return CompiledRule(
+        rule=rule,
+        program=program,
+        variables=variables,
+        code=rule.code or rule.id,
+        condition=when,
+    )
 
 
-def compile_condition(owner: str, text: str, known: set[str]) -> tuple[Any, frozenset[str]]:
+def compile_condition(
+    owner: str, text: str, known: set[str], max_chars: int = MAX_EXPRESSION_CHARS
+) -> tuple[Any, frozenset[str]]:
     """Compile one CEL boolean and check it as a rule's `when` is checked (syntax, macros,
     unknown identifiers); returns (program, variables). Shared with chain patterns, so a
     condition means the same thing wherever it is written. Errors name `owner`."""
-    if len(text) > MAX_EXPRESSION_CHARS:
-        raise RuleError(owner, f"condition is longer than {MAX_EXPRESSION_CHARS} characters")
+    if len(text) > max_chars:
+        raise RuleError(owner, f"condition is longer than {max_chars} characters")
     try:
         program = cel.compile(text)
     except ValueError as exc:
