@@ -107,6 +107,7 @@ WATCH_CATALOG = msgspec.structs.replace(
         *SMALL_CATALOG.features,
         msgspec.convert({"how": "watched", "over": "any", "by": "user"}, FeatureSpec),
         msgspec.convert({"how": "watched", "over": "any", "by": "device"}, FeatureSpec),
+        msgspec.convert({"how": "watched", "over": "any", "by": "all"}, FeatureSpec),
         msgspec.convert({"how": "age", "over": "any", "by": "user"}, FeatureSpec),
         msgspec.convert({"how": "age", "over": "any", "by": "user+device"}, FeatureSpec),
         msgspec.convert({"how": "age", "over": "bind", "by": "card"}, FeatureSpec),

@@ -19,6 +19,7 @@ from payguard.events import Event
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     VALUE_EXTRACTORS,
+    WATCH_ALL,
     Catalog,
     EventFilter,
     FeatureSpec,
@@ -59,6 +60,11 @@ class ReferenceFeatures:
         """Every feature of the catalog for `event`, from the events logged so far."""
         out: dict[str, Any] = {}
         for spec in self.catalog.features:
+            if spec.how == "watched" and spec.by == WATCH_ALL:
+                start = self._watch_start()
+                watching = 0 if start is None or start > event.ts else event.ts - start
+                out[spec.name("")] = watching // MINUTE_MS
+                continue
             if spec.how == "watched":
                 first = self._watched_since(spec.by, ENTITY_EXTRACTORS[spec.by](event))
                 watched = 0 if first is None or first > event.ts else event.ts - first

@@ -67,6 +67,11 @@ def source_network(ip: str) -> str | None:
     return str(ipaddress.ip_network((address, prefix), strict=False))
 
 
+WATCH_ALL = "all"
+"""`{how: watched, by: all}` is `watched_minutes_by_all`: minutes since payguard's watch
+started, so a rule can ask whether an entity first seen now appeared long after the watch
+began (then it is really new) or in its first hours (then it may well be older)."""
+
 ENTITY_EXTRACTORS: dict[str, Extractor] = {
     "user": lambda e: e.user_id,
     "device": lambda e: e.device_id,
@@ -221,7 +226,9 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if spec.over not in self.filters:
                 raise ValueError(f"feature on unknown filter {spec.over!r}")
             for part in spec.by.split("+"):
-                if part not in ENTITY_EXTRACTORS:
+                if part not in ENTITY_EXTRACTORS and not (
+                    spec.how == "watched" and part == WATCH_ALL
+                ):
                     raise ValueError(f"feature by unknown entity {part!r}")
             flt = self.filters[spec.over]
             if flt.account == "payee" and flt.source == "referenced":

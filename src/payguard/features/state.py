@@ -35,6 +35,7 @@ from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     HOUR,
     VALUE_EXTRACTORS,
+    WATCH_ALL,
     Catalog,
     EventFilter,
     Extractor,
@@ -477,7 +478,7 @@ class FeatureState:
             if feature.how in ("is_new", "age", "watched"):
                 by = self._by_of(feature)
                 kind = by.split("+")[0]
-                if kind not in kinds:
+                if kind not in kinds and kind != WATCH_ALL:
                     kinds.append(kind)
         return kinds
 
@@ -655,6 +656,9 @@ class FeatureState:
         code = []
         for f in watched:
             kind = self._by_of(f)
+            if kind == WATCH_ALL:
+                code.append(f"out[{f.name!r}] = watch.watching_minutes(t)")
+                continue
             namespace[f"entity_{kind}"] = ENTITY_EXTRACTORS[kind]
             ci = self.watch.index(kind)
             code.append(f"out[{f.name!r}] = watch.watched_minutes({ci}, entity_{kind}(event), t)")

@@ -23,7 +23,8 @@ key `k` whose first component is `c` (`user` for `user+device`), at time `t`:
   entity first appeared at `f` with `f - R >= learning`, where `R` is `S(c)` for a pair
   and `W` for a single entity: payguard had watched long enough for it to show up earlier
   had it existed. Unknown reads at least the learning period: `max(age, learning)`.
-- `watched_minutes` is `(t - S(c)) // 1 min`, 0 when `c` was not seen since `W`.
+- `watched_minutes` is `(t - S(c)) // 1 min`, 0 when `c` was not seen since `W`;
+  `watched_minutes_by_all` is `(t - W) // 1 min`, 0 before the watch started.
 
 Everything here is a function of the events filed, in arrival order; the brute-force twin
 in `features.reference` recomputes it from the raw log. Memory: one int per tracked
@@ -125,6 +126,11 @@ class WatchedHistory:
                 return key in self.registered
         since = self.since[kind].get(key) if pair else start
         return since is not None and appeared - since >= self.learning_ms
+
+    def watching_minutes(self, t: EpochMs) -> int:
+        """Minutes since the watch start (0 before it)."""
+        start = self.start
+        return 0 if start is None or start > t else (t - start) // MINUTE_MS
 
     def watched_minutes(self, kind: int, key: str | None, t: EpochMs) -> int:
         """Minutes since payguard first saw `key` at or after the watch start (0: never)."""
