@@ -1,10 +1,13 @@
 """The behavioural aggregates on worked examples: the definitions the property test holds
 the fast state and its brute-force twin to, pinned to numbers a reader can check."""
 
+import ipaddress
 from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from payguard.events import Card, Event, Merchant, Payee
 from payguard.features import Catalog, FeatureState
@@ -168,3 +171,32 @@ def test_money_in_is_filed_under_the_receiving_account() -> None:
     view = received(transfer(5, 0, "alice", "mule", 1))
     assert view is not None
     assert (view.user_id, view.payee, view.device_id) == ("mule", Payee(id="alice"), None)
+
+
+def _network_by_ipaddress(ip: str) -> str | None:
+    """The brute-force twin of `source_network`: the standard library, no shortcuts."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(ipaddress.ip_network((address, 24 if address.version == 4 else 48), False))
+
+
+_OCTETS = st.one_of(
+    st.integers(min_value=0, max_value=300).map(str),
+    st.sampled_from(["00", "01", "001", "010", "256", "", " 1", "1 ", "+1", "-1", "²", "0x1"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.lists(_OCTETS, min_size=3, max_size=5).map(".".join),
+        st.ip_addresses().map(str),
+        st.text(alphabet="0123456789abcdef:.%", max_size=24),
+    )
+)
+def test_source_network_agrees_with_ipaddress(ip: str) -> None:
+    assert source_network(ip) == _network_by_ipaddress(ip)

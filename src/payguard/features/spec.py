@@ -51,12 +51,26 @@ _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|h|d)$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
-@lru_cache(maxsize=1 << 16)
 def source_network(ip: str) -> str | None:
     """The network an address sends from: its IPv4 /24 or IPv6 /48 (an IPv4-mapped IPv6
     address counts as its IPv4), None when it does not parse. Leaked merchant credentials
     used from a new hosting range show here even when each address is fresh; a /24 or /48
-    is usually one site or one customer of a provider. Cached: addresses repeat."""
+    is usually one site or one customer of a provider.
+
+    Dotted quads are checked by hand (as strictly as `ipaddress`: four decimal octets up to
+    255, no leading zeros): this runs for every payment, and `ipaddress` took ~10 µs."""
+    parts = ip.split(".")
+    if len(parts) == 4 and all(_OCTET.match(part) for part in parts):
+        return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
+    return _parsed_network(ip) if ":" in ip else None
+
+
+_OCTET = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\Z", re.ASCII)
+
+
+@lru_cache(maxsize=1 << 14)
+def _parsed_network(ip: str) -> str | None:
+    """`source_network` of anything but a plain dotted quad, by `ipaddress` (cached)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -278,6 +278,16 @@ def _behaviour_filing_lines(stream: Stream) -> list[str]:
     return code
 
 
+def _guarded(block: list[str], members: list[Stream]) -> list[str]:
+    """A kind's filing code, behind its filters when every stream of it has a condition:
+    `merchant_api by merchant+net` then parses no address for a payment that is no API
+    debit (the filter is asked again inside, only for the events that pass)."""
+    if not all(s.conditional and not s.filter.settled for s in members):
+        return block
+    either = " or ".join(f"flt_{s.index}.matches(source)" for s in members)
+    return [f"    if {either}:", *("    " + line for line in block)]
+
+
 def _key_of(by: str) -> Extractor:
     parts = [ENTITY_EXTRACTORS[p] for p in by.split("+")]
     if len(parts) == 1:
@@ -529,13 +539,14 @@ class FeatureState:
         lines = ["def file(entities, link, source, t, base, declined):"]
         for kind, members in by_kind.items():
             namespace[f"key_{kind}"] = self.kinds[kind].key
-            lines += [
+            block = [
                 f"    records = entities[{kind}]",
                 f"    key = key_{kind}(source)",
                 "    record = records.get(key) if key is not None else None",
             ]
             for stream in members:
-                lines += _filing_lines(stream, self._slots(kind), namespace)
+                block += _filing_lines(stream, self._slots(kind), namespace)
+            lines += _guarded(block, members)
         if len(lines) == 1:
             lines.append("    pass")
         exec(compile("\n".join(lines), "<payguard update>", "exec"), namespace)
@@ -776,7 +787,7 @@ class FeatureState:
     def digest_items(self) -> list[tuple[Any, ...]]:
         """A canonical listing of every timeline and link, for equality across restarts."""
         items: list[tuple[Any, ...]] = [
-            (idx, key, list(tl.ts), list(tl.values), tl.first_ts, tl.running, tl.weights)
+            (idx, key, list(tl.ts), list(tl.values), tl.first_ts, tl.running)
             for idx in range(len(self.streams))
             for key, tl in sorted(self.timelines(idx).items())
         ]
@@ -824,7 +835,7 @@ class FeatureState:
         """Give `is_new` streams' timelines their `seen` if the snapshot had none (and
         `quantile`, `hour_share`, `top_share` ones their `ranked` and `tally`)."""
         for stream in self.streams:
-            if not (stream.tracks_seen or stream.tallies or stream.ranks):
+            if not (stream.tracks_seen or stream.weighs or stream.tallies or stream.ranks):
                 continue
             for record in entities[stream.kind].values():
                 tl = record[stream.slot]
@@ -832,6 +843,10 @@ class FeatureState:
                     continue
                 if stream.tracks_seen and tl.seen is None:
                     tl.track_seen()
+                if stream.weighs and tl.weights is None:
+                    # only the per-stream layout lacks weights, and it was written before
+                    # top_share existed (another catalog): count each entry once
+                    tl.weights = [1] * len(tl.values)
                 if stream.tallies and tl.tally is None:
                     tl.track_tally()
                 if stream.ranks and tl.ranked is None:
