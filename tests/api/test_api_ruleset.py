@@ -31,7 +31,7 @@ def test_get_ruleset(client: httpx.Client, server: Server) -> None:
 
 def test_put_syntax_error_shows_position(client: httpx.Client) -> None:
     source = client.get("/v1/ruleset").json()["source"]
-    broken = source.replace("count_card_bind_by_user_1h >= 2", "count_card_bind_by_user_1h >= && 2")
+    broken = source.replace("count_card_bind_by_user_1h >= 3", "count_card_bind_by_user_1h >= && 3")
     r = client.put("/v1/ruleset", content=broken.encode(), headers=YAML)
     assert r.status_code == 422
     body = r.json()
@@ -46,7 +46,7 @@ def test_put_syntax_error_shows_position(client: httpx.Client) -> None:
 def test_put_unknown_identifier_suggests(client: httpx.Client, server: Server) -> None:
     before = server.engine.ruleset.version
     source = client.get("/v1/ruleset").json()["source"]
-    typo = source.replace("count_card_bind_by_user_1h >= 2", "count_card_bind_by_usr_1h >= 2")
+    typo = source.replace("count_card_bind_by_user_1h >= 3", "count_card_bind_by_usr_1h >= 3")
     r = client.put("/v1/ruleset", content=typo.encode(), headers={"content-type": "text/plain"})
     assert r.status_code == 422
     body = r.json()
@@ -74,14 +74,14 @@ def test_put_valid_hot_reloads(client: httpx.Client) -> None:
         assert r.json()["action"] == "allow"
         assert r.json()["ruleset"] == old_version
     # tighten: the second card within the hour already goes to review
-    stricter = source.replace('version: "2026.11.1"', 'version: "2026.11.1-strict"').replace(
-        "count_card_bind_by_user_1h >= 2", "count_card_bind_by_user_1h >= 1"
+    stricter = source.replace('version: "2026.12.1"', 'version: "2026.12.1-strict"').replace(
+        "count_card_bind_by_user_1h >= 3 ||", "count_card_bind_by_user_1h >= 1 ||"
     )
     assert stricter != source
     put = client.put("/v1/ruleset", content=stricter.encode(), headers=YAML)
     assert put.status_code == 200, put.text
     new_version = put.json()["version"]
-    assert new_version.startswith("2026.11.1-strict+") and new_version != old_version
+    assert new_version.startswith("2026.12.1-strict+") and new_version != old_version
     assert client.get("/healthz").json()["ruleset"] == new_version
     assert client.get("/v1/ruleset").json() == {"version": new_version, "source": stricter}
     other = "u-reload-2"

@@ -201,7 +201,7 @@ def test_default_rules_over_fields_features_and_params_all_translate() -> None:
     plain = [r for r in engine.ruleset.rules if r.variables <= types.keys()]
     assert len(plain) >= 30
     for compiled in plain:
-        translate(compiled.rule.when, types, str)
+        translate(compiled.condition, types, str)
 
 
 def _records_on_examples(engine: Engine, count: int) -> Iterator[list[RuleHit]]:

@@ -85,7 +85,7 @@ def run_suite(
     days: int,
     load_rules: Callable[[], tuple[Ruleset, FeatureState]],
     settings: Settings,
-    attack_rate: float = 0.02,
+    attack_rate: float = 0.05,
     on_world: Callable[[int, Summary], None] | None = None,
 ) -> SuiteResult:
     """Simulate and backtest one world per seed; pool the figures. `load_rules` gives a

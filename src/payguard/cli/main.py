@@ -418,7 +418,7 @@ def backtest_suite(
     days: Annotated[int, typer.Option(min=1, help="Days per world.")] = 30,
     attack_rate: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of users attacked.")
-    ] = 0.02,
+    ] = 0.05,
     ruleset_file: Annotated[
         Path | None, typer.Option("--ruleset", help="Ruleset YAML (else the configured one).")
     ] = None,

@@ -228,7 +228,7 @@ def _event_id_of(raw: bytes | str) -> str | None:
     """Best effort: the event_id of a payload that failed validation, for error lines."""
     try:
         obj: Any = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return None
     if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
         return str(obj["event_id"])[:128]
