@@ -24,7 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 WORLD = {"users": 1_000, "days": 30, "attack_rate": 0.05}
 SEED = 101
 
-PINNED: dict[str, float] = {}
+PINNED: dict[str, float] = {
+    "sms_forwarding": 0.887,
+    "credential_stuffing": 0.869,
+    "phone_theft_takeover": 0.768,
+    "merchant_credential_leak": 1.0,
+    "cash_out_collusion": 1.0,
+    "fake_customer_service": 0.487,
+    "challenged_share": 0.007,
+    "held_share": 0.0,
+    "reviewed_blocked_share": 0.001,
+    "strong_friction_share": 0.05,
+}
 """Rounded to 0.1 % (shares) — scenario → attack money stopped, then the legitimate
 friction figures under their own names."""
 
@@ -50,9 +61,7 @@ def _figures(result: SuiteResult) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def heldout() -> SuiteResult:
-    return run_suite(
-        "heldout", [SEED], load_rules=_load, settings=load_settings(None), **WORLD
-    )
+    return run_suite("heldout", [SEED], load_rules=_load, settings=load_settings(None), **WORLD)
 
 
 def test_heldout_figures_are_pinned(heldout: SuiteResult) -> None:
