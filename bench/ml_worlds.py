@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -40,6 +39,7 @@ from payguard.backtest.suite import SuiteResult, pool
 from payguard.config import Settings, load_settings
 from payguard.engine import compile_ruleset
 from payguard.features import FeatureState, load_catalog
+from payguard.ml.budget_rules import cut_offs, model_only_yaml, with_model_yaml
 from payguard.ml.features import feature_set
 from payguard.ml.model import Manifest
 from payguard.ml.rows import Rows
@@ -50,44 +50,15 @@ from payguard.sim import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 RULESETS = ("rules", "model", "rules+model")
-MONEY_OUT = ["payment", "transfer", "withdrawal", "investment_buy"]
 console = Console(width=150)
-
-
-def model_rules(challenge: float, review: float) -> list[dict[str, Any]]:
-    """The two rules through which the policy uses the score, at the budget cut-offs."""
-    return [
-        {
-            "id": "model_challenge",
-            "description": "The learned score reaches the cut-off of the challenge budget.",
-            "events": MONEY_OUT,
-            "when": f"model.score >= {challenge!r}",
-            "action": "challenge",
-            "reason": "The learned risk score is high for this payment.",
-            "challenge": ["face", "hardware_token"],
-        },
-        {
-            "id": "model_review",
-            "description": "The learned score reaches the cut-off of the review budget.",
-            "events": MONEY_OUT,
-            "when": f"model.score >= {review!r}",
-            "action": "review",
-            "reason": "The learned risk score is very high for this payment.",
-        },
-    ]
 
 
 def ruleset_texts(default_yaml: str, challenge: float, review: float) -> dict[str, str]:
     """The three rulesets' YAML: the default file as is, the model rules alone, both."""
-    added = model_rules(challenge, review)
-    combined = yaml.safe_load(default_yaml)
-    combined["version"] = f"{combined['version']}+model"
-    combined["rules"] = [*combined["rules"], *added]
-    alone = {"version": "model-only", "rules": added}
     return {
         "rules": default_yaml,
-        "model": yaml.safe_dump(alone, sort_keys=False, allow_unicode=True),
-        "rules+model": yaml.safe_dump(combined, sort_keys=False, allow_unicode=True),
+        "model": model_only_yaml(challenge, review),
+        "rules+model": with_model_yaml(default_yaml, challenge, review),
     }
 
 
@@ -232,9 +203,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     server, why = load_model(model_dir, state, settings.features)
     if server is None:
         raise SystemExit(f"the engine would not serve the model: {why}")
-    cut = {a: manifest.thresholds[a]["threshold"] for a in ("challenge", "review")}
-    console.print(f"  {why}; cut-offs {cut}; calibration {manifest.metrics}", highlight=False)
-    texts = ruleset_texts(args.ruleset.read_text(encoding="utf-8"), cut["challenge"], cut["review"])
+    challenge, review = cut_offs(manifest.thresholds)
+    console.print(
+        f"  {why}; cut-offs challenge {challenge}, review {review}; calibration {manifest.metrics}",
+        highlight=False,
+    )
+    texts = ruleset_texts(args.ruleset.read_text(encoding="utf-8"), challenge, review)
     for name, text in texts.items():
         (args.work / f"ruleset-{name.replace('+', '-')}.yaml").write_text(text, encoding="utf-8")
     console.print("[bold]2. judging on held-out worlds[/bold]")
