@@ -92,7 +92,8 @@ def tagged(rows: Rows, tag: str) -> Rows:
 
 
 def stack(worlds: Sequence[tuple[int, Rows]]) -> WorldRows:
-    """One `WorldRows` of tagged per-world rows (same columns), in the order given."""
+    """One `WorldRows` of tagged per-world rows (same columns), in the order given.
+    `WorldRows.of` selects by seed, so give each world its own seed."""
     if not worlds:
         raise ValueError("no worlds to stack")
     columns = worlds[0][1].columns
