@@ -2,6 +2,7 @@
 
 payguard import-fdh RAW.csv.xz -o EVENTS [--labels LABELS]   Handbook data as events
 payguard model train --events E [--labels L] --out DIR        train, calibrate, write artifact
+payguard model train --worlds tuning --seeds 1-6 --out DIR    the same across simulated worlds
 payguard model evaluate --model DIR --events E                AUC, AP, P@k, CP@k on a period
 """
 
@@ -77,11 +78,26 @@ class _Null:
 
 @model_app.command("train")
 def model_train(
-    events: Annotated[Path, typer.Option("--events", help="Events JSON Lines file.")],
     output: Annotated[Path, typer.Option("--out", help="Artifact directory to write.")],
+    events: Annotated[
+        Path | None, typer.Option("--events", help="Events JSON Lines file (or --worlds).")
+    ] = None,
     labels: Annotated[
         Path | None, typer.Option("--labels", help="Labels file (else feedback events).")
     ] = None,
+    worlds: Annotated[
+        str | None,
+        typer.Option(help="Train across simulated worlds of this variant set (tuning, all)."),
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="World seeds with --worlds: 1,2,3 or 1-6.")] = "1-6",
+    calibration_seeds: Annotated[
+        str | None, typer.Option(help="Worlds that calibrate (default: the last seed).")
+    ] = None,
+    users: Annotated[int, typer.Option(min=10, help="Customers per world.")] = 2_000,
+    days: Annotated[int, typer.Option(min=1, help="Days per world.")] = 30,
+    attack_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of users attacked per world.")
+    ] = 0.05,
     features: Annotated[
         str, typer.Option("--feature-set", help="default@+8h, fdh+extras@+8h or fdh@+8h.")
     ] = "default@+8h",
@@ -92,14 +108,81 @@ def model_train(
     rounds: Annotated[int, typer.Option(help="Boosting rounds.")] = 300,
     cache: Annotated[Path | None, typer.Option(help="Directory caching feature rows.")] = None,
     challenge_budget: Annotated[
-        float, typer.Option(help="Share of legit rows a challenge threshold may reach.")
-    ] = 0.01,
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Legit share a challenge may reach (0.01; --worlds 0.005)."
+        ),
+    ] = None,
     review_budget: Annotated[
-        float, typer.Option(help="Share of legit rows a review threshold may reach.")
-    ] = 0.002,
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Legit share a review may reach (0.002; --worlds 0.001)."
+        ),
+    ] = None,
 ) -> None:
     """Build point-in-time rows, train LightGBM, calibrate, choose thresholds for the
-    challenge and review budgets on the validation period, write a versioned artifact."""
+    challenge and review budgets on the validation rows, write a versioned artifact.
+
+    With --events: one file, split by time (the last --valid-days calibrate). With
+    --worlds: simulated worlds (--seeds), each on its own feature state, split by world
+    (--calibration-seeds calibrate)."""
+    if (events is None) == (worlds is None):
+        _fail("give either --events (a file) or --worlds (simulated worlds), not both")
+    if worlds is not None:
+        _train_worlds(
+            output,
+            worlds,
+            seeds,
+            calibration_seeds,
+            users=users,
+            days=days,
+            attack_rate=attack_rate,
+            features=features,
+            rounds=rounds,
+            cache=cache,
+            budgets=_budgets(challenge_budget, review_budget, 0.005, 0.001),
+        )
+        return
+    assert events is not None  # one of the two, checked above
+    _train_file(
+        output,
+        events,
+        labels,
+        features=features,
+        train_from=train_from,
+        train_to=train_to,
+        valid_days=valid_days,
+        delay_days=delay_days,
+        rounds=rounds,
+        cache=cache,
+        budgets=_budgets(challenge_budget, review_budget, 0.01, 0.002),
+    )
+
+
+def _budgets(
+    challenge: float | None, review: float | None, challenge_default: float, review_default: float
+) -> dict[str, float]:
+    return {
+        "challenge": challenge_default if challenge is None else challenge,
+        "review": review_default if review is None else review,
+    }
+
+
+def _train_file(
+    output: Path,
+    events: Path,
+    labels: Path | None,
+    *,
+    features: str,
+    train_from: str | None,
+    train_to: str | None,
+    valid_days: int,
+    delay_days: int,
+    rounds: int,
+    cache: Path | None,
+    budgets: dict[str, float],
+) -> None:
+    """`model train --events`: one file, split by time."""
     from payguard.ml.features import feature_set
     from payguard.ml.rows import file_sha256
     from payguard.ml.train import Window, default_window, load_rows, offset_of, train_model
@@ -124,7 +207,7 @@ def model_train(
             label_source=f"labels file {labels.name}" if labels else "feedback events",
             data_sha256=digest,
             rounds=rounds,
-            budgets={"challenge": challenge_budget, "review": review_budget},
+            budgets=budgets,
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -134,12 +217,71 @@ def model_train(
         f"{manifest.valid_window[0]} … {manifest.valid_window[1]} → {output}",
         highlight=False,
     )
-    _metrics_table("validation", manifest.metrics)
-    _thresholds_table(
-        f"thresholds for a budget (validation {manifest.valid_window[0]} … "
-        f"{manifest.valid_window[1]})",
-        manifest.thresholds,
+    _report(manifest.metrics, manifest.thresholds, "validation", manifest.valid_window)
+
+
+def _train_worlds(
+    output: Path,
+    variants: str,
+    seeds: str,
+    calibration_seeds: str | None,
+    *,
+    users: int,
+    days: int,
+    attack_rate: float,
+    features: str,
+    rounds: int,
+    cache: Path | None,
+    budgets: dict[str, float],
+) -> None:
+    """`model train --worlds`: simulated worlds, split by world."""
+    from payguard.ml.features import feature_set
+    from payguard.ml.rows import Rows
+    from payguard.ml.worlds import WorldSpec, parse_seeds, train_worlds, world_rows
+
+    if variants not in ("tuning", "all"):
+        _fail(f"--worlds: {variants!r} is not tuning or all (held-out variants judge, not train)")
+    try:
+        seed_list = parse_seeds(seeds)
+        calibration = parse_seeds(calibration_seeds) if calibration_seeds else seed_list[-1:]
+    except ValueError as exc:
+        _fail(f"--seeds / --calibration-seeds: {exc}")
+    if any(s not in seed_list for s in calibration) or len(calibration) >= len(seed_list):
+        _fail(f"--calibration-seeds: {calibration} must be some, not all, of --seeds {seed_list}")
+    spec = WorldSpec(variants, users, days, attack_rate)  # type: ignore[arg-type]  # checked
+
+    def world_done(seed: int, rows: Rows) -> None:
+        attacks = int((rows.label_ts != -1).sum())
+        err.print(
+            f"world {spec.tag(seed)}: {len(rows):,} rows, {attacks:,} attack", highlight=False
+        )
+
+    try:
+        fs = feature_set(features)
+        key = load_settings().token_key.encode()
+        data = world_rows(spec, seed_list, fs, key, cache=cache, on_world=world_done)
+        manifest = train_worlds(data, fs, output, spec, calibration, budgets=budgets, rounds=rounds)
+    except ValueError as exc:
+        _fail(str(exc))
+    fit = ", ".join(map(str, manifest.worlds["fit_seeds"]))
+    out.print(
+        f"model {manifest.version}: {manifest.rows:,} rows ({manifest.positives:,} attack) "
+        f"from {variants} worlds {fit}, calibrated on worlds "
+        f"{', '.join(map(str, calibration))} → {output}",
+        highlight=False,
     )
+    _report(manifest.metrics, manifest.thresholds, "calibration worlds", None)
+
+
+def _report(
+    metrics: dict[str, float],
+    thresholds: dict[str, dict[str, float]],
+    title: str,
+    window: list[str] | None,
+) -> None:
+    span = f" {window[0]} … {window[1]}" if window else ""
+    _metrics_table(title, metrics)
+    _thresholds_table(f"thresholds for a budget ({title}{span})", thresholds)
 
 
 @model_app.command("evaluate")

@@ -145,6 +145,9 @@ class Manifest:
     validation period, with what it flagged there (payguard.ml.thresholds)."""
     positives: int = 0
     rows: int = 0
+    worlds: dict[str, Any] = field(default_factory=dict)
+    """For a model trained across simulated worlds (`payguard.ml.worlds`): the variant set,
+    simulator settings and which seeds fit and which calibrated; empty otherwise."""
 
 
 class Scorer:

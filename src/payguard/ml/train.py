@@ -126,12 +126,6 @@ def train_model(
     fit_mask, valid_mask = fit.mask(rows, offset), valid.mask(rows, offset)
     if not y[fit_mask].any():
         raise ValueError(f"no fraud labelled in {fit.start} … {fit.end} as of {labels_as_of}")
-    booster = train_booster(rows.x[fit_mask], y[fit_mask], params, rounds)
-    raw = np.asarray(booster.predict(rows.x[valid_mask]))
-    platt = fit_platt(margin_of(raw), y[valid_mask])
-    metrics = ranking_metrics(
-        y[valid_mask], raw, rows.card[valid_mask], local_days(rows.ts[valid_mask], offset)
-    )
     manifest = Manifest(
         version="",
         feature_set=fs.name,
@@ -144,12 +138,38 @@ def train_model(
         data_sha256=data_sha256,
         params=params or {},
         rounds=rounds,
-        platt={"a": platt.a, "b": platt.b},
-        metrics={f"valid_{k}": v for k, v in metrics.items()},
-        positives=int(y[fit_mask].sum()),
-        rows=int(fit_mask.sum()),
+        platt={},
     )
-    onnx_bytes = to_onnx(booster, len(fs.columns))
+    fit_calibrate_save(rows, y, fit_mask, valid_mask, manifest, out, budgets)
+    return manifest
+
+
+def fit_calibrate_save(
+    rows: Rows,
+    y: Array,
+    fit_mask: Array,
+    valid_mask: Array,
+    manifest: Manifest,
+    out: Path,
+    budgets: dict[str, float] | None = None,
+) -> Manifest:
+    """Train on the fit rows, Platt-calibrate on the validation rows, choose the budget
+    thresholds on the validation rows as served (ONNX), fill `manifest` in and write `out`.
+
+    Shared by the time split (`train_model`) and the world split (`ml.worlds`): only which
+    rows fit and which calibrate differs, never how."""
+    booster = train_booster(rows.x[fit_mask], y[fit_mask], manifest.params, manifest.rounds)
+    raw = np.asarray(booster.predict(rows.x[valid_mask]))
+    platt = fit_platt(margin_of(raw), y[valid_mask])
+    offset = offset_of(feature_set(manifest.feature_set))
+    metrics = ranking_metrics(
+        y[valid_mask], raw, rows.card[valid_mask], local_days(rows.ts[valid_mask], offset)
+    )
+    manifest.platt = {"a": platt.a, "b": platt.b}
+    manifest.metrics = {f"valid_{k}": v for k, v in metrics.items()}
+    manifest.positives = int(y[fit_mask].sum())
+    manifest.rows = int(fit_mask.sum())
+    onnx_bytes = to_onnx(booster, len(manifest.columns))
     served = Scorer.in_memory(onnx_bytes, manifest).score(rows.x[valid_mask])
     chosen = choose_thresholds(
         served, y[valid_mask], DEFAULT_BUDGETS if budgets is None else budgets
