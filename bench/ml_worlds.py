@@ -44,9 +44,10 @@ from payguard.ml.features import feature_set
 from payguard.ml.model import Manifest
 from payguard.ml.rows import Rows
 from payguard.ml.serve import load_model
-from payguard.ml.worlds import WorldSpec, parse_seeds, train_worlds, world_rows
+from payguard.ml.worlds import WorldSpec, train_worlds, world_rows
 from payguard.rules import Ruleset
 from payguard.sim import SimConfig, simulate
+from payguard.sim.config import parse_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 RULESETS = ("rules", "model", "rules+model")

@@ -23,13 +23,13 @@ from payguard.ml.thresholds import allowed_rows
 from payguard.ml.worlds import (
     WorldRows,
     WorldSpec,
-    parse_seeds,
     stack,
     tagged,
     train_worlds,
     world_rows,
 )
 from payguard.sim import simulate
+from payguard.sim.config import parse_seeds
 
 KEY = b"0123456789abcdef"
 TINY = WorldSpec("tuning", users=120, days=8, attack_rate=0.1)

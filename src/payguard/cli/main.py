@@ -52,6 +52,10 @@ err = Console(stderr=True)
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (else PAYGUARD_CONFIG).")
 ]
+RulesetOption = Annotated[
+    Path | None, typer.Option("--ruleset", help="Ruleset YAML (else the configured one).")
+]
+JsonOutOption = Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON.")]
 
 
 def _fail(message: str) -> NoReturn:
@@ -369,13 +373,9 @@ def simulate(
 def backtest(
     events: Annotated[Path, typer.Argument(help="JSON Lines file of contract-v1 events.")],
     labels: Annotated[Path, typer.Option("--labels", help="Attack labels JSON Lines file.")],
-    ruleset_file: Annotated[
-        Path | None, typer.Option("--ruleset", help="Ruleset YAML (else the configured one).")
-    ] = None,
+    ruleset_file: RulesetOption = None,
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report.")] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the summary as JSON.")
-    ] = None,
+    json_out: JsonOutOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Replay labelled events on a fresh engine: attack money stopped, friction, per rule."""
@@ -413,35 +413,31 @@ def backtest_suite(
     variants: Annotated[
         str, typer.Option(help="Simulator variant set: tuning, heldout or all (docs/detection.md).")
     ] = "heldout",
-    seeds: Annotated[str, typer.Option(help="Comma-separated simulator seeds.")] = "101,102,103",
+    seeds: Annotated[
+        str, typer.Option(help="Simulator seeds: 101,102,103 or 101-103.")
+    ] = "101-103",
     users: Annotated[int, typer.Option(min=10, help="Customers per world.")] = 2_000,
     days: Annotated[int, typer.Option(min=1, help="Days per world.")] = 30,
     attack_rate: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of users attacked.")
     ] = 0.05,
-    ruleset_file: Annotated[
-        Path | None, typer.Option("--ruleset", help="Ruleset YAML (else the configured one).")
-    ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the pooled figures as JSON.")
-    ] = None,
+    ruleset_file: RulesetOption = None,
+    json_out: JsonOutOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Backtest one ruleset on several simulated worlds (a variant set × seeds), pooled."""
     from payguard.backtest.score import Summary
     from payguard.backtest.suite import render_suite, run_suite
-    from payguard.sim.config import VariantSet
+    from payguard.sim.config import VariantSet, parse_seeds
 
     settings = _settings(config)
     if variants not in ("tuning", "heldout", "all"):
         _fail(f"--variants: {variants!r} is not one of tuning, heldout, all")
     variant_set: VariantSet = variants  # type: ignore[assignment]  # checked just above
     try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        _fail(f"--seeds: {seeds!r} is not a comma-separated list of integers")
-    if not seed_list:
-        _fail("--seeds: give at least one seed")
+        seed_list = parse_seeds(seeds)
+    except ValueError as exc:
+        _fail(f"--seeds: {exc}")
     path = ruleset_file or settings.ruleset
     _load_rules(path, settings)  # fail fast, before the first world is simulated
 

@@ -237,7 +237,8 @@ def _train_worlds(
     """`model train --worlds`: simulated worlds, split by world."""
     from payguard.ml.features import feature_set
     from payguard.ml.rows import Rows
-    from payguard.ml.worlds import WorldSpec, parse_seeds, train_worlds, world_rows
+    from payguard.ml.worlds import WorldSpec, train_worlds, world_rows
+    from payguard.sim.config import parse_seeds
 
     if variants not in ("tuning", "all"):
         _fail(f"--worlds: {variants!r} is not tuning or all (held-out variants judge, not train)")

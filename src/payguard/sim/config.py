@@ -190,3 +190,20 @@ class SimSummary:
     @property
     def events_per_s(self) -> float:
         return self.events / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`1,2,3` or `1-6` or a mix (`1-4,9`) as a list of distinct seeds, in order."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        try:
+            span = range(int(low), int(high) + 1) if dash else range(int(low), int(low) + 1)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a list of seeds like 1,2,3 or 1-6") from None
+        seeds += [s for s in span if s not in seeds]
+    if not seeds:
+        raise ValueError(f"{text!r} names no seed")
+    return seeds
