@@ -264,7 +264,9 @@ class Engine:
             self.write_snapshot()
         return decision, False
 
-    def warm(self, event: Event) -> bool:
+    def warm(
+        self, event: Event, payload: bytes | None = None, payload_hash: bytes | None = None
+    ) -> bool:
         """File one past event into features, graph, chains and the idempotency memory
         without deciding it: no rules, no holds, no metrics, nothing sent. It is recorded
         in the event log (so recovery replays it like any event and a repeat of its id is
@@ -272,9 +274,12 @@ class Engine:
         money counts as settled. Returns False for a repeat already recorded; raises
         DuplicateEventError for a recorded id with another payload. The caller flushes;
         `close` writes the snapshot (none is written per `snapshot_every`: a crash replays
-        the flushed log instead)."""
-        payload = self._encode(event)
-        payload_hash = hashlib.sha256(payload).digest()
+        the flushed log instead). A caller that already encoded and hashed the event (as
+        `process` would) passes both, so a load does not do it twice."""
+        if payload is None:
+            payload = self._encode(event)
+        if payload_hash is None:
+            payload_hash = hashlib.sha256(payload).digest()
         stored = self.recorder.lookup(event.event_id)
         if stored is not None:
             if stored.payload_hash != payload_hash:
@@ -291,6 +296,21 @@ class Engine:
         )
         self._apply(self.recorder.append(event, payload, payload_hash, decision), event, "allow")
         return True
+
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """A bulk load (warm-up) as one transaction of the event log: what `warm` records
+        inside becomes durable together when the block ends. If it raises, the log is
+        rolled back, and this engine's state, which then holds events the log does not,
+        is never snapshotted: close it and open the data directory again."""
+        self.recorder.begin_load()
+        try:
+            yield
+        except BaseException:
+            self.recorder.end_load(commit=False)
+            self._snapshot_path = None
+            raise
+        self.recorder.end_load(commit=True)
 
     def decide(self, event: Event) -> Decision:
         """Features → rules → policy for one event, reading state and changing nothing."""
@@ -477,13 +497,15 @@ class Engine:
         """File the event into the feature state, the graph and the chain matcher (after
         it is decided and queued), and let an owner's report revoke their pending holds.
         `variables` are what the chain conditions read when it was decided; recovery,
-        which decides nothing, recomputes them first."""
+        which decides nothing, has the matcher settle its steps first, building them only if a
+        condition runs."""
         referenced = None
         if event.type in FEEDBACK_TYPES and event.ref_event_id is not None:
             referenced = self.recorder.get_event(event.ref_event_id)
         chains = self.chains
-        if variables is None and chains is not None and chains.applies_to(event.type):
-            variables = self._recompute_chain_variables(event)
+        if variables is None and chains is not None:
+            # built only if a condition runs (rarely), from the states before the event
+            chains.evaluate(event, partial(self._recompute_chain_variables, event))
         if event.type in OWNER_REPORTS:
             self._revoke_holds(event)
         self.features.update(event, referenced, action in DECLINED)

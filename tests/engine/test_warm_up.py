@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from payguard.cli.main import app
 from payguard.config import Settings, load_settings
-from payguard.engine import WARM_UP, Engine
+from payguard.engine import WARM_UP, Engine, compile_ruleset
 from payguard.events import Event
+from payguard.features import FeatureState, load_catalog
 from payguard.policy import Decision, stepup
 from payguard.sim import SimConfig, simulate
 
@@ -91,6 +92,12 @@ def test_warm_up_then_decide_reads_what_a_replay_reads(
         for line in lines:
             replayed.process(replayed.decoder.decode(line))
     try:
+        # filing without deciding builds the same graph and chain matches (the chain
+        # conditions' variables are built only when a condition runs, before filing)
+        assert warmed.graph is not None and replayed.graph is not None
+        assert warmed.chains is not None and replayed.chains is not None
+        assert warmed.graph.export() == replayed.graph.export()
+        assert warmed.chains.export() == replayed.chains.export()
         got = _features_of_later_events(warmed, later)
         want = _features_of_later_events(replayed, later)
         settled = _settled(warmed)
@@ -192,3 +199,112 @@ def test_warm_up_money_counts_as_settled_and_decides_nothing(tmp_path: Path) -> 
         )
     finally:
         engine.close()
+
+
+def _logins(count: int, start: int = 0) -> str:
+    """`count` valid login lines of distinct events and users, a minute apart."""
+    first_ms = 1_759_276_800_000  # 2025-10-01T00:00:00Z
+    return "".join(
+        msgspec.json.encode(
+            {
+                "event_id": f"e{i}",
+                "type": "login",
+                "ts": first_ms + i * 60_000,
+                "user_id": f"u{i % 97}",
+                "device_id": f"d{i % 89}",
+            }
+        ).decode()
+        + "\n"
+        for i in range(start, start + count)
+    )
+
+
+def test_a_bad_line_after_many_flushes_leaves_the_directory_as_it_was(
+    world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The load is one transaction: rows flushed before the bad line are rolled back,
+    and no snapshot of the half-filed state is written."""
+    bad = '{"event_id":"x","type":"login","ts":"yesterday","user_id":"u"}\n'
+    events = tmp_path / "events.jsonl"
+    events.write_text(_logins(2_500) + bad)
+    result = _warm_up(str(events), "--data-dir", str(tmp_path / "fresh"))
+    assert result.exit_code == 2 and "line 2501:" in result.output
+    assert not (tmp_path / "fresh").exists()
+
+    history, _ = world
+    data = tmp_path / "data"
+    assert _warm_up(str(history), "--data-dir", str(data)).exit_code == 0
+    snapshot = (data / "state.snapshot").read_bytes()
+    engine = Engine.open(_settings(data))
+    seq, digest = engine.recorder.last_seq(), engine.features.digest_items()
+    engine.close()
+    result = _warm_up(str(events), "--data-dir", str(data), "--append")
+    assert result.exit_code == 2 and "nothing was loaded" in result.output
+    assert (data / "state.snapshot").read_bytes() == snapshot
+    reopened = Engine.open(_settings(data))
+    try:
+        assert reopened.recover() == 0
+        assert reopened.recorder.last_seq() == seq
+        assert reopened.features.digest_items() == digest
+        assert reopened.stored_decision("e0") is None
+    finally:
+        reopened.close()
+
+
+def test_append_refuses_a_recorded_id_with_another_payload(tmp_path: Path) -> None:
+    """Found while loading (the recorded log is read then): rolled back, exit 2."""
+    first, data = tmp_path / "first.jsonl", tmp_path / "data"
+    first.write_text(_logins(3))
+    assert _warm_up(str(first), "--data-dir", str(data)).exit_code == 0
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(_logins(1_500, start=3) + _logins(3).replace('"u1"', '"u2"'))
+    result = _warm_up(str(changed), "--data-dir", str(data), "--append")
+    assert result.exit_code == 2
+    assert "event 1502 of the file: event_id 'e1'" in result.output
+    engine = Engine.open(_settings(data))
+    try:
+        assert engine.recorder.last_seq() == 3 and engine.stored_decision("e3") is None
+    finally:
+        engine.close()
+    more = tmp_path / "more.jsonl"
+    more.write_text(_logins(5))  # e0..e2 already recorded, e3 and e4 new
+    resumed = _warm_up(str(more), "--data-dir", str(data), "--append")
+    assert resumed.exit_code == 0 and "warmed up 2 events (3 already recorded)" in resumed.output
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_failed_load_rolls_the_log_back_and_is_never_snapshotted(
+    store: str, tmp_path: Path
+) -> None:
+    """`Engine.loading`: records inside are durable together; an exception discards
+    them all (flushed ones too) and the engine writes no snapshot of its state."""
+    settings = msgspec.structs.replace(_settings(tmp_path), flush_every=2)
+    if store == "sqlite":
+        engine = Engine.open(settings)
+    else:
+        features = FeatureState(load_catalog(), settings.utc_offset)
+        ruleset = compile_ruleset((ROOT / "rules" / "default.yaml").read_text(), features)
+        engine = Engine.in_memory(settings, features, ruleset)
+    decode = engine.decoder.decode
+    events = [decode(line) for line in _logins(5).splitlines()]
+    with engine.loading():
+        for event in events[:2]:
+            assert engine.warm(event)
+        assert engine.recorder.last_seq() == 0  # not durable before the load ends
+    assert engine.recorder.last_seq() == 2
+    with pytest.raises(RuntimeError), engine.loading():
+        for event in events[2:]:
+            engine.warm(event)
+            engine.flush()
+        raise RuntimeError("interrupted")
+    assert engine.recorder.last_seq() == 2
+    assert engine.stored_decision("e1") is not None and engine.stored_decision("e2") is None
+    assert [e.event_id for _, e, _ in engine.recorder.events_after(0)] == ["e0", "e1"]
+    engine.close()
+    assert not (tmp_path / "state.snapshot").exists()
+    if store == "sqlite":  # the log alone rebuilds the state of its two events
+        reopened = Engine.open(settings)
+        try:
+            assert reopened.recover() == 2
+        finally:
+            reopened.close()

@@ -301,6 +301,14 @@ class ChainMatcher:
 
     # -- updating ---------------------------------------------------------------------------
 
+    def evaluate(self, event: Event, variables: Variables) -> None:
+        """Settle now which steps the event takes, before anything else files it: a caller
+        that passes a function building the variables from the other states (recovery,
+        warm-up) must let it read them as of before the event. `update` of the same event
+        reuses the result, and most events run no condition, so build nothing."""
+        if self._type_info(event.type).applies:
+            self._outcomes(event, variables)
+
     def update(self, event: Event, variables: Variables, seq: int) -> None:
         """File the event (after it was decided) with the same variables it was decided
         with; `seq` times the sweep of expired matches."""

@@ -12,15 +12,14 @@ payguard backtest EV --labels LAB      what a ruleset stops and what it costs cu
 """
 
 import gc
-import hashlib
 import os
+import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, BinaryIO, NoReturn
+from typing import Annotated, NoReturn
 
 import msgspec
 import typer
@@ -30,9 +29,10 @@ from rich.table import Table
 
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
+from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.config import Settings, load_settings
 from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
-from payguard.events import Event, EventDecoder, EventError, Tokenizer
+from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
 from payguard.rules import ACTION_RANK, RuleError, Ruleset
 from payguard.store import MemoryRecorder
@@ -191,17 +191,20 @@ def warm_up(
     """Load past events into features, graph, chains and the event log without deciding.
 
     `serve`, `replay` and `decide` on the data directory then start from that state. The
-    whole file is checked first: a bad line or an event_id repeated with another payload
-    exits 2 with nothing written. A data directory that already holds events is refused
-    unless --append (docs/features.md, "Going live: warm-up")."""
+    file is checked (decoded, validated, tokenized) in a second process while this one
+    loads it, as one transaction: a bad line or an event_id repeated with another payload
+    exits 2 and leaves the data directory as it was. A data directory that already holds
+    events is refused unless --append (docs/features.md, "Going live: warm-up")."""
     settings = _settings(config)
     if data_dir is not None:
         settings = msgspec.structs.replace(settings, data_dir=data_dir)
     if not events.is_file():
         _fail(f"no such events file: {events}")
     started = time.perf_counter()
-    with tempfile.TemporaryFile() as staged:
-        total = _check_events(events, settings, staged)
+    created = not settings.data_dir.exists()
+    checker = Checker(events, settings.token_key.encode())
+    progress = _progress("warm-up")
+    try:
         engine = _open(settings)
         try:
             recorded = engine.recorder.last_seq()
@@ -210,85 +213,28 @@ def warm_up(
                     f"{settings.data_dir} already holds {recorded:,} events: warm-up loads "
                     "history into an empty data directory (--append adds to it)"
                 )
-            if append:
-                _check_conflicts(engine, staged)
-            loaded = _warm(engine, staged)
+            with progress:
+                task = progress.add_task("warm-up", total=events.stat().st_size, rate="-")
+
+                def tick(read: int, done: int) -> None:
+                    rate = f"{done / (time.perf_counter() - started):,.0f}"
+                    progress.update(task, completed=read, rate=rate)
+
+                loaded, total = load(engine, checker, tick)
         finally:
-            engine.close()
+            engine.close()  # after a failed load: no snapshot (Engine.loading)
+    except WarmUpError as exc:
+        if created:
+            shutil.rmtree(settings.data_dir, ignore_errors=True)
+        _fail(str(exc))
+    finally:
+        checker.stop()
     elapsed = time.perf_counter() - started
     out.print(
         f"warmed up {loaded:,} events ({total - loaded:,} already recorded) in {elapsed:.1f} s "
         f"({loaded / max(elapsed, 1e-9):,.0f} events/s) → {settings.data_dir}",
         highlight=False,
     )
-
-
-def _check_events(path: Path, settings: Settings, staged: BinaryIO) -> int:
-    """Decode every line before anything is written; exit 2 on the first bad one, or on
-    an event_id repeated with another payload. The decoded (tokenized) events go to
-    `staged` as JSON lines, so loading them needs no second validation: checking ID and
-    phone numbers is most of the cost of decoding. Returns the number of events."""
-    decode = EventDecoder(Tokenizer(settings.token_key.encode())).decode
-    encode = msgspec.json.Encoder(order="sorted").encode
-    hashes: dict[str, bytes] = {}
-    count = 0
-    for number, line in _lines(path):
-        try:
-            event = decode(line)
-        except EventError as exc:
-            _fail(f"line {number}: {_describe(exc)} (nothing was loaded)")
-        payload = encode(event)
-        digest = hashlib.sha256(payload).digest()
-        if hashes.setdefault(event.event_id, digest) != digest:
-            _fail(
-                f"line {number}: event_id {event.event_id!r} appears earlier with another "
-                "payload (nothing was loaded)"
-            )
-        staged.write(payload + b"\n")
-        count += 1
-    staged.flush()
-    return count
-
-
-def _staged(staged: BinaryIO) -> Iterator[tuple[int, Event]]:
-    """(bytes read, event) for each event `_check_events` staged, decoded as stored."""
-    decode = msgspec.json.Decoder(Event).decode
-    staged.seek(0)
-    for line in staged:
-        yield len(line), decode(line)
-
-
-def _check_conflicts(engine: Engine, staged: BinaryIO) -> None:
-    """With --append: no event may reuse a recorded event_id with another payload."""
-    for number, (_, event) in enumerate(_staged(staged), start=1):
-        try:
-            engine.check_conflict(event)
-        except DuplicateEventError as exc:
-            _fail(f"event {number} of the file: {exc} (nothing was loaded)")
-
-
-def _warm(engine: Engine, staged: BinaryIO) -> int:
-    """File every staged event; returns how many were not recorded already."""
-    progress = _progress("warm-up")
-    started = time.perf_counter()
-    loaded = done = read = 0
-    size = staged.seek(0, os.SEEK_END)
-    with progress, batch_gc():
-        task = progress.add_task("warm-up", total=size, rate="-")
-        warm = engine.warm  # bound once: runs per event
-        flush_every = engine.settings.flush_every
-        for length, event in _staged(staged):
-            read += length
-            loaded += warm(event)
-            done += 1
-            if done % flush_every == 0:
-                engine.flush()
-                gc.collect(1)  # young generations only: see batch_gc
-                rate = done / (time.perf_counter() - started)
-                progress.update(task, completed=read, rate=f"{rate:,.0f}")
-        engine.flush()
-        progress.update(task, completed=read)
-    return loaded
 
 
 def _describe(exc: Exception) -> str:

@@ -39,6 +39,15 @@ class Recorder(Protocol):
         """Make every queued record durable, atomically."""
         ...
 
+    def begin_load(self) -> None:
+        """Start a bulk load: records appended until `end_load` become durable together
+        (`last_seq` does not move before), or not at all."""
+        ...
+
+    def end_load(self, *, commit: bool) -> None:
+        """Make the load durable (`commit`) or discard every record it appended."""
+        ...
+
     def last_seq(self) -> int:
         """Sequence number of the newest durable record (0 when empty)."""
         ...

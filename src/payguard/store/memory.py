@@ -11,6 +11,8 @@ class MemoryRecorder:
     def __init__(self) -> None:
         self._events: list[Event] = []
         self._by_id: dict[str, tuple[Event, bytes, Decision]] = {}
+        self._load_start: int | None = None
+        """Where the bulk load under way started (`begin_load`); None: none is."""
 
     def lookup(self, event_id: str) -> StoredDecision | None:
         found = self._by_id.get(event_id)
@@ -28,8 +30,22 @@ class MemoryRecorder:
     def flush(self) -> None:
         return None
 
+    def begin_load(self) -> None:
+        """Mark where a bulk load starts (see `SQLiteRecorder.begin_load`)."""
+        self._load_start = len(self._events)
+
+    def end_load(self, *, commit: bool) -> None:
+        """Keep the load's records, or forget them."""
+        if self._load_start is None:
+            return
+        if not commit:
+            for event in self._events[self._load_start :]:
+                del self._by_id[event.event_id]
+            del self._events[self._load_start :]
+        self._load_start = None
+
     def last_seq(self) -> int:
-        return len(self._events)
+        return len(self._events) if self._load_start is None else self._load_start
 
     def events_after(self, seq: int) -> Iterator[tuple[int, Event, str]]:
         for i in range(seq, len(self._events)):

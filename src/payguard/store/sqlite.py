@@ -87,6 +87,8 @@ class SQLiteRecorder:
         """Feature sets first used by queued records, written in the same commit."""
         self._pending_ids: dict[str, int] = {}
         """event_id → index in `_rows`."""
+        self._loading = False
+        """Inside `begin_load`'s transaction: flushes write without committing."""
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self._durable_seq: int = row[0]
         self._next_seq = self._durable_seq + 1
@@ -161,16 +163,50 @@ class SQLiteRecorder:
         if not self._rows:
             return
         db = self._db
+        if self._loading:  # inside the load's transaction: written, durable at end_load
+            self._write()
+            self._clear()
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO feature_sets VALUES (?, ?)", self._new_sets)
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
+            self._write()
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")  # everything stays queued: a later flush retries it all
             raise
         self._durable_seq = self._rows[-1][0]
         self._clear()
+
+    def _write(self) -> None:
+        self._db.executemany("INSERT INTO feature_sets VALUES (?, ?)", self._new_sets)
+        self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
+
+    def begin_load(self) -> None:
+        """Open one transaction for a bulk load (warm-up): flushes write into it, and
+        nothing is durable, nor `last_seq` moved, until `end_load(commit=True)`. Reads on
+        this recorder see the rows written so far. A crash or `end_load(commit=False)`
+        leaves the log as it was before the load."""
+        self.flush()
+        self._db.execute("BEGIN IMMEDIATE")
+        self._loading = True
+
+    def end_load(self, *, commit: bool) -> None:
+        """Commit the load (queued rows included) or roll it all back."""
+        if not self._loading:
+            return
+        if commit:
+            self.flush()
+            self._db.execute("COMMIT")
+            self._durable_seq = self._next_seq - 1
+        else:
+            self._db.execute("ROLLBACK")
+            self._clear()
+            self._next_seq = self._durable_seq + 1
+            self._feature_sets.clear()
+            self._feature_names.clear()
+            for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
+                self._remember_set(set_id, tuple(msgspec.msgpack.decode(names)))
+        self._loading = False
 
     def _clear(self) -> None:
         self._pending_ids.clear()
