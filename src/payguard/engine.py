@@ -67,6 +67,21 @@ revoked (a thief undoing the loss report later does not bring them back)."""
 WARM_UP = "warm-up"
 """The `ruleset` of the decision recorded for a warm-up event: an allow nothing decided.
 A repeat of its event_id returns it, as any recorded event's decision."""
+
+
+def warm_up_decision(event_id: str) -> Decision:
+    """What the event log records for a warm-up event (`WARM_UP`)."""
+    return Decision(
+        event_id=event_id,
+        action="allow",
+        score=0,
+        reasons=[],
+        ruleset=WARM_UP,
+        model=None,
+        latency_us=0,
+    )
+
+
 GRAPH_CONFIG = GraphConfig(sweep_every=SWEEP_EVERY, max_refs=0)
 """The identity graph's caps and horizons. It sweeps at the feature state's sequence
 numbers, so every state expires on one schedule, and keeps no event-id memory: `_apply`
@@ -285,15 +300,7 @@ class Engine:
             if stored.payload_hash != payload_hash:
                 raise DuplicateEventError(event.event_id)
             return False
-        decision = Decision(
-            event_id=event.event_id,
-            action="allow",
-            score=0,
-            reasons=[],
-            ruleset=WARM_UP,
-            model=None,
-            latency_us=0,
-        )
+        decision = warm_up_decision(event.event_id)
         self._apply(self.recorder.append(event, payload, payload_hash, decision), event, "allow")
         return True
 

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from payguard.cli.main import app
 from payguard.config import Settings, load_settings
-from payguard.engine import WARM_UP, Engine, compile_ruleset
+from payguard.engine import WARM_UP, Engine, compile_ruleset, warm_up_decision
 from payguard.events import Event
 from payguard.features import FeatureState, load_catalog
-from payguard.policy import Decision, stepup
+from payguard.policy import stepup
 from payguard.sim import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,14 +188,9 @@ def test_warm_up_money_counts_as_settled_and_decides_nothing(tmp_path: Path) -> 
         }
         assert engine.metrics.decisions == {}
         assert engine.holds.get("hold-h1") is None
-        assert engine.stored_decision("h1") == Decision(
-            event_id="h1",
-            action="allow",
-            score=0,
-            reasons=[],
-            ruleset=WARM_UP,
-            model=None,
-            latency_us=0,
+        assert engine.stored_decision("h1") == warm_up_decision("h1")
+        assert (
+            warm_up_decision("h1").ruleset == WARM_UP and warm_up_decision("h1").action == "allow"
         )
     finally:
         engine.close()
