@@ -159,3 +159,41 @@ def test_missing_ruleset_file(tmp_path: Path) -> None:
         str(tmp_path / "none.yaml"),
     )
     assert code == 2 and "no such ruleset file" in stderr
+
+
+def _suite(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["backtest-suite", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_suite_pools_worlds_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "suite.json"
+    code, stdout, _ = _suite(
+        "--variants", "tuning", "--seeds", "1-2", "--users", "60", "--days", "4",
+        "--json", str(out),
+    )  # fmt: skip
+    assert code == 0, stdout
+    assert "tuning variants, seeds 1, 2" in stdout and "cold start / steady state" in stdout
+    pooled = json.loads(out.read_text())
+    assert pooled["seeds"] == [1, 2] and len(pooled["worlds"]) == 2
+    legit = pooled["legit"]
+    assert legit["money_events"] == sum(w["legit"]["money_events"] for w in pooled["worlds"])
+    for scenario in pooled["scenarios"]:
+        worlds = [s for w in pooled["worlds"] for s in w["scenarios"]]
+        money = sum(s["money_fen"] for s in worlds if s["scenario"] == scenario["scenario"])
+        assert scenario["money_fen"] == money
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("--variants", "held"), "--variants"),
+        (("--seeds", "1,x"), "--seeds"),
+        (("--seeds", ","), "--seeds"),
+    ],
+)
+def test_suite_bad_input_exits_2_naming_the_option(args: tuple[str, ...], field: str) -> None:
+    code, stdout, stderr = _suite(*args)
+    assert code == 2
+    assert field in stdout + stderr
