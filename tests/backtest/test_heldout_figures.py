@@ -19,6 +19,7 @@ from payguard.config import load_settings
 from payguard.engine import compile_ruleset
 from payguard.features import FeatureState, load_catalog
 from payguard.rules import Ruleset
+from payguard.sim import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = {"users": 1_000, "days": 30, "attack_rate": 0.05}
@@ -69,14 +70,7 @@ def test_heldout_figures_are_pinned(heldout: SuiteResult) -> None:
 
 
 def test_heldout_world_covers_every_scenario(heldout: SuiteResult) -> None:
-    assert {s.scenario for s in heldout.scenarios} == {
-        "sms_forwarding",
-        "credential_stuffing",
-        "phone_theft_takeover",
-        "merchant_credential_leak",
-        "cash_out_collusion",
-        "fake_customer_service",
-    }
+    assert {s.scenario for s in heldout.scenarios} == set(SCENARIOS)
 
 
 def test_legitimate_friction_stays_within_the_issue_targets(heldout: SuiteResult) -> None:

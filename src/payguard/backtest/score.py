@@ -19,6 +19,7 @@ import msgspec
 
 from payguard.rules import CHALLENGE_METHODS
 from payguard.sim.config import ALL_CHALLENGES, ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS
+from payguard.types import DAY_MS
 
 LEAVING_TYPES: frozenset[str] = frozenset(
     {"payment", "transfer", "withdrawal", "investment_buy", "loan_disburse"}
@@ -41,7 +42,6 @@ COLD_START_DAYS = 2
 STEADY_FROM_DAY = 7
 """Cold start vs steady state: the first two days of a fresh engine against the days from
 the second week on (docs/backtest.md)."""
-DAY_MS = 86_400_000
 POLICY_PREFIX = "policy:"
 """Outcome.rules entries for policy reasons (SCORE_THRESHOLD, NO_TRUSTED_CHALLENGE)."""
 

@@ -19,8 +19,8 @@ from rich.table import Table
 from payguard.backtest.fmt import cny, pct
 from payguard.backtest.run import run_backtest
 from payguard.backtest.score import (
+    ACTIONS,
     COLD_START_DAYS,
-    FRICTION,
     STEADY_FROM_DAY,
     Summary,
     pooled,
@@ -148,9 +148,7 @@ def _scenario(name: str, worlds: Sequence[Summary]) -> ScenarioFigures:
 
 
 def _legit(worlds: Sequence[Summary]) -> LegitFigures:
-    actions = {
-        a: sum(w.legit.money_actions.get(a, 0) for w in worlds) for a in ("allow", *FRICTION)
-    }
+    actions = {a: sum(w.legit.money_actions.get(a, 0) for w in worlds) for a in ACTIONS}
     money = sum(w.legit.money_events for w in worlds)
     customers = sum(w.legit.customers for w in worlds)
     strong = sum(w.legit.customers_with_strong_friction for w in worlds)
@@ -206,8 +204,8 @@ def render_suite(result: SuiteResult, console: Console) -> None:
             f"({pct(legit.strong_friction_share, 2)})",
             "≤ 5.00%",
         ),
-        ("friction, first 2 days", pct(legit.cold_start_friction, 2), ""),
-        ("friction, from day 8 on", pct(legit.steady_friction, 2), ""),
+        (f"friction, first {COLD_START_DAYS} days", pct(legit.cold_start_friction, 2), ""),
+        (f"friction, from day {STEADY_FROM_DAY + 1} on", pct(legit.steady_friction, 2), ""),
         (
             "cold start / steady state",
             "–" if legit.cold_start_ratio is None else f"{legit.cold_start_ratio:.2f}×",
