@@ -164,6 +164,12 @@ def test_signals_are_inlined_where_rules_name_them() -> None:
     assert evaluate(ruleset.rules, {**night, "hour": 12}) == []
 
 
+def test_a_field_selected_with_a_dot_is_not_a_signal() -> None:
+    text = SIGNALS.replace("|| merchant_category == 'large'", "|| attrs.large == 'yes'")
+    condition = parse_ruleset(text, KNOWN, EVENT_TYPES).rules[0].condition
+    assert condition == "((amount >= big) && hour < 6) || attrs.large == 'yes'"
+
+
 @pytest.mark.parametrize(
     ("signals", "owner", "reason"),
     [

@@ -38,6 +38,8 @@ MAX_EXPANDED_CHARS = 8_000
 """A `when` as written is at most MAX_EXPRESSION_CHARS; with its signals inlined, at most
 this (a signal reused by many rules must not multiply a rule's cost without bound)."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")
+"""An identifier that is a variable, not a field selected with `.` (`attrs.large`)."""
 _MACRO_CALL = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(")
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 """Comprehension macros run a loop per element, so their cost is unbounded. The CEL
@@ -252,9 +254,9 @@ def _inline_code(code: str, signals: dict[str, str]) -> str:
     def swap(match: re.Match[str]) -> str:
         name = match.group()
         body = signals.get(name)
-        return match.group() if body is None else f"({body})"
+        return name if body is None else f"({body})"
 
-    return _IDENTIFIER.sub(swap, code)
+    return _NAME.sub(swap, code)
 
 
 def _compile(
