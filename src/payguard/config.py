@@ -22,7 +22,7 @@ PAYGUARD_WEBHOOK_SECRETS    comma-separated signing secrets (≥ 16 characters e
                             active: one `v1=` signature per secret, for rotation
 PAYGUARD_WEBHOOK_TIMEOUT_MS     one delivery attempt's time limit (default 5000)
 PAYGUARD_WEBHOOK_BACKOFF_MS     delay before the first retry, doubled after each (default 10000)
-PAYGUARD_WEBHOOK_MAX_ATTEMPTS   attempts before a delivery is marked failed (default 12)
+PAYGUARD_WEBHOOK_MAX_ATTEMPTS   attempts before a delivery is marked failed (default 20)
 PAYGUARD_WEBHOOK_MAX_AGE_S      age after which a delivery is no longer retried (default 86400)
 """
 
@@ -80,7 +80,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     secret, so a receiver can move to a new secret before the old one is dropped."""
     webhook_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 5_000
     webhook_backoff_ms: Annotated[int, msgspec.Meta(ge=1, le=3_600_000)] = 10_000
-    webhook_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 12
+    webhook_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     webhook_max_age_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 86_400
 
     def __post_init__(self) -> None:

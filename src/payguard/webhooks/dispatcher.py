@@ -57,7 +57,7 @@ class RetryPolicy(msgspec.Struct, frozen=True):
 
     timeout_ms: int = 5_000
     backoff_ms: int = 10_000
-    max_attempts: int = 12
+    max_attempts: int = 20
     max_age_ms: int = 86_400_000
 
     def delay_ms(self, attempt: int, jitter: float) -> int:
