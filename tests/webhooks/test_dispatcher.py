@@ -5,7 +5,7 @@ recorded, deliveries end delivered or failed, and a failed one can be sent again
 import random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -246,3 +246,24 @@ def test_each_delay_lies_in_the_upper_half_of_the_doubled_ceiling(
     ceiling = min(ceiling, MAX_BACKOFF_MS)
     delay = RetryPolicy(backoff_ms=backoff).delay_ms(attempt, jitter)
     assert ceiling // 2 <= delay <= ceiling
+
+
+class _BrokenTransport:
+    """A transport with a bug: it raises something no network error is."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> int:
+        raise ValueError("header value has a newline")
+
+
+def test_a_transport_bug_is_recorded_as_a_failed_attempt_not_a_stall(
+    outbox: Outbox, clock: FakeClock
+) -> None:
+    delivery_id = _queue_one(outbox, "http://127.0.0.1:9/hooks", clock)
+    dispatcher = Dispatcher(
+        outbox, [SECRET], RetryPolicy(), transport=_BrokenTransport(), clock=clock
+    )
+    assert dispatcher.deliver_due() == 1
+    [attempt] = outbox.attempts(delivery_id)
+    assert attempt.error == "ValueError: header value has a newline" and attempt.status is None
+    delivery = outbox.get(delivery_id)
+    assert delivery is not None and delivery.state == "pending"

@@ -151,6 +151,9 @@ class Dispatcher:
             status = self.transport.post(delivery.url, body, headers, self.policy.timeout_ms / 1000)
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
+        except Exception as exc:  # a transport bug: recorded like a failure, never a stall
+            log.exception("webhook %s: transport failed", delivery.delivery_id)
+            error = f"{type(exc).__name__}: {exc}"[:300]
         duration_ms = (time.perf_counter_ns() - started) // 1_000_000
         attempt = Attempt(number, at_ms, duration_ms, status=status, error=error)
         state, next_ms = self._after(delivery, attempt)
