@@ -16,12 +16,22 @@ PAYGUARD_OTP_SAME_SESSION   refuse a code from another session (default 1)
 PAYGUARD_OTP_SAME_IP        refuse a code from another IP (default 0: mobile IPs change)
 PAYGUARD_OTP_OUTBOX         JSON Lines outbox for the default delivery (default
                             `<data_dir>/otp-outbox.jsonl`; in memory for in-memory engines)
+PAYGUARD_WEBHOOK_URLS       comma-separated http(s) endpoints told of decisions that need
+                            someone and of outcome changes (docs/webhooks.md); none: off
+PAYGUARD_WEBHOOK_SECRETS    comma-separated signing secrets (≥ 16 characters each), all
+                            active: one `v1=` signature per secret, for rotation
+PAYGUARD_WEBHOOK_TIMEOUT_MS     one delivery attempt's time limit (default 5000)
+PAYGUARD_WEBHOOK_BACKOFF_MS     delay before the first retry, doubled after each (default 10000)
+PAYGUARD_WEBHOOK_MAX_ATTEMPTS   attempts before a delivery is marked failed (default 20)
+PAYGUARD_WEBHOOK_MAX_AGE_S      age after which a delivery is no longer retried (default 86400)
 """
 
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -63,6 +73,18 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The default delivery's JSON Lines outbox; None: `otp-outbox.jsonl` in `data_dir`
     (in memory for in-memory engines). It holds message texts, codes included: it stands
     in for the SMS gateway, so production plugs a real `Delivery` instead."""
+    webhook_urls: tuple[str, ...] = ()
+    """Endpoints each webhook is delivered to (each one its own delivery); none: off."""
+    webhook_secrets: tuple[str, ...] = ()
+    """Active signing secrets, newest first: every delivery carries one signature per
+    secret, so a receiver can move to a new secret before the old one is dropped."""
+    webhook_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 5_000
+    webhook_backoff_ms: Annotated[int, msgspec.Meta(ge=1, le=3_600_000)] = 10_000
+    webhook_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+    webhook_max_age_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 86_400
+
+    def __post_init__(self) -> None:
+        _check_webhooks(self.webhook_urls, self.webhook_secrets)
 
     @property
     def uses_dev_key(self) -> bool:
@@ -84,7 +106,51 @@ _ENV_KEYS = {
     "PAYGUARD_OTP_SAME_SESSION": "otp_same_session",
     "PAYGUARD_OTP_SAME_IP": "otp_same_ip",
     "PAYGUARD_OTP_OUTBOX": "otp_outbox",
+    "PAYGUARD_WEBHOOK_URLS": "webhook_urls",
+    "PAYGUARD_WEBHOOK_SECRETS": "webhook_secrets",
+    "PAYGUARD_WEBHOOK_TIMEOUT_MS": "webhook_timeout_ms",
+    "PAYGUARD_WEBHOOK_BACKOFF_MS": "webhook_backoff_ms",
+    "PAYGUARD_WEBHOOK_MAX_ATTEMPTS": "webhook_max_attempts",
+    "PAYGUARD_WEBHOOK_MAX_AGE_S": "webhook_max_age_s",
 }
+_LIST_KEYS = frozenset({"webhook_urls", "webhook_secrets"})
+"""Settings that an environment variable gives as a comma-separated list."""
+MIN_WEBHOOK_SECRET = 16
+
+
+def _check_webhooks(urls: Iterable[str], secrets: Iterable[str]) -> None:
+    """Refuse (naming the setting) a URL that is not absolute http(s), an empty or short
+    secret, and endpoints without a secret: an unsigned webhook could be forged."""
+    urls, secrets = list(urls), list(secrets)
+    for index, url in enumerate(urls):
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"PAYGUARD_WEBHOOK_URLS (webhook_urls[{index}]): {url!r} is not an "
+                "absolute http:// or https:// URL with a host"
+            )
+    for index, secret in enumerate(secrets):
+        if len(secret.strip()) < MIN_WEBHOOK_SECRET:
+            raise ValueError(
+                f"PAYGUARD_WEBHOOK_SECRETS (webhook_secrets[{index}]): a secret must have "
+                f"at least {MIN_WEBHOOK_SECRET} characters"
+                + (" (it is empty)" if not secret.strip() else "")
+            )
+    if urls and not secrets:
+        raise ValueError(
+            "PAYGUARD_WEBHOOK_SECRETS (webhook_secrets): required when webhook_urls is set "
+            "(deliveries are always signed)"
+        )
+
+
+def _split_list(raw: str) -> list[str]:
+    """`a, b` → ["a", "b"]; a blank value is an empty list (an empty item stays, to be
+    refused by name)."""
+    return [item.strip() for item in raw.split(",")] if raw.strip() else []
 
 
 def _to_path(kind: type, value: Any) -> Any:
@@ -105,7 +171,8 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
             values.update(tomllib.load(fh))
     for env_key, field in _ENV_KEYS.items():
         if env_key in environ:
-            values[field] = environ[env_key]
+            raw = environ[env_key]
+            values[field] = _split_list(raw) if field in _LIST_KEYS else raw
     try:
         return msgspec.convert(values, Settings, strict=False, dec_hook=_to_path)
     except msgspec.ValidationError as exc:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 import msgspec
 
@@ -36,7 +36,7 @@ from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.features.timeline import LegacyTimeline
 from payguard.graph import GraphConfig, GraphFeatures
-from payguard.holds import Hold, HoldBook, MemoryHoldBook, SQLiteHoldBook
+from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
 from payguard.metrics import Metrics
 from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
 from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
@@ -107,6 +107,26 @@ class DuplicateEventError(Exception):
         self.event_id = event_id
 
 
+class DecisionListener(Protocol):
+    """Told of what the engine records, to write what follows from it right after the
+    event log's commit (webhooks.WebhookNotifier is one). `recorded` runs on the decision
+    path for every decided event (not warm-ups, not recovery): queue, do not write there."""
+
+    def recorded(self, event: Event, decision: Decision) -> None: ...
+
+    def hold_resolved(self, hold: Hold) -> None:
+        """A hold was revoked or released (by `resolve_hold` or an owner's report)."""
+        ...
+
+    def flush(self) -> None:
+        """Called by `Engine.flush` after the event log and the hold book are flushed."""
+        ...
+
+    def discard_pending(self) -> None:
+        """What was queued since the last flush belongs to a request that failed."""
+        ...
+
+
 class _TypePlan(msgspec.Struct, frozen=True):
     """Everything needed to decide one event type under one ruleset, computed once."""
 
@@ -156,6 +176,7 @@ class Engine:
         self.recorder = recorder
         self.settings = settings
         self.metrics = Metrics()
+        self.listeners: list[DecisionListener] = []
         self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
         self._snapshot_path = snapshot_path
         self._snapshot_seq = -1
@@ -272,6 +293,8 @@ class Engine:
         seq = self.recorder.append(event, payload, payload_hash, decision)
         if decision.action == "hold":
             self.holds.place(_hold(event, decision))
+        for listener in self.listeners:
+            listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
         self.metrics.observe(event.type, decision.action, decision.latency_us)
         if seq % self.settings.snapshot_every == 0:
@@ -532,6 +555,20 @@ class Engine:
             revoked = self.holds.revoke_pending(user, at_ms=event.ts, by="owner_report", note=note)
             if revoked:
                 log.info("%s revoked %d held operation(s) of %s", note, len(revoked), user)
+            for hold in revoked:
+                for listener in self.listeners:
+                    listener.hold_resolved(hold)
+
+    def resolve_hold(
+        self, hold_id: str, state: HoldState, *, at_ms: int, by: str, note: str | None = None
+    ) -> Hold:
+        """Revoke or release one hold (raises HoldError) and tell the listeners, whose
+        writes are flushed at once: the resolution is already committed."""
+        hold = self.holds.resolve(hold_id, state, at_ms=at_ms, by=by, note=note)
+        for listener in self.listeners:
+            listener.hold_resolved(hold)
+            listener.flush()
+        return hold
 
     def _recompute_chain_variables(self, event: Event) -> dict[str, Any]:
         """What the chain conditions read for this event, as `_decide` builds it: event
@@ -549,6 +586,8 @@ class Engine:
     def flush(self) -> None:
         self.recorder.flush()
         self.holds.flush()
+        for listener in self.listeners:
+            listener.flush()
 
     def write_snapshot(self) -> None:
         """Persist feature, graph and chain state as of the last durable record (call right

@@ -14,7 +14,7 @@ line per rejected event names only its event_id, field and reason.
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post, put
@@ -30,12 +30,14 @@ from payguard.api.openapi import (
     RulesetOperation,
 )
 from payguard.api.otp import otp_handlers
+from payguard.api.webhooks import webhook_handlers
 from payguard.engine import DuplicateEventError, Engine
 from payguard.events import Event, EventError
 from payguard.metrics import Metrics
 from payguard.otp import OtpService
 from payguard.policy import Decision
 from payguard.rules import RuleError
+from payguard.webhooks import Webhooks
 
 log = logging.getLogger("payguard.api")
 
@@ -47,6 +49,8 @@ RULESET_MEDIA_TYPES: Final = frozenset(
 IDEMPOTENT_REPLAY: Final = "Idempotent-Replay"
 PROMETHEUS_TEXT: Final = "text/plain; version=0.0.4"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
+FROM_SETTINGS: Final = "settings"
+"""`create_app(webhooks=...)` default: webhooks as configured (none without endpoints)."""
 Explain = Annotated[
     str | None,
     QueryParameter(description="`1` (or `true`) adds `features`, `shadow` and `rule_errors`"),
@@ -237,13 +241,19 @@ def create_app(
     *,
     on_shutdown: Sequence[Callable[[], Any]] = (),
     debug: bool = False,
+    webhooks: Webhooks | Literal["settings"] | None = FROM_SETTINGS,
 ) -> Litestar:
     """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
-    `engine.close` in `on_shutdown` (as `serve` does)."""
+    `engine.close` in `on_shutdown` (as `serve` does). Webhooks (docs/webhooks.md) are
+    built from the settings unless given; the app starts their dispatcher on startup and
+    closes them on shutdown, after `on_shutdown`."""
     settings = engine.settings
     decoder = engine.decoder
     metrics = engine.metrics
     otp = OtpService.for_engine(engine)
+    hooks = Webhooks.open(settings) if webhooks == FROM_SETTINGS else webhooks
+    if hooks is not None:
+        hooks.attach(engine)
 
     def explain_on(value: str | None) -> bool:
         return value is not None and value.lower() in _TRUE
@@ -277,7 +287,7 @@ def create_app(
         return ApiError(409, body)
 
     def discard_pending() -> None:
-        for store in (engine.recorder, engine.holds):
+        for store in (engine.recorder, engine.holds, *engine.listeners):
             discard = getattr(store, "discard_pending", None)
             if discard is not None:
                 discard()
@@ -514,7 +524,11 @@ def create_app(
         media_type=PROMETHEUS_TEXT,
     )
     def prometheus() -> str:
-        return metrics.render(engine.gauges())
+        gauges = engine.gauges()
+        if hooks is not None:
+            for state, count in hooks.outbox.counts().items():
+                gauges[f"payguard_webhook_deliveries_{state}"] = count
+        return metrics.render(gauges)
 
     return Litestar(
         route_handlers=[
@@ -528,6 +542,7 @@ def create_app(
             prometheus,
             *otp_handlers(engine, otp),
             *hold_handlers(engine),
+            *webhook_handlers(hooks),
         ],
         exception_handlers={
             ApiError: _on_api_error,
@@ -543,7 +558,8 @@ def create_app(
                 "docs/decisions.md; event contract v1: docs/events.md."
             ),
         ),
-        on_shutdown=[*on_shutdown, otp.close],
+        on_startup=[hooks.start] if hooks is not None else [],
+        on_shutdown=[*on_shutdown, otp.close, *([hooks.close] if hooks is not None else [])],
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
     )

@@ -161,7 +161,7 @@ def hold_handlers(engine: Engine) -> list[HTTPRouteHandler]:
     def change_hold(body: RawBody) -> Hold:
         change = decode_change(body)
         state: HoldState = "revoked" if change.action == "revoke" else "released"
-        hold = engine.holds.resolve(
+        hold = engine.resolve_hold(
             change.hold_id, state, at_ms=_now_ms(), by=change.by, note=change.note
         )
         log.info("hold %s %s by %s", hold.hold_id, hold.state, hold.resolved_by)

@@ -30,6 +30,7 @@ from rich.table import Table
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
 from payguard.cli.warm_up import Checker, WarmUpError, load
+from payguard.cli.webhooks import register as register_webhooks
 from payguard.config import Settings, load_settings
 from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
@@ -44,6 +45,7 @@ rules_app = typer.Typer(help="Validate, test and upload rulesets.", no_args_is_h
 app.add_typer(rules_app, name="rules")
 register_ml(app)
 register_otp(app)
+register_webhooks(app)
 # Tables (backtest, replay summaries) need ~130 columns; a log or pipe gets 160, not 80.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 out = Console(width=_PIPED_WIDTH)
