@@ -12,6 +12,11 @@ snapshot of that state is written only right after a flush, so after a crash `re
 replays exactly the recorded events that the snapshot does not yet hold: nothing lost,
 nothing counted twice. Chain steps are CEL conditions over the same point-in-time values,
 so recovery recomputes those values for each replayed event before filing it.
+
+Outcomes (`challenge_result`, `label`) are checked against the decision they reference
+before anything is recorded, acknowledged with an allow no rule decided, and filed in the
+outcome book (payguard.outcomes) when applied, live or in recovery; a strong step-up they
+report passed drops the rules it cleared from later decisions of that account and device.
 """
 
 import gc

@@ -229,6 +229,14 @@ def test_bad_query_parameters_are_400_naming_them(
     assert answer.json()["field"] == field
 
 
+def test_routes_are_in_the_openapi_document(client: httpx.Client) -> None:
+    answer = client.get("/schema/openapi.json")
+    assert answer.status_code == 200
+    paths = answer.json()["paths"]
+    assert "get" in paths["/v1/decisions"]
+    assert "get" in paths["/v1/decisions/{event_id}"]
+
+
 def test_a_restarted_server_keeps_every_outcome(
     data_dir: Path, running: list[Server], client: httpx.Client, history: dict[str, str]
 ) -> None:
