@@ -23,6 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter, RawBody
 
+from payguard.api.decisions import decision_handlers
 from payguard.api.holds import hold_handlers
 from payguard.api.openapi import (
     BatchOperation,
@@ -35,6 +36,7 @@ from payguard.engine import DuplicateEventError, Engine
 from payguard.events import Event, EventError
 from payguard.metrics import Metrics
 from payguard.otp import OtpService
+from payguard.outcomes import OutcomeListener
 from payguard.policy import Decision
 from payguard.rules import RuleError
 from payguard.webhooks import Webhooks
@@ -242,11 +244,14 @@ def create_app(
     on_shutdown: Sequence[Callable[[], Any]] = (),
     debug: bool = False,
     webhooks: Webhooks | Literal["settings"] | None = FROM_SETTINGS,
+    outcome_listeners: Sequence[OutcomeListener] = (),
 ) -> Litestar:
     """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
     `engine.close` in `on_shutdown` (as `serve` does). Webhooks (docs/webhooks.md) are
     built from the settings unless given; the app starts their dispatcher on startup and
-    closes them on shutdown, after `on_shutdown`."""
+    closes them on shutdown, after `on_shutdown`. Each of `outcome_listeners` is called
+    `(decision_event_id, old_state, new_state)` on every lifecycle change, once it is
+    durable."""
     settings = engine.settings
     decoder = engine.decoder
     metrics = engine.metrics
@@ -254,6 +259,8 @@ def create_app(
     hooks = Webhooks.open(settings) if webhooks == FROM_SETTINGS else webhooks
     if hooks is not None:
         hooks.attach(engine)
+    for listener in outcome_listeners:
+        engine.outcomes.book.subscribe(listener)
 
     def explain_on(value: str | None) -> bool:
         return value is not None and value.lower() in _TRUE
@@ -334,6 +341,8 @@ def create_app(
             decision, repeat = engine.process(event)
         except DuplicateEventError as exc:
             raise conflict(exc) from None
+        except EventError as exc:  # an outcome that fits no decision: nothing recorded
+            raise reject(exc, 422) from None
         except Exception:  # a bug on valid input: answer 500 and record nothing
             discard_pending()
             raise
@@ -392,6 +401,10 @@ def create_app(
             except DuplicateEventError as exc:
                 metrics.conflicts += 1
                 raise conflict(exc, index) from None
+            try:  # an outcome must reference a decision recorded before the batch
+                engine.check_outcome(event)
+            except EventError as exc:
+                raise reject(exc, 422, index) from None
         show = explain_on(explain)
         try:
             decisions = [engine.process(event)[0].public(show) for event in events]
@@ -400,20 +413,6 @@ def create_app(
             raise
         durable()
         return Batch(decisions=decisions)
-
-    @get(
-        "/v1/decisions/{event_id:str}",
-        sync_to_thread=False,
-        summary="Fetch a recorded decision",
-        description="The decision recorded for `event_id`; `?explain=1` adds the explanation.",
-        tags=["events"],
-        responses={404: ResponseSpec(NotFound, description="Unknown event_id")},
-    )
-    def get_decision(event_id: FromPath[str], explain: Explain = None) -> Decision:
-        decision = engine.stored_decision(event_id)
-        if decision is None:
-            raise ApiError(404, NotFound(error="not_found"))
-        return decision.public(explain_on(explain))
 
     @get(
         "/v1/entities/{kind:str}/{entity_id:str}/graph",
@@ -534,7 +533,6 @@ def create_app(
         route_handlers=[
             post_event,
             post_batch,
-            get_decision,
             get_graph,
             get_ruleset,
             put_ruleset,
@@ -543,6 +541,7 @@ def create_app(
             *otp_handlers(engine, otp),
             *hold_handlers(engine),
             *webhook_handlers(hooks),
+            *decision_handlers(engine),
         ],
         exception_handlers={
             ApiError: _on_api_error,

@@ -103,6 +103,13 @@ class WebhookNotifier:
             hold.event_id, HOLD_PLACED_STATE, f"hold:{hold.state}", hold_detail(hold)
         )
 
+    def on_outcome(self, event_id: str, old_state: str, new_state: str) -> None:
+        """An outcome listener (payguard.outcomes): a challenge result or a review's
+        verdict. Hold resolutions are skipped here: `hold_resolved` sends them with the
+        hold's terms."""
+        if not new_state.startswith("hold:"):
+            self.outcome_changed(event_id, old_state, new_state, {})
+
     def flush(self) -> None:
         """Write the queued deliveries and wake the dispatcher. A failed write is logged
         and kept queued for the next flush: the decision is already recorded and answered,

@@ -72,9 +72,10 @@ class Webhooks:
         return cls(outbox, notifier, dispatcher)
 
     def attach(self, engine: Engine) -> None:
-        """Have `engine` tell the notifier of every decision and hold resolution."""
+        """Have `engine` tell the notifier of every decision, hold resolution and outcome."""
         if self.notifier not in engine.listeners:
             engine.listeners.append(self.notifier)
+            engine.outcomes.book.subscribe(self.notifier.on_outcome)
         self._engine = engine
 
     def start(self) -> None:
@@ -87,4 +88,5 @@ class Webhooks:
         self.notifier.flush()
         if self._engine is not None and self.notifier in self._engine.listeners:
             self._engine.listeners.remove(self.notifier)
+            self._engine.outcomes.book.unsubscribe(self.notifier.on_outcome)
         self.outbox.close()
