@@ -31,7 +31,7 @@ from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.config import Settings, load_settings
-from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
+from payguard.engine import DATABASE_FILE, DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
 from payguard.rules import ACTION_RANK, RuleError, Ruleset
@@ -202,10 +202,10 @@ def warm_up(
         _fail(f"no such events file: {events}")
     started = time.perf_counter()
     created = not settings.data_dir.exists()
-    checker = Checker(events, settings.token_key.encode())
     progress = _progress("warm-up")
     try:
         engine = _open(settings)
+        checker: Checker | None = None
         try:
             recorded = engine.recorder.last_seq()
             if recorded and not append:
@@ -213,6 +213,9 @@ def warm_up(
                     f"{settings.data_dir} already holds {recorded:,} events: warm-up loads "
                     "history into an empty data directory (--append adds to it)"
                 )
+            # started before the progress display's thread: the checker is forked
+            database = settings.data_dir / DATABASE_FILE
+            checker = Checker(events, settings.token_key.encode(), database, settings.flush_every)
             with progress:
                 task = progress.add_task("warm-up", total=events.stat().st_size, rate="-")
 
@@ -222,13 +225,13 @@ def warm_up(
 
                 loaded, total = load(engine, checker, tick)
         finally:
-            engine.close()  # after a failed load: no snapshot (Engine.loading)
+            if checker is not None:
+                checker.stop()  # before closing: a load it still holds open is rolled back
+            engine.close()  # after a failed load: no snapshot (Engine.loading_recorded)
     except WarmUpError as exc:
         if created:
             shutil.rmtree(settings.data_dir, ignore_errors=True)
         _fail(str(exc))
-    finally:
-        checker.stop()
     elapsed = time.perf_counter() - started
     out.print(
         f"warmed up {loaded:,} events ({total - loaded:,} already recorded) in {elapsed:.1f} s "
