@@ -225,9 +225,9 @@ def warm_up(
 
                 loaded, total = load(engine, checker, tick)
         finally:
-            if checker is not None:
-                checker.stop()  # before closing: a load it still holds open is rolled back
             engine.close()  # after a failed load: no snapshot (Engine.loading_recorded)
+            if checker is not None:
+                checker.stop()  # a load it still holds open is rolled back
     except WarmUpError as exc:
         if created:
             shutil.rmtree(settings.data_dir, ignore_errors=True)

@@ -78,6 +78,7 @@ class Checker:
         self._process.start()
         send.close()  # ours are closed: the pipes end (EOFError) when the other side's do
         orders.close()
+        self._committed = False
         self.loaded = self.total = 0
         """Events recorded and events in the file, once `batches` has ended."""
 
@@ -97,6 +98,7 @@ class Checker:
         WarmUpError if it could not."""
         self._orders.send("commit")
         self._message()
+        self._committed = True
 
     def _message(self) -> tuple[Any, ...]:
         try:
@@ -108,9 +110,9 @@ class Checker:
         return message
 
     def stop(self) -> None:
-        """End the checker if it still runs (the load stopped early: its transaction is
-        then rolled back) and reap it."""
-        if self._process.is_alive():
+        """Wait for the checker to finish its checkpoint if the load was committed; else
+        end it if it still runs (its transaction is then rolled back). Reap it."""
+        if not self._committed and self._process.is_alive():
             self._process.terminate()
         self._process.join()
         self._receive.close()
@@ -147,6 +149,7 @@ def check(
         if orders.recv() == "commit":
             recorder.end_load(commit=True)
             send.send(("committed",))
+            recorder.checkpoint()  # while the loader writes its snapshot
     except (OSError, EOFError):  # the pipe, when the loader stopped first
         pass
     except Exception as exc:  # e.g. the disk is full: the loader says so

@@ -198,6 +198,7 @@ class SQLiteRecorder:
         this recorder see the rows written so far. A crash or `end_load(commit=False)`
         leaves the log as it was before the load."""
         self.flush()
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # see `checkpoint`
         self._db.execute("BEGIN IMMEDIATE")
         self._loading = True
 
@@ -217,7 +218,15 @@ class SQLiteRecorder:
             self._feature_names.clear()
             for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
                 self._remember_set(set_id, tuple(msgspec.msgpack.decode(names)))
+        self._db.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
         self._loading = False
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file now. A load's commit leaves
+        that to this call (or to the next commit, or the last connection's close): the
+        load's log is as large as its events, and a warm-up's checker copies it while the
+        loader writes its snapshot."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _clear(self) -> None:
         self._pending_ids.clear()
