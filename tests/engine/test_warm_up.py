@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from payguard import engine as engine_module
 from payguard.cli.main import app
+from payguard.cli.warm_up import Checker
 from payguard.config import Settings, load_settings
 from payguard.engine import WARM_UP, Engine, compile_ruleset, warm_up_decision
 from payguard.events import Event
@@ -183,6 +184,29 @@ def test_a_loader_failing_mid_load_leaves_the_log_as_it_was(
     assert not (tmp_path / "data" / "state.snapshot").exists()
     monkeypatch.undo()
     engine = Engine.open(_settings(tmp_path / "data"))
+    try:
+        assert engine.recorder.last_seq() == 0 and engine.stored_decision("e0") is None
+    finally:
+        engine.close()
+
+
+def test_the_checker_rolls_back_and_ends_when_the_loader_is_gone(tmp_path: Path) -> None:
+    """A loader killed outright runs no clean-up: its ends of the pipes close with it. The
+    checker (which a fork gives copies of those ends, and closes them) then meets a broken
+    pipe, rolls its transaction back and ends, instead of holding the log's write lock."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(_logins(3_000))
+    settings = _settings(tmp_path / "data")
+    Engine.open(settings).close()  # the data directory, as the loader opens it
+    checker = Checker(events, settings.token_key.encode(), settings.data_dir / "payguard.db", 1_000)
+    checker.record()
+    first = next(checker.batches())
+    assert first.first_seq == 1
+    checker._receive.close()  # the loader's ends, as its death closes them
+    checker._orders.close()
+    checker._process.join(timeout=30)
+    assert not checker._process.is_alive()
+    engine = Engine.open(settings)
     try:
         assert engine.recorder.last_seq() == 0 and engine.stored_decision("e0") is None
     finally:

@@ -203,9 +203,11 @@ def warm_up(
     started = time.perf_counter()
     created = not settings.data_dir.exists()
     progress = _progress("warm-up")
+    # forked before the engine opens the database and the progress display starts a thread
+    database = settings.data_dir / DATABASE_FILE
+    checker = Checker(events, settings.token_key.encode(), database, settings.flush_every)
     try:
         engine = _open(settings)
-        checker: Checker | None = None
         try:
             recorded = engine.recorder.last_seq()
             if recorded and not append:
@@ -213,9 +215,6 @@ def warm_up(
                     f"{settings.data_dir} already holds {recorded:,} events: warm-up loads "
                     "history into an empty data directory (--append adds to it)"
                 )
-            # started before the progress display's thread: the checker is forked
-            database = settings.data_dir / DATABASE_FILE
-            checker = Checker(events, settings.token_key.encode(), database, settings.flush_every)
             with progress:
                 task = progress.add_task("warm-up", total=events.stat().st_size, rate="-")
 
@@ -226,12 +225,12 @@ def warm_up(
                 loaded, total = load(engine, checker, tick)
         finally:
             engine.close()  # after a failed load: no snapshot (Engine.loading_recorded)
-            if checker is not None:
-                checker.stop()  # a load it still holds open is rolled back
     except WarmUpError as exc:
         if created:
             shutil.rmtree(settings.data_dir, ignore_errors=True)
         _fail(str(exc))
+    finally:
+        checker.stop()  # after the snapshot; a load it still holds open is rolled back
     elapsed = time.perf_counter() - started
     out.print(
         f"warmed up {loaded:,} events ({total - loaded:,} already recorded) in {elapsed:.1f} s "

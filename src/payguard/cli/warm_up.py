@@ -55,9 +55,11 @@ class WarmUpError(Exception):
 
 
 class Checker:
-    """The checking and recording process, started on construction; `batches` yields what
-    it recorded, `commit` makes the load durable.
+    """The checking and recording process, started on construction; `record` lets it begin,
+    `batches` yields what it recorded, `commit` makes the load durable.
 
+    Construct it before anything opens the database: a forked process must not inherit
+    SQLite's state of connections open in its parent (SQLite's "how to corrupt", 2.6).
     It refuses the first undecodable or invalid line, an event_id repeated with another
     payload earlier in the file, and one recorded before with another payload, as `check`
     describes."""
@@ -72,6 +74,7 @@ class Checker:
         self._process = context.Process(
             target=check,
             args=(str(path), token_key, str(database), flush_every, send, orders),
+            kwargs={"inherited": (self._receive, self._orders)},
             name="payguard-check",
             daemon=True,
         )
@@ -81,6 +84,11 @@ class Checker:
         self._committed = False
         self.loaded = self.total = 0
         """Events recorded and events in the file, once `batches` has ended."""
+
+    def record(self) -> None:
+        """Let the checker open the event log and record (the loader has opened the data
+        directory and may load into it)."""
+        self._orders.send("record")
 
     def batches(self) -> Iterator[Batch]:
         """What the checker recorded, until the file ends; raises WarmUpError on a refused
@@ -119,6 +127,10 @@ class Checker:
         self._orders.close()
 
 
+class _Refused(Exception):
+    """The load cannot go on; the message names the line or event and the reason."""
+
+
 def check(
     path: str,
     token_key: bytes,
@@ -126,103 +138,106 @@ def check(
     flush_every: int,
     send: Connection,
     orders: Connection,
+    inherited: tuple[Connection, ...] = (),
 ) -> None:
-    """The checker process: every non-blank line decoded, validated and tokenized as the
-    edge does, then recorded in the event log inside one transaction and sent in batches;
-    an ("error", message) for the first line refused, ("done", recorded, events) at the end,
-    then ("committed",) once the loader's order to commit is carried out. Anything else
-    (an error, the loader gone) leaves the transaction rolled back."""
+    """The checker process: once the loader says "record", every non-blank line decoded,
+    validated and tokenized as the edge does, then recorded in the event log inside one
+    transaction and sent in batches; ("done", recorded, events) at the end, then
+    ("committed",) once the loader's order to commit is carried out. Anything else (a
+    refused line, an error, the loader gone) rolls the transaction back, and then an
+    ("error", message) says why. `inherited` are the loader's ends of the pipes, which a
+    forked process holds too: closed, so that the pipes end when the loader does."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the loader decides; it stops us
     gc.disable()  # only acyclic objects: collections would rescan the growing `hashes`
+    for connection in inherited:
+        connection.close()
+    try:
+        if orders.recv() != "record":
+            return
+    except EOFError:  # the loader stopped before the load began
+        return
+    error: str | None = None
+    recorder: SQLiteRecorder | None = None
     try:
         recorder = SQLiteRecorder(Path(database))
-    except Exception as exc:  # reported to the loader, which names it
-        _send(send, ("error", f"cannot open the event log: {exc} (nothing was loaded)"))
-        return
-    try:
         recorder.begin_load()
-        totals = _record(path, token_key, recorder, flush_every, send)
-        if totals is None:
-            recorder.end_load(commit=False)
-            return
-        send.send(("done", *totals))
+        send.send(("done", *_record(path, token_key, recorder, flush_every, send)))
         if orders.recv() == "commit":
             recorder.end_load(commit=True)
             send.send(("committed",))
             recorder.checkpoint()  # while the loader writes its snapshot
-    except (OSError, EOFError):  # the pipe, when the loader stopped first
+    except _Refused as exc:
+        error = str(exc)
+    except (OSError, EOFError):  # the pipe: the loader stopped first
         pass
     except Exception as exc:  # e.g. the disk is full: the loader says so
-        _send(send, ("error", f"cannot record the load: {exc} (nothing was loaded)"))
+        error = f"cannot record the load: {exc} (nothing was loaded)"
     finally:
-        recorder.close()  # an open load's transaction is rolled back with the connection
-        send.close()
+        if recorder is not None:
+            with contextlib.suppress(Exception):
+                recorder.end_load(commit=False)  # nothing left to undo once committed
+            recorder.close()
+    if error is not None:  # sent after the rollback: the loader may remove the directory
+        _send(send, ("error", error))
+    send.close()
 
 
 def _record(
     path: str, token_key: bytes, recorder: SQLiteRecorder, flush_every: int, send: Connection
-) -> tuple[int, int] | None:
-    """Check and record the file's events, sending them in batches; (events recorded,
-    events in the file), or None after sending the error that stopped it."""
+) -> tuple[int, int]:
+    """Check and record the file's events, sending them in batches; returns (events
+    recorded, events in the file). Raises _Refused for the first line refused."""
     decode = EventDecoder(Tokenizer(token_key)).decode
     encode = msgspec.json.Encoder(order="sorted").encode
     sha256 = hashlib.sha256
     hashes: dict[str, bytes] = {}
     payloads: list[bytes] = []
     referenced: dict[int, Event] = {}
-    read = done = recorded = 0
-    first_seq = 0
+    read = done = recorded = first_seq = 0
     try:
-        with open(path, "rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                read += len(line)
-                if not line.strip():
-                    continue
-                done += 1
-                try:
-                    event = decode(line)
-                except EventError as exc:
-                    reason = f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}"
-                    send.send(("error", f"line {number}: {reason} (nothing was loaded)"))
-                    return None
-                payload = encode(event)
-                digest = sha256(payload).digest()
-                event_id = event.event_id
-                if hashes.setdefault(event_id, digest) != digest:
-                    message = (
-                        f"line {number}: event_id {event_id!r} appears earlier with another payload"
-                    )
-                    send.send(("error", f"{message} (nothing was loaded)"))
-                    return None
-                stored = recorder.lookup(event_id)
-                if stored is not None:  # recorded before (--append) or earlier in the file
-                    if stored.payload_hash != digest:
-                        conflict = DuplicateEventError(event_id)
-                        send.send(
-                            ("error", f"event {done} of the file: {conflict} (nothing was loaded)")
-                        )
-                        return None
-                    continue
-                seq = recorder.append(event, payload, digest, warm_up_decision(event_id))
-                recorded += 1
-                if not payloads:
-                    first_seq = seq
-                if event.type in FEEDBACK_TYPES and event.ref_event_id is not None:
-                    found = recorder.get_event(event.ref_event_id)
-                    if found is not None:
-                        referenced[len(payloads)] = found
-                payloads.append(payload)
-                if recorded % flush_every == 0:
-                    recorder.flush()  # written inside the load's transaction
-                if len(payloads) == BATCH:
-                    send.send(("batch", _batch(read, first_seq, payloads, referenced)))
-                    payloads, referenced = [], {}
-        if payloads:
-            send.send(("batch", _batch(read, first_seq, payloads, referenced)))
-        recorder.flush()
-    except OSError as exc:  # the file (the pipe's errors reach `check`)
-        _send(send, ("error", f"cannot read {path}: {exc.strerror or exc}"))
-        return None
+        lines = open(path, "rb")  # noqa: SIM115 - closed by the `with` below
+    except OSError as exc:
+        raise _Refused(f"cannot read {path}: {exc.strerror or exc} (nothing was loaded)") from None
+    with lines:
+        for number, line in enumerate(lines, start=1):
+            read += len(line)
+            if not line.strip():
+                continue
+            done += 1
+            try:
+                event = decode(line)
+            except EventError as exc:
+                reason = f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}"
+                raise _Refused(f"line {number}: {reason} (nothing was loaded)") from None
+            payload = encode(event)
+            digest = sha256(payload).digest()
+            event_id = event.event_id
+            if hashes.setdefault(event_id, digest) != digest:
+                reason = f"event_id {event_id!r} appears earlier with another payload"
+                raise _Refused(f"line {number}: {reason} (nothing was loaded)")
+            stored = recorder.lookup(event_id)
+            if stored is not None:  # recorded before (--append) or earlier in the file
+                if stored.payload_hash != digest:
+                    conflict = DuplicateEventError(event_id)
+                    raise _Refused(f"event {done} of the file: {conflict} (nothing was loaded)")
+                continue
+            seq = recorder.append(event, payload, digest, warm_up_decision(event_id))
+            recorded += 1
+            if not payloads:
+                first_seq = seq
+            if event.type in FEEDBACK_TYPES and event.ref_event_id is not None:
+                found = recorder.get_event(event.ref_event_id)
+                if found is not None:
+                    referenced[len(payloads)] = found
+            payloads.append(payload)
+            if recorded % flush_every == 0:
+                recorder.flush()  # written inside the load's transaction
+            if len(payloads) == BATCH:
+                send.send(("batch", _batch(read, first_seq, payloads, referenced)))
+                payloads, referenced = [], {}
+    if payloads:
+        send.send(("batch", _batch(read, first_seq, payloads, referenced)))
+    recorder.flush()
     return recorded, done
 
 
@@ -245,6 +260,7 @@ def load(engine: Engine, checker: Checker, progress: Callable[[int, int], None])
     file = engine.file
     collect_every = engine.settings.flush_every
     filed = 0
+    checker.record()
     with engine.loading_recorded(), batch_gc():
         for batch in checker.batches():
             referenced = batch.referenced
