@@ -32,7 +32,7 @@ from payguard.cli.otp import register as register_otp
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.cli.webhooks import register as register_webhooks
 from payguard.config import Settings, load_settings
-from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
+from payguard.engine import DATABASE_FILE, DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
 from payguard.rules import ACTION_RANK, RuleError, Ruleset
@@ -204,8 +204,10 @@ def warm_up(
         _fail(f"no such events file: {events}")
     started = time.perf_counter()
     created = not settings.data_dir.exists()
-    checker = Checker(events, settings.token_key.encode())
     progress = _progress("warm-up")
+    # forked before the engine opens the database and the progress display starts a thread
+    database = settings.data_dir / DATABASE_FILE
+    checker = Checker(events, settings.token_key.encode(), database, settings.flush_every)
     try:
         engine = _open(settings)
         try:
@@ -224,13 +226,13 @@ def warm_up(
 
                 loaded, total = load(engine, checker, tick)
         finally:
-            engine.close()  # after a failed load: no snapshot (Engine.loading)
+            engine.close()  # after a failed load: no snapshot (Engine.loading_recorded)
     except WarmUpError as exc:
         if created:
             shutil.rmtree(settings.data_dir, ignore_errors=True)
         _fail(str(exc))
     finally:
-        checker.stop()
+        checker.stop()  # after the snapshot; a load it still holds open is rolled back
     elapsed = time.perf_counter() - started
     out.print(
         f"warmed up {loaded:,} events ({total - loaded:,} already recorded) in {elapsed:.1f} s "
