@@ -1,0 +1,207 @@
+"""What only a closed loop can show, as figures (JSON) and on the terminal.
+
+Money is integer fen until formatting. Definitions (docs/backtest.md, "Closed loop"):
+
+* **attempted** — attack money the attackers tried at least once (a retry of the same
+  operation is not counted twice); `attempted_with_retries_fen` counts every try;
+* **lost** — attack money that left: allowed, challenged and passed, or held and not
+  revoked before its release;
+* **challenges per customer with friction** — challenges shown to legitimate customers,
+  divided by the customers who met any friction (challenge, hold, review, block);
+* **repeat challenge for a cleared cause** — a legitimate customer challenged by a rule on
+  the same device within `clear_hours` of passing a strong step-up (face, hardware token,
+  in-app confirmation) on a challenge that rule caused;
+* **time to stop** — from a campaign's first event to the refusal after which it lost no
+  more money; a campaign whose last money event was lost was never stopped.
+"""
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from payguard.backtest.fmt import DASH, cny, duration, pct
+from payguard.backtest.score import Summary, share
+
+
+class ScenarioLoop(msgspec.Struct, frozen=True):
+    """One scenario's (or the total's) attack figures under the loop."""
+
+    scenario: str
+    campaigns: int
+    campaigns_with_money: int
+    campaigns_stopped: int
+    campaigns_gave_up: int
+    planned_fen: int
+    """Attack money in the campaigns' plans (what an attacker never refused would try)."""
+    attempted_fen: int
+    attempted_with_retries_fen: int
+    lost_fen: int
+    lost_share: float | None
+    """lost / attempted."""
+    retries_after_decline: int
+    median_seconds_to_stop: float | None
+    retry_tactics: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class LegitLoop(msgspec.Struct, frozen=True):
+    """Legitimate customers under the loop."""
+
+    customers: int
+    customers_with_friction: int
+    challenges: int
+    """Challenges shown to legitimate customers (any event type, retries included)."""
+    challenges_per_customer_with_friction: float | None
+    max_challenges_one_customer: int
+    customers_challenged: int
+    customers_abandoned: int
+    """Customers who abandoned at least one challenge."""
+    customers_gave_up: int
+    """Customers who gave up an operation after it was refused (challenge not passed,
+    review, block) and no retry went through."""
+    repeat_challenges_cleared: int
+    customers_repeat_challenged: int
+    money_events: int
+    money_refused: int
+    retries: int
+
+
+class LoopReport(msgspec.Struct, frozen=True):
+    """The closed-loop run: world, engine, attack and legitimate figures."""
+
+    seed: int
+    users: int
+    days: int
+    variants: str
+    ruleset: str
+    clear_hours: int
+    events: int
+    """Events decided (planned, retries and outcome events)."""
+    planned_events: int
+    skipped_events: int
+    """Planned events never sent: their campaign gave up, or what they refer to never
+    happened (a refund of a payment that was refused)."""
+    outcome_events: dict[str, int]
+    """Outcome events sent back to the engine, per type (challenge_result, fraud_report
+    on a hold notice)."""
+    challenge_results: dict[str, int]
+    """`actor/method/outcome` → count (actor: customer or attacker)."""
+    total: ScenarioLoop
+    scenarios: list[ScenarioLoop]
+    legit: LegitLoop
+    elapsed_s: float = 0.0
+
+
+def render_loop(report: LoopReport, console: Console, open_loop: Summary | None = None) -> None:
+    """The loop's figures; with `open_loop` (the same world's backtest) side by side."""
+    rate = report.events / report.elapsed_s if report.elapsed_s > 0 else 0.0
+    console.print(
+        f"closed loop, seed {report.seed}, {report.users:,} users x {report.days} days "
+        f"({report.variants} variants), ruleset {report.ruleset}: {report.events:,} events "
+        f"decided in {report.elapsed_s:.1f} s ({rate:,.0f} events/s), "
+        f"{report.skipped_events:,} planned events never sent",
+        highlight=False,
+    )
+    console.print(_headline(report, open_loop))
+    console.print(_scenarios(report))
+    if report.challenge_results:
+        console.print(_challenges(report))
+
+
+def _headline(r: LoopReport, open_loop: Summary | None) -> Table:
+    t, lg = r.total, r.legit
+    table = Table(title="closed loop" + (" beside the open-loop backtest" if open_loop else ""))
+    table.add_column("figure")
+    table.add_column("closed loop", justify="right")
+    if open_loop is not None:
+        table.add_column("open loop", justify="right")
+    rows: list[tuple[str, str, str]] = [
+        ("attack money attempted (CNY)", cny(t.attempted_fen), _open_money(open_loop)),
+        ("attack money lost (CNY)", cny(t.lost_fen), _open_lost(open_loop)),
+        ("lost / attempted", pct(t.lost_share, 2), _open_lost_share(open_loop)),
+        ("attempted with every retry (CNY)", cny(t.attempted_with_retries_fen), DASH),
+        ("attacker retries after a decline", f"{t.retries_after_decline:,}", DASH),
+        ("campaigns stopped / with money", _of(t.campaigns_stopped, t.campaigns_with_money),
+         _open_stopped(open_loop)),
+        ("campaigns that gave up", f"{t.campaigns_gave_up:,}", DASH),
+        ("median time to stop", duration(t.median_seconds_to_stop), _open_stop(open_loop)),
+        ("customers with friction", f"{lg.customers_with_friction:,}", _open_friction(open_loop)),
+        ("challenges per customer with friction",
+         _ratio(lg.challenges_per_customer_with_friction), _open_challenges(open_loop)),
+        ("most challenges, one customer", f"{lg.max_challenges_one_customer:,}", DASH),
+        ("customers who abandoned a challenge", f"{lg.customers_abandoned:,}", DASH),
+        ("customers who gave up an operation", f"{lg.customers_gave_up:,}", DASH),
+        ("repeat challenges for a cleared cause",
+         f"{lg.repeat_challenges_cleared:,} ({lg.customers_repeat_challenged:,} customers)", DASH),
+    ]  # fmt: skip
+    for name, closed, opened in rows:
+        table.add_row(name, closed, *((opened,) if open_loop is not None else ()))
+    return table
+
+
+def _scenarios(r: LoopReport) -> Table:
+    table = Table(title="attack money under the loop, per scenario")
+    for col in ("scenario", "campaigns", "stopped", "gave up", "attempted CNY", "lost CNY",
+                "lost %", "retries", "median to stop", "retry tactics"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("scenario", "retry tactics") else "right")
+    for s in [*r.scenarios, r.total]:
+        table.add_row(
+            s.scenario,
+            f"{s.campaigns:,}",
+            _of(s.campaigns_stopped, s.campaigns_with_money),
+            f"{s.campaigns_gave_up:,}",
+            cny(s.attempted_fen),
+            cny(s.lost_fen),
+            pct(s.lost_share, 2),
+            f"{s.retries_after_decline:,}",
+            duration(s.median_seconds_to_stop),
+            ", ".join(f"{k} {v}" for k, v in sorted(s.retry_tactics.items())) or DASH,
+        )
+    return table
+
+
+def _challenges(r: LoopReport) -> Table:
+    table = Table(title="challenge results sent back (actor / method / outcome)")
+    table.add_column("actor / method / outcome")
+    table.add_column("count", justify="right")
+    for key, count in sorted(r.challenge_results.items()):
+        table.add_row(key, f"{count:,}")
+    return table
+
+
+def _of(part: int, whole: int) -> str:
+    return f"{part:,} / {whole:,}"
+
+
+def _ratio(value: float | None) -> str:
+    return DASH if value is None else f"{value:.2f}"
+
+
+def _open_money(s: Summary | None) -> str:
+    return DASH if s is None else cny(s.total.money_fen)
+
+
+def _open_lost(s: Summary | None) -> str:
+    return DASH if s is None else cny(s.total.loss_fen)
+
+
+def _open_lost_share(s: Summary | None) -> str:
+    return DASH if s is None else pct(share(s.total.loss_fen, s.total.money_fen), 2)
+
+
+def _open_stopped(s: Summary | None) -> str:
+    return DASH if s is None else _of(s.total.campaigns_stopped, s.total.campaigns_with_money)
+
+
+def _open_stop(s: Summary | None) -> str:
+    return DASH if s is None else duration(s.total.median_seconds_to_stop)
+
+
+def _open_friction(s: Summary | None) -> str:
+    return DASH if s is None else f"{s.legit.customers_with_friction:,}"
+
+
+def _open_challenges(s: Summary | None) -> str:
+    """Open loop: challenges on legitimate events over customers with friction."""
+    if s is None:
+        return DASH
+    return _ratio(share(s.legit.actions.get("challenge", 0), s.legit.customers_with_friction))
