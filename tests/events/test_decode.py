@@ -52,8 +52,12 @@ def minimal(type_: str) -> dict[str, Any]:
         event["amount"] = "1.00"
     if type_ == "card_bind":
         event["card"] = {"token": "vault_1"}
-    if type_ in {"otp_verify"} | FEEDBACK_TYPES:
+    if type_ in {"otp_verify", "challenge_result", "label"} | FEEDBACK_TYPES:
         event["ref_event_id"] = "evt-earlier"
+    if type_ == "challenge_result":
+        event.update(method="face", outcome="passed", device_id="dfp_1")
+    if type_ == "label":
+        event.update(label="not_fraud", source="analyst")
     return event
 
 
@@ -93,8 +97,9 @@ def test_type_list_is_the_documented_one() -> None:
         *("card_bind", "card_unbind", "otp_send", "otp_verify"),
         *("payment", "transfer", "withdrawal", "loan_apply", "loan_disburse"),
         *("investment_buy", "investment_redeem", "refund", "fraud_report", "chargeback"),
+        *("label", "challenge_result"),
     }
-    assert len(ALL_TYPES) == 26
+    assert len(ALL_TYPES) == 28
 
 
 @pytest.mark.parametrize("type_", ALL_TYPES)
@@ -127,7 +132,9 @@ def test_money_types_need_amount(type_: str) -> None:
     assert error_of(without(type_, "amount")).field == "amount"
 
 
-@pytest.mark.parametrize("type_", ["otp_verify", "fraud_report", "chargeback"])
+@pytest.mark.parametrize(
+    "type_", ["otp_verify", "fraud_report", "chargeback", "label", "challenge_result"]
+)
 def test_ref_event_id_required(type_: str) -> None:
     assert error_of(without(type_, "ref_event_id")).field == "ref_event_id"
 

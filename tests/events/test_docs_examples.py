@@ -28,7 +28,8 @@ GROUPS = {
     "verification": {"otp_send", "otp_verify"},
     "money": {"payment", "transfer", "withdrawal", "loan_apply", "loan_disburse"}
     | {"investment_buy", "investment_redeem", "refund"},
-    "feedback": {"fraud_report", "chargeback"},
+    "feedback": {"fraud_report", "chargeback", "label"},
+    "outcomes": {"challenge_result"},
 }
 
 

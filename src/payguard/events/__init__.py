@@ -3,13 +3,17 @@
 from payguard.events.contract import (
     CARRIER_TYPES,
     FEEDBACK_TYPES,
+    LABEL_TYPES,
     MONEY_OUT_TYPES,
     MONEY_TYPES,
+    OUTCOME_TYPES,
+    STEP_UP_METHODS,
     Card,
     Event,
     EventIn,
     Merchant,
     Payee,
+    is_fraud_verdict,
 )
 from payguard.events.decode import (
     EventDecoder,
@@ -23,8 +27,11 @@ from payguard.events.tokenize import Tokenizer
 __all__ = [
     "CARRIER_TYPES",
     "FEEDBACK_TYPES",
+    "LABEL_TYPES",
     "MONEY_OUT_TYPES",
     "MONEY_TYPES",
+    "OUTCOME_TYPES",
+    "STEP_UP_METHODS",
     "Card",
     "Event",
     "EventDecoder",
@@ -33,6 +40,7 @@ __all__ = [
     "Merchant",
     "Payee",
     "Tokenizer",
+    "is_fraud_verdict",
     "msgspec_field_and_reason",
     "parse_ts",
     "to_minor_units",

@@ -49,6 +49,9 @@ EventType = Literal[
     # feedback: labels arriving later, referencing an earlier event
     "fraud_report",
     "chargeback",
+    "label",
+    # outcomes: what came of a decision (a challenge's result)
+    "challenge_result",
 ]
 
 CARRIER_TYPES: frozenset[str] = frozenset(
@@ -68,7 +71,13 @@ MONEY_TYPES: frozenset[str] = frozenset(
 )
 MONEY_OUT_TYPES: frozenset[str] = frozenset({"payment", "transfer", "withdrawal", "investment_buy"})
 FEEDBACK_TYPES: frozenset[str] = frozenset({"fraud_report", "chargeback"})
-REF_REQUIRED_TYPES: frozenset[str] = frozenset({"otp_verify"} | FEEDBACK_TYPES)
+"""Fraud reports by type: each says the event it references was fraud."""
+LABEL_TYPES: frozenset[str] = FEEDBACK_TYPES | {"label"}
+"""Every verdict on an earlier event: the fraud reports, and a `label`, which says `fraud`
+or `not_fraud` in its `label` field (see `is_fraud_verdict`)."""
+OUTCOME_TYPES: frozenset[str] = frozenset({"challenge_result", "label"})
+"""Events that change an earlier decision's lifecycle (docs/decisions.md, "Lifecycle")."""
+REF_REQUIRED_TYPES: frozenset[str] = frozenset({"otp_verify", "challenge_result"} | LABEL_TYPES)
 
 MerchantCategory = Literal[
     "ecommerce",
@@ -85,12 +94,33 @@ MerchantCategory = Literal[
     "other",
 ]
 Channel = Literal["app", "web", "wap", "api", "counter", "atm", "phone"]
-Method = Literal["sms", "email", "face", "password", "id_card", "security_question", "ukey"]
+Method = Literal[
+    "sms",
+    "email",
+    "face",
+    "password",
+    "id_card",
+    "security_question",
+    "ukey",
+    # the step-up methods a challenge offers (a `challenge_result` names one of these)
+    "in_app_confirm",
+    "callback",
+    "hardware_token",
+    "sms_otp",
+]
+STEP_UP_METHODS: frozenset[str] = frozenset(
+    {"face", "in_app_confirm", "callback", "hardware_token", "sms_otp"}
+)
+"""The methods a decision's `challenge` list may offer (the rules' `ChallengeMethod`)."""
+ChallengeOutcome = Literal["passed", "failed", "abandoned"]
+LabelValue = Literal["fraud", "not_fraud"]
+LabelSource = Literal["customer", "analyst", "chargeback", "bank"]
 CardKind = Literal["debit", "credit"]
 
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+Note = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
 class CardIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -136,6 +166,17 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     method: Method | None = None
     ref_event_id: EventId | None = None
     attrs: dict[str, Any] = msgspec.field(default_factory=dict)
+    outcome: ChallengeOutcome | None = None
+    """`challenge_result` only: what the customer did with the offered method."""
+    label: LabelValue | None = None
+    """`label` only: the verdict on the referenced event."""
+    source: LabelSource | None = None
+    """`label` only: who gives the verdict."""
+    scenario: ShortText | None = None
+    """`label` only, optional: the fraud pattern, in the teller's words or a scenario id."""
+    note: Note | None = None
+    """`label` only, optional: free text for analysts (refused if it holds a clear PAN or
+    ID number, like `attrs`)."""
 
 
 class Card(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -182,7 +223,18 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     method: str | None = None
     ref_event_id: str | None = None
     attrs: dict[str, Any] = msgspec.field(default_factory=dict)
+    outcome: str | None = None
+    label: str | None = None
+    source: str | None = None
+    scenario: str | None = None
+    note: str | None = None
     phone_valid: bool | None = None
     """Whether `phone` is valid in its country's numbering plan (`phonenumbers`); False for
     a structurally possible number the metadata does not know (a new range, an IoT or
     virtual operator, stale metadata), None when the event has no phone."""
+
+
+def is_fraud_verdict(event: Event) -> bool:
+    """Whether the event labels the event it references as fraud: every `fraud_report`
+    and `chargeback`, and a `label` saying `fraud` (a `not_fraud` label clears instead)."""
+    return event.label == "fraud" if event.type == "label" else event.type in FEEDBACK_TYPES

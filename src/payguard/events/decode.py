@@ -16,6 +16,7 @@ from payguard.events.contract import (
     CARRIER_TYPES,
     MONEY_TYPES,
     REF_REQUIRED_TYPES,
+    STEP_UP_METHODS,
     Event,
     EventIn,
     Merchant,
@@ -131,6 +132,7 @@ class EventDecoder:
             raise EventError("amount", f"required for `{wire.type}`")
         if wire.type == "card_bind" and wire.card is None:
             raise EventError("card", "required for `card_bind`")
+        _check_outcome_fields(wire)
         if wire.attrs:
             _check_attrs(wire.attrs)
         payee = None
@@ -166,6 +168,11 @@ class EventDecoder:
             method=wire.method,
             ref_event_id=wire.ref_event_id,
             attrs=wire.attrs,
+            outcome=wire.outcome,
+            label=wire.label,
+            source=wire.source,
+            scenario=wire.scenario,
+            note=wire.note,
             phone_valid=phone_valid,
         )
 
@@ -176,6 +183,43 @@ class EventDecoder:
         if born_ms > ts + DAY_MS:
             raise EventError("id_number", "its birth date is after the event")
         return token
+
+
+_OUTCOME_FIELDS: tuple[tuple[str, str], ...] = (
+    ("outcome", "challenge_result"),
+    ("label", "label"),
+    ("source", "label"),
+    ("scenario", "label"),
+    ("note", "label"),
+)
+"""Fields that belong to one outcome type each: sent with another type they are refused,
+not ignored (a `label` field on a payment is a client bug, not a verdict)."""
+
+
+def _check_outcome_fields(wire: EventIn) -> None:
+    """The fields `challenge_result` and `label` require, and no outcome field elsewhere.
+    Whether the referenced decision offered the method is checked later, against the log
+    (payguard.outcomes), since the decoder knows no decisions."""
+    for field, owner in _OUTCOME_FIELDS:
+        if getattr(wire, field) is not None and wire.type != owner:
+            raise EventError(field, f"only for `{owner}`, not `{wire.type}`")
+    if wire.type == "challenge_result":
+        if wire.method is None:
+            raise EventError("method", "required for `challenge_result`")
+        if wire.method not in STEP_UP_METHODS:
+            allowed = ", ".join(sorted(STEP_UP_METHODS))
+            raise EventError("method", f"not a step-up method a challenge offers ({allowed})")
+        if wire.outcome is None:
+            raise EventError("outcome", "required for `challenge_result`")
+        if wire.device_id is None:
+            raise EventError("device_id", "required for `challenge_result`")
+    elif wire.type == "label":
+        if wire.label is None:
+            raise EventError("label", "required for `label`")
+        if wire.source is None:
+            raise EventError("source", "required for `label`")
+        if wire.note is not None and (kind := clear_pii_in(wire.note)):
+            raise EventError("note", f"contains {kind} in clear; leave it out of the note")
 
 
 def _check_attrs(attrs: dict[str, Any]) -> None:
