@@ -63,6 +63,7 @@ class Customer:
     user: User
     face: bool
     token: bool
+    abandon: float = ABANDON
 
     @classmethod
     def draw(cls, user: User, rng: random.Random) -> "Customer":
@@ -94,7 +95,7 @@ class Customer:
         method = next((m for m in offered if m in have), None)
         if method is None:
             return Answer(None, "abandoned")
-        return Answer(method, "abandoned" if rng.random() < ABANDON else "passed")
+        return Answer(method, "abandoned" if rng.random() < self.abandon else "passed")
 
     @staticmethod
     def retries(attempt: int, rng: random.Random) -> bool:

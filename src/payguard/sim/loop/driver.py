@@ -108,6 +108,7 @@ class _Legit:
     gave_up: set[str] = field(default_factory=set)
     repeats: int = 0
     repeat_customers: set[str] = field(default_factory=set)
+    repeat_rules: Counter[str] = field(default_factory=Counter)
     money_events: int = 0
     money_refused: int = 0
     retries: int = 0
@@ -146,6 +147,8 @@ class ClosedLoop:
         self.ids: dict[int, str] = {}
         self.attempt: dict[int, tuple[int, int]] = {}
         """Retry seq → (planned seq it retries, attempt number from 2)."""
+        self.tactic_of: dict[int, Tactic] = {}
+        """Attack retry seq → how the attacker changed the refused operation."""
         self.refused_money: set[int] = set()
         self.held_attacks: dict[str, _Money] = {}
         self.outcomes: Counter[str] = Counter()
@@ -282,9 +285,11 @@ class ClosedLoop:
         rules = _rules(decision)
         key = (uid, event.device_id or "")
         cleared = legit.cleared.get(key, {})
-        if any(cleared.get(r, 0) > ts for r in rules):
+        again = [r for r in rules if cleared.get(r, 0) > ts]
+        if again:
             legit.repeats += 1
             legit.repeat_customers.add(uid)
+            legit.repeat_rules.update(again)
         legit.challenges[uid] += 1
         answer = self._owner(uid).answer(offered, event.device_id, self.rng)
         if answer.outcome == "abandoned":
@@ -374,6 +379,7 @@ class ClosedLoop:
         pushed = self._push(when, retry, label)
         if pushed is not None:
             self.attempt[pushed] = (origin, attempt + 1)
+            self.tactic_of[pushed] = tactic
             camp.retries += 1
             camp.tactics[tactic] += 1
 
@@ -400,8 +406,8 @@ class ClosedLoop:
         """Count the challenge's outcome and send it back when the contract carries it."""
         method = answer.method or "none"
         self.challenge_results[f"{actor}/{method}/{answer.outcome}"] += 1
-        if not self._send_outcomes or answer.method is None:
-            return
+        if not self._send_outcomes or answer.method is None or event.device_id is None:
+            return  # nothing tried, or a server-to-server debit: no device to answer on
         body: Body = {
             "type": OUTCOME_TYPE,
             "ref_event_id": seq,
@@ -479,6 +485,7 @@ class ClosedLoop:
                 customers_gave_up=len(legit.gave_up),
                 repeat_challenges_cleared=legit.repeats,
                 customers_repeat_challenged=len(legit.repeat_customers),
+                repeat_rules=dict(legit.repeat_rules.most_common()),
                 money_events=legit.money_events,
                 money_refused=legit.money_refused,
                 retries=legit.retries,

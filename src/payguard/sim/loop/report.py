@@ -63,6 +63,8 @@ class LegitLoop(msgspec.Struct, frozen=True):
     money_events: int
     money_refused: int
     retries: int
+    repeat_rules: dict[str, int] = msgspec.field(default_factory=dict)
+    """Rule → repeat challenges it caused for a cause already cleared (most first)."""
 
 
 class LoopReport(msgspec.Struct, frozen=True):
@@ -105,6 +107,10 @@ def render_loop(report: LoopReport, console: Console, open_loop: Summary | None 
     console.print(_scenarios(report))
     if report.challenge_results:
         console.print(_challenges(report))
+    repeats = report.legit.repeat_rules
+    if repeats:
+        top = ", ".join(f"{rule} {n:,}" for rule, n in list(repeats.items())[:5])
+        console.print(f"rules behind repeat challenges for a cleared cause: {top}", highlight=False)
 
 
 def _headline(r: LoopReport, open_loop: Summary | None) -> Table:
