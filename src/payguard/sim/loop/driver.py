@@ -54,6 +54,8 @@ OUTCOME_TYPE = "challenge_result"
 """The contract type a challenge's outcome is sent back as (when the contract has it)."""
 HOLD_NOTICE = 0.8
 """Chance that the owner of a held attack payment reads the notice and reports it."""
+CONFIRMS_OWN = 0.5
+"""Chance that a customer told of their own held or reviewed operation says it was them."""
 MAX_RETRY_DEPTH = 2
 """Adapted retries of one refused attack operation (a retry of a retry, no further)."""
 CLEAR_HOURS = 72
@@ -160,6 +162,7 @@ class ClosedLoop:
         self._fmt = TsFormatter()
         self._encode = msgspec.json.Encoder().encode
         self._send_outcomes = OUTCOME_TYPE in EVENT_TYPES
+        self._send_labels = "label" in EVENT_TYPES
         self.elapsed_s = 0.0
 
     # -- the loop -------------------------------------------------------------------------
@@ -241,9 +244,7 @@ class ClosedLoop:
         label = self.world.em.labels.get(seq)
         if label is not None:
             self._attack(seq, ts, body, label, event, decision)
-        elif (
-            event.user_id is not None and event.user_id in self.users and event.type != OUTCOME_TYPE
-        ):
+        elif event.user_id in self.users and event.type not in _ANSWERS:
             self._customer(seq, ts, body, event, decision)
 
     def _customer(self, seq: int, ts: int, body: Body, event: Event, decision: Decision) -> None:
@@ -256,6 +257,8 @@ class ClosedLoop:
         if action == "allow":
             return
         legit.friction.add(uid)
+        if action in ("hold", "review"):
+            self._that_was_me(ts, body, seq)
         if action == "hold":
             return  # notified, it was them: the hold runs out and the money leaves
         answer: Answer | None = None
@@ -402,6 +405,21 @@ class ClosedLoop:
         if self._push(ts + self.rng.randint(5 * MINUTE, 12 * HOUR), body) is not None:
             self.outcomes["fraud_report"] += 1
 
+    def _that_was_me(self, ts: int, body: Body, seq: int) -> None:
+        """A customer told of a held or reviewed operation of theirs sometimes confirms it
+        (a `label` not_fraud from the customer), when the contract carries labels."""
+        if not self._send_labels or self.rng.random() >= CONFIRMS_OWN:
+            return
+        label: Body = {
+            "type": "label",
+            "user_id": body["user_id"],
+            "ref_event_id": seq,
+            "label": "not_fraud",
+            "source": "customer",
+        }
+        if self._push(ts + self.rng.randint(5 * MINUTE, 2 * HOUR), label) is not None:
+            self.outcomes["label"] += 1
+
     def _result(self, seq: int, ts: int, event: Event, answer: Answer, actor: str) -> None:
         """Count the challenge's outcome and send it back when the contract carries it."""
         method = answer.method or "none"
@@ -529,6 +547,8 @@ class ClosedLoop:
         )
 
 
+_ANSWERS: frozenset[str] = frozenset({OUTCOME_TYPE, "label", "fraud_report", "chargeback"})
+"""What actors send back about earlier decisions: not operations anyone reacts to again."""
 _END_OF_TIME = 2**62
 _ALL = 2**62
 
