@@ -95,7 +95,6 @@ class _Campaign:
     attacker: Attacker
     first_ts: int | None = None
     money: list[_Money] = field(default_factory=list)
-    planned_fen: int = 0
     retries: int = 0
     tactics: Counter[str] = field(default_factory=Counter)
 
@@ -144,6 +143,7 @@ class ClosedLoop:
         self.campaigns: dict[str, _Campaign] = {}
         self.legit = _Legit()
         self.planned = len(self.world.em.events)
+        self.planned_fen: Counter[str] = _planned_money(self.world)
         self.queue: list[tuple[int, int]] = [(ts, seq) for ts, seq, _ in self.world.em.events]
         heapq.heapify(self.queue)
         self.ids: dict[int, str] = {}
@@ -316,8 +316,6 @@ class ClosedLoop:
             assert event.amount is not None
             record = _Money(seq, ts, event.amount, origin)
             camp.money.append(record)
-            if origin == seq:
-                camp.planned_fen += event.amount
         action = decision.action
         passed = action in ("allow", "hold")
         if action == "challenge":
@@ -536,7 +534,7 @@ class ClosedLoop:
             campaigns_with_money=with_money,
             campaigns_stopped=stopped,
             campaigns_gave_up=sum(c.attacker.gave_up for c in camps),
-            planned_fen=sum(c.planned_fen for c in camps),
+            planned_fen=sum(self.planned_fen[c.attacker.campaign] for c in camps),
             attempted_fen=attempted,
             attempted_with_retries_fen=with_retries,
             lost_fen=lost,
@@ -551,6 +549,23 @@ _ANSWERS: frozenset[str] = frozenset({OUTCOME_TYPE, "label", "fraud_report", "ch
 """What actors send back about earlier decisions: not operations anyone reacts to again."""
 _END_OF_TIME = 2**62
 _ALL = 2**62
+
+
+def _planned_money(world: World) -> Counter[str]:
+    """Campaign → the attack money its plan holds (what it would try if never refused)."""
+    planned: Counter[str] = Counter()
+    labels = world.em.labels
+    for _, seq, body in world.em.events:
+        label = labels.get(seq)
+        if label is not None and body["type"] in LEAVING and "amount" in body:
+            planned[label[0]] += fen_of(body["amount"])
+    return planned
+
+
+def fen_of(amount: str) -> int:
+    """The simulator's decimal-string amount (`"96.68"`, always two decimals) in fen."""
+    whole, _, cents = amount.partition(".")
+    return int(whole) * 100 + int(cents or 0)
 
 
 def _stop_ts(money: list[_Money]) -> int | None:

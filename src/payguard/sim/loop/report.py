@@ -121,6 +121,7 @@ def _headline(r: LoopReport, open_loop: Summary | None) -> Table:
     if open_loop is not None:
         table.add_column("open loop", justify="right")
     rows: list[tuple[str, str, str]] = [
+        ("attack money in the plans (CNY)", cny(t.planned_fen), _open_money(open_loop)),
         ("attack money attempted (CNY)", cny(t.attempted_fen), _open_money(open_loop)),
         ("attack money lost (CNY)", cny(t.lost_fen), _open_lost(open_loop)),
         ("lost / attempted", pct(t.lost_share, 2), _open_lost_share(open_loop)),
