@@ -213,6 +213,7 @@ def test_report_arithmetic(default_loop: ClosedLoop) -> None:
     assert total.attempted_fen <= total.attempted_with_retries_fen
     assert total.attempted_fen <= total.planned_fen  # a campaign that gives up tries less
     assert total.lost_fen == sum(s.lost_fen for s in report.scenarios)
+    assert total.lost_fen == sum(total.lost_via.values())
     assert total.attempted_fen == sum(s.attempted_fen for s in report.scenarios)
     assert total.campaigns_stopped <= total.campaigns_with_money <= total.campaigns
     legit = report.legit

@@ -42,7 +42,7 @@ from payguard.sim.loop.actors import (
     Tactic,
     smaller,
 )
-from payguard.sim.loop.report import LegitLoop, LoopReport, ScenarioLoop
+from payguard.sim.loop.report import LOST_WAYS, LegitLoop, LoopReport, ScenarioLoop
 from payguard.sim.population import User, make_device, make_merchants
 from payguard.sim.world import DAY, HOUR, MINUTE, World, yuan
 from payguard.sim.writer import Body, LabelInfo, TsFormatter
@@ -59,6 +59,8 @@ CONFIRMS_OWN = 0.5
 MAX_RETRY_DEPTH = 2
 """Adapted retries of one refused attack operation (a retry of a retry, no further)."""
 CLEAR_HOURS = 72
+LOST_VIA: dict[str, str] = dict(zip(("allow", "challenge", "hold"), LOST_WAYS, strict=True))
+"""Decision action → how the attack money got through (the report's `lost_via`)."""
 """Default window in which a passed strong step-up clears its rules' cause (report only)."""
 
 
@@ -87,6 +89,8 @@ class _Money:
     origin: int
     """The planned event this attempt retries (itself for a first try)."""
     left: bool = False
+    via: str = ""
+    """How money that left got through: `LOST_VIA`."""
 
 
 @dataclass(slots=True)
@@ -330,6 +334,7 @@ class ClosedLoop:
             return
         if passed:
             record.left = True
+            record.via = LOST_VIA[action]
             if action == "hold":
                 self._hold_notice(ts, event, record)
             return
@@ -514,9 +519,13 @@ class ClosedLoop:
         attempted = lost = with_retries = 0
         stops: list[int] = []
         tactics: Counter[str] = Counter()
+        via: Counter[str] = Counter()
         with_money = stopped = 0
         for camp in camps:
             tactics.update(camp.tactics)
+            for m in camp.money:
+                if m.left:
+                    via[m.via] += m.fen
             origins = {m.origin: m.fen for m in camp.money if m.origin == m.seq}
             attempted += sum(origins.values())
             with_retries += sum(m.fen for m in camp.money)
@@ -542,6 +551,7 @@ class ClosedLoop:
             retries_after_decline=sum(c.retries for c in camps),
             median_seconds_to_stop=_median(stops),
             retry_tactics=dict(sorted(tactics.items())),
+            lost_via=dict(sorted(via.items())),
         )
 
 

@@ -22,6 +22,10 @@ from rich.table import Table
 from payguard.backtest.fmt import DASH, cny, duration, pct
 from payguard.backtest.score import Summary, share
 
+LOST_WAYS: tuple[str, ...] = ("allowed", "challenge passed", "hold not revoked")
+"""How attack money gets through: allowed, a challenge the attacker passed, or a hold
+nobody revoked before its release."""
+
 
 class ScenarioLoop(msgspec.Struct, frozen=True):
     """One scenario's (or the total's) attack figures under the loop."""
@@ -41,6 +45,8 @@ class ScenarioLoop(msgspec.Struct, frozen=True):
     retries_after_decline: int
     median_seconds_to_stop: float | None
     retry_tactics: dict[str, int] = msgspec.field(default_factory=dict)
+    lost_via: dict[str, int] = msgspec.field(default_factory=dict)
+    """How lost money got through (fen): allowed, challenge passed, hold not revoked."""
 
 
 class LegitLoop(msgspec.Struct, frozen=True):
@@ -125,6 +131,8 @@ def _headline(r: LoopReport, open_loop: Summary | None) -> Table:
         ("attack money attempted (CNY)", cny(t.attempted_fen), _open_money(open_loop)),
         ("attack money lost (CNY)", cny(t.lost_fen), _open_lost(open_loop)),
         ("lost / attempted", pct(t.lost_share, 2), _open_lost_share(open_loop)),
+        ("lost / planned", pct(share(t.lost_fen, t.planned_fen), 2), _open_lost_share(open_loop)),
+        *((f"  lost, {way} (CNY)", cny(t.lost_via.get(way, 0)), DASH) for way in LOST_WAYS),
         ("attempted with every retry (CNY)", cny(t.attempted_with_retries_fen), DASH),
         ("attacker retries after a decline", f"{t.retries_after_decline:,}", DASH),
         ("campaigns stopped / with money", _of(t.campaigns_stopped, t.campaigns_with_money),
