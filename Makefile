@@ -31,7 +31,8 @@ demo: venv
 		--labels $(DATA)/labels.jsonl --ruleset rules/default.yaml \
 		--html $(DATA)/backtest.html --json $(DATA)/backtest.json
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard simulate --closed-loop --users 5000 --days 30 --seed 7 \
-		--ruleset rules/default.yaml --compare $(DATA)/backtest.json --json $(DATA)/loop.json
+		--ruleset rules/default.yaml --compare $(DATA)/backtest.json \
+		--json $(DATA)/loop.json --html $(DATA)/loop.html
 
 ## test: lint, type-check and run the whole test suite
 test: lint typecheck unit

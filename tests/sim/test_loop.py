@@ -282,8 +282,9 @@ def _cli(*args: str) -> tuple[int, str, str]:
 
 def test_cli_closed_loop_writes_its_report(tmp_path: Path) -> None:
     out, events, labels = tmp_path / "loop.json", tmp_path / "ev.jsonl", tmp_path / "lab.jsonl"
+    html = tmp_path / "loop.html"
     code, stdout, _ = _cli(
-        "--closed-loop", "--users", "60", "--days", "4", "--seed", "3",
+        "--closed-loop", "--users", "60", "--days", "4", "--seed", "3", "--html", str(html),
         "--json", str(out), "-o", str(events), "--labels", str(labels),
     )  # fmt: skip
     assert code == 0, stdout
@@ -291,6 +292,9 @@ def test_cli_closed_loop_writes_its_report(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["seed"] == 3 and data["events"] == len(events.read_text().splitlines())
     assert {"lost_fen", "attempted_fen", "retries_after_decline"} <= data["total"].keys()
+    page = html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "attack money lost" in page
+    assert "<script" not in page and "http" not in page  # self-contained
 
 
 def test_cli_closed_loop_beside_an_open_loop_report(tmp_path: Path) -> None:
@@ -316,6 +320,7 @@ def test_cli_compare_must_be_a_backtest_report(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("--users", "60"), "--output"),
+        (("--users", "60", "--json", "x.json"), "--closed-loop"),
         (("--closed-loop", "--users", "60", "--labels", "x.jsonl"), "--labels needs"),
         (("--closed-loop", "--users", "3"), "users"),
     ],

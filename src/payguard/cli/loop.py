@@ -13,7 +13,7 @@ from payguard.config import Settings
 from payguard.features import FeatureState
 from payguard.rules import Ruleset
 from payguard.sim import SimConfig
-from payguard.sim.loop import LoopConfig, render_loop, run_closed_loop
+from payguard.sim.loop import LoopConfig, render_loop, render_loop_html, run_closed_loop
 
 err = Console(stderr=True)
 
@@ -31,6 +31,7 @@ def run_loop(
     events_out: Path | None,
     labels_out: Path | None,
     json_out: Path | None,
+    html_out: Path | None,
     compare: Path | None,
     out: Console,
 ) -> None:
@@ -48,11 +49,17 @@ def run_loop(
     )
     render_loop(report, out, open_loop)
     if json_out is not None:
-        try:
-            json_out.write_bytes(msgspec.json.format(msgspec.json.encode(report)) + b"\n")
-        except OSError as exc:
-            _fail(f"cannot write {json_out}: {exc.strerror or exc}")
-        out.print(f"wrote {json_out}", highlight=False)
+        _write(json_out, msgspec.json.format(msgspec.json.encode(report)) + b"\n", out)
+    if html_out is not None:
+        _write(html_out, render_loop_html(report, open_loop).encode(), out)
+
+
+def _write(path: Path, body: bytes, out: Console) -> None:
+    try:
+        path.write_bytes(body)
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror or exc}")
+    out.print(f"wrote {path}", highlight=False)
 
 
 def _open_loop(path: Path) -> Summary:

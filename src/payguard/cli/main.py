@@ -309,6 +309,9 @@ def simulate(
         Path | None,
         typer.Option("--compare", help="Closed loop: an open-loop backtest JSON to show beside."),
     ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Closed loop: write the report as HTML.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Simulate customers and the documented attack campaigns (labels go to their own file)."""
@@ -333,8 +336,11 @@ def simulate(
 
         settings = _settings(config)
         ruleset, features = _load_rules(ruleset_file or settings.ruleset, settings)
-        run_loop(cfg, settings, ruleset, features, output, labels, json_out, compare, out)
+        run_loop(cfg, settings, ruleset, features, output, labels, json_out, html, compare, out)
         return
+    loop_only = {"--json": json_out, "--html": html, "--compare": compare}
+    for option in (name for name, value in loop_only.items() if value is not None):
+        _fail(f"{option} is for the closed loop (add --closed-loop)")
     if output is None or labels is None:
         _fail("-o/--output and --labels are required (unless --closed-loop)")
     summary = run_simulation(cfg, output, labels)

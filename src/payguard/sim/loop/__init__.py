@@ -9,7 +9,13 @@ challenges for a cause a strong step-up already cleared (docs/simulator.md, "Clo
 
 from payguard.sim.loop.actors import Attacker, Customer
 from payguard.sim.loop.driver import ClosedLoop, LoopConfig, run_closed_loop
-from payguard.sim.loop.report import LegitLoop, LoopReport, ScenarioLoop, render_loop
+from payguard.sim.loop.report import (
+    LegitLoop,
+    LoopReport,
+    ScenarioLoop,
+    render_loop,
+    render_loop_html,
+)
 
 __all__ = [
     "Attacker",
@@ -20,5 +26,6 @@ __all__ = [
     "LoopReport",
     "ScenarioLoop",
     "render_loop",
+    "render_loop_html",
     "run_closed_loop",
 ]

@@ -15,6 +15,7 @@ Money is integer fen until formatting. Definitions (docs/backtest.md, "Closed lo
   more money; a campaign whose last money event was lost was never stopped.
 """
 
+import jinja2
 import msgspec
 from rich.console import Console
 from rich.table import Table
@@ -119,14 +120,10 @@ def render_loop(report: LoopReport, console: Console, open_loop: Summary | None 
         console.print(f"rules behind repeat challenges for a cleared cause: {top}", highlight=False)
 
 
-def _headline(r: LoopReport, open_loop: Summary | None) -> Table:
+def headline_rows(r: LoopReport, open_loop: Summary | None) -> list[tuple[str, str, str]]:
+    """(figure, closed loop, open loop) as displayed; the open loop is a dash without one."""
     t, lg = r.total, r.legit
-    table = Table(title="closed loop" + (" beside the open-loop backtest" if open_loop else ""))
-    table.add_column("figure")
-    table.add_column("closed loop", justify="right")
-    if open_loop is not None:
-        table.add_column("open loop", justify="right")
-    rows: list[tuple[str, str, str]] = [
+    return [
         ("attack money in the plans (CNY)", cny(t.planned_fen), _open_money(open_loop)),
         ("attack money attempted (CNY)", cny(t.attempted_fen), _open_money(open_loop)),
         ("attack money lost (CNY)", cny(t.lost_fen), _open_lost(open_loop)),
@@ -148,22 +145,23 @@ def _headline(r: LoopReport, open_loop: Summary | None) -> Table:
         ("repeat challenges for a cleared cause",
          f"{lg.repeat_challenges_cleared:,} ({lg.customers_repeat_challenged:,} customers)", DASH),
     ]  # fmt: skip
-    for name, closed, opened in rows:
-        table.add_row(name, closed, *((opened,) if open_loop is not None else ()))
-    return table
 
 
-def _scenarios(r: LoopReport) -> Table:
-    table = Table(title="attack money under the loop, per scenario")
-    for col in ("scenario", "campaigns", "stopped", "gave up", "attempted CNY", "lost CNY",
-                "lost %", "retries", "median to stop", "retry tactics"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("scenario", "retry tactics") else "right")
-    for s in [*r.scenarios, r.total]:
-        table.add_row(
+SCENARIO_COLUMNS: tuple[str, ...] = (
+    "scenario", "campaigns", "stopped", "gave up", "planned CNY", "attempted CNY", "lost CNY",
+    "lost %", "retries", "median to stop", "retry tactics",
+)  # fmt: skip
+
+
+def scenario_rows(r: LoopReport) -> list[tuple[str, ...]]:
+    """One row per scenario, then the total, in `SCENARIO_COLUMNS` order."""
+    return [
+        (
             s.scenario,
             f"{s.campaigns:,}",
             _of(s.campaigns_stopped, s.campaigns_with_money),
             f"{s.campaigns_gave_up:,}",
+            cny(s.planned_fen),
             cny(s.attempted_fen),
             cny(s.lost_fen),
             pct(s.lost_share, 2),
@@ -171,7 +169,92 @@ def _scenarios(r: LoopReport) -> Table:
             duration(s.median_seconds_to_stop),
             ", ".join(f"{k} {v}" for k, v in sorted(s.retry_tactics.items())) or DASH,
         )
+        for s in [*r.scenarios, r.total]
+    ]
+
+
+def _headline(r: LoopReport, open_loop: Summary | None) -> Table:
+    table = Table(title="closed loop" + (" beside the open-loop backtest" if open_loop else ""))
+    table.add_column("figure")
+    table.add_column("closed loop", justify="right")
+    if open_loop is not None:
+        table.add_column("open loop", justify="right")
+    for name, closed, opened in headline_rows(r, open_loop):
+        table.add_row(name, closed, *((opened,) if open_loop is not None else ()))
     return table
+
+
+def _scenarios(r: LoopReport) -> Table:
+    table = Table(title="attack money under the loop, per scenario")
+    for col in SCENARIO_COLUMNS:
+        table.add_column(col, justify="left" if col in ("scenario", "retry tactics") else "right")
+    for row in scenario_rows(r):
+        table.add_row(*row)
+    return table
+
+
+def render_loop_html(report: LoopReport, open_loop: Summary | None = None) -> str:
+    """The same tables as one self-contained page (no script, nothing from the network);
+    Jinja2 autoescapes every value."""
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(_PAGE).render(
+        r=report,
+        headline=headline_rows(report, open_loop),
+        with_open=open_loop is not None,
+        columns=SCENARIO_COLUMNS,
+        scenarios=scenario_rows(report),
+        results=sorted(report.challenge_results.items()),
+        repeats=list(report.legit.repeat_rules.items()),
+    )
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>payguard closed loop · seed {{ r.seed }} · {{ r.ruleset }}</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1150px;
+       padding: 0 1rem; color: #222; }
+h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .8rem 0; font-variant-numeric: tabular-nums; }
+th, td { padding: .25rem .6rem; border-bottom: 1px solid #eee; text-align: right; }
+th { background: #f6f6f6; }
+td:first-child, th:first-child { text-align: left; }
+tr:last-child td { font-weight: 600; }
+.meta { color: #555; }
+</style>
+</head>
+<body>
+<h1>payguard closed loop</h1>
+<p class="meta">seed {{ r.seed }}, {{ "{:,}".format(r.users) }} users × {{ r.days }} days
+({{ r.variants }} variants), ruleset {{ r.ruleset }}: {{ "{:,}".format(r.events) }} events
+decided, {{ "{:,}".format(r.skipped_events) }} planned events never sent.
+Definitions: docs/backtest.md, "Closed loop".</p>
+<h2>The loop{% if with_open %} beside the open-loop backtest{% endif %}</h2>
+<table>
+<tr><th>figure</th><th>closed loop</th>{% if with_open %}<th>open loop</th>{% endif %}</tr>
+{% for name, closed, opened in headline %}<tr><td>{{ name }}</td><td>{{ closed }}</td>
+{% if with_open %}<td>{{ opened }}</td>{% endif %}</tr>
+{% endfor %}</table>
+<h2>Attack money under the loop, per scenario</h2>
+<table>
+<tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in scenarios %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<h2>Challenge results sent back</h2>
+<table>
+<tr><th>actor / method / outcome</th><th>count</th></tr>
+{% for key, n in results %}<tr><td>{{ key }}</td><td>{{ "{:,}".format(n) }}</td></tr>
+{% endfor %}</table>
+{% if repeats %}<h2>Rules behind repeat challenges for a cleared cause</h2>
+<table>
+<tr><th>rule</th><th>repeat challenges</th></tr>
+{% for rule, n in repeats %}<tr><td>{{ rule }}</td><td>{{ "{:,}".format(n) }}</td></tr>
+{% endfor %}</table>{% endif %}
+</body>
+</html>
+"""
 
 
 def _challenges(r: LoopReport) -> Table:
