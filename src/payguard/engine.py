@@ -12,6 +12,11 @@ snapshot of that state is written only right after a flush, so after a crash `re
 replays exactly the recorded events that the snapshot does not yet hold: nothing lost,
 nothing counted twice. Chain steps are CEL conditions over the same point-in-time values,
 so recovery recomputes those values for each replayed event before filing it.
+
+Outcomes (`challenge_result`, `label`) are checked against the decision they reference
+before anything is recorded, acknowledged with an allow no rule decided, and filed in the
+outcome book (payguard.outcomes) when applied, live or in recovery; a strong step-up they
+report passed drops the rules it cleared from later decisions of that account and device.
 """
 
 import gc
@@ -31,13 +36,20 @@ import msgspec
 from payguard.chains import ChainMatcher, ChainPattern, ChainSpec
 from payguard.chains.matcher import Variables
 from payguard.config import Settings
-from payguard.events import FEEDBACK_TYPES, Event, EventDecoder, Tokenizer
+from payguard.events import (
+    LABEL_TYPES,
+    OUTCOME_TYPES,
+    Event,
+    EventDecoder,
+    Tokenizer,
+)
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.features.timeline import LegacyTimeline
 from payguard.graph import GraphConfig, GraphFeatures
 from payguard.holds import Hold, HoldBook, MemoryHoldBook, SQLiteHoldBook
 from payguard.metrics import Metrics
+from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
 from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
 from payguard.rules.evaluate import rule_runner
@@ -55,6 +67,7 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 SNAPSHOT_FILE = "state.snapshot"
 DATABASE_FILE = "payguard.db"
 HOLDS_FILE = "holds.db"
+OUTCOMES_FILE = "outcomes.db"
 SNAPSHOT_FORMAT = 2
 """Bumped when a snapshot's content changes meaning: 2 added the feature state's watched
 history (features.watch). A snapshot of another format is ignored and the log replayed,
@@ -149,11 +162,14 @@ class Engine:
         snapshot_path: Path | None = None,
         model: "ModelServer | None" = None,
         holds: HoldBook | None = None,
+        outcomes: OutcomeBook | None = None,
     ) -> None:
         self.features = features
         self.model = model
         self.holds: HoldBook = holds if holds is not None else MemoryHoldBook()
         self.recorder = recorder
+        self.outcomes = Outcomes(outcomes if outcomes is not None else OutcomeBook(), recorder)
+        """Decision lifecycles: challenge results and labels (payguard.outcomes)."""
         self.settings = settings
         self.metrics = Metrics()
         self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
@@ -193,6 +209,7 @@ class Engine:
             snapshot_path=data_dir / SNAPSHOT_FILE,
             model=_load_model(settings, features),
             holds=SQLiteHoldBook(data_dir / HOLDS_FILE),
+            outcomes=OutcomeBook(data_dir / OUTCOMES_FILE),
         )
         engine.recover()
         return engine
@@ -258,7 +275,10 @@ class Engine:
         """Decide and record one validated event; returns (decision, was_repeat).
 
         A repeat of a recorded event_id with the same payload returns the stored decision
-        and changes nothing; with another payload it raises DuplicateEventError."""
+        and changes nothing; with another payload it raises DuplicateEventError. An
+        outcome (`challenge_result`, `label`) that fits no recorded decision raises
+        OutcomeError (an EventError naming the field) and records nothing; one that fits
+        is recorded with an `allow` no rule decided (it is not an operation to weigh)."""
         payload = self._encode(event)
         payload_hash = hashlib.sha256(payload).digest()
         stored = self.recorder.lookup(event.event_id)
@@ -268,7 +288,11 @@ class Engine:
                 raise DuplicateEventError(event.event_id)
             self.metrics.duplicates += 1
             return stored.decision, True
-        decision, variables = self._decide(event)
+        if event.type in OUTCOME_TYPES:
+            self.outcomes.check(event)
+            decision, variables = self._acknowledge(event), None
+        else:
+            decision, variables = self._decide(event)
         seq = self.recorder.append(event, payload, payload_hash, decision)
         if decision.action == "hold":
             self.holds.place(_hold(event, decision))
@@ -319,6 +343,23 @@ class Engine:
             raise
         self.recorder.end_load(commit=True)
 
+    def _acknowledge(self, event: Event) -> Decision:
+        """The decision recorded for an outcome event: an allow, decided by nothing."""
+        return Decision(
+            event_id=event.event_id,
+            action="allow",
+            score=0,
+            reasons=[],
+            ruleset=self._ruleset.version,
+            model=None,
+            latency_us=0,
+        )
+
+    def check_outcome(self, event: Event) -> None:
+        """Raise OutcomeError if `process(event)` would refuse it as an outcome that fits
+        no recorded decision; changes nothing (a batch checks every event first)."""
+        self.outcomes.check(event)
+
     def decide(self, event: Event) -> Decision:
         """Features → rules → policy for one event, reading state and changing nothing."""
         return self._decide(event)[0]
@@ -344,6 +385,8 @@ class Engine:
         if plan.wants_model:
             values = {**features, "model": {"score": 0.0 if scored is None else scored[0]}}
         hits = plan.run_rules(values, event)
+        if hits and self.outcomes.book.clears_any(event.user_id):
+            hits = self.outcomes.uncleared(event, hits)
         version = model.version if model is not None and scored is not None else None
         model_score = msgspec.UNSET if scored is None else scored[0]
         if not hits and plan.allows_without_hits:  # most events: skip the policy's bookkeeping
@@ -507,8 +550,10 @@ class Engine:
         which decides nothing, has the matcher settle its steps first, building them only if a
         condition runs."""
         referenced = None
-        if event.type in FEEDBACK_TYPES and event.ref_event_id is not None:
+        if event.type in LABEL_TYPES and event.ref_event_id is not None:
             referenced = self.recorder.get_event(event.ref_event_id)
+        if event.type in FILED_TYPES:
+            self.outcomes.file(seq, event, self._ruleset.policy.outcomes)
         chains = self.chains
         if variables is None and chains is not None:
             # built only if a condition runs (rarely), from the states before the event
@@ -530,6 +575,8 @@ class Engine:
         note = f"{event.type.replace('_', ' ')} {event.event_id}"
         for user in self.features.accounts_of(event):
             revoked = self.holds.revoke_pending(user, at_ms=event.ts, by="owner_report", note=note)
+            for hold in revoked:
+                self.outcomes.book.announce(hold.event_id, "decided", "hold:revoked")
             if revoked:
                 log.info("%s revoked %d held operation(s) of %s", note, len(revoked), user)
 
@@ -549,6 +596,7 @@ class Engine:
     def flush(self) -> None:
         self.recorder.flush()
         self.holds.flush()
+        self.outcomes.book.flush()
 
     def write_snapshot(self) -> None:
         """Persist feature, graph and chain state as of the last durable record (call right
@@ -580,9 +628,11 @@ class Engine:
         """Load the snapshot (if it matches) and replay recorded events after it."""
         start = self._load_snapshot()
         replayed = 0
+        self.outcomes.book.notifying = False  # announced before the restart, if at all
         for seq, event, action in self.recorder.events_after(start):
             self._apply(seq, event, action)
             replayed += 1
+        self.outcomes.book.notifying = True
         if replayed:
             log.info("recovered state: snapshot at seq %d + %d events", start, replayed)
         return replayed
@@ -636,6 +686,7 @@ class Engine:
         self.write_snapshot()
         self.recorder.close()
         self.holds.close()
+        self.outcomes.book.close()
 
     def gauges(self) -> dict[str, float]:
         gauges: dict[str, float] = {

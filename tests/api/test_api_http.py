@@ -59,7 +59,9 @@ def test_decision_200_shape(client: httpx.Client) -> None:
     }
     explained = client.get("/v1/decisions/h-ok-1", params={"explain": "1"}).json()
     assert {"features", "shadow", "rule_errors"} <= set(explained)
-    assert client.get("/v1/decisions/h-ok-1").json() == body
+    shown = client.get("/v1/decisions/h-ok-1").json()
+    assert {name: shown[name] for name in body} == body  # the decision, and its lifecycle:
+    assert (shown["state"], shown["outcomes"], shown["type"]) == ("decided", [], "login")
 
 
 def test_malformed_json_400(client: httpx.Client) -> None:

@@ -71,7 +71,12 @@ SMALL_CATALOG = msgspec.convert(
             "settled_pay": {"types": ["payment", "transfer"], "settled": True},
             "gift": {"types": ["payment"], "categories": ["gift_card", "game"]},
             "phone_risk": {"types": ["sim_swap", "line_resume"]},
-            "label": {"types": ["fraud_report"], "source": "referenced"},
+            "label": {"types": ["fraud_report", "label"], "source": "referenced"},
+            "stepup_fail": {
+                "types": ["challenge_result"],
+                "outcomes": ["failed", "abandoned"],
+                "methods": ["face", "hardware_token"],
+            },
             "bind": {"types": ["card_bind"]},
             "money_in": {"types": ["transfer"], "settled": True, "account": "payee"},
             "any_in": {"types": ["*"], "account": "payee"},
@@ -93,6 +98,7 @@ SMALL_CATALOG = msgspec.convert(
             {"how": "age", "over": "pay", "by": "merchant"},
             {"how": "count", "over": "label", "by": "merchant", "windows": ["30m"]},
             {"how": "count", "over": "label", "by": "device", "windows": ["10m"]},
+            {"how": "count", "over": "stepup_fail", "by": "user", "windows": ["10m"]},
             {"how": "distinct", "of": "user", "over": "bind", "by": "card", "windows": ["15m"]},
             *BEHAVIOUR_FEATURES,
         ],
@@ -134,6 +140,8 @@ TYPES = [
     "sim_swap",
     "line_resume",
     "fraud_report",
+    "label",
+    "challenge_result",
     "register",
     "kyc_verify",
     "otp_send",
@@ -161,7 +169,7 @@ def _event(
     draw: st.DrawFn, i: int, ts: int, earlier_ids: list[str], types: list[str] = TYPES
 ) -> Event:
     kind = draw(st.sampled_from(types))
-    if kind == "fraud_report" and not earlier_ids:
+    if kind in ("fraud_report", "label") and not earlier_ids:
         kind = "login"
     carrier = kind in ("sim_swap", "line_resume")
     maybe = lambda values: draw(st.sampled_from([None, *values]))  # noqa: E731
@@ -196,8 +204,13 @@ def _event(
         )
     if kind == "card_bind":
         fields["card"] = Card(token=draw(st.sampled_from(["pan_1", "pan_2", "pan_3"])))
-    if kind == "fraud_report":
+    if kind in ("fraud_report", "label"):
         fields["ref_event_id"] = draw(st.sampled_from([*earlier_ids, "missing"]))
+    if kind == "label":
+        fields["label"] = draw(st.sampled_from(["fraud", "not_fraud"]))
+    if kind == "challenge_result":
+        fields["method"] = draw(st.sampled_from(["face", "hardware_token", "sms_otp"]))
+        fields["outcome"] = draw(st.sampled_from(["passed", "failed", "abandoned"]))
     return Event(**fields)
 
 

@@ -44,14 +44,14 @@ class NxReference:
     def linking(self, e: Event) -> bool:
         return (
             e.user_id is not None
-            and e.type not in ("fraud_report", "chargeback")
+            and e.type not in ("fraud_report", "chargeback", "label", "challenge_result")
             and e.success is not False
         )
 
     def update(self, e: Event, seq: int, referenced: Event | None = None) -> None:
-        if e.type in ("fraud_report", "chargeback"):
+        if e.type in ("fraud_report", "chargeback", "label"):
             acct = referenced.user_id if referenced else self.refs.get(e.ref_event_id or "")
-            if acct is not None:
+            if acct is not None and e.label != "not_fraud":
                 self.reported[acct] = max(self.reported.get(acct, e.ts), e.ts)
         elif self.linking(e):
             a = ("a", e.user_id or "")
@@ -63,7 +63,7 @@ class NxReference:
                     continue
                 self._link(a, node, e.ts, kind == "card" and e.type == "card_bind")
             self._drop_isolated()
-        if e.user_id is not None and e.type not in ("fraud_report", "chargeback"):
+        if e.user_id is not None and e.type not in ("fraud_report", "chargeback", "label"):
             self.refs.pop(e.event_id, None)
             self.refs[e.event_id] = e.user_id
             while len(self.refs) > self.cfg.max_refs:

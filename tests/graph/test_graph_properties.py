@@ -32,6 +32,8 @@ TYPES = [
     "sim_swap",
     "fraud_report",
     "chargeback",
+    "label",
+    "challenge_result",
 ]
 
 
@@ -68,7 +70,7 @@ def events(draw: st.DrawFn, max_events: int = 45) -> list[tuple[Event, bool]]:
 @st.composite
 def _event(draw: st.DrawFn, i: int, ts: int, earlier: list[str]) -> Event:
     kind = draw(st.sampled_from(TYPES))
-    if kind in ("fraud_report", "chargeback") and not earlier:
+    if kind in ("fraud_report", "chargeback", "label", "challenge_result") and not earlier:
         kind = "login"
     maybe = lambda values: draw(st.sampled_from([None, *values]))  # noqa: E731
     fields: dict[str, Any] = {
@@ -86,8 +88,12 @@ def _event(draw: st.DrawFn, i: int, ts: int, earlier: list[str]) -> Event:
         fields["card"] = maybe([Card(token=f"pan_{c}") for c in range(3)])
     if kind == "transfer":
         fields["payee"] = maybe([Payee(id="p0"), Payee(id="p1")])
-    if kind in ("fraud_report", "chargeback"):
+    if kind in ("fraud_report", "chargeback", "label", "challenge_result"):
         fields["ref_event_id"] = draw(st.sampled_from([*earlier, "missing"]))
+    if kind == "label":
+        fields["label"] = draw(st.sampled_from(["fraud", "not_fraud"]))
+    if kind == "challenge_result":
+        fields["outcome"] = draw(st.sampled_from(["passed", "failed"]))
     return Event(**fields)
 
 

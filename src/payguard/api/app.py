@@ -23,6 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter, RawBody
 
+from payguard.api.decisions import decision_handlers
 from payguard.api.holds import hold_handlers
 from payguard.api.openapi import (
     BatchOperation,
@@ -34,6 +35,7 @@ from payguard.engine import DuplicateEventError, Engine
 from payguard.events import Event, EventError
 from payguard.metrics import Metrics
 from payguard.otp import OtpService
+from payguard.outcomes import OutcomeListener
 from payguard.policy import Decision
 from payguard.rules import RuleError
 
@@ -237,13 +239,18 @@ def create_app(
     *,
     on_shutdown: Sequence[Callable[[], Any]] = (),
     debug: bool = False,
+    outcome_listeners: Sequence[OutcomeListener] = (),
 ) -> Litestar:
     """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
-    `engine.close` in `on_shutdown` (as `serve` does)."""
+    `engine.close` in `on_shutdown` (as `serve` does). Each of `outcome_listeners` is
+    called `(decision_event_id, old_state, new_state)` on every lifecycle change, once it
+    is durable (e.g. a webhook notifier)."""
     settings = engine.settings
     decoder = engine.decoder
     metrics = engine.metrics
     otp = OtpService.for_engine(engine)
+    for listener in outcome_listeners:
+        engine.outcomes.book.subscribe(listener)
 
     def explain_on(value: str | None) -> bool:
         return value is not None and value.lower() in _TRUE
@@ -324,6 +331,8 @@ def create_app(
             decision, repeat = engine.process(event)
         except DuplicateEventError as exc:
             raise conflict(exc) from None
+        except EventError as exc:  # an outcome that fits no decision: nothing recorded
+            raise reject(exc, 422) from None
         except Exception:  # a bug on valid input: answer 500 and record nothing
             discard_pending()
             raise
@@ -382,6 +391,10 @@ def create_app(
             except DuplicateEventError as exc:
                 metrics.conflicts += 1
                 raise conflict(exc, index) from None
+            try:  # an outcome must reference a decision recorded before the batch
+                engine.check_outcome(event)
+            except EventError as exc:
+                raise reject(exc, 422, index) from None
         show = explain_on(explain)
         try:
             decisions = [engine.process(event)[0].public(show) for event in events]
@@ -390,20 +403,6 @@ def create_app(
             raise
         durable()
         return Batch(decisions=decisions)
-
-    @get(
-        "/v1/decisions/{event_id:str}",
-        sync_to_thread=False,
-        summary="Fetch a recorded decision",
-        description="The decision recorded for `event_id`; `?explain=1` adds the explanation.",
-        tags=["events"],
-        responses={404: ResponseSpec(NotFound, description="Unknown event_id")},
-    )
-    def get_decision(event_id: FromPath[str], explain: Explain = None) -> Decision:
-        decision = engine.stored_decision(event_id)
-        if decision is None:
-            raise ApiError(404, NotFound(error="not_found"))
-        return decision.public(explain_on(explain))
 
     @get(
         "/v1/entities/{kind:str}/{entity_id:str}/graph",
@@ -520,7 +519,6 @@ def create_app(
         route_handlers=[
             post_event,
             post_batch,
-            get_decision,
             get_graph,
             get_ruleset,
             put_ruleset,
@@ -528,6 +526,7 @@ def create_app(
             prometheus,
             *otp_handlers(engine, otp),
             *hold_handlers(engine),
+            *decision_handlers(engine),
         ],
         exception_handlers={
             ApiError: _on_api_error,

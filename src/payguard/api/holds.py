@@ -165,6 +165,8 @@ def hold_handlers(engine: Engine) -> list[HTTPRouteHandler]:
             change.hold_id, state, at_ms=_now_ms(), by=change.by, note=change.note
         )
         log.info("hold %s %s by %s", hold.hold_id, hold.state, hold.resolved_by)
+        engine.outcomes.book.announce(hold.event_id, "decided", f"hold:{hold.state}")
+        engine.outcomes.book.flush()  # the change is committed: tell the listeners now
         return hold
 
     return [list_holds, get_hold, change_hold]

@@ -161,7 +161,16 @@ def _rules(s: Summary) -> Table:
     table.add_column("action")
     for name in ("hits", "attack", "precision", "recall", "campaigns", "stops alone", "errors"):
         table.add_column(name, justify="right")
+    labelled = any(r.labelled_fraud or r.labelled_not_fraud for r in s.rules)
+    if labelled:  # verdicts came back in the stream (`label` events): precision as they tell it
+        table.add_column("labelled fraud / not", justify="right")
+        table.add_column("labelled precision", justify="right")
     for r in s.rules:
+        verdicts = (
+            [f"{r.labelled_fraud:,} / {r.labelled_not_fraud:,}", pct(r.labelled_precision)]
+            if labelled
+            else []
+        )
         alone = DASH if r.money_stopped_alone_fen is None else pct(r.money_stopped_alone_share)
         table.add_row(
             escape(r.rule),
@@ -174,6 +183,7 @@ def _rules(s: Summary) -> Table:
             f"{r.campaigns_hit:,}",
             alone,
             f"{r.errors:,}" if r.errors else "",
+            *verdicts,
             style="dim" if not r.hits else None,
         )
     return table

@@ -210,6 +210,7 @@ def run_backtest(
     try:
         outcomes, repeats = _replay(engine, events, progress)
         outcomes = _mark_revoked(outcomes, engine)
+        outcomes = _mark_verdicts(outcomes, engine)
     finally:
         engine.close()
     elapsed = round(time.perf_counter() - started, 3)
@@ -227,6 +228,18 @@ def _mark_revoked(outcomes: list[Outcome], engine: Engine) -> list[Outcome]:
         return outcomes
     return [
         msgspec.structs.replace(o, revoked=True) if o.event_id in revoked else o for o in outcomes
+    ]
+
+
+def _mark_verdicts(outcomes: list[Outcome], engine: Engine) -> list[Outcome]:
+    """Each decided event with the latest verdict a label (or a fraud report or
+    chargeback) in the stream gave it, as the engine's outcome book filed them."""
+    verdicts = engine.outcomes.book.verdicts()
+    if not verdicts:
+        return outcomes
+    return [
+        msgspec.structs.replace(o, verdict=verdicts[o.event_id]) if o.event_id in verdicts else o
+        for o in outcomes
     ]
 
 

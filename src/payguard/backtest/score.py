@@ -73,6 +73,9 @@ class Outcome(msgspec.Struct, frozen=True):
     errors: tuple[str, ...] = ()
     revoked: bool = False
     """A held event whose hold was revoked before its release (the money never left)."""
+    verdict: str | None = None
+    """The latest `label` (or fraud report, chargeback) in the stream about this event:
+    `fraud` or `not_fraud`, what a deployment learns; None if none came."""
 
 
 class RuleInfo(msgspec.Struct, frozen=True):
@@ -168,6 +171,14 @@ class RuleResult(msgspec.Struct, frozen=True):
     """Attack money this rule would stop if it were the only rule (None for policy rows)."""
     money_stopped_alone_share: float | None
     errors: int
+    labelled_fraud: int = 0
+    """Hits whose event a later label (or report, chargeback) in the stream called fraud."""
+    labelled_not_fraud: int = 0
+    """Hits a later `not_fraud` label cleared (an analyst's or a customer's "that was me")."""
+    labelled_precision: float | None = None
+    """`labelled_fraud / (labelled_fraud + labelled_not_fraud)`: the rule's precision as
+    the verdicts that came back tell it (None without any), beside `precision`, which
+    reads the simulator's ground truth."""
 
 
 class ScoreHistogram(msgspec.Struct, frozen=True):
@@ -428,6 +439,7 @@ def _rules(
     hits: Counter[str] = Counter()
     attack: Counter[str] = Counter()
     errors: Counter[str] = Counter()
+    verdicts: dict[str | None, Counter[str]] = {"fraud": Counter(), "not_fraud": Counter()}
     campaigns: dict[str, set[str]] = {}
     for o in outcomes:
         label = labels.get(o.event_id)
@@ -436,7 +448,10 @@ def _rules(
             if label is not None:
                 attack[rule] += 1
                 campaigns.setdefault(rule, set()).add(label.campaign)
+            if o.verdict is not None:
+                verdicts[o.verdict][rule] += 1
         errors.update(o.errors)
+    fraud, cleared = verdicts["fraud"], verdicts["not_fraud"]
     alone = _money_alone(chains, rules)
     total_money = sum(
         o.amount_fen for chain in chains.values() for o, _ in chain if is_money(o.type)
@@ -456,6 +471,9 @@ def _rules(
             money_stopped_alone_fen=alone.get(r.id),
             money_stopped_alone_share=(share(alone[r.id], total_money) if r.id in alone else None),
             errors=errors[r.id],
+            labelled_fraud=fraud[r.id],
+            labelled_not_fraud=cleared[r.id],
+            labelled_precision=share(fraud[r.id], fraud[r.id] + cleared[r.id]),
         )
         for r in known
     ]

@@ -15,7 +15,7 @@ logged `register` at or after it.
 from collections import Counter
 from typing import Any
 
-from payguard.events import Event
+from payguard.events import Event, is_fraud_verdict
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     VALUE_EXTRACTORS,
@@ -105,7 +105,7 @@ class ReferenceFeatures:
         return entries
 
     def _referenced(self, feedback: Event, position: int) -> Event | None:
-        if feedback.ref_event_id is None:
+        if feedback.ref_event_id is None or not is_fraud_verdict(feedback):
             return None
         for earlier in self.log[:position]:
             if earlier.event_id == feedback.ref_event_id:

@@ -166,6 +166,10 @@ class EventFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     success: bool | None = None
     categories: list[str] | None = None
     channels: list[str] | None = None
+    outcomes: list[str] | None = None
+    """`challenge_result` outcomes (`passed`, `failed`, `abandoned`) the filter keeps."""
+    methods: list[str] | None = None
+    """Verification methods (`method`) the filter keeps, e.g. the strong step-ups."""
     source: Literal["event", "referenced"] = "event"
     settled: bool = False
     """Only events the engine let through (allowed, challenged or held): money it sent to
@@ -182,6 +186,10 @@ class EventFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.categories is not None and (
             event.merchant is None or event.merchant.category not in self.categories
         ):
+            return False
+        if self.outcomes is not None and event.outcome not in self.outcomes:
+            return False
+        if self.methods is not None and event.method not in self.methods:
             return False
         return self.channels is None or event.channel in self.channels
 

@@ -16,9 +16,10 @@ the update per event type (`_filer`), the snapshot per query plan (`_reading`), 
 slots, windows and stream shapes as constants. The property test in
 tests/features/test_point_in_time.py holds them to the brute-force twin in `reference`.
 
-Feedback (`fraud_report`, `chargeback`) reaches label streams through `source: referenced`
-filters: the entity comes from the event the feedback points at, the time is when the
-feedback arrived — so a label can never leak into a decision made before it existed.
+Feedback (`fraud_report`, `chargeback`, a `fraud` label) reaches label streams through
+`source: referenced` filters: the entity comes from the event the feedback points at, the
+time is when the feedback arrived — so a label can never leak into a decision made before
+it existed.
 Filters with `account: payee` file a transfer under the receiving account (`received`),
 so an account's own features can say when money last came in and how much.
 """
@@ -30,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from payguard.events import Event
+from payguard.events import Event, is_fraud_verdict
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     HOUR,
@@ -458,6 +459,8 @@ class FeatureState:
                         flt.success is not None
                         or flt.categories is not None
                         or flt.channels is not None
+                        or flt.outcomes is not None
+                        or flt.methods is not None
                     ),
                     tracks_seen=any(s.how == "is_new" for s, _ in members),
                     kind=kind,
@@ -685,7 +688,8 @@ class FeatureState:
 
     def update(self, event: Event, referenced: Event | None = None, declined: bool = False) -> None:
         """File `event` into every stream it matches. `referenced` is the event a feedback
-        event points at (None if unknown), used by `source: referenced` streams; `declined`
+        event points at (None if unknown), used by `source: referenced` streams when the
+        feedback is a fraud verdict (`events.is_fraud_verdict`); `declined`
         says the engine sent it to review or blocked it (`settled` filters skip it)."""
         t = event.ts
         base = self.watermark - self.lateness_ms
@@ -694,7 +698,7 @@ class FeatureState:
         filers = self._filers.get(event.type) or self._filers_for(event.type)
         filers[0](self.entities, self._file_linked, event, t, base, declined)
         self.watch.observe(event)
-        if referenced is not None:
+        if referenced is not None and is_fraud_verdict(event):  # not a `not_fraud` label
             filers[1](self.entities, self._file_linked, referenced, t, base, False)
         if filers[2] is not None and (view := received(event)) is not None:
             filers[2](self.entities, self._file_linked, view, t, base, declined)

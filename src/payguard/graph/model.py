@@ -9,7 +9,7 @@ set of accounts tied together by shared entities.
 
 import msgspec
 
-from payguard.events import FEEDBACK_TYPES, Event
+from payguard.events import LABEL_TYPES, OUTCOME_TYPES, Event
 from payguard.features import parse_duration
 from payguard.types import EpochMs
 
@@ -115,8 +115,12 @@ def event_entities(event: Event, track_ips: bool) -> list[tuple[str, str]]:
 
 def links(event: Event) -> bool:
     """Whether the event ties its account to the entities it carries: it has an account,
-    is not feedback (a report is filed by the victim, not by the fraud) and did not fail
+    is not feedback (a report is filed by the victim, not by the fraud) nor an outcome (a
+    challenge result answers an event that already linked its device) and did not fail
     (a failed login is someone trying the account, not the account's own device)."""
     if event.user_id is None or event.success is False:
         return False
-    return event.type not in FEEDBACK_TYPES
+    return event.type not in _NOT_LINKING
+
+
+_NOT_LINKING: frozenset[str] = LABEL_TYPES | OUTCOME_TYPES

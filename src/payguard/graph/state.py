@@ -16,7 +16,7 @@ expanded, and the search stops after the first layer at which the ball holds
 from collections import OrderedDict
 from typing import Any
 
-from payguard.events import FEEDBACK_TYPES, Event
+from payguard.events import LABEL_TYPES, Event, is_fraud_verdict
 from payguard.features import parse_duration
 from payguard.graph.model import Edge, GraphConfig, event_entities, links
 from payguard.types import EpochMs
@@ -42,7 +42,8 @@ class IdentityGraph:
         self.acc: Adjacency = {}
         self.ent: Adjacency = {}
         self.reported: dict[str, EpochMs] = {}
-        """Accounts named by a fraud_report or chargeback → time of the latest one."""
+        """Accounts named by a fraud verdict (a fraud_report, a chargeback or a `fraud`
+        label) → time of the latest one."""
         self.refs: OrderedDict[str, str] = OrderedDict()
         """event_id → account, oldest first, at most `max_refs` entries. An OrderedDict:
         dropping the oldest entry of a plain dict (`next(iter(d))`) scans the slots that
@@ -55,12 +56,14 @@ class IdentityGraph:
     # -- updates ----------------------------------------------------------------------------
 
     def apply(self, event: Event, referenced: Event | None = None) -> None:
-        """File one event: a label if it is feedback, else its links (or an unbind)."""
-        if event.type in FEEDBACK_TYPES:
-            self._label(event, referenced)
+        """File one event: a label if it is feedback (only a fraud verdict marks the account
+        reported), else its links (or an unbind)."""
+        if event.type in LABEL_TYPES:
+            if is_fraud_verdict(event):
+                self._label(event, referenced)
         elif links(event):
             self._link_event(event)
-        if event.user_id is not None and self.config.max_refs and event.type not in FEEDBACK_TYPES:
+        if event.user_id is not None and self.config.max_refs and event.type not in LABEL_TYPES:
             self._remember(event.event_id, event.user_id)
         if event.ts > self.watermark:
             self.watermark = event.ts

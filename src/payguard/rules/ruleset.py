@@ -94,6 +94,19 @@ class StepUpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     list is never offered."""
 
 
+class OutcomesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a challenge's result does to later decisions (docs/decisions.md, "Lifecycle")."""
+
+    clear_hours: Annotated[int, msgspec.Meta(ge=0, le=720)] = 72
+    """A strong step-up passed clears the rules that asked for it, for that account and
+    device, this long (0: never): they do not challenge the customer again meanwhile."""
+    strong: list[ChallengeMethod] = msgspec.field(
+        default_factory=lambda: ["face", "hardware_token", "in_app_confirm"]
+    )
+    """Methods whose pass proves the customer, not just whoever holds the line: an SMS
+    code or a call to the number (`sms_otp`, `callback`) clears nothing by default."""
+
+
 class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Score thresholds that escalate the action regardless of which rules hit, how long
     a hold lasts, and how verification methods are chosen."""
@@ -104,6 +117,7 @@ class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hold_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 24
     """How long a held transfer waits for its owner to revoke it before it is released."""
     step_up: StepUpConfig = StepUpConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
 
 
 class RulesetFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -57,7 +57,25 @@ class Recorder(Protocol):
         the action it was decided with (recovery files declined money as declined)."""
         ...
 
+    def newest(
+        self, before_seq: int | None, filters: "LogFilter"
+    ) -> Iterator[tuple[int, Event, Decision]]:
+        """Durable records newest first, from just below `before_seq` (None: the newest),
+        narrowed by `filters` (decision listing, payguard.outcomes.listing)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class LogFilter(msgspec.Struct, frozen=True):
+    """What a recorder can narrow a newest-first scan by before decoding a record (the
+    listing applies the rest): one account, one action, event time in [since, until)."""
+
+    user_id: str | None = None
+    action: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    exclude_types: frozenset[str] = frozenset()
 
 
 def as_recorded(decision: Decision) -> Decision:

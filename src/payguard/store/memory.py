@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from payguard.events import Event
 from payguard.policy import Decision
-from payguard.store.base import StoredDecision, as_recorded
+from payguard.store.base import LogFilter, StoredDecision, as_recorded
 
 
 class MemoryRecorder:
@@ -52,5 +52,25 @@ class MemoryRecorder:
             event = self._events[i]
             yield i + 1, event, self._by_id[event.event_id][2].action
 
+    def newest(
+        self, before_seq: int | None, filters: LogFilter
+    ) -> Iterator[tuple[int, Event, Decision]]:
+        top = self.last_seq() if before_seq is None else min(before_seq - 1, self.last_seq())
+        for seq in range(top, 0, -1):
+            event = self._events[seq - 1]
+            decision = self._by_id[event.event_id][2]
+            if _kept(event, decision, filters):
+                yield seq, event, as_recorded(decision)
+
     def close(self) -> None:
         return None
+
+
+def _kept(event: Event, decision: Decision, f: LogFilter) -> bool:
+    return not (
+        (f.user_id is not None and event.user_id != f.user_id)
+        or (f.action is not None and decision.action != f.action)
+        or (f.since_ms is not None and event.ts < f.since_ms)
+        or (f.until_ms is not None and event.ts >= f.until_ms)
+        or event.type in f.exclude_types
+    )

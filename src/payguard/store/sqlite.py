@@ -21,7 +21,7 @@ import msgspec
 from payguard.events import Event
 from payguard.policy import Decision, HoldTerms, Reason, ShadowHit
 from payguard.rules.types import Action, ChallengeMethod
-from payguard.store.base import StoredDecision, as_recorded
+from payguard.store.base import LogFilter, StoredDecision, as_recorded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -281,6 +281,40 @@ class SQLiteRecorder:
         for row_seq, payload, action in cursor:
             # rows of the legacy layout keep their action in the old table: read as allowed
             yield row_seq, decode(payload), action or "allow"
+
+    def newest(
+        self, before_seq: int | None, filters: LogFilter
+    ) -> Iterator[tuple[int, Event, Decision]]:
+        """A newest-first scan on the primary key; the account is matched in the stored
+        JSON (no index: every insert would pay for one), action and time on columns.
+        Rows of the legacy layout (decision in the old table) are skipped."""
+        where = ["seq <= ?", "decision IS NOT NULL"]
+        args: list[int | str] = [self._durable_seq]
+        if before_seq is not None:
+            where.append("seq < ?")
+            args.append(before_seq)
+        if filters.action is not None:
+            where.append("action = ?")
+            args.append(filters.action)
+        if filters.since_ms is not None:
+            where.append("ts >= ?")
+            args.append(filters.since_ms)
+        if filters.until_ms is not None:
+            where.append("ts < ?")
+            args.append(filters.until_ms)
+        if filters.user_id is not None:
+            where.append("json_extract(payload, '$.user_id') = ?")
+            args.append(filters.user_id)
+        for event_type in sorted(filters.exclude_types):
+            where.append("type != ?")
+            args.append(event_type)
+        query = (
+            "SELECT seq, payload, decision, feature_set FROM events "
+            f"WHERE {' AND '.join(where)} ORDER BY seq DESC"
+        )
+        for seq, payload, stored, feature_set in self._db.execute(query, args):
+            decision = self._decision(self._decode_row(stored), feature_set)
+            yield seq, self._decode(payload), as_recorded(decision)
 
     def close(self) -> None:
         self.flush()

@@ -1,0 +1,104 @@
+"""The decision lifecycle as pure functions: which outcomes a decision accepts, the state
+each one moves it to, and the causes a passed strong step-up clears.
+
+    decided ──challenge_result──▶ challenge:passed | challenge:failed | challenge:abandoned
+    decided ──hold book────────▶ hold:revoked | hold:released   (read from the hold book)
+    review:open ──label────────▶ review:resolved:fraud | review:resolved:not_fraud
+
+A `review` decision starts `review:open` (someone has to look); every other decision
+starts `decided`. A label on a decision that is not a review is kept in its history but
+moves nothing: a verdict on an allowed payment changes features (a fraud label counts
+as a report), not what was decided.
+"""
+
+from payguard.events import Event, is_fraud_verdict
+from payguard.outcomes.types import Clearance, LifecycleState, OutcomeError, OutcomeRecord
+from payguard.policy import Decision
+from payguard.rules.ruleset import OutcomesConfig
+from payguard.types import HOUR_MS
+
+NOT_RULES: frozenset[str] = frozenset({"policy", "model"})
+"""Reason `rule` values that name no rule (score thresholds, the learned model's
+factors): a step-up clears rules, not the model's view or a threshold."""
+_REPORT_SOURCES: dict[str, str] = {"fraud_report": "customer", "chargeback": "chargeback"}
+"""The `source` a fraud report or chargeback files its `fraud` label with."""
+
+
+def initial_state(action: str) -> LifecycleState:
+    """The state of a decision no outcome has touched yet."""
+    return "review:open" if action == "review" else "decided"
+
+
+def check(event: Event, decision: Decision | None, challenged: Event | None) -> None:
+    """Raise OutcomeError unless `event` (a `challenge_result` or `label`) fits the decision
+    it references: a label needs a recorded event; a challenge result needs a challenge of
+    the same account that offered its method. `challenged` is the referenced event."""
+    if decision is None:
+        raise OutcomeError("ref_event_id", "no decision is recorded for this event_id")
+    if event.type != "challenge_result":
+        return
+    if decision.action != "challenge":
+        raise OutcomeError("ref_event_id", f"the decision was `{decision.action}`, not a challenge")
+    if challenged is not None and challenged.user_id != event.user_id:
+        raise OutcomeError("user_id", "not the account of the challenged event")
+    offered = decision.challenge if isinstance(decision.challenge, list) else []
+    if event.method not in offered:
+        listed = ", ".join(offered) or "none"
+        raise OutcomeError("method", f"`{event.method}` was not offered (offered: {listed})")
+
+
+def record(event: Event, current: LifecycleState, action: str) -> OutcomeRecord:
+    """The outcome as filed against a decision of `action` now in state `current`."""
+    if event.type == "challenge_result":
+        state: LifecycleState = _challenge_state(event.outcome)
+        return OutcomeRecord(
+            event_id=event.event_id,
+            type=event.type,
+            ts=event.ts,
+            state=state,
+            method=event.method,
+            outcome=event.outcome,
+            device_id=event.device_id,
+        )
+    verdict = "fraud" if is_fraud_verdict(event) else "not_fraud"
+    if action == "review":
+        state = "review:resolved:fraud" if verdict == "fraud" else "review:resolved:not_fraud"
+    else:
+        state = current
+    return OutcomeRecord(
+        event_id=event.event_id,
+        type=event.type,
+        ts=event.ts,
+        state=state,
+        label=verdict,
+        source=event.source or _REPORT_SOURCES.get(event.type),
+        scenario=event.scenario,
+    )
+
+
+def clearances(event: Event, decision: Decision, config: OutcomesConfig) -> list[Clearance]:
+    """The causes a challenge result clears: every rule the challenged decision names, for
+    the account and the device that passed, for `clear_hours` from the result. Nothing
+    unless a strong method (config.strong) passed: an SMS code proves the line, which the
+    causes of a challenge (a SIM swap, a new device) put in doubt in the first place."""
+    if (
+        event.outcome != "passed"
+        or event.method not in config.strong
+        or config.clear_hours == 0
+        or event.user_id is None
+        or event.device_id is None
+    ):
+        return []
+    until = event.ts + config.clear_hours * HOUR_MS
+    rules = dict.fromkeys(r.rule for r in decision.reasons if r.rule not in NOT_RULES)
+    return [
+        Clearance(event.user_id, event.device_id, rule, until, event.event_id) for rule in rules
+    ]
+
+
+def _challenge_state(outcome: str | None) -> LifecycleState:
+    if outcome == "passed":
+        return "challenge:passed"
+    if outcome == "failed":
+        return "challenge:failed"
+    return "challenge:abandoned"

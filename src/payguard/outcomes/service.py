@@ -1,0 +1,101 @@
+"""The outcomes service the engine and the API call: check an outcome against the
+decision it references, file it, drop challenges a strong step-up cleared, and show a
+decision with its lifecycle.
+
+The engine calls `check` before it records an outcome event (a refusal records nothing),
+`file` when it applies a recorded one (live or in recovery), and `uncleared` on the rule
+hits of every decision of an account that has a clearance.
+"""
+
+from payguard.events import LABEL_TYPES, OUTCOME_TYPES, Event
+from payguard.holds import HoldBook
+from payguard.outcomes import lifecycle
+from payguard.outcomes.book import OutcomeBook
+from payguard.outcomes.types import LifecycleState, OutcomeError, OutcomeRecord
+from payguard.policy import Decision
+from payguard.rules import RuleHit
+from payguard.rules.ruleset import OutcomesConfig
+from payguard.store import Recorder
+
+FILED_TYPES: frozenset[str] = OUTCOME_TYPES | LABEL_TYPES
+"""Events filed in the book: the outcomes, and fraud reports and chargebacks as labels."""
+
+
+class Outcomes:
+    """Lifecycle rules over one `OutcomeBook` and the engine's event log."""
+
+    def __init__(self, book: OutcomeBook, recorder: Recorder) -> None:
+        self.book = book
+        self._recorder = recorder
+
+    def check(self, event: Event) -> None:
+        """Raise OutcomeError (naming the field) unless the `challenge_result` or `label`
+        fits the decision it references. Other types pass: a `fraud_report` or
+        `chargeback` about an event payguard never saw keeps working as it always did."""
+        if event.type not in OUTCOME_TYPES or event.ref_event_id is None:
+            return
+        stored = self._recorder.lookup(event.ref_event_id)
+        decision = stored.decision if stored is not None else None
+        challenged = None
+        if decision is not None and event.type == "challenge_result":
+            challenged = self._recorder.get_event(event.ref_event_id)
+        try:
+            lifecycle.check(event, decision, challenged)
+        except OutcomeError as exc:
+            exc.event_id = event.event_id
+            raise
+
+    def file(self, seq: int, event: Event, config: OutcomesConfig) -> None:
+        """File a recorded outcome or label against its decision (nothing if that decision
+        is unknown, as for a report about an event payguard never saw). Idempotent."""
+        ref = event.ref_event_id
+        if ref is None or self.book.is_filed(event.event_id):
+            return
+        stored = self._recorder.lookup(ref)
+        if stored is None:
+            return
+        decision = stored.decision
+        current = self.book.state(ref) or lifecycle.initial_state(decision.action)
+        record = lifecycle.record(event, current, decision.action)
+        cleared = (
+            lifecycle.clearances(event, decision, config)
+            if event.type == "challenge_result"
+            else []
+        )
+        self.book.file(ref, seq, record, current, cleared)
+
+    def uncleared(self, event: Event, hits: list[RuleHit]) -> list[RuleHit]:
+        """The hits without the live challenges a strong step-up cleared for this account
+        and device: the same rule does not ask the same customer again for the same cause
+        until the clearance ends. Reviews and blocks are never cleared."""
+        user, device = event.user_id, event.device_id
+        if user is None or device is None or not self.book.clears_any(user):
+            return hits
+        cleared = self.book.cleared
+        return [
+            hit
+            for hit in hits
+            if not (
+                hit.action == "challenge"
+                and hit.status == "hit"
+                and hit.mode == "live"
+                and cleared(user, device, hit.rule, event.ts)
+            )
+        ]
+
+    def state(self, decision: Decision, holds: HoldBook, now_ms: int) -> LifecycleState:
+        """The decision's lifecycle state now: what its outcomes made it, and for a hold
+        still `decided`, what the hold book says (revoked, or released, by expiry too)."""
+        state = self.book.state(decision.event_id) or lifecycle.initial_state(decision.action)
+        if state == "decided" and decision.action == "hold" and decision.hold:
+            hold = holds.get(decision.hold.hold_id)
+            if hold is not None:
+                resolved = hold.as_of(now_ms).state
+                if resolved == "revoked":
+                    return "hold:revoked"
+                if resolved == "released":
+                    return "hold:released"
+        return state
+
+    def history(self, event_id: str) -> list[OutcomeRecord]:
+        return self.book.history(event_id)

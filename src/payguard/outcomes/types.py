@@ -1,0 +1,71 @@
+"""What the outcomes room produces: a decision's lifecycle state and the outcomes that
+moved it, and the error an outcome that fits no decision raises."""
+
+from collections.abc import Callable
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from payguard.events import EventError
+
+LifecycleState = Literal[
+    "decided",
+    "challenge:passed",
+    "challenge:failed",
+    "challenge:abandoned",
+    "hold:revoked",
+    "hold:released",
+    "review:open",
+    "review:resolved:fraud",
+    "review:resolved:not_fraud",
+]
+LIFECYCLE_STATES: tuple[LifecycleState, ...] = (
+    "decided",
+    "challenge:passed",
+    "challenge:failed",
+    "challenge:abandoned",
+    "hold:revoked",
+    "hold:released",
+    "review:open",
+    "review:resolved:fraud",
+    "review:resolved:not_fraud",
+)
+
+OutcomeListener: TypeAlias = Callable[[str, str, str], None]
+"""`on_outcome(decision_event_id, old_state, new_state)`: called once per lifecycle change
+(a challenge result, a label, a hold revoked or released through the API or by an owner's
+report; not a hold released by expiry, which no event marks), after the change is durable,
+never while recovery re-files old outcomes."""
+
+
+class OutcomeRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One outcome filed against a decision: a challenge result or a label (fraud reports
+    and chargebacks are labels `fraud` from `customer` and `chargeback`). `state` is the
+    decision's lifecycle state right after it. Times in epoch ms."""
+
+    event_id: str
+    type: str
+    ts: int
+    state: LifecycleState
+    method: str | None = None
+    outcome: str | None = None
+    device_id: str | None = None
+    label: str | None = None
+    source: str | None = None
+    scenario: str | None = None
+
+
+class Clearance(msgspec.Struct, frozen=True):
+    """A rule that does not challenge this account on this device until `until_ts`
+    (epoch ms, exclusive), because `by_event_id` passed a strong step-up it asked for."""
+
+    user_id: str
+    device_id: str
+    rule: str
+    until_ts: int
+    by_event_id: str
+
+
+class OutcomeError(EventError):
+    """An outcome that fits no decision (unknown, not a challenge, method not offered):
+    a contract error naming the field (HTTP 422, CLI exit 2), recorded nowhere."""
