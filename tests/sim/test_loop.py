@@ -204,6 +204,7 @@ def test_the_loop_sends_outcomes_the_engine_accepts(default_loop: ClosedLoop) ->
     assert len(results) == report.outcome_events.get("challenge_result", 0) > 0
     ids = {e.event_id for e in decoded}
     assert all(e.ref_event_id in ids for e in results)
+    assert report.refused_outcomes == {}
 
 
 def test_report_arithmetic(default_loop: ClosedLoop) -> None:

@@ -24,8 +24,6 @@ from payguard.sim.population import User
 
 ChallengeOutcome = Literal["passed", "failed", "abandoned"]
 
-STRONG_METHODS: frozenset[str] = frozenset({"face", "hardware_token", "in_app_confirm"})
-"""Step-ups that prove the person (or their enrolled device), not possession of a line."""
 OWNER_ONLY: frozenset[str] = frozenset({"face", "hardware_token"})
 """Methods nobody but the owner passes: a photo does not beat liveness, a token stays home."""
 

@@ -27,7 +27,7 @@ import msgspec
 
 from payguard.config import Settings
 from payguard.engine import EVENT_TYPES, Engine, batch_gc
-from payguard.events import Event
+from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.policy import Decision
 from payguard.rules import Ruleset
@@ -35,7 +35,6 @@ from payguard.sim.attacks import feedback, generate_attacks
 from payguard.sim.config import SCENARIOS, SimConfig, default_can_pass
 from payguard.sim.legit import build_population, generate_legit
 from payguard.sim.loop.actors import (
-    STRONG_METHODS,
     Answer,
     Attacker,
     Customer,
@@ -59,6 +58,7 @@ CONFIRMS_OWN = 0.5
 MAX_RETRY_DEPTH = 2
 """Adapted retries of one refused attack operation (a retry of a retry, no further)."""
 CLEAR_HOURS = 72
+"""The report's window when neither the config nor the ruleset (`policy.outcomes`) sets one."""
 LOST_VIA: dict[str, str] = dict(zip(("allow", "challenge", "hold"), LOST_WAYS, strict=True))
 """Decision action → how the attack money got through (the report's `lost_via`)."""
 """Default window in which a passed strong step-up clears its rules' cause (report only)."""
@@ -69,13 +69,15 @@ class LoopConfig:
     """One closed-loop run: the simulated world and how the report counts cleared causes.
 
     clear_hours: how long a passed strong step-up clears the rules that caused it, for the
-        report's "repeat challenges for a cleared cause" (the engine's own setting decides
-        what it does; this only measures).
+        report's "repeat challenges for a cleared cause"; None: the ruleset's
+        `policy.outcomes.clear_hours` (72 when that is 0, "never clear": the report then
+        shows what clearing would have spared). The engine acts on its own setting; this
+        only measures.
     retries: whether refused actors retry (off, the loop still answers challenges).
     """
 
     sim: SimConfig
-    clear_hours: int = CLEAR_HOURS
+    clear_hours: int | None = None
     retries: bool = True
 
 
@@ -142,6 +144,10 @@ class ClosedLoop:
         feedback(self.world, campaigns)
         self.rng = random.Random(f"closed-loop-{sim.seed}")
         self.engine = Engine.in_memory(settings, features, ruleset)
+        outcomes = ruleset.policy.outcomes
+        self.clear_hours = cfg.clear_hours or outcomes.clear_hours or CLEAR_HOURS
+        self.strong: frozenset[str] = frozenset(outcomes.strong)
+        """Step-ups whose pass clears a cause (the ruleset's, as the engine reads them)."""
         self.users: dict[str, User] = {u.uid: u for u in self.world.users}
         self.customers: dict[str, Customer] = {}
         self.campaigns: dict[str, _Campaign] = {}
@@ -158,6 +164,7 @@ class ClosedLoop:
         self.refused_money: set[int] = set()
         self.held_attacks: dict[str, _Money] = {}
         self.outcomes: Counter[str] = Counter()
+        self.refused_outcomes: Counter[str] = Counter()
         self.challenge_results: Counter[str] = Counter()
         self.skipped = 0
         self.sent = 0
@@ -180,8 +187,16 @@ class ClosedLoop:
         started = time.perf_counter()
         with batch_gc():
             for seq, body, ts in self._pop():
-                event = engine.decoder.decode(self._wire(seq, ts, body))
-                decision, _ = engine.process(event)
+                try:
+                    event = engine.decoder.decode(self._wire(seq, ts, body))
+                    decision, _ = engine.process(event)
+                except EventError:
+                    if body["type"] not in _ANSWERS:
+                        raise  # the world's own events are valid: a refusal is a bug
+                    self.refused_outcomes[body["type"]] += 1
+                    if self.lines is not None:
+                        self.lines.pop()  # the file keeps what the engine took
+                    continue
                 self._react(seq, ts, body, event, decision)
                 if self.sent % flush_every == 0:
                     engine.flush()
@@ -301,8 +316,8 @@ class ClosedLoop:
         answer = self._owner(uid).answer(offered, event.device_id, self.rng)
         if answer.outcome == "abandoned":
             legit.abandoned.add(uid)
-        if answer.outcome == "passed" and answer.method in STRONG_METHODS:
-            until = ts + self.cfg.clear_hours * HOUR
+        if answer.outcome == "passed" and answer.method in self.strong:
+            until = ts + self.clear_hours * HOUR
             legit.cleared.setdefault(key, {}).update(dict.fromkeys(rules, until))
         self._result(seq, ts, event, answer, "customer")
         return answer
@@ -485,11 +500,12 @@ class ClosedLoop:
             days=sim.days,
             variants=sim.variants,
             ruleset=self.engine.ruleset.version,
-            clear_hours=self.cfg.clear_hours,
-            events=self.sent,
+            clear_hours=self.clear_hours,
+            events=self.sent - sum(self.refused_outcomes.values()),
             planned_events=self.planned,
             skipped_events=self.skipped,
             outcome_events=dict(sorted(self.outcomes.items())),
+            refused_outcomes=dict(sorted(self.refused_outcomes.items())),
             challenge_results=dict(sorted(self.challenge_results.items())),
             total=self._scenario(None),
             scenarios=rows,

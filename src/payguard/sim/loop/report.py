@@ -9,8 +9,8 @@ Money is integer fen until formatting. Definitions (docs/backtest.md, "Closed lo
 * **challenges per customer with friction** — challenges shown to legitimate customers,
   divided by the customers who met any friction (challenge, hold, review, block);
 * **repeat challenge for a cleared cause** — a legitimate customer challenged by a rule on
-  the same device within `clear_hours` of passing a strong step-up (face, hardware token,
-  in-app confirmation) on a challenge that rule caused;
+  the same device within `clear_hours` (the ruleset's) of passing a strong step-up (face,
+  hardware token, in-app confirmation) on a challenge that rule caused;
 * **time to stop** — from a campaign's first event to the refusal after which it lost no
   more money; a campaign whose last money event was lost was never stopped.
 """
@@ -97,6 +97,9 @@ class LoopReport(msgspec.Struct, frozen=True):
     total: ScenarioLoop
     scenarios: list[ScenarioLoop]
     legit: LegitLoop
+    refused_outcomes: dict[str, int] = msgspec.field(default_factory=dict)
+    """Outcome events the engine refused, per type (an answer to a decision it no longer
+    takes answers for); each is a finding, the loop goes on."""
     elapsed_s: float = 0.0
 
 
@@ -114,6 +117,9 @@ def render_loop(report: LoopReport, console: Console, open_loop: Summary | None 
     console.print(_scenarios(report))
     if report.challenge_results:
         console.print(_challenges(report))
+    if report.refused_outcomes:
+        refused = ", ".join(f"{k} {v:,}" for k, v in report.refused_outcomes.items())
+        console.print(f"[red]outcome events the engine refused:[/red] {refused}")
     repeats = report.legit.repeat_rules
     if repeats:
         top = ", ".join(f"{rule} {n:,}" for rule, n in list(repeats.items())[:5])
