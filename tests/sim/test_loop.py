@@ -31,7 +31,7 @@ BLOCK_ALL = """
 version: "block-all"
 rules:
   - id: refuse_money
-    events: [payment, transfer, withdrawal, investment_buy]
+    events: [payment, transfer, withdrawal, investment_buy, loan_disburse]
     when: amount > 0
     action: block
     score: 50
@@ -181,8 +181,13 @@ def test_refused_customers_retry_later_and_some_give_up(blocked_loop: ClosedLoop
     assert legit.money_refused == legit.money_events
 
 
-def test_face_challenges_are_passed_by_customers_with_face(run_loop: Loop) -> None:
-    loop = run_loop(FACE_ONLY, SimConfig(users=120, days=4, seed=5, attack_rate=0.05))
+@pytest.fixture(scope="module")
+def face_loop(run_loop: Loop) -> ClosedLoop:
+    return run_loop(FACE_ONLY, SimConfig(users=120, days=4, seed=5, attack_rate=0.05))
+
+
+def test_face_challenges_are_passed_by_customers_with_face(face_loop: ClosedLoop) -> None:
+    loop = face_loop
     results = loop.report().challenge_results
     assert results.get("customer/face/passed", 0) > 0
     assert results.get("customer/none/abandoned", 0) > 0  # customers without face
@@ -191,6 +196,16 @@ def test_face_challenges_are_passed_by_customers_with_face(run_loop: Loop) -> No
     thieves = [c for c in loop.campaigns.values() if not c.attacker.owner_acts]
     payments = [m for c in thieves for m in c.money if events[m.seq][2]["type"] == "payment"]
     assert payments and not any(m.left for m in payments)  # nobody but the owner passes face
+
+
+def test_a_passed_face_clears_the_cause_until_the_next_payment(face_loop: ClosedLoop) -> None:
+    """Every payment needs face; a customer who passed it is not asked again on that
+    device while the clearance lasts (the engine drops the cleared rule), and the loop
+    holds the customer's next payment until the answer is in."""
+    legit = face_loop.report().legit
+    passed = face_loop.report().challenge_results["customer/face/passed"]
+    assert passed > 0 and legit.repeat_challenges_cleared == 0
+    assert face_loop.postponed > 0
 
 
 def test_the_loop_sends_outcomes_the_engine_accepts(default_loop: ClosedLoop) -> None:

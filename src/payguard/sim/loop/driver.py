@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from payguard.backtest.score import LEAVING_TYPES
 from payguard.config import Settings
 from payguard.engine import EVENT_TYPES, Engine, batch_gc
 from payguard.events import Event, EventError
@@ -46,8 +47,10 @@ from payguard.sim.population import User, make_device, make_merchants
 from payguard.sim.world import DAY, HOUR, MINUTE, World, yuan
 from payguard.sim.writer import Body, LabelInfo, TsFormatter
 
-LEAVING: frozenset[str] = frozenset({"payment", "transfer", "withdrawal", "investment_buy"})
-"""Money-out events an actor retries when refused (money leaves the customer)."""
+RETRIED: frozenset[str] = frozenset({"payment", "transfer", "withdrawal", "investment_buy"})
+"""Money-out operations an actor retries when refused. Attack money is counted over the
+backtest's `LEAVING_TYPES` (these and `loan_disburse`, a loan landing as the victim's debt,
+which is not retried on its own: it follows its application)."""
 REFUSED: frozenset[str] = frozenset({"review", "block"})
 OUTCOME_TYPE = "challenge_result"
 """The contract type a challenge's outcome is sent back as (when the contract has it)."""
@@ -165,6 +168,10 @@ class ClosedLoop:
         self.held_attacks: dict[str, _Money] = {}
         self.outcomes: Counter[str] = Counter()
         self.refused_outcomes: Counter[str] = Counter()
+        self.busy: dict[tuple[str, str], int] = {}
+        """(account, device) → when its pending challenge is answered: the actor there
+        does nothing else meanwhile, so their next planned events wait for the answer."""
+        self.postponed = 0
         self.challenge_results: Counter[str] = Counter()
         self.skipped = 0
         self.sent = 0
@@ -220,7 +227,20 @@ class ClosedLoop:
             if ref is not None and not self._can_refer(body["type"], ref):
                 self.skipped += 1
                 continue
+            until = self._answering(body)
+            if until is not None and ts <= until:
+                heapq.heappush(queue, (until + 1, seq))  # after the challenge is answered
+                self.postponed += 1
+                continue
             yield seq, body, ts
+
+    def _answering(self, body: Body) -> int | None:
+        """Until when the actor on this event's account and device is busy answering a
+        challenge (None: not answering one); answers themselves never wait."""
+        device = body.get("device_id")
+        if device is None or body["type"] in _ANSWERS:
+            return None
+        return self.busy.get((body.get("user_id") or "", device))
 
     def _can_refer(self, kind: str, ref: int) -> bool:
         """What an event refers to must have happened; money back needs money gone."""
@@ -271,7 +291,7 @@ class ClosedLoop:
         assert uid is not None
         legit = self.legit
         action = decision.action
-        money = event.type in LEAVING
+        money = event.type in RETRIED
         legit.money_events += money
         if action == "allow":
             return
@@ -328,7 +348,7 @@ class ClosedLoop:
         camp = self._campaign(label)
         if camp.first_ts is None:
             camp.first_ts = ts
-        money = event.type in LEAVING and event.amount is not None
+        money = event.type in LEAVING_TYPES and event.amount is not None
         origin, attempt = self.attempt.get(seq, (seq, 1))
         record: _Money | None = None
         if money:
@@ -356,7 +376,7 @@ class ClosedLoop:
         self.refused_money.add(seq)
         if not camp.attacker.refused() or not self.cfg.retries:
             return
-        if attempt > MAX_RETRY_DEPTH:
+        if attempt > MAX_RETRY_DEPTH or event.type not in RETRIED:
             return
         self._adapt(camp, ts, body, label, event, origin, attempt)
 
@@ -454,8 +474,11 @@ class ClosedLoop:
             body["user_id"] = event.user_id
         if event.device_id is not None:
             body["device_id"] = event.device_id
-        if self._push(ts + self.rng.randint(10, 90), body) is not None:
+        answered = ts + self.rng.randint(10, 90)
+        if self._push(answered, body) is not None:
             self.outcomes[OUTCOME_TYPE] += 1
+            key = (event.user_id or "", event.device_id)
+            self.busy[key] = max(self.busy.get(key, 0), answered)
 
     def _settle_holds(self) -> None:
         """Held attack money whose hold the owner's report revoked never left."""
@@ -504,6 +527,7 @@ class ClosedLoop:
             events=self.sent - sum(self.refused_outcomes.values()),
             planned_events=self.planned,
             skipped_events=self.skipped,
+            postponed_events=self.postponed,
             outcome_events=dict(sorted(self.outcomes.items())),
             refused_outcomes=dict(sorted(self.refused_outcomes.items())),
             challenge_results=dict(sorted(self.challenge_results.items())),
@@ -583,7 +607,7 @@ def _planned_money(world: World) -> Counter[str]:
     labels = world.em.labels
     for _, seq, body in world.em.events:
         label = labels.get(seq)
-        if label is not None and body["type"] in LEAVING and "amount" in body:
+        if label is not None and body["type"] in LEAVING_TYPES and "amount" in body:
             planned[label[0]] += fen_of(body["amount"])
     return planned
 

@@ -89,6 +89,8 @@ class LoopReport(msgspec.Struct, frozen=True):
     skipped_events: int
     """Planned events never sent: their campaign gave up, or what they refer to never
     happened (a refund of a payment that was refused)."""
+    postponed_events: int
+    """Events moved after the answer of a challenge pending on their account and device."""
     outcome_events: dict[str, int]
     """Outcome events sent back to the engine, per type (challenge_result, fraud_report
     on a hold notice)."""
