@@ -164,7 +164,8 @@ class ClosedLoop:
         """Retry seq → (planned seq it retries, attempt number from 2)."""
         self.tactic_of: dict[int, Tactic] = {}
         """Attack retry seq → how the attacker changed the refused operation."""
-        self.refused_money: set[int] = set()
+        self.refused: set[int] = set()
+        """Operations that did not go through (refused, or a challenge not passed)."""
         self.held_attacks: dict[str, _Money] = {}
         self.outcomes: Counter[str] = Counter()
         self.refused_outcomes: Counter[str] = Counter()
@@ -243,10 +244,10 @@ class ClosedLoop:
         return self.busy.get((body.get("user_id") or "", device))
 
     def _can_refer(self, kind: str, ref: int) -> bool:
-        """What an event refers to must have happened; money back needs money gone."""
+        """What an event refers to must have happened (and gone through, for `_NEEDS_DONE`)."""
         if ref not in self.ids:
             return False
-        return kind not in ("refund", "chargeback") or ref not in self.refused_money
+        return kind not in _NEEDS_DONE or ref not in self.refused
 
     def _wire(self, seq: int, ts: int, body: Body) -> bytes:
         """The event as a client sends it, with its id assigned now (and kept if wanted)."""
@@ -305,10 +306,10 @@ class ClosedLoop:
             answer = self._customer_challenge(seq, ts, uid, event, decision)
             if answer.outcome == "passed":
                 return
+        self.refused.add(seq)
         if not money:
             return
         legit.money_refused += 1
-        self.refused_money.add(seq)
         origin, attempt = self.attempt.get(seq, (seq, 1))
         if self.cfg.retries and Customer.retries(attempt, self.rng):
             wait = (30 * MINUTE, 6 * HOUR) if answer is not None else (10 * MINUTE, 4 * HOUR)
@@ -365,6 +366,8 @@ class ClosedLoop:
             answer = camp.attacker.answer(_offered(decision), can, self.rng)
             self._result(seq, ts, event, answer, "attacker")
             passed = answer.outcome == "passed"
+        if not passed:
+            self.refused.add(seq)
         if record is None:
             return
         if passed:
@@ -373,7 +376,6 @@ class ClosedLoop:
             if action == "hold":
                 self._hold_notice(ts, event, record)
             return
-        self.refused_money.add(seq)
         if not camp.attacker.refused() or not self.cfg.retries:
             return
         if attempt > MAX_RETRY_DEPTH or event.type not in RETRIED:
@@ -597,6 +599,9 @@ class ClosedLoop:
 
 _ANSWERS: frozenset[str] = frozenset({OUTCOME_TYPE, "label", "fraud_report", "chargeback"})
 """What actors send back about earlier decisions: not operations anyone reacts to again."""
+_NEEDS_DONE: frozenset[str] = frozenset({"refund", "chargeback", "loan_disburse"})
+"""Events that follow only an operation that went through: money back needs money gone,
+a loan is paid out only on an application that was not refused."""
 _END_OF_TIME = 2**62
 _ALL = 2**62
 
