@@ -5,9 +5,11 @@ same labels). Its events then go into a priority queue ordered by (time, sequenc
 the loop pops them one by one: each is encoded as contract-v1 JSON, decoded and decided by
 the real `Engine.process` (what `payguard replay` does), and the actor behind it reacts to
 the decision. A reaction is more events pushed into the queue: a challenge result, a retry
-minutes or a day later, an owner's report of a held payment. Events that can no longer
-happen are skipped: the rest of a campaign that gave up, a refund or chargeback of money
-that never left.
+minutes or a day later, an owner's report of a held payment, a customer's "that was me".
+An actor answering a challenge does nothing else on that account and device until the
+answer is in (their next events wait for it). Events that can no longer happen are
+skipped: the rest of a campaign that gave up, a refund or chargeback of money that never
+left, a loan paid out on a refused application.
 
 Event ids are assigned when an event is sent, in the order sent (`s<seed>-<rank>`), so the
 same seed yields the same ids, decisions and report.
@@ -27,7 +29,7 @@ import msgspec
 
 from payguard.backtest.score import LEAVING_TYPES
 from payguard.config import Settings
-from payguard.engine import EVENT_TYPES, Engine, batch_gc
+from payguard.engine import Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.policy import Decision
@@ -51,9 +53,8 @@ RETRIED: frozenset[str] = frozenset({"payment", "transfer", "withdrawal", "inves
 """Money-out operations an actor retries when refused. Attack money is counted over the
 backtest's `LEAVING_TYPES` (these and `loan_disburse`, a loan landing as the victim's debt,
 which is not retried on its own: it follows its application)."""
-REFUSED: frozenset[str] = frozenset({"review", "block"})
 OUTCOME_TYPE = "challenge_result"
-"""The contract type a challenge's outcome is sent back as (when the contract has it)."""
+"""The contract type a challenge's outcome is sent back as."""
 HOLD_NOTICE = 0.8
 """Chance that the owner of a held attack payment reads the notice and reports it."""
 CONFIRMS_OWN = 0.5
@@ -64,7 +65,6 @@ CLEAR_HOURS = 72
 """The report's window when neither the config nor the ruleset (`policy.outcomes`) sets one."""
 LOST_VIA: dict[str, str] = dict(zip(("allow", "challenge", "hold"), LOST_WAYS, strict=True))
 """Decision action → how the attack money got through (the report's `lost_via`)."""
-"""Default window in which a passed strong step-up clears its rules' cause (report only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +180,6 @@ class ClosedLoop:
         self.label_lines: list[bytes] = []
         self._fmt = TsFormatter()
         self._encode = msgspec.json.Encoder().encode
-        self._send_outcomes = OUTCOME_TYPE in EVENT_TYPES
-        self._send_labels = "label" in EVENT_TYPES
         self.elapsed_s = 0.0
 
     # -- the loop -------------------------------------------------------------------------
@@ -373,7 +371,7 @@ class ClosedLoop:
         if passed:
             record.left = True
             record.via = LOST_VIA[action]
-            if action == "hold":
+            if action == "hold" and not camp.attacker.owner_acts:
                 self._hold_notice(ts, event, record)
             return
         if not camp.attacker.refused() or not self.cfg.retries:
@@ -427,7 +425,8 @@ class ClosedLoop:
             camp.tactics[tactic] += 1
 
     def _hold_notice(self, ts: int, event: Event, record: _Money) -> None:
-        """The owner is told about the held payment; most say at once it was not them."""
+        """The owner is told about the held payment; most say at once it was not them (an
+        owner who is in on it, or coached by the scammer, says nothing)."""
         self.held_attacks[event.event_id] = record
         victim = self.users.get(event.user_id or "")
         if victim is None or self.rng.random() >= HOLD_NOTICE:
@@ -447,8 +446,8 @@ class ClosedLoop:
 
     def _that_was_me(self, ts: int, body: Body, seq: int) -> None:
         """A customer told of a held or reviewed operation of theirs sometimes confirms it
-        (a `label` not_fraud from the customer), when the contract carries labels."""
-        if not self._send_labels or self.rng.random() >= CONFIRMS_OWN:
+        (a `label` not_fraud from the customer)."""
+        if self.rng.random() >= CONFIRMS_OWN:
             return
         label: Body = {
             "type": "label",
@@ -461,10 +460,10 @@ class ClosedLoop:
             self.outcomes["label"] += 1
 
     def _result(self, seq: int, ts: int, event: Event, answer: Answer, actor: str) -> None:
-        """Count the challenge's outcome and send it back when the contract carries it."""
+        """Count the challenge's outcome and send it back (when a method was tried on a device)."""
         method = answer.method or "none"
         self.challenge_results[f"{actor}/{method}/{answer.outcome}"] += 1
-        if not self._send_outcomes or answer.method is None or event.device_id is None:
+        if answer.method is None or event.device_id is None:
             return  # nothing tried, or a server-to-server debit: no device to answer on
         body: Body = {
             "type": OUTCOME_TYPE,
