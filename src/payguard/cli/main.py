@@ -8,6 +8,7 @@ payguard rules check FILE              validate a ruleset
 payguard rules test FILE EVENTS.jsonl  hits per rule on a fresh in-memory engine
 payguard rules reload [FILE]           upload a ruleset to a running server
 payguard simulate -o EV --labels LAB   simulated customers and labelled attacks
+payguard simulate --closed-loop        the simulated world against the engine, actors reacting
 payguard backtest EV --labels LAB      what a ruleset stops and what it costs customers
 """
 
@@ -276,8 +277,12 @@ def _load_rules(path: Path, settings: Settings) -> tuple[Ruleset, FeatureState]:
 
 @app.command()
 def simulate(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Events JSON Lines file.")],
-    labels: Annotated[Path, typer.Option("--labels", help="Attack labels JSON Lines file.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Events JSON Lines file.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Attack labels JSON Lines file.")
+    ] = None,
     users: Annotated[int, typer.Option(min=1, help="Legitimate customers.")] = 5_000,
     days: Annotated[int, typer.Option(min=1, help="Days simulated.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 7,
@@ -294,6 +299,24 @@ def simulate(
     lookalike_rate: Annotated[
         float, typer.Option(min=0.0, help="Multiplier on legitimate look-alike rates.")
     ] = 1.0,
+    closed_loop: Annotated[
+        bool,
+        typer.Option(
+            "--closed-loop",
+            help="Run the world against the engine, each actor reacting to its decision "
+            "(docs/simulator.md, 'Closed loop'); -o and --labels then keep what it sent.",
+        ),
+    ] = False,
+    ruleset_file: RulesetOption = None,
+    json_out: JsonOutOption = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option("--compare", help="Closed loop: an open-loop backtest JSON to show beside."),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Closed loop: write the report as HTML.")
+    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Simulate customers and the documented attack campaigns (labels go to their own file)."""
     from payguard.sim import SimConfig
@@ -312,6 +335,18 @@ def simulate(
         )
     except ValueError as exc:
         _fail(str(exc))
+    if closed_loop:
+        from payguard.cli.loop import run_loop
+
+        settings = _settings(config)
+        ruleset, features = _load_rules(ruleset_file or settings.ruleset, settings)
+        run_loop(cfg, settings, ruleset, features, output, labels, json_out, html, compare, out)
+        return
+    loop_only = {"--json": json_out, "--html": html, "--compare": compare}
+    for option in (name for name, value in loop_only.items() if value is not None):
+        _fail(f"{option} is for the closed loop (add --closed-loop)")
+    if output is None or labels is None:
+        _fail("-o/--output and --labels are required (unless --closed-loop)")
     summary = run_simulation(cfg, output, labels)
     out.print(
         f"{summary.events:,} events ({summary.labels:,} attack events) in "
