@@ -115,7 +115,7 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     if header is None:
         return None
     scheme, _, token = header.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    return token.strip() if scheme.lower() == "bearer" else f"not bearer: {scheme[:20]}"
 
 
 def _unauthorized(refusal: AuthRefused) -> AuthProblem:
