@@ -219,3 +219,41 @@ def _release_a_hold(client: httpx.Client, server: Server) -> None:
     assert [(e["actor"], e["target"], e["before"], e["after"]) for e in entries] == [
         (f"key:{staff_id}", hold_id, {"state": "held"}, {"state": "released", "by": "staff"})
     ]
+
+
+def test_labels_need_labels_write_and_are_audited(client: httpx.Client, server: Server) -> None:
+    """Failure 1: a front-end key cannot report fraud; a label is audited with its key."""
+    _, front = mint(server, "events:write")
+    labeller_id, labeller = mint(server, "events:write", "labels:write")
+    _, auditor = mint(server, "admin")
+    paid = event(f"auth-pay-{now_ms()}", "payment", "u-auth-label", now_ms(), amount="12.00")
+    assert client.post("/v1/events", json=paid, headers=bearer(front)).status_code == 200
+    verdict = {
+        "event_id": f"auth-label-{now_ms()}",
+        "type": "label",
+        "ts": now_ms(),
+        "user_id": "u-auth-label",
+        "ref_event_id": paid["event_id"],
+        "label": "fraud",
+        "source": "analyst",
+    }
+    forged = client.post("/v1/events", json=verdict, headers=bearer(front))
+    assert forged.status_code == 403 and forged.json()["scope"] == "labels:write"
+    report = {**verdict, "event_id": f"auth-report-{now_ms()}", "type": "fraud_report"}
+    del report["label"], report["source"]
+    batch = client.post("/v1/events/batch", json=[report], headers=bearer(front))
+    assert batch.status_code == 403
+    assert client.post("/v1/events", json=verdict, headers=bearer(labeller)).status_code == 200
+    again = client.post("/v1/events", json=verdict, headers=bearer(labeller))
+    assert again.headers.get("Idempotent-Replay") == "true"
+    entries = client.get("/v1/audit", params={"action": "label."}, headers=bearer(auditor)).json()[
+        "entries"
+    ]
+    assert [(e["action"], e["actor"], e["target"], e["after"]) for e in entries] == [
+        (
+            "label.label",
+            f"key:{labeller_id}",
+            paid["event_id"],
+            {"event_id": verdict["event_id"], "label": "fraud", "source": "analyst"},
+        )
+    ]

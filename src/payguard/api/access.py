@@ -26,7 +26,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 from litestar.params import QueryParameter
 
-from payguard.auth import Access, ApiKey, AuditEntry, AuthRefused, Scope
+from payguard.auth import Access, ApiKey, AuditEntry, AuditLog, AuthRefused, Scope
+from payguard.events import LABEL_TYPES, Event
 
 log = logging.getLogger("payguard.api")
 
@@ -37,6 +38,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Requirement]] = {
     ("POST", "/v1/events/batch"): "events:write",
     ("POST", "/v1/otp/send"): "events:write",
     ("POST", "/v1/otp/verify"): "events:write",
+    ("GET", "/v1/decisions"): "decisions:read",
     ("GET", "/v1/decisions/{event_id}"): "decisions:read",
     ("GET", "/v1/entities/{kind}/{entity_id}/graph"): "decisions:read",
     ("GET", "/v1/holds"): "decisions:read",
@@ -66,6 +68,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Requirement]] = {
 GET's entry; OPTIONS is open everywhere (it answers only the allowed methods)."""
 _PARAM_TYPE: Final = re.compile(r"\{(\w+):\w+\}")
 BEARER: Final = "bearerAuth"
+LABEL_SCOPE: Final = "labels:write"
 _REALM: Final = 'Bearer realm="payguard"'
 _KEY_STATE: Final = "payguard_api_key"
 _REASONS: Final[dict[str, str]] = {
@@ -169,6 +172,33 @@ def actor_of(request: Request[Any, Any, Any]) -> tuple[str, str]:
     """(actor, actor_name) for an audit entry: `key:<key_id>` and the key's name."""
     key = caller(request)
     return ("anonymous", "") if key is None else (f"key:{key.key_id}", key.name)
+
+
+def require_label_scope(request: Request[Any, Any, Any], events: list[Event]) -> None:
+    """Fraud reports, chargebacks and labels also need `labels:write`: they mark accounts
+    as fraudsters and close decisions, so a front-end key (`events:write`) cannot forge
+    them (issue 14, failure 1). 403 naming the scope and the first such event."""
+    key = caller(request)
+    for event in events:
+        if event.type in LABEL_TYPES and (key is None or not key.allows(LABEL_SCOPE)):
+            reason = f"a {event.type} event ({event.event_id[:64]}) needs scope {LABEL_SCOPE}"
+            raise AuthProblem(
+                403, {"error": "forbidden", "reason": reason, "scope": LABEL_SCOPE}, {}
+            )
+
+
+def audit_labels(audit: AuditLog, request: Request[Any, Any, Any], events: list[Event]) -> None:
+    """One `label.<type>` entry per newly recorded verdict: who said which event was (not)
+    fraud. The event itself is in the event log; this names the key that sent it."""
+    actor, actor_name = actor_of(request)
+    now = time.time_ns() // 1_000_000
+    for event in events:
+        if event.type in LABEL_TYPES:
+            after = {"event_id": event.event_id, "label": event.label, "source": event.source}
+            target = event.ref_event_id or event.event_id
+            audit.record(
+                actor, f"label.{event.type}", target, None, after, at_ms=now, actor_name=actor_name
+            )
 
 
 def openapi_security() -> tuple[Components, list[SecurityRequirement]]:

@@ -29,8 +29,10 @@ from payguard.api.access import (
     access_guard,
     actor_of,
     audit_handlers,
+    audit_labels,
     on_auth_problem,
     openapi_security,
+    require_label_scope,
 )
 from payguard.api.decisions import decision_handlers
 from payguard.api.holds import hold_handlers
@@ -349,11 +351,14 @@ def create_app(
             ),
         },
     )
-    def post_event(body: RawBody, explain: Explain = None) -> Response[Decision]:
+    def post_event(
+        request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
+    ) -> Response[Decision]:
         try:
             event = decoder.decode(body)
         except EventError as exc:
             raise reject(exc, 400 if exc.malformed else 422) from None
+        require_label_scope(request, [event])
         try:
             decision, repeat = engine.process(event)
         except DuplicateEventError as exc:
@@ -365,6 +370,7 @@ def create_app(
             raise
         if not repeat:
             durable()
+            audit_labels(gate.audit, request, [event])
         headers = {IDEMPOTENT_REPLAY: "true"} if repeat else None
         return Response(decision.public(explain_on(explain)), headers=headers)
 
@@ -392,7 +398,9 @@ def create_app(
             ),
         },
     )
-    def post_batch(body: RawBody, explain: Explain = None) -> Batch:
+    def post_batch(
+        request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
+    ) -> Batch:
         try:
             wires = decoder.decode_many(body)
         except EventError as exc:
@@ -407,6 +415,7 @@ def create_app(
                 events.append(decoder.validate(wire))
             except EventError as exc:
                 raise reject(exc, 422, index) from None
+        require_label_scope(request, events)
         seen: dict[str, bytes] = {}
         for index, event in enumerate(events):
             digest = engine.payload_hash(event)
@@ -424,12 +433,14 @@ def create_app(
                 raise reject(exc, 422, index) from None
         show = explain_on(explain)
         try:
-            decisions = [engine.process(event)[0].public(show) for event in events]
+            processed = [engine.process(event) for event in events]
         except Exception:  # a bug on valid input: answer 500 and record nothing
             discard_pending()
             raise
         durable()
-        return Batch(decisions=decisions)
+        new = [event for event, (_, repeat) in zip(events, processed, strict=True) if not repeat]
+        audit_labels(gate.audit, request, new)
+        return Batch(decisions=[decision.public(show) for decision, _ in processed])
 
     @get(
         "/v1/entities/{kind:str}/{entity_id:str}/graph",
