@@ -257,3 +257,18 @@ def test_labels_need_labels_write_and_are_audited(client: httpx.Client, server: 
             {"event_id": verdict["event_id"], "label": "fraud", "source": "analyst"},
         )
     ]
+
+
+def test_rules_reload_sends_its_key(server: Server) -> None:
+    from typer.testing import CliRunner
+
+    from payguard.cli.main import app
+
+    _, admin = mint(server, "rules:admin")
+    args = ["rules", "reload", str(DEFAULT_RULESET), "--url", server.url]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "401" in refused.stderr
+    done = CliRunner().invoke(app, [*args, "--key", admin])
+    assert done.exit_code == 0 and "is live" in done.stdout
+    by_env = CliRunner().invoke(app, args, env={"PAYGUARD_API_KEY": admin})
+    assert by_env.exit_code == 0
