@@ -76,3 +76,23 @@ def test_a_complete_request_is_answered_and_oversized_headers_refused(strict: Se
         # headers still growing past max_header_bytes (2048 here): refused, not buffered
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4096)
         assert _read_until_closed(sock).startswith(b"HTTP/1.1 400")
+
+
+def test_connections_beyond_max_concurrency_get_503(tmp_path: Path) -> None:
+    settings = msgspec.structs.replace(
+        load_settings(env={"PAYGUARD_DATA_DIR": str(tmp_path)}),
+        ruleset=Path(__file__).resolve().parents[2] / "rules" / "default.yaml",
+        max_concurrency=2,
+        keep_alive_s=60,
+    )
+    server = Server(tmp_path, settings).start()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        with _connect(server) as first:
+            first.sendall(request)  # answered, and the connection stays open (keep-alive)
+            assert first.recv(65536).startswith(b"HTTP/1.1 200")
+            with _connect(server) as second:  # two connections: the limit
+                second.sendall(request)
+                assert second.recv(65536).startswith(b"HTTP/1.1 503")
+    finally:
+        server.stop()

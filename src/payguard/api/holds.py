@@ -169,14 +169,12 @@ def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRou
         log.info("hold %s %s by %s", hold.hold_id, hold.state, hold.resolved_by)
         if audit is not None:
             actor, actor_name = actor_of(request)
-            after = {"state": hold.state, "by": hold.resolved_by}
-            target = hold.hold_id
             audit.record(
                 actor,
                 f"hold.{change.action}",
-                target,
+                hold.hold_id,
                 {"state": "held"},
-                after,
+                {"state": hold.state, "by": hold.resolved_by},
                 at_ms=now,
                 actor_name=actor_name,
             )
