@@ -19,7 +19,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 ## demo: simulate a month of customers and attacks, decide every event, write the backtest,
 ## then run the same month as a closed loop (actors react) beside the open-loop figures
+## (development mode: the public development token key is allowed; docs/security.md)
+demo: export PAYGUARD_DEV = 1
 demo: venv
+	@echo "payguard demo: DEVELOPMENT MODE (PAYGUARD_DEV=1), not for production"
 	rm -rf $(DATA)
 	mkdir -p $(DATA)
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard rules check rules/default.yaml

@@ -7,6 +7,8 @@ payguard warm-up EVENTS.jsonl          load past events into the state without d
 payguard rules check FILE              validate a ruleset
 payguard rules test FILE EVENTS.jsonl  hits per rule on a fresh in-memory engine
 payguard rules reload [FILE]           upload a ruleset to a running server
+payguard keys create|list|revoke       API keys (docs/security.md)
+payguard audit export|verify           the audit log
 payguard simulate -o EV --labels LAB   simulated customers and labelled attacks
 payguard simulate --closed-loop        the simulated world against the engine, actors reacting
 payguard backtest EV --labels LAB      what a ruleset stops and what it costs customers
@@ -28,6 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from payguard.cli.keys import register as register_keys
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
 from payguard.cli.warm_up import Checker, WarmUpError, load
@@ -47,6 +50,7 @@ app.add_typer(rules_app, name="rules")
 register_ml(app)
 register_otp(app)
 register_webhooks(app)
+register_keys(app)
 # Tables (backtest, replay summaries) need ~130 columns; a log or pipe gets 160, not 80.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 out = Console(width=_PIPED_WIDTH)
@@ -95,10 +99,15 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the HTTP API (POST /v1/events, …) on the embedded store."""
+    """Serve the HTTP API (POST /v1/events, …) on the embedded store; every route but
+    health and metrics needs an API key (`payguard keys create`, docs/security.md)."""
     from payguard.api import serve as serve_http
+    from payguard.auth import StartupRefused
 
-    serve_http(_settings(config), host=host, port=port)
+    try:
+        serve_http(_settings(config), host=host, port=port)
+    except StartupRefused as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -528,17 +537,24 @@ def rules_reload(
     url: Annotated[str, typer.Option(help="Base URL of a running payguard.")] = (
         "http://127.0.0.1:8000"
     ),
+    key: Annotated[
+        str | None,
+        typer.Option("--key", envvar="PAYGUARD_API_KEY", help="API key with scope rules:admin."),
+    ] = None,
 ) -> None:
     """Upload a ruleset to a running server (PUT /v1/ruleset); it applies without restart."""
     import httpx
 
     if not ruleset_file.is_file():
         _fail(f"no such ruleset file: {ruleset_file}")
+    headers = {"content-type": "application/yaml"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
     try:
         response = httpx.put(
             f"{url.rstrip('/')}/v1/ruleset",
             content=ruleset_file.read_bytes(),
-            headers={"content-type": "application/yaml"},
+            headers=headers,
             timeout=10,
         )
     except httpx.HTTPError as exc:
