@@ -37,6 +37,8 @@ from payguard.rules.yamlload import YamlError, load_yaml
 if TYPE_CHECKING:
     from payguard.chains import ChainPattern
 
+MAX_RULES = 2_000
+"""Rules (and, separately, signals) a ruleset may hold; the default has 73."""
 MAX_EXPRESSION_CHARS = 2_000
 MAX_EXPANDED_CHARS = 8_000
 """A `when` as written is at most MAX_EXPRESSION_CHARS; with its signals inlined, at most
@@ -164,6 +166,8 @@ def parse_ruleset(
         raise RuleError("-", str(exc)) from None
     except msgspec.ValidationError as exc:
         raise RuleError("-", f"bad ruleset structure: {exc}") from None
+    if len(spec.rules) > MAX_RULES or len(spec.signals) > MAX_RULES:
+        raise RuleError("-", f"a ruleset holds at most {MAX_RULES} rules and {MAX_RULES} signals")
     types = set(event_types)
     _check_step_up(spec.policy.step_up)
     chains = _compile_chains(spec.chains, chain_known, types)

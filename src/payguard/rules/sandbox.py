@@ -22,10 +22,10 @@ what an estimate cannot.
 
 >>> from payguard.rules.syntax import parse
 >>> cost(parse("amount > 5 && channel in ['app', 'web']"))
-7
+9
 """
 
-from payguard.rules.syntax import Call, Lit, Node, walk
+from payguard.rules.syntax import Call, Lit, Node, children
 
 MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 STRING_SCAN = 20
@@ -58,8 +58,12 @@ class SandboxError(ValueError):
 
 
 def check(tree: Node) -> int:
-    """Refuse macros and unknown functions anywhere in `tree`; return its cost."""
-    for node in walk(tree):
+    """Refuse macros and unknown functions anywhere in `tree`; return its cost.
+
+    A tree with signals inlined shares each signal's subtree wherever it is named, so it
+    is a DAG that may stand for exponentially many nodes (`s2: s1 && s1`, `s3: s2 && s2`,
+    …): both the walk and the cost visit each distinct node once."""
+    for node in _distinct(tree):
         if isinstance(node, Call):
             _check_call(node)
     return cost(tree)
@@ -80,12 +84,31 @@ def _check_call(call: Call) -> None:
 
 
 def cost(tree: Node) -> int:
-    """The estimated evaluation cost of `tree` in steps (see the module docstring)."""
-    total = 0
-    for node in walk(tree):
-        total += 1
+    """The estimated evaluation cost of `tree` in steps (see the module docstring),
+    counting a shared subtree each time it occurs."""
+    costs: dict[int, int] = {}
+    for node in _distinct(tree):  # children before their parents
+        own = 1
         if isinstance(node, Call):
-            total += FUNCTIONS.get(node.function, REGEX)
-            if node.function == "matches" and isinstance(node.args[-1], Lit):
-                total += len(str(node.args[-1].value))
-    return total
+            own += FUNCTIONS.get(node.function, REGEX)
+            pattern = node.args[-1] if node.args else None
+            if node.function == "matches" and isinstance(pattern, Lit):
+                own += len(str(pattern.value))
+        costs[id(node)] = own + sum(costs[id(child)] for child in children(node))
+    return costs[id(tree)]
+
+
+def _distinct(tree: Node) -> list[Node]:
+    """Each distinct node object of `tree` once, every child before its parents."""
+    done: set[int] = set()
+    order: list[Node] = []
+    stack: list[tuple[Node, bool]] = [(tree, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in done:
+            done.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children(node) if id(child) not in done)
+    return order

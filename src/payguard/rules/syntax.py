@@ -343,22 +343,25 @@ class _Parser:
         return node
 
     def _unary(self) -> Node:
-        if self._accept("!"):
-            return Unary("!", self._unary())
-        if self._accept("-"):
-            if self._negative_literal():  # `-5` is a literal, as in CEL's grammar
-                kind, value, _ = self._take()
-                return Lit(kind, -value)
-            return Unary("-", self._unary())
-        return self._member()
+        """CEL's `unary`: a run of one operator, which cancels out when its length is
+        even (`!!x` is `x`, unchecked, as CEL has it); `-5` is a signed literal."""
+        op = self._peek()
+        if op not in ("!", "-") or self.tokens[self.pos][0] != "op" or self._signed_number():
+            return self._member()
+        run = 0
+        while self._accept(op):
+            run += 1
+        operand = self._member()
+        return operand if run % 2 == 0 else Unary(op, operand)
 
-    def _negative_literal(self) -> bool:
-        """Whether a number follows that is not the operand of a member access."""
+    def _signed_number(self) -> bool:
+        """Whether a `-` directly followed by an int or double literal is next."""
         tokens, pos = self.tokens, self.pos
-        if pos >= len(tokens) or tokens[pos][0] not in ("int", "double"):
-            return False
-        after = tokens[pos + 1] if pos + 1 < len(tokens) else None
-        return after is None or after[:2] not in (("op", "."), ("op", "["))
+        return (
+            pos + 1 < len(tokens)
+            and tokens[pos][:2] == ("op", "-")
+            and tokens[pos + 1][0] in ("int", "double")
+        )
 
     def _member(self) -> Node:
         node = self._primary()
@@ -380,11 +383,18 @@ class _Parser:
                     "message construction (`Type{...}`) is not supported", self._offset()
                 )
             else:
-                return _checked_literal(node)
+                return node
 
     def _primary(self) -> Node:
+        sign = -1 if self._signed_number() else 1
+        if sign < 0:
+            self.pos += 1
         kind, value, at = self._take()
-        if kind in ("int", "uint", "double", "string"):
+        if kind == "int" and sign * value > INT64_MAX:
+            raise CelSyntaxError("integer literal out of range", at)
+        if kind in ("int", "double"):
+            return Lit(kind, sign * value)
+        if kind in ("uint", "string"):
             return Lit(kind, value)
         if kind == "word":
             if value in _LITERAL_WORDS:
@@ -427,20 +437,11 @@ class _Parser:
         return MapLit(tuple(entries))
 
 
-def _checked_literal(node: Node) -> Node:
-    """An int literal of 2**63 is only valid negated (handled in `_unary`)."""
-    if isinstance(node, Lit) and node.kind == "int" and node.value > INT64_MAX:
-        raise CelSyntaxError("integer literal out of range", -1)
-    return node
-
-
 def parse(text: str) -> Node:
     """The tree of a CEL expression, or CelSyntaxError naming what and where."""
     try:
         return _Parser(text).parse()
     except CelSyntaxError as exc:
-        if exc.offset < 0:
-            raise
         line = text.count("\n", 0, exc.offset) + 1
         column = exc.offset - (text.rfind("\n", 0, exc.offset) + 1) + 1
         raise CelSyntaxError(f"{exc.message} at {line}:{column}", exc.offset) from None
@@ -518,6 +519,8 @@ def render(node: Node) -> str:
         case Call(function=function, target=target, args=args):
             call = f"{function}({', '.join(render(a) for a in args)})"
             return call if target is None else f"{render(target)}.{call}"
+        case Unary(op=op, operand=Lit(kind="int" | "double") as number):
+            return f"({op}({render(number)}))"  # `-5` would read as a literal
         case Unary(op=op, operand=operand):
             return f"({op}{render(operand)})"
         case Binary(op=op, left=left, right=right):

@@ -6,7 +6,8 @@ everything after it (validation, compilation) walks the expansion: a 1 MB file b
 14,016 rules, 28 s and 4.3 GB (issue 14). So the document's node graph is measured as
 it would expand, before anything is built from it, and refused beyond `MAX_YAML_NODES`;
 a recursive alias (a node containing itself) is refused outright. Measuring visits each
-distinct node once, so it costs what reading the file costs.
+distinct node once, so it costs what reading the file costs (about 0.6 s for a 1 MB
+file of 240,000 aliases, the worst case under the 1 MB upload limit).
 """
 
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-MAX_YAML_NODES = 200_000
-"""Nodes a ruleset may expand to (the default ruleset has about 2,500)."""
+MAX_YAML_NODES = 100_000
+"""Nodes a ruleset may expand to (the default ruleset has about 1,650)."""
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's parser when PyYAML was built with it: 1 MB in 0.08 s instead of 8 s."""
 
 
 class YamlError(ValueError):
@@ -24,7 +27,7 @@ class YamlError(ValueError):
 
 def load_yaml(text: str, max_nodes: int = MAX_YAML_NODES) -> Any:
     """The document in `text`, as `yaml.safe_load` reads it, or YamlError."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:
