@@ -15,7 +15,9 @@ from typing import Any
 import msgspec
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from payguard.cli.main import app
 from payguard.engine import EVENT_TYPES, known_variables
 from payguard.events import Event
 from payguard.features import FeatureState, load_catalog
@@ -212,3 +214,43 @@ def test_rule_errors_are_counted_every_time_and_logged_once_per_interval(
     assert metrics.rule_errors == {("open", "KeyError"): 130, ("closed", "TypeError"): 1}
     text = metrics.render({})
     assert 'payguard_rule_errors_total{rule="open",error="KeyError"} 130' in text
+
+
+# -- payguard rules check --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            _rules('{id: sneaky, when: "[amount].//\\n all(x, x > 0)", action: block, reason: x}'),
+            "rule sneaky: comprehension macros are not allowed",
+        ),
+        (_alias_bomb(), "expands to more than"),
+        (
+            _rules(
+                '{id: slow, when: "'
+                + " || ".join(f"channel.contains('x{n}')" for n in range(50))
+                + '", action: review, reason: x}'
+            ),
+            "rule slow: estimated cost 1199 exceeds the budget",
+        ),
+    ],
+)
+def test_rules_check_refuses_with_exit_2_naming_the_rule(
+    text: str, expected: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["rules", "check", str(path)])
+    assert result.exit_code == 2
+    assert expected in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
+def test_rules_check_accepts_a_fail_closed_rule(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(FAILING)
+    result = CliRunner().invoke(app, ["rules", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "3 rules" in result.stdout
