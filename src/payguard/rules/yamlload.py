@@ -6,8 +6,7 @@ everything after it (validation, compilation) walks the expansion: a 1 MB file b
 14,016 rules, 28 s and 4.3 GB (issue 14). So the document's node graph is measured as
 it would expand, before anything is built from it, and refused beyond `MAX_YAML_NODES`;
 a recursive alias (a node containing itself) is refused outright. Measuring visits each
-distinct node once, so it costs what reading the file costs (about 0.6 s for a 1 MB
-file of 240,000 aliases, the worst case under the 1 MB upload limit).
+distinct node once and stops at the limit, so it costs less than reading the file.
 """
 
 from typing import Any
@@ -54,7 +53,9 @@ def expanded_size(root: Node, limit: int) -> int:
         if children_done:
             open_nodes.discard(key)
             total = 1 + sum(sizes[id(child)] for child in _children(node))
-            sizes[key] = min(total, limit + 1)
+            if total > limit:
+                return limit + 1  # the root stands for at least as many nodes
+            sizes[key] = total
             continue
         if key in sizes:
             continue
@@ -62,7 +63,8 @@ def expanded_size(root: Node, limit: int) -> int:
             raise YamlError("YAML alias refers to a node that contains it; refused")
         open_nodes.add(key)
         stack.append((node, True))
-        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+        pending = {id(child): child for child in _children(node) if id(child) not in sizes}
+        stack.extend((child, False) for child in pending.values())
     return sizes[id(root)]
 
 
