@@ -298,6 +298,9 @@ class Engine:
             listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
         self.metrics.observe(event.type, decision.action, decision.latency_us)
+        if decision.rule_errors:  # counted and logged only for recorded decisions
+            errors = decision.rule_errors
+            self.rule_error_log.report((e["rule"], e["error"], e["on_error"]) for e in errors)
         if seq % self.settings.snapshot_every == 0:
             self.flush()
             self.write_snapshot()
@@ -387,8 +390,6 @@ class Engine:
             return decision, variables
         outcome = decide(hits, plan.ruleset.policy, partial(self._step_up, event, features))
         errors = _rule_errors(plan.rules, hits)
-        if errors:
-            self.rule_error_log.report((e["rule"], e["error"], e["on_error"]) for e in errors)
         reasons = outcome.reasons
         if plan.chain_rules and reasons:
             reasons = self._with_chains(reasons, plan.chain_rules)

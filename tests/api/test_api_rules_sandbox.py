@@ -6,7 +6,11 @@ closed as the rule declares."""
 from typing import Any
 
 import httpx
+import msgspec
+import pytest
 from apiserver import Server, event
+
+from payguard.config import load_settings
 
 T0 = 1_599_183_000_000
 YAML = {"content-type": "text/yaml"}
@@ -117,3 +121,27 @@ def test_a_raising_rule_fails_open_or_closed_and_is_recorded(
         assert _rule_error_count(client, "open_rule") == 2
     finally:
         client.put("/v1/ruleset", content=default.encode(), headers=YAML)
+
+
+def test_an_exhausted_budget_fails_the_remaining_rules_by_their_mode(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`rule_budget_us = 0`: the budget is spent before the first CEL call, so both CEL-only
+    rules fail with BudgetExceeded, without evaluating, by their declared mode."""
+    data_dir = tmp_path_factory.mktemp("budget")
+    ruleset = data_dir / "failing.yaml"
+    ruleset.write_text(FAILING)
+    base = load_settings(env={"PAYGUARD_DATA_DIR": str(data_dir)})
+    settings = msgspec.structs.replace(base, ruleset=ruleset, rule_budget_us=0)
+    server = Server(data_dir, settings).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            r = http.post("/v1/events", json=_payment("bx-1", attrs={"campaign": "x"}))
+            assert r.json()["action"] == "review"  # only the fail_closed rule applies
+            explained = http.get("/v1/decisions/bx-1", params={"explain": "1"}).json()
+            assert [(e["rule"], e["error"]) for e in explained["rule_errors"]] == [
+                ("open_rule", "BudgetExceeded"),
+                ("closed_rule", "BudgetExceeded"),
+            ]
+    finally:
+        server.stop()
