@@ -31,6 +31,14 @@ from payguard.rules.yamlload import MAX_YAML_NODES, YamlError, expanded_size, lo
 KNOWN = known_variables(FeatureState(load_catalog()))
 
 
+def _balanced_or(terms: list[str]) -> str:
+    """`terms` joined by `||` as a balanced tree, so only the cost (not the depth) is large."""
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return f"({_balanced_or(terms[:half])} || {_balanced_or(terms[half:])})"
+
+
 def _rules(*rules: str, head: str = "") -> str:
     return "version: t\n" + head + "rules:\n" + "".join(f"  - {r}\n" for r in rules)
 
@@ -58,7 +66,7 @@ def test_a_comment_in_a_signal_does_not_swallow_the_rule_that_names_it() -> None
 
 
 def test_a_rule_over_the_cost_budget_is_refused_naming_it_and_its_cost() -> None:
-    costly = " || ".join(f"channel.contains('x{n}')" for n in range(50))
+    costly = _balanced_or([f"channel.contains('x{n}')" for n in range(50)])
     text = _rules(f'{{id: costly, when: "{costly}", action: review, reason: x}}')
     with pytest.raises(RuleError) as err:
         parse_ruleset(text, KNOWN, EVENT_TYPES)
@@ -230,7 +238,7 @@ def test_rule_errors_are_counted_every_time_and_logged_once_per_interval(
         (
             _rules(
                 '{id: slow, when: "'
-                + " || ".join(f"channel.contains('x{n}')" for n in range(50))
+                + _balanced_or([f"channel.contains('x{n}')" for n in range(50)])
                 + '", action: review, reason: x}'
             ),
             "rule slow: estimated cost 1199 exceeds the budget",

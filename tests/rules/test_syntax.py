@@ -147,7 +147,8 @@ def test_printing(text: str, printed: str) -> None:
         ("'\\q'", "invalid escape sequence"),
         ("9223372036854775808 > 1", "integer literal out of range"),
         ("x == 1\n && while", "reserved word 'while' at 2:5"),
-        ("(" * 100 + "1" + ")" * 100, "nested more than"),
+        ("(" * 100 + "1" + ")" * 100, "nested more than 32 levels deep"),
+        (" + ".join(["i"] * 999) + " > 0", "nested more than 32 levels deep"),  # a deep chain
     ],
 )
 def test_syntax_errors_say_what_and_where(text: str, reason: str) -> None:

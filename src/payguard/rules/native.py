@@ -241,7 +241,7 @@ def predicate(text: str, types: Mapping[str, str]) -> Predicate | None:
     so errors stay CEL's own."""
     try:
         code = translate(text, types, lambda name: f"v[{name!r}]")
-    except Untranslatable:
+    except (Untranslatable, RecursionError):  # too deep for Python: CEL runs it
         return None
     namespace: dict[str, Any] = {"_int64": _int64, "_div": _div, "_mod": _mod}
     exec(compile(f"def check(v):\n    return {code}\n", "<payguard condition>", "exec"), namespace)
@@ -297,7 +297,7 @@ def compile_rules(
         call = f"spent = fallback({i}, f, e, hits, spent)"
         try:
             condition = translate(compiled.condition, types, code_of)
-        except Untranslatable:
+        except (Untranslatable, RecursionError):  # too deep for Python: CEL runs it
             body.append(f"    {call}")
             continue
         translated += 1

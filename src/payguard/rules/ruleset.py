@@ -321,6 +321,10 @@ def check_condition(
         raise RuleError(owner, f"CEL syntax error: {exc}") from None
     if signals:
         tree = syntax.substitute(tree, signals)
+        if syntax.depth(tree) > syntax.MAX_DEPTH:
+            raise RuleError(
+                owner, f"nested more than {syntax.MAX_DEPTH} levels deep with its signals inlined"
+            )
     try:
         cost = sandbox.check(tree)
     except sandbox.SandboxError as exc:
@@ -351,6 +355,7 @@ def compile_condition(
     with chain patterns, so a condition means the same thing wherever it is written."""
     checked = check_condition(owner, text, known, max_chars, signals)
     try:
+        cel.compile(text)  # CEL's own parser must accept the text as written, too
         program = cel.compile(checked.text)
     except ValueError as exc:
         raise RuleError(owner, f"CEL syntax error: {exc}") from None

@@ -21,9 +21,12 @@ from typing import Any
 
 import msgspec
 
-MAX_DEPTH = 64
-"""Nesting deeper than this is refused: a rule never needs it, and a parser (CEL's or
-this one) must not be driven into unbounded recursion by a crafted text."""
+MAX_DEPTH = 32
+"""Trees deeper than this are refused, whether the depth comes from brackets or from a
+long chain of one operator (`1 + 1 + … + 1` is a tree as deep as it is long): the default
+ruleset's deepest condition is 10 levels; the printed text nests brackets as deep as the
+tree, and CEL's parser (about 100 levels), this module's printer and the Python
+translation all recurse on it."""
 
 
 class CelSyntaxError(ValueError):
@@ -440,7 +443,10 @@ class _Parser:
 def parse(text: str) -> Node:
     """The tree of a CEL expression, or CelSyntaxError naming what and where."""
     try:
-        return _Parser(text).parse()
+        tree = _Parser(text).parse()
+        if depth(tree) > MAX_DEPTH:
+            raise CelSyntaxError(f"nested more than {MAX_DEPTH} levels deep", 0)
+        return tree
     except CelSyntaxError as exc:
         line = text.count("\n", 0, exc.offset) + 1
         column = exc.offset - (text.rfind("\n", 0, exc.offset) + 1) + 1
@@ -465,6 +471,21 @@ def children(node: Node) -> tuple[Node, ...]:
         case MapLit(entries=entries):
             return tuple(part for entry in entries for part in entry)
     return ()
+
+
+def depth(tree: Node) -> int:
+    """The number of levels of `tree`, computed without recursion (a shared subtree, as a
+    signal inlined twice, is measured once)."""
+    levels: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(tree, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            levels[id(node)] = 1 + max((levels[id(c)] for c in children(node)), default=0)
+        elif id(node) not in levels:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children(node) if id(child) not in levels)
+    return levels[id(tree)]
 
 
 def walk(node: Node) -> Iterator[Node]:
