@@ -138,15 +138,15 @@ def test_printing(text: str, printed: str) -> None:
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("a > ", "unexpected end of expression at 1:5"),
-        ("a > 1 /* c */", "unexpected '*' at 1:8"),
+        ("a > ", "<input>:1:5: unexpected end of expression"),
+        ("a > 1 /* c */", "<input>:1:8: unexpected '*'"),
         ("b'x' == s", "bytes literals are not supported"),
         ("a.B{f: 1}", "message construction"),
         (".a == 1", "leading-dot names"),
-        ("'abc", "unterminated string at 1:1"),
+        ("'abc", "<input>:1:1: unterminated string"),
         ("'\\q'", "invalid escape sequence"),
         ("9223372036854775808 > 1", "integer literal out of range"),
-        ("x == 1\n && while", "reserved word 'while' at 2:5"),
+        ("x == 1\n && while", "<input>:2:5: reserved word 'while'"),
         ("(" * 100 + "1" + ")" * 100, "nested more than 32 levels deep"),
         (" + ".join(["i"] * 999) + " > 0", "nested more than 32 levels deep"),  # a deep chain
     ],

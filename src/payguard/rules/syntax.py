@@ -31,7 +31,7 @@ translation all recurse on it."""
 
 class CelSyntaxError(ValueError):
     """The text is not CEL this module accepts; `offset` is where (0-based), and `parse`
-    names it as line:column (1-based, as CEL does)."""
+    names it as `<input>:line:column` (1-based, as CEL does)."""
 
     def __init__(self, message: str, offset: int = 0) -> None:
         super().__init__(message)
@@ -450,7 +450,8 @@ def parse(text: str) -> Node:
     except CelSyntaxError as exc:
         line = text.count("\n", 0, exc.offset) + 1
         column = exc.offset - (text.rfind("\n", 0, exc.offset) + 1) + 1
-        raise CelSyntaxError(f"{exc.message} at {line}:{column}", exc.offset) from None
+        where = f"<input>:{line}:{column}"  # CEL's own form, which clients already parse
+        raise CelSyntaxError(f"{where}: {exc.message}", exc.offset) from None
 
 
 def children(node: Node) -> tuple[Node, ...]:
