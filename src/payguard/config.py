@@ -68,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Maintain the identity graph and match the ruleset's chain patterns. Off, rules and
     chains cannot read graph or chain features (a ruleset that does is refused): for
     measuring what they cost, and for deployments that do not want them."""
+    rule_budget_us: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 50_000
+    """Time one event's rules may spend in the CEL binding; the rules left when it runs
+    out fail by their `on_error` (docs/security.md, "Rules sandbox")."""
     max_body_bytes: int = 65_536
     max_batch_bytes: int = 8 * 1024 * 1024
     otp_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300
