@@ -118,9 +118,7 @@ def test_phone_takeover_catches_simulated_thefts_before_money_leaves(tmp_path: P
     chain's first step)."""
     events_path, labels_path = tmp_path / "e.jsonl", tmp_path / "l.jsonl"
     simulate(
-        SimConfig(
-            users=600, days=10, seed=3, attack_rate=0.1, scenarios=("phone_theft_takeover",)
-        ),
+        SimConfig(users=600, days=10, seed=3, attack_rate=0.1, scenarios=("phone_theft_takeover",)),
         events_path,
         labels_path,
     )
