@@ -7,7 +7,7 @@ whether the scopes a key holds grant the scope a route needs.
 """
 
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 Scope = Literal[
     "events:write",
@@ -18,15 +18,7 @@ Scope = Literal[
     "cases:*",
     "admin",
 ]
-SCOPES: Final[tuple[Scope, ...]] = (
-    "events:write",
-    "decisions:read",
-    "labels:write",
-    "holds:write",
-    "rules:admin",
-    "cases:*",
-    "admin",
-)
+SCOPES: Final[tuple[Scope, ...]] = get_args(Scope)
 SCOPE_PURPOSE: Final[dict[Scope, str]] = {
     "events:write": "send events and OTP requests (the payment front end)",
     "decisions:read": "read decisions, holds and the identity graph (analysts, the app)",

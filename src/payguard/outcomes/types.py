@@ -2,7 +2,7 @@
 moved it, and the error an outcome that fits no decision raises."""
 
 from collections.abc import Callable
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, get_args
 
 import msgspec
 
@@ -19,17 +19,7 @@ LifecycleState = Literal[
     "review:resolved:fraud",
     "review:resolved:not_fraud",
 ]
-LIFECYCLE_STATES: tuple[LifecycleState, ...] = (
-    "decided",
-    "challenge:passed",
-    "challenge:failed",
-    "challenge:abandoned",
-    "hold:revoked",
-    "hold:released",
-    "review:open",
-    "review:resolved:fraud",
-    "review:resolved:not_fraud",
-)
+LIFECYCLE_STATES: tuple[LifecycleState, ...] = get_args(LifecycleState)
 
 OutcomeListener: TypeAlias = Callable[[str, str, str], None]
 """`on_outcome(decision_event_id, old_state, new_state)`: called once per lifecycle change
