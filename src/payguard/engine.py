@@ -41,6 +41,7 @@ from payguard.events import (
     OUTCOME_TYPES,
     Event,
     EventDecoder,
+    EventError,
     Tokenizer,
 )
 from payguard.events.contract import EventType
@@ -382,6 +383,21 @@ class Engine:
         """Raise OutcomeError if `process(event)` would refuse it as an outcome that fits
         no recorded decision; changes nothing (a batch checks every event first)."""
         self.outcomes.check(event)
+
+    def check_time(self, event: Event, now_ms: int) -> None:
+        """Raise EventError naming `ts` if the event lies more than `max_future_ms` ahead of
+        `now_ms`, the caller's wall clock; changes nothing. A future event would move the
+        watermark, which every window is measured back from, and blind them all for
+        everyone (docs/security.md, "Time and lateness")."""
+        allowed = self.settings.max_future_ms
+        ahead = event.ts - now_ms
+        if ahead > allowed:
+            self.metrics.future_events += 1
+            reason = (
+                f"{ahead:,} ms ahead of the server clock (at most {allowed:,} ms allowed): "
+                "check the client's clock"
+            )
+            raise EventError("ts", reason, event.event_id)
 
     def decide(self, event: Event) -> Decision:
         """Features → rules → policy for one event, reading state and changing nothing."""

@@ -13,6 +13,7 @@ line per rejected event names only its event_id, field and reason.
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, Literal
 
@@ -238,9 +239,15 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 # -- the app ----------------------------------------------------------------------------------
 
 
+def wall_clock_ms() -> int:
+    """The server's clock in epoch ms: future-dated events are refused against it."""
+    return time.time_ns() // 1_000_000
+
+
 def create_app(
     engine: Engine,
     *,
+    clock: Callable[[], int] = wall_clock_ms,
     on_shutdown: Sequence[Callable[[], Any]] = (),
     debug: bool = False,
     webhooks: Webhooks | Literal["settings"] | None = FROM_SETTINGS,
@@ -335,6 +342,7 @@ def create_app(
     def post_event(body: RawBody, explain: Explain = None) -> Response[Decision]:
         try:
             event = decoder.decode(body)
+            engine.check_time(event, clock())
         except EventError as exc:
             raise reject(exc, 400 if exc.malformed else 422) from None
         try:
@@ -385,9 +393,11 @@ def create_app(
             log.info("rejected batch of %d events (limit %d)", len(wires), MAX_BATCH_EVENTS)
             raise ApiError(413, TooLarge(error="too_many_events", limit=MAX_BATCH_EVENTS))
         events: list[Event] = []
+        now_ms = clock()
         for index, wire in enumerate(wires):
             try:
                 events.append(decoder.validate(wire))
+                engine.check_time(events[-1], now_ms)
             except EventError as exc:
                 raise reject(exc, 422, index) from None
         seen: dict[str, bytes] = {}

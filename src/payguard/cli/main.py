@@ -81,6 +81,12 @@ def _open(settings: Settings) -> Engine:
         _fail(f"cannot start the engine: {exc}")
 
 
+def _wall_clock_ms() -> int:
+    """Now, in epoch ms: no event may lie further ahead than `max_future_ms` (a file of
+    history never does; a replay takes the clock once, when it starts)."""
+    return time.time_ns() // 1_000_000
+
+
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
@@ -110,6 +116,7 @@ def decide(
     engine = _open(_settings(config))
     try:
         event = engine.decoder.decode(raw)
+        engine.check_time(event, _wall_clock_ms())
         decision, _ = engine.process(event)
     except EventError as exc:
         _fail(f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}")
@@ -149,11 +156,14 @@ def replay(
             done = read = 0
             # bound once: the loop body runs per event
             process, decode, write = engine.process, engine.decoder.decode, sink.write
+            check_time, now_ms = engine.check_time, _wall_clock_ms()
             flush_every = engine.settings.flush_every
             for number, line in _lines(events):
                 read += len(line)
                 try:
-                    decision, _ = process(decode(line))
+                    event = decode(line)
+                    check_time(event, now_ms)
+                    decision, _ = process(event)
                 except (EventError, DuplicateEventError) as exc:
                     rejected += 1
                     err.print(f"line {number}: {_describe(exc)}", highlight=False)
