@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import pickle
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,6 +112,11 @@ GRAPH_TYPES: dict[str, str] = _graph_types()
 """Every graph feature a rule or chain condition may read, with its CEL type."""
 GRAPH_NAMES: frozenset[str] = frozenset(GRAPH_TYPES)
 _NO_VARIABLES: dict[str, Any] = {}
+
+
+class StorageError(OSError):
+    """The event log could not commit (a full disk, an I/O error): nothing was recorded
+    and no state changed (HTTP 503)."""
 
 
 class DuplicateEventError(Exception):
@@ -223,14 +229,15 @@ class Engine:
         text = settings.ruleset.read_text(encoding="utf-8")
         ruleset = compile_ruleset(text, features, graph_chains=settings.graph_chains)
         data_dir = settings.data_dir
+        recorder = SQLiteRecorder(data_dir / DATABASE_FILE, synchronous=settings.synchronous)
         engine = cls(
             features=features,
             ruleset=ruleset,
-            recorder=SQLiteRecorder(data_dir / DATABASE_FILE),
+            recorder=recorder,
             settings=settings,
             snapshot_path=data_dir / SNAPSHOT_FILE,
             model=_load_model(settings, features),
-            holds=SQLiteHoldBook(data_dir / HOLDS_FILE),
+            holds=_hold_book(recorder, data_dir),
             outcomes=OutcomeBook(data_dir / OUTCOMES_FILE),
         )
         engine.recover()
@@ -293,8 +300,14 @@ class Engine:
 
     # -- the decision path ----------------------------------------------------------------
 
-    def process(self, event: Event) -> tuple[Decision, bool]:
+    def process(self, event: Event, *, commit: bool = False) -> tuple[Decision, bool]:
         """Decide and record one validated event; returns (decision, was_repeat).
+
+        With `commit`, the event, its decision and its hold are committed before any state
+        changes; a failed commit raises StorageError and leaves every state as it was (the
+        HTTP path). Without, the record is queued for the caller's `flush` and the state
+        updated at once, so that later events of a batch see this one; if that flush
+        fails, `rebuild_state` puts the state back to what the log holds.
 
         A repeat of a recorded event_id with the same payload returns the stored decision
         and changes nothing; with another payload it raises DuplicateEventError. An
@@ -318,6 +331,8 @@ class Engine:
         seq = self.recorder.append(event, payload, payload_hash, decision)
         if decision.action == "hold":
             self.holds.place(_hold(event, decision))
+        if commit:
+            self._commit()
         for listener in self.listeners:
             listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
@@ -648,8 +663,44 @@ class Engine:
 
     # -- durability -----------------------------------------------------------------------
 
+    def _commit(self) -> None:
+        """Commit the queued records (events, decisions, holds) in one transaction, or
+        forget them and raise StorageError."""
+        try:
+            self.recorder.flush()
+        except Exception as exc:
+            self.metrics.storage_errors += 1
+            self.discard_pending()
+            log.error("event log commit failed, nothing recorded: %s", exc)
+            raise StorageError(str(exc)) from exc
+        _fault_point("after-event-log-commit")
+
+    def discard_pending(self) -> None:
+        """Forget every queued record (a request that is not answered with a decision)."""
+        for book in (self.recorder, self.holds, *self.listeners):
+            discard = getattr(book, "discard_pending", None)
+            if discard is not None:
+                discard()
+
+    def rebuild_state(self) -> None:
+        """Put features, graph, chains and the outcome index back to what the event log
+        holds (snapshot + replay), after a batch whose commit failed had already filed its
+        events: a refused batch must leave no trace. Slow (a restart's recovery), and only
+        for that rare case."""
+        self.discard_pending()
+        empty = FeatureState(self.features.catalog, self.settings.utc_offset).export()
+        self.features.restore(empty)
+        if self.graph is not None:
+            self.graph, self.chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
+        self.outcomes.book.reload()
+        self._snapshot_seq = -1
+        self.recover()
+
     def flush(self) -> None:
+        recorded = self.recorder.last_seq()
         self.recorder.flush()
+        if self.recorder.last_seq() != recorded:
+            _fault_point("after-event-log-commit")
         self.holds.flush()
         self.outcomes.book.flush()  # tells outcome listeners, which may queue webhooks
         for listener in self.listeners:
@@ -789,6 +840,28 @@ def _hold_terms(event: Event, outcome: Outcome) -> HoldTerms | msgspec.UnsetType
     return HoldTerms(
         hold_id=f"hold-{event.event_id}", release_ts=event.ts + outcome.hold_hours * HOUR_MS
     )
+
+
+def _hold_book(recorder: SQLiteRecorder, data_dir: Path) -> SQLiteHoldBook:
+    """Holds in the event log's database; a separate `holds.db` of the earlier layout is
+    copied in once and renamed `holds.db.migrated`."""
+    book = SQLiteHoldBook.in_event_log(recorder)
+    old = data_dir / HOLDS_FILE
+    if old.exists():
+        copied = book.migrate_from(old)
+        old.rename(old.with_name(HOLDS_FILE + ".migrated"))
+        log.info("moved %d hold(s) from %s into the event log's database", copied, old)
+    return book
+
+
+def _fault_point(point: str) -> None:
+    """Crash tests' hook: with `PAYGUARD_FAULT=<point>` the process kills itself (SIGKILL)
+    there, as a power cut would, so a test can show what survives (tests/durability)."""
+    if point == _FAULT:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT = os.environ.get("PAYGUARD_FAULT", "")
 
 
 def _hold(event: Event, decision: Decision) -> Hold:

@@ -33,7 +33,7 @@ from payguard.api.openapi import (
 )
 from payguard.api.otp import otp_handlers
 from payguard.api.webhooks import webhook_handlers
-from payguard.engine import DuplicateEventError, Engine
+from payguard.engine import DuplicateEventError, Engine, StorageError
 from payguard.events import Event, EventError
 from payguard.metrics import Metrics
 from payguard.otp import OtpService
@@ -300,20 +300,24 @@ def create_app(
         )
         return ApiError(409, body)
 
-    def discard_pending() -> None:
-        for store in (engine.recorder, engine.holds, *engine.listeners):
-            discard = getattr(store, "discard_pending", None)
-            if discard is not None:
-                discard()
+    discard_pending = engine.discard_pending
 
-    def durable() -> None:
-        """Flush; if that fails, drop the queued records so nothing half-answered remains."""
+    def storage_unavailable() -> ApiError:
+        return ApiError(503, {"error": "storage_unavailable"})
+
+    def durable(*, batch: bool = False) -> None:
+        """Flush; if that fails, drop the queued records so nothing half-answered remains,
+        and after a batch (whose events were filed as they were decided) put the state back
+        to what the log holds."""
         try:
             engine.flush()
         except Exception:
+            metrics.storage_errors += 1
             discard_pending()
             log.exception("recorder flush failed; request not recorded")
-            raise ApiError(503, {"error": "storage_unavailable"}) from None
+            if batch:
+                engine.rebuild_state()
+            raise storage_unavailable() from None
 
     @post(
         "/v1/events",
@@ -346,9 +350,11 @@ def create_app(
         except EventError as exc:
             raise reject(exc, 400 if exc.malformed else 422) from None
         try:
-            decision, repeat = engine.process(event)
+            decision, repeat = engine.process(event, commit=True)
         except DuplicateEventError as exc:
             raise conflict(exc) from None
+        except StorageError:  # nothing recorded, no state changed
+            raise storage_unavailable() from None
         except EventError as exc:  # an outcome that fits no decision: nothing recorded
             raise reject(exc, 422) from None
         except Exception:  # a bug on valid input: answer 500 and record nothing
@@ -421,7 +427,7 @@ def create_app(
         except Exception:  # a bug on valid input: answer 500 and record nothing
             discard_pending()
             raise
-        durable()
+        durable(batch=True)
         return Batch(decisions=decisions)
 
     @get(

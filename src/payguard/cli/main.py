@@ -117,7 +117,7 @@ def decide(
     try:
         event = engine.decoder.decode(raw)
         engine.check_time(event, _wall_clock_ms())
-        decision, _ = engine.process(event)
+        decision, _ = engine.process(event, commit=True)
     except EventError as exc:
         _fail(f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}")
     except DuplicateEventError as exc:
