@@ -21,9 +21,9 @@ report passed drops the rules it cleared from later decisions of that account an
 
 import gc
 import hashlib
+import importlib.metadata
 import logging
 import os
-import pickle
 import signal
 import time
 from collections.abc import Iterator
@@ -47,7 +47,6 @@ from payguard.events import (
 )
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
-from payguard.features.timeline import LegacyTimeline
 from payguard.graph import GraphConfig, GraphFeatures
 from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
 from payguard.metrics import Metrics
@@ -57,6 +56,14 @@ from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
+from payguard.snapshots import FORMAT as SNAPSHOT_FORMAT
+from payguard.snapshots import (
+    SnapshotBody,
+    SnapshotError,
+    SnapshotHeader,
+    decode_snapshot,
+    encode_snapshot,
+)
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
 from payguard.types import HOUR_MS
 
@@ -70,10 +77,6 @@ SNAPSHOT_FILE = "state.snapshot"
 DATABASE_FILE = "payguard.db"
 HOLDS_FILE = "holds.db"
 OUTCOMES_FILE = "outcomes.db"
-SNAPSHOT_FORMAT = 2
-"""Bumped when a snapshot's content changes meaning: 2 added the feature state's watched
-history (features.watch). A snapshot of another format is ignored and the log replayed,
-which rebuilds every state exactly."""
 DECLINED: frozenset[str] = frozenset({"review", "block"})
 """Actions after which the money did not leave (`settled` feature filters skip it)."""
 OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
@@ -688,10 +691,7 @@ class Engine:
         events: a refused batch must leave no trace. Slow (a restart's recovery), and only
         for that rare case."""
         self.discard_pending()
-        empty = FeatureState(self.features.catalog, self.settings.utc_offset).export()
-        self.features.restore(empty)
-        if self.graph is not None:
-            self.graph, self.chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
+        self._forget_state()
         self.outcomes.book.reload()
         self._snapshot_seq = -1
         self.recover()
@@ -708,32 +708,35 @@ class Engine:
 
     def write_snapshot(self) -> None:
         """Persist feature, graph and chain state as of the last durable record (call right
-        after flush). The graph and the chains export MessagePack bytes of their own."""
+        after flush), as a checksummed MessagePack file (payguard.snapshots): written to a
+        temporary file, synced, then renamed over the old one."""
         seq = self.recorder.last_seq()
         if self._snapshot_path is None or seq == self._snapshot_seq:
             return
+        header = SnapshotHeader(
+            format=SNAPSHOT_FORMAT,
+            payguard=_payguard_version(),
+            catalog=self._catalog_digest,
+            ruleset=self._ruleset.version,
+            seq=seq,
+        )
         with _gc_paused():  # exports build a tuple per edge and timeline, none cyclic
-            body = pickle.dumps(
-                {
-                    "format": SNAPSHOT_FORMAT,
-                    "seq": seq,
-                    "catalog": self._catalog_digest,
-                    "state": self.features.export(),
-                    "graph": self.graph.export() if self.graph is not None else None,
-                    "chains": self.chains.export() if self.chains is not None else None,
-                },
-                protocol=pickle.HIGHEST_PROTOCOL,
+            body = SnapshotBody(
+                features=self.features.export(),
+                graph=self.graph.export() if self.graph is not None else None,
+                chains=self.chains.export() if self.chains is not None else None,
             )
+            data = encode_snapshot(header, body)
         tmp = self._snapshot_path.with_suffix(".tmp")
         with tmp.open("wb") as fh:
-            fh.write(body)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._snapshot_path)
         self._snapshot_seq = seq
 
     def recover(self) -> int:
-        """Load the snapshot (if it matches) and replay recorded events after it."""
+        """Load the snapshot (if it is intact and matches) and replay recorded events after it."""
         start = self._load_snapshot()
         replayed = 0
         self.outcomes.book.notifying = False  # announced before the restart, if at all
@@ -746,45 +749,58 @@ class Engine:
         return replayed
 
     def _load_snapshot(self) -> int:
+        """Restore the snapshot and return its sequence; 0 (and a warning saying why, then
+        a full replay) for a missing, damaged, foreign or mismatched file."""
         path = self._snapshot_path
         if path is None or not path.exists():
             return 0
         try:
-            with path.open("rb") as fh:
-                saved = _SnapshotUnpickler(fh).load()  # our own file, written by write_snapshot
-        except (OSError, pickle.UnpicklingError, EOFError, TypeError, AttributeError) as exc:
-            log.warning("ignoring unreadable snapshot (%s); replaying all", exc)
+            header, body = decode_snapshot(path.read_bytes())
+        except (OSError, SnapshotError) as exc:
+            log.warning("ignoring state snapshot %s (%s); replaying the whole event log", path, exc)
             return 0
-        if saved.get("format") != SNAPSHOT_FORMAT:
-            log.warning("ignoring snapshot of an earlier format; replaying all")
+        if header.format != SNAPSHOT_FORMAT:
+            log.warning("ignoring snapshot of format %d; replaying all", header.format)
             return 0
-        if saved["catalog"] != self._catalog_digest or saved["seq"] > self.recorder.last_seq():
+        if header.catalog != self._catalog_digest or header.seq > self.recorder.last_seq():
             log.warning("ignoring snapshot taken with another catalog or log; replaying all")
             return 0
         if self.graph is not None:
-            restored = self._graph_and_chains(saved)
+            restored = self._graph_and_chains(body)
             if restored is None:
                 return 0
             self.graph, self.chains = restored
-        self.features.restore(saved["state"])
-        self._snapshot_seq = int(saved["seq"])
+        try:
+            self.features.restore(body.features)
+        except (ValueError, KeyError, TypeError, IndexError, msgspec.DecodeError) as exc:
+            log.warning("ignoring snapshot (%s); replaying all", exc)
+            self._forget_state()
+            return 0
+        self._snapshot_seq = header.seq
         return self._snapshot_seq
 
-    def _graph_and_chains(self, saved: dict[str, Any]) -> tuple[GraphFeatures, ChainMatcher] | None:
+    def _forget_state(self) -> None:
+        """Empty features, graph and chains (before a full replay)."""
+        self.features.restore(
+            FeatureState(self.features.catalog, self.settings.utc_offset).export()
+        )
+        if self.graph is not None:
+            self.graph, self.chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
+
+    def _graph_and_chains(self, body: SnapshotBody) -> tuple[GraphFeatures, ChainMatcher] | None:
         """Graph and chain state restored into new objects, so that a snapshot refused
         half-way changes nothing; None (and a warning) if the snapshot cannot provide them:
-        written before they were wired or with graph_chains off, with another graph
-        configuration, or with other chain patterns. The caller then replays the whole log,
-        which rebuilds all three states exactly."""
-        graph_data, chain_data = saved.get("graph"), saved.get("chains")
-        if graph_data is None or chain_data is None:
+        written with graph_chains off, with another graph configuration, or with other
+        chain patterns. The caller then replays the whole log, which rebuilds all three
+        states exactly."""
+        if body.graph is None or body.chains is None:
             log.warning("ignoring snapshot without graph and chain state; replaying all")
             return None
         graph, chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
         try:
-            graph.restore(graph_data)
-            chains.restore(chain_data)
-        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+            graph.restore(body.graph)
+            chains.restore(body.chains)
+        except (ValueError, KeyError, TypeError, IndexError, msgspec.DecodeError) as exc:
             log.warning("ignoring snapshot (%s); replaying all", exc)
             return None
         return graph, chains
@@ -854,6 +870,13 @@ def _hold_book(recorder: SQLiteRecorder, data_dir: Path) -> SQLiteHoldBook:
     return book
 
 
+def _payguard_version() -> str:
+    try:
+        return importlib.metadata.version("payguard")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _fault_point(point: str) -> None:
     """Crash tests' hook: with `PAYGUARD_FAULT=<point>` the process kills itself (SIGKILL)
     there, as a power cut would, so a test can show what survives (tests/durability)."""
@@ -890,16 +913,6 @@ def _quiet(outcome: Outcome) -> bool:
 def _param_type(value: object) -> str:
     """A ruleset param's CEL type (bool first: a Python bool is also an int)."""
     return "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else "string"
-
-
-class _SnapshotUnpickler(pickle.Unpickler):
-    """Reads snapshots of either layout: one written before timelines became msgspec
-    Structs names the old `Timeline` class, which now unpickles as `LegacyTimeline`."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("payguard.features.timeline", "Timeline"):
-            return LegacyTimeline
-        return super().find_class(module, name)
 
 
 @contextmanager
