@@ -25,6 +25,7 @@ import importlib.metadata
 import logging
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -206,6 +207,9 @@ class Engine:
         self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
         self._snapshot_path = snapshot_path
         self._snapshot_seq = -1
+        self.recovered = snapshot_path is None
+        """Whether the state holds the whole event log (set by `recover`; an engine
+        without a snapshot file has nothing to recover)."""
         self._event_vars = event_variables(settings.utc_offset)
         self._encode = msgspec.json.Encoder(order="sorted").encode
         self._plans: dict[str, _TypePlan] = {}
@@ -744,9 +748,27 @@ class Engine:
             self._apply(seq, event, action)
             replayed += 1
         self.outcomes.book.notifying = True
+        self.recovered = True
         if replayed:
             log.info("recovered state: snapshot at seq %d + %d events", start, replayed)
         return replayed
+
+    def readiness(self) -> list[str]:
+        """Why this engine should not take traffic now (empty: ready): recovery not
+        finished, a ruleset without rules (everything would be allowed), or an event log
+        that cannot take a write (a real write is committed to find out)."""
+        reasons = []
+        if not self.recovered:
+            reasons.append("state recovery has not finished")
+        if not self._ruleset.rules:
+            reasons.append(f"ruleset {self._ruleset.version} has no rules")
+        probe = getattr(self.recorder, "probe_write", None)
+        if probe is not None:
+            try:
+                probe()
+            except (sqlite3.Error, OSError) as exc:
+                reasons.append(f"storage: the event log cannot be written ({exc})")
+        return reasons
 
     def _load_snapshot(self) -> int:
         """Restore the snapshot and return its sequence; 0 (and a warning saying why, then

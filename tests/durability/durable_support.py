@@ -5,6 +5,7 @@ import copy
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from apiserver import Server
 
 from payguard.config import Settings
 from payguard.engine import Engine
@@ -128,3 +130,24 @@ def stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+NO_LIMIT = 1_073_741_823
+
+
+def fill_disk(server: Server, *, full: bool) -> None:
+    """Cap the event log's size and fill it up to the cap (every free byte of every page
+    used), so that the next event's insert finds no room; or lift the cap."""
+    db = server.engine.recorder.connection
+    if not full:
+        db.execute(f"PRAGMA max_page_count = {NO_LIMIT}")
+        return
+    db.execute("CREATE TABLE IF NOT EXISTS filler (blob BLOB)")
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages + 4}")
+    for size in (4096, 512, 64, 8, 1):
+        try:
+            while True:
+                db.execute("INSERT INTO filler VALUES (zeroblob(?))", (size,))
+        except sqlite3.OperationalError as exc:
+            assert "full" in str(exc)

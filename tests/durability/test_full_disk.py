@@ -9,7 +9,6 @@ every count, link, chain and hold as it was; a graceful shutdown then snapshots 
 without it, and a restart holds exactly the events that were answered 200.
 """
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,30 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from apiserver import Server
-from durable_support import card_bind, recent_ms, settings, state, transfer
+from durable_support import card_bind, fill_disk, recent_ms, settings, state, transfer
 
 from payguard.engine import Engine
 from payguard.sim.population import luhn_complete
-
-NO_LIMIT = 1_073_741_823
-
-
-def _fill_disk(server: Server, *, full: bool) -> None:
-    """Cap the event log's size and fill it up to the cap (every free byte of every page
-    used), so that the next event's insert finds no room; or lift the cap."""
-    db = server.engine.recorder.connection
-    if not full:
-        db.execute(f"PRAGMA max_page_count = {NO_LIMIT}")
-        return
-    db.execute("CREATE TABLE IF NOT EXISTS filler (blob BLOB)")
-    pages = db.execute("PRAGMA page_count").fetchone()[0]
-    db.execute(f"PRAGMA max_page_count = {pages + 4}")
-    for size in (4096, 512, 64, 8, 1):
-        try:
-            while True:
-                db.execute("INSERT INTO filler VALUES (zeroblob(?))", (size,))
-        except sqlite3.OperationalError as exc:
-            assert "full" in str(exc)
 
 
 @pytest.fixture
@@ -50,7 +29,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Server, httpx.Client]]:
         with httpx.Client(base_url=server.url, timeout=10) as http:
             yield server, http
     finally:
-        server.stop()
+        if server.thread.is_alive():  # one test stops it itself, to restart from disk
+            server.stop()
 
 
 def _big(body: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +57,7 @@ def test_a_refused_event_or_batch_changes_no_state_and_is_not_snapshotted(
     before = state(server.engine)
     assert before[3], "a hold was placed"
 
-    _fill_disk(server, full=True)
+    fill_disk(server, full=True)
     bind = card_bind("full-1", "u1", recent_ms(27), luhn_complete("622202123456780003"))
     refused = http.post("/v1/events", json=_big(bind))
     assert (refused.status_code, refused.json()) == (503, {"error": "storage_unavailable"})
@@ -90,7 +70,7 @@ def test_a_refused_event_or_batch_changes_no_state_and_is_not_snapshotted(
     assert state(server.engine) == before
     metrics = http.get("/metrics").text
     assert "payguard_storage_errors_total 2" in metrics
-    _fill_disk(server, full=False)
+    fill_disk(server, full=False)
 
     server.stop()  # graceful: flush, then the snapshot
     reopened = Engine.open(server.settings)
@@ -102,7 +82,6 @@ def test_a_refused_event_or_batch_changes_no_state_and_is_not_snapshotted(
         assert state(reopened) == before
     finally:
         reopened.close()
-    server.stop = lambda: None  # type: ignore[method-assign]  # already stopped
 
 
 def test_the_server_serves_again_once_there_is_room(
@@ -110,10 +89,10 @@ def test_the_server_serves_again_once_there_is_room(
 ) -> None:
     server, http = served
     _accepted(http)
-    _fill_disk(server, full=True)
+    fill_disk(server, full=True)
     body = _big(transfer("retry-1", "u1", recent_ms(20), "3000.00"))
     assert http.post("/v1/events", json=body).status_code == 503
-    _fill_disk(server, full=False)
+    fill_disk(server, full=False)
     again = http.post("/v1/events", json=body)
     assert again.status_code == 200 and again.json()["action"] == "hold"
     newest = server.engine.holds.find(now_ms=0, limit=1)

@@ -164,6 +164,13 @@ class Health(msgspec.Struct):
     recorded: int
 
 
+class Readiness(msgspec.Struct):
+    """`ready` (200) or `not_ready` (503) with the reasons (docs/security.md, "Operations")."""
+
+    status: str
+    reasons: list[str]
+
+
 class ApiError(Exception):
     """Raised by a handler to answer with `status` and a JSON `body`."""
 
@@ -531,6 +538,25 @@ def create_app(
         )
 
     @get(
+        "/readyz",
+        sync_to_thread=False,
+        summary="Readiness",
+        description=(
+            "200 `ready` when state recovery has finished, the ruleset has rules and the "
+            "event log takes a write (a real 64 KiB commit, so a full disk shows here); "
+            "otherwise 503 `not_ready` with the reasons. Open like /healthz (liveness)."
+        ),
+        tags=["operations"],
+        responses={503: ResponseSpec(Readiness, description="Not ready", generate_examples=False)},
+    )
+    def readyz() -> Response[Readiness]:
+        reasons = engine.readiness()
+        status = "not_ready" if reasons else "ready"
+        return Response(
+            Readiness(status=status, reasons=reasons), status_code=503 if reasons else 200
+        )
+
+    @get(
         "/metrics",
         sync_to_thread=False,
         summary="Prometheus metrics",
@@ -553,6 +579,7 @@ def create_app(
             get_ruleset,
             put_ruleset,
             healthz,
+            readyz,
             prometheus,
             *otp_handlers(engine, otp),
             *hold_handlers(engine),

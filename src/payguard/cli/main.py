@@ -14,6 +14,8 @@ payguard backtest EV --labels LAB      what a ruleset stops and what it costs cu
 import gc
 import os
 import shutil
+import socket
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -32,6 +34,7 @@ from payguard.cli.otp import register as register_otp
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.cli.webhooks import register as register_webhooks
 from payguard.config import Settings, load_settings
+from payguard.datadir import DataDirError, DataDirLock, lock_data_dir
 from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
@@ -103,7 +106,45 @@ def serve(
     """Serve the HTTP API (POST /v1/events, …) on the embedded store."""
     from payguard.api import serve as serve_http
 
-    serve_http(_settings(config), host=host, port=port)
+    settings = _settings(config)
+    if not settings.ruleset.is_file():
+        _fail(f"no such ruleset file: {settings.ruleset}")
+    _check_listen(host, port)
+    _lock(settings)
+    try:
+        serve_http(settings, host=host, port=port)
+    except RuleError as exc:
+        _fail(str(exc))
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        _fail(f"cannot start the engine: {exc}")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """One line and exit 2 for a port out of range or an address that cannot be bound
+    (in use, not local), before any state is loaded."""
+    if not 1 <= port <= 65_535:
+        _fail(f"--port {port}: a port is a number from 1 to 65535")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _lock(settings: Settings) -> DataDirLock:
+    """Hold the data directory for this process (payguard.datadir), or exit 2 naming it
+    and the process that holds it. The lock lives until the process exits."""
+    try:
+        held = lock_data_dir(settings.data_dir)
+    except DataDirError as exc:
+        _fail(str(exc))
+    _HELD_LOCKS.append(held)
+    return held
+
+
+_HELD_LOCKS: list[DataDirLock] = []
+"""Locks this process holds (kept referenced so that they last until it exits)."""
 
 
 @app.command()
@@ -113,7 +154,9 @@ def decide(
 ) -> None:
     """Decide one event read from standard input, record it, print the decision."""
     raw = sys.stdin.buffer.read()
-    engine = _open(_settings(config))
+    settings = _settings(config)
+    _lock(settings)
+    engine = _open(settings)
     try:
         event = engine.decoder.decode(raw)
         engine.check_time(event, _wall_clock_ms())
@@ -137,7 +180,9 @@ def replay(
     """Decide every event of a file in order, recording each; safe to re-run after a crash."""
     if not events.is_file():
         _fail(f"no such events file: {events}")
-    engine = _open(_settings(config))
+    settings = _settings(config)
+    _lock(settings)
+    engine = _open(settings)
     encode = msgspec.json.Encoder().encode
     actions: Counter[str] = Counter()
     rejected = 0
@@ -214,6 +259,7 @@ def warm_up(
         _fail(f"no such events file: {events}")
     started = time.perf_counter()
     created = not settings.data_dir.exists()
+    _lock(settings)
     checker = Checker(events, settings.token_key.encode())
     progress = _progress("warm-up")
     try:

@@ -307,6 +307,24 @@ class SQLiteRecorder:
     def last_seq(self) -> int:
         return self._durable_seq
 
+    def probe_write(self) -> None:
+        """Commit a 64 KiB row and its removal, as readiness's write check: raises
+        sqlite3.Error when the log cannot take a write now (a full disk, a read-only or
+        vanished file). Skipped inside an open transaction (a warm-up's load)."""
+        db = self._db
+        if self._loading or db.in_transaction:
+            return
+        db.execute("CREATE TABLE IF NOT EXISTS write_probe (body BLOB)")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO write_probe VALUES (zeroblob(65536))")
+            db.execute("DELETE FROM write_probe")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
     def events_after(self, seq: int) -> Iterator[tuple[int, Event, str]]:
         cursor = self._db.execute(
             "SELECT seq, payload, action FROM events WHERE seq > ? ORDER BY seq", (seq,)
