@@ -17,8 +17,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## demo: simulate a month of customers and attacks, decide every event, write the backtest
+## demo: simulate a month of customers and attacks, decide every event, write the backtest,
+## then run the same month as a closed loop (actors react) beside the open-loop figures
+## (development mode: the public development token key is allowed; docs/security.md)
+demo: export PAYGUARD_DEV = 1
 demo: venv
+	@echo "payguard demo: DEVELOPMENT MODE (PAYGUARD_DEV=1), not for production"
 	rm -rf $(DATA)
 	mkdir -p $(DATA)
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard rules check rules/default.yaml
@@ -29,6 +33,9 @@ demo: venv
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard backtest $(DATA)/events.jsonl \
 		--labels $(DATA)/labels.jsonl --ruleset rules/default.yaml \
 		--html $(DATA)/backtest.html --json $(DATA)/backtest.json
+	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard simulate --closed-loop --users 5000 --days 30 --seed 7 \
+		--ruleset rules/default.yaml --compare $(DATA)/backtest.json \
+		--json $(DATA)/loop.json --html $(DATA)/loop.html
 
 ## test: lint, type-check and run the whole test suite
 test: lint typecheck unit

@@ -15,7 +15,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import graph_chains, http_load, memory, replay_speed, sim_speed, webhooks_speed
+from bench import (
+    auth_speed,
+    graph_chains,
+    http_load,
+    memory,
+    replay_speed,
+    sim_speed,
+    webhooks_speed,
+)
 
 BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "replay (in-process, SQLite, default ruleset)": replay_speed.run,
@@ -24,6 +32,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "simulator (~1M events)": sim_speed.run,
     "graph + chains (µs/event, 2,000 users × 14 days)": graph_chains.run,
     "webhooks (notifier on the decision path, outbox, delivery)": webhooks_speed.run,
+    "auth (API key check + rate limit per request, µs)": auth_speed.run,
 }
 
 

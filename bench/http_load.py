@@ -4,7 +4,8 @@ Starts `payguard.api.serve` (uvicorn, one worker) in a subprocess on 127.0.0.1 w
 throw-away data directory, sends `n_events` generated contract-v1 events (logins, OTP
 checks, card binds, payments for a few thousand users) over `concurrency` keep-alive
 HTTP/1.1 connections, and reports requests/s with p50/p99 latency in milliseconds. Every
-answer is durable (the server commits before it answers), so this measures the real path.
+answer is durable (the server commits before it answers), so this measures the real path,
+API key check and rate limit included (one `events:write` key, limit set above the load).
 
     .venv/bin/python bench/http_load.py [n_events] [concurrency]
 
@@ -25,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from payguard.auth import Access
 from payguard.sim.population import luhn_complete
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,6 +143,23 @@ async def _drive(
     return latencies, errors
 
 
+def _key(data_dir: Path) -> str:
+    """An `events:write` key in the server's key store, limited far above the load."""
+    access = Access.open(data_dir, rate_per_s=1, burst=1)
+    try:
+        new = access.create_key(
+            ["events:write"],
+            name="bench http_load",
+            actor="bench",
+            now_ms=time.time_ns() // 1_000_000,
+            rate_per_s=10_000_000,
+            burst=10_000_000,
+        )
+    finally:
+        access.close()
+    return new.secret
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -153,18 +172,23 @@ def run(n_events: int = 20_000, concurrency: int = 8) -> dict[str, float]:
     n_events = max(1, min(n_events, MAX_EVENTS))
     concurrency = max(1, min(concurrency, 256))
     bodies = generate_events(n_events)
-    requests = [
-        b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        for body in bodies
-    ]
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="payguard-load-") as tmp:
+        authorization = b"Authorization: Bearer " + _key(Path(tmp) / "data").encode() + b"\r\n"
+        requests = [
+            b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + authorization
+            + b"Content-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+            for body in bodies
+        ]
         env = dict(os.environ)
         env.update(
             PAYGUARD_DATA_DIR=str(Path(tmp) / "data"),
             PAYGUARD_RULESET=str(REPO / "rules" / "default.yaml"),
-            PAYGUARD_TOKEN_KEY="bench-http-load-key-0123456789",
+            PAYGUARD_TOKEN_KEY="bench-http-load-key-0123456789abcdef",
             PAYGUARD_LOG_LEVEL="WARNING",
         )
         log_path = Path(tmp) / "server.log"

@@ -4,7 +4,8 @@ PAYGUARD_CONFIG       path of a TOML file with the keys below
 PAYGUARD_DATA_DIR     embedded store directory (SQLite log + snapshots)
 PAYGUARD_RULESET      ruleset YAML file
 PAYGUARD_FEATURES     feature catalog YAML file
-PAYGUARD_TOKEN_KEY    secret key for PII tokens (≥ 16 bytes; set it in production)
+PAYGUARD_TOKEN_KEY    secret key for PII tokens (≥ 32 bytes; `serve` refuses less outside
+                      development mode)
 PAYGUARD_UTC_OFFSET   hours east of UTC for `hour`/`weekday` in rules (default 8)
 PAYGUARD_LOG_LEVEL    logging level (default INFO)
 PAYGUARD_MODEL        model artifact directory (`payguard model train`); none: rules only
@@ -27,6 +28,16 @@ PAYGUARD_WEBHOOK_TIMEOUT_MS     one delivery attempt's time limit (default 5000)
 PAYGUARD_WEBHOOK_BACKOFF_MS     delay before the first retry, doubled after each (default 10000)
 PAYGUARD_WEBHOOK_MAX_ATTEMPTS   attempts before a delivery is marked failed (default 20)
 PAYGUARD_WEBHOOK_MAX_AGE_S      age after which a delivery is no longer retried (default 86400)
+PAYGUARD_RATE_LIMIT_PER_S   requests a second per API key, unless the key sets its own
+                            (default 2000; docs/security.md)
+PAYGUARD_RATE_LIMIT_BURST   requests a key may send at once before the rate applies (4000)
+PAYGUARD_REQUEST_TIMEOUT_S  seconds a client has to send a whole request, headers and body
+                            (default 10)
+PAYGUARD_KEEP_ALIVE_S       seconds an idle keep-alive connection stays open (default 5)
+PAYGUARD_MAX_CONCURRENCY    connections + requests in flight before 503 (default 1000)
+PAYGUARD_MAX_HEADER_BYTES   request line and headers, at most (default 16384)
+PAYGUARD_DEV                `1`: development mode (docs/security.md): the development token
+                            key and a development admin key are allowed; not a setting
 """
 
 import os
@@ -93,6 +104,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     webhook_backoff_ms: Annotated[int, msgspec.Meta(ge=1, le=3_600_000)] = 10_000
     webhook_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     webhook_max_age_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 86_400
+    # -- access and connection limits (docs/security.md, "Rate limits and timeouts") --
+    rate_limit_per_s: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 2_000
+    rate_limit_burst: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 4_000
+    request_timeout_s: Annotated[int, msgspec.Meta(ge=1, le=3_600)] = 10
+    """From a request's first byte (or the connection's opening) to its last body byte."""
+    keep_alive_s: Annotated[int, msgspec.Meta(ge=1, le=3_600)] = 5
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_000
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1_024, le=1_048_576)] = 16_384
 
     def __post_init__(self) -> None:
         _check_webhooks(self.webhook_urls, self.webhook_secrets)
@@ -125,6 +144,12 @@ _ENV_KEYS = {
     "PAYGUARD_WEBHOOK_BACKOFF_MS": "webhook_backoff_ms",
     "PAYGUARD_WEBHOOK_MAX_ATTEMPTS": "webhook_max_attempts",
     "PAYGUARD_WEBHOOK_MAX_AGE_S": "webhook_max_age_s",
+    "PAYGUARD_RATE_LIMIT_PER_S": "rate_limit_per_s",
+    "PAYGUARD_RATE_LIMIT_BURST": "rate_limit_burst",
+    "PAYGUARD_REQUEST_TIMEOUT_S": "request_timeout_s",
+    "PAYGUARD_KEEP_ALIVE_S": "keep_alive_s",
+    "PAYGUARD_MAX_CONCURRENCY": "max_concurrency",
+    "PAYGUARD_MAX_HEADER_BYTES": "max_header_bytes",
 }
 _LIST_KEYS = frozenset({"webhook_urls", "webhook_secrets"})
 """Settings that an environment variable gives as a comma-separated list."""

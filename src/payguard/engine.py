@@ -421,6 +421,26 @@ class Engine:
             )
             raise EventError("ts", reason, event.event_id)
 
+    def file(self, seq: int, event: Event, referenced: Event | None) -> None:
+        """File one past event that another process recorded at `seq` (warm-up's checker,
+        inside `loading_recorded`) without deciding it, exactly as `warm` files it:
+        `referenced` is the recorded event a feedback event points at (None if unknown)."""
+        self._file(seq, event, "allow", None, referenced)
+
+    @contextmanager
+    def loading_recorded(self) -> Iterator[None]:
+        """A bulk load whose event log another process writes as one transaction of its
+        own (warm-up's checker), filed here with `file`; the block must end only once that
+        process has committed. If it raises, this engine's state, which then holds events
+        the log does not, is never snapshotted: close it and open the data directory
+        again. If it ends, the recorder reads the committed log again."""
+        try:
+            yield
+        except BaseException:
+            self._snapshot_path = None
+            raise
+        self.recorder.reload()
+
     def decide(self, event: Event) -> Decision:
         """Features → rules → policy for one event, reading state and changing nothing."""
         return self._decide(event)[0]
@@ -613,6 +633,17 @@ class Engine:
         referenced = None
         if event.type in LABEL_TYPES and event.ref_event_id is not None:
             referenced = self.recorder.get_event(event.ref_event_id)
+        self._file(seq, event, action, variables, referenced)
+
+    def _file(
+        self,
+        seq: int,
+        event: Event,
+        action: str,
+        variables: Variables | None,
+        referenced: Event | None,
+    ) -> None:
+        """`_apply` once the event a feedback event references has been read."""
         if event.type in FILED_TYPES:
             self.outcomes.file(seq, event, self._ruleset.policy.outcomes)
         chains = self.chains

@@ -96,10 +96,30 @@ def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(HOLD_RULES)
     env = dict(os.environ)
-    env.pop("PAYGUARD_FAULT", None)
-    env.update({"PAYGUARD_DATA_DIR": str(tmp_path / "data"), "PAYGUARD_RULESET": str(rules)})
+    for name in ("PAYGUARD_FAULT", "PAYGUARD_DEV"):
+        env.pop(name, None)
+    env.update(
+        {
+            "PAYGUARD_DATA_DIR": str(tmp_path / "data"),
+            "PAYGUARD_RULESET": str(rules),
+            "PAYGUARD_TOKEN_KEY": "durability-tests-token-key-0123456789abcdef",
+        }
+    )
     env.update(extra)
     return env
+
+
+def admin_key(env: dict[str, str]) -> dict[str, str]:
+    """Headers with a fresh admin key of the data directory (`payguard keys create`)."""
+    made = subprocess.run(
+        [sys.executable, "-m", "payguard.cli", "keys", "create", "--scope", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
 
 
 def start_serve(env: dict[str, str], port: int, *args: str) -> subprocess.Popen[str]:

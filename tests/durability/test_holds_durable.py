@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import msgspec
 from durable_support import (
+    admin_key,
     free_port,
     recent_ms,
     serve_env,
@@ -34,11 +35,12 @@ def test_kill_9_right_after_the_commit_keeps_the_hold(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     body = transfer("k-1", "u1", recent_ms(5), "3000.00")
+    auth = admin_key(serve_env(tmp_path))
     crashing = start_serve(serve_env(tmp_path, PAYGUARD_FAULT="after-event-log-commit"), port)
     try:
         wait_until_serving(crashing, url)
         with contextlib.suppress(httpx.TransportError):  # killed before it could answer
-            httpx.post(f"{url}/v1/events", json=body, timeout=10)
+            httpx.post(f"{url}/v1/events", json=body, headers=auth, timeout=10)
         assert crashing.wait(timeout=30) == -signal.SIGKILL
     finally:
         if crashing.poll() is None:
@@ -48,10 +50,10 @@ def test_kill_9_right_after_the_commit_keeps_the_hold(tmp_path: Path) -> None:
     restarted = start_serve(serve_env(tmp_path), port)
     try:
         wait_until_serving(restarted, url)
-        retry = httpx.post(f"{url}/v1/events", json=body, timeout=10)
+        retry = httpx.post(f"{url}/v1/events", json=body, headers=auth, timeout=10)
         assert retry.headers.get("Idempotent-Replay") == "true", "the event was committed"
         assert retry.json()["action"] == "hold"
-        held = httpx.get(f"{url}/v1/holds/hold-k-1", timeout=10)
+        held = httpx.get(f"{url}/v1/holds/hold-k-1", headers=auth, timeout=10)
         assert held.status_code == 200, held.text
         assert (held.json()["state"], held.json()["event_id"]) == ("held", "k-1")
     finally:

@@ -6,6 +6,7 @@ features alike. The one deliberate difference is money the replay sent to review
 blocked: warm-up history happened, so it counts as settled.
 """
 
+import multiprocessing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
+from payguard import engine as engine_module
 from payguard.cli.main import app
+from payguard.cli.warm_up import Checker
 from payguard.config import Settings, load_settings
 from payguard.engine import WARM_UP, Engine, compile_ruleset, warm_up_decision
 from payguard.events import Event
@@ -110,6 +113,104 @@ def test_warm_up_then_decide_reads_what_a_replay_reads(
     finally:
         warmed.close()
         replayed.close()
+
+
+def _with_repeats(lines: list[bytes]) -> list[bytes]:
+    """Every seventh event twice in a row: the repeat is skipped and takes no place."""
+    return [copy for i, line in enumerate(lines) for copy in [line] * (2 if i % 7 == 0 else 1)]
+
+
+@pytest.mark.parametrize("seed", [3, 5, 11])
+def test_the_two_process_load_equals_engine_warm(
+    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's checker records each event (repeats skipped, the event a feedback event
+    references read from its log) and the loader files it with `Engine.file`: the log,
+    the sequence numbers and every state equal what `Engine.warm` leaves in one process.
+    The seeds' worlds hold fraud reports and chargebacks, carrier signals and card binds
+    (chain conditions), and span several batches and a flush. Sweeps, timed by sequence
+    number, run every 97 events here, so a state filed at the wrong number differs."""
+    monkeypatch.setattr(engine_module, "SWEEP_EVERY", 97)
+    events, labels = tmp_path / "events.jsonl", tmp_path / "labels.jsonl"
+    simulate(SimConfig(users=80, days=5, seed=seed), events, labels)
+    lines = _with_repeats(events.read_bytes().splitlines(keepends=True))
+    history = tmp_path / "history.jsonl"
+    history.write_bytes(b"".join(lines))
+    result = _warm_up(str(history), "--data-dir", str(tmp_path / "cli"))
+    assert result.exit_code == 0, result.output
+    one = Engine.open(_settings(tmp_path / "one"))
+    with one.loading():
+        for line in lines:
+            one.warm(one.decoder.decode(line))
+    two = Engine.open(_settings(tmp_path / "cli"))
+    try:
+        assert two.recover() == 0
+        assert two.recorder.last_seq() == one.recorder.last_seq() > 1_000
+        assert list(two.recorder.events_after(0)) == list(one.recorder.events_after(0))
+        assert two.features.digest_items() == one.features.digest_items()
+        assert two.graph is not None and one.graph is not None
+        assert two.chains is not None and one.chains is not None
+        assert two.graph.export() == one.graph.export()
+        assert two.chains.export() == one.chains.export()
+        first = next(e for _, e, _ in two.recorder.events_after(0))
+        assert two.stored_decision(first.event_id) == warm_up_decision(first.event_id)
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_loader_failing_mid_load_leaves_the_log_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checker records ahead of the loader, but commits only when told to: a loader
+    that stops (here a crash while filing the 1,200th event) leaves no event recorded and
+    no snapshot, and the checker process is gone."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(_logins(2_000))
+    filed = 0
+    file = Engine.file
+
+    def crashing(engine: Engine, seq: int, event: Event, referenced: Event | None) -> None:
+        nonlocal filed
+        filed += 1
+        if filed == 1_200:
+            raise RuntimeError("crash while filing")
+        file(engine, seq, event, referenced)
+
+    monkeypatch.setattr(Engine, "file", crashing)
+    with pytest.raises(RuntimeError):
+        _warm_up(str(events), "--data-dir", str(tmp_path / "data"))
+    assert not multiprocessing.active_children()
+    assert not (tmp_path / "data" / "state.snapshot").exists()
+    monkeypatch.undo()
+    engine = Engine.open(_settings(tmp_path / "data"))
+    try:
+        assert engine.recorder.last_seq() == 0 and engine.stored_decision("e0") is None
+    finally:
+        engine.close()
+
+
+def test_the_checker_rolls_back_and_ends_when_the_loader_is_gone(tmp_path: Path) -> None:
+    """A loader killed outright runs no clean-up: its ends of the pipes close with it. The
+    checker (which a fork gives copies of those ends, and closes them) then meets a broken
+    pipe, rolls its transaction back and ends, instead of holding the log's write lock."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(_logins(3_000))
+    settings = _settings(tmp_path / "data")
+    Engine.open(settings).close()  # the data directory, as the loader opens it
+    checker = Checker(events, settings.token_key.encode(), settings.data_dir / "payguard.db", 1_000)
+    checker.record()
+    first = next(checker.batches())
+    assert first.first_seq == 1
+    checker._receive.close()  # the loader's ends, as its death closes them
+    checker._orders.close()
+    checker._process.join(timeout=30)
+    assert not checker._process.is_alive()
+    engine = Engine.open(settings)
+    try:
+        assert engine.recorder.last_seq() == 0 and engine.stored_decision("e0") is None
+    finally:
+        engine.close()
 
 
 def test_warm_up_survives_a_lost_snapshot(world: tuple[Path, Path], tmp_path: Path) -> None:

@@ -24,6 +24,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter, RawBody
 
+from payguard.api.access import (
+    AuthProblem,
+    access_guard,
+    actor_of,
+    audit_handlers,
+    audit_labels,
+    on_auth_problem,
+    openapi_security,
+    require_label_scope,
+)
 from payguard.api.decisions import decision_handlers
 from payguard.api.holds import hold_handlers
 from payguard.api.openapi import (
@@ -33,6 +43,8 @@ from payguard.api.openapi import (
 )
 from payguard.api.otp import otp_handlers
 from payguard.api.webhooks import webhook_handlers
+from payguard.auth import Access
+from payguard.config import Settings
 from payguard.engine import DuplicateEventError, Engine, StorageError
 from payguard.events import Event, EventError
 from payguard.metrics import Metrics
@@ -259,13 +271,16 @@ def create_app(
     debug: bool = False,
     webhooks: Webhooks | Literal["settings"] | None = FROM_SETTINGS,
     outcome_listeners: Sequence[OutcomeListener] = (),
+    access: Access | Literal["settings"] = FROM_SETTINGS,
 ) -> Litestar:
     """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
     `engine.close` in `on_shutdown` (as `serve` does). Webhooks (docs/webhooks.md) are
     built from the settings unless given; the app starts their dispatcher on startup and
     closes them on shutdown, after `on_shutdown`. Each of `outcome_listeners` is called
     `(decision_event_id, old_state, new_state)` on every lifecycle change, once it is
-    durable."""
+    durable. Every route needs an API key with its scope (api/access.py,
+    docs/security.md): `access` holds the keys, rate limits and audit log, opened from
+    `<data_dir>/auth.db` (and closed on shutdown) unless given."""
     settings = engine.settings
     decoder = engine.decoder
     metrics = engine.metrics
@@ -275,6 +290,9 @@ def create_app(
         hooks.attach(engine)
     for listener in outcome_listeners:
         engine.outcomes.book.subscribe(listener)
+    gate = _open_access(settings) if access == FROM_SETTINGS else access
+    closers = [gate.close] if access == FROM_SETTINGS else []
+    components, security = openapi_security()
 
     def explain_on(value: str | None) -> bool:
         return value is not None and value.lower() in _TRUE
@@ -350,12 +368,15 @@ def create_app(
             ),
         },
     )
-    def post_event(body: RawBody, explain: Explain = None) -> Response[Decision]:
+    def post_event(
+        request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
+    ) -> Response[Decision]:
         try:
             event = decoder.decode(body)
             engine.check_time(event, clock())
         except EventError as exc:
             raise reject(exc, 400 if exc.malformed else 422) from None
+        require_label_scope(request, [event])
         try:
             decision, repeat = engine.process(event, commit=True)
         except DuplicateEventError as exc:
@@ -369,6 +390,7 @@ def create_app(
             raise
         if not repeat:
             durable()
+            audit_labels(gate.audit, request, [event])
         headers = {IDEMPOTENT_REPLAY: "true"} if repeat else None
         return Response(decision.public(explain_on(explain)), headers=headers)
 
@@ -396,7 +418,9 @@ def create_app(
             ),
         },
     )
-    def post_batch(body: RawBody, explain: Explain = None) -> Batch:
+    def post_batch(
+        request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
+    ) -> Batch:
         try:
             wires = decoder.decode_many(body)
         except EventError as exc:
@@ -413,6 +437,7 @@ def create_app(
                 engine.check_time(events[-1], now_ms)
             except EventError as exc:
                 raise reject(exc, 422, index) from None
+        require_label_scope(request, events)
         seen: dict[str, bytes] = {}
         for index, event in enumerate(events):
             digest = engine.payload_hash(event)
@@ -430,12 +455,14 @@ def create_app(
                 raise reject(exc, 422, index) from None
         show = explain_on(explain)
         try:
-            decisions = [engine.process(event)[0].public(show) for event in events]
+            processed = [engine.process(event) for event in events]
         except Exception:  # a bug on valid input: answer 500 and record nothing
             discard_pending()
             raise
         durable(batch=True)
-        return Batch(decisions=decisions)
+        new = [event for event, (_, repeat) in zip(events, processed, strict=True) if not repeat]
+        audit_labels(gate.audit, request, new)
+        return Batch(decisions=[decision.public(show) for decision, _ in processed])
 
     @get(
         "/v1/entities/{kind:str}/{entity_id:str}/graph",
@@ -523,6 +550,16 @@ def create_app(
         previous = engine.ruleset.version
         engine.set_ruleset(ruleset)
         log.warning("ruleset swapped: %s -> %s", previous, ruleset.version)
+        actor, actor_name = actor_of(request)
+        gate.audit.record(
+            actor,
+            "ruleset.publish",
+            "ruleset",
+            {"version": previous},
+            {"version": ruleset.version},
+            at_ms=time.time_ns() // 1_000_000,
+            actor_name=actor_name,
+        )
         return RulesetVersion(version=ruleset.version)
 
     @get(
@@ -582,11 +619,14 @@ def create_app(
             readyz,
             prometheus,
             *otp_handlers(engine, otp),
-            *hold_handlers(engine),
+            *hold_handlers(engine, gate.audit),
             *webhook_handlers(hooks),
             *decision_handlers(engine),
+            *audit_handlers(gate),
         ],
+        guards=[access_guard(gate)],
         exception_handlers={
+            AuthProblem: on_auth_problem,
             ApiError: _on_api_error,
             HTTPException: _on_http_exception(metrics),
             Exception: _on_unexpected,
@@ -599,11 +639,24 @@ def create_app(
                 "Real-time risk decisions for quick payments. Decision contract: "
                 "docs/decisions.md; event contract v1: docs/events.md."
             ),
+            components=components,
+            security=security,
         ),
         on_startup=[hooks.start] if hooks is not None else [],
-        on_shutdown=[*on_shutdown, otp.close, *([hooks.close] if hooks is not None else [])],
+        on_shutdown=[
+            *on_shutdown,
+            otp.close,
+            *([hooks.close] if hooks is not None else []),
+            *closers,
+        ],
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
+    )
+
+
+def _open_access(settings: Settings) -> Access:
+    return Access.open(
+        settings.data_dir, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst
     )
 
 

@@ -19,6 +19,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter, RawBody
 from litestar.types import ExceptionHandlersMap
 
+from payguard.api.access import actor_of
+from payguard.auth import AuditLog
 from payguard.engine import Engine
 from payguard.events import msgspec_field_and_reason
 from payguard.holds import HOLD_STATES, Hold, HoldError, HoldState
@@ -104,8 +106,9 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def hold_handlers(engine: Engine) -> list[HTTPRouteHandler]:
-    """The hold routes over `engine.holds`, for `create_app`."""
+def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRouteHandler]:
+    """The hold routes over `engine.holds`, for `create_app`; each revoke or release is
+    written to `audit` (who, the hold, held → its new state)."""
     errors: ExceptionHandlersMap = {HoldError: _on_hold_error, _BadBody: _on_bad_body}
     problem = ResponseSpec(HoldProblem, generate_examples=False, description="")
 
@@ -158,13 +161,23 @@ def hold_handlers(engine: Engine) -> list[HTTPRouteHandler]:
         request_max_body_size=engine.settings.max_body_bytes,
         responses={400: problem, 404: problem, 409: problem, 422: problem},
     )
-    def change_hold(body: RawBody) -> Hold:
+    def change_hold(request: Request[Any, Any, Any], body: RawBody) -> Hold:
         change = decode_change(body)
         state: HoldState = "revoked" if change.action == "revoke" else "released"
-        hold = engine.resolve_hold(
-            change.hold_id, state, at_ms=_now_ms(), by=change.by, note=change.note
-        )
+        now = _now_ms()
+        hold = engine.resolve_hold(change.hold_id, state, at_ms=now, by=change.by, note=change.note)
         log.info("hold %s %s by %s", hold.hold_id, hold.state, hold.resolved_by)
+        if audit is not None:
+            actor, actor_name = actor_of(request)
+            audit.record(
+                actor,
+                f"hold.{change.action}",
+                hold.hold_id,
+                {"state": "held"},
+                {"state": hold.state, "by": hold.resolved_by},
+                at_ms=now,
+                actor_name=actor_name,
+            )
         return hold
 
     return [list_holds, get_hold, change_hold]

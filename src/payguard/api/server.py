@@ -1,14 +1,39 @@
-"""Run the API under uvicorn: one process, one worker, one engine."""
+"""Run the API under uvicorn: one process, one worker, one engine.
+
+Connection limits (docs/security.md, "Rate limits and timeouts"), all from Settings:
+`request_timeout_s` for a whole request (headers and body; `timeouts.py`),
+`keep_alive_s` for an idle keep-alive connection (uvicorn's `timeout_keep_alive`),
+`max_concurrency` connections and requests in flight before uvicorn answers 503
+(`limit_concurrency`), and `max_header_bytes` for the request line and headers
+(`h11_max_incomplete_event_size`; more → 400 and the connection closes).
+"""
 
 import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import uvicorn
 
 from payguard.api.app import create_app
+from payguard.api.timeouts import DeadlineH11Protocol
+from payguard.auth import Access, banner, check_token_key, dev_admin_key, dev_mode
 from payguard.config import Settings
 from payguard.engine import Engine
 
 log = logging.getLogger("payguard.api")
+
+
+def uvicorn_limits(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options that bound slow, idle, oversized and too many connections."""
+    return {
+        "http": DeadlineH11Protocol.with_timeout(settings.request_timeout_s),
+        "timeout_keep_alive": settings.keep_alive_s,
+        "limit_concurrency": settings.max_concurrency,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+    }
 
 
 def serve(
@@ -17,23 +42,35 @@ def serve(
     port: int = 8000,
     *,
     access_log: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Open the engine (recovering state), serve until SIGINT/SIGTERM, then close it
     (flush + snapshot). A single worker: the engine owns the feature state in memory.
 
+    Refuses to start (StartupRefused, naming PAYGUARD_TOKEN_KEY) on the development or
+    a short token key unless `PAYGUARD_DEV=1`; in development mode it prints a banner
+    with a development admin key for this run (payguard.auth.devmode).
+
     The uvicorn access log is off by default (one line per decision is noise at thousands
     of requests per second); it never contains bodies either way."""
+    env = os.environ if environ is None else environ
+    dev = dev_mode(env)
+    check_token_key(settings.token_key, is_dev_key=settings.uses_dev_key, dev=dev)
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+    dev_admin = dev_admin_key(env, time.time_ns() // 1_000_000)
     engine = Engine.open(settings)
-    if settings.uses_dev_key:
-        log.warning(
-            "PAYGUARD_TOKEN_KEY is not set: tokens use the public development key, so card, "
-            "ID and phone tokens can be reversed by guessing; set a secret key in production"
-        )
+    access = Access.open(
+        settings.data_dir,
+        rate_per_s=settings.rate_limit_per_s,
+        burst=settings.rate_limit_burst,
+        extra_keys=[dev_admin] if dev_admin is not None else [],
+    )
+    if dev:
+        print(banner(dev_admin, settings.uses_dev_key), file=sys.stderr, flush=True)
     closed = False
 
     def close() -> None:  # on shutdown, or after a failed start; never twice
@@ -41,9 +78,10 @@ def serve(
         if not closed:
             closed = True
             engine.close()
+            access.close()
             log.info("engine closed: records flushed, state snapshot written")
 
-    app = create_app(engine, on_shutdown=[close])
+    app = create_app(engine, on_shutdown=[close], access=access)
     log.info(
         "payguard serving on http://%s:%d (ruleset %s, %d records)",
         host,
@@ -60,6 +98,7 @@ def serve(
             access_log=access_log,
             log_level=settings.log_level.lower(),
             log_config=None,
+            **uvicorn_limits(settings),
         )
     finally:
         close()

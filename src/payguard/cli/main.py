@@ -7,7 +7,10 @@ payguard warm-up EVENTS.jsonl          load past events into the state without d
 payguard rules check FILE              validate a ruleset
 payguard rules test FILE EVENTS.jsonl  hits per rule on a fresh in-memory engine
 payguard rules reload [FILE]           upload a ruleset to a running server
+payguard keys create|list|revoke       API keys (docs/security.md)
+payguard audit export|verify           the audit log
 payguard simulate -o EV --labels LAB   simulated customers and labelled attacks
+payguard simulate --closed-loop        the simulated world against the engine, actors reacting
 payguard backtest EV --labels LAB      what a ruleset stops and what it costs customers
 """
 
@@ -29,13 +32,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from payguard.cli.keys import register as register_keys
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.cli.webhooks import register as register_webhooks
 from payguard.config import Settings, load_settings
 from payguard.datadir import DataDirError, DataDirLock, lock_data_dir
-from payguard.engine import DuplicateEventError, Engine, batch_gc, compile_ruleset
+from payguard.engine import DATABASE_FILE, DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
 from payguard.rules import ACTION_RANK, RuleError, Ruleset
@@ -49,6 +53,7 @@ app.add_typer(rules_app, name="rules")
 register_ml(app)
 register_otp(app)
 register_webhooks(app)
+register_keys(app)
 # Tables (backtest, replay summaries) need ~130 columns; a log or pipe gets 160, not 80.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 out = Console(width=_PIPED_WIDTH)
@@ -103,8 +108,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the HTTP API (POST /v1/events, …) on the embedded store."""
+    """Serve the HTTP API (POST /v1/events, …) on the embedded store; every route but
+    health and metrics needs an API key (`payguard keys create`, docs/security.md)."""
     from payguard.api import serve as serve_http
+    from payguard.auth import StartupRefused
 
     settings = _settings(config)
     if not settings.ruleset.is_file():
@@ -113,6 +120,8 @@ def serve(
     _lock(settings)
     try:
         serve_http(settings, host=host, port=port)
+    except StartupRefused as exc:
+        _fail(str(exc))
     except RuleError as exc:
         _fail(str(exc))
     except (ValueError, OSError, sqlite3.Error) as exc:
@@ -260,8 +269,10 @@ def warm_up(
     started = time.perf_counter()
     created = not settings.data_dir.exists()
     _lock(settings)
-    checker = Checker(events, settings.token_key.encode())
     progress = _progress("warm-up")
+    # forked before the engine opens the database and the progress display starts a thread
+    database = settings.data_dir / DATABASE_FILE
+    checker = Checker(events, settings.token_key.encode(), database, settings.flush_every)
     try:
         engine = _open(settings)
         try:
@@ -280,13 +291,13 @@ def warm_up(
 
                 loaded, total = load(engine, checker, tick)
         finally:
-            engine.close()  # after a failed load: no snapshot (Engine.loading)
+            engine.close()  # after a failed load: no snapshot (Engine.loading_recorded)
     except WarmUpError as exc:
         if created:
             shutil.rmtree(settings.data_dir, ignore_errors=True)
         _fail(str(exc))
     finally:
-        checker.stop()
+        checker.stop()  # after the snapshot; a load it still holds open is rolled back
     elapsed = time.perf_counter() - started
     out.print(
         f"warmed up {loaded:,} events ({total - loaded:,} already recorded) in {elapsed:.1f} s "
@@ -330,8 +341,12 @@ def _load_rules(path: Path, settings: Settings) -> tuple[Ruleset, FeatureState]:
 
 @app.command()
 def simulate(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Events JSON Lines file.")],
-    labels: Annotated[Path, typer.Option("--labels", help="Attack labels JSON Lines file.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Events JSON Lines file.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Attack labels JSON Lines file.")
+    ] = None,
     users: Annotated[int, typer.Option(min=1, help="Legitimate customers.")] = 5_000,
     days: Annotated[int, typer.Option(min=1, help="Days simulated.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 7,
@@ -348,6 +363,24 @@ def simulate(
     lookalike_rate: Annotated[
         float, typer.Option(min=0.0, help="Multiplier on legitimate look-alike rates.")
     ] = 1.0,
+    closed_loop: Annotated[
+        bool,
+        typer.Option(
+            "--closed-loop",
+            help="Run the world against the engine, each actor reacting to its decision "
+            "(docs/simulator.md, 'Closed loop'); -o and --labels then keep what it sent.",
+        ),
+    ] = False,
+    ruleset_file: RulesetOption = None,
+    json_out: JsonOutOption = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option("--compare", help="Closed loop: an open-loop backtest JSON to show beside."),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Closed loop: write the report as HTML.")
+    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Simulate customers and the documented attack campaigns (labels go to their own file)."""
     from payguard.sim import SimConfig
@@ -366,6 +399,18 @@ def simulate(
         )
     except ValueError as exc:
         _fail(str(exc))
+    if closed_loop:
+        from payguard.cli.loop import run_loop
+
+        settings = _settings(config)
+        ruleset, features = _load_rules(ruleset_file or settings.ruleset, settings)
+        run_loop(cfg, settings, ruleset, features, output, labels, json_out, html, compare, out)
+        return
+    loop_only = {"--json": json_out, "--html": html, "--compare": compare}
+    for option in (name for name, value in loop_only.items() if value is not None):
+        _fail(f"{option} is for the closed loop (add --closed-loop)")
+    if output is None or labels is None:
+        _fail("-o/--output and --labels are required (unless --closed-loop)")
     summary = run_simulation(cfg, output, labels)
     out.print(
         f"{summary.events:,} events ({summary.labels:,} attack events) in "
@@ -547,17 +592,24 @@ def rules_reload(
     url: Annotated[str, typer.Option(help="Base URL of a running payguard.")] = (
         "http://127.0.0.1:8000"
     ),
+    key: Annotated[
+        str | None,
+        typer.Option("--key", envvar="PAYGUARD_API_KEY", help="API key with scope rules:admin."),
+    ] = None,
 ) -> None:
     """Upload a ruleset to a running server (PUT /v1/ruleset); it applies without restart."""
     import httpx
 
     if not ruleset_file.is_file():
         _fail(f"no such ruleset file: {ruleset_file}")
+    headers = {"content-type": "application/yaml"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
     try:
         response = httpx.put(
             f"{url.rstrip('/')}/v1/ruleset",
             content=ruleset_file.read_bytes(),
-            headers={"content-type": "application/yaml"},
+            headers=headers,
             timeout=10,
         )
     except httpx.HTTPError as exc:

@@ -48,6 +48,11 @@ class Recorder(Protocol):
         """Make the load durable (`commit`) or discard every record it appended."""
         ...
 
+    def reload(self) -> None:
+        """Read the log again after another process recorded in it (a warm-up's checker):
+        `last_seq`, `lookup` and `append` then follow on from what it wrote."""
+        ...
+
     def last_seq(self) -> int:
         """Sequence number of the newest durable record (0 when empty)."""
         ...

@@ -44,6 +44,10 @@ class MemoryRecorder:
             del self._events[self._load_start :]
         self._load_start = None
 
+    def reload(self) -> None:
+        """Nothing to read again: no other process can record in this log."""
+        return None
+
     def last_seq(self) -> int:
         return len(self._events) if self._load_start is None else self._load_start
 

@@ -99,8 +99,6 @@ class SQLiteRecorder:
         self._decode = msgspec.json.Decoder(Event).decode
         self._feature_sets: dict[tuple[str, ...], int] = {}
         self._feature_names: dict[int, tuple[str, ...]] = {}
-        for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
-            self._remember_set(set_id, tuple(msgspec.msgpack.decode(names)))
         self._rows: list[tuple[Any, ...]] = []
         """`events` rows not yet committed, encoded when queued: the engine's objects are
         then freed while still in cache, not a thousand events later."""
@@ -110,14 +108,27 @@ class SQLiteRecorder:
         """event_id → index in `_rows`."""
         self._loading = False
         """Inside `begin_load`'s transaction: flushes write without committing."""
-        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        self._durable_seq: int = row[0]
-        self._next_seq = self._durable_seq + 1
-        self._maybe_known: set[int] = {
-            hash(event_id) for (event_id,) in self._db.execute("SELECT event_id FROM events")
-        }
+        self._durable_seq = 0
+        self._next_seq = 1
+        self._maybe_known: set[int] = set()
         """Hashes of every recorded event_id: a miss here proves the id is new without a
         query; a hit (or a rare hash collision) is confirmed against the table."""
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the log's end, its event ids and its feature sets again: another process
+        (warm-up's checker) recorded events in it. Nothing may be queued here."""
+        assert not self._rows and not self._loading
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        self._durable_seq = row[0]
+        self._next_seq = self._durable_seq + 1
+        self._maybe_known = {
+            hash(event_id) for (event_id,) in self._db.execute("SELECT event_id FROM events")
+        }
+        self._feature_sets.clear()
+        self._feature_names.clear()
+        for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
+            self._remember_set(set_id, tuple(msgspec.msgpack.decode(names)))
 
     def _migrate(self) -> bool:
         """Create or complete the schema; returns whether the legacy table exists."""
@@ -221,6 +232,7 @@ class SQLiteRecorder:
         this recorder see the rows written so far. A crash or `end_load(commit=False)`
         leaves the log as it was before the load."""
         self.flush()
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # see `checkpoint`
         self._db.execute("BEGIN IMMEDIATE")
         self._loading = True
 
@@ -240,7 +252,15 @@ class SQLiteRecorder:
             self._feature_names.clear()
             for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
                 self._remember_set(set_id, tuple(msgspec.msgpack.decode(names)))
+        self._db.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
         self._loading = False
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file now. A load's commit leaves
+        that to this call (or to the next commit, or the last connection's close): the
+        load's log is as large as its events, and a warm-up's checker copies it while the
+        loader writes its snapshot."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _clear(self) -> None:
         self._pending_ids.clear()

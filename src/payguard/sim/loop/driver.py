@@ -1,0 +1,687 @@
+"""Run the simulated world against the in-process engine, one event at a time.
+
+The world is planned exactly as the open-loop simulator plans it (same seed, same events,
+same labels). Its events then go into a priority queue ordered by (time, sequence), and
+the loop pops them one by one: each is encoded as contract-v1 JSON, decoded and decided by
+the real `Engine.process` (what `payguard replay` does), and the actor behind it reacts to
+the decision. A reaction is more events pushed into the queue: a challenge result, a retry
+minutes or a day later, an owner's report of a held payment, a customer's "that was me".
+An actor answering a challenge does nothing else on that account and device until the
+answer is in (their next events wait for it). Events that can no longer happen are
+skipped: the rest of a campaign that gave up, a refund or chargeback of money that never
+left, a loan paid out on a refused application.
+
+Event ids are assigned when an event is sent, in the order sent (`s<seed>-<rank>`), so the
+same seed yields the same ids, decisions and report.
+"""
+
+import gc
+import heapq
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from payguard.backtest.score import LEAVING_TYPES
+from payguard.config import Settings
+from payguard.engine import Engine, batch_gc
+from payguard.events import Event, EventError
+from payguard.features import FeatureState
+from payguard.policy import Decision
+from payguard.rules import Ruleset
+from payguard.sim.attacks import feedback, generate_attacks
+from payguard.sim.config import SCENARIOS, SimConfig, default_can_pass
+from payguard.sim.legit import build_population, generate_legit
+from payguard.sim.loop.actors import (
+    Answer,
+    Attacker,
+    Customer,
+    Tactic,
+    smaller,
+)
+from payguard.sim.loop.report import LOST_WAYS, LegitLoop, LoopReport, ScenarioLoop
+from payguard.sim.population import User, make_device, make_merchants
+from payguard.sim.world import DAY, HOUR, MINUTE, World, yuan
+from payguard.sim.writer import Body, LabelInfo, TsFormatter
+
+RETRIED: frozenset[str] = frozenset({"payment", "transfer", "withdrawal", "investment_buy"})
+"""Money-out operations an actor retries when refused. Attack money is counted over the
+backtest's `LEAVING_TYPES` (these and `loan_disburse`, a loan landing as the victim's debt,
+which is not retried on its own: it follows its application)."""
+OUTCOME_TYPE = "challenge_result"
+"""The contract type a challenge's outcome is sent back as."""
+HOLD_NOTICE = 0.8
+"""Chance that the owner of a held attack payment reads the notice and reports it."""
+CONFIRMS_OWN = 0.5
+"""Chance that a customer told of their own held or reviewed operation says it was them."""
+MAX_RETRY_DEPTH = 2
+"""Adapted retries of one refused attack operation (a retry of a retry, no further)."""
+CLEAR_HOURS = 72
+"""The report's window when neither the config nor the ruleset (`policy.outcomes`) sets one."""
+LOST_VIA: dict[str, str] = dict(zip(("allow", "challenge", "hold"), LOST_WAYS, strict=True))
+"""Decision action → how the attack money got through (the report's `lost_via`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    """One closed-loop run: the simulated world and how the report counts cleared causes.
+
+    clear_hours: how long a passed strong step-up clears the rules that caused it, for the
+        report's "repeat challenges for a cleared cause"; None: the ruleset's
+        `policy.outcomes.clear_hours` (72 when that is 0, "never clear": the report then
+        shows what clearing would have spared). The engine acts on its own setting; this
+        only measures.
+    retries: whether refused actors retry (off, the loop still answers challenges).
+    """
+
+    sim: SimConfig
+    clear_hours: int | None = None
+    retries: bool = True
+
+
+@dataclass(slots=True)
+class _Money:
+    """One attack money attempt: its fate is settled when decided (or by a hold's end)."""
+
+    seq: int
+    ts: int
+    fen: int
+    origin: int
+    """The planned event this attempt retries (itself for a first try)."""
+    left: bool = False
+    via: str = ""
+    """How money that left got through: `LOST_VIA`."""
+
+
+@dataclass(slots=True)
+class _Campaign:
+    scenario: str
+    attacker: Attacker
+    first_ts: int | None = None
+    money: list[_Money] = field(default_factory=list)
+    retries: int = 0
+    tactics: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _Legit:
+    """Per-customer tallies for the report."""
+
+    friction: set[str] = field(default_factory=set)
+    challenges: Counter[str] = field(default_factory=Counter)
+    abandoned: set[str] = field(default_factory=set)
+    gave_up: set[str] = field(default_factory=set)
+    repeats: int = 0
+    repeat_customers: set[str] = field(default_factory=set)
+    repeat_rules: Counter[str] = field(default_factory=Counter)
+    money_events: int = 0
+    money_refused: int = 0
+    retries: int = 0
+    cleared: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    """(user, device) → rule → until (epoch s): causes a strong step-up cleared."""
+
+
+class ClosedLoop:
+    """The world, the engine and the queue between them; `run()` once, then `report()`."""
+
+    def __init__(
+        self,
+        cfg: LoopConfig,
+        *,
+        settings: Settings,
+        features: FeatureState,
+        ruleset: Ruleset,
+    ) -> None:
+        self.cfg = cfg
+        sim = cfg.sim
+        world_rng = random.Random(sim.seed)
+        self.world = World.create(sim, world_rng, make_merchants(world_rng, sim.users))
+        build_population(self.world)
+        generate_legit(self.world)
+        campaigns = generate_attacks(self.world)
+        feedback(self.world, campaigns)
+        self.rng = random.Random(f"closed-loop-{sim.seed}")
+        self.engine = Engine.in_memory(settings, features, ruleset)
+        outcomes = ruleset.policy.outcomes
+        self.clear_hours = cfg.clear_hours or outcomes.clear_hours or CLEAR_HOURS
+        self.strong: frozenset[str] = frozenset(outcomes.strong)
+        """Step-ups whose pass clears a cause (the ruleset's, as the engine reads them)."""
+        self.users: dict[str, User] = {u.uid: u for u in self.world.users}
+        self.customers: dict[str, Customer] = {}
+        self.campaigns: dict[str, _Campaign] = {}
+        self.legit = _Legit()
+        self.planned = len(self.world.em.events)
+        self.planned_fen: Counter[str] = _planned_money(self.world)
+        self.queue: list[tuple[int, int]] = [(ts, seq) for ts, seq, _ in self.world.em.events]
+        heapq.heapify(self.queue)
+        self.ids: dict[int, str] = {}
+        self.attempt: dict[int, tuple[int, int]] = {}
+        """Retry seq → (planned seq it retries, attempt number from 2)."""
+        self.tactic_of: dict[int, Tactic] = {}
+        """Attack retry seq → how the attacker changed the refused operation."""
+        self.refused: set[int] = set()
+        """Operations that did not go through (refused, or a challenge not passed)."""
+        self.held_attacks: dict[str, _Money] = {}
+        self.outcomes: Counter[str] = Counter()
+        self.refused_outcomes: Counter[str] = Counter()
+        self.busy: dict[tuple[str, str], int] = {}
+        """(account, device) → when its pending challenge is answered: the actor there
+        does nothing else meanwhile, so their next planned events wait for the answer."""
+        self.postponed = 0
+        self.challenge_results: Counter[str] = Counter()
+        self.skipped = 0
+        self.sent = 0
+        self.lines: list[bytes] | None = None
+        self.label_lines: list[bytes] = []
+        self._fmt = TsFormatter()
+        self._encode = msgspec.json.Encoder().encode
+        self.elapsed_s = 0.0
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, keep_events: bool = False) -> None:
+        """Decide every queued event in time order, reacting as each decision comes back."""
+        if keep_events:
+            self.lines = []
+        engine = self.engine
+        flush_every = engine.settings.flush_every
+        started = time.perf_counter()
+        with batch_gc():
+            for seq, body, ts in self._pop():
+                try:
+                    event = engine.decoder.decode(self._wire(seq, ts, body))
+                    decision, _ = engine.process(event)
+                except EventError:
+                    if body["type"] not in _ANSWERS:
+                        raise  # the world's own events are valid: a refusal is a bug
+                    self.refused_outcomes[body["type"]] += 1
+                    if self.lines is not None:
+                        self.lines.pop()  # the file keeps what the engine took
+                    continue
+                self._react(seq, ts, body, event, decision)
+                if self.sent % flush_every == 0:
+                    engine.flush()
+                    gc.collect(1)  # young generations only: see batch_gc
+        self._settle_holds()
+        self.elapsed_s = round(time.perf_counter() - started, 3)
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def _pop(self) -> Iterator[tuple[int, Body, int]]:
+        events, labels, queue = self.world.em.events, self.world.em.labels, self.queue
+        while queue:
+            ts, seq = heapq.heappop(queue)
+            body = events[seq][2]
+            label = labels.get(seq)
+            if label is not None and self._campaign(label).attacker.gave_up:
+                self.skipped += 1
+                continue
+            ref = body.get("ref_event_id")
+            if ref is not None and not self._can_refer(body["type"], ref):
+                self.skipped += 1
+                continue
+            until = self._answering(body)
+            if until is not None and ts <= until:
+                heapq.heappush(queue, (until + 1, seq))  # after the challenge is answered
+                self.postponed += 1
+                continue
+            yield seq, body, ts
+
+    def _answering(self, body: Body) -> int | None:
+        """Until when the actor on this event's account and device is busy answering a
+        challenge (None: not answering one); answers themselves never wait."""
+        device = body.get("device_id")
+        if device is None or body["type"] in _ANSWERS:
+            return None
+        return self.busy.get((body.get("user_id") or "", device))
+
+    def _can_refer(self, kind: str, ref: int) -> bool:
+        """What an event refers to must have happened (and gone through, for `_NEEDS_DONE`)."""
+        if ref not in self.ids:
+            return False
+        return kind not in _NEEDS_DONE or ref not in self.refused
+
+    def _wire(self, seq: int, ts: int, body: Body) -> bytes:
+        """The event as a client sends it, with its id assigned now (and kept if wanted)."""
+        eid = f"s{self.cfg.sim.seed}-{self.sent:08d}"
+        self.sent += 1
+        self.ids[seq] = eid
+        out: Body = {"event_id": eid, "type": None, "ts": self._fmt(ts)}
+        out.update(body)
+        ref = body.get("ref_event_id")
+        if ref is not None:
+            out["ref_event_id"] = self.ids[ref]
+        raw = self._encode(out)
+        if self.lines is not None:
+            self.lines.append(raw)
+            label = self.world.em.labels.get(seq)
+            if label is not None:
+                self.label_lines.append(self._encode(_label_line(eid, label)))
+        return raw
+
+    def _push(self, ts: int, body: Body, label: LabelInfo | None = None) -> int | None:
+        """Queue a reaction at `ts` (dropped past the window's end); its sequence number."""
+        if ts >= self.world.end_ts:
+            return None
+        em = self.world.em
+        seq = em.emit(ts, body)
+        if label is not None:
+            em.labels[seq] = label
+        heapq.heappush(self.queue, (ts, seq))
+        return seq
+
+    # -- reactions ------------------------------------------------------------------------
+
+    def _react(self, seq: int, ts: int, body: Body, event: Event, decision: Decision) -> None:
+        label = self.world.em.labels.get(seq)
+        if label is not None:
+            self._attack(seq, ts, body, label, event, decision)
+        elif event.user_id in self.users and event.type not in _ANSWERS:
+            self._customer(seq, ts, body, event, decision)
+
+    def _customer(self, seq: int, ts: int, body: Body, event: Event, decision: Decision) -> None:
+        uid = event.user_id
+        assert uid is not None
+        legit = self.legit
+        action = decision.action
+        money = event.type in RETRIED
+        legit.money_events += money
+        if action == "allow":
+            return
+        legit.friction.add(uid)
+        if action in ("hold", "review"):
+            self._that_was_me(ts, body, seq)
+        if action == "hold":
+            return  # notified, it was them: the hold runs out and the money leaves
+        answer: Answer | None = None
+        if action == "challenge":
+            answer = self._customer_challenge(seq, ts, uid, event, decision)
+            if answer.outcome == "passed":
+                return
+        self.refused.add(seq)
+        if not money:
+            return
+        legit.money_refused += 1
+        origin, attempt = self.attempt.get(seq, (seq, 1))
+        if self.cfg.retries and Customer.retries(attempt, self.rng):
+            wait = (30 * MINUTE, 6 * HOUR) if answer is not None else (10 * MINUTE, 4 * HOUR)
+            retry = self._push(ts + self.rng.randint(*wait), dict(body))
+            if retry is not None:
+                self.attempt[retry] = (origin, attempt + 1)
+                legit.retries += 1
+                return
+        legit.gave_up.add(uid)
+
+    def _customer_challenge(
+        self, seq: int, ts: int, uid: str, event: Event, decision: Decision
+    ) -> Answer:
+        legit = self.legit
+        offered = _offered(decision)
+        rules = _rules(decision)
+        key = (uid, event.device_id or "")
+        cleared = legit.cleared.get(key, {})
+        again = [r for r in rules if cleared.get(r, 0) > ts]
+        if again:
+            legit.repeats += 1
+            legit.repeat_customers.add(uid)
+            legit.repeat_rules.update(again)
+        legit.challenges[uid] += 1
+        answer = self._owner(uid).answer(offered, event.device_id, self.rng)
+        if answer.outcome == "abandoned":
+            legit.abandoned.add(uid)
+        if answer.outcome == "passed" and answer.method in self.strong:
+            until = ts + self.clear_hours * HOUR
+            legit.cleared.setdefault(key, {}).update(dict.fromkeys(rules, until))
+        self._result(seq, ts, event, answer, "customer")
+        return answer
+
+    def _attack(
+        self, seq: int, ts: int, body: Body, label: LabelInfo, event: Event, decision: Decision
+    ) -> None:
+        camp = self._campaign(label)
+        if camp.first_ts is None:
+            camp.first_ts = ts
+        money = event.type in LEAVING_TYPES and event.amount is not None
+        origin, attempt = self.attempt.get(seq, (seq, 1))
+        record: _Money | None = None
+        if money:
+            assert event.amount is not None
+            record = _Money(seq, ts, event.amount, origin)
+            camp.money.append(record)
+        action = decision.action
+        passed = action in ("allow", "hold")
+        if action == "challenge":
+            victim = event.user_id or ""
+            can = camp.attacker.can_pass(
+                _label_methods(label), self._owner(victim), event.device_id
+            )
+            answer = camp.attacker.answer(_offered(decision), can, self.rng)
+            self._result(seq, ts, event, answer, "attacker")
+            passed = answer.outcome == "passed"
+        if not passed:
+            self.refused.add(seq)
+        if record is None:
+            return
+        if passed:
+            record.left = True
+            record.via = LOST_VIA[action]
+            if action == "hold" and not camp.attacker.owner_acts:
+                self._hold_notice(ts, event, record)
+            return
+        if not camp.attacker.refused() or not self.cfg.retries:
+            return
+        if attempt > MAX_RETRY_DEPTH or event.type not in RETRIED:
+            return
+        self._adapt(camp, ts, body, label, event, origin, attempt)
+
+    def _adapt(
+        self,
+        camp: _Campaign,
+        ts: int,
+        body: Body,
+        label: LabelInfo,
+        event: Event,
+        origin: int,
+        attempt: int,
+    ) -> None:
+        """Retry a refused attack operation another way (docs/simulator.md, "Closed loop")."""
+        rng = self.rng
+        victim = self.users.get(event.user_id or "")
+        tried = camp.attacker.tried_cards.setdefault(event.user_id or "", set())
+        card = body.get("card")
+        if card is not None:
+            tried.add(card["number"])
+        spare = [c for c in victim.cards if c["number"] not in tried] if victim else []
+        options: set[Tactic] = {"smaller_amount", "wait_out"}
+        if spare and card is not None:
+            options.add("another_card")
+        if body.get("device_id") is not None and not camp.attacker.owner_acts:
+            options.add("another_channel")
+        tactic = camp.attacker.adapt(options, rng)
+        if tactic is None:
+            return
+        retry = dict(body)
+        when = ts + rng.randint(MINUTE, 15 * MINUTE)
+        if tactic == "another_card":
+            retry["card"] = rng.choice(spare)
+        elif tactic == "smaller_amount":
+            retry["amount"] = yuan(smaller(event.amount or 0, rng))
+        elif tactic == "another_channel":
+            device = make_device(rng, "web" if body.get("channel") != "web" else "emulator")
+            retry.update(device_id=device.id, user_agent=device.ua, channel=device.channel)
+        else:
+            when = ts + rng.randint(DAY, DAY + 6 * HOUR)
+        pushed = self._push(when, retry, label)
+        if pushed is not None:
+            self.attempt[pushed] = (origin, attempt + 1)
+            self.tactic_of[pushed] = tactic
+            camp.retries += 1
+            camp.tactics[tactic] += 1
+
+    def _hold_notice(self, ts: int, event: Event, record: _Money) -> None:
+        """The owner is told about the held payment; most say at once it was not them (an
+        owner who is in on it, or coached by the scammer, says nothing)."""
+        self.held_attacks[event.event_id] = record
+        victim = self.users.get(event.user_id or "")
+        if victim is None or self.rng.random() >= HOLD_NOTICE:
+            return
+        device = victim.devices[0]
+        body: Body = {
+            "type": "fraud_report",
+            "user_id": victim.uid,
+            "device_id": device.id,
+            "ip": victim.ips[0],
+            "channel": device.channel,
+            "attrs": {"reason": "unauthorized"},
+            "ref_event_id": record.seq,
+        }
+        if self._push(ts + self.rng.randint(5 * MINUTE, 12 * HOUR), body) is not None:
+            self.outcomes["fraud_report"] += 1
+
+    def _that_was_me(self, ts: int, body: Body, seq: int) -> None:
+        """A customer told of a held or reviewed operation of theirs sometimes confirms it
+        (a `label` not_fraud from the customer)."""
+        if self.rng.random() >= CONFIRMS_OWN:
+            return
+        label: Body = {
+            "type": "label",
+            "user_id": body["user_id"],
+            "ref_event_id": seq,
+            "label": "not_fraud",
+            "source": "customer",
+        }
+        if self._push(ts + self.rng.randint(5 * MINUTE, 2 * HOUR), label) is not None:
+            self.outcomes["label"] += 1
+
+    def _result(self, seq: int, ts: int, event: Event, answer: Answer, actor: str) -> None:
+        """Count the challenge's outcome and send it back (when a method was tried on a device)."""
+        method = answer.method or "none"
+        self.challenge_results[f"{actor}/{method}/{answer.outcome}"] += 1
+        if answer.method is None or event.device_id is None:
+            return  # nothing tried, or a server-to-server debit: no device to answer on
+        body: Body = {
+            "type": OUTCOME_TYPE,
+            "ref_event_id": seq,
+            "method": answer.method,
+            "outcome": answer.outcome,
+        }
+        if event.user_id is not None:
+            body["user_id"] = event.user_id
+        if event.device_id is not None:
+            body["device_id"] = event.device_id
+        answered = ts + self.rng.randint(10, 90)
+        if self._push(answered, body) is not None:
+            self.outcomes[OUTCOME_TYPE] += 1
+            key = (event.user_id or "", event.device_id)
+            self.busy[key] = max(self.busy.get(key, 0), answered)
+
+    def _settle_holds(self) -> None:
+        """Held attack money whose hold the owner's report revoked never left."""
+        for hold in self.engine.holds.find(state="revoked", now_ms=_END_OF_TIME, limit=_ALL):
+            record = self.held_attacks.get(hold.event_id)
+            if record is not None:
+                record.left = False
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def _campaign(self, label: LabelInfo) -> _Campaign:
+        camp = self.campaigns.get(label[0])
+        if camp is None:
+            attacker = Attacker.draw(label[0], label[1], label[2], self.rng)
+            camp = self.campaigns[label[0]] = _Campaign(label[1], attacker)
+        return camp
+
+    def _owner(self, uid: str) -> Customer:
+        customer = self.customers.get(uid)
+        if customer is None:
+            user = self.users.get(uid)
+            if user is None:  # a made-up account id in a stuffing list: nobody answers
+                user = User(uid, "", "", "", "", [], [], [], 0, 0.0, 0, 0)
+            customer = self.customers[uid] = Customer.draw(user, self.rng)
+        return customer
+
+    # -- the report -----------------------------------------------------------------------
+
+    def report(self) -> LoopReport:
+        sim = self.cfg.sim
+        rows = [
+            self._scenario(s)
+            for s in SCENARIOS
+            if any(c.scenario == s for c in self.campaigns.values())
+        ]
+        legit = self.legit
+        with_friction = len(legit.friction)
+        challenges = sum(legit.challenges.values())
+        return LoopReport(
+            seed=sim.seed,
+            users=sim.users,
+            days=sim.days,
+            variants=sim.variants,
+            ruleset=self.engine.ruleset.version,
+            clear_hours=self.clear_hours,
+            events=self.sent - sum(self.refused_outcomes.values()),
+            planned_events=self.planned,
+            skipped_events=self.skipped,
+            postponed_events=self.postponed,
+            outcome_events=dict(sorted(self.outcomes.items())),
+            refused_outcomes=dict(sorted(self.refused_outcomes.items())),
+            challenge_results=dict(sorted(self.challenge_results.items())),
+            total=self._scenario(None),
+            scenarios=rows,
+            legit=LegitLoop(
+                customers=len(self.users),
+                customers_with_friction=with_friction,
+                challenges=challenges,
+                challenges_per_customer_with_friction=(
+                    challenges / with_friction if with_friction else None
+                ),
+                max_challenges_one_customer=max(legit.challenges.values(), default=0),
+                customers_challenged=len(legit.challenges),
+                customers_abandoned=len(legit.abandoned),
+                customers_gave_up=len(legit.gave_up),
+                repeat_challenges_cleared=legit.repeats,
+                customers_repeat_challenged=len(legit.repeat_customers),
+                repeat_rules=dict(legit.repeat_rules.most_common()),
+                money_events=legit.money_events,
+                money_refused=legit.money_refused,
+                retries=legit.retries,
+            ),
+            elapsed_s=self.elapsed_s,
+        )
+
+    def _scenario(self, scenario: str | None) -> ScenarioLoop:
+        camps = [c for c in self.campaigns.values() if scenario is None or c.scenario == scenario]
+        attempted = lost = with_retries = 0
+        stops: list[int] = []
+        tactics: Counter[str] = Counter()
+        via: Counter[str] = Counter()
+        with_money = stopped = 0
+        for camp in camps:
+            tactics.update(camp.tactics)
+            for m in camp.money:
+                if m.left:
+                    via[m.via] += m.fen
+            origins = {m.origin: m.fen for m in camp.money if m.origin == m.seq}
+            attempted += sum(origins.values())
+            with_retries += sum(m.fen for m in camp.money)
+            lost += sum(m.fen for m in camp.money if m.left)
+            if not camp.money:
+                continue
+            with_money += 1
+            stop = _stop_ts(camp.money)
+            if stop is not None and camp.first_ts is not None:
+                stopped += 1
+                stops.append(stop - camp.first_ts)
+        return ScenarioLoop(
+            scenario=scenario or "total",
+            campaigns=len(camps),
+            campaigns_with_money=with_money,
+            campaigns_stopped=stopped,
+            campaigns_gave_up=sum(c.attacker.gave_up for c in camps),
+            planned_fen=sum(self.planned_fen[c.attacker.campaign] for c in camps),
+            attempted_fen=attempted,
+            attempted_with_retries_fen=with_retries,
+            lost_fen=lost,
+            lost_share=lost / attempted if attempted else None,
+            retries_after_decline=sum(c.retries for c in camps),
+            median_seconds_to_stop=_median(stops),
+            retry_tactics=dict(sorted(tactics.items())),
+            lost_via=dict(sorted(via.items())),
+        )
+
+
+_ANSWERS: frozenset[str] = frozenset({OUTCOME_TYPE, "label", "fraud_report", "chargeback"})
+"""What actors send back about earlier decisions: not operations anyone reacts to again."""
+_NEEDS_DONE: frozenset[str] = frozenset({"refund", "chargeback", "loan_disburse"})
+"""Events that follow only an operation that went through: money back needs money gone,
+a loan is paid out only on an application that was not refused."""
+_END_OF_TIME = 2**62
+_ALL = 2**62
+
+
+def _planned_money(world: World) -> Counter[str]:
+    """Campaign → the attack money its plan holds (what it would try if never refused)."""
+    planned: Counter[str] = Counter()
+    labels = world.em.labels
+    for _, seq, body in world.em.events:
+        label = labels.get(seq)
+        if label is not None and body["type"] in LEAVING_TYPES and "amount" in body:
+            planned[label[0]] += fen_of(body["amount"])
+    return planned
+
+
+def fen_of(amount: str) -> int:
+    """The simulator's decimal-string amount (`"96.68"`, always two decimals) in fen."""
+    whole, _, cents = amount.partition(".")
+    return int(whole) * 100 + int(cents or 0)
+
+
+def _stop_ts(money: list[_Money]) -> int | None:
+    """The first refusal after the campaign's last loss (None: its last attempt was lost)."""
+    ordered = sorted(money, key=lambda m: (m.ts, m.seq))
+    last_lost = max((i for i, m in enumerate(ordered) if m.left), default=-1)
+    after = ordered[last_lost + 1 :]
+    return after[0].ts if after else None
+
+
+def _median(values: list[int]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _offered(decision: Decision) -> list[str]:
+    return list(decision.challenge) if isinstance(decision.challenge, list) else []
+
+
+def _rules(decision: Decision) -> list[str]:
+    """The live rules behind a decision (its causes), policy and model reasons left out."""
+    return [r.rule for r in decision.reasons if r.rule not in ("policy", "model")]
+
+
+def _label_methods(label: LabelInfo) -> frozenset[str]:
+    return frozenset(label[3]) if label[3] is not None else default_can_pass(label[1])
+
+
+def _label_line(eid: str, label: LabelInfo) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "event_id": eid,
+        "campaign": label[0],
+        "scenario": label[1],
+        "variant": label[2],
+        "attack": True,
+    }
+    if label[3] is not None:
+        line["can_pass"] = label[3]
+    return line
+
+
+def run_closed_loop(
+    cfg: LoopConfig,
+    *,
+    settings: Settings,
+    features: FeatureState,
+    ruleset: Ruleset,
+    events_out: Path | None = None,
+    labels_out: Path | None = None,
+) -> LoopReport:
+    """Plan the world, run it against a fresh in-memory engine, report; optionally write
+    the events the engine saw (and their labels) as JSON Lines, replayable as they are."""
+    loop = ClosedLoop(cfg, settings=settings, features=features, ruleset=ruleset)
+    try:
+        loop.run(keep_events=events_out is not None)
+    finally:
+        loop.close()
+    if events_out is not None and loop.lines is not None:
+        events_out.write_bytes(b"\n".join(loop.lines) + b"\n")
+        if labels_out is not None:
+            labels_out.write_bytes(b"".join(line + b"\n" for line in loop.label_lines))
+    return loop.report()

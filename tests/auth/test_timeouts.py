@@ -1,0 +1,98 @@
+"""Slow clients are cut off: a request that has not fully arrived `request_timeout_s`
+after the connection opened (or the previous answer) is closed without an answer.
+
+Behaviour, not speed: each test waits for the close with a generous margin and fails
+only if the server never closes the connection."""
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from auth_support import Server
+
+from payguard.config import load_settings
+
+TIMEOUT_S = 1
+MARGIN_S = 10
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("payguard-timeouts")
+    settings = msgspec.structs.replace(
+        load_settings(env={"PAYGUARD_DATA_DIR": str(data)}),
+        ruleset=Path(__file__).resolve().parents[2] / "rules" / "default.yaml",
+        request_timeout_s=TIMEOUT_S,
+        max_header_bytes=2048,
+    )
+    srv = Server(data, settings).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _connect(server: Server) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=TIMEOUT_S + MARGIN_S)
+    return sock
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes; socket.timeout if it never does."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_half_sent_headers_are_cut_off(strict: Server) -> None:
+    with _connect(strict) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finishes the headers
+        assert _read_until_closed(sock) == b""
+
+
+def test_a_slow_body_is_cut_off(strict: Server) -> None:
+    with _connect(strict) as sock:
+        sock.sendall(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 200\r\n\r\n" + b'{"event_id": "slow'
+        )
+        assert _read_until_closed(sock) == b""
+
+
+def test_a_silent_connection_is_cut_off(strict: Server) -> None:
+    with _connect(strict) as sock:
+        assert _read_until_closed(sock) == b""
+
+
+def test_a_complete_request_is_answered_and_oversized_headers_refused(strict: Server) -> None:
+    with _connect(strict) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _read_until_closed(sock).startswith(b"HTTP/1.1 200")
+    with _connect(strict) as sock:
+        # headers still growing past max_header_bytes (2048 here): refused, not buffered
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4096)
+        assert _read_until_closed(sock).startswith(b"HTTP/1.1 400")
+
+
+def test_connections_beyond_max_concurrency_get_503(tmp_path: Path) -> None:
+    settings = msgspec.structs.replace(
+        load_settings(env={"PAYGUARD_DATA_DIR": str(tmp_path)}),
+        ruleset=Path(__file__).resolve().parents[2] / "rules" / "default.yaml",
+        max_concurrency=2,
+        keep_alive_s=60,
+    )
+    server = Server(tmp_path, settings).start()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        with _connect(server) as first:
+            first.sendall(request)  # answered, and the connection stays open (keep-alive)
+            assert first.recv(65536).startswith(b"HTTP/1.1 200")
+            with _connect(server) as second:  # two connections: the limit
+                second.sendall(request)
+                assert second.recv(65536).startswith(b"HTTP/1.1 503")
+    finally:
+        server.stop()
