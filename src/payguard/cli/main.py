@@ -143,17 +143,11 @@ def _check_listen(host: str, port: int) -> None:
 
 def _lock(settings: Settings) -> DataDirLock:
     """Hold the data directory for this process (payguard.datadir), or exit 2 naming it
-    and the process that holds it. The lock lives until the process exits."""
+    and the process that holds it. The kernel releases it when the process exits."""
     try:
-        held = lock_data_dir(settings.data_dir)
+        return lock_data_dir(settings.data_dir)
     except DataDirError as exc:
         _fail(str(exc))
-    _HELD_LOCKS.append(held)
-    return held
-
-
-_HELD_LOCKS: list[DataDirLock] = []
-"""Locks this process holds (kept referenced so that they last until it exits)."""
 
 
 @app.command()
