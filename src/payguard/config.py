@@ -79,6 +79,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """SQLite `synchronous` for the event log: FULL syncs the WAL before a request is
     answered; NORMAL may lose the last commits on power loss (docs/security.md,
     "Durability")."""
+    rule_budget_us: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 50_000
+    """Time one event's rules may spend in the CEL binding; the rules left when it runs
+    out fail by their `on_error` (docs/security.md, "Rules sandbox")."""
     max_body_bytes: int = 65_536
     max_batch_bytes: int = 8 * 1024 * 1024
     otp_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300

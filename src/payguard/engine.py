@@ -50,10 +50,10 @@ from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.graph import GraphConfig, GraphFeatures
 from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
-from payguard.metrics import Metrics
+from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
-from payguard.rules import CompiledRule, Ruleset, event_variables, parse_ruleset
+from payguard.rules import CompiledRule, RuleHit, Ruleset, event_variables, parse_ruleset
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
@@ -203,6 +203,7 @@ class Engine:
         """Decision lifecycles: challenge results and labels (payguard.outcomes)."""
         self.settings = settings
         self.metrics = Metrics()
+        self.rule_error_log = RuleErrorLog(self.metrics, log)
         self.listeners: list[DecisionListener] = []
         self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
         self._snapshot_path = snapshot_path
@@ -344,6 +345,9 @@ class Engine:
             listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
         self.metrics.observe(event.type, decision.action, decision.latency_us)
+        if decision.rule_errors:  # counted and logged only for recorded decisions
+            errors = decision.rule_errors
+            self.rule_error_log.report((e["rule"], e["error"], e["on_error"]) for e in errors)
         if seq % self.settings.snapshot_every == 0:
             self.flush()
             self.write_snapshot()
@@ -486,7 +490,7 @@ class Engine:
             )
             return decision, variables
         outcome = decide(hits, plan.ruleset.policy, partial(self._step_up, event, features))
-        errors = [{"rule": h.rule, "error": h.error or ""} for h in hits if h.status == "error"]
+        errors = _rule_errors(plan.rules, hits)
         reasons = outcome.reasons
         if plan.chain_rules and reasons:
             reasons = self._with_chains(reasons, plan.chain_rules)
@@ -619,7 +623,8 @@ class Engine:
         }
         event_vars = {n: f for n, f in self._event_vars.items() if n in wanted}
         features = catalog | graph.keys() | chains.keys()
-        run_rules, _ = rule_runner(rules, types, features, event_vars, params)
+        budget = self.settings.rule_budget_us
+        run_rules, _ = rule_runner(rules, types, features, event_vars, params, budget)
         return run_rules
 
     def _apply(
@@ -995,6 +1000,16 @@ def batch_gc() -> Iterator[None]:
             yield
     finally:
         gc.unfreeze()
+
+
+def _rule_errors(rules: tuple[CompiledRule, ...], hits: list[RuleHit]) -> list[dict[str, str]]:
+    """The decision's `rule_errors`: rule id, error class and failure mode of each rule
+    that could not be evaluated (a fail_closed one also hit)."""
+    failed = [h for h in hits if h.error is not None]
+    if not failed:
+        return []
+    on_error = {r.rule.id: r.rule.on_error for r in rules}
+    return [{"rule": h.rule, "error": h.error or "", "on_error": on_error[h.rule]} for h in failed]
 
 
 def compile_ruleset(text: str, features: FeatureState, *, graph_chains: bool = True) -> Ruleset:

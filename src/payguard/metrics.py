@@ -1,6 +1,9 @@
 """Process-local counters and a latency histogram, rendered as Prometheus text."""
 
+import logging
+import time
 from bisect import bisect_left
+from collections.abc import Callable, Iterable
 
 LATENCY_BUCKETS_US = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000)
 
@@ -17,6 +20,8 @@ class Metrics:
         """Commits of the event log that failed (each request answered 503)."""
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_US) + 1)
         self.latency_sum_us = 0
+        self.rule_errors: dict[tuple[str, str], int] = {}
+        """(rule id, error class) → evaluations that failed (`payguard_rule_errors_total`)."""
 
     def observe(self, event_type: str, action: str, latency_us: int) -> None:
         key = (event_type, action)
@@ -42,6 +47,13 @@ class Metrics:
         ):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
         lines += [
+            "# HELP payguard_rule_errors_total Rule evaluations that failed, by rule and error.",
+            "# TYPE payguard_rule_errors_total counter",
+        ]
+        for (rule, error), count in sorted(self.rule_errors.items()):
+            labels = f'rule="{_label(rule)}",error="{_label(error)}"'
+            lines.append(f"payguard_rule_errors_total{{{labels}}} {count}")
+        lines += [
             "# HELP payguard_decision_latency_us Decision latency in microseconds.",
             "# TYPE payguard_decision_latency_us histogram",
         ]
@@ -56,3 +68,52 @@ class Metrics:
         for gauge, reading in sorted(gauges.items()):
             lines += [f"# TYPE {gauge} gauge", f"{gauge} {reading:g}"]
         return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class RuleErrorLog:
+    """Counts failing rules in `Metrics` and logs each rule at most once per interval.
+
+    A rule that raises usually raises for every event of a kind, so logging each one
+    would flood the log exactly when it is most read; instead the first failure of a rule
+    is logged at once, later ones are counted, and the next line (after `interval_s`)
+    says how many were suppressed. Lines name the rule and the error class, nothing from
+    the event. The clock is monotonic process time, not event time, which a client sets."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        log: logging.Logger,
+        interval_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.metrics = metrics
+        self.log = log
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def report(self, errors: Iterable[tuple[str, str, str]]) -> None:
+        """Count and maybe log (rule id, error class, on_error) failures of one decision."""
+        counts = self.metrics.rule_errors
+        now = self.clock()
+        for rule, error, on_error in errors:
+            counts[(rule, error)] = counts.get((rule, error), 0) + 1
+            last = self._last_logged.get(rule)
+            if last is not None and now - last < self.interval_s:
+                self._suppressed[rule] = self._suppressed.get(rule, 0) + 1
+                continue
+            self._last_logged[rule] = now
+            suppressed = self._suppressed.pop(rule, 0)
+            self.log.warning(
+                "rule %s failed: %s (%s); %d more failures since the last report",
+                rule,
+                error,
+                on_error,
+                suppressed,
+            )

@@ -74,14 +74,14 @@ def test_put_valid_hot_reloads(client: httpx.Client) -> None:
         assert r.json()["action"] == "allow"
         assert r.json()["ruleset"] == old_version
     # tighten: the second card within the hour already goes to review
-    stricter = source.replace('version: "2026.12.1"', 'version: "2026.12.1-strict"').replace(
+    stricter = source.replace('version: "2026.12.2"', 'version: "2026.12.2-strict"').replace(
         "count_card_bind_by_user_1h >= 3 ||", "count_card_bind_by_user_1h >= 1 ||"
     )
     assert stricter != source
     put = client.put("/v1/ruleset", content=stricter.encode(), headers=YAML)
     assert put.status_code == 200, put.text
     new_version = put.json()["version"]
-    assert new_version.startswith("2026.12.1-strict+") and new_version != old_version
+    assert new_version.startswith("2026.12.2-strict+") and new_version != old_version
     assert client.get("/healthz").json()["ruleset"] == new_version
     assert client.get("/v1/ruleset").json() == {"version": new_version, "source": stricter}
     other = "u-reload-2"

@@ -113,12 +113,12 @@ def test_a_counter_line_resume_by_the_owner_kills_the_chain() -> None:
 
 def test_phone_takeover_catches_simulated_thefts_before_money_leaves(tmp_path: Path) -> None:
     """Replay a small simulation: the chain is matched (or completed) on a phone-theft
-    card binding or money event, and on few legitimate events."""
+    card binding or money event, and on few legitimate events. Six campaigns, so that the
+    round-robin over the five theft tactics includes those with a carrier signal (the
+    chain's first step)."""
     events_path, labels_path = tmp_path / "e.jsonl", tmp_path / "l.jsonl"
     simulate(
-        SimConfig(
-            users=600, days=10, seed=3, attack_rate=0.05, scenarios=("phone_theft_takeover",)
-        ),
+        SimConfig(users=600, days=10, seed=3, attack_rate=0.1, scenarios=("phone_theft_takeover",)),
         events_path,
         labels_path,
     )

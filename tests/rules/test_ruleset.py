@@ -157,7 +157,8 @@ rules:
 def test_signals_are_inlined_where_rules_name_them() -> None:
     ruleset = parse_ruleset(SIGNALS, KNOWN, EVENT_TYPES)
     rule = ruleset.rules[0]
-    assert rule.condition == "((amount >= big) && hour < 6) || merchant_category == 'large'"
+    # inlined by syntax tree and printed fully parenthesised
+    assert rule.condition == "(((amount >= big) && (hour < 6)) || (merchant_category == 'large'))"
     assert rule.variables == {"amount", "big", "hour", "merchant_category"}
     night = {"amount": 600, "big": 500, "hour": 3, "merchant_category": "x"}
     assert evaluate(ruleset.rules, night)[0].rule == "r1"
@@ -167,7 +168,7 @@ def test_signals_are_inlined_where_rules_name_them() -> None:
 def test_a_field_selected_with_a_dot_is_not_a_signal() -> None:
     text = SIGNALS.replace("|| merchant_category == 'large'", "|| attrs.large == 'yes'")
     condition = parse_ruleset(text, KNOWN, EVENT_TYPES).rules[0].condition
-    assert condition == "((amount >= big) && hour < 6) || attrs.large == 'yes'"
+    assert condition == "(((amount >= big) && (hour < 6)) || (attrs.large == 'yes'))"
 
 
 @pytest.mark.parametrize(

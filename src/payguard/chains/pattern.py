@@ -70,7 +70,8 @@ class CompiledCondition(msgspec.Struct, frozen=True):
     """A compiled CEL program, or None when any event of the types satisfies it."""
     variables: frozenset[str]
     text: str | None = None
-    """The CEL source, for running it as Python where the translation is exact."""
+    """The CEL that runs (the condition as printed from its checked syntax tree), for
+    running it as Python where the translation is exact."""
 
     def applies(self, event_type: str) -> bool:
         return self.events is None or event_type in self.events
@@ -195,15 +196,15 @@ def _condition(
     for event_type in events or ():
         if event_type not in types:
             raise RuleError(chain, f"{where}: unknown event type {event_type!r}")
-    program, variables = None, frozenset[str]()
+    program, variables, text = None, frozenset[str](), None
     if when is not None:
         try:
-            program, variables = compile_condition(chain, when, known)
+            program, variables, text, _ = compile_condition(chain, when, known)
         except RuleError as exc:
             raise RuleError(chain, f"{where}: {exc.message}") from None
     return CompiledCondition(
         events=frozenset(events) if events is not None else None,
         program=program,
         variables=variables,
-        text=when,
+        text=text,
     )

@@ -37,8 +37,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 RuleRunner = Callable[[dict[str, Any], Event], list[RuleHit]]
 """Evaluates one event type's rules from its features and the event, in rule order."""
 
-Fallback = Callable[[int, dict[str, Any], Event, list[RuleHit]], None]
-"""Runs rule i through CEL and appends its hit or error record, if any."""
+Fallback = Callable[[int, dict[str, Any], Event, list[RuleHit], int], int]
+"""Runs rule i through CEL and appends its hit or error record, if any; takes and
+returns the nanoseconds this event has spent in CEL (its run-time budget)."""
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -240,7 +241,7 @@ def predicate(text: str, types: Mapping[str, str]) -> Predicate | None:
     so errors stay CEL's own."""
     try:
         code = translate(text, types, lambda name: f"v[{name!r}]")
-    except Untranslatable:
+    except (Untranslatable, RecursionError):  # too deep for Python: CEL runs it
         return None
     namespace: dict[str, Any] = {"_int64": _int64, "_div": _div, "_mod": _mod}
     exec(compile(f"def check(v):\n    return {code}\n", "<payguard condition>", "exec"), namespace)
@@ -293,10 +294,11 @@ def compile_rules(
     body: list[str] = []
     translated = 0
     for i, compiled in enumerate(rules):
+        call = f"spent = fallback({i}, f, e, hits, spent)"
         try:
             condition = translate(compiled.condition, types, code_of)
-        except Untranslatable:
-            body.append(f"    fallback({i}, f, e, hits)")
+        except (Untranslatable, RecursionError):  # too deep for Python: CEL runs it
+            body.append(f"    {call}")
             continue
         translated += 1
         body += [
@@ -304,10 +306,11 @@ def compile_rules(
             f"        if {condition}:",
             f"            hits.append(hit_{i})",
             "    except Exception:",
-            f"        fallback({i}, f, e, hits)",
+            f"        {call}",
         ]
     head = [f"    v_{name} = event_vars[{name!r}](e)" for name in sorted(used)]
-    source = "\n".join(["def run(f, e):", *head, "    hits = []", *body, "    return hits"])
+    start = ["def run(f, e):", *head, "    hits = []", "    spent = 0"]
+    source = "\n".join([*start, *body, "    return hits"])
     namespace: dict[str, Any] = {
         "_int64": _int64,
         "_div": _div,

@@ -2,9 +2,12 @@
 
 A rule is `when` (a CEL boolean over flat variables: event fields, features and ruleset
 parameters) plus what to do when it holds. Validation happens at load and at upload, so a
-bad rule never reaches the decision path: syntax errors carry CEL's position, unknown
-identifiers name the nearest known variable, comprehension macros (unbounded cost) and
-over-long expressions are refused.
+bad rule never reaches the decision path: syntax errors carry the position, unknown
+identifiers name the nearest known variable, comprehension macros, unknown functions and
+over-budget conditions are refused (`rules.sandbox`). The checks run on the syntax tree
+(`rules.syntax`), and what runs is that tree printed back, so no comment or string can
+hide anything from them. YAML is read by a loader that refuses aliases expanding the
+document beyond `MAX_YAML_NODES` nodes (`rules.yamlload`).
 
 Variables are flat (`amount`, `count_card_bind_by_user_1h`), not nested maps: the CEL
 binding converts nested maps entry by entry (~1 µs each) but flat variables at ~0.2 µs,
@@ -21,29 +24,26 @@ import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import cel
 import msgspec
-import yaml
 
 from payguard.events.contract import MONEY_OUT_TYPES
-from payguard.rules.types import Action, ChallengeMethod, Mode
+from payguard.rules import sandbox, syntax
+from payguard.rules.types import Action, ChallengeMethod, Mode, OnError
+from payguard.rules.yamlload import YamlError, load_yaml
 
 if TYPE_CHECKING:
     from payguard.chains import ChainPattern
 
+MAX_RULES = 2_000
+"""Rules (and, separately, signals) a ruleset may hold; the default has 73."""
 MAX_EXPRESSION_CHARS = 2_000
 MAX_EXPANDED_CHARS = 8_000
 """A `when` as written is at most MAX_EXPRESSION_CHARS; with its signals inlined, at most
 this (a signal reused by many rules must not multiply a rule's cost without bound)."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NAME = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")
-"""An identifier that is a variable, not a field selected with `.` (`attrs.large`)."""
-_MACRO_CALL = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(")
-_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-"""Comprehension macros run a loop per element, so their cost is unbounded. The CEL
-binding expands them while parsing, so they are found in the source, outside strings."""
 ACTION_RANK: dict[str, int] = {"allow": 0, "challenge": 1, "hold": 2, "review": 3, "block": 4}
 """Severity: the most severe action of the rules that hit wins. A hold accepts the money
 but delays it (revocable), so it outranks a challenge and yields to a person's review."""
@@ -77,6 +77,10 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     challenge: list[ChallengeMethod] = msgspec.field(default_factory=list)
     mode: Mode = "live"
     enabled: bool = True
+    on_error: OnError = "fail_open"
+    """What a rule that cannot be evaluated (it raises, or the event's rule budget ran
+    out before it) does: `fail_open` treats it as not hit, `fail_closed` as hit, so its
+    action applies. Either way the decision records it in `rule_errors`."""
 
 
 class StepUpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -139,7 +143,10 @@ class CompiledRule(msgspec.Struct, frozen=True):
     variables: frozenset[str]
     code: str
     condition: str
-    """`rule.when` with the ruleset's signals inlined: what actually runs."""
+    """`rule.when` with the ruleset's signals inlined, printed from its syntax tree: what
+    actually runs (no comments, fully parenthesised)."""
+    cost: int = 0
+    """Estimated evaluation cost in steps (`rules.sandbox.cost`)."""
 
 
 class Ruleset(msgspec.Struct, frozen=True):
@@ -168,12 +175,13 @@ def parse_ruleset(
     `chain_known` are the names a chain condition may read; None means the caller runs
     no chain matcher, so a `chains:` section is refused rather than silently ignored."""
     try:
-        raw = yaml.safe_load(text)
-        spec = msgspec.convert(raw, RulesetFile)
-    except yaml.YAMLError as exc:
-        raise RuleError("-", f"not valid YAML: {exc}") from None
+        spec = msgspec.convert(load_yaml(text), RulesetFile)
+    except YamlError as exc:
+        raise RuleError("-", str(exc)) from None
     except msgspec.ValidationError as exc:
         raise RuleError("-", f"bad ruleset structure: {exc}") from None
+    if len(spec.rules) > MAX_RULES or len(spec.signals) > MAX_RULES:
+        raise RuleError("-", f"a ruleset holds at most {MAX_RULES} rules and {MAX_RULES} signals")
     types = set(event_types)
     _check_step_up(spec.policy.step_up)
     chains = _compile_chains(spec.chains, chain_known, types)
@@ -189,6 +197,7 @@ def parse_ruleset(
         if not rule.enabled:
             continue
         compiled.append(_compile(rule, known_names, types, signals))
+    _check_total_cost(compiled)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return Ruleset(
         version=f"{spec.version}+{digest}",
@@ -198,6 +207,17 @@ def parse_ruleset(
         policy=spec.policy,
         chains=chains,
     )
+
+
+def _check_total_cost(rules: list[CompiledRule]) -> None:
+    total = sum(rule.cost for rule in rules)
+    if total > sandbox.MAX_RULESET_COST:
+        costliest = max(rules, key=lambda rule: rule.cost)
+        raise RuleError(
+            "-",
+            f"ruleset cost {total} exceeds the budget of {sandbox.MAX_RULESET_COST} "
+            f"(costliest rule: {costliest.rule.id}, {costliest.cost})",
+        )
 
 
 def _check_step_up(config: StepUpConfig) -> None:
@@ -234,47 +254,23 @@ HOLDABLE_TYPES: frozenset[str] = MONEY_OUT_TYPES
 """Money leaving the customer: the only events a hold (accept now, pay out later) fits."""
 
 
-def _expand_signals(raw: dict[str, str], known: set[str]) -> dict[str, str]:
-    """Each signal validated and fully expanded (earlier signals inlined), in file order."""
-    expanded: dict[str, str] = {}
+def _expand_signals(raw: dict[str, str], known: set[str]) -> dict[str, syntax.Node]:
+    """Each signal validated and fully expanded (earlier signals inlined), in file order,
+    as a syntax tree."""
+    expanded: dict[str, syntax.Node] = {}
     for name, text in raw.items():
         owner = f"signals.{name}"
         if not _IDENTIFIER.fullmatch(name):
             raise RuleError(owner, "a signal name is a CEL identifier (letters, digits, _)")
         if name in known:
             raise RuleError(owner, "a signal may not shadow a feature, field or param")
-        body = inline_signals(text, expanded)
-        compile_condition(owner, body, known, MAX_EXPANDED_CHARS)
-        expanded[name] = body
+        checked = check_condition(owner, text, known, MAX_EXPANDED_CHARS, expanded)
+        expanded[name] = checked.tree
     return expanded
 
 
-def inline_signals(text: str, signals: dict[str, str]) -> str:
-    """`text` with every identifier naming a signal replaced by `(its expression)`; string
-    literals are left alone."""
-    if not signals:
-        return text
-    out: list[str] = []
-    last = 0
-    for literal in _STRING_LITERAL.finditer(text):
-        out.append(_inline_code(text[last : literal.start()], signals))
-        out.append(literal.group())
-        last = literal.end()
-    out.append(_inline_code(text[last:], signals))
-    return "".join(out)
-
-
-def _inline_code(code: str, signals: dict[str, str]) -> str:
-    def swap(match: re.Match[str]) -> str:
-        name = match.group()
-        body = signals.get(name)
-        return name if body is None else f"({body})"
-
-    return _NAME.sub(swap, code)
-
-
 def _compile(
-    rule: Rule, known: set[str], event_types: set[str], signals: dict[str, str]
+    rule: Rule, known: set[str], event_types: set[str], signals: dict[str, syntax.Node]
 ) -> CompiledRule:
     if rule.action == "hold" and (
         rule.events is None or not HOLDABLE_TYPES.issuperset(rule.events)
@@ -293,35 +289,88 @@ def _compile(
         raise RuleError(rule.id, "a challenge rule must list at least one `challenge` method")
     if not 0 <= rule.score <= 100:
         raise RuleError(rule.id, "`score` must be between 0 and 100")
-    when = inline_signals(rule.when, signals)
-    program, variables = compile_condition(rule.id, when, known, MAX_EXPANDED_CHARS)
+    checked = compile_condition(rule.id, rule.when, known, MAX_EXPANDED_CHARS, signals)
     return CompiledRule(
         rule=rule,
-        program=program,
-        variables=variables,
+        program=checked.program,
+        variables=checked.variables,
         code=rule.code or rule.id,
-        condition=when,
+        condition=checked.text,
+        cost=checked.cost,
     )
 
 
-def compile_condition(
-    owner: str, text: str, known: set[str], max_chars: int = MAX_EXPRESSION_CHARS
-) -> tuple[Any, frozenset[str]]:
-    """Compile one CEL boolean and check it as a rule's `when` is checked (syntax, macros,
-    unknown identifiers); returns (program, variables). Shared with chain patterns, so a
-    condition means the same thing wherever it is written. Errors name `owner`."""
+class CheckedCondition(NamedTuple):
+    """A condition that passed every check, as a tree and as the text that runs."""
+
+    tree: syntax.Node
+    text: str
+    variables: frozenset[str]
+    cost: int
+
+
+class CompiledCondition(NamedTuple):
+    program: Any
+    variables: frozenset[str]
+    text: str
+    """The canonical text CEL compiled (and `rules.native` may translate)."""
+    cost: int
+
+
+def check_condition(
+    owner: str,
+    text: str,
+    known: set[str],
+    max_chars: int = MAX_EXPRESSION_CHARS,
+    signals: dict[str, syntax.Node] | None = None,
+) -> CheckedCondition:
+    """Parse one CEL condition, inline `signals` (by tree, not by text) and check it:
+    no macros or unknown functions, every identifier known, cost within the budget.
+    Errors are RuleErrors naming `owner`."""
     if len(text) > max_chars:
         raise RuleError(owner, f"condition is longer than {max_chars} characters")
     try:
-        program = cel.compile(text)
-    except ValueError as exc:
+        tree = syntax.parse(text)
+    except syntax.CelSyntaxError as exc:
         raise RuleError(owner, f"CEL syntax error: {exc}") from None
-    macros = sorted(set(_MACRO_CALL.findall(_STRING_LITERAL.sub("''", text))))
-    if macros:
-        raise RuleError(owner, f"comprehension macros are not allowed: {macros}")
-    variables = frozenset(program.variables())
-    for name in sorted(variables - known):
+    if signals:
+        tree = syntax.substitute(tree, signals)
+        if syntax.depth(tree) > syntax.MAX_DEPTH:
+            raise RuleError(
+                owner, f"nested more than {syntax.MAX_DEPTH} levels deep with its signals inlined"
+            )
+    try:
+        cost = sandbox.check(tree)
+    except sandbox.SandboxError as exc:
+        raise RuleError(owner, str(exc)) from None
+    if cost > sandbox.MAX_RULE_COST:
+        raise RuleError(
+            owner, f"estimated cost {cost} exceeds the budget of {sandbox.MAX_RULE_COST} per rule"
+        )
+    rendered = syntax.render(tree)
+    if len(rendered) > 2 * MAX_EXPANDED_CHARS:
+        raise RuleError(owner, "condition with its signals inlined is too long")
+    names = {node.name for node in syntax.walk(tree) if isinstance(node, syntax.Ident)}
+    for name in sorted(names - known):
         hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
         suggestion = f"; did you mean `{hint[0]}`?" if hint else ""
         raise RuleError(owner, f"unknown identifier `{name}`{suggestion}")
-    return program, variables
+    return CheckedCondition(tree, rendered, frozenset(names), cost)
+
+
+def compile_condition(
+    owner: str,
+    text: str,
+    known: set[str],
+    max_chars: int = MAX_EXPRESSION_CHARS,
+    signals: dict[str, syntax.Node] | None = None,
+) -> CompiledCondition:
+    """Check one CEL boolean (`check_condition`) and compile its canonical text. Shared
+    with chain patterns, so a condition means the same thing wherever it is written."""
+    checked = check_condition(owner, text, known, max_chars, signals)
+    try:
+        cel.compile(text)  # CEL's own parser must accept the text as written, too
+        program = cel.compile(checked.text)
+    except ValueError as exc:
+        raise RuleError(owner, f"CEL syntax error: {exc}") from None
+    return CompiledCondition(program, checked.variables, checked.text, checked.cost)

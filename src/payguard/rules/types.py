@@ -8,6 +8,7 @@ Action = Literal["allow", "challenge", "hold", "review", "block"]
 ChallengeMethod = Literal["face", "in_app_confirm", "callback", "hardware_token", "sms_otp"]
 Mode = Literal["live", "shadow"]
 Status = Literal["hit", "no_hit", "error"]
+OnError = Literal["fail_open", "fail_closed"]
 
 CHALLENGE_METHODS: tuple[ChallengeMethod, ...] = (
     "face",

@@ -20,6 +20,7 @@ from payguard.sim.population import (
     amount_for,
     attacker_ip,
     city_ip,
+    lognormal_fen,
     make_device,
     make_name,
     make_pan,
@@ -366,12 +367,14 @@ def _stuffing_cashout(c: Campaign, v: User, who: Body, t: int, reads: float) -> 
 _THEFT_SIGNALS = {
     "swap_new_device_one_night": "prompt",
     "owner_handset_suspend_cycles": "cycles",
+    "owner_handset_unnoticed_night": "none",
     "late_signal_spread": "late",
     "owner_handset_silent": "none",
 }
 _THEFT_CASHOUT = {
     "swap_new_device_one_night": ("loan", "gift_card", "mobile_topup"),
     "owner_handset_suspend_cycles": ("gift_card", "mobile_topup", "transfer"),
+    "owner_handset_unnoticed_night": ("transfer", "gift_card", "loan"),
     "late_signal_spread": ("loan", "transfer", "gift_card"),
     "owner_handset_silent": ("transfer", "mobile_topup", "loan"),
 }
@@ -381,7 +384,8 @@ def phone_theft_takeover(c: Campaign, victims: Victims) -> None:
     """Stolen phone: SMS in the thief's hands, then everything tied to the number.
 
     Tactics: carrier signals prompt (sim_swap), as repeated suspend/resume cycling (the
-    owner's loss report undone again and again), late (hours after the takeover) or absent;
+    owner's loss report undone again and again), late (hours after the takeover) or absent
+    (an unlocked handset drained in the night before its owner notices);
     the thief on the owner's unlocked handset (passes in_app_confirm) or on a new device
     (cannot); one night or two to three days; new accounts on the victim's phone and ID or
     only the existing one; cash-out by loans, gift cards, top-ups or transfers. A thief with
@@ -600,12 +604,16 @@ def cash_out_collusion(c: Campaign, victims: Victims) -> None:
     a colluding merchant and gets the money back in cash.
 
     Tactics: a brand-new merchant over days; an established small merchant (real history in
-    the catalog) with partial refunds over weeks; a young merchant with a few days to weeks
+    the catalog) with partial refunds over weeks; a shop with weeks of its own small sales
+    whose cardholders rotate credit cards; a young merchant with a few days to weeks
     of real sales first, over weeks; an established merchant taking several credit cards
     per cardholder. Amounts are near-round (9,800 / 19,999 / 4,999.50) or not, around a
     per-campaign scale; payments per day and refunds vary per campaign.
     """
     w, rng, tactic = c.w, c.w.rng, c.tactic
+    if tactic == "seasoned_shop_rotating_cards":
+        _seasoned_shop_cash_out(c, victims)
+        return
     cat = rng.choice(("other", "ecommerce", "precious_metal", "gift_card", "travel"))
     weeks = tactic.endswith("weeks")
     span = _span(w, 7, 28) if weeks else _span(w, 3, 12)
@@ -671,6 +679,61 @@ def _young_sales(w: World, merchant: Body, day: int) -> None:
             w.em.emit(t, body)
 
 
+def _seasoned_shop_cash_out(c: Campaign, victims: Victims) -> None:
+    """A shop that has sold small to its own customers for one to three weeks, and goes on
+    selling, lends itself to a cash-out: one to three cardholders, each rotating one to
+    three credit cards (bound on the spot when they have fewer), pay it large, mostly
+    near-round amounts over four to sixteen days; some payments are partly refunded."""
+    w, rng = c.w, c.w.rng
+    cat = rng.choice(("other", "ecommerce", "travel", "precious_metal"))
+    merchant = {"id": f"m-{cat[:4]}-s{rng.getrandbits(32):08x}", "category": cat}
+    selling, span = rng.randint(7, 21), _span(w, 4, 16)
+    day = min(w.cfg.days - 1, selling + rng.randrange(max(1, w.cfg.days - span - selling)))
+    _shop_sales(w, merchant, max(0, day - selling), min(w.cfg.days, day + span))
+    scale = min(30_000_00, max(1_000_00, int(4_000_00 * 2.718 ** rng.gauss(0.0, 0.6))))
+    round_share, refunds = rng.uniform(0.4, 0.9), rng.uniform(0.0, 0.3)
+    for _ in range(rng.randint(1, 3)):
+        v = victims.draw(w.day_start(day), need_credit=True)
+        who = base(v.uid, v.devices[0], rng.choice(v.ips), v.city)
+        cards = [card for card in v.cards if card["kind"] == "credit"]
+        wanted = rng.randint(1, 3)
+        t = w.at_hour(day, 9, 21)
+        while len(cards) < wanted:
+            cards.append(make_pan(rng, credit=True))
+            t = c.otp(t + rng.randint(MINUTE, HOUR), who, v.phone, "card_bind", delay=(8, 40))
+            c.emit(t + 3, {"type": "card_bind", **who, "card": cards[-1], "phone": v.phone})
+        cards = cards[:wanted]
+        per_day, paid = rng.uniform(0.3, 1.2), 0
+        for d in range(span):
+            for _ in range(w.poisson(per_day) or (1 if d == span - 1 and not paid else 0)):
+                t = w.at_hour(day + d, 10, 23)
+                fen = int(scale * rng.uniform(0.5, 1.5))
+                fen = near_round(rng, fen) if rng.random() < round_share else shape(rng, fen, "odd")
+                card = cards[paid % len(cards)]
+                body = {"type": "payment", **who, "card": card, "merchant": merchant}
+                seq = c.money(t, body, v, fen)
+                paid += 1
+                if rng.random() < refunds:
+                    _collusion_refund(c, v, seq, t, card, merchant, fen)
+
+
+def _shop_sales(w: World, merchant: Body, first_day: int, end_day: int) -> None:
+    """Unlabelled small sales of a shop to customers of the population, `first_day` up to
+    `end_day` (exclusive), a per-shop rate and ticket size."""
+    rng = w.rng
+    rate, median = rng.uniform(1.0, 8.0), rng.uniform(30_00, 300_00)
+    for day in range(first_day, end_day):
+        for _ in range(w.poisson(rate)):
+            t = w.at_hour(day, 8, 22)
+            user = w.users[rng.randrange(len(w.users))]
+            if user.reg_ts >= t or not user.cards:
+                continue
+            fen = max(1_00, lognormal_fen(rng, median, 0.7))
+            who = base(user.uid, user.devices[0], user.ips[0], user.city)
+            body = {"type": "payment", **who, "card": user.cards[0], "merchant": merchant}
+            w.em.emit(t, {**body, "amount": yuan(fen)})
+
+
 def _collusion_refund(
     c: Campaign, v: User, seq: int, t: int, card: Body, merchant: Body, fen: int
 ) -> None:
@@ -689,7 +752,8 @@ def fake_customer_service(c: Campaign, victims: Victims) -> None:
     """A fake 'customer service' call after a real order.
 
     Tactics: codes read aloud to the attacker's device; three (or more) wrong codes then
-    another card; the victim paying on their own device under instruction (the attacker,
+    another card; a coached victim borrowing, then transferring on their own phone; the
+    victim paying on their own device under instruction (the attacker,
     through the victim, passes sms_otp, face and in_app_confirm); split payments just under
     a limit (a per-campaign threshold) over one or two days.
     """
@@ -703,6 +767,10 @@ def fake_customer_service(c: Campaign, victims: Victims) -> None:
     if tactic == "victim_own_device":
         c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
         _own_device(c, v, home, t)
+        return
+    if tactic == "coached_loan_then_transfer":
+        c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
+        _coached_borrow_and_send(c, v, home, t)
         return
     dev, ip, city = _outsider(rng, v.city, rng.choice((None, None, "web")))
     who = base(v.uid, dev, ip, city)
@@ -794,6 +862,29 @@ _MIX: dict[str, tuple[float, float]] = {
     "fake_customer_service": (0.2, 1.0),
 }
 assert tuple(GENERATORS) == SCENARIOS
+
+
+def _coached_borrow_and_send(c: Campaign, v: User, home: Body, t: int) -> None:
+    """The caller talks the victim into "clearing a loan record": on their own phone the
+    victim often borrows first, then sends savings and loan to one or two "verification
+    accounts" (new payees) in one to three transfers, each behind their own SMS code."""
+    w, rng = c.w, c.w.rng
+    total = int(v.balance_fen * rng.uniform(0.5, 0.95))
+    if rng.random() < 0.6:
+        lender = {"id": f"lender-{rng.randrange(5):02d}", "category": "loan"}
+        fen = shape(rng, rng.randint(3_000_00, 50_000_00), _style(rng))
+        t += rng.randint(10 * MINUTE, HOUR)
+        apply = c.money(t, {"type": "loan_apply", **home, "merchant": lender}, v, fen)
+        t += rng.randint(MINUTE, 30 * MINUTE)
+        body = {"type": "loan_disburse", **home, "merchant": lender, "card": v.cards[0]}
+        c.money(t, w.em.ref(body, apply), v, fen)
+        total += fen
+    payees = [_new_payee(rng) for _ in range(rng.randint(1, 2))]
+    for fen in _split(rng, max(500_00, total), rng.randint(1, 3), _style(rng)):
+        t += rng.randint(2 * MINUTE, 40 * MINUTE)
+        t = c.otp(t, home, v.phone, "transfer", delay=(15, 90))
+        body = {"type": "transfer", **home, "card": v.cards[0], "payee": rng.choice(payees)}
+        c.money(t + rng.randint(2, 20), body, v, fen)
 
 
 def tactics(scenario: str, which: str) -> tuple[str, ...]:

@@ -56,10 +56,16 @@ SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("rotating_burst_gold", "one_ip_slow_transfer"),
         ("one_ip_burst_transfer", "rotating_slow_gold"),
     ),
-    # Carrier signals are always there (prompt sim_swap, or suspend/resume cycling) in
-    # tuning; held-out has them late or not at all, and spreads over two to three days.
+    # Carrier signals are always there (prompt sim_swap, or suspend/resume cycling) in the
+    # first two tuning tactics; the third is an unlocked handset drained in one night before
+    # the owner notices (no signal). Held-out has signals late or not at all, and spreads
+    # over two to three days.
     "phone_theft_takeover": (
-        ("swap_new_device_one_night", "owner_handset_suspend_cycles"),
+        (
+            "swap_new_device_one_night",
+            "owner_handset_suspend_cycles",
+            "owner_handset_unnoticed_night",
+        ),
         ("late_signal_spread", "owner_handset_silent"),
     ),
     # Tuning: a biller with API history in a burst, a merchant without one in a small drip.
@@ -68,17 +74,19 @@ SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("api_biller_burst", "no_api_drip_small"),
         ("api_biller_drip_small", "no_api_burst"),
     ),
-    # Tuning: a brand-new merchant over days, or an established one with refunds over weeks.
+    # Tuning: a brand-new merchant over days, an established one with refunds over weeks, or
+    # a shop with a few weeks of its own small sales whose cardholders rotate credit cards.
     # Held-out: a young merchant with a short real history, or an established one taking
     # several credit cards per cardholder.
     "cash_out_collusion": (
-        ("new_merchant_days", "established_refunds_weeks"),
+        ("new_merchant_days", "established_refunds_weeks", "seasoned_shop_rotating_cards"),
         ("young_merchant_weeks", "established_several_cards"),
     ),
     # Tuning: codes read aloud to the attacker's device (with or without three wrong codes
-    # first). Held-out: the victim pays on their own device, or split payments under limits.
+    # first), or a coached victim who borrows and transfers on their own phone. Held-out:
+    # the victim pays on their own device, or split payments under limits.
     "fake_customer_service": (
-        ("codes_read_aloud", "wrong_codes_then_card"),
+        ("codes_read_aloud", "wrong_codes_then_card", "coached_loan_then_transfer"),
         ("victim_own_device", "split_under_limits"),
     ),
 }

@@ -1,0 +1,309 @@
+"""Issue 11's behavioural rules in rules/default.yaml, on small hand-made event sequences.
+
+Each rule is pinned by a sequence where it must fire and a near twin where it must not,
+decided by a real in-memory engine with the default feature catalog and ruleset, so a
+change to a rule, a signal or a feature that breaks the behaviour is seen. Every customer
+has a back-filled `register` record and two weeks of small daytime payments from one phone
+on one home network: enough history for "unlike this customer's own past" to be known.
+"""
+
+from datetime import datetime, timedelta, timezone
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payguard.config import load_settings
+from payguard.engine import Engine, compile_ruleset
+from payguard.events import Card, Event, Merchant, Payee
+from payguard.features import FeatureState, load_catalog
+from payguard.policy import Decision
+from payguard.store import MemoryRecorder
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = timezone(timedelta(hours=8))
+DAY0 = int(datetime(2026, 10, 1, tzinfo=LOCAL).timestamp() * 1000)
+"""Midnight, local time (+08:00), of the first day of history."""
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+HISTORY_DAYS = 14
+TODAY = HISTORY_DAYS + 1
+HOME_IP = "10.1.1.5"
+CREDIT_A = Card(token="pan_credit_a", kind="credit")
+CREDIT_B = Card(token="pan_credit_b", kind="credit")
+
+
+class World:
+    """One engine and a clock of event ids; `at(day, hour)` is local time."""
+
+    def __init__(self) -> None:
+        features = FeatureState(load_catalog())
+        text = (ROOT / "rules" / "default.yaml").read_text(encoding="utf-8")
+        self.engine = Engine(
+            features=features,
+            ruleset=compile_ruleset(text, features),
+            recorder=MemoryRecorder(),
+            settings=load_settings(env={}),
+        )
+        self._ids = count()
+
+    @staticmethod
+    def at(day: int, hour: float) -> int:
+        return DAY0 + day * DAY_MS + int(hour * HOUR_MS)
+
+    def send(self, type: str, ts: int, **fields: Any) -> Decision:
+        event = Event(event_id=f"e{next(self._ids)}", type=type, ts=ts, **fields)
+        return self.engine.process(event)[0]
+
+    def customer(self, user: str, fen: int = 10_000, card: Card = CREDIT_A) -> None:
+        """An account opened long ago that paid `fen` at lunch every day for two weeks."""
+        self.send("register", DAY0 - 400 * DAY_MS, user_id=user, device_id=f"phone-{user}")
+        for day in range(HISTORY_DAYS):
+            self.send(
+                "payment",
+                self.at(day, 12.5),
+                **self.home(user),
+                card=card,
+                amount=fen,
+                merchant=Merchant(id="m-canteen", category="food"),
+            )
+
+    @staticmethod
+    def home(user: str) -> dict[str, Any]:
+        return {"user_id": user, "device_id": f"phone-{user}", "ip": HOME_IP}
+
+
+def rules_of(decision: Decision) -> set[str]:
+    return {reason.rule for reason in decision.reasons}
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def _payee(name: str) -> Payee:
+    return Payee(id=f"payee-{name}", card=Card(token=f"pan_{name}"))
+
+
+# --- new_payee_large_unlike_own_past ----------------------------------------------------
+
+
+def test_a_large_unusual_transfer_to_a_new_payee_asks_for_a_call_back(world: World) -> None:
+    world.customer("u1")
+    decision = world.send(
+        "transfer", world.at(TODAY, 11), **world.home("u1"), amount=800_000, payee=_payee("safe")
+    )
+    assert "new_payee_large_unlike_own_past" in rules_of(decision)
+    assert decision.action in ("challenge", "hold", "review")
+    if decision.action == "challenge":
+        assert set(decision.challenge) <= {"callback", "hardware_token"}  # type: ignore[arg-type]
+
+
+def test_a_known_payee_or_a_small_amount_is_not_a_safe_account_transfer(world: World) -> None:
+    world.customer("u1")
+    landlord = _payee("landlord")
+    world.send("transfer", world.at(3, 11), **world.home("u1"), amount=800_000, payee=landlord)
+    again = world.send(
+        "transfer", world.at(TODAY, 11), **world.home("u1"), amount=800_000, payee=landlord
+    )
+    small = world.send(
+        "transfer", world.at(TODAY, 12), **world.home("u1"), amount=30_000, payee=_payee("friend")
+    )
+    assert "new_payee_large_unlike_own_past" not in rules_of(again)
+    assert "new_payee_large_unlike_own_past" not in rules_of(small)
+
+
+# --- loan_then_drain -----------------------------------------------------------------------
+
+
+def test_money_to_a_new_payee_right_after_a_loan_is_reviewed(world: World) -> None:
+    world.customer("u1")
+    lender = Merchant(id="lender-01", category="loan")
+    world.send(
+        "loan_apply", world.at(TODAY, 10), **world.home("u1"), amount=2_000_000, merchant=lender
+    )
+    decision = world.send(
+        "transfer", world.at(TODAY, 10.5), **world.home("u1"), amount=300_000, payee=_payee("x")
+    )
+    assert "loan_then_drain" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_the_same_transfer_without_a_loan_is_not_a_loan_drain(world: World) -> None:
+    world.customer("u1")
+    decision = world.send(
+        "transfer", world.at(TODAY, 10.5), **world.home("u1"), amount=300_000, payee=_payee("x")
+    )
+    assert "loan_then_drain" not in rules_of(decision)
+
+
+# --- night_drain_unlike_own_past -----------------------------------------------------------
+
+
+def test_a_new_payee_at_an_hour_the_customer_never_pays_is_reviewed(world: World) -> None:
+    world.customer("u1")
+    decision = world.send(
+        "transfer", world.at(TODAY, 3.2), **world.home("u1"), amount=300_000, payee=_payee("x")
+    )
+    assert "night_drain_unlike_own_past" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_the_same_transfer_at_the_customers_usual_hour_is_not_a_night_drain(
+    world: World,
+) -> None:
+    world.customer("u1")
+    decision = world.send(
+        "transfer", world.at(TODAY, 12.5), **world.home("u1"), amount=300_000, payee=_payee("x")
+    )
+    assert "night_drain_unlike_own_past" not in rules_of(decision)
+
+
+def test_a_night_worker_paying_at_their_own_hour_is_not_a_night_drain(world: World) -> None:
+    world.send("register", DAY0 - 400 * DAY_MS, user_id="n1", device_id="phone-n1")
+    for day in range(HISTORY_DAYS):
+        world.send(
+            "payment",
+            world.at(day, 3.1),
+            **world.home("n1"),
+            card=CREDIT_A,
+            amount=10_000,
+            merchant=Merchant(id="m-canteen", category="food"),
+        )
+    decision = world.send(
+        "transfer", world.at(TODAY, 3.2), **world.home("n1"), amount=300_000, payee=_payee("x")
+    )
+    assert "night_drain_unlike_own_past" not in rules_of(decision)
+
+
+# --- cash_out_unlike_merchant and cash_out_second_credit_card ------------------------------
+
+
+def _small_shop(world: World, sales: int) -> Merchant:
+    shop = Merchant(id="m-shop", category="other")
+    for i in range(sales):
+        world.send(
+            "payment",
+            world.at(TODAY - 3, 9 + i * 0.5),
+            user_id=f"buyer{i}",
+            card=Card(token=f"pan_buyer{i}"),
+            amount=5_000 + 100 * i,
+            merchant=shop,
+        )
+    return shop
+
+
+def test_a_cash_out_sized_ticket_at_a_shop_that_sells_small_is_reviewed(world: World) -> None:
+    world.customer("u1")
+    shop = _small_shop(world, sales=6)
+    decision = world.send(
+        "payment",
+        world.at(TODAY, 15),
+        **world.home("u1"),
+        card=CREDIT_A,
+        amount=499_950,
+        merchant=shop,
+    )
+    assert "cash_out_unlike_merchant" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_shop_without_enough_history_or_a_debit_card_is_not_judged_on_its_tickets(
+    world: World,
+) -> None:
+    world.customer("u1")
+    shop = _small_shop(world, sales=3)
+    young = world.send(
+        "payment",
+        world.at(TODAY, 15),
+        **world.home("u1"),
+        card=CREDIT_A,
+        amount=499_950,
+        merchant=shop,
+    )
+    world.customer("u2", card=Card(token="pan_debit_u2", kind="debit"))
+    _small_shop(world, sales=3)
+    debit = world.send(
+        "payment",
+        world.at(TODAY, 16),
+        **world.home("u2"),
+        card=Card(token="pan_debit_u2", kind="debit"),
+        amount=499_950,
+        merchant=shop,
+    )
+    assert "cash_out_unlike_merchant" not in rules_of(young)
+    assert "cash_out_unlike_merchant" not in rules_of(debit)
+
+
+def test_a_second_credit_card_paying_the_same_shop_large_is_reviewed(world: World) -> None:
+    world.customer("u1")
+    shop = Merchant(id="m-partner", category="other")
+    home = world.home("u1")
+    world.send("payment", world.at(TODAY, 15), **home, card=CREDIT_A, amount=300_000, merchant=shop)
+    decision = world.send(
+        "payment", world.at(TODAY + 1, 15), **home, card=CREDIT_B, amount=400_000, merchant=shop
+    )
+    assert "cash_out_second_credit_card" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_the_same_card_again_is_not_a_card_rotation(world: World) -> None:
+    world.customer("u1")
+    shop = Merchant(id="m-partner", category="other")
+    home = world.home("u1")
+    world.send("payment", world.at(TODAY, 15), **home, card=CREDIT_A, amount=300_000, merchant=shop)
+    decision = world.send(
+        "payment", world.at(TODAY + 1, 15), **home, card=CREDIT_A, amount=400_000, merchant=shop
+    )
+    assert "cash_out_second_credit_card" not in rules_of(decision)
+
+
+# --- fresh_device_sms_money: a new device on a new network ----------------------------------
+
+
+def _fresh_device_payment(world: World, ip: str) -> Decision:
+    world.customer("u1")
+    who = {"user_id": "u1", "device_id": "emulator-9", "ip": ip}
+    t = world.at(TODAY, 14)
+    world.send("login", t, **who, success=True, method="sms")
+    world.send("otp_send", t + 60_000, **who, phone="tel_u1", method="sms")
+    return world.send(
+        "payment",
+        t + 120_000,
+        **who,
+        card=CREDIT_A,
+        amount=300_000,
+        merchant=Merchant(id="m-gift", category="gift_card"),
+    )
+
+
+def test_a_code_read_aloud_to_a_new_device_on_a_new_network_is_challenged(world: World) -> None:
+    decision = _fresh_device_payment(world, ip="203.0.113.77")
+    assert "fresh_device_sms_money" in rules_of(decision)
+
+
+def test_a_new_phone_on_the_home_network_is_not_a_code_read_aloud(world: World) -> None:
+    decision = _fresh_device_payment(world, ip=HOME_IP)
+    assert "fresh_device_sms_money" not in rules_of(decision)
+
+
+# --- cooling_off_new_payee: small first transfers after a change are not held --------------
+
+
+def _after_new_card(world: World, fen: int) -> Decision:
+    world.customer("u1")
+    home = world.home("u1")
+    world.send("card_bind", world.at(TODAY, 9), **home, card=CREDIT_B)
+    return world.send("transfer", world.at(TODAY, 12.5), **home, amount=fen, payee=_payee("friend"))
+
+
+def test_a_new_payee_after_a_new_card_is_held_when_the_amount_matters(world: World) -> None:
+    decision = _after_new_card(world, fen=300_000)
+    assert "cooling_off_new_payee" in rules_of(decision)
+
+
+def test_a_small_first_transfer_after_a_new_card_is_not_held(world: World) -> None:
+    decision = _after_new_card(world, fen=20_000)
+    assert "cooling_off_new_payee" not in rules_of(decision)
