@@ -10,6 +10,9 @@ PAYGUARD_UTC_OFFSET   hours east of UTC for `hour`/`weekday` in rules (default 8
 PAYGUARD_LOG_LEVEL    logging level (default INFO)
 PAYGUARD_MODEL        model artifact directory (`payguard model train`); none: rules only
 PAYGUARD_GRAPH_CHAINS `0` runs without the identity graph and chain patterns (default 1)
+PAYGUARD_MAX_FUTURE_MS      how far an event's `ts` may lie ahead of the wall clock (default
+                            300000: 5 minutes); later events are refused (docs/security.md)
+PAYGUARD_SYNCHRONOUS        SQLite `synchronous` of the event log: FULL (default) or NORMAL
 PAYGUARD_OTP_TTL_S          seconds a one-time code stays valid (default 300)
 PAYGUARD_OTP_MAX_ATTEMPTS   wrong codes before a challenge dies (default 5)
 PAYGUARD_OTP_SAME_DEVICE    refuse a code from another device than the one that asked (default 1)
@@ -41,7 +44,7 @@ import os
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -68,6 +71,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Maintain the identity graph and match the ruleset's chain patterns. Off, rules and
     chains cannot read graph or chain features (a ruleset that does is refused): for
     measuring what they cost, and for deployments that do not want them."""
+    max_future_ms: Annotated[int, msgspec.Meta(ge=0)] = 5 * 60_000
+    """How far an event's `ts` may lie ahead of the wall clock before it is refused (HTTP
+    422 naming `ts`, CLI exit 2): a client clock a day fast would otherwise move the
+    watermark and empty every shorter window (docs/security.md, "Time and lateness")."""
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite `synchronous` for the event log: FULL syncs the WAL before a request is
+    answered; NORMAL may lose the last commits on power loss (docs/security.md,
+    "Durability")."""
     rule_budget_us: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 50_000
     """Time one event's rules may spend in the CEL binding; the rules left when it runs
     out fail by their `on_error` (docs/security.md, "Rules sandbox")."""
@@ -122,6 +133,8 @@ _ENV_KEYS = {
     "PAYGUARD_LOG_LEVEL": "log_level",
     "PAYGUARD_MODEL": "model",
     "PAYGUARD_GRAPH_CHAINS": "graph_chains",
+    "PAYGUARD_MAX_FUTURE_MS": "max_future_ms",
+    "PAYGUARD_SYNCHRONOUS": "synchronous",
     "PAYGUARD_OTP_TTL_S": "otp_ttl_s",
     "PAYGUARD_OTP_MAX_ATTEMPTS": "otp_max_attempts",
     "PAYGUARD_OTP_SAME_DEVICE": "otp_same_device",

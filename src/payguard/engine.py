@@ -21,9 +21,11 @@ report passed drops the rules it cleared from later decisions of that account an
 
 import gc
 import hashlib
+import importlib.metadata
 import logging
 import os
-import pickle
+import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,11 +43,11 @@ from payguard.events import (
     OUTCOME_TYPES,
     Event,
     EventDecoder,
+    EventError,
     Tokenizer,
 )
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
-from payguard.features.timeline import LegacyTimeline
 from payguard.graph import GraphConfig, GraphFeatures
 from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
 from payguard.metrics import Metrics, RuleErrorLog
@@ -55,6 +57,14 @@ from payguard.rules import CompiledRule, RuleHit, Ruleset, event_variables, pars
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
+from payguard.snapshots import FORMAT as SNAPSHOT_FORMAT
+from payguard.snapshots import (
+    SnapshotBody,
+    SnapshotError,
+    SnapshotHeader,
+    decode_snapshot,
+    encode_snapshot,
+)
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
 from payguard.types import HOUR_MS
 
@@ -68,10 +78,6 @@ SNAPSHOT_FILE = "state.snapshot"
 DATABASE_FILE = "payguard.db"
 HOLDS_FILE = "holds.db"
 OUTCOMES_FILE = "outcomes.db"
-SNAPSHOT_FORMAT = 2
-"""Bumped when a snapshot's content changes meaning: 2 added the feature state's watched
-history (features.watch). A snapshot of another format is ignored and the log replayed,
-which rebuilds every state exactly."""
 DECLINED: frozenset[str] = frozenset({"review", "block"})
 """Actions after which the money did not leave (`settled` feature filters skip it)."""
 OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
@@ -110,6 +116,11 @@ GRAPH_TYPES: dict[str, str] = _graph_types()
 """Every graph feature a rule or chain condition may read, with its CEL type."""
 GRAPH_NAMES: frozenset[str] = frozenset(GRAPH_TYPES)
 _NO_VARIABLES: dict[str, Any] = {}
+
+
+class StorageError(OSError):
+    """The event log could not commit (a full disk, an I/O error): nothing was recorded
+    and no state changed (HTTP 503)."""
 
 
 class DuplicateEventError(Exception):
@@ -197,6 +208,9 @@ class Engine:
         self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
         self._snapshot_path = snapshot_path
         self._snapshot_seq = -1
+        self.recovered = snapshot_path is None
+        """Whether the state holds the whole event log (set by `recover`; an engine
+        without a snapshot file has nothing to recover)."""
         self._event_vars = event_variables(settings.utc_offset)
         self._encode = msgspec.json.Encoder(order="sorted").encode
         self._plans: dict[str, _TypePlan] = {}
@@ -223,14 +237,15 @@ class Engine:
         text = settings.ruleset.read_text(encoding="utf-8")
         ruleset = compile_ruleset(text, features, graph_chains=settings.graph_chains)
         data_dir = settings.data_dir
+        recorder = SQLiteRecorder(data_dir / DATABASE_FILE, synchronous=settings.synchronous)
         engine = cls(
             features=features,
             ruleset=ruleset,
-            recorder=SQLiteRecorder(data_dir / DATABASE_FILE),
+            recorder=recorder,
             settings=settings,
             snapshot_path=data_dir / SNAPSHOT_FILE,
             model=_load_model(settings, features),
-            holds=SQLiteHoldBook(data_dir / HOLDS_FILE),
+            holds=_hold_book(recorder, data_dir),
             outcomes=OutcomeBook(data_dir / OUTCOMES_FILE),
         )
         engine.recover()
@@ -293,8 +308,14 @@ class Engine:
 
     # -- the decision path ----------------------------------------------------------------
 
-    def process(self, event: Event) -> tuple[Decision, bool]:
+    def process(self, event: Event, *, commit: bool = False) -> tuple[Decision, bool]:
         """Decide and record one validated event; returns (decision, was_repeat).
+
+        With `commit`, the event, its decision and its hold are committed before any state
+        changes; a failed commit raises StorageError and leaves every state as it was (the
+        HTTP path). Without, the record is queued for the caller's `flush` and the state
+        updated at once, so that later events of a batch see this one; if that flush
+        fails, `rebuild_state` puts the state back to what the log holds.
 
         A repeat of a recorded event_id with the same payload returns the stored decision
         and changes nothing; with another payload it raises DuplicateEventError. An
@@ -318,6 +339,8 @@ class Engine:
         seq = self.recorder.append(event, payload, payload_hash, decision)
         if decision.action == "hold":
             self.holds.place(_hold(event, decision))
+        if commit:
+            self._commit()
         for listener in self.listeners:
             listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
@@ -386,6 +409,21 @@ class Engine:
         """Raise OutcomeError if `process(event)` would refuse it as an outcome that fits
         no recorded decision; changes nothing (a batch checks every event first)."""
         self.outcomes.check(event)
+
+    def check_time(self, event: Event, now_ms: int) -> None:
+        """Raise EventError naming `ts` if the event lies more than `max_future_ms` ahead of
+        `now_ms`, the caller's wall clock; changes nothing. A future event would move the
+        watermark, which every window is measured back from, and blind them all for
+        everyone (docs/security.md, "Time and lateness")."""
+        allowed = self.settings.max_future_ms
+        ahead = event.ts - now_ms
+        if ahead > allowed:
+            self.metrics.future_events += 1
+            reason = (
+                f"{ahead:,} ms ahead of the server clock (at most {allowed:,} ms allowed): "
+                "check the client's clock"
+            )
+            raise EventError("ts", reason, event.event_id)
 
     def file(self, seq: int, event: Event, referenced: Event | None) -> None:
         """File one past event that another process recorded at `seq` (warm-up's checker,
@@ -668,8 +706,41 @@ class Engine:
 
     # -- durability -----------------------------------------------------------------------
 
+    def _commit(self) -> None:
+        """Commit the queued records (events, decisions, holds) in one transaction, or
+        forget them and raise StorageError."""
+        try:
+            self.recorder.flush()
+        except Exception as exc:
+            self.metrics.storage_errors += 1
+            self.discard_pending()
+            log.error("event log commit failed, nothing recorded: %s", exc)
+            raise StorageError(str(exc)) from exc
+        _fault_point("after-event-log-commit")
+
+    def discard_pending(self) -> None:
+        """Forget every queued record (a request that is not answered with a decision)."""
+        for book in (self.recorder, self.holds, *self.listeners):
+            discard = getattr(book, "discard_pending", None)
+            if discard is not None:
+                discard()
+
+    def rebuild_state(self) -> None:
+        """Put features, graph, chains and the outcome index back to what the event log
+        holds (snapshot + replay), after a batch whose commit failed had already filed its
+        events: a refused batch must leave no trace. Slow (a restart's recovery), and only
+        for that rare case."""
+        self.discard_pending()
+        self._forget_state()
+        self.outcomes.book.reload()
+        self._snapshot_seq = -1
+        self.recover()
+
     def flush(self) -> None:
+        recorded = self.recorder.last_seq()
         self.recorder.flush()
+        if self.recorder.last_seq() != recorded:
+            _fault_point("after-event-log-commit")
         self.holds.flush()
         self.outcomes.book.flush()  # tells outcome listeners, which may queue webhooks
         for listener in self.listeners:
@@ -677,32 +748,35 @@ class Engine:
 
     def write_snapshot(self) -> None:
         """Persist feature, graph and chain state as of the last durable record (call right
-        after flush). The graph and the chains export MessagePack bytes of their own."""
+        after flush), as a checksummed MessagePack file (payguard.snapshots): written to a
+        temporary file, synced, then renamed over the old one."""
         seq = self.recorder.last_seq()
         if self._snapshot_path is None or seq == self._snapshot_seq:
             return
+        header = SnapshotHeader(
+            format=SNAPSHOT_FORMAT,
+            payguard=_payguard_version(),
+            catalog=self._catalog_digest,
+            ruleset=self._ruleset.version,
+            seq=seq,
+        )
         with _gc_paused():  # exports build a tuple per edge and timeline, none cyclic
-            body = pickle.dumps(
-                {
-                    "format": SNAPSHOT_FORMAT,
-                    "seq": seq,
-                    "catalog": self._catalog_digest,
-                    "state": self.features.export(),
-                    "graph": self.graph.export() if self.graph is not None else None,
-                    "chains": self.chains.export() if self.chains is not None else None,
-                },
-                protocol=pickle.HIGHEST_PROTOCOL,
+            body = SnapshotBody(
+                features=self.features.export(),
+                graph=self.graph.export() if self.graph is not None else None,
+                chains=self.chains.export() if self.chains is not None else None,
             )
+            data = encode_snapshot(header, body)
         tmp = self._snapshot_path.with_suffix(".tmp")
         with tmp.open("wb") as fh:
-            fh.write(body)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._snapshot_path)
         self._snapshot_seq = seq
 
     def recover(self) -> int:
-        """Load the snapshot (if it matches) and replay recorded events after it."""
+        """Load the snapshot (if it is intact and matches) and replay recorded events after it."""
         start = self._load_snapshot()
         replayed = 0
         self.outcomes.book.notifying = False  # announced before the restart, if at all
@@ -710,50 +784,81 @@ class Engine:
             self._apply(seq, event, action)
             replayed += 1
         self.outcomes.book.notifying = True
+        self.recovered = True
         if replayed:
             log.info("recovered state: snapshot at seq %d + %d events", start, replayed)
         return replayed
 
+    def readiness(self) -> list[str]:
+        """Why this engine should not take traffic now (empty: ready): recovery not
+        finished, a ruleset without rules (everything would be allowed), or an event log
+        that cannot take a write (a real write is committed to find out)."""
+        reasons = []
+        if not self.recovered:
+            reasons.append("state recovery has not finished")
+        if not self._ruleset.rules:
+            reasons.append(f"ruleset {self._ruleset.version} has no rules")
+        probe = getattr(self.recorder, "probe_write", None)
+        if probe is not None:
+            try:
+                probe()
+            except (sqlite3.Error, OSError) as exc:
+                reasons.append(f"storage: the event log cannot be written ({exc})")
+        return reasons
+
     def _load_snapshot(self) -> int:
+        """Restore the snapshot and return its sequence; 0 (and a warning saying why, then
+        a full replay) for a missing, damaged, foreign or mismatched file."""
         path = self._snapshot_path
         if path is None or not path.exists():
             return 0
         try:
-            with path.open("rb") as fh:
-                saved = _SnapshotUnpickler(fh).load()  # our own file, written by write_snapshot
-        except (OSError, pickle.UnpicklingError, EOFError, TypeError, AttributeError) as exc:
-            log.warning("ignoring unreadable snapshot (%s); replaying all", exc)
+            header, body = decode_snapshot(path.read_bytes())
+        except (OSError, SnapshotError) as exc:
+            log.warning("ignoring state snapshot %s (%s); replaying the whole event log", path, exc)
             return 0
-        if saved.get("format") != SNAPSHOT_FORMAT:
-            log.warning("ignoring snapshot of an earlier format; replaying all")
+        if header.format != SNAPSHOT_FORMAT:
+            log.warning("ignoring snapshot of format %d; replaying all", header.format)
             return 0
-        if saved["catalog"] != self._catalog_digest or saved["seq"] > self.recorder.last_seq():
+        if header.catalog != self._catalog_digest or header.seq > self.recorder.last_seq():
             log.warning("ignoring snapshot taken with another catalog or log; replaying all")
             return 0
         if self.graph is not None:
-            restored = self._graph_and_chains(saved)
+            restored = self._graph_and_chains(body)
             if restored is None:
                 return 0
             self.graph, self.chains = restored
-        self.features.restore(saved["state"])
-        self._snapshot_seq = int(saved["seq"])
+        try:
+            self.features.restore(body.features)
+        except (ValueError, KeyError, TypeError, IndexError, msgspec.DecodeError) as exc:
+            log.warning("ignoring snapshot (%s); replaying all", exc)
+            self._forget_state()
+            return 0
+        self._snapshot_seq = header.seq
         return self._snapshot_seq
 
-    def _graph_and_chains(self, saved: dict[str, Any]) -> tuple[GraphFeatures, ChainMatcher] | None:
+    def _forget_state(self) -> None:
+        """Empty features, graph and chains (before a full replay)."""
+        self.features.restore(
+            FeatureState(self.features.catalog, self.settings.utc_offset).export()
+        )
+        if self.graph is not None:
+            self.graph, self.chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
+
+    def _graph_and_chains(self, body: SnapshotBody) -> tuple[GraphFeatures, ChainMatcher] | None:
         """Graph and chain state restored into new objects, so that a snapshot refused
         half-way changes nothing; None (and a warning) if the snapshot cannot provide them:
-        written before they were wired or with graph_chains off, with another graph
-        configuration, or with other chain patterns. The caller then replays the whole log,
-        which rebuilds all three states exactly."""
-        graph_data, chain_data = saved.get("graph"), saved.get("chains")
-        if graph_data is None or chain_data is None:
+        written with graph_chains off, with another graph configuration, or with other
+        chain patterns. The caller then replays the whole log, which rebuilds all three
+        states exactly."""
+        if body.graph is None or body.chains is None:
             log.warning("ignoring snapshot without graph and chain state; replaying all")
             return None
         graph, chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
         try:
-            graph.restore(graph_data)
-            chains.restore(chain_data)
-        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+            graph.restore(body.graph)
+            chains.restore(body.chains)
+        except (ValueError, KeyError, TypeError, IndexError, msgspec.DecodeError) as exc:
             log.warning("ignoring snapshot (%s); replaying all", exc)
             return None
         return graph, chains
@@ -811,6 +916,35 @@ def _hold_terms(event: Event, outcome: Outcome) -> HoldTerms | msgspec.UnsetType
     )
 
 
+def _hold_book(recorder: SQLiteRecorder, data_dir: Path) -> SQLiteHoldBook:
+    """Holds in the event log's database; a separate `holds.db` of the earlier layout is
+    copied in once and renamed `holds.db.migrated`."""
+    book = SQLiteHoldBook.in_event_log(recorder)
+    old = data_dir / HOLDS_FILE
+    if old.exists():
+        copied = book.migrate_from(old)
+        old.rename(old.with_name(HOLDS_FILE + ".migrated"))
+        log.info("moved %d hold(s) from %s into the event log's database", copied, old)
+    return book
+
+
+def _payguard_version() -> str:
+    try:
+        return importlib.metadata.version("payguard")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _fault_point(point: str) -> None:
+    """Crash tests' hook: with `PAYGUARD_FAULT=<point>` the process kills itself (SIGKILL)
+    there, as a power cut would, so a test can show what survives (tests/durability)."""
+    if point == _FAULT:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT = os.environ.get("PAYGUARD_FAULT", "")
+
+
 def _hold(event: Event, decision: Decision) -> Hold:
     """The hold a `hold` decision places (its id and release time are in the decision)."""
     assert not isinstance(decision.hold, msgspec.UnsetType)
@@ -837,16 +971,6 @@ def _quiet(outcome: Outcome) -> bool:
 def _param_type(value: object) -> str:
     """A ruleset param's CEL type (bool first: a Python bool is also an int)."""
     return "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else "string"
-
-
-class _SnapshotUnpickler(pickle.Unpickler):
-    """Reads snapshots of either layout: one written before timelines became msgspec
-    Structs names the old `Timeline` class, which now unpickles as `LegacyTimeline`."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("payguard.features.timeline", "Timeline"):
-            return LegacyTimeline
-        return super().find_class(module, name)
 
 
 @contextmanager

@@ -14,6 +14,10 @@ class Metrics:
         self.invalid_events = 0
         self.duplicates = 0
         self.conflicts = 0
+        self.future_events = 0
+        """Events refused for a `ts` too far ahead of the server clock (also invalid)."""
+        self.storage_errors = 0
+        """Commits of the event log that failed (each request answered 503)."""
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_US) + 1)
         self.latency_sum_us = 0
         self.rule_errors: dict[tuple[str, str], int] = {}
@@ -38,6 +42,8 @@ class Metrics:
             ("payguard_invalid_events_total", self.invalid_events, "Events rejected at the edge."),
             ("payguard_duplicate_events_total", self.duplicates, "Idempotent repeats answered."),
             ("payguard_conflicting_events_total", self.conflicts, "Reused ids, other payload."),
+            ("payguard_future_events_total", self.future_events, "Refused: ts ahead of clock."),
+            ("payguard_storage_errors_total", self.storage_errors, "Failed event log commits."),
         ):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
         lines += [

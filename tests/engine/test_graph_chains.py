@@ -2,7 +2,6 @@
 what the reasons name, and how their state survives a restart and a ruleset swap."""
 
 import logging
-import pickle
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from payguard.events import Card, Event
 from payguard.features import FeatureState, load_catalog
 from payguard.policy import ChainEvidence, Decision
 from payguard.rules import RuleError
+from payguard.snapshots import decode_snapshot, encode_snapshot
 from payguard.store import MemoryRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,9 +164,9 @@ def test_snapshot_that_cannot_restore_them_is_ignored_and_the_log_replayed(
     ruleset = RULESET
     if change == "drop":
         path = tmp_path / "data" / SNAPSHOT_FILE
-        saved = pickle.loads(path.read_bytes())
-        del saved["graph"], saved["chains"]
-        path.write_bytes(pickle.dumps(saved))
+        header, body = decode_snapshot(path.read_bytes())
+        dropped = msgspec.structs.replace(body, graph=None, chains=None)
+        path.write_bytes(encode_snapshot(header, dropped))
     else:
         ruleset = tmp_path / "other.yaml"
         ruleset.write_text(RULESET.read_text().replace("within: 48h", "within: 36h", 1))

@@ -1,23 +1,25 @@
-"""State snapshots round-trip, and a snapshot in the earlier layout still restores.
+"""State snapshots round-trip; anything else at the snapshot path is refused, not run.
 
-The earlier layout pickled one dict of `Timeline` objects per stream; the current one
-holds per-entity records as one msgpack blob. A restart must accept either without
-replaying the whole log, and end with exactly the state a clean run has. A snapshot of an
-earlier format (before watched history) is ignored and the log replayed.
+The snapshot is checksummed MessagePack (payguard.snapshots). A restart must accept an
+intact one without replaying the log and end with exactly the state a clean run has; a
+snapshot of another format, or a pickle (what snapshots used to be), is ignored with a
+warning and the whole log replayed, which rebuilds every state. Bit flips and cut tails
+are in tests/durability/test_snapshot_corruption.py.
 """
 
+import logging
+import os
 import pickle
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-import payguard.features.timeline as timeline_module
 from payguard.config import load_settings
 from payguard.engine import SNAPSHOT_FILE, Engine
-from payguard.features import FeatureState
-from payguard.features.timeline import LegacyTimeline
+from payguard.snapshots import decode_snapshot, encode_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "examples" / "events.jsonl"
@@ -55,63 +57,39 @@ def test_snapshot_round_trips(replayed: tuple[Path, list[Any]]) -> None:
         engine.recorder.close()
 
 
-def test_snapshot_in_the_per_stream_layout_restores(
-    replayed: tuple[Path, list[Any]], monkeypatch: pytest.MonkeyPatch
+class _Exploit:
+    """Unpickling this runs a shell command: what a crafted snapshot used to achieve."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_at_the_snapshot_path_is_refused_and_never_run(
+    replayed: tuple[Path, list[Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
     data_dir, digest = replayed
-    engine = _open(data_dir)
-    saved = pickle.loads((data_dir / SNAPSHOT_FILE).read_bytes())
-    saved["state"] = _per_stream_layout(engine.features)
-    engine.recorder.close()
-    monkeypatch.setattr(timeline_module, "Timeline", _OldTimeline)
-    (data_dir / SNAPSHOT_FILE).write_bytes(pickle.dumps(saved))
-    monkeypatch.undo()
-
-    reopened = _open(data_dir)
+    marker = data_dir / "pwned"
+    (data_dir / SNAPSHOT_FILE).write_bytes(pickle.dumps({"state": _Exploit(marker)}))
+    with caplog.at_level(logging.WARNING, logger="payguard"):
+        reopened = _open(data_dir)
     try:
-        assert reopened.recover() == 0
-        assert reopened.features.digest_items() == digest
+        assert not marker.exists(), "the pickle ran"
+        assert "not a payguard snapshot" in caplog.text
+        assert reopened.features.digest_items() == digest  # rebuilt from the log
     finally:
         reopened.recorder.close()
 
 
-class _OldTimeline(LegacyTimeline):
-    """Pickles as `payguard.features.timeline.Timeline`, as timelines used to."""
-
-    __slots__ = ()
-
-    def __getstate__(self) -> tuple[Any, ...]:
-        return (self.ts, self.values, self.totals, self.running, self.first_ts)
-
-
-_OldTimeline.__module__ = "payguard.features.timeline"
-_OldTimeline.__qualname__ = "Timeline"
-
-
-def _per_stream_layout(state: FeatureState) -> dict[str, Any]:
-    timelines: list[dict[str, _OldTimeline]] = []
-    for idx in range(len(state.streams)):
-        by_key = {}
-        for key, tl in state.timelines(idx).items():
-            old = _OldTimeline.__new__(_OldTimeline)
-            old.__setstate__((tl.ts, tl.values, tl.totals, tl.running, tl.first_ts))
-            by_key[key] = old
-        timelines.append(by_key)
-    exported = state.export()
-    return {
-        "timelines": timelines,
-        **{k: exported[k] for k in ("phone_users", "watermark", "late_events", "updates", "watch")},
-    }
-
-
 def test_snapshot_of_an_earlier_format_is_ignored(replayed: tuple[Path, list[Any]]) -> None:
-    """A snapshot written before watched history was kept (format 1) has none to restore:
-    the engine ignores it and replays the whole log, which rebuilds every state."""
+    """An intact file of another format (here: format 2, which had no checksummed
+    envelope) is ignored and the whole log replayed, which rebuilds every state."""
     data_dir, digest = replayed
-    saved = pickle.loads((data_dir / SNAPSHOT_FILE).read_bytes())
-    del saved["format"]
-    del saved["state"]["watch"]
-    (data_dir / SNAPSHOT_FILE).write_bytes(pickle.dumps(saved))
+    header, body = decode_snapshot((data_dir / SNAPSHOT_FILE).read_bytes())
+    older = msgspec.structs.replace(header, format=2)
+    (data_dir / SNAPSHOT_FILE).write_bytes(encode_snapshot(older, body))
     reopened = _open(data_dir)
     try:
         assert reopened.recorder.last_seq() == 3_000

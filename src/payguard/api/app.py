@@ -45,7 +45,7 @@ from payguard.api.otp import otp_handlers
 from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
 from payguard.config import Settings
-from payguard.engine import DuplicateEventError, Engine
+from payguard.engine import DuplicateEventError, Engine, StorageError
 from payguard.events import Event, EventError
 from payguard.metrics import Metrics
 from payguard.otp import OtpService
@@ -176,6 +176,13 @@ class Health(msgspec.Struct):
     recorded: int
 
 
+class Readiness(msgspec.Struct):
+    """`ready` (200) or `not_ready` (503) with the reasons (docs/security.md, "Operations")."""
+
+    status: str
+    reasons: list[str]
+
+
 class ApiError(Exception):
     """Raised by a handler to answer with `status` and a JSON `body`."""
 
@@ -251,9 +258,15 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 # -- the app ----------------------------------------------------------------------------------
 
 
+def wall_clock_ms() -> int:
+    """The server's clock in epoch ms: future-dated events are refused against it."""
+    return time.time_ns() // 1_000_000
+
+
 def create_app(
     engine: Engine,
     *,
+    clock: Callable[[], int] = wall_clock_ms,
     on_shutdown: Sequence[Callable[[], Any]] = (),
     debug: bool = False,
     webhooks: Webhooks | Literal["settings"] | None = FROM_SETTINGS,
@@ -312,20 +325,24 @@ def create_app(
         )
         return ApiError(409, body)
 
-    def discard_pending() -> None:
-        for store in (engine.recorder, engine.holds, *engine.listeners):
-            discard = getattr(store, "discard_pending", None)
-            if discard is not None:
-                discard()
+    discard_pending = engine.discard_pending
 
-    def durable() -> None:
-        """Flush; if that fails, drop the queued records so nothing half-answered remains."""
+    def storage_unavailable() -> ApiError:
+        return ApiError(503, {"error": "storage_unavailable"})
+
+    def durable(*, batch: bool = False) -> None:
+        """Flush; if that fails, drop the queued records so nothing half-answered remains,
+        and after a batch (whose events were filed as they were decided) put the state back
+        to what the log holds."""
         try:
             engine.flush()
         except Exception:
+            metrics.storage_errors += 1
             discard_pending()
             log.exception("recorder flush failed; request not recorded")
-            raise ApiError(503, {"error": "storage_unavailable"}) from None
+            if batch:
+                engine.rebuild_state()
+            raise storage_unavailable() from None
 
     @post(
         "/v1/events",
@@ -356,13 +373,16 @@ def create_app(
     ) -> Response[Decision]:
         try:
             event = decoder.decode(body)
+            engine.check_time(event, clock())
         except EventError as exc:
             raise reject(exc, 400 if exc.malformed else 422) from None
         require_label_scope(request, [event])
         try:
-            decision, repeat = engine.process(event)
+            decision, repeat = engine.process(event, commit=True)
         except DuplicateEventError as exc:
             raise conflict(exc) from None
+        except StorageError:  # nothing recorded, no state changed
+            raise storage_unavailable() from None
         except EventError as exc:  # an outcome that fits no decision: nothing recorded
             raise reject(exc, 422) from None
         except Exception:  # a bug on valid input: answer 500 and record nothing
@@ -410,9 +430,11 @@ def create_app(
             log.info("rejected batch of %d events (limit %d)", len(wires), MAX_BATCH_EVENTS)
             raise ApiError(413, TooLarge(error="too_many_events", limit=MAX_BATCH_EVENTS))
         events: list[Event] = []
+        now_ms = clock()
         for index, wire in enumerate(wires):
             try:
                 events.append(decoder.validate(wire))
+                engine.check_time(events[-1], now_ms)
             except EventError as exc:
                 raise reject(exc, 422, index) from None
         require_label_scope(request, events)
@@ -437,7 +459,7 @@ def create_app(
         except Exception:  # a bug on valid input: answer 500 and record nothing
             discard_pending()
             raise
-        durable()
+        durable(batch=True)
         new = [event for event, (_, repeat) in zip(events, processed, strict=True) if not repeat]
         audit_labels(gate.audit, request, new)
         return Batch(decisions=[decision.public(show) for decision, _ in processed])
@@ -553,6 +575,25 @@ def create_app(
         )
 
     @get(
+        "/readyz",
+        sync_to_thread=False,
+        summary="Readiness",
+        description=(
+            "200 `ready` when state recovery has finished, the ruleset has rules and the "
+            "event log takes a write (a real 64 KiB commit, so a full disk shows here); "
+            "otherwise 503 `not_ready` with the reasons. Open like /healthz (liveness)."
+        ),
+        tags=["operations"],
+        responses={503: ResponseSpec(Readiness, description="Not ready", generate_examples=False)},
+    )
+    def readyz() -> Response[Readiness]:
+        reasons = engine.readiness()
+        status = "not_ready" if reasons else "ready"
+        return Response(
+            Readiness(status=status, reasons=reasons), status_code=503 if reasons else 200
+        )
+
+    @get(
         "/metrics",
         sync_to_thread=False,
         summary="Prometheus metrics",
@@ -575,6 +616,7 @@ def create_app(
             get_ruleset,
             put_ruleset,
             healthz,
+            readyz,
             prometheus,
             *otp_handlers(engine, otp),
             *hold_handlers(engine, gate.audit),

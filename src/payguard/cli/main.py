@@ -17,6 +17,8 @@ payguard backtest EV --labels LAB      what a ruleset stops and what it costs cu
 import gc
 import os
 import shutil
+import socket
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -36,6 +38,7 @@ from payguard.cli.otp import register as register_otp
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.cli.webhooks import register as register_webhooks
 from payguard.config import Settings, load_settings
+from payguard.datadir import DataDirError, DataDirLock, lock_data_dir
 from payguard.engine import DATABASE_FILE, DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
@@ -86,6 +89,12 @@ def _open(settings: Settings) -> Engine:
         _fail(f"cannot start the engine: {exc}")
 
 
+def _wall_clock_ms() -> int:
+    """Now, in epoch ms: no event may lie further ahead than `max_future_ms` (a file of
+    history never does; a replay takes the clock once, when it starts)."""
+    return time.time_ns() // 1_000_000
+
+
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
@@ -104,9 +113,40 @@ def serve(
     from payguard.api import serve as serve_http
     from payguard.auth import StartupRefused
 
+    settings = _settings(config)
+    if not settings.ruleset.is_file():
+        _fail(f"no such ruleset file: {settings.ruleset}")
+    _check_listen(host, port)
+    _lock(settings)
     try:
-        serve_http(_settings(config), host=host, port=port)
+        serve_http(settings, host=host, port=port)
     except StartupRefused as exc:
+        _fail(str(exc))
+    except RuleError as exc:
+        _fail(str(exc))
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        _fail(f"cannot start the engine: {exc}")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """One line and exit 2 for a port out of range or an address that cannot be bound
+    (in use, not local), before any state is loaded."""
+    if not 1 <= port <= 65_535:
+        _fail(f"--port {port}: a port is a number from 1 to 65535")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _lock(settings: Settings) -> DataDirLock:
+    """Hold the data directory for this process (payguard.datadir), or exit 2 naming it
+    and the process that holds it. The kernel releases it when the process exits."""
+    try:
+        return lock_data_dir(settings.data_dir)
+    except DataDirError as exc:
         _fail(str(exc))
 
 
@@ -117,10 +157,13 @@ def decide(
 ) -> None:
     """Decide one event read from standard input, record it, print the decision."""
     raw = sys.stdin.buffer.read()
-    engine = _open(_settings(config))
+    settings = _settings(config)
+    _lock(settings)
+    engine = _open(settings)
     try:
         event = engine.decoder.decode(raw)
-        decision, _ = engine.process(event)
+        engine.check_time(event, _wall_clock_ms())
+        decision, _ = engine.process(event, commit=True)
     except EventError as exc:
         _fail(f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}")
     except DuplicateEventError as exc:
@@ -140,7 +183,9 @@ def replay(
     """Decide every event of a file in order, recording each; safe to re-run after a crash."""
     if not events.is_file():
         _fail(f"no such events file: {events}")
-    engine = _open(_settings(config))
+    settings = _settings(config)
+    _lock(settings)
+    engine = _open(settings)
     encode = msgspec.json.Encoder().encode
     actions: Counter[str] = Counter()
     rejected = 0
@@ -159,11 +204,14 @@ def replay(
             done = read = 0
             # bound once: the loop body runs per event
             process, decode, write = engine.process, engine.decoder.decode, sink.write
+            check_time, now_ms = engine.check_time, _wall_clock_ms()
             flush_every = engine.settings.flush_every
             for number, line in _lines(events):
                 read += len(line)
                 try:
-                    decision, _ = process(decode(line))
+                    event = decode(line)
+                    check_time(event, now_ms)
+                    decision, _ = process(event)
                 except (EventError, DuplicateEventError) as exc:
                     rejected += 1
                     err.print(f"line {number}: {_describe(exc)}", highlight=False)
@@ -214,6 +262,7 @@ def warm_up(
         _fail(f"no such events file: {events}")
     started = time.perf_counter()
     created = not settings.data_dir.exists()
+    _lock(settings)
     progress = _progress("warm-up")
     # forked before the engine opens the database and the progress display starts a thread
     database = settings.data_dir / DATABASE_FILE

@@ -8,14 +8,19 @@ staff, or by the owner's loss/fraud report) or `released` (by staff, or by expir
 time is up: a hold past `release_ts` that nobody touched reads as released).
 
 Two books with one interface: in memory (backtests, tests) and SQLite (the embedded
-default, in the engine's data directory), so a restart keeps every hold and its state.
+default, a table in the event log's database, written in the event log's transaction), so
+a restart keeps every hold and its state.
 """
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import msgspec
+
+if TYPE_CHECKING:
+    from payguard.store.sqlite import SQLiteRecorder
 
 HoldState = Literal["held", "released", "revoked"]
 HOLD_STATES: tuple[HoldState, ...] = ("held", "released", "revoked")
@@ -163,37 +168,78 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 CREATE INDEX IF NOT EXISTS holds_user ON holds (user_id, placed_ts);
 """
+_INSERT = "INSERT OR IGNORE INTO holds (hold_id, user_id, placed_ts, body) VALUES (?, ?, ?, ?)"
 
 
 class SQLiteHoldBook:
-    """Holds in their own table (WAL). New holds are queued and written at the engine's
-    flush, in one transaction, like the events that placed them (a commit per hold cost a
-    third of a replay's time); a revocation or release is committed at once, because it is
-    acknowledged to a customer. Every read flushes the queue first."""
+    """Holds in a `holds` table (WAL). New holds are queued and written with the events
+    that placed them: `in_event_log` keeps the table in the event log's database and writes
+    the queue inside the event log's own transaction, so an event, its decision and its
+    hold are durable together or not at all (an exit between two commits used to lose a
+    hold forever). A standalone book (`SQLiteHoldBook(path)`) commits its queue at its own
+    `flush`. A revocation or release is committed at once: it is acknowledged to a
+    customer. Reads see queued holds too."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+    def __init__(self, path: Path | None = None, *, db: sqlite3.Connection | None = None) -> None:
+        if db is None:
+            if path is None:
+                raise ValueError("SQLiteHoldBook needs a path or a connection")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+        self._db = db
+        self._owns_db = path is not None
+        """A standalone book commits (and closes) its own database."""
         self._db.executescript(_SCHEMA)
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(Hold).decode
-        self._queued: list[tuple[str, str | None, int, bytes]] = []
+        self._queued: dict[str, Hold] = {}
+
+    @classmethod
+    def in_event_log(cls, recorder: "SQLiteRecorder") -> "SQLiteHoldBook":
+        """A book in the recorder's database whose new holds commit with their events."""
+        book = cls(db=recorder.connection)
+        recorder.companions.append(book)
+        return book
+
+    def migrate_from(self, old: Path) -> int:
+        """Copy the holds of a separate `holds.db` (the earlier layout) into this table,
+        keeping any hold already here; returns how many were copied."""
+        before = self._db.execute("SELECT COUNT(*) FROM holds").fetchone()[0]
+        self._db.execute("ATTACH DATABASE ? AS old_holds", (str(old),))
+        try:
+            self._db.execute(
+                "INSERT OR IGNORE INTO holds SELECT hold_id, user_id, placed_ts, body "
+                "FROM old_holds.holds"
+            )
+        finally:
+            self._db.execute("DETACH DATABASE old_holds")
+        after = self._db.execute("SELECT COUNT(*) FROM holds").fetchone()[0]
+        return int(after - before)
 
     def place(self, hold: Hold) -> None:
-        self._queued.append((hold.hold_id, hold.user_id, hold.placed_ts, self._encode(hold)))
+        if hold.hold_id not in self._queued:
+            self._queued[hold.hold_id] = hold
+
+    def _rows(self) -> list[tuple[str, str | None, int, bytes]]:
+        return [(h.hold_id, h.user_id, h.placed_ts, self._encode(h)) for h in self._queued.values()]
+
+    def write_queued(self, db: sqlite3.Connection) -> None:
+        """Write queued holds inside the event log's open transaction (a companion)."""
+        db.executemany(_INSERT, self._rows())
+
+    def committed(self) -> None:
+        self._queued.clear()
 
     def flush(self) -> None:
-        if not self._queued:
+        """A standalone book commits its queue; one in the event log has nothing to do
+        (the recorder wrote it with the events)."""
+        if not self._queued or not self._owns_db:
             return
         with self._db:  # one transaction
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR IGNORE INTO holds (hold_id, user_id, placed_ts, body) "
-                "VALUES (?, ?, ?, ?)",
-                self._queued,
-            )
+            self._db.executemany(_INSERT, self._rows())
         self._queued.clear()
 
     def discard_pending(self) -> None:
@@ -201,21 +247,25 @@ class SQLiteHoldBook:
         self._queued.clear()
 
     def get(self, hold_id: str) -> Hold | None:
-        self.flush()
+        queued = self._queued.get(hold_id)
+        if queued is not None:
+            return queued
         row = self._db.execute("SELECT body FROM holds WHERE hold_id = ?", (hold_id,)).fetchone()
         return None if row is None else self._decode(row[0])
 
     def find(
         self, *, user_id: str | None = None, state: HoldState | None = None, now_ms: int, limit: int
     ) -> list[Hold]:
-        self.flush()
         query, args = "SELECT body FROM holds", []
         if user_id is not None:
             query, args = query + " WHERE user_id = ?", [user_id]
         query += " ORDER BY placed_ts DESC, hold_id DESC"
+        queued = [h for h in self._queued.values() if user_id is None or h.user_id == user_id]
+        queued.sort(key=lambda h: (h.placed_ts, h.hold_id), reverse=True)
         out: list[Hold] = []
-        for (body,) in self._db.execute(query, args):
-            hold = self._decode(body).as_of(now_ms)
+        rows = (self._decode(body) for (body,) in self._db.execute(query, args))
+        for hold in _merged(queued, rows):
+            hold = hold.as_of(now_ms)
             if state is None or hold.state == state:
                 out.append(hold)
                 if len(out) == limit:
@@ -230,18 +280,23 @@ class SQLiteHoldBook:
         return done
 
     def _store(self, hold: Hold) -> None:
+        if hold.hold_id in self._queued:  # not written yet: it will be, resolved
+            self._queued[hold.hold_id] = hold
+            return
         self._db.execute(
             "UPDATE holds SET body = ? WHERE hold_id = ?", (self._encode(hold), hold.hold_id)
         )
 
     def revoke_pending(self, user_id: str, *, at_ms: int, by: str, note: str) -> list[Hold]:
-        self.flush()
         rows = self._db.execute(
             "SELECT body FROM holds WHERE user_id = ? AND placed_ts <= ?", (user_id, at_ms)
         ).fetchall()
+        candidates = [self._decode(body) for (body,) in rows]
+        candidates += [
+            h for h in self._queued.values() if h.user_id == user_id and h.placed_ts <= at_ms
+        ]
         revoked = []
-        for (body,) in rows:
-            hold = self._decode(body)
+        for hold in candidates:
             if hold.as_of(at_ms).state == "held":
                 done = resolved(hold, hold.hold_id, "revoked", at_ms=at_ms, by=by, note=note)
                 self._store(done)
@@ -250,4 +305,19 @@ class SQLiteHoldBook:
 
     def close(self) -> None:
         self.flush()
-        self._db.close()
+        if self._owns_db:
+            self._db.close()
+
+
+def _merged(newer: list[Hold], older: Iterator[Hold]) -> Iterator[Hold]:
+    """Two newest-first sequences as one (queued holds are newer than stored ones, but
+    placement times need not be)."""
+    pending = list(newer)
+    for hold in older:
+        while pending and (pending[0].placed_ts, pending[0].hold_id) > (
+            hold.placed_ts,
+            hold.hold_id,
+        ):
+            yield pending.pop(0)
+        yield hold
+    yield from pending

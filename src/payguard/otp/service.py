@@ -486,12 +486,10 @@ class OtpService:
         """Decide and durably record an OTP event like any other; the public decision."""
         engine = self.engine
         try:
-            decision, _ = engine.process(event)
+            decision, _ = engine.process(event, commit=True)  # no state change if refused
             engine.flush()
         except Exception as exc:
-            discard = getattr(engine.recorder, "discard_pending", None)
-            if callable(discard):
-                discard()
+            engine.discard_pending()
             if isinstance(exc, OSError | sqlite3.Error):
                 log.exception("recording %s failed", event.type)
                 raise OtpError(

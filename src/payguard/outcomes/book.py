@@ -165,6 +165,20 @@ class OutcomeBook:
                         "outcome listener failed on %s (%s -> %s)", ref_event_id, old, new
                     )
 
+    def reload(self) -> None:
+        """Forget what is in memory and queued, and read the book back from its file (an
+        engine putting its state back after a failed commit; the caller re-files the
+        log's outcomes after the snapshot, which is idempotent)."""
+        self._states.clear()
+        self._history.clear()
+        self._filed.clear()
+        self._cleared.clear()
+        self._queued.clear()
+        self._queued_clearances.clear()
+        self._changes.clear()
+        if self._db is not None:
+            self._load(self._db)
+
     def close(self) -> None:
         self.flush()
         if self._db is not None:

@@ -4,6 +4,10 @@ Writes are queued and committed in one transaction per `flush`, so a batch repla
 commit per thousand events, while the HTTP server flushes after every request. Events are
 stored tokenized (as `Event` JSON), so the file never holds a card, ID and phone number.
 
+Other books whose rows must commit with the event that caused them (the hold book: an
+exit between two commits used to lose a hold forever) register as `companions`: their
+queued rows are written inside the same transaction (docs/security.md, "Durability").
+
 Each event's row also holds its decision, in msgpack, with the feature values as a list
 whose names are stored once per distinct set in `feature_sets`: a decision's JSON with
 its feature names was about 1 KB, five times the event, and writing it was most of the
@@ -14,7 +18,7 @@ cost of recording. Stores written before this layout keep their decisions in a s
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -65,12 +69,29 @@ class _Row(msgspec.Struct, array_like=True):
     hold: HoldTerms | None = None
 
 
+class Companion(Protocol):
+    """A book whose queued rows commit in the event log's transaction."""
+
+    def write_queued(self, db: sqlite3.Connection) -> None:
+        """Write what is queued, inside the recorder's open transaction (no commit)."""
+        ...
+
+    def committed(self) -> None:
+        """The transaction that holds the written rows is committed: forget them."""
+        ...
+
+
 class SQLiteRecorder:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+        """`synchronous=FULL` syncs the WAL at every commit, so an answered request
+        survives a power loss; NORMAL only survives a process crash (measured in
+        docs/benchmarks.md, "Durability")."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+        self.companions: list[Companion] = []
+        """Books written in the same transaction as the events (see the module docstring)."""
         self._legacy = self._migrate()
         """Whether this store has the earlier `decisions` table to read old rows from."""
         self._encode_row = msgspec.msgpack.Encoder().encode
@@ -119,6 +140,11 @@ class SQLiteRecorder:
                 db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
         found = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'decisions'").fetchone()
         return found is not None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The event log's connection, for companions that keep their tables beside it."""
+        return self._db
 
     def _remember_set(self, set_id: int, names: tuple[str, ...]) -> None:
         self._feature_sets[names] = set_id
@@ -176,21 +202,29 @@ class SQLiteRecorder:
         db = self._db
         if self._loading:  # inside the load's transaction: written, durable at end_load
             self._write()
-            self._clear()
+            self._committed()
             return
         db.execute("BEGIN IMMEDIATE")
         try:
             self._write()
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")  # everything stays queued: a later flush retries it all
+            if db.in_transaction:
+                db.execute("ROLLBACK")  # everything stays queued: a later flush retries it
             raise
         self._durable_seq = self._rows[-1][0]
-        self._clear()
+        self._committed()
 
     def _write(self) -> None:
         self._db.executemany("INSERT INTO feature_sets VALUES (?, ?)", self._new_sets)
         self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
+        for companion in self.companions:
+            companion.write_queued(self._db)
+
+    def _committed(self) -> None:
+        self._clear()
+        for companion in self.companions:
+            companion.committed()
 
     def begin_load(self) -> None:
         """Open one transaction for a bulk load (warm-up): flushes write into it, and
@@ -292,6 +326,24 @@ class SQLiteRecorder:
 
     def last_seq(self) -> int:
         return self._durable_seq
+
+    def probe_write(self) -> None:
+        """Commit a 64 KiB row and its removal, as readiness's write check: raises
+        sqlite3.Error when the log cannot take a write now (a full disk, a read-only or
+        vanished file). Skipped inside an open transaction (a warm-up's load)."""
+        db = self._db
+        if self._loading or db.in_transaction:
+            return
+        db.execute("CREATE TABLE IF NOT EXISTS write_probe (body BLOB)")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO write_probe VALUES (zeroblob(65536))")
+            db.execute("DELETE FROM write_probe")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def events_after(self, seq: int) -> Iterator[tuple[int, Event, str]]:
         cursor = self._db.execute(
