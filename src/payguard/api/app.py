@@ -516,11 +516,16 @@ def create_app(
             )
         try:
             text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"not valid UTF-8 at byte {exc.start}"
+            bad = BadField(error="bad_request", field="body", reason=reason)
+            raise ApiError(400, bad) from None
+        try:
             ruleset = engine.parse_ruleset(text)
         except RuleError as exc:
             log.info("rejected ruleset: rule=%r reason=%r", exc.rule, exc.message)
             raise ApiError(422, exc.to_dict()) from None
-        except (ValueError, TypeError, RecursionError) as exc:  # UnicodeDecodeError included
+        except (ValueError, TypeError, RecursionError) as exc:
             log.info("rejected ruleset: %s", type(exc).__name__)
             raise ApiError(
                 422, InvalidRuleset(error="invalid_ruleset", rule="-", reason=str(exc)[:500])
@@ -643,6 +648,6 @@ def _batch_shape_error(
         item = items[index]
         if isinstance(item, dict) and isinstance(item.get("event_id"), str):
             event_id = item["event_id"][:128]
-    except (msgspec.DecodeError, IndexError, TypeError, KeyError):
-        pass
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, LookupError, TypeError):
+        pass  # the event_id is a courtesy: the error stands without it
     return reject(EventError(field, exc.reason, event_id), 422, index)

@@ -22,7 +22,7 @@ from litestar.types import ExceptionHandlersMap
 from payguard.api.access import actor_of
 from payguard.auth import AuditLog
 from payguard.engine import Engine
-from payguard.events import msgspec_field_and_reason
+from payguard.events import NESTED_TOO_DEEPLY, msgspec_field_and_reason, not_utf8
 from payguard.holds import HOLD_STATES, Hold, HoldError, HoldState
 
 log = logging.getLogger("payguard.api")
@@ -90,6 +90,10 @@ def decode_change(body: bytes) -> HoldChange:
         raise _BadBody(422, "body" if field == "$" else field, reason) from None
     except msgspec.DecodeError as exc:
         raise _BadBody(400, "body", f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _BadBody(400, "body", not_utf8(exc)) from None
+    except RecursionError:
+        raise _BadBody(400, "body", NESTED_TOO_DEEPLY) from None
 
 
 def _state_filter(value: str | None) -> HoldState | None:

@@ -16,8 +16,10 @@ from payguard.events.contract import (
     is_fraud_verdict,
 )
 from payguard.events.decode import (
+    NESTED_TOO_DEEPLY,
     EventDecoder,
     msgspec_field_and_reason,
+    not_utf8,
     parse_ts,
     to_minor_units,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "LABEL_TYPES",
     "MONEY_OUT_TYPES",
     "MONEY_TYPES",
+    "NESTED_TOO_DEEPLY",
     "OUTCOME_TYPES",
     "STEP_UP_METHODS",
     "Card",
@@ -42,6 +45,7 @@ __all__ = [
     "Tokenizer",
     "is_fraud_verdict",
     "msgspec_field_and_reason",
+    "not_utf8",
     "parse_ts",
     "to_minor_units",
 ]
