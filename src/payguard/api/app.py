@@ -42,6 +42,7 @@ from payguard.api.openapi import (
     RulesetOperation,
 )
 from payguard.api.otp import otp_handlers
+from payguard.api.schema_page import OperationIndex
 from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
 from payguard.config import Settings
@@ -501,6 +502,7 @@ def create_app(
         request_max_body_size=MAX_RULESET_BYTES,
         operation_class=RulesetOperation,
         responses={
+            400: ResponseSpec(BadField, description="Not UTF-8", generate_examples=False),
             413: ResponseSpec(TooLarge, description="Body too large", generate_examples=False),
             415: ResponseSpec(NotFound, description="Not YAML/text", generate_examples=False),
             422: ResponseSpec(
@@ -604,6 +606,7 @@ def create_app(
             ),
             components=components,
             security=security,
+            render_plugins=[OperationIndex()],
         ),
         on_startup=[hooks.start] if hooks is not None else [],
         on_shutdown=[

@@ -10,16 +10,19 @@ themselves, so `app.py` only lists them.
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, QueryParameter, RawBody
 from litestar.types import ExceptionHandlersMap
 
 from payguard.api.access import actor_of
+from payguard.api.openapi import schema_of
 from payguard.auth import AuditLog
 from payguard.engine import Engine
 from payguard.events import NESTED_TOO_DEEPLY, msgspec_field_and_reason, not_utf8
@@ -62,6 +65,19 @@ class _BadBody(Exception):
 
 
 _decode_change = msgspec.json.Decoder(HoldChange).decode
+
+
+@dataclass
+class HoldChangeOperation(Operation):
+    """The body's schema, derived from `HoldChange` (the handler reads it raw)."""
+
+    def __post_init__(self) -> None:
+        schema = schema_of(HoldChange, title="Hold change")
+        self.request_body = RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=schema)}, required=True
+        )
+
+
 _encode = msgspec.json.Encoder().encode
 
 
@@ -162,6 +178,7 @@ def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRou
         ),
         tags=["holds"],
         exception_handlers=errors,
+        operation_class=HoldChangeOperation,
         request_max_body_size=engine.settings.max_body_bytes,
         responses={400: problem, 404: problem, 409: problem, 422: problem},
     )
