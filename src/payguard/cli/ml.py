@@ -306,10 +306,11 @@ def model_evaluate(
 
     if not (model / "manifest.json").is_file():
         _fail(f"no model artifact in {model}")
+    asked = _window(start, end)
     try:
         fs = feature_set(read_manifest(model).feature_set)
         rows = load_rows(events, fs, load_settings().token_key.encode(), labels, cache)
-        window, metrics = evaluate_model(model, rows, _window(start, end), k)
+        window, metrics = evaluate_model(model, rows, asked, k)
         tested = thresholds_on(model, rows, window)
     except ValueError as exc:
         _fail(str(exc))
