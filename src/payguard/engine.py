@@ -41,7 +41,6 @@ from payguard.events import (
     OUTCOME_TYPES,
     Event,
     EventDecoder,
-    Tokenizer,
 )
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
@@ -193,7 +192,7 @@ class Engine:
         self.settings = settings
         self.metrics = Metrics()
         self.listeners: list[DecisionListener] = []
-        self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
+        self.decoder = EventDecoder(settings.tokenizer(features.knows))
         self._snapshot_path = snapshot_path
         self._snapshot_seq = -1
         self._event_vars = event_variables(settings.utc_offset)
