@@ -3,12 +3,20 @@
 (HTTP 4xx, CLI exit code 2) rely on that."""
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payguard.events import Event, EventDecoder, EventError, Tokenizer
+from payguard.events import (
+    Event,
+    EventDecoder,
+    EventError,
+    Tokenizer,
+    to_major_units,
+    to_minor_units,
+)
 from payguard.events.contract import EventIn
 
 DECODER = EventDecoder(Tokenizer(b"decoder-fuzz-key-0123456789abcdef"))
@@ -82,3 +90,11 @@ def test_events_with_wrong_values_and_bad_bytes(
     _decode(raw[:cut] + junk + raw[cut:])
     _decode_many(b"[" + raw + b"]")
     _decode(raw[:-1] + b',"attrs":{"a":' + b"[" * 5_000 + b"]" * 5_000 + b"}}")
+
+
+@given(st.integers(1, 10**13), st.sampled_from(["CNY", "USD", "JPY", "KWD"]))
+def test_major_units_are_what_the_client_sent(minor: int, currency: str) -> None:
+    """What the API shows beside a fen amount decodes back to the same fen, exactly."""
+    shown = to_major_units(minor, currency)
+    assert to_minor_units(Decimal(shown), currency) == minor
+    assert shown.count(".") == (0 if currency == "JPY" else 1)

@@ -21,6 +21,7 @@ from payguard.events.decode import (
     msgspec_field_and_reason,
     not_utf8,
     parse_ts,
+    to_major_units,
     to_minor_units,
 )
 from payguard.events.errors import EventError
@@ -47,5 +48,6 @@ __all__ = [
     "msgspec_field_and_reason",
     "not_utf8",
     "parse_ts",
+    "to_major_units",
     "to_minor_units",
 ]

@@ -95,6 +95,17 @@ def to_minor_units(amount: Decimal, currency: str, field: str = "amount") -> Fen
     return minor
 
 
+def to_major_units(minor: Fen, currency: str) -> str:
+    """Integer minor units back to the decimal string a client sends (`966800` CNY ->
+    `"9668.00"`): exact, with the currency's own number of decimals, no float."""
+    exponent = _CURRENCY_EXPONENT.get(currency, 2)
+    if exponent == 0:
+        return str(minor)
+    sign = "-" if minor < 0 else ""
+    whole, part = divmod(abs(minor), 10**exponent)
+    return f"{sign}{whole}.{part:0{exponent}d}"
+
+
 class EventDecoder:
     """Validates and tokenizes contract-v1 events. One instance per process; thread-safe reads."""
 
