@@ -116,6 +116,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         _check_webhooks(self.webhook_urls, self.webhook_secrets)
+        _check_previous_token_key(self.token_key_version, self.token_key_previous)
 
     def tokenizer(self, known: "Callable[[str], bool] | None" = None) -> "Tokenizer":
         """The tokenizer for this key version; `known` (is a token in the state?) lets a
@@ -168,6 +169,19 @@ _ENV_KEYS = {
 _LIST_KEYS = frozenset({"webhook_urls", "webhook_secrets"})
 """Settings that an environment variable gives as a comma-separated list."""
 MIN_WEBHOOK_SECRET = 16
+
+
+def _check_previous_token_key(version: int, previous: str | None) -> None:
+    """A previous key is version `version - 1`, so it needs a current version of 2 or more,
+    and it must be as long as any token key (docs/security.md, "Token keys and rotation")."""
+    if previous is None:
+        return
+    if version < 2:
+        raise ValueError(
+            "PAYGUARD_TOKEN_KEY_PREVIOUS needs PAYGUARD_TOKEN_KEY_VERSION of 2 or more"
+        )
+    if len(previous.encode()) < 16:
+        raise ValueError("PAYGUARD_TOKEN_KEY_PREVIOUS: shorter than 16 bytes")
 
 
 def _check_webhooks(urls: Iterable[str], secrets: Iterable[str]) -> None:

@@ -85,3 +85,8 @@ def test_an_entity_seen_before_rotation_is_the_same_entity_after(tmp_path: Path)
         assert _bind(engine, "b4", "u4", 4, PAN) == 0
     finally:
         engine.close()
+
+
+def test_settings_refuse_a_previous_key_without_a_version() -> None:
+    with pytest.raises(ValueError, match="PAYGUARD_TOKEN_KEY_VERSION"):
+        load_settings(env={"PAYGUARD_TOKEN_KEY": KEY_2, "PAYGUARD_TOKEN_KEY_PREVIOUS": KEY_1})
