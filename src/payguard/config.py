@@ -6,6 +6,8 @@ PAYGUARD_RULESET      ruleset YAML file
 PAYGUARD_FEATURES     feature catalog YAML file
 PAYGUARD_TOKEN_KEY    secret key for PII tokens (≥ 32 bytes; `serve` refuses less outside
                       development mode)
+PAYGUARD_TOKEN_KEY_VERSION   the version PAYGUARD_TOKEN_KEY is (default 1; docs/security.md)
+PAYGUARD_TOKEN_KEY_PREVIOUS  during a rotation, the previous version of the key
 PAYGUARD_UTC_OFFSET   hours east of UTC for `hour`/`weekday` in rules (default 8)
 PAYGUARD_LOG_LEVEL    logging level (default INFO)
 PAYGUARD_MODEL        model artifact directory (`payguard model train`); none: rules only
@@ -44,10 +46,15 @@ import os
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from payguard.events import Tokenizer
 
 from payguard.features import DEFAULT_CATALOG_PATH
 
@@ -59,6 +66,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ruleset: Path = Path("rules/default.yaml")
     features: Path = DEFAULT_CATALOG_PATH
     token_key: str = DEV_TOKEN_KEY
+    token_key_version: Annotated[int, msgspec.Meta(ge=1, le=999)] = 1
+    """The version `token_key` is; tokens of version 2 on carry `v<n>_` (docs/security.md)."""
+    token_key_previous: str | None = None
+    """During a rotation, version `token_key_version - 1` of the key: entities already
+    known under it keep their tokens (events.tokenize.Tokenizer)."""
     utc_offset: int = 8
     log_level: str = "INFO"
     model: Path | None = None
@@ -118,6 +130,20 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         _check_webhooks(self.webhook_urls, self.webhook_secrets)
+        _check_previous_token_key(self.token_key_version, self.token_key_previous)
+
+    def tokenizer(self, known: "Callable[[str], bool] | None" = None) -> "Tokenizer":
+        """The tokenizer for this key version; `known` (is a token in the state?) lets a
+        rotation keep the tokens of entities seen under `token_key_previous`."""
+        from payguard.events import Tokenizer
+
+        previous = self.token_key_previous
+        return Tokenizer(
+            self.token_key.encode(),
+            version=self.token_key_version,
+            previous=previous.encode() if previous is not None else None,
+            known=known,
+        )
 
     @property
     def uses_dev_key(self) -> bool:
@@ -129,6 +155,8 @@ _ENV_KEYS = {
     "PAYGUARD_RULESET": "ruleset",
     "PAYGUARD_FEATURES": "features",
     "PAYGUARD_TOKEN_KEY": "token_key",
+    "PAYGUARD_TOKEN_KEY_VERSION": "token_key_version",
+    "PAYGUARD_TOKEN_KEY_PREVIOUS": "token_key_previous",
     "PAYGUARD_UTC_OFFSET": "utc_offset",
     "PAYGUARD_LOG_LEVEL": "log_level",
     "PAYGUARD_MODEL": "model",
@@ -157,6 +185,19 @@ _ENV_KEYS = {
 _LIST_KEYS = frozenset({"webhook_urls", "webhook_secrets"})
 """Settings that an environment variable gives as a comma-separated list."""
 MIN_WEBHOOK_SECRET = 16
+
+
+def _check_previous_token_key(version: int, previous: str | None) -> None:
+    """A previous key is version `version - 1`, so it needs a current version of 2 or more,
+    and it must be as long as any token key (docs/security.md, "Token keys and rotation")."""
+    if previous is None:
+        return
+    if version < 2:
+        raise ValueError(
+            "PAYGUARD_TOKEN_KEY_PREVIOUS needs PAYGUARD_TOKEN_KEY_VERSION of 2 or more"
+        )
+    if len(previous.encode()) < 16:
+        raise ValueError("PAYGUARD_TOKEN_KEY_PREVIOUS: shorter than 16 bytes")
 
 
 def _check_webhooks(urls: Iterable[str], secrets: Iterable[str]) -> None:

@@ -44,7 +44,6 @@ from payguard.events import (
     Event,
     EventDecoder,
     EventError,
-    Tokenizer,
 )
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
@@ -205,7 +204,7 @@ class Engine:
         self.metrics = Metrics()
         self.rule_error_log = RuleErrorLog(self.metrics, log)
         self.listeners: list[DecisionListener] = []
-        self.decoder = EventDecoder(Tokenizer(settings.token_key.encode()))
+        self.decoder = EventDecoder(settings.tokenizer(features.knows))
         self._snapshot_path = snapshot_path
         self._snapshot_seq = -1
         self.recovered = snapshot_path is None

@@ -37,6 +37,7 @@ def test_a_held_transfer_is_listed_and_the_customer_revokes_it(client: httpx.Cli
     assert [(h["hold_id"], h["state"], h["amount"]) for h in listed] == [
         ("hold-u-hold-1-transfer", "held", 600_000)
     ]
+    assert listed[0]["amount_major"] == "6000.00"  # as sent, beside the fen (issue 14)
     change = {"hold_id": hold["hold_id"], "action": "revoke", "by": "customer", "note": "app"}
     revoked = client.post("/v1/holds", json=change)
     assert revoked.status_code == 200
@@ -60,6 +61,7 @@ def test_staff_release_a_hold(client: httpx.Client) -> None:
     change = {"hold_id": hold["hold_id"], "action": "release", "by": "staff"}
     released = client.post("/v1/holds", json=change)
     assert released.status_code == 200 and released.json()["state"] == "released"
+    assert released.json()["amount_major"] == "6000.00"
 
 
 def test_bad_requests_name_the_field(client: httpx.Client) -> None:

@@ -61,7 +61,8 @@ def test_put_rejects_other_content_types_and_garbage(client: httpx.Client) -> No
     assert r.status_code == 415
     assert r.json()["error"] == "unsupported_media_type"
     binary = client.put("/v1/ruleset", content=b"\xff\xfe\x00", headers=YAML)
-    assert binary.status_code == 422
+    assert binary.status_code == 400  # not UTF-8: a bad body, not a bad ruleset (issue 14)
+    assert binary.json()["field"] == "body"
     assert client.put("/v1/ruleset", content=b"just text", headers=YAML).status_code == 422
 
 

@@ -89,6 +89,13 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     assert "the manifest's thresholds on 2018-05-06 … 2018-05-20" in result.output
     auc = float(result.output.split("auc")[1].split()[1])
     assert auc > 0.8  # scenario 1 (amount > 220) alone is easy to rank
+    half = runner.invoke(
+        app,
+        ["model", "evaluate", "--model", str(model), "--events", str(events),
+         "--from", "2018-05-06"],
+    )  # fmt: skip
+    assert half.exit_code == 2  # not silently the default period (issue 14)
+    assert "--from and --to together" in half.output
 
 
 def _check_thresholds(model: Path, cache: Path, output: str) -> None:

@@ -218,10 +218,15 @@ def openapi_security() -> tuple[Components, list[SecurityRequirement]]:
 # -- GET /v1/audit ---------------------------------------------------------------------------
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="at most this many, 1 to 1000")]
+SQLITE_MAX_INT = 2**63 - 1
+"""Larger integers cannot reach SQLite (OverflowError): refuse them as bad parameters."""
 Cursor = Annotated[
-    int, QueryParameter(ge=0, description="entries after this seq (the previous page's `next`)")
+    int,
+    QueryParameter(
+        ge=0, le=SQLITE_MAX_INT, description="entries after this seq (the previous page's `next`)"
+    ),
 ]
-Millis = Annotated[int | None, QueryParameter(ge=0, description="epoch ms")]
+Millis = Annotated[int | None, QueryParameter(ge=0, le=SQLITE_MAX_INT, description="epoch ms")]
 TextFilter = Annotated[str | None, QueryParameter(max_length=200)]
 
 

@@ -42,6 +42,7 @@ from payguard.api.openapi import (
     RulesetOperation,
 )
 from payguard.api.otp import otp_handlers
+from payguard.api.schema_page import OperationIndex
 from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
 from payguard.config import Settings
@@ -58,6 +59,9 @@ log = logging.getLogger("payguard.api")
 
 MAX_BATCH_EVENTS: Final = 10_000
 MAX_RULESET_BYTES: Final = 1024 * 1024
+MAX_RULESET_NESTING: Final = 500
+"""Bracket depth a ruleset may reach: libyaml's C composer recurses once per level and
+crashes the process (SIGSEGV) long before 30,000, so deeper text is refused unread."""
 RULESET_MEDIA_TYPES: Final = frozenset(
     {"text/yaml", "application/yaml", "application/x-yaml", "text/x-yaml", "text/plain"}
 )
@@ -523,6 +527,7 @@ def create_app(
         request_max_body_size=MAX_RULESET_BYTES,
         operation_class=RulesetOperation,
         responses={
+            400: ResponseSpec(BadField, description="Not UTF-8", generate_examples=False),
             413: ResponseSpec(TooLarge, description="Body too large", generate_examples=False),
             415: ResponseSpec(NotFound, description="Not YAML/text", generate_examples=False),
             422: ResponseSpec(
@@ -538,11 +543,21 @@ def create_app(
             )
         try:
             text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"not valid UTF-8 at byte {exc.start}"
+            bad = BadField(error="bad_request", field="body", reason=reason)
+            raise ApiError(400, bad) from None
+        if _flow_depth(text) > MAX_RULESET_NESTING:
+            reason = f"nested more than {MAX_RULESET_NESTING} levels deep"
+            raise ApiError(
+                422, InvalidRuleset(error="invalid_ruleset", rule="-", reason=reason)
+            ) from None
+        try:
             ruleset = engine.parse_ruleset(text)
         except RuleError as exc:
             log.info("rejected ruleset: rule=%r reason=%r", exc.rule, exc.message)
             raise ApiError(422, exc.to_dict()) from None
-        except (ValueError, TypeError, RecursionError) as exc:  # UnicodeDecodeError included
+        except (ValueError, TypeError, RecursionError) as exc:
             log.info("rejected ruleset: %s", type(exc).__name__)
             raise ApiError(
                 422, InvalidRuleset(error="invalid_ruleset", rule="-", reason=str(exc)[:500])
@@ -641,6 +656,7 @@ def create_app(
             ),
             components=components,
             security=security,
+            render_plugins=[OperationIndex()],
         ),
         on_startup=[hooks.start] if hooks is not None else [],
         on_shutdown=[
@@ -658,6 +674,19 @@ def _open_access(settings: Settings) -> Access:
     return Access.open(
         settings.data_dir, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst
     )
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of YAML flow collections (`[`, `{`) in `text`; brackets inside
+    strings count too, which only ever overstates the depth."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _named_field(exc: HTTPException) -> tuple[str, str] | None:
@@ -685,6 +714,6 @@ def _batch_shape_error(
         item = items[index]
         if isinstance(item, dict) and isinstance(item.get("event_id"), str):
             event_id = item["event_id"][:128]
-    except (msgspec.DecodeError, IndexError, TypeError, KeyError):
-        pass
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, LookupError, TypeError):
+        pass  # the event_id is a courtesy: the error stands without it
     return reject(EventError(field, exc.reason, event_id), 422, index)

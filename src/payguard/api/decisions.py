@@ -155,7 +155,7 @@ def decision_handlers(engine: Engine) -> list[HTTPRouteHandler]:
         ),
         tags=["decisions"],
         exception_handlers=errors,
-        responses={404: ResponseSpec(dict[str, str], description="Unknown event_id")},
+        responses={400: problem, 404: ResponseSpec(dict[str, str], description="Unknown event_id")},
     )
     def get_decision(event_id: FromPath[str], explain: Text = None) -> DecisionView:
         stored = engine.recorder.lookup(event_id)

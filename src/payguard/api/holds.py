@@ -10,19 +10,27 @@ themselves, so `app.py` only lists them.
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, QueryParameter, RawBody
 from litestar.types import ExceptionHandlersMap
 
 from payguard.api.access import actor_of
+from payguard.api.openapi import schema_of
 from payguard.auth import AuditLog
 from payguard.engine import Engine
-from payguard.events import msgspec_field_and_reason
+from payguard.events import (
+    NESTED_TOO_DEEPLY,
+    msgspec_field_and_reason,
+    not_utf8,
+    to_major_units,
+)
 from payguard.holds import HOLD_STATES, Hold, HoldError, HoldState
 
 log = logging.getLogger("payguard.api")
@@ -42,8 +50,23 @@ class HoldChange(msgspec.Struct, forbid_unknown_fields=True):
     note: Annotated[str, msgspec.Meta(max_length=512)] | None = None
 
 
+class HoldView(Hold, frozen=True, kw_only=True):
+    """A hold as the API shows it: `amount` stays in fen (contract v1), and `amount_major`
+    is the same money as the client sent it, a decimal string in the currency's major unit
+    (`"6000.00"` for 600000 fen CNY)."""
+
+    amount_major: str
+
+    @classmethod
+    def of(cls, hold: Hold) -> "HoldView":
+        return cls(
+            **msgspec.structs.asdict(hold),
+            amount_major=to_major_units(hold.amount, hold.currency),
+        )
+
+
 class HoldList(msgspec.Struct):
-    holds: list[Hold]
+    holds: list[HoldView]
 
 
 class HoldProblem(msgspec.Struct, omit_defaults=True):
@@ -62,6 +85,19 @@ class _BadBody(Exception):
 
 
 _decode_change = msgspec.json.Decoder(HoldChange).decode
+
+
+@dataclass
+class HoldChangeOperation(Operation):
+    """The body's schema, derived from `HoldChange` (the handler reads it raw)."""
+
+    def __post_init__(self) -> None:
+        schema = schema_of(HoldChange, title="Hold change")
+        self.request_body = RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=schema)}, required=True
+        )
+
+
 _encode = msgspec.json.Encoder().encode
 
 
@@ -90,6 +126,10 @@ def decode_change(body: bytes) -> HoldChange:
         raise _BadBody(422, "body" if field == "$" else field, reason) from None
     except msgspec.DecodeError as exc:
         raise _BadBody(400, "body", f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _BadBody(400, "body", not_utf8(exc)) from None
+    except RecursionError:
+        raise _BadBody(400, "body", NESTED_TOO_DEEPLY) from None
 
 
 def _state_filter(value: str | None) -> HoldState | None:
@@ -128,9 +168,8 @@ def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRou
         request: Request[Any, Any, Any], user_id: UserFilter = None, limit: Limit = 100
     ) -> HoldList:
         hold_state = _state_filter(request.query_params.get("state"))
-        return HoldList(
-            engine.holds.find(user_id=user_id, state=hold_state, now_ms=_now_ms(), limit=limit)
-        )
+        found = engine.holds.find(user_id=user_id, state=hold_state, now_ms=_now_ms(), limit=limit)
+        return HoldList([HoldView.of(hold) for hold in found])
 
     @get(
         "/v1/holds/{hold_id:str}",
@@ -140,11 +179,11 @@ def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRou
         exception_handlers=errors,
         responses={404: problem},
     )
-    def get_hold(hold_id: FromPath[str]) -> Hold:
+    def get_hold(hold_id: FromPath[str]) -> HoldView:
         hold = engine.holds.get(hold_id)
         if hold is None:
             raise HoldError(hold_id, "no such hold", 404)
-        return hold.as_of(_now_ms())
+        return HoldView.of(hold.as_of(_now_ms()))
 
     @post(
         "/v1/holds",
@@ -158,10 +197,11 @@ def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRou
         ),
         tags=["holds"],
         exception_handlers=errors,
+        operation_class=HoldChangeOperation,
         request_max_body_size=engine.settings.max_body_bytes,
         responses={400: problem, 404: problem, 409: problem, 422: problem},
     )
-    def change_hold(request: Request[Any, Any, Any], body: RawBody) -> Hold:
+    def change_hold(request: Request[Any, Any, Any], body: RawBody) -> HoldView:
         change = decode_change(body)
         state: HoldState = "revoked" if change.action == "revoke" else "released"
         now = _now_ms()
@@ -178,6 +218,6 @@ def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRou
                 at_ms=now,
                 actor_name=actor_name,
             )
-        return hold
+        return HoldView.of(hold)
 
     return [list_holds, get_hold, change_hold]

@@ -1,9 +1,14 @@
 """OpenAPI request bodies for handlers that read their body raw (Litestar cannot infer them)."""
 
+import dataclasses
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+import msgspec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+
+from payguard.events import EventIn
 
 EXAMPLE_EVENT: dict[str, Any] = {
     "event_id": "evt-20200904-0007",
@@ -19,24 +24,51 @@ EXAMPLE_EVENT: dict[str, Any] = {
     "channel": "app",
 }
 
-EVENT_SCHEMA = Schema(
-    type=OpenAPIType.OBJECT,
+_SCHEMA_FIELDS: Final = {field.name for field in dataclasses.fields(Schema)}
+_JSON_SCHEMA_NAMES: Final = {"anyOf": "any_of", "additionalProperties": "additional_properties"}
+
+
+def schema_of(wire_type: Any, **overrides: Any) -> Schema:
+    """The OpenAPI schema of a msgspec wire type, derived from the type the decoder uses,
+    so the document cannot drift from the contract: every field, its enum, its limits, and
+    `additionalProperties: false` where the decoder forbids unknown fields. References are
+    inlined (the wire types are small and not recursive)."""
+    document = msgspec.json.schema(wire_type)
+    definitions: dict[str, Any] = document.get("$defs", {})
+    return dataclasses.replace(_to_schema(document, definitions), **overrides)
+
+
+def _to_schema(node: dict[str, Any], definitions: dict[str, Any]) -> Schema:
+    if "$ref" in node:
+        return _to_schema(definitions[node["$ref"].rsplit("/", 1)[1]], definitions)
+    fields: dict[str, Any] = {}
+    for key, value in node.items():
+        name = _JSON_SCHEMA_NAMES.get(key) or re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+        if name not in _SCHEMA_FIELDS:
+            continue
+        if name == "properties":
+            value = {prop: _to_schema(item, definitions) for prop, item in value.items()}
+        elif name in {"any_of", "one_of"}:
+            value = [_to_schema(item, definitions) for item in value]
+        elif name == "items" and isinstance(value, dict):
+            value = _to_schema(value, definitions)
+        elif name == "type":
+            value = OpenAPIType(value)
+        fields[name] = value
+    return Schema(**fields)
+
+
+EVENT_SCHEMA = schema_of(
+    EventIn,
     title="Event (contract v1)",
     description=(
         "One event exactly as docs/events.md defines it. payguard validates it itself, so "
         "errors name the offending field (`card.number`, `ts`, ...). Unknown fields are "
-        "rejected; card, ID and phone numbers are tokenized at the edge and never stored."
+        "rejected; card, ID and phone numbers are tokenized at the edge and never stored. "
+        "`ts`: RFC 3339 with an offset, or epoch milliseconds. `amount`: decimal major "
+        'units as a string ("4999.00"). Conditional rules (the fields each type requires) '
+        "are in docs/events.md."
     ),
-    required=["event_id", "type", "ts"],
-    properties={
-        "event_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=128),
-        "type": Schema(type=OpenAPIType.STRING, description="see docs/events.md"),
-        "ts": Schema(
-            one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.INTEGER)],
-            description="RFC 3339 with offset, or epoch milliseconds",
-        ),
-    },
-    additional_properties=True,
 )
 
 

@@ -14,87 +14,42 @@ import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.params import RawBody
 from litestar.types import ExceptionHandlersMap
 
+from payguard.api.openapi import schema_of
 from payguard.engine import Engine
 from payguard.otp import (
     OtpError,
     OtpErrorBody,
     OtpService,
+    SendRequest,
     SendResult,
+    VerifyRequest,
     VerifyResult,
     decode_send,
     decode_verify,
 )
 
-_S = OpenAPIType.STRING
-_MERCHANT = Schema(
-    type=OpenAPIType.OBJECT,
-    required=["id"],
-    properties={
-        "id": Schema(type=_S),
-        "category": Schema(type=_S, description="as in docs/events.md; default `other`"),
-        "name": Schema(type=_S, max_length=64, description="shown in the message"),
-    },
-)
-_PAYEE = Schema(
-    type=OpenAPIType.OBJECT,
-    required=["id"],
-    properties={
-        "id": Schema(type=_S),
-        "card": Schema(
-            type=OpenAPIType.OBJECT,
-            description="`{number}` (clear PAN, tokenized) or `{token}`, as in docs/events.md",
-        ),
-        "name": Schema(type=_S, max_length=64, description="shown in the message"),
-    },
-)
-_TRANSACTION: dict[str, Schema] = {
-    "user_id": Schema(type=_S, min_length=1, max_length=256),
-    "device_id": Schema(type=_S, description="required while otp_same_device is on"),
-    "session_id": Schema(type=_S, description="required while otp_same_session is on"),
-    "ip": Schema(type=_S, description="required while otp_same_ip is on"),
-    "amount": Schema(
-        one_of=[Schema(type=_S), Schema(type=OpenAPIType.NUMBER)],
-        description='decimal major units ("300.00"), as in the event contract',
-    ),
-    "currency": Schema(type=_S, pattern="^[A-Z]{3}$", description="default CNY"),
-    "merchant": _MERCHANT,
-    "payee": _PAYEE,
-    "channel": Schema(type=_S, description="as in docs/events.md"),
-}
-SEND_SCHEMA = Schema(
-    type=OpenAPIType.OBJECT,
+SEND_SCHEMA = schema_of(
+    SendRequest,
     title="OTP send request",
     description=(
         "Give exactly one of `merchant` and `payee`, and `amount` — or `ref_event_id`, the "
         "decided event being authorised, whose binding they then default to (and must "
-        "equal). Unknown fields are rejected."
+        'equal). `amount` in decimal major units ("300.00"); `phone` E.164, tokenized, '
+        "never stored in clear; `device_id`, `session_id`, `ip` required while "
+        "otp_same_device, otp_same_session, otp_same_ip are on. Unknown fields are rejected."
     ),
-    required=["user_id"],
-    properties={
-        **_TRANSACTION,
-        "phone": Schema(type=_S, description="E.164; tokenized, never stored in clear"),
-        "purpose": Schema(type=_S, enum=["payment", "transfer", "withdrawal"]),
-        "lang": Schema(type=_S, enum=["zh", "en"], description="message language (zh)"),
-        "ref_event_id": Schema(type=_S, description="decided event; must offer sms_otp"),
-    },
 )
-VERIFY_SCHEMA = Schema(
-    type=OpenAPIType.OBJECT,
+VERIFY_SCHEMA = schema_of(
+    VerifyRequest,
     title="OTP verify request",
     description=(
         "The code, and the transaction and context it is presented for: any difference "
         "from what the code was bound to refuses it. Unknown fields are rejected."
     ),
-    required=["challenge_id", "code", "user_id", "amount"],
-    properties={
-        "challenge_id": Schema(type=_S),
-        "code": Schema(type=_S, pattern="^[0-9]{6}$"),
-        **_TRANSACTION,
-    },
 )
 SEND_EXAMPLE: dict[str, Any] = {
     "user_id": "u_10086",

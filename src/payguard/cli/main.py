@@ -54,6 +54,28 @@ register_ml(app)
 register_otp(app)
 register_webhooks(app)
 register_keys(app)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        print(f"payguard {version('payguard')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """payguard: real-time risk decisions for quick payments."""
+
+
 # Tables (backtest, replay summaries) need ~130 columns; a log or pipe gets 160, not 80.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 out = Console(width=_PIPED_WIDTH)

@@ -8,13 +8,16 @@ payguard model evaluate --model DIR --events E                AUC, AP, P@k, CP@k
 
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from payguard.config import load_settings
+
+if TYPE_CHECKING:
+    from payguard.ml.train import Window
 
 model_app = typer.Typer(help="Train and evaluate the learned risk score.", no_args_is_help=True)
 out = Console()
@@ -295,24 +298,37 @@ def model_evaluate(
     k: Annotated[int, typer.Option(help="k of precision@k and card precision@k.")] = 100,
     cache: Annotated[Path | None, typer.Option(help="Directory caching feature rows.")] = None,
 ) -> None:
-    """AUC ROC, average precision, precision@k and card precision@k on a test period."""
+    """AUC ROC, average precision, precision@k and card precision@k on a test period:
+    --from/--to, or without them the model's own (its labels_as_of to the data's end)."""
     from payguard.ml.features import feature_set
     from payguard.ml.model import read_manifest
-    from payguard.ml.train import Window, evaluate_model, load_rows, thresholds_on
+    from payguard.ml.train import evaluate_model, load_rows, thresholds_on
 
     if not (model / "manifest.json").is_file():
         _fail(f"no model artifact in {model}")
+    asked = _window(start, end)
     try:
         fs = feature_set(read_manifest(model).feature_set)
         rows = load_rows(events, fs, load_settings().token_key.encode(), labels, cache)
-        window = Window(start, end) if start and end else None
-        window, metrics = evaluate_model(model, rows, window, k)
+        window, metrics = evaluate_model(model, rows, asked, k)
         tested = thresholds_on(model, rows, window)
     except ValueError as exc:
         _fail(str(exc))
     _metrics_table(f"test {window.start} … {window.end}", metrics)
     if tested:
         _thresholds_table(f"the manifest's thresholds on {window.start} … {window.end}", tested)
+
+
+def _window(start: str | None, end: str | None) -> "Window | None":
+    """Both dates, or neither: then the model's own test period (from its `labels_as_of`,
+    the first day no training label could see, to the end of the data)."""
+    from payguard.ml.train import Window
+
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        _fail("give --from and --to together, or neither for the model's own test period")
+    return Window(start, end)
 
 
 def _metrics_table(title: str, metrics: dict[str, float]) -> None:

@@ -16,9 +16,12 @@ from payguard.events.contract import (
     is_fraud_verdict,
 )
 from payguard.events.decode import (
+    NESTED_TOO_DEEPLY,
     EventDecoder,
     msgspec_field_and_reason,
+    not_utf8,
     parse_ts,
+    to_major_units,
     to_minor_units,
 )
 from payguard.events.errors import EventError
@@ -30,6 +33,7 @@ __all__ = [
     "LABEL_TYPES",
     "MONEY_OUT_TYPES",
     "MONEY_TYPES",
+    "NESTED_TOO_DEEPLY",
     "OUTCOME_TYPES",
     "STEP_UP_METHODS",
     "Card",
@@ -42,6 +46,8 @@ __all__ = [
     "Tokenizer",
     "is_fraud_verdict",
     "msgspec_field_and_reason",
+    "not_utf8",
     "parse_ts",
+    "to_major_units",
     "to_minor_units",
 ]

@@ -95,6 +95,17 @@ def to_minor_units(amount: Decimal, currency: str, field: str = "amount") -> Fen
     return minor
 
 
+def to_major_units(minor: Fen, currency: str) -> str:
+    """Integer minor units back to the decimal string a client sends (`966800` CNY ->
+    `"9668.00"`): exact, with the currency's own number of decimals, no float."""
+    exponent = _CURRENCY_EXPONENT.get(currency, 2)
+    if exponent == 0:
+        return str(minor)
+    sign = "-" if minor < 0 else ""
+    whole, part = divmod(abs(minor), 10**exponent)
+    return f"{sign}{whole}.{part:0{exponent}d}"
+
+
 class EventDecoder:
     """Validates and tokenizes contract-v1 events. One instance per process; thread-safe reads."""
 
@@ -242,8 +253,20 @@ def _shape(decoder: "msgspec.json.Decoder[T]", raw: bytes | str) -> T:
         return decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise _from_msgspec(exc, raw) from None
+    except UnicodeDecodeError as exc:  # msgspec's answer to bad bytes inside a string
+        raise EventError("$", not_utf8(exc), malformed=True) from None
     except RecursionError:  # msgspec's answer to very deep nesting
-        raise EventError("$", "nested too deeply", _event_id_of(raw)) from None
+        raise EventError("$", NESTED_TOO_DEEPLY, _event_id_of(raw), malformed=True) from None
+
+
+NESTED_TOO_DEEPLY = "malformed JSON: nested too deeply"
+"""The reason every JSON edge gives for a body msgspec cannot descend (RecursionError)."""
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """The reason every edge gives for a body that is not UTF-8 (msgspec raises
+    UnicodeDecodeError, not DecodeError, for bad bytes in a key or a string value)."""
+    return f"malformed JSON: not valid UTF-8 at byte {exc.start}"
 
 
 def _from_msgspec(exc: msgspec.DecodeError, raw: bytes | str) -> EventError:

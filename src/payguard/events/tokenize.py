@@ -47,13 +47,47 @@ _EXTRA_POSSIBLE_LENGTHS: dict[int, tuple[int, tuple[str, ...]]] = {86: (13, ("14
 SMS, yet `phonenumbers` calls them too long."""
 
 
+def token_marker(version: int) -> str:
+    """What a token of key version `version` carries after its kind: nothing for version 1
+    (so tokens from before versioning stay valid), `v<n>_` from version 2 on."""
+    return "" if version == 1 else f"v{version}_"
+
+
+def _keyed_token(key: bytes, marker: str, kind: str, value: str) -> str:
+    digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+    return f"{kind}_{marker}{digest[:32]}"
+
+
+def _never(_: str) -> bool:
+    return False
+
+
 class Tokenizer:
     """Turns clear PII into stable tokens; raises `EventError` on impossible values."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        version: int = 1,
+        previous: bytes | None = None,
+        known: Callable[[str], bool] | None = None,
+    ) -> None:
+        """`key` is version `version` of the token key. During a rotation, `previous` is
+        version `version - 1` and `known` says whether a token is already in payguard's
+        state: a value whose previous-version token is known keeps that token, so an
+        entity seen before the rotation stays the same entity (its counts continue);
+        values first seen after it get current-version tokens. Once windows no longer
+        hold previous-version tokens, drop `previous` (docs/security.md)."""
+        if len(key) < 16 or (previous is not None and len(previous) < 16):
             raise ValueError("token key must be at least 16 bytes")
+        if version < 1 or (previous is not None and version < 2):
+            raise ValueError("token key versions start at 1; a previous key needs version >= 2")
         self._key = key
+        self._marker = token_marker(version)
+        self._previous = previous
+        self._previous_marker = token_marker(version - 1)
+        self._known = known if known is not None else _never
         self.pan: Callable[[str], tuple[str, str, str]] = lru_cache(_CACHE_SIZE)(self._pan)
         self.resident_id: Callable[[str], tuple[str, EpochMs]] = lru_cache(_CACHE_SIZE)(
             self._resident_id
@@ -63,8 +97,12 @@ class Tokenizer:
         )
 
     def token(self, kind: str, value: str) -> str:
-        digest = hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-        return f"{kind}_{digest[:32]}"
+        """`<kind>_<marker><128-bit hex>`; the marker names the key version (none for 1)."""
+        if self._previous is not None:
+            earlier = _keyed_token(self._previous, self._previous_marker, kind, value)
+            if self._known(earlier):
+                return earlier
+        return _keyed_token(self._key, self._marker, kind, value)
 
     def id_number(self, number: str) -> str:
         """The token of a resident ID number (see `resident_id`)."""

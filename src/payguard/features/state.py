@@ -771,6 +771,11 @@ class FeatureState:
                     del entities[key]
         return left
 
+    def knows(self, key: str) -> bool:
+        """Whether any stream has filed anything under entity `key` (a token, a user_id):
+        how a token-key rotation recognises an entity seen under the previous key."""
+        return any(key in entities for entities in self.entities)
+
     def entity_count(self) -> int:
         """Timelines alive: (stream, entity) pairs with anything filed."""
         return sum(

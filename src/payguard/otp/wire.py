@@ -12,7 +12,7 @@ from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
-from payguard.events import msgspec_field_and_reason
+from payguard.events import NESTED_TOO_DEEPLY, msgspec_field_and_reason, not_utf8
 from payguard.events.contract import CardIn, Channel, Currency, EventId, MerchantCategory
 from payguard.otp.messages import Lang, Purpose
 from payguard.policy import Decision
@@ -181,5 +181,7 @@ def _decode(decoder: "msgspec.json.Decoder[T]", raw: bytes | str) -> T:
     except msgspec.DecodeError as exc:
         field, reason = msgspec_field_and_reason(str(exc))
         raise OtpError(400, "invalid_request", field, f"malformed JSON: {reason}") from None
+    except UnicodeDecodeError as exc:
+        raise OtpError(400, "invalid_request", "$", not_utf8(exc)) from None
     except RecursionError:
-        raise OtpError(400, "invalid_request", "$", "nested too deeply") from None
+        raise OtpError(400, "invalid_request", "$", NESTED_TOO_DEEPLY) from None
