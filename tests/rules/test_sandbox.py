@@ -8,6 +8,9 @@ runs out of the per-event budget.
 """
 
 import logging
+import os
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,13 @@ from payguard.rules import RuleError, evaluate, parse_ruleset
 from payguard.rules.evaluate import BUDGET_EXCEEDED, rule_runner
 from payguard.rules.sandbox import MAX_RULE_COST, MAX_RULESET_COST
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, event_variables
-from payguard.rules.yamlload import MAX_YAML_NODES, YamlError, expanded_size, load_yaml
+from payguard.rules.yamlload import (
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    YamlError,
+    expanded_size,
+    load_yaml,
+)
 
 KNOWN = known_variables(FeatureState(load_catalog()))
 
@@ -125,6 +134,31 @@ def test_a_megabyte_of_aliases_is_refused_and_counting_stops_at_the_limit() -> N
         load_yaml(text)
     root = yaml.compose(_alias_bomb(levels=30))
     assert expanded_size(root, limit=1_000) == 1_001  # 10^30 nodes, counted up to the limit
+
+
+@pytest.mark.parametrize(
+    "nested",
+    ["rules: " + "[" * 30_000 + "]" * 30_000, "rules:\n  " + "- " * 30_000 + "x"],
+    ids=["flow", "block"],
+)
+def test_deep_nesting_is_refused_not_a_crash(tmp_path: Path, nested: str) -> None:
+    """libyaml's composer recurses per level and kills the process (SIGSEGV) at some
+    thousands of levels, so this runs `rules check` in a child process: a crash is -11."""
+    path = tmp_path / "deep.yaml"
+    path.write_text(nested + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "payguard.cli", "rules", "check", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PAYGUARD_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"nested more than {MAX_YAML_DEPTH} levels deep" in done.stderr
+    with pytest.raises(YamlError, match="levels deep"):
+        load_yaml(nested)
+    inner = MAX_YAML_DEPTH - 1  # the mapping is a level too
+    assert load_yaml("a: " + "[" * inner + "]" * inner) is not None
 
 
 def test_a_recursive_alias_is_refused() -> None:

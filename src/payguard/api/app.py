@@ -59,9 +59,6 @@ log = logging.getLogger("payguard.api")
 
 MAX_BATCH_EVENTS: Final = 10_000
 MAX_RULESET_BYTES: Final = 1024 * 1024
-MAX_RULESET_NESTING: Final = 500
-"""Bracket depth a ruleset may reach: libyaml's C composer recurses once per level and
-crashes the process (SIGSEGV) long before 30,000, so deeper text is refused unread."""
 RULESET_MEDIA_TYPES: Final = frozenset(
     {"text/yaml", "application/yaml", "application/x-yaml", "text/x-yaml", "text/plain"}
 )
@@ -547,11 +544,6 @@ def create_app(
             reason = f"not valid UTF-8 at byte {exc.start}"
             bad = BadField(error="bad_request", field="body", reason=reason)
             raise ApiError(400, bad) from None
-        if _flow_depth(text) > MAX_RULESET_NESTING:
-            reason = f"nested more than {MAX_RULESET_NESTING} levels deep"
-            raise ApiError(
-                422, InvalidRuleset(error="invalid_ruleset", rule="-", reason=reason)
-            ) from None
         try:
             ruleset = engine.parse_ruleset(text)
         except RuleError as exc:
@@ -674,19 +666,6 @@ def _open_access(settings: Settings) -> Access:
     return Access.open(
         settings.data_dir, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst
     )
-
-
-def _flow_depth(text: str) -> int:
-    """The deepest nesting of YAML flow collections (`[`, `{`) in `text`; brackets inside
-    strings count too, which only ever overstates the depth."""
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _named_field(exc: HTTPException) -> tuple[str, str] | None:
