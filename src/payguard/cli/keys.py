@@ -16,11 +16,10 @@ import getpass
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn, TextIO
+from typing import Annotated, TextIO
 
 import msgspec
 import typer
-from rich.console import Console
 
 from payguard.auth import (
     AUTH_DB,
@@ -31,11 +30,10 @@ from payguard.auth import (
     export_lines,
     parse_scope,
 )
-from payguard.config import Settings, load_settings
+from payguard.cli.common import err, fail, settings_or_exit
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="Export and verify the audit log.", no_args_is_help=True)
-err = Console(stderr=True)
 DAY_MS = 86_400_000
 
 ConfigOption = Annotated[
@@ -48,22 +46,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except (ValueError, OSError) as exc:
-        _fail(str(exc))
-
-
 def _access(config: Path | None, *, must_exist: bool = False) -> Access:
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     if must_exist and not (settings.data_dir / AUTH_DB).exists():
-        _fail(f"no key store at {settings.data_dir / AUTH_DB} (PAYGUARD_DATA_DIR)")
+        fail(f"no key store at {settings.data_dir / AUTH_DB} (PAYGUARD_DATA_DIR)")
     try:
         return Access.open(
             settings.data_dir,
@@ -71,7 +57,7 @@ def _access(config: Path | None, *, must_exist: bool = False) -> Access:
             burst=settings.rate_limit_burst,
         )
     except OSError as exc:
-        _fail(f"cannot open {settings.data_dir / AUTH_DB}: {exc}")
+        fail(f"cannot open {settings.data_dir / AUTH_DB}: {exc}")
 
 
 def _actor() -> str:
@@ -104,7 +90,7 @@ def create(
     try:
         scopes = [parse_scope(text) for text in scope]
     except ValueError as exc:
-        _fail(f"--scope: {exc}")
+        fail(f"--scope: {exc}")
     now = _now_ms()
     expires = None if expires_days is None else now + expires_days * DAY_MS
     access = _access(config)
@@ -119,7 +105,7 @@ def create(
             burst=burst,
         )
     except ValueError as exc:
-        _fail(f"--{exc}")
+        fail(f"--{exc}")
     finally:
         access.close()
     err.print(
@@ -154,7 +140,7 @@ def revoke(
     try:
         key = access.revoke_key(key_id, actor=_actor(), now_ms=_now_ms())
     except KeyChangeError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         access.close()
     typer.echo(msgspec.json.encode(key).decode())
@@ -170,7 +156,7 @@ def export(
 ) -> None:
     """Every audit entry (or those matching), oldest first, with its chain hashes."""
     if fmt not in ("jsonl", "csv"):
-        _fail(f"--format: expected jsonl or csv, got {fmt!r}")
+        fail(f"--format: expected jsonl or csv, got {fmt!r}")
     chosen: ExportFormat = "csv" if fmt == "csv" else "jsonl"
     access = _access(config, must_exist=True)
     try:
@@ -190,7 +176,7 @@ def export(
             if output is not None:
                 out.close()
     except OSError as exc:
-        _fail(f"cannot write {output}: {exc}")
+        fail(f"cannot write {output}: {exc}")
     finally:
         access.close()
 

@@ -2,25 +2,17 @@
 the open-loop backtest when one is given (`--compare backtest.json`)."""
 
 from pathlib import Path
-from typing import NoReturn
 
 import msgspec
-import typer
 from rich.console import Console
 
 from payguard.backtest.score import Summary
+from payguard.cli.common import fail
 from payguard.config import Settings
 from payguard.features import FeatureState
 from payguard.rules import Ruleset
 from payguard.sim import SimConfig
 from payguard.sim.loop import LoopConfig, render_loop, render_loop_html, run_closed_loop
-
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def run_loop(
@@ -37,7 +29,7 @@ def run_loop(
 ) -> None:
     """Run one closed loop and print (and write) its report; bad input exits 2."""
     if labels_out is not None and events_out is None:
-        _fail("--labels needs -o/--output in the closed loop (labels name the events sent)")
+        fail("--labels needs -o/--output in the closed loop (labels name the events sent)")
     open_loop = _open_loop(compare) if compare is not None else None
     report = run_closed_loop(
         LoopConfig(cfg),
@@ -58,7 +50,7 @@ def _write(path: Path, body: bytes, out: Console) -> None:
     try:
         path.write_bytes(body)
     except OSError as exc:
-        _fail(f"cannot write {path}: {exc.strerror or exc}")
+        fail(f"cannot write {path}: {exc.strerror or exc}")
     out.print(f"wrote {path}", highlight=False)
 
 
@@ -67,6 +59,6 @@ def _open_loop(path: Path) -> Summary:
     try:
         return msgspec.json.decode(path.read_bytes(), type=Summary)
     except OSError as exc:
-        _fail(f"--compare: cannot read {path}: {exc.strerror or exc}")
+        fail(f"--compare: cannot read {path}: {exc.strerror or exc}")
     except msgspec.DecodeError as exc:
-        _fail(f"--compare: {path} is not a backtest JSON report: {exc}")
+        fail(f"--compare: {path} is not a backtest JSON report: {exc}")

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import msgspec
 import typer
@@ -32,12 +32,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from payguard.cli.common import err, fail, settings_or_exit
 from payguard.cli.keys import register as register_keys
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.cli.webhooks import register as register_webhooks
-from payguard.config import Settings, load_settings
+from payguard.config import Settings
 from payguard.datadir import DataDirError, DataDirLock, lock_data_dir
 from payguard.engine import DATABASE_FILE, DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
@@ -79,7 +80,6 @@ def _options(
 # Tables (backtest, replay summaries) need ~130 columns; a log or pipe gets 160, not 80.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 out = Console(width=_PIPED_WIDTH)
-err = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (else PAYGUARD_CONFIG).")
@@ -90,25 +90,13 @@ RulesetOption = Annotated[
 JsonOutOption = Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON.")]
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except (ValueError, OSError) as exc:
-        _fail(str(exc))
-
-
 def _open(settings: Settings) -> Engine:
     try:
         return Engine.open(settings)
     except RuleError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except (ValueError, OSError) as exc:
-        _fail(f"cannot start the engine: {exc}")
+        fail(f"cannot start the engine: {exc}")
 
 
 def _wall_clock_ms() -> int:
@@ -135,32 +123,32 @@ def serve(
     from payguard.api import serve as serve_http
     from payguard.auth import StartupRefused
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     if not settings.ruleset.is_file():
-        _fail(f"no such ruleset file: {settings.ruleset}")
+        fail(f"no such ruleset file: {settings.ruleset}")
     _check_listen(host, port)
     _lock(settings)
     try:
         serve_http(settings, host=host, port=port)
     except StartupRefused as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except RuleError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except (ValueError, OSError, sqlite3.Error) as exc:
-        _fail(f"cannot start the engine: {exc}")
+        fail(f"cannot start the engine: {exc}")
 
 
 def _check_listen(host: str, port: int) -> None:
     """One line and exit 2 for a port out of range or an address that cannot be bound
     (in use, not local), before any state is loaded."""
     if not 1 <= port <= 65_535:
-        _fail(f"--port {port}: a port is a number from 1 to 65535")
+        fail(f"--port {port}: a port is a number from 1 to 65535")
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
     except OSError as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def _lock(settings: Settings) -> DataDirLock:
@@ -169,7 +157,7 @@ def _lock(settings: Settings) -> DataDirLock:
     try:
         return lock_data_dir(settings.data_dir)
     except DataDirError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -179,7 +167,7 @@ def decide(
 ) -> None:
     """Decide one event read from standard input, record it, print the decision."""
     raw = sys.stdin.buffer.read()
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     _lock(settings)
     engine = _open(settings)
     try:
@@ -187,9 +175,9 @@ def decide(
         engine.check_time(event, _wall_clock_ms())
         decision, _ = engine.process(event, commit=True)
     except EventError as exc:
-        _fail(f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}")
+        fail(f"event {exc.event_id or '?'}: {exc.field}: {exc.reason}")
     except DuplicateEventError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         engine.close()
     sys.stdout.write(msgspec.json.encode(decision.public(explain)).decode() + "\n")
@@ -204,8 +192,8 @@ def replay(
 ) -> None:
     """Decide every event of a file in order, recording each; safe to re-run after a crash."""
     if not events.is_file():
-        _fail(f"no such events file: {events}")
-    settings = _settings(config)
+        fail(f"no such events file: {events}")
+    settings = settings_or_exit(config)
     _lock(settings)
     engine = _open(settings)
     encode = msgspec.json.Encoder().encode
@@ -277,11 +265,11 @@ def warm_up(
     loads it, as one transaction: a bad line or an event_id repeated with another payload
     exits 2 and leaves the data directory as it was. A data directory that already holds
     events is refused unless --append (docs/features.md, "Going live: warm-up")."""
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     if data_dir is not None:
         settings = msgspec.structs.replace(settings, data_dir=data_dir)
     if not events.is_file():
-        _fail(f"no such events file: {events}")
+        fail(f"no such events file: {events}")
     started = time.perf_counter()
     created = not settings.data_dir.exists()
     _lock(settings)
@@ -294,7 +282,7 @@ def warm_up(
         try:
             recorded = engine.recorder.last_seq()
             if recorded and not append:
-                _fail(
+                fail(
                     f"{settings.data_dir} already holds {recorded:,} events: warm-up loads "
                     "history into an empty data directory (--append adds to it)"
                 )
@@ -311,7 +299,7 @@ def warm_up(
     except WarmUpError as exc:
         if created:
             shutil.rmtree(settings.data_dir, ignore_errors=True)
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         checker.stop()  # after the snapshot; a load it still holds open is rolled back
     elapsed = time.perf_counter() - started
@@ -346,12 +334,12 @@ def _summary(actions: Counter[str], rejected: int, elapsed: float) -> None:
 
 def _load_rules(path: Path, settings: Settings) -> tuple[Ruleset, FeatureState]:
     if not path.is_file():
-        _fail(f"no such ruleset file: {path}")
+        fail(f"no such ruleset file: {path}")
     features = FeatureState(load_catalog(settings.features), settings.utc_offset)
     try:
         ruleset = compile_ruleset(path.read_text(encoding="utf-8"), features)
     except RuleError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return ruleset, features
 
 
@@ -403,7 +391,7 @@ def simulate(
     from payguard.sim import simulate as run_simulation
 
     if variants not in ("all", "tuning", "heldout"):
-        _fail(f"--variants: expected all, tuning or heldout, got {variants!r}")
+        fail(f"--variants: expected all, tuning or heldout, got {variants!r}")
     try:
         cfg = SimConfig(
             users=users,
@@ -414,19 +402,19 @@ def simulate(
             lookalike_rate=lookalike_rate,
         )
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if closed_loop:
         from payguard.cli.loop import run_loop
 
-        settings = _settings(config)
+        settings = settings_or_exit(config)
         ruleset, features = _load_rules(ruleset_file or settings.ruleset, settings)
         run_loop(cfg, settings, ruleset, features, output, labels, json_out, html, compare, out)
         return
     loop_only = {"--json": json_out, "--html": html, "--compare": compare}
     for option in (name for name, value in loop_only.items() if value is not None):
-        _fail(f"{option} is for the closed loop (add --closed-loop)")
+        fail(f"{option} is for the closed loop (add --closed-loop)")
     if output is None or labels is None:
-        _fail("-o/--output and --labels are required (unless --closed-loop)")
+        fail("-o/--output and --labels are required (unless --closed-loop)")
     summary = run_simulation(cfg, output, labels)
     out.print(
         f"{summary.events:,} events ({summary.labels:,} attack events) in "
@@ -446,10 +434,10 @@ def backtest(
     """Replay labelled events on a fresh engine: attack money stopped, friction, per rule."""
     from payguard.backtest import BacktestInputError, render_html, render_text, run_backtest
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     for path, what in ((events, "events"), (labels, "labels")):
         if not path.is_file():
-            _fail(f"no such {what} file: {path}")
+            fail(f"no such {what} file: {path}")
     ruleset, features = _load_rules(ruleset_file or settings.ruleset, settings)
     progress = _progress("backtest")
     try:
@@ -465,7 +453,7 @@ def backtest(
                 events, labels, ruleset=ruleset, features=features, settings=settings, progress=tick
             )
     except BacktestInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     render_text(summary, out)
     if html is not None:
         _write(html, render_html(summary).encode())
@@ -495,14 +483,14 @@ def backtest_suite(
     from payguard.backtest.suite import render_suite, run_suite
     from payguard.sim.config import VariantSet, parse_seeds
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     if variants not in ("tuning", "heldout", "all"):
-        _fail(f"--variants: {variants!r} is not one of tuning, heldout, all")
+        fail(f"--variants: {variants!r} is not one of tuning, heldout, all")
     variant_set: VariantSet = variants  # type: ignore[assignment]  # checked just above
     try:
         seed_list = parse_seeds(seeds)
     except ValueError as exc:
-        _fail(f"--seeds: {exc}")
+        fail(f"--seeds: {exc}")
     path = ruleset_file or settings.ruleset
     _load_rules(path, settings)  # fail fast, before the first world is simulated
 
@@ -539,7 +527,7 @@ def _write(path: Path, body: bytes) -> None:
     try:
         path.write_bytes(body)
     except OSError as exc:
-        _fail(f"cannot write {path}: {exc.strerror or exc}")
+        fail(f"cannot write {path}: {exc.strerror or exc}")
     out.print(f"wrote {path}", highlight=False)
 
 
@@ -549,7 +537,7 @@ def rules_check(
     config: ConfigOption = None,
 ) -> None:
     """Validate a ruleset: syntax, unknown identifiers, forbidden macros, limits."""
-    ruleset, _ = _load_rules(ruleset_file, _settings(config))
+    ruleset, _ = _load_rules(ruleset_file, settings_or_exit(config))
     live = sum(1 for r in ruleset.rules if r.rule.mode == "live")
     out.print(
         f"ruleset {ruleset.version}: {len(ruleset.rules)} rules "
@@ -564,10 +552,10 @@ def rules_test(
     config: ConfigOption = None,
 ) -> None:
     """Run a ruleset over events on a fresh in-memory engine and count hits per rule."""
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     ruleset, features = _load_rules(ruleset_file, settings)
     if not events.is_file():
-        _fail(f"no such events file: {events}")
+        fail(f"no such events file: {events}")
     engine = Engine(
         features=features, ruleset=ruleset, recorder=MemoryRecorder(), settings=settings
     )
@@ -617,7 +605,7 @@ def rules_reload(
     import httpx
 
     if not ruleset_file.is_file():
-        _fail(f"no such ruleset file: {ruleset_file}")
+        fail(f"no such ruleset file: {ruleset_file}")
     headers = {"content-type": "application/yaml"}
     if key:
         headers["authorization"] = f"Bearer {key}"
@@ -629,9 +617,9 @@ def rules_reload(
             timeout=10,
         )
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach {url}: {exc}")
+        fail(f"cannot reach {url}: {exc}")
     if response.status_code != 200:
-        _fail(f"server refused the ruleset ({response.status_code}): {response.text}")
+        fail(f"server refused the ruleset ({response.status_code}): {response.text}")
     out.print(f"ruleset {response.json()['version']} is live")
 
 

@@ -8,12 +8,13 @@ payguard model evaluate --model DIR --events E                AUC, AP, P@k, CP@k
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from payguard.cli.common import err, fail
 from payguard.config import load_settings
 
 if TYPE_CHECKING:
@@ -21,12 +22,6 @@ if TYPE_CHECKING:
 
 model_app = typer.Typer(help="Train and evaluate the learned risk score.", no_args_is_help=True)
 out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def import_fdh(
@@ -43,7 +38,7 @@ def import_fdh(
     from payguard.ml.fdh import import_fdh as run_import
 
     if not raw.is_file():
-        _fail(f"no such file: {raw}")
+        fail(f"no such file: {raw}")
     started = time.perf_counter()
     try:
         with output.open("wb") as ev, labels.open("wb") if labels else _Null() as lab:
@@ -56,7 +51,7 @@ def import_fdh(
                 validate=validate,
             )
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     elapsed = time.perf_counter() - started
     out.print(
         f"{summary.rows:,} rows ({summary.first} … {summary.last}) → {summary.payments:,} "
@@ -130,7 +125,7 @@ def model_train(
     --worlds: simulated worlds (--seeds), each on its own feature state, split by world
     (--calibration-seeds calibrate)."""
     if (events is None) == (worlds is None):
-        _fail("give either --events (a file) or --worlds (simulated worlds), not both")
+        fail("give either --events (a file) or --worlds (simulated worlds), not both")
     if worlds is not None:
         _train_worlds(
             output,
@@ -192,7 +187,7 @@ def _train_file(
 
     for path in (events, labels):
         if path is not None and not path.is_file():
-            _fail(f"no such file: {path}")
+            fail(f"no such file: {path}")
     try:
         fs = feature_set(features)
         key = load_settings().token_key.encode()
@@ -213,7 +208,7 @@ def _train_file(
             budgets=budgets,
         )
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(
         f"model {manifest.version}: {manifest.rows:,} rows ({manifest.positives:,} frauds) "
         f"{manifest.train_window[0]} … {manifest.train_window[1]}, calibrated on "
@@ -244,14 +239,14 @@ def _train_worlds(
     from payguard.sim.config import parse_seeds
 
     if variants not in ("tuning", "all"):
-        _fail(f"--worlds: {variants!r} is not tuning or all (held-out variants judge, not train)")
+        fail(f"--worlds: {variants!r} is not tuning or all (held-out variants judge, not train)")
     try:
         seed_list = parse_seeds(seeds)
         calibration = parse_seeds(calibration_seeds) if calibration_seeds else seed_list[-1:]
     except ValueError as exc:
-        _fail(f"--seeds / --calibration-seeds: {exc}")
+        fail(f"--seeds / --calibration-seeds: {exc}")
     if any(s not in seed_list for s in calibration) or len(calibration) >= len(seed_list):
-        _fail(f"--calibration-seeds: {calibration} must be some, not all, of --seeds {seed_list}")
+        fail(f"--calibration-seeds: {calibration} must be some, not all, of --seeds {seed_list}")
     spec = WorldSpec(variants, users, days, attack_rate)  # type: ignore[arg-type]  # checked
 
     def world_done(seed: int, rows: Rows) -> None:
@@ -266,7 +261,7 @@ def _train_worlds(
         data = world_rows(spec, seed_list, fs, key, cache=cache, on_world=world_done)
         manifest = train_worlds(data, fs, output, spec, calibration, budgets=budgets, rounds=rounds)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     fit = ", ".join(map(str, manifest.worlds["fit_seeds"]))
     out.print(
         f"model {manifest.version}: {manifest.rows:,} rows ({manifest.positives:,} attack) "
@@ -305,7 +300,7 @@ def model_evaluate(
     from payguard.ml.train import evaluate_model, load_rows, thresholds_on
 
     if not (model / "manifest.json").is_file():
-        _fail(f"no model artifact in {model}")
+        fail(f"no model artifact in {model}")
     asked = _window(start, end)
     try:
         fs = feature_set(read_manifest(model).feature_set)
@@ -313,7 +308,7 @@ def model_evaluate(
         window, metrics = evaluate_model(model, rows, asked, k)
         tested = thresholds_on(model, rows, window)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _metrics_table(f"test {window.start} … {window.end}", metrics)
     if tested:
         _thresholds_table(f"the manifest's thresholds on {window.start} … {window.end}", tested)
@@ -327,7 +322,7 @@ def _window(start: str | None, end: str | None) -> "Window | None":
     if start is None and end is None:
         return None
     if start is None or end is None:
-        _fail("give --from and --to together, or neither for the model's own test period")
+        fail("give --from and --to together, or neither for the model's own test period")
     return Window(start, end)
 
 

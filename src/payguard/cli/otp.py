@@ -14,12 +14,12 @@ this output.
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import typer
-from rich.console import Console
 
+from payguard.cli.common import err, fail
 from payguard.config import load_settings
 from payguard.engine import Engine
 from payguard.otp import JsonlOutbox, OtpError, OtpService, decode_send, decode_verify
@@ -28,7 +28,6 @@ from payguard.rules import RuleError
 otp_app = typer.Typer(
     help="Send and verify transaction-bound one-time codes.", no_args_is_help=True
 )
-err = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (else PAYGUARD_CONFIG).")
@@ -61,18 +60,13 @@ def register(app: typer.Typer) -> None:
 T = TypeVar("T")
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def _open(config: Path | None) -> tuple[Engine, OtpService]:
     try:
         engine = Engine.open(load_settings(config))
     except RuleError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except (ValueError, OSError) as exc:
-        _fail(f"cannot start the engine: {exc}")
+        fail(f"cannot start the engine: {exc}")
     return engine, OtpService.for_engine(engine)
 
 
@@ -83,7 +77,7 @@ def _call(config: Path | None, action: Callable[[OtpService], T]) -> tuple[T, Ot
     try:
         return action(service), service
     except OtpError as exc:
-        _fail(f"{exc.field}: {exc.reason}")
+        fail(f"{exc.field}: {exc.reason}")
     finally:
         service.close()
         engine.close()

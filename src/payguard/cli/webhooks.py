@@ -11,18 +11,17 @@ it: an unknown status or delivery id, a delivery that is not failed, no outbox.
 """
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import msgspec
 import typer
-from rich.console import Console
 
+from payguard.cli.common import fail
 from payguard.config import load_settings
 from payguard.webhooks import DELIVERY_STATES, OUTBOX_FILE, DeliveryState, Outbox, OutboxError
 from payguard.webhooks.dispatcher import wall_clock_ms
 
 webhooks_app = typer.Typer(help="List and retry webhook deliveries.", no_args_is_help=True)
-err = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (else PAYGUARD_CONFIG).")
@@ -33,19 +32,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(webhooks_app, name="webhooks")
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def _outbox(config: Path | None) -> Outbox:
     try:
         settings = load_settings(config)
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     path = settings.data_dir / OUTBOX_FILE
     if not path.exists():
-        _fail(f"no webhook outbox at {path} (PAYGUARD_DATA_DIR; webhooks never configured?)")
+        fail(f"no webhook outbox at {path} (PAYGUARD_DATA_DIR; webhooks never configured?)")
     return Outbox(path)
 
 
@@ -55,7 +49,7 @@ def _state(value: str | None) -> DeliveryState | None:
     for state in DELIVERY_STATES:
         if value == state:
             return state
-    _fail(f"--status: expected one of {', '.join(DELIVERY_STATES)}, got {value!r}")
+    fail(f"--status: expected one of {', '.join(DELIVERY_STATES)}, got {value!r}")
 
 
 @webhooks_app.command("list")
@@ -89,7 +83,7 @@ def retry_delivery(
     try:
         delivery = outbox.retry(delivery_id, wall_clock_ms())
     except OutboxError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         outbox.close()
     typer.echo(msgspec.json.encode(delivery).decode())
