@@ -51,6 +51,7 @@ _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|h|d)$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
+@lru_cache(maxsize=1 << 16)
 def source_network(ip: str) -> str | None:
     """The network an address sends from: its IPv4 /24 or IPv6 /48 (an IPv4-mapped IPv6
     address counts as its IPv4), None when it does not parse. Leaked merchant credentials
@@ -58,7 +59,8 @@ def source_network(ip: str) -> str | None:
     is usually one site or one customer of a provider.
 
     Dotted quads are checked by hand (as strictly as `ipaddress`: four decimal octets up to
-    255, no leading zeros): this runs for every payment, and `ipaddress` took ~10 µs."""
+    255, no leading zeros): this runs for every payment, and `ipaddress` took ~10 µs.
+    Cached: the same addresses recur across a customer's events."""
     parts = ip.split(".")
     if len(parts) == 4 and all(_OCTET.match(part) for part in parts):
         return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
