@@ -32,6 +32,7 @@ from typing import Any
 import msgspec
 
 from payguard.events import Event, is_fraud_verdict
+from payguard.features.cleared import Clearings, clears
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     HOUR,
@@ -164,6 +165,8 @@ class QueryPlan(msgspec.Struct, frozen=True):
     names: tuple[str, ...]
     template: dict[str, Any]
     read: Reading
+    cleared: tuple[Feature, ...] = ()
+    """The features an entity's clearing can change (features.cleared)."""
 
 
 Filer = Callable[
@@ -422,6 +425,8 @@ class FeatureState:
         self._phone_users: dict[str, list[str]] = {}
         self._filers: dict[str, tuple[Filer, Filer, Filer | None]] = {}
         self._index_streams()
+        self.clearings = Clearings(self)
+        """Entities an analyst's `not_fraud` label cleared of earlier reports."""
 
     def _build(self, catalog: Catalog) -> None:
         stream_ids: dict[tuple[str, str, str | None], int] = {}
@@ -571,8 +576,13 @@ class FeatureState:
         by_kind: dict[int, dict[int, list[Feature]]] = {}
         for idx, features in by_stream.items():
             by_kind.setdefault(self.streams[idx].kind, {})[idx] = features
+        reaches = self.clearings.reaches
+        cleared = tuple(f for n in wanted if reaches(self, f := self.features[n]))
         return QueryPlan(
-            names=tuple(wanted), template=template, read=self._reading(by_kind, watched)
+            names=tuple(wanted),
+            template=template,
+            read=self._reading(by_kind, watched),
+            cleared=cleared,
         )
 
     def _reading(
@@ -682,6 +692,8 @@ class FeatureState:
         """Feature values as of `event.ts`, from events that arrived before this one."""
         out = plan.template.copy()
         plan.read(self.entities, event, out)
+        if self.clearings.active and plan.cleared:
+            self.clearings.relax(self, event, plan.cleared, out)
         return out
 
     # -- updates -------------------------------------------------------------------------
@@ -700,6 +712,8 @@ class FeatureState:
         self.watch.observe(event)
         if referenced is not None and is_fraud_verdict(event):  # not a `not_fraud` label
             filers[1](self.entities, self._file_linked, referenced, t, base, False)
+        elif referenced is not None and self.clearings.kinds and clears(event):
+            self.clearings.file(self, referenced, t)
         if filers[2] is not None and (view := received(event)) is not None:
             filers[2](self.entities, self._file_linked, view, t, base, declined)
         if event.phone is not None and event.user_id is not None:
@@ -804,6 +818,7 @@ class FeatureState:
         items.append(("watermark", self.watermark, self.late_events, self.updates))
         watch = self.watch
         items.append(("watch", watch.start, watch.since, sorted(watch.registered.items())))
+        items.append(("clearings", self.clearings.export()))
         return items
 
     # -- persistence ---------------------------------------------------------------------
@@ -819,6 +834,7 @@ class FeatureState:
             "late_events": self.late_events,
             "updates": self.updates,
             "watch": self.watch.export(),
+            "clearings": self.clearings.export(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -833,6 +849,7 @@ class FeatureState:
         if "watch" not in state:
             raise ValueError("snapshot was taken before watched history was kept")
         self.watch.restore(state["watch"])
+        self.clearings.restore(state.get("clearings") or [{} for _ in self.kinds])
         self._track_seen(entities)
         self.entities = entities
         self._phone_users = state["phone_users"]
