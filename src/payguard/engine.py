@@ -48,7 +48,14 @@ from payguard.events import (
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.graph import GraphConfig, GraphFeatures
-from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
+from payguard.holds import (
+    Hold,
+    HoldBook,
+    HoldState,
+    MemoryHoldBook,
+    SQLiteHoldBook,
+    expire_due,
+)
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
@@ -691,6 +698,23 @@ class Engine:
             listener.hold_resolved(hold)
             listener.flush()
         return hold
+
+    def expire_holds(self, now_ms: int) -> list[Hold]:
+        """Record the holds whose release time passed by `now_ms` as released by expiry
+        and announce each once (holds.expire_due): the listeners (webhooks) first, whose
+        writes are idempotent, then the hold book, then the outcome listeners."""
+
+        def announce(hold: Hold) -> None:
+            for listener in self.listeners:
+                listener.hold_resolved(hold)
+                listener.flush()
+
+        def recorded(hold: Hold) -> None:
+            self.outcomes.book.announce(hold.event_id, "decided", "hold:released")
+
+        expired = expire_due(self.holds, now_ms, announce, recorded)
+        self.outcomes.book.flush()
+        return expired
 
     def _recompute_chain_variables(self, event: Event) -> dict[str, Any]:
         """What the chain conditions read for this event, as `_decide` builds it: event
