@@ -39,7 +39,6 @@ from payguard.chains import ChainMatcher, ChainPattern, ChainSpec
 from payguard.chains.matcher import Variables
 from payguard.config import Settings
 from payguard.events import (
-    LABEL_TYPES,
     OUTCOME_TYPES,
     Event,
     EventDecoder,
@@ -642,7 +641,7 @@ class Engine:
         which decides nothing, has the matcher settle its steps first, building them only if a
         condition runs."""
         referenced = None
-        if event.type in LABEL_TYPES and event.ref_event_id is not None:
+        if event.type in FILED_TYPES and event.ref_event_id is not None:
             referenced = self.recorder.get_event(event.ref_event_id)
         self._file(seq, event, action, variables, referenced)
 
@@ -656,7 +655,8 @@ class Engine:
     ) -> None:
         """`_apply` once the event a feedback event references has been read."""
         if event.type in FILED_TYPES:
-            self.outcomes.file(seq, event, self._ruleset.policy.outcomes)
+            config = self._ruleset.policy.outcomes
+            self.outcomes.file(seq, event, config, referenced, self.decide)
         chains = self.chains
         if variables is None and chains is not None:
             # built only if a condition runs (rarely), from the states before the event
