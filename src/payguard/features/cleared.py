@@ -102,12 +102,16 @@ class Clearings:
         """Recompute the plan's cleared features of `event`'s entities whose window starts
         before their latest clearing at or before the event's time."""
         t = event.ts
+        keys: dict[int, str | None] = {}
         for f in features:
             stream = state.streams[f.stream]
-            key = state.kinds[stream.kind].key(event)
+            kind = stream.kind
+            if kind not in keys:
+                keys[kind] = state.kinds[kind].key(event)
+            key = keys[kind]
             if key is None:
                 continue
-            cleared = self.latest(stream.kind, key, t)
+            cleared = self.latest(kind, key, t)
             if cleared is None or cleared <= t - f.window_ms:
                 continue
             record = state.entities[stream.kind].get(key)

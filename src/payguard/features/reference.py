@@ -6,6 +6,10 @@ the same random streams (out of order within the lateness, feedback, carrier sig
 require identical values after every event. It does not model events later than the
 lateness, whose windows the fast state may already have evicted.
 
+Cleared entities (features.cleared) are recomputed by their definition too: the latest
+time at or before the query of a logged analyst's or bank's `not_fraud` label whose
+referenced event has the entity's key, and only reports after it in the window.
+
 Watched history (features.watch) is recomputed from the same log by its definition: the
 watch start is the first logged activity event's time; an entity's first-watched time the
 earliest logged event naming it at or after that; an account born under watch one with a

@@ -20,6 +20,9 @@ Feedback (`fraud_report`, `chargeback`, a `fraud` label) reaches label streams t
 `source: referenced` filters: the entity comes from the event the feedback points at, the
 time is when the feedback arrived — so a label can never leak into a decision made before
 it existed.
+An analyst's or a bank's `not_fraud` label clears the merchant, card and payee of the
+event it references from its own time on (`features.cleared`): the plan's label-stream
+features of a cleared entity are read again over the window after the clearing.
 Filters with `account: payee` file a transfer under the receiving account (`received`),
 so an account's own features can say when money last came in and how much.
 """
