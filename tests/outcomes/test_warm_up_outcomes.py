@@ -96,3 +96,22 @@ def test_an_analysts_not_fraud_in_history_clears_the_merchant(
         assert [h.label for h in engine.outcomes.history("h-p1")] == ["fraud", "not_fraud"]
     finally:
         engine.close()
+
+
+def test_a_second_pass_in_history_extends_the_clearance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """clear_hours is 24: the first pass clears until T0 + 24 h, the second (for a payment
+    the rules would challenge but for that clearance) until T0 + 44 h."""
+    history = [
+        payment("h-pay1", T0),
+        result("h-res1", "h-pay1", T0 + MIN, "face", "passed"),
+        payment("h-pay2", T0 + 20 * HOUR),
+        result("h-res2", "h-pay2", T0 + 20 * HOUR + MIN, "face", "passed"),
+    ]
+    engine = _load(tmp_path, history, monkeypatch)
+    try:
+        assert send(engine, payment("live", T0 + 30 * HOUR)) == "allow"
+        assert send(engine, payment("later", T0 + 45 * HOUR)) == "challenge"
+    finally:
+        engine.close()

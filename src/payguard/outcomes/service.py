@@ -32,6 +32,10 @@ class Outcomes:
     def __init__(self, book: OutcomeBook, recorder: Recorder) -> None:
         self.book = book
         self._recorder = recorder
+        self._deciding_history = False
+        """True while `decide` runs for an outcome about history: the rules' challenges
+        then stand even where a clearance would drop them, so a second strong step-up
+        passed for the same cause extends its clearance (as it does live)."""
 
     def check(self, event: Event) -> None:
         """Raise OutcomeError (naming the field) unless the `challenge_result` or `label`
@@ -96,7 +100,11 @@ class Outcomes:
         if referenced is None and recorded is None:
             return None
         if event.type == "challenge_result" and referenced is not None and decide is not None:
-            return decide(referenced)
+            self._deciding_history = True
+            try:
+                return decide(referenced)
+            finally:
+                self._deciding_history = False
         if recorded is not None:
             return recorded
         return Decision(
@@ -115,6 +123,8 @@ class Outcomes:
         until the clearance ends. Reviews and blocks are never cleared."""
         user, device = event.user_id, event.device_id
         if user is None or device is None or not self.book.clears_any(user):
+            return hits
+        if self._deciding_history:
             return hits
         cleared = self.book.cleared
         return [
