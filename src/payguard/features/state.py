@@ -168,8 +168,8 @@ class QueryPlan(msgspec.Struct, frozen=True):
     names: tuple[str, ...]
     template: dict[str, Any]
     read: Reading
-    cleared: tuple[Feature, ...] = ()
-    """The features an entity's clearing can change (features.cleared)."""
+    cleared: tuple[tuple[int, tuple[Feature, ...]], ...] = ()
+    """The features an entity's clearing can change, by entity kind (features.cleared)."""
 
 
 Filer = Callable[
@@ -579,8 +579,7 @@ class FeatureState:
         by_kind: dict[int, dict[int, list[Feature]]] = {}
         for idx, features in by_stream.items():
             by_kind.setdefault(self.streams[idx].kind, {})[idx] = features
-        reaches = self.clearings.reaches
-        cleared = tuple(f for n in wanted if reaches(self, f := self.features[n]))
+        cleared = self.clearings.grouped(self, (self.features[n] for n in wanted))
         return QueryPlan(
             names=tuple(wanted),
             template=template,
