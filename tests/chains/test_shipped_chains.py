@@ -11,7 +11,7 @@ from typing import Any, get_args
 
 import pytest
 
-from payguard.chains import ChainMatcher, load_chains_file
+from payguard.chains import ChainMatch, ChainMatcher, load_chains_file
 from payguard.events import FEEDBACK_TYPES, Card, Event, EventDecoder, Tokenizer
 from payguard.events.contract import EventType
 from payguard.features import FeatureState, load_catalog
@@ -41,6 +41,8 @@ class Pipeline:
         self.event_vars = event_variables()
         self.seen: dict[str, Event] = {}
         self.seq = 0
+        self.matches: list[ChainMatch] = []
+        """The chains the last step's read found matched or completing."""
 
     def step(self, event: Event) -> dict[str, Any]:
         needed = self.chains.variables_for(event.type)
@@ -48,7 +50,7 @@ class Pipeline:
         variables = {n: f(event) for n, f in self.event_vars.items() if n in needed}
         variables.update(self.features.snapshot(event, plan))
         variables.update(self.graph.snapshot(event, needed))
-        out = self.chains.snapshot(event, variables)
+        out, self.matches = self.chains.read(event, variables)
         self.seq += 1
         ref = self.seen.get(event.ref_event_id or "") if event.type in FEEDBACK_TYPES else None
         self.features.update(event, ref)
@@ -99,7 +101,7 @@ def test_phone_takeover_is_matched_from_the_new_device_login() -> None:
     assert bind["chain_phone_takeover_step"] == 3
     assert bind["chain_phone_takeover_started_minutes_ago"] == 30
     assert bind["chain_phone_takeover_completes"] is True  # step 4 on this event
-    (match,) = p.chains.last_matches()
+    (match,) = p.matches
     assert (match.chain, match.step, match.completes) == ("phone_takeover", 4, True)
     assert match.event_ids == ("s", "pr", "l", "b")
 

@@ -119,12 +119,12 @@ def test_rules_read_graph_features() -> None:
 def test_types_no_chain_or_graph_reads_do_no_extra_work() -> None:
     engine = _memory_engine()
     quiet = engine._plan_for("otp_send")
-    assert quiet.chain_inputs is None and not quiet.graph and not quiet.chains
+    assert quiet.chain.fields is None and not quiet.graph and not quiet.chains
     event = _ev("o", "otp_send", 0, user_id="u1")
     assert engine._decide(event)[1] is None  # no variables built for the matcher
     login = engine._plan_for("login")
-    assert login.chain_inputs is not None  # chain steps apply to logins
-    assert "distinct_user_login_fail_by_device_24h" in login.chain_features.names  # type: ignore[union-attr]
+    assert login.chain.fields is not None  # chain steps apply to logins
+    assert "distinct_user_login_fail_by_device_24h" in login.chain.features.names  # type: ignore[union-attr]
 
 
 def test_recovery_without_a_snapshot_equals_the_run_that_decided(tmp_path: Path) -> None:

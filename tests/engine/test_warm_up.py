@@ -15,11 +15,11 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from payguard import engine as engine_module
 from payguard.cli.main import app
 from payguard.cli.warm_up import Checker
 from payguard.config import Settings, load_settings
 from payguard.engine import WARM_UP, Engine, compile_ruleset, warm_up_decision
+from payguard.engine import core as engine_core
 from payguard.events import Event
 from payguard.features import FeatureState, load_catalog
 from payguard.policy import stepup
@@ -130,7 +130,7 @@ def test_the_two_process_load_equals_engine_warm(
     The seeds' worlds hold fraud reports and chargebacks, carrier signals and card binds
     (chain conditions), and span several batches and a flush. Sweeps, timed by sequence
     number, run every 97 events here, so a state filed at the wrong number differs."""
-    monkeypatch.setattr(engine_module, "SWEEP_EVERY", 97)
+    monkeypatch.setattr(engine_core, "SWEEP_EVERY", 97)
     events, labels = tmp_path / "events.jsonl", tmp_path / "labels.jsonl"
     simulate(SimConfig(users=80, days=5, seed=seed), events, labels)
     lines = _with_repeats(events.read_bytes().splitlines(keepends=True))

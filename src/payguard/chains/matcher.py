@@ -8,8 +8,9 @@ as good in every future (it stays inside the time bound longer and meets every g
 other meets), so only the non-dominated ones are kept: in time order that is one per step,
 and never more than `max_partials` (the earliest-started are dropped first).
 
-`snapshot` reads the state as of an event without changing it (the event itself is not
-yet in it), plus `completes`: whether this event would take a match to the emitting step.
+`read` (and `snapshot`, its features alone) reads the state as of an event without
+changing it (the event itself is not yet in it), plus `completes`: whether this event
+would take a match to the emitting step, and returns the matches it found.
 `update` then files the event. A `not_followed_by` event kills every match in its
 partition (all of them started before it) and never takes part in a step itself.
 
@@ -51,7 +52,7 @@ _Reading = tuple[int, tuple[str, ...], dict[str, Any]]
 
 
 class ChainMatch(msgspec.Struct, frozen=True):
-    """One chain as the last snapshot saw it, for the decision's reasons."""
+    """One chain as a `read` saw it, for the decision's reasons."""
 
     chain: str
     step: int
@@ -90,7 +91,6 @@ class ChainMatcher:
         self._checks = [_checks(p, types) for p in patterns]
         self._reads: dict[frozenset[str] | None, tuple[_Reading, ...]] = {}
         self._nothing: list[Outcome] = [_NOTHING] * len(patterns)
-        self._last: list[ChainMatch] = []
         self._extract = [(ENTITY_EXTRACTORS[p.key], p.key == "user") for p in patterns]
         self._names = [p.feature_names() for p in patterns]
         self._defaults = [dict(zip(n, (False, 0, NEVER, False), strict=True)) for n in self._names]
@@ -124,20 +124,31 @@ class ChainMatcher:
         variables: Variables,
         needed: AbstractSet[str] | None = None,
     ) -> dict[str, Any]:
+        """Chain features as of this event (see `read`), without the matches."""
+        return self.read(event, variables, needed)[0]
+
+    def read(
+        self,
+        event: Event,
+        variables: Variables,
+        needed: AbstractSet[str] | None = None,
+    ) -> tuple[dict[str, Any], list[ChainMatch]]:
         """Chain features as of this event (from earlier events), plus `completes` for this
-        one. `variables` are the flat values the rules see (or a function building them);
-        `needed` limits the work and the names returned (None: every name)."""
+        one, and the chains found matched or completing with their events (a decision's
+        reasons name them). `variables` are the flat values the rules see (or a function
+        building them); `needed` limits the work and the names returned (None: every
+        name). The matches are returned, not kept: nothing here outlives the call."""
         out: dict[str, Any] = {}
-        self._last = []
+        matches: list[ChainMatch] = []
         if needed is not None and not needed:
-            return out
+            return out, matches
         reading = self._reading(needed)
         all_keys = self._all_keys(event)
         if self._quiet(event, all_keys):
             self._cached = (event, self._nothing)
             for _, _, defaults in reading:
                 out.update(defaults)
-            return out
+            return out, matches
         outcomes = self._outcomes(event, variables)
         parts = self.parts
         for index, names, defaults in reading:
@@ -146,10 +157,10 @@ class ChainMatcher:
             if not steps and parts[index].keys().isdisjoint(keys):
                 out.update(defaults)  # no state, nothing to start: the common case
                 continue
-            values = self._read(index, self.patterns[index], event, outcomes[index], keys)
+            values = self._read(index, event, outcomes[index], keys, matches)
             for name in names:
                 out[name] = values[name]
-        return out
+        return out, matches
 
     def _reading(self, needed: AbstractSet[str] | None) -> tuple[_Reading, ...]:
         """Per pattern that provides some of the needed names: its index, those names and
@@ -165,18 +176,16 @@ class ChainMatcher:
             self._reads[key] = found
         return found
 
-    def last_matches(self) -> list[ChainMatch]:
-        """The chains the last snapshot found matched or completing, with their events."""
-        return list(self._last)
-
     def _read(
         self,
         index: int,
-        pattern: ChainPattern,
         event: Event,
         outcome: Outcome,
         keys: list[str],
+        matches: list[ChainMatch],
     ) -> dict[str, Any]:
+        """One pattern's features for the event; its match, if any, appended to `matches`."""
+        pattern = self.patterns[index]
         names = self._names[index]
         t = event.ts
         best: tuple[int, Partial] | None = None
@@ -188,9 +197,9 @@ class ChainMatcher:
                 done = _better(done, _completion(pattern, fronts, outcome[0], event))
         matched = best is not None and best[0] >= pattern.emit_from
         if done is not None:
-            self._last.append(_match(pattern, done, True))
+            matches.append(_match(pattern, done, True))
         elif best is not None and matched:
-            self._last.append(_match(pattern, best, False))
+            matches.append(_match(pattern, best, False))
         return {
             names[0]: matched,
             names[1]: best[0] if best else 0,

@@ -19,57 +19,63 @@ outcome book (payguard.outcomes) when applied, live or in recovery; a strong ste
 report passed drops the rules it cleared from later decisions of that account and device.
 """
 
-import gc
 import hashlib
-import importlib.metadata
 import logging
-import os
-import signal
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from payguard.chains import ChainMatcher, ChainPattern, ChainSpec
-from payguard.chains.matcher import Variables
+from payguard.chains import ChainMatch, ChainMatcher, Variables, chain_variables
+from payguard.chains import recomputed_variables as recomputed_chain_variables
 from payguard.config import Settings
+from payguard.engine.compile import (
+    GRAPH_CONFIG,
+    chain_matcher,
+    chain_types,
+    compile_ruleset,
+    load_model,
+    specs,
+)
+from payguard.engine.durability import (
+    DATABASE_FILE,
+    OUTCOMES_FILE,
+    RESTORE_ERRORS,
+    SNAPSHOT_FILE,
+    StorageError,
+    fault_point,
+    graph_and_chains,
+    hold_book,
+    read_snapshot,
+    snapshot_header,
+    write_snapshot_file,
+)
+from payguard.engine.plan import PlanContext, TypePlan, build_plan, rule_errors
 from payguard.events import (
     OUTCOME_TYPES,
     Event,
     EventDecoder,
     EventError,
 )
-from payguard.events.contract import EventType
-from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
-from payguard.graph import GraphConfig, GraphFeatures
+from payguard.features import SWEEP_EVERY, FeatureState, load_catalog
+from payguard.graph import GraphFeatures
 from payguard.holds import (
     Hold,
     HoldBook,
     HoldState,
     MemoryHoldBook,
-    SQLiteHoldBook,
     expire_due,
 )
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
-from payguard.rules import CompiledRule, RuleHit, Ruleset, event_variables, parse_ruleset
-from payguard.rules.evaluate import rule_runner
-from payguard.rules.native import RuleRunner
-from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
-from payguard.snapshots import FORMAT as SNAPSHOT_FORMAT
-from payguard.snapshots import (
-    SnapshotBody,
-    SnapshotError,
-    SnapshotHeader,
-    decode_snapshot,
-    encode_snapshot,
-)
+from payguard.rules import Ruleset, event_variables
+from payguard.snapshots import SnapshotBody
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
 from payguard.types import HOUR_MS
 
@@ -78,11 +84,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("payguard")
 
-EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-SNAPSHOT_FILE = "state.snapshot"
-DATABASE_FILE = "payguard.db"
-HOLDS_FILE = "holds.db"
-OUTCOMES_FILE = "outcomes.db"
 DECLINED: frozenset[str] = frozenset({"review", "block"})
 """Actions after which the money did not leave (`settled` feature filters skip it)."""
 OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
@@ -106,26 +107,7 @@ def warm_up_decision(event_id: str) -> Decision:
     )
 
 
-GRAPH_CONFIG = GraphConfig(sweep_every=SWEEP_EVERY, max_refs=0)
-"""The identity graph's caps and horizons. It sweeps at the feature state's sequence
-numbers, so every state expires on one schedule, and keeps no event-id memory: `_apply`
-passes feedback the event it references, read from the log."""
-
-
-def _graph_types() -> dict[str, str]:
-    graph = GraphFeatures(GRAPH_CONFIG)
-    return {name: graph.value_type(name) for name in graph.names()}
-
-
-GRAPH_TYPES: dict[str, str] = _graph_types()
-"""Every graph feature a rule or chain condition may read, with its CEL type."""
-GRAPH_NAMES: frozenset[str] = frozenset(GRAPH_TYPES)
 _NO_VARIABLES: dict[str, Any] = {}
-
-
-class StorageError(OSError):
-    """The event log could not commit (a full disk, an I/O error): nothing was recorded
-    and no state changed (HTTP 503)."""
 
 
 class DuplicateEventError(Exception):
@@ -154,35 +136,6 @@ class DecisionListener(Protocol):
     def discard_pending(self) -> None:
         """What was queued since the last flush belongs to a request that failed."""
         ...
-
-
-class _TypePlan(msgspec.Struct, frozen=True):
-    """Everything needed to decide one event type under one ruleset, computed once."""
-
-    ruleset: Ruleset
-    rules: tuple[CompiledRule, ...]
-    features: QueryPlan
-    run_rules: RuleRunner
-    """The rules as one function of (features, event): see `rules.rule_runner`."""
-    wants_model: bool = False
-    """A rule reads `model.score` (0.0 when no model scored the event)."""
-    allows_without_hits: bool = False
-    """Whether the policy allows an event no rule hit (no threshold at score 0)."""
-    graph: frozenset[str] = frozenset()
-    """Graph features the rules or the chain conditions read (the graph's plan key)."""
-    chains: frozenset[str] = frozenset()
-    """Chain features the rules read; the chains are matched before the rules only then."""
-    chain_inputs: tuple[tuple[str, EventVariable], ...] | None = None
-    """Event fields the chain conditions read; None when no chain step (or negation)
-    applies to this type, so no variables are built for the matcher."""
-    chain_values: tuple[str, ...] = ()
-    """Catalog and graph features the chain conditions read (copied from the snapshot)."""
-    chain_features: QueryPlan | None = None
-    """Catalog features the chain conditions read, for recovery (no decision)."""
-    chain_graph: frozenset[str] = frozenset()
-    """Graph features the chain conditions read, for recovery."""
-    chain_rules: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)
-    """Rule id → the chains whose features it reads, to name them in its reason."""
 
 
 class Engine:
@@ -218,12 +171,12 @@ class Engine:
         without a snapshot file has nothing to recover)."""
         self._event_vars = event_variables(settings.utc_offset)
         self._encode = msgspec.json.Encoder(order="sorted").encode
-        self._plans: dict[str, _TypePlan] = {}
+        self._plans: dict[str, TypePlan] = {}
         self._ruleset = ruleset
         self._catalog_digest = hashlib.sha256(msgspec.json.encode(features.catalog)).hexdigest()
         self.graph = GraphFeatures(GRAPH_CONFIG) if settings.graph_chains else None
         self.chains = self._matcher(ruleset) if settings.graph_chains else None
-        self._chain_types = _chain_types(ruleset)
+        self._chain_types = chain_types(ruleset)
         known = stepup.FEATURES & features.features.keys()
         if known != stepup.FEATURES:
             log.warning(
@@ -249,8 +202,8 @@ class Engine:
             recorder=recorder,
             settings=settings,
             snapshot_path=data_dir / SNAPSHOT_FILE,
-            model=_load_model(settings, features),
-            holds=_hold_book(recorder, data_dir),
+            model=load_model(settings, features),
+            holds=hold_book(recorder, data_dir),
             outcomes=OutcomeBook(data_dir / OUTCOMES_FILE),
         )
         engine.recover()
@@ -265,7 +218,7 @@ class Engine:
             ruleset=ruleset,
             recorder=MemoryRecorder(),
             settings=settings,
-            model=_load_model(settings, features),
+            model=load_model(settings, features),
         )
 
     @property
@@ -277,13 +230,13 @@ class Engine:
         untouched; when the chain patterns change, unchanged patterns keep their partial
         matches and new or changed ones start with none (docs/chains.md, "Hot reload")."""
         chains = self.chains
-        if chains is not None and _specs(ruleset.chains) != _specs(chains.patterns):
+        if chains is not None and specs(ruleset.chains) != specs(chains.patterns):
             self.chains = self._matcher(ruleset)
             fresh = self.chains.adopt(chains)
             if fresh:
                 log.warning("chain patterns start with no partial matches: %s", ", ".join(fresh))
         self._ruleset = ruleset
-        self._chain_types = _chain_types(ruleset)
+        self._chain_types = chain_types(ruleset)
         self._plans = {}
 
     def parse_ruleset(self, text: str) -> Ruleset:
@@ -291,19 +244,8 @@ class Engine:
         return compile_ruleset(text, self.features, graph_chains=self.graph is not None)
 
     def _matcher(self, ruleset: Ruleset) -> ChainMatcher:
-        """A matcher for the ruleset's patterns, late as the features and swept with them,
-        running conditions as Python over the same variable types as the rules."""
-        types = {
-            **EVENT_VARIABLE_TYPES,
-            **{n: self.features.value_type(n) for n in self.features.features},
-            **GRAPH_TYPES,
-        }
-        return ChainMatcher(
-            ruleset.chains,
-            lateness_ms=self.features.lateness_ms,
-            sweep_every=SWEEP_EVERY,
-            types=types,
-        )
+        """A matcher for the ruleset's patterns, swept with the feature state."""
+        return chain_matcher(ruleset, self.features, SWEEP_EVERY)
 
     def neighbourhood(self, kind: str, entity_id: str, depth: int) -> dict[str, Any] | None:
         """The identity graph around one node as JSON (None when the graph is off); raises
@@ -465,10 +407,12 @@ class Engine:
         if plan.graph and self.graph is not None:
             features.update(self.graph.snapshot(event, plan.graph))
         variables: Variables | None = None
-        if plan.chain_inputs is not None:
-            variables = partial(_chain_variables, plan, event, features)
+        if plan.chain.fields is not None:
+            variables = partial(chain_variables, plan.chain, event, features)
+        matches: list[ChainMatch] = []
         if plan.chains and self.chains is not None:
-            features.update(self.chains.snapshot(event, variables or features, plan.chains))
+            values, matches = self.chains.read(event, variables or features, plan.chains)
+            features.update(values)
         model = self.model
         scored = model.score_row(event) if model is not None else None
         values = features
@@ -495,10 +439,10 @@ class Engine:
             )
             return decision, variables
         outcome = decide(hits, plan.ruleset.policy, partial(self._step_up, event, features))
-        errors = _rule_errors(plan.rules, hits)
+        errors = rule_errors(plan.rules, hits)
         reasons = outcome.reasons
-        if plan.chain_rules and reasons:
-            reasons = self._with_chains(reasons, plan.chain_rules)
+        if plan.chain_rules and reasons and matches:
+            reasons = _with_chains(reasons, plan.chain_rules, matches)
         if scored is not None and outcome.action != "allow":
             assert model is not None
             reasons = reasons + _model_reasons(model, scored[1])
@@ -526,26 +470,6 @@ class Engine:
         features.update(values)
         return values
 
-    def _with_chains(
-        self, reasons: list[Reason], chain_rules: dict[str, frozenset[str]]
-    ) -> list[Reason]:
-        """Each reason of a rule that reads chain features, with the chains the snapshot
-        found matched or completing and their events."""
-        assert self.chains is not None  # a plan has chain rules only with a matcher
-        matches = self.chains.last_matches()
-        if not matches:
-            return reasons
-        out: list[Reason] = []
-        for reason in reasons:
-            read = chain_rules.get(reason.rule, frozenset())
-            found = [
-                ChainEvidence(chain=m.chain, step=m.step, event_ids=list(m.event_ids))
-                for m in matches
-                if m.chain in read
-            ]
-            out.append(msgspec.structs.replace(reason, chains=found) if found else reason)
-        return out
-
     def payload_hash(self, event: Event) -> bytes:
         """The hash `process` compares to tell an idempotent repeat from a conflict."""
         return hashlib.sha256(self._encode(event)).digest()
@@ -560,77 +484,18 @@ class Engine:
         stored = self.recorder.lookup(event_id)
         return stored.decision if stored else None
 
-    def _plan_for(self, event_type: str) -> _TypePlan:
-        ruleset = self._ruleset
-        rules = ruleset.for_event_type(event_type)
-        wanted = set().union(*(r.variables for r in rules)) if rules else set()
-        reads = wanted - ruleset.params.keys()  # a param shadows a feature of the same name
-        catalog = self.features.features
-        inputs = self.chains.variables_for(event_type) if self.chains else frozenset()
-        read_by_rules = frozenset(n for n in reads if n in catalog)
-        plan = _TypePlan(
-            ruleset=ruleset,
-            rules=rules,
-            features=self.features.plan(read_by_rules | {n for n in inputs if n in catalog}),
-            run_rules=self._rule_runner(rules, wanted, read_by_rules),
-            wants_model="model" in wanted,
-            allows_without_hits=_quiet(decide([], ruleset.policy, dict)),
-            graph=frozenset((reads | inputs) & GRAPH_NAMES),
-            chains=frozenset(reads & self._chain_types.keys()),
-            chain_rules=self._chain_rules(rules),
-            **self._chain_plan(event_type, inputs),
+    def _plan_for(self, event_type: str) -> TypePlan:
+        """The type's plan under the current ruleset, built on its first event (plan.py)."""
+        context = PlanContext(
+            ruleset=self._ruleset,
+            state=self.features,
+            matcher=self.chains,
+            chain_types=self._chain_types,
+            event_vars=self._event_vars,
+            budget_us=self.settings.rule_budget_us,
         )
-        self._plans[event_type] = plan
+        plan = self._plans[event_type] = build_plan(context, event_type)
         return plan
-
-    def _chain_plan(self, event_type: str, inputs: frozenset[str]) -> dict[str, Any]:
-        """What the chain conditions of this type read: event fields and snapshot values
-        (None and nothing when no step or negation applies), and for recovery the catalog
-        and graph features to snapshot."""
-        catalog = self.features.features
-        applies = self.chains is not None and self.chains.applies_to(event_type)
-        read = frozenset(n for n in inputs if n in catalog)
-        return {
-            "chain_inputs": self._inputs(inputs) if applies else None,
-            "chain_values": tuple(sorted(n for n in inputs if n in catalog or n in GRAPH_NAMES)),
-            "chain_features": self.features.plan(read) if read else None,
-            "chain_graph": frozenset(inputs & GRAPH_NAMES),
-        }
-
-    def _inputs(self, names: frozenset[str]) -> tuple[tuple[str, EventVariable], ...]:
-        """The event fields among the names a chain condition reads (features shadow
-        fields of the same name, as in rules)."""
-        catalog = self.features.features
-        return tuple((n, f) for n, f in self._event_vars.items() if n in names and n not in catalog)
-
-    def _chain_rules(self, rules: tuple[CompiledRule, ...]) -> dict[str, frozenset[str]]:
-        """Rule id → the chains it reads a feature of (rules reading none left out)."""
-        chain_of = self._chain_types
-        read = {r.rule.id: {chain_of[n][0] for n in r.variables if n in chain_of} for r in rules}
-        return {rule: frozenset(names) for rule, names in read.items() if names}
-
-    def _rule_runner(
-        self, rules: tuple[CompiledRule, ...], wanted: set[str], catalog: frozenset[str]
-    ) -> RuleRunner:
-        """The rules as Python where that is exact; variables resolve as in CEL: a param
-        shadows a feature (of the catalog, the graph or a chain), which shadows an event
-        field."""
-        params = {k: v for k, v in self._ruleset.params.items() if k in wanted}
-        reads = wanted - params.keys()
-        graph = {n: GRAPH_TYPES[n] for n in reads & GRAPH_NAMES}
-        chains = {n: self._chain_types[n][1] for n in reads & self._chain_types.keys()}
-        types = {
-            **EVENT_VARIABLE_TYPES,
-            **{n: self.features.value_type(n) for n in catalog},
-            **graph,
-            **chains,
-            **{k: _param_type(v) for k, v in params.items()},
-        }
-        event_vars = {n: f for n, f in self._event_vars.items() if n in wanted}
-        features = catalog | graph.keys() | chains.keys()
-        budget = self.settings.rule_budget_us
-        run_rules, _ = rule_runner(rules, types, features, event_vars, params, budget)
-        return run_rules
 
     def _apply(
         self, seq: int, event: Event, action: str, variables: Variables | None = None
@@ -717,15 +582,10 @@ class Engine:
         return expired
 
     def _recompute_chain_variables(self, event: Event) -> dict[str, Any]:
-        """What the chain conditions read for this event, as `_decide` builds it: event
-        fields, catalog and graph features, from the state before the event."""
+        """What the chain conditions read for this event, as `_decide` builds it, from the
+        state before the event (chains.recomputed_variables)."""
         plan = self._plans.get(event.type) or self._plan_for(event.type)
-        variables = {name: read(event) for name, read in plan.chain_inputs or ()}
-        if plan.chain_features is not None:
-            variables.update(self.features.snapshot(event, plan.chain_features))
-        if plan.chain_graph and self.graph is not None:
-            variables.update(self.graph.snapshot(event, plan.chain_graph))
-        return variables
+        return recomputed_chain_variables(plan.chain, event, self.features, self.graph)
 
     # -- durability -----------------------------------------------------------------------
 
@@ -739,7 +599,7 @@ class Engine:
             self.discard_pending()
             log.error("event log commit failed, nothing recorded: %s", exc)
             raise StorageError(str(exc)) from exc
-        _fault_point("after-event-log-commit")
+        fault_point("after-event-log-commit")
 
     def discard_pending(self) -> None:
         """Forget every queued record (a request that is not answered with a decision)."""
@@ -763,7 +623,7 @@ class Engine:
         recorded = self.recorder.last_seq()
         self.recorder.flush()
         if self.recorder.last_seq() != recorded:
-            _fault_point("after-event-log-commit")
+            fault_point("after-event-log-commit")
         self.holds.flush()
         self.outcomes.book.flush()  # tells outcome listeners, which may queue webhooks
         for listener in self.listeners:
@@ -774,29 +634,20 @@ class Engine:
         after flush), as a checksummed MessagePack file (payguard.snapshots): written to a
         temporary file, synced, then renamed over the old one."""
         seq = self.recorder.last_seq()
-        if self._snapshot_path is None or seq == self._snapshot_seq:
+        path = self._snapshot_path
+        if path is None or seq == self._snapshot_seq:
             return
-        header = SnapshotHeader(
-            format=SNAPSHOT_FORMAT,
-            payguard=_payguard_version(),
-            catalog=self._catalog_digest,
-            ruleset=self._ruleset.version,
-            seq=seq,
-        )
-        with _gc_paused():  # exports build a tuple per edge and timeline, none cyclic
-            body = SnapshotBody(
-                features=self.features.export(),
-                graph=self.graph.export() if self.graph is not None else None,
-                chains=self.chains.export() if self.chains is not None else None,
-            )
-            data = encode_snapshot(header, body)
-        tmp = self._snapshot_path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._snapshot_path)
+        header = snapshot_header(self._catalog_digest, self._ruleset.version, seq)
+        write_snapshot_file(path, header, self._snapshot_body)
         self._snapshot_seq = seq
+
+    def _snapshot_body(self) -> SnapshotBody:
+        """Feature, graph and chain state as exported now."""
+        return SnapshotBody(
+            features=self.features.export(),
+            graph=self.graph.export() if self.graph is not None else None,
+            chains=self.chains.export() if self.chains is not None else None,
+        )
 
     def recover(self) -> int:
         """Load the snapshot (if it is intact and matches) and replay recorded events after it."""
@@ -832,28 +683,18 @@ class Engine:
     def _load_snapshot(self) -> int:
         """Restore the snapshot and return its sequence; 0 (and a warning saying why, then
         a full replay) for a missing, damaged, foreign or mismatched file."""
-        path = self._snapshot_path
-        if path is None or not path.exists():
+        found = read_snapshot(self._snapshot_path, self._catalog_digest, self.recorder.last_seq())
+        if found is None:
             return 0
-        try:
-            header, body = decode_snapshot(path.read_bytes())
-        except (OSError, SnapshotError) as exc:
-            log.warning("ignoring state snapshot %s (%s); replaying the whole event log", path, exc)
-            return 0
-        if header.format != SNAPSHOT_FORMAT:
-            log.warning("ignoring snapshot of format %d; replaying all", header.format)
-            return 0
-        if header.catalog != self._catalog_digest or header.seq > self.recorder.last_seq():
-            log.warning("ignoring snapshot taken with another catalog or log; replaying all")
-            return 0
+        header, body = found
         if self.graph is not None:
-            restored = self._graph_and_chains(body)
+            restored = graph_and_chains(body, partial(self._matcher, self._ruleset))
             if restored is None:
                 return 0
             self.graph, self.chains = restored
         try:
             self.features.restore(body.features)
-        except (ValueError, KeyError, TypeError, IndexError, msgspec.DecodeError) as exc:
+        except RESTORE_ERRORS as exc:
             log.warning("ignoring snapshot (%s); replaying all", exc)
             self._forget_state()
             return 0
@@ -867,24 +708,6 @@ class Engine:
         )
         if self.graph is not None:
             self.graph, self.chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
-
-    def _graph_and_chains(self, body: SnapshotBody) -> tuple[GraphFeatures, ChainMatcher] | None:
-        """Graph and chain state restored into new objects, so that a snapshot refused
-        half-way changes nothing; None (and a warning) if the snapshot cannot provide them:
-        written with graph_chains off, with another graph configuration, or with other
-        chain patterns. The caller then replays the whole log, which rebuilds all three
-        states exactly."""
-        if body.graph is None or body.chains is None:
-            log.warning("ignoring snapshot without graph and chain state; replaying all")
-            return None
-        graph, chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
-        try:
-            graph.restore(body.graph)
-            chains.restore(body.chains)
-        except (ValueError, KeyError, TypeError, IndexError, msgspec.DecodeError) as exc:
-            log.warning("ignoring snapshot (%s); replaying all", exc)
-            return None
-        return graph, chains
 
     def close(self) -> None:
         self.flush()
@@ -908,16 +731,6 @@ class Engine:
         return gauges
 
 
-def _chain_variables(plan: _TypePlan, event: Event, values: dict[str, Any]) -> dict[str, Any]:
-    """What the chain conditions read: event fields, and catalog and graph features from
-    the snapshot `values` (taken before the event; only chain values are added to it
-    later, under other names)."""
-    variables = {name: read(event) for name, read in plan.chain_inputs or ()}
-    for name in plan.chain_values:
-        variables[name] = values[name]
-    return variables
-
-
 def _model_reasons(model: "ModelServer", row: list[float]) -> list[Reason]:
     """Reason codes for a non-allow decision: the features that raised the model's score
     most, in words, after the rules' reasons (which decided the action)."""
@@ -939,35 +752,6 @@ def _hold_terms(event: Event, outcome: Outcome) -> HoldTerms | msgspec.UnsetType
     )
 
 
-def _hold_book(recorder: SQLiteRecorder, data_dir: Path) -> SQLiteHoldBook:
-    """Holds in the event log's database; a separate `holds.db` of the earlier layout is
-    copied in once and renamed `holds.db.migrated`."""
-    book = SQLiteHoldBook.in_event_log(recorder)
-    old = data_dir / HOLDS_FILE
-    if old.exists():
-        copied = book.migrate_from(old)
-        old.rename(old.with_name(HOLDS_FILE + ".migrated"))
-        log.info("moved %d hold(s) from %s into the event log's database", copied, old)
-    return book
-
-
-def _payguard_version() -> str:
-    try:
-        return importlib.metadata.version("payguard")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _fault_point(point: str) -> None:
-    """Crash tests' hook: with `PAYGUARD_FAULT=<point>` the process kills itself (SIGKILL)
-    there, as a power cut would, so a test can show what survives (tests/durability)."""
-    if point == _FAULT:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_FAULT = os.environ.get("PAYGUARD_FAULT", "")
-
-
 def _hold(event: Event, decision: Decision) -> Hold:
     """The hold a `hold` decision places (its id and release time are in the decision)."""
     assert not isinstance(decision.hold, msgspec.UnsetType)
@@ -985,92 +769,18 @@ def _hold(event: Event, decision: Decision) -> Hold:
     )
 
 
-def _quiet(outcome: Outcome) -> bool:
-    """Whether an outcome is the plain allow that `Engine.decide` builds without `decide`."""
-    o = outcome
-    return (o.action, o.score, o.reasons, o.challenge, o.shadow) == ("allow", 0, [], None, [])
-
-
-def _param_type(value: object) -> str:
-    """A ruleset param's CEL type (bool first: a Python bool is also an int)."""
-    return "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else "string"
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No automatic GC inside: building millions of small acyclic objects at once (a
-    snapshot's exports) otherwise triggers collections that rescan the whole state."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@contextmanager
-def batch_gc() -> Iterator[None]:
-    """Keep Python's cyclic GC off a batch replay's growing feature state.
-
-    Full collections rescan every timeline ever created and took about 12% of a replay.
-    Decisions create no reference cycles worth chasing, so inside this block the automatic
-    GC is off and the caller collects only the young generations at each flush
-    (`gc.collect(1)`), which still reclaims the rare cycle (a rejected line's traceback)."""
-    gc.freeze()
-    try:
-        with _gc_paused():
-            yield
-    finally:
-        gc.unfreeze()
-
-
-def _rule_errors(rules: tuple[CompiledRule, ...], hits: list[RuleHit]) -> list[dict[str, str]]:
-    """The decision's `rule_errors`: rule id, error class and failure mode of each rule
-    that could not be evaluated (a fail_closed one also hit)."""
-    failed = [h for h in hits if h.error is not None]
-    if not failed:
-        return []
-    on_error = {r.rule.id: r.rule.on_error for r in rules}
-    return [{"rule": h.rule, "error": h.error or "", "on_error": on_error[h.rule]} for h in failed]
-
-
-def compile_ruleset(text: str, features: FeatureState, *, graph_chains: bool = True) -> Ruleset:
-    """Parse and validate ruleset text against these features, and the graph features
-    and a `chains:` section unless `graph_chains` is off (raises RuleError)."""
-    known = known_variables(features, graph=graph_chains)
-    chain_known = known - {"model"} if graph_chains else None
-    return parse_ruleset(text, known, EVENT_TYPES, chain_known)
-
-
-def known_variables(features: FeatureState, *, graph: bool = True) -> set[str]:
-    """Every name a rule may reference, besides the ruleset's own params and chain
-    features (`model` is the learned score, `model.score`, 0.0 when no model is loaded).
-    Chain conditions read the same names except `model`: they are matched before it."""
-    names = set(event_variables()) | set(features.features) | {"model"}
-    return names | GRAPH_NAMES if graph else names
-
-
-def _chain_types(ruleset: Ruleset) -> dict[str, tuple[str, str]]:
-    """Chain feature name → (chain, CEL type), for the ruleset's patterns."""
-    return {
-        name: (pattern.name, kind)
-        for pattern in ruleset.chains
-        for name, kind in pattern.feature_types().items()
-    }
-
-
-def _specs(patterns: tuple[ChainPattern, ...]) -> tuple[ChainSpec, ...]:
-    return tuple(p.spec for p in patterns)
-
-
-def _load_model(settings: Settings, features: FeatureState) -> "ModelServer | None":
-    """The configured model, or None; says which at start-up either way."""
-    if settings.model is None:
-        log.info("no model configured (PAYGUARD_MODEL): deciding with rules only")
-        return None
-    from payguard.ml.serve import load_model  # ONNX Runtime is imported only when asked
-
-    server, message = load_model(settings.model, features, settings.features)
-    (log.info if server is not None else log.warning)(message)
-    return server
+def _with_chains(
+    reasons: list[Reason], chain_rules: dict[str, frozenset[str]], matches: list[ChainMatch]
+) -> list[Reason]:
+    """Each reason of a rule that reads chain features, with the chains the decision's
+    chain read returned as matched or completing, and their events."""
+    out: list[Reason] = []
+    for reason in reasons:
+        read = chain_rules.get(reason.rule, frozenset())
+        found = [
+            ChainEvidence(chain=m.chain, step=m.step, event_ids=list(m.event_ids))
+            for m in matches
+            if m.chain in read
+        ]
+        out.append(msgspec.structs.replace(reason, chains=found) if found else reason)
+    return out

@@ -1,0 +1,57 @@
+"""The only place the stages are wired together, as four modules with one job each.
+
+- `core`: the decision path (process, decide, apply) and the `Engine` that owns it;
+- `plan`: per event type, what its rules and chain conditions read, and the rule runner;
+- `durability`: the snapshot file, how it is checked on the way back, fault points;
+- `compile`: ruleset text checked against the engine's names, the chain matcher.
+
+`core` imports the other three, which import none of it. Callers import from here.
+"""
+
+from payguard.engine.compile import (
+    EVENT_TYPES,
+    GRAPH_CONFIG,
+    GRAPH_NAMES,
+    GRAPH_TYPES,
+    compile_ruleset,
+    known_variables,
+)
+from payguard.engine.core import (
+    DECLINED,
+    OWNER_REPORTS,
+    WARM_UP,
+    DecisionListener,
+    DuplicateEventError,
+    Engine,
+    warm_up_decision,
+)
+from payguard.engine.durability import (
+    DATABASE_FILE,
+    HOLDS_FILE,
+    OUTCOMES_FILE,
+    SNAPSHOT_FILE,
+    StorageError,
+    batch_gc,
+)
+
+__all__ = [
+    "DATABASE_FILE",
+    "DECLINED",
+    "EVENT_TYPES",
+    "GRAPH_CONFIG",
+    "GRAPH_NAMES",
+    "GRAPH_TYPES",
+    "HOLDS_FILE",
+    "OUTCOMES_FILE",
+    "OWNER_REPORTS",
+    "SNAPSHOT_FILE",
+    "WARM_UP",
+    "DecisionListener",
+    "DuplicateEventError",
+    "Engine",
+    "StorageError",
+    "batch_gc",
+    "compile_ruleset",
+    "known_variables",
+    "warm_up_decision",
+]
