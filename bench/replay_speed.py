@@ -130,6 +130,7 @@ def run(
         "events_per_s_min": min(r["events_per_s"] for r in on),
         "events_per_s_max": max(r["events_per_s"] for r in on),
         "off_events_per_s": median_off["events_per_s"],
+        "off_events_per_cpu_s": median_off["events_per_cpu_s"],
         "off_p50_us": median_off["p50_us"],
         "off_p99_us": median_off["p99_us"],
         "off_rules": median_off["rules"],
@@ -163,18 +164,20 @@ def _run_once(
             "PAYGUARD_GRAPH_CHAINS": "1" if graph_chains else "0",
         }
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     engine = Engine.open(settings)
     try:
         latencies = replay(engine, events_path, root / "decisions.jsonl")
     finally:
         engine.close()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     latencies.sort()
     n = len(latencies)
     return {
         "events": float(n),
         "events_per_s": round(n / elapsed, 1),
+        "events_per_cpu_s": round(n / cpu, 1) if cpu > 0 else 0.0,
         "p50_us": float(latencies[n // 2]) if n else 0.0,
         "p99_us": float(latencies[min(n - 1, n * 99 // 100)]) if n else 0.0,
         "rules": float(len(engine.ruleset.rules)),
