@@ -340,12 +340,17 @@ def _reading_lines(stream: "Stream", timed: list["Feature"]) -> list[str]:
     (`t >= ts[-1]`); and the longest window of a stream, whose older entries are evicted,
     usually starts before the first entry (`ts[0]`), so its lower bisect is skipped too.
     Each bisect step reads an int object elsewhere in memory, and those cache misses are
-    most of a read's cost. With nothing filed the template's values stand, except is_new."""
+    most of a read's cost. With nothing filed the template's values stand, except is_new.
+    `n` (the entries) is kept only for the aggregates that compare a window with it."""
+    counted = any(f.how not in ("count", "sum", "minutes_since", "seconds_since") for f in timed)
     code = [
         "ts = tl.ts",
         "if ts:",
-        "    n = len(ts)",
-        "    hi = n if t >= ts[-1] else bisect_right(ts, t)",
+        *(
+            ["    n = len(ts)", "    hi = n if t >= ts[-1] else bisect_right(ts, t)"]
+            if counted
+            else ["    hi = len(ts) if t >= ts[-1] else bisect_right(ts, t)"]
+        ),
     ]
     for f in timed:
         code.append("    " + comment(f"feature {f.name}"))
