@@ -3,7 +3,9 @@
 `run()` replays a deterministic synthetic stream (or a given JSON Lines file) through
 `Engine.open` on a fresh data directory with the default ruleset and feature catalog, using
 the same loop as `payguard replay` minus the progress bar, so the figure matches the CLI's.
-It replays three times and reports the median run (and the spread).
+It replays three times and reports the median run (and the spread), with its events per
+CPU second beside events per second: on a shared machine the wall clock also counts the
+time other processes held the core.
 
 It also measures what the identity graph and the chain patterns cost: each run is paired
 with one with them off (`PAYGUARD_GRAPH_CHAINS=0`, and the default ruleset without its
