@@ -39,7 +39,6 @@ from payguard.chains import ChainMatcher, ChainPattern, ChainSpec
 from payguard.chains.matcher import Variables
 from payguard.config import Settings
 from payguard.events import (
-    LABEL_TYPES,
     OUTCOME_TYPES,
     Event,
     EventDecoder,
@@ -48,7 +47,14 @@ from payguard.events import (
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.graph import GraphConfig, GraphFeatures
-from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
+from payguard.holds import (
+    Hold,
+    HoldBook,
+    HoldState,
+    MemoryHoldBook,
+    SQLiteHoldBook,
+    expire_due,
+)
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
@@ -661,7 +667,7 @@ class Engine:
         which decides nothing, has the matcher settle its steps first, building them only if a
         condition runs."""
         referenced = None
-        if event.type in LABEL_TYPES and event.ref_event_id is not None:
+        if event.type in FILED_TYPES and event.ref_event_id is not None:
             referenced = self.recorder.get_event(event.ref_event_id)
         self._file(seq, event, action, variables, referenced)
 
@@ -675,7 +681,8 @@ class Engine:
     ) -> None:
         """`_apply` once the event a feedback event references has been read."""
         if event.type in FILED_TYPES:
-            self.outcomes.file(seq, event, self._ruleset.policy.outcomes)
+            config = self._ruleset.policy.outcomes
+            self.outcomes.file(seq, event, config, referenced, self.decide)
         chains = self.chains
         if variables is None and chains is not None:
             # built only if a condition runs (rarely), from the states before the event
@@ -717,6 +724,23 @@ class Engine:
             listener.hold_resolved(hold)
             listener.flush()
         return hold
+
+    def expire_holds(self, now_ms: int) -> list[Hold]:
+        """Record the holds whose release time passed by `now_ms` as released by expiry
+        and announce each once (holds.expire_due): the listeners (webhooks) first, whose
+        writes are idempotent, then the hold book, then the outcome listeners."""
+
+        def announce(hold: Hold) -> None:
+            for listener in self.listeners:
+                listener.hold_resolved(hold)
+                listener.flush()
+
+        def recorded(hold: Hold) -> None:
+            self.outcomes.book.announce(hold.event_id, "decided", "hold:released")
+
+        expired = expire_due(self.holds, now_ms, announce, recorded)
+        self.outcomes.book.flush()
+        return expired
 
     def _recompute_chain_variables(self, event: Event) -> dict[str, Any]:
         """What the chain conditions read for this event, as `_decide` builds it: event

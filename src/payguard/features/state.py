@@ -20,6 +20,9 @@ Feedback (`fraud_report`, `chargeback`, a `fraud` label) reaches label streams t
 `source: referenced` filters: the entity comes from the event the feedback points at, the
 time is when the feedback arrived — so a label can never leak into a decision made before
 it existed.
+An analyst's or a bank's `not_fraud` label clears the merchant, card and payee of the
+event it references from its own time on (`features.cleared`): the plan's label-stream
+features of a cleared entity are read again over the window after the clearing.
 Filters with `account: payee` file a transfer under the receiving account (`received`),
 so an account's own features can say when money last came in and how much.
 """
@@ -31,6 +34,7 @@ from typing import Any
 import msgspec
 
 from payguard.events import Event, is_fraud_verdict
+from payguard.features.cleared import Clearings, clears
 from payguard.features.compiled import filer_source, reading_source
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
@@ -165,6 +169,8 @@ class QueryPlan(msgspec.Struct, frozen=True):
     names: tuple[str, ...]
     template: dict[str, Any]
     read: Reading
+    cleared: tuple[tuple[int, tuple[Feature, ...]], ...] = ()
+    """The features an entity's clearing can change, by entity kind (features.cleared)."""
 
 
 Filer = Callable[
@@ -219,6 +225,8 @@ class FeatureState:
         self._phone_users: dict[str, list[str]] = {}
         self._filers: dict[str, tuple[Filer, Filer, Filer | None]] = {}
         self._index_streams()
+        self.clearings = Clearings(self)
+        """Entities an analyst's `not_fraud` label cleared of earlier reports."""
 
     def _build(self, catalog: Catalog) -> None:
         stream_ids: dict[tuple[str, str, str | None], int] = {}
@@ -361,8 +369,12 @@ class FeatureState:
         by_kind: dict[int, dict[int, list[Feature]]] = {}
         for idx, features in by_stream.items():
             by_kind.setdefault(self.streams[idx].kind, {})[idx] = features
+        cleared = self.clearings.grouped(self, (self.features[n] for n in wanted))
         return QueryPlan(
-            names=tuple(wanted), template=template, read=self._reading(by_kind, watched, label)
+            names=tuple(wanted),
+            template=template,
+            read=self._reading(by_kind, watched, label),
+            cleared=cleared,
         )
 
     def _reading(
@@ -382,6 +394,8 @@ class FeatureState:
         """Feature values as of `event.ts`, from events that arrived before this one."""
         out = plan.template.copy()
         plan.read(self.entities, event, out)
+        if self.clearings.active and plan.cleared:
+            self.clearings.relax(self, event, plan.cleared, out)
         return out
 
     # -- updates -------------------------------------------------------------------------
@@ -399,6 +413,8 @@ class FeatureState:
         filers[0](self.entities, self._file_linked, event, t, base, declined)  # and watch
         if referenced is not None and is_fraud_verdict(event):  # not a `not_fraud` label
             filers[1](self.entities, self._file_linked, referenced, t, base, False)
+        elif referenced is not None and self.clearings.kinds and clears(event):
+            self.clearings.file(self, referenced, t)
         if filers[2] is not None and (view := received(event)) is not None:
             filers[2](self.entities, self._file_linked, view, t, base, declined)
         if event.phone is not None and event.user_id is not None:
@@ -503,6 +519,7 @@ class FeatureState:
         items.append(("watermark", self.watermark, self.late_events, self.updates))
         watch = self.watch
         items.append(("watch", watch.start, watch.since, sorted(watch.registered.items())))
+        items.append(("clearings", self.clearings.export()))
         return items
 
     # -- persistence ---------------------------------------------------------------------
@@ -518,6 +535,7 @@ class FeatureState:
             "late_events": self.late_events,
             "updates": self.updates,
             "watch": self.watch.export(),
+            "clearings": self.clearings.export(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -532,6 +550,7 @@ class FeatureState:
         if "watch" not in state:
             raise ValueError("snapshot was taken before watched history was kept")
         self.watch.restore(state["watch"])
+        self.clearings.restore(state.get("clearings") or [{} for _ in self.kinds])
         self._track_seen(entities)
         self.entities = entities
         self._phone_users = state["phone_users"]
