@@ -27,7 +27,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -231,7 +231,7 @@ class Engine:
                 "are never offered",
                 ", ".join(sorted(stepup.FEATURES - known)),
             )
-        self._step_up_plan = features.plan(known)
+        self._step_up_plan = features.plan(known, "step-up")
 
     # -- construction ---------------------------------------------------------------------
 
@@ -571,8 +571,10 @@ class Engine:
         plan = _TypePlan(
             ruleset=ruleset,
             rules=rules,
-            features=self.features.plan(read_by_rules | {n for n in inputs if n in catalog}),
-            run_rules=self._rule_runner(rules, wanted, read_by_rules),
+            features=self.features.plan(
+                read_by_rules | {n for n in inputs if n in catalog}, event_type
+            ),
+            run_rules=self._rule_runner(rules, wanted, read_by_rules, event_type),
             wants_model="model" in wanted,
             allows_without_hits=_quiet(decide([], ruleset.policy, dict)),
             graph=frozenset((reads | inputs) & GRAPH_NAMES),
@@ -582,6 +584,26 @@ class Engine:
         )
         self._plans[event_type] = plan
         return plan
+
+    def generated_code(self, event_type: str) -> list[tuple[str, Callable[..., Any]]]:
+        """The generated functions that decide and then file one event type, in the
+        order they run, each with what it is (`payguard explain-plan` prints their source)."""
+        plan = self._plans.get(event_type) or self._plan_for(event_type)
+        own, referenced, payee = self.features.filers(event_type)
+        code: list[tuple[str, Callable[..., Any]]] = [
+            (f"feature snapshot ({len(plan.features.names)} features)", plan.features.read),
+            (f"rules ({len(plan.rules)})", plan.run_rules),
+            ("step-up features (read only when the policy challenges)", self._step_up_plan.read),
+        ]
+        if plan.chain_features is not None:
+            code.append(("chain condition features (recovery only)", plan.chain_features.read))
+        code += [
+            ("feature update and watched history", own),
+            ("feature update: referenced event", referenced),
+        ]
+        if payee is not None:
+            code.append(("feature update: the payee's account", payee))
+        return code
 
     def _chain_plan(self, event_type: str, inputs: frozenset[str]) -> dict[str, Any]:
         """What the chain conditions of this type read: event fields and snapshot values
@@ -593,7 +615,7 @@ class Engine:
         return {
             "chain_inputs": self._inputs(inputs) if applies else None,
             "chain_values": tuple(sorted(n for n in inputs if n in catalog or n in GRAPH_NAMES)),
-            "chain_features": self.features.plan(read) if read else None,
+            "chain_features": self.features.plan(read, f"{event_type} chains") if read else None,
             "chain_graph": frozenset(inputs & GRAPH_NAMES),
         }
 
@@ -610,7 +632,11 @@ class Engine:
         return {rule: frozenset(names) for rule, names in read.items() if names}
 
     def _rule_runner(
-        self, rules: tuple[CompiledRule, ...], wanted: set[str], catalog: frozenset[str]
+        self,
+        rules: tuple[CompiledRule, ...],
+        wanted: set[str],
+        catalog: frozenset[str],
+        event_type: str = "",
     ) -> RuleRunner:
         """The rules as Python where that is exact; variables resolve as in CEL: a param
         shadows a feature (of the catalog, the graph or a chain), which shadows an event
@@ -629,7 +655,7 @@ class Engine:
         event_vars = {n: f for n, f in self._event_vars.items() if n in wanted}
         features = catalog | graph.keys() | chains.keys()
         budget = self.settings.rule_budget_us
-        run_rules, _ = rule_runner(rules, types, features, event_vars, params, budget)
+        run_rules, _ = rule_runner(rules, types, features, event_vars, params, budget, event_type)
         return run_rules
 
     def _apply(
