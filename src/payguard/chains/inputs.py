@@ -36,22 +36,24 @@ class ChainInputs(msgspec.Struct, frozen=True):
 
 
 def plan_inputs(
+    event_type: str,
     names: frozenset[str],
     applies: bool,
     state: FeatureState,
     fields: Mapping[str, Field],
     graph_names: frozenset[str],
 ) -> ChainInputs:
-    """The reads of conditions that read `names` (`ChainMatcher.variables_for`); `applies`
-    says whether any step or negation applies to the type at all. A catalog feature
-    shadows an event field of the same name, as in rules."""
+    """The reads of `event_type`'s conditions, which read `names`
+    (`ChainMatcher.variables_for`); `applies` says whether any step or negation applies to
+    the type at all. A catalog feature shadows an event field of the same name, as in
+    rules. The feature plan is labelled for the generated code's tracebacks."""
     catalog = state.features
     read = frozenset(n for n in names if n in catalog)
     own = tuple((n, f) for n, f in fields.items() if n in names and n not in catalog)
     return ChainInputs(
         fields=own if applies else None,
         values=tuple(sorted(n for n in names if n in catalog or n in graph_names)),
-        features=state.plan(read) if read else None,
+        features=state.plan(read, f"{event_type} chains") if read else None,
         graph=frozenset(names & graph_names),
     )
 

@@ -23,7 +23,7 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -184,7 +184,7 @@ class Engine:
                 "are never offered",
                 ", ".join(sorted(stepup.FEATURES - known)),
             )
-        self._step_up_plan = features.plan(known)
+        self._step_up_plan = features.plan(known, "step-up")
 
     # -- construction ---------------------------------------------------------------------
 
@@ -496,6 +496,26 @@ class Engine:
         )
         plan = self._plans[event_type] = build_plan(context, event_type)
         return plan
+
+    def generated_code(self, event_type: str) -> list[tuple[str, Callable[..., Any]]]:
+        """The generated functions that decide and then file one event type, in the
+        order they run, each with what it is (`payguard explain-plan` prints their source)."""
+        plan = self._plans.get(event_type) or self._plan_for(event_type)
+        own, referenced, payee = self.features.filers(event_type)
+        code: list[tuple[str, Callable[..., Any]]] = [
+            (f"feature snapshot ({len(plan.features.names)} features)", plan.features.read),
+            (f"rules ({len(plan.rules)})", plan.run_rules),
+            ("step-up features (read only when the policy challenges)", self._step_up_plan.read),
+        ]
+        if plan.chain.features is not None:
+            code.append(("chain condition features (recovery only)", plan.chain.features.read))
+        code += [
+            ("feature update and watched history", own),
+            ("feature update: referenced event", referenced),
+        ]
+        if payee is not None:
+            code.append(("feature update: the payee's account", payee))
+        return code
 
     def _apply(
         self, seq: int, event: Event, action: str, variables: Variables | None = None

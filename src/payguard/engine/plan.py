@@ -70,14 +70,14 @@ def build_plan(ctx: PlanContext, event_type: str) -> TypePlan:
     return TypePlan(
         ruleset=ruleset,
         rules=rules,
-        features=ctx.state.plan(read_by_rules | {n for n in inputs if n in catalog}),
-        run_rules=_rule_runner(ctx, rules, wanted, read_by_rules),
+        features=ctx.state.plan(read_by_rules | {n for n in inputs if n in catalog}, event_type),
+        run_rules=_rule_runner(ctx, rules, wanted, read_by_rules, event_type),
         wants_model="model" in wanted,
         allows_without_hits=quiet(decide([], ruleset.policy, dict)),
         graph=frozenset((reads | inputs) & GRAPH_NAMES),
         chains=frozenset(reads & ctx.chain_types.keys()),
         chain_rules=_chain_rules(rules, ctx.chain_types),
-        chain=plan_inputs(inputs, applies, ctx.state, ctx.event_vars, GRAPH_NAMES),
+        chain=plan_inputs(event_type, inputs, applies, ctx.state, ctx.event_vars, GRAPH_NAMES),
     )
 
 
@@ -90,7 +90,11 @@ def _chain_rules(
 
 
 def _rule_runner(
-    ctx: PlanContext, rules: tuple[CompiledRule, ...], wanted: set[str], catalog: frozenset[str]
+    ctx: PlanContext,
+    rules: tuple[CompiledRule, ...],
+    wanted: set[str],
+    catalog: frozenset[str],
+    event_type: str = "",
 ) -> RuleRunner:
     """The rules as Python where that is exact; variables resolve as in CEL: a param
     shadows a feature (of the catalog, the graph or a chain), which shadows an event
@@ -108,7 +112,8 @@ def _rule_runner(
     }
     event_vars = {n: f for n, f in ctx.event_vars.items() if n in wanted}
     features = catalog | graph.keys() | chains.keys()
-    run_rules, _ = rule_runner(rules, types, features, event_vars, params, ctx.budget_us)
+    budget = ctx.budget_us
+    run_rules, _ = rule_runner(rules, types, features, event_vars, params, budget, event_type)
     return run_rules
 
 
