@@ -74,7 +74,7 @@ from payguard.holds import (
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
-from payguard.rules import Ruleset, event_variables
+from payguard.rules import RuleHit, Ruleset, event_variables
 from payguard.snapshots import SnapshotBody
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
 from payguard.types import HOUR_MS
@@ -398,11 +398,45 @@ class Engine:
 
     def _decide(self, event: Event) -> tuple[Decision, Variables | None]:
         """The decision, and the variables the chain conditions read (None when no chain
-        step applies to the type): `_apply` files the event with the same values. They are
-        a function building them from the snapshot, because most events evaluate no
-        condition at all (only step 1 and steps that continue a partial match run)."""
+        step applies to the type): `_apply` files the event with the same values. Most
+        events hit no rule and are allowed here without the policy's bookkeeping."""
         start = time.perf_counter_ns()
         plan = self._plans.get(event.type) or self._plan_for(event.type)
+        features, variables, matches = self._read_state(event, plan)
+        model = self.model
+        scored = model.score_row(event) if model is not None else None
+        values = features
+        if plan.wants_model:
+            values = {**features, "model": {"score": 0.0 if scored is None else scored[0]}}
+        hits = plan.run_rules(values, event)
+        if hits and self.outcomes.book.clears_any(event.user_id):
+            hits = self.outcomes.uncleared(event, hits)
+        if hits or not plan.allows_without_hits:
+            decision = self._weigh(event, plan, hits, features, matches, scored, start)
+            return decision, variables
+        decision = Decision(
+            event_id=event.event_id,
+            action="allow",
+            score=0,
+            reasons=[],
+            ruleset=plan.ruleset.version,
+            model=model.version if model is not None and scored is not None else None,
+            latency_us=(time.perf_counter_ns() - start) // 1_000,
+            model_score=msgspec.UNSET if scored is None else scored[0],
+            features=features,
+            shadow=[],
+            rule_errors=[],
+        )
+        return decision, variables
+
+    def _read_state(
+        self, event: Event, plan: TypePlan
+    ) -> tuple[dict[str, Any], Variables | None, list[ChainMatch]]:
+        """Catalog, graph and chain features as of the event (the rules' values and the
+        decision's `features`), the chain conditions' variables, and the chain matches
+        the reasons name. The variables are a function building them from the snapshot,
+        because most events evaluate no condition at all (only step 1 and steps that
+        continue a partial match run)."""
         features = self.features.snapshot(event, plan.features)
         if plan.graph and self.graph is not None:
             features.update(self.graph.snapshot(event, plan.graph))
@@ -413,55 +447,43 @@ class Engine:
         if plan.chains and self.chains is not None:
             values, matches = self.chains.read(event, variables or features, plan.chains)
             features.update(values)
-        model = self.model
-        scored = model.score_row(event) if model is not None else None
-        values = features
-        if plan.wants_model:
-            values = {**features, "model": {"score": 0.0 if scored is None else scored[0]}}
-        hits = plan.run_rules(values, event)
-        if hits and self.outcomes.book.clears_any(event.user_id):
-            hits = self.outcomes.uncleared(event, hits)
-        version = model.version if model is not None and scored is not None else None
-        model_score = msgspec.UNSET if scored is None else scored[0]
-        if not hits and plan.allows_without_hits:  # most events: skip the policy's bookkeeping
-            decision = Decision(
-                event_id=event.event_id,
-                action="allow",
-                score=0,
-                reasons=[],
-                ruleset=plan.ruleset.version,
-                model=version,
-                latency_us=(time.perf_counter_ns() - start) // 1_000,
-                model_score=model_score,
-                features=features,
-                shadow=[],
-                rule_errors=[],
-            )
-            return decision, variables
+        return features, variables, matches
+
+    def _weigh(
+        self,
+        event: Event,
+        plan: TypePlan,
+        hits: list[RuleHit],
+        features: dict[str, Any],
+        matches: list[ChainMatch],
+        scored: tuple[float, list[float]] | None,
+        start: int,
+    ) -> Decision:
+        """The policy's decision on the rules' hits, its reasons naming the chains matched
+        and, unless it allows, the model's factors (after the rules', which decided)."""
         outcome = decide(hits, plan.ruleset.policy, partial(self._step_up, event, features))
-        errors = rule_errors(plan.rules, hits)
         reasons = outcome.reasons
         if plan.chain_rules and reasons and matches:
             reasons = _with_chains(reasons, plan.chain_rules, matches)
+        model = self.model
         if scored is not None and outcome.action != "allow":
             assert model is not None
             reasons = reasons + _model_reasons(model, scored[1])
-        decision = Decision(
+        return Decision(
             event_id=event.event_id,
             action=outcome.action,
             score=outcome.score,
             reasons=reasons,
             ruleset=plan.ruleset.version,
-            model=version,
+            model=model.version if model is not None and scored is not None else None,
             latency_us=(time.perf_counter_ns() - start) // 1_000,
             challenge=outcome.challenge if outcome.challenge is not None else msgspec.UNSET,
             hold=_hold_terms(event, outcome),
-            model_score=model_score,
+            model_score=msgspec.UNSET if scored is None else scored[0],
             features=features,
             shadow=outcome.shadow,
-            rule_errors=errors,
+            rule_errors=rule_errors(plan.rules, hits),
         )
-        return decision, variables
 
     def _step_up(self, event: Event, features: dict[str, Any]) -> dict[str, Any]:
         """The step-up features as of the event (read only when the policy challenges),
