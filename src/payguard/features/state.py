@@ -193,6 +193,8 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
     checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
     if stream.filter.settled:
         checks.insert(0, "not declined")
+    if stream.filter.stopped:
+        checks.insert(0, "declined")
     if not stream.age_only:
         checks.append(f"t > base - {stream.retention_ms}")
     code = [
@@ -283,7 +285,7 @@ def _guarded(block: list[str], members: list[Stream]) -> list[str]:
     """A kind's filing code, behind its filters when every stream of it has a condition:
     `merchant_api by merchant+net` then parses no address for a payment that is no API
     debit (the filter is asked again inside, only for the events that pass)."""
-    if not all(s.conditional and not s.filter.settled for s in members):
+    if not all(s.conditional and not (s.filter.settled or s.filter.stopped) for s in members):
         return block
     either = " or ".join(f"flt_{s.index}.matches(source)" for s in members)
     return [f"    if {either}:", *("    " + line for line in block)]
@@ -690,7 +692,8 @@ class FeatureState:
         """File `event` into every stream it matches. `referenced` is the event a feedback
         event points at (None if unknown), used by `source: referenced` streams when the
         feedback is a fraud verdict (`events.is_fraud_verdict`); `declined`
-        says the engine sent it to review or blocked it (`settled` filters skip it)."""
+        says the engine sent it to review or blocked it (`settled` filters skip it, only
+        `stopped` ones keep it)."""
         t = event.ts
         base = self.watermark - self.lateness_ms
         if t < base:
