@@ -7,8 +7,8 @@ reviewed event: `fraud` keeps the account stopped (it counts as a fraud report),
 releases the operation and the follow-on rules (`policy.outcomes.released_by_label`).
 Analysts are right most of the time, not always: they release `MISS` of the attacks they
 look at (the story checked out, the victim vouched for the payment) and confirm `FALSE_ALARM`
-of honest operations as fraud. Stops of one account within a day are one case: one verdict
-for all of them (the driver keeps the cases).
+of honest operations as fraud. One actor's stops of one account within a day are one case:
+one verdict for all of them (the driver keeps the cases).
 
 The rates are the loop's assumptions, not measurements of any bank; they are drawn from
 the loop's own `random.Random`, so a seed gives the same verdicts at the same times.
@@ -33,8 +33,8 @@ MISS = 0.05
 FALSE_ALARM = 0.02
 """Share of honest operations an analyst confirms as `fraud`."""
 CASE_SECONDS = 24 * HOUR
-"""Stops of one account within this long of the first are one case with one verdict (the
-analyst looks at the account, not each operation on its own)."""
+"""One actor's stops of one account within this long of the first are one case with one
+verdict (the analyst looks at the case, not each operation on its own)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,8 +197,9 @@ class ClosedLoop:
         self.reviews: Counter[str] = Counter()
         """Reviews opened and how the analyst resolved them (`actor/verdict`)."""
         self.review_waits: list[int] = []
-        self.cases: dict[str, tuple[int, Verdict]] = {}
-        """Account → (case opened, verdict): stops of one account within a day are one case."""
+        self.cases: dict[tuple[str, bool], tuple[int, Verdict]] = {}
+        """(account, attack) → (case opened, verdict): one actor's stops of one account
+        within a day are one case."""
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -493,14 +494,16 @@ class ClosedLoop:
             record.via = LOST_WAYS[3]
 
     def _case_verdict(self, user: str | None, ts: int, attack: bool) -> Verdict:
-        """The analyst judges an account, not an operation: stops of the same account within
-        `CASE_SECONDS` of the case's first share its verdict (right or wrong)."""
-        case = self.cases.get(user) if user is not None else None
+        """The analyst judges a case, not an operation: one actor's stops of the same
+        account (the attacker's, or the owner's own) within `CASE_SECONDS` of the case's
+        first share its verdict, right or wrong."""
+        key = (user, attack) if user is not None else None
+        case = self.cases.get(key) if key is not None else None
         if case is not None and ts - case[0] < CASE_SECONDS:
             return case[1]
         verdict = self.analyst.verdict(attack, self.desk_rng)
-        if user is not None:
-            self.cases[user] = (ts, verdict)
+        if key is not None:
+            self.cases[key] = (ts, verdict)
         return verdict
 
     def _that_was_me(self, ts: int, body: Body, seq: int) -> None:
