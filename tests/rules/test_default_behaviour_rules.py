@@ -345,14 +345,22 @@ def test_a_daytime_loan_or_a_night_workers_loan_is_not_an_unfamiliar_hour(world:
     assert "loan_at_unfamiliar_night_hour" not in rules_of(night_worker)
 
 
-def test_a_night_loan_on_a_customer_payguard_just_started_watching_is_left_alone(
-    world: World,
-) -> None:
-    """Go-live: the first event payguard sees of an account says nothing about its hours."""
+def test_a_night_loan_on_go_live_day_is_left_alone(world: World) -> None:
+    """Go-live: before payguard has watched for a day, no one's hours are known."""
     decision = world.send(
         "loan_apply", world.at(TODAY, 3.5), **world.home("u9"), amount=3_000_000, merchant=LENDER
     )
     assert "loan_at_unfamiliar_night_hour" not in rules_of(decision)
+
+
+def test_a_night_loan_on_a_dormant_account_is_reviewed(world: World) -> None:
+    """An account with no payment while payguard watched has no night habit either."""
+    world.customer("u1")
+    world.send("register", DAY0 - 400 * DAY_MS, user_id="d1", device_id="phone-d1")
+    decision = world.send(
+        "loan_apply", world.at(TODAY, 3.5), **world.home("d1"), amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_at_unfamiliar_night_hour" in rules_of(decision)
 
 
 def test_a_loan_right_after_a_password_reset_or_from_a_new_phone_is_reviewed(
@@ -369,9 +377,16 @@ def test_a_loan_right_after_a_password_reset_or_from_a_new_phone_is_reviewed(
     from_new_phone = world.send(
         "loan_apply", world.at(TODAY, 11), **new_phone, amount=3_000_000, merchant=LENDER
     )
+    world.customer("u3")
+    elsewhere = {**world.home("u3"), "ip": "172.16.9.9"}
+    world.send("login", world.at(TODAY, 10), **elsewhere, success=True)
+    from_new_network = world.send(
+        "loan_apply", world.at(TODAY, 11), **elsewhere, amount=3_000_000, merchant=LENDER
+    )
     assert "loan_after_account_change" in rules_of(after_reset)
     assert "loan_after_account_change" in rules_of(from_new_phone)
-    assert after_reset.action == from_new_phone.action == "review"
+    assert "loan_after_account_change" in rules_of(from_new_network)
+    assert after_reset.action == from_new_phone.action == from_new_network.action == "review"
 
 
 def test_a_loan_on_the_usual_phone_or_a_small_one_after_a_reset_is_not_reviewed(
@@ -391,3 +406,25 @@ def test_a_loan_on_the_usual_phone_or_a_small_one_after_a_reset_is_not_reviewed(
     assert "loan_after_account_change" not in rules_of(usual)
     assert "loan_after_account_change" not in rules_of(small)
     assert "loan_after_account_change" not in rules_of(stale)
+
+
+def test_a_second_loan_within_a_day_is_reviewed_the_first_is_not(world: World) -> None:
+    world.customer("u1")
+    first = world.send(
+        "loan_apply", world.at(TODAY, 11), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    other_lender = Merchant(id="lender-02", category="loan")
+    second = world.send(
+        "loan_apply",
+        world.at(TODAY, 13),
+        **world.home("u1"),
+        amount=3_000_000,
+        merchant=other_lender,
+    )
+    next_week = world.send(
+        "loan_apply", world.at(TODAY + 7, 13), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_stacking" not in rules_of(first)
+    assert "loan_stacking" in rules_of(second)
+    assert second.action == "review"
+    assert "loan_stacking" not in rules_of(next_week)
