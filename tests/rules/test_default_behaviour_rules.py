@@ -428,3 +428,34 @@ def test_a_second_loan_within_a_day_is_reviewed_the_first_is_not(world: World) -
     assert "loan_stacking" in rules_of(second)
     assert second.action == "review"
     assert "loan_stacking" not in rules_of(next_week)
+
+
+def test_a_small_test_transfer_first_does_not_hide_the_new_payee(world: World) -> None:
+    """Paid 900 CNY a minute ago, the payee is no longer "never paid", but it is still new
+    today: the loan sent on after the test transfer is reviewed."""
+    world.customer("u1")
+    world.send(
+        "loan_apply", world.at(TODAY, 10), **world.home("u1"), amount=2_000_000, merchant=LENDER
+    )
+    safe = _payee("safe")
+    world.send("transfer", world.at(TODAY, 10.4), **world.home("u1"), amount=90_000, payee=safe)
+    decision = world.send(
+        "transfer", world.at(TODAY, 10.5), **world.home("u1"), amount=2_000_000, payee=safe
+    )
+    assert "loan_then_drain" in rules_of(decision)
+    assert "new_payee_large_unlike_own_past" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_payee_first_paid_days_ago_is_not_new_today(world: World) -> None:
+    world.customer("u1")
+    landlord = _payee("landlord")
+    world.send("transfer", world.at(3, 11), **world.home("u1"), amount=90_000, payee=landlord)
+    world.send(
+        "loan_apply", world.at(TODAY, 10), **world.home("u1"), amount=2_000_000, merchant=LENDER
+    )
+    decision = world.send(
+        "transfer", world.at(TODAY, 10.5), **world.home("u1"), amount=2_000_000, payee=landlord
+    )
+    assert "loan_then_drain" not in rules_of(decision)
+    assert "new_payee_large_unlike_own_past" not in rules_of(decision)
