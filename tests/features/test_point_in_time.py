@@ -125,6 +125,7 @@ WATCH_CATALOG = msgspec.structs.replace(
         msgspec.convert({"how": "age", "over": "any", "by": "user"}, FeatureSpec),
         msgspec.convert({"how": "age", "over": "any", "by": "user+device"}, FeatureSpec),
         msgspec.convert({"how": "age", "over": "bind", "by": "card"}, FeatureSpec),
+        msgspec.convert({"how": "age", "over": "pay", "by": "user+payee"}, FeatureSpec),
         msgspec.convert(
             {"how": "is_new", "of": "ip", "over": "any", "by": "user", "windows": ["3m", "30m"]},
             FeatureSpec,
