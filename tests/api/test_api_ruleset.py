@@ -1,6 +1,7 @@
 """Ruleset over HTTP: rejected edits name rule and position; accepted ones hot-reload."""
 
 import httpx
+import yaml
 from apiserver import DEFAULT_RULESET, Server, event
 
 from payguard.sim.population import luhn_complete
@@ -75,14 +76,15 @@ def test_put_valid_hot_reloads(client: httpx.Client) -> None:
         assert r.json()["action"] == "allow"
         assert r.json()["ruleset"] == old_version
     # tighten: the second card within the hour already goes to review
-    stricter = source.replace('version: "2026.12.2"', 'version: "2026.12.2-strict"').replace(
+    version = yaml.safe_load(source)["version"]
+    stricter = source.replace(f'version: "{version}"', f'version: "{version}-strict"').replace(
         "count_card_bind_by_user_1h >= 3 ||", "count_card_bind_by_user_1h >= 1 ||"
     )
     assert stricter != source
     put = client.put("/v1/ruleset", content=stricter.encode(), headers=YAML)
     assert put.status_code == 200, put.text
     new_version = put.json()["version"]
-    assert new_version.startswith("2026.12.2-strict+") and new_version != old_version
+    assert new_version.startswith(f"{version}-strict+") and new_version != old_version
     assert client.get("/healthz").json()["ruleset"] == new_version
     assert client.get("/v1/ruleset").json() == {"version": new_version, "source": stricter}
     other = "u-reload-2"

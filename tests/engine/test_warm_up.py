@@ -75,10 +75,14 @@ def _features_of_later_events(engine: Engine, later: Path) -> list[dict[str, Any
 
 
 def _settled(engine: Engine) -> set[str]:
+    """Features that read what the engine decided (`settled`, `stopped`): warm-up history
+    is filed as allowed, so they differ from a replay by design (docs/features.md)."""
     state = engine.features
     streams = state.streams
     return {
-        n for n, f in state.features.items() if f.stream >= 0 and streams[f.stream].filter.settled
+        n
+        for n, f in state.features.items()
+        if f.stream >= 0 and (streams[f.stream].filter.settled or streams[f.stream].filter.stopped)
     }
 
 

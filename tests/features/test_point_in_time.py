@@ -84,6 +84,7 @@ SMALL_CATALOG = msgspec.convert(
             "bind": {"types": ["card_bind"]},
             "money_in": {"types": ["transfer"], "settled": True, "account": "payee"},
             "any_in": {"types": ["*"], "account": "payee"},
+            "stopped": {"types": ["*"], "stopped": True},
         },
         "features": [
             {"how": "count", "over": "login_fail", "by": "ip", "windows": ["2m", "10m"]},
@@ -104,6 +105,9 @@ SMALL_CATALOG = msgspec.convert(
             {"how": "count", "over": "label", "by": "device", "windows": ["10m"]},
             {"how": "count", "over": "stepup_fail", "by": "user", "windows": ["10m"]},
             {"how": "distinct", "of": "user", "over": "bind", "by": "card", "windows": ["15m"]},
+            {"how": "minutes_since", "over": "stopped", "by": "user", "windows": ["20m"]},
+            {"how": "count", "over": "stopped", "by": "device", "windows": ["5m", "1h"]},
+            {"how": "count", "over": "stopped", "by": "card", "windows": ["10m"]},
             *BEHAVIOUR_FEATURES,
         ],
     },
@@ -121,6 +125,7 @@ WATCH_CATALOG = msgspec.structs.replace(
         msgspec.convert({"how": "age", "over": "any", "by": "user"}, FeatureSpec),
         msgspec.convert({"how": "age", "over": "any", "by": "user+device"}, FeatureSpec),
         msgspec.convert({"how": "age", "over": "bind", "by": "card"}, FeatureSpec),
+        msgspec.convert({"how": "age", "over": "pay", "by": "user+payee"}, FeatureSpec),
         msgspec.convert(
             {"how": "is_new", "of": "ip", "over": "any", "by": "user", "windows": ["3m", "30m"]},
             FeatureSpec,
@@ -240,7 +245,10 @@ def backfilled_streams(draw: st.DrawFn) -> list[tuple[Event, bool]]:
 
 def _declined(event: Event) -> bool:
     """A third of the money the engine would have sent to review or blocked (`settled`
-    filters must skip it), chosen from the drawn amount so the stream stays one draw."""
+    filters must skip it, `stopped` ones keep only it), and every card binding, chosen
+    from the drawn event so the stream stays one draw."""
+    if event.type == "card_bind":
+        return True
     return event.amount is not None and event.amount % 3 == 0
 
 

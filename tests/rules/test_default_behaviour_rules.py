@@ -307,3 +307,155 @@ def test_a_new_payee_after_a_new_card_is_held_when_the_amount_matters(world: Wor
 def test_a_small_first_transfer_after_a_new_card_is_not_held(world: World) -> None:
     decision = _after_new_card(world, fen=20_000)
     assert "cooling_off_new_payee" not in rules_of(decision)
+
+
+# --- loan_at_unfamiliar_night_hour and loan_after_account_change ---------------------------
+
+LENDER = Merchant(id="lender-01", category="loan")
+
+
+def test_a_loan_at_an_hour_the_customer_never_pays_is_reviewed(world: World) -> None:
+    world.customer("u1")
+    decision = world.send(
+        "loan_apply", world.at(TODAY, 3.5), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_at_unfamiliar_night_hour" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_daytime_loan_or_a_night_workers_loan_is_not_an_unfamiliar_hour(world: World) -> None:
+    world.customer("u1")
+    day = world.send(
+        "loan_apply", world.at(TODAY, 12.5), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    world.send("register", DAY0 - 400 * DAY_MS, user_id="n1", device_id="phone-n1")
+    for d in range(HISTORY_DAYS):
+        world.send(
+            "payment",
+            world.at(d, 3.1),
+            **world.home("n1"),
+            card=CREDIT_A,
+            amount=10_000,
+            merchant=Merchant(id="m-canteen", category="food"),
+        )
+    night_worker = world.send(
+        "loan_apply", world.at(TODAY, 3.5), **world.home("n1"), amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_at_unfamiliar_night_hour" not in rules_of(day)
+    assert "loan_at_unfamiliar_night_hour" not in rules_of(night_worker)
+
+
+def test_a_night_loan_on_go_live_day_is_left_alone(world: World) -> None:
+    """Go-live: before payguard has watched for a day, no one's hours are known."""
+    decision = world.send(
+        "loan_apply", world.at(TODAY, 3.5), **world.home("u9"), amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_at_unfamiliar_night_hour" not in rules_of(decision)
+
+
+def test_a_night_loan_on_a_dormant_account_is_reviewed(world: World) -> None:
+    """An account with no payment while payguard watched has no night habit either."""
+    world.customer("u1")
+    world.send("register", DAY0 - 400 * DAY_MS, user_id="d1", device_id="phone-d1")
+    decision = world.send(
+        "loan_apply", world.at(TODAY, 3.5), **world.home("d1"), amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_at_unfamiliar_night_hour" in rules_of(decision)
+
+
+def test_a_loan_right_after_a_password_reset_or_from_a_new_phone_is_reviewed(
+    world: World,
+) -> None:
+    world.customer("u1")
+    world.customer("u2")
+    world.send("password_reset", world.at(TODAY, 10), **world.home("u1"), success=True)
+    after_reset = world.send(
+        "loan_apply", world.at(TODAY, 11), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    new_phone = {**world.home("u2"), "device_id": "phone-new"}
+    world.send("login", world.at(TODAY, 10), **new_phone, success=True)
+    from_new_phone = world.send(
+        "loan_apply", world.at(TODAY, 11), **new_phone, amount=3_000_000, merchant=LENDER
+    )
+    world.customer("u3")
+    elsewhere = {**world.home("u3"), "ip": "172.16.9.9"}
+    world.send("login", world.at(TODAY, 10), **elsewhere, success=True)
+    from_new_network = world.send(
+        "loan_apply", world.at(TODAY, 11), **elsewhere, amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_after_account_change" in rules_of(after_reset)
+    assert "loan_after_account_change" in rules_of(from_new_phone)
+    assert "loan_after_account_change" in rules_of(from_new_network)
+    assert after_reset.action == from_new_phone.action == from_new_network.action == "review"
+
+
+def test_a_loan_on_the_usual_phone_or_a_small_one_after_a_reset_is_not_reviewed(
+    world: World,
+) -> None:
+    world.customer("u1")
+    usual = world.send(
+        "loan_apply", world.at(TODAY, 11), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    world.send("password_reset", world.at(TODAY, 12), **world.home("u1"), success=True)
+    small = world.send(
+        "loan_apply", world.at(TODAY, 13), **world.home("u1"), amount=100_000, merchant=LENDER
+    )
+    stale = world.send(
+        "loan_apply", world.at(TODAY + 2, 13), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_after_account_change" not in rules_of(usual)
+    assert "loan_after_account_change" not in rules_of(small)
+    assert "loan_after_account_change" not in rules_of(stale)
+
+
+def test_a_second_loan_within_a_day_is_reviewed_the_first_is_not(world: World) -> None:
+    world.customer("u1")
+    first = world.send(
+        "loan_apply", world.at(TODAY, 11), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    other_lender = Merchant(id="lender-02", category="loan")
+    second = world.send(
+        "loan_apply",
+        world.at(TODAY, 13),
+        **world.home("u1"),
+        amount=3_000_000,
+        merchant=other_lender,
+    )
+    next_week = world.send(
+        "loan_apply", world.at(TODAY + 7, 13), **world.home("u1"), amount=3_000_000, merchant=LENDER
+    )
+    assert "loan_stacking" not in rules_of(first)
+    assert "loan_stacking" in rules_of(second)
+    assert second.action == "review"
+    assert "loan_stacking" not in rules_of(next_week)
+
+
+def test_a_small_test_transfer_first_does_not_hide_the_new_payee(world: World) -> None:
+    """Paid 900 CNY a minute ago, the payee is no longer "never paid", but it is still new
+    today: the loan sent on after the test transfer is reviewed."""
+    world.customer("u1")
+    world.send(
+        "loan_apply", world.at(TODAY, 10), **world.home("u1"), amount=2_000_000, merchant=LENDER
+    )
+    safe = _payee("safe")
+    world.send("transfer", world.at(TODAY, 10.4), **world.home("u1"), amount=90_000, payee=safe)
+    decision = world.send(
+        "transfer", world.at(TODAY, 10.5), **world.home("u1"), amount=2_000_000, payee=safe
+    )
+    assert "loan_then_drain" in rules_of(decision)
+    assert "new_payee_large_unlike_own_past" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_payee_first_paid_days_ago_is_not_new_today(world: World) -> None:
+    world.customer("u1")
+    landlord = _payee("landlord")
+    world.send("transfer", world.at(3, 11), **world.home("u1"), amount=90_000, payee=landlord)
+    world.send(
+        "loan_apply", world.at(TODAY, 10), **world.home("u1"), amount=2_000_000, merchant=LENDER
+    )
+    decision = world.send(
+        "transfer", world.at(TODAY, 10.5), **world.home("u1"), amount=2_000_000, payee=landlord
+    )
+    assert "loan_then_drain" not in rules_of(decision)
+    assert "new_payee_large_unlike_own_past" not in rules_of(decision)

@@ -184,3 +184,21 @@ def test_bad_signals_are_refused_naming_the_signal(signals: str, owner: str, rea
     with pytest.raises(RuleError) as err:
         parse_ruleset(text, KNOWN, EVENT_TYPES)
     assert err.value.rule == owner and reason in err.value.message
+
+
+def test_released_by_label_must_name_rules_of_the_ruleset() -> None:
+    text = _ruleset("amount > 0") + "policy:\n  outcomes:\n    released_by_label: [r1, r9]\n"
+    with pytest.raises(RuleError) as info:
+        parse_ruleset(text, KNOWN, EVENT_TYPES)
+    assert info.value.rule == "policy"
+    assert "released_by_label names no rule: r9" in info.value.message
+    ok = _ruleset("amount > 0") + "policy:\n  outcomes:\n    released_by_label: [r1]\n"
+    outcomes = parse_ruleset(ok, KNOWN, EVENT_TYPES).policy.outcomes
+    assert outcomes.released_by_label == ["r1"]
+    assert outcomes.release_sources == ["analyst", "bank"]
+
+
+def test_release_sources_are_label_sources() -> None:
+    text = _ruleset("amount > 0") + "policy:\n  outcomes:\n    release_sources: [neighbour]\n"
+    with pytest.raises(RuleError, match="release_sources"):
+        parse_ruleset(text, KNOWN, EVENT_TYPES)

@@ -26,13 +26,14 @@ def run_loop(
     html_out: Path | None,
     compare: Path | None,
     out: Console,
+    analyst: bool = True,
 ) -> None:
     """Run one closed loop and print (and write) its report; bad input exits 2."""
     if labels_out is not None and events_out is None:
         fail("--labels needs -o/--output in the closed loop (labels name the events sent)")
     open_loop = _open_loop(compare) if compare is not None else None
     report = run_closed_loop(
-        LoopConfig(cfg),
+        LoopConfig(cfg, analyst=analyst),
         settings=settings,
         features=features,
         ruleset=ruleset,

@@ -387,6 +387,10 @@ def simulate(
     html: Annotated[
         Path | None, typer.Option("--html", help="Closed loop: write the report as HTML.")
     ] = None,
+    no_analyst: Annotated[
+        bool,
+        typer.Option("--no-analyst", help="Closed loop: no analyst resolves reviews."),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Simulate customers and the documented attack campaigns (labels go to their own file)."""
@@ -411,9 +415,14 @@ def simulate(
 
         settings = settings_or_exit(config)
         ruleset, features = _load_rules(ruleset_file or settings.ruleset, settings)
-        run_loop(cfg, settings, ruleset, features, output, labels, json_out, html, compare, out)
+        run_loop(
+            cfg, settings, ruleset, features, output, labels, json_out, html, compare, out,
+            analyst=not no_analyst,
+        )  # fmt: skip
         return
     loop_only = {"--json": json_out, "--html": html, "--compare": compare}
+    if no_analyst:
+        fail("--no-analyst is for the closed loop (add --closed-loop)")
     for option in (name for name, value in loop_only.items() if value is not None):
         fail(f"{option} is for the closed loop (add --closed-loop)")
     if output is None or labels is None:

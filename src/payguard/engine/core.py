@@ -89,6 +89,15 @@ DECLINED: frozenset[str] = frozenset({"review", "block"})
 OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
 """The owner says the phone is lost or an operation was fraud: their pending holds are
 revoked (a thief undoing the loss report later does not bring them back)."""
+
+
+def _fraud_label(event: Event) -> bool:
+    """A `label` saying fraud (an analyst's, the bank's, the customer's) revokes the
+    account's pending holds as an owner's report does: the follow-on hold after a stop
+    waits for the analyst's verdict (rules/default.yaml, "follow-on after a stop")."""
+    return event.type == "label" and event.label == "fraud"
+
+
 WARM_UP = "warm-up"
 """The `ruleset` of the decision recorded for a warm-up event: an allow nothing decided.
 A repeat of its event_id returns it, as any recorded event's decision."""
@@ -568,7 +577,7 @@ class Engine:
         if variables is None and chains is not None:
             # built only if a condition runs (rarely), from the states before the event
             chains.evaluate(event, partial(self._recompute_chain_variables, event))
-        if event.type in OWNER_REPORTS:
+        if event.type in OWNER_REPORTS or _fraud_label(event):
             self._revoke_holds(event)
         self.features.update(event, referenced, action in DECLINED)
         if self.graph is not None:

@@ -110,7 +110,7 @@ def _all_conditional(members: list["Stream"]) -> bool:
     """A kind's filing code goes behind its filters when every stream of it has a
     condition: `merchant_api by merchant+net` then parses no address for a payment that is
     no API debit (the filter is asked again inside, only for the events that pass)."""
-    return all(s.conditional and not s.filter.settled for s in members)
+    return all(s.conditional and not (s.filter.settled or s.filter.stopped) for s in members)
 
 
 def _filing_values(by: str, members: list["Stream"]) -> list[str]:
@@ -138,6 +138,8 @@ def _filing_lines(stream: "Stream", n_slots: int, namespace: dict[str, Any]) -> 
     checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
     if stream.filter.settled:
         checks.insert(0, "not declined")
+    if stream.filter.stopped:
+        checks.insert(0, "declined")
     if not stream.age_only:
         checks.append(f"t > base - {stream.retention_ms}")
     types = ", ".join(stream.filter.types)

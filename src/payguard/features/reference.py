@@ -89,6 +89,8 @@ class ReferenceFeatures:
                 continue
             if flt.settled and self._declined[position]:
                 continue
+            if flt.stopped and not self._declined[position]:
+                continue
             source: Event | None = logged
             if flt.source == "referenced":
                 source = self._referenced(logged, position)

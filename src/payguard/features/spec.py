@@ -197,6 +197,10 @@ class EventFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     settled: bool = False
     """Only events the engine let through (allowed, challenged or held): money it sent to
     review or blocked never left, so it must not count against a limit."""
+    stopped: bool = False
+    """Only events the engine sent to review or blocked (the opposite of `settled`): the
+    engine's own earlier stops, as history, for rules that keep an account frozen after
+    one (rules/default.yaml, "follow-on after a stop")."""
     account: Literal["user", "payee"] = "user"
     """Whose account the event is filed under: the sender's (`user`, the default) or, with
     `payee`, the receiving account's (see `received`), so `by: user` over such a filter

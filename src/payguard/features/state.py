@@ -404,7 +404,8 @@ class FeatureState:
         """File `event` into every stream it matches. `referenced` is the event a feedback
         event points at (None if unknown), used by `source: referenced` streams when the
         feedback is a fraud verdict (`events.is_fraud_verdict`); `declined`
-        says the engine sent it to review or blocked it (`settled` filters skip it)."""
+        says the engine sent it to review or blocked it (`settled` filters skip it, only
+        `stopped` ones keep it)."""
         t = event.ts
         base = self.watermark - self.lateness_ms
         if t < base:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from payguard.outcomes.lifecycle import ANY_DEVICE
 from payguard.outcomes.types import Clearance, LifecycleState, OutcomeListener, OutcomeRecord
 
 log = logging.getLogger("payguard.outcomes")
@@ -85,9 +86,14 @@ class OutcomeBook:
         return outcome_event_id in self._filed
 
     def cleared(self, user_id: str, device_id: str, rule: str, at_ms: int) -> bool:
-        """Whether a strong step-up cleared `rule` for this account and device at `at_ms`."""
-        found = self._cleared.get(user_id, {}).get((device_id, rule))
-        return found is not None and at_ms < found.until_ts
+        """Whether a strong step-up cleared `rule` for this account and device at `at_ms`,
+        or a label released it on every device (`lifecycle.ANY_DEVICE`)."""
+        mine = self._cleared.get(user_id, {})
+        found = mine.get((device_id, rule))
+        if found is not None and at_ms < found.until_ts:
+            return True
+        anywhere = mine.get((ANY_DEVICE, rule)) if device_id != ANY_DEVICE else None
+        return anywhere is not None and at_ms < anywhere.until_ts
 
     def clears_any(self, user_id: str | None) -> bool:
         """Whether the account has any clearance (the decision path's cheap first test)."""

@@ -5,6 +5,10 @@ each one moves it to, and the causes a passed strong step-up clears.
     decided ──hold book────────▶ hold:revoked | hold:released   (read from the hold book)
     review:open ──label────────▶ review:resolved:fraud | review:resolved:not_fraud
 
+A `not_fraud` label from an analyst or the bank on a review or block also releases the
+ruleset's follow-on rules (`policy.outcomes.released_by_label`) for that account on every
+device: the stop was wrong, so the freeze it set off ends (`releases`).
+
 A `review` decision starts `review:open` (someone has to look); every other decision
 starts `decided`. A label on a decision that is not a review is kept in its history but
 moves nothing: a verdict on an allowed payment changes features (a fraud label counts
@@ -20,6 +24,10 @@ from payguard.types import HOUR_MS
 NOT_RULES: frozenset[str] = frozenset({"policy", "model"})
 """Reason `rule` values that name no rule (score thresholds, the learned model's
 factors): a step-up clears rules, not the model's view or a threshold."""
+STOPS: frozenset[str] = frozenset({"review", "block"})
+"""Decisions that stop an operation (and, through the `stopped` features, what follows it)."""
+ANY_DEVICE = ""
+"""The device of a clearance that holds on every device (no client device id is empty)."""
 _REPORT_SOURCES: dict[str, str] = {"fraud_report": "customer", "chargeback": "chargeback"}
 """The `source` a fraud report or chargeback files its `fraud` label with."""
 
@@ -93,6 +101,30 @@ def clearances(event: Event, decision: Decision, config: OutcomesConfig) -> list
     rules = dict.fromkeys(r.rule for r in decision.reasons if r.rule not in NOT_RULES)
     return [
         Clearance(event.user_id, event.device_id, rule, until, event.event_id) for rule in rules
+    ]
+
+
+def releases(
+    event: Event, decision: Decision, account: str | None, config: OutcomesConfig
+) -> list[Clearance]:
+    """The follow-on rules a `not_fraud` label lifts: `config.released_by_label`, for the
+    stopped account (`account`, the referenced event's) on every device (`ANY_DEVICE`),
+    for `clear_hours` from the label. Only a label on a stop (review or block) from one of
+    `config.release_sources`: the stop was wrong, so what it set off is lifted too. A
+    `fraud` label keeps the stop; a label on an allowed payment has nothing to lift."""
+    if (
+        event.type != "label"
+        or event.label != "not_fraud"
+        or event.source not in config.release_sources
+        or decision.action not in STOPS
+        or account is None
+        or config.clear_hours == 0
+    ):
+        return []
+    until = event.ts + config.clear_hours * HOUR_MS
+    return [
+        Clearance(account, ANY_DEVICE, rule, until, event.event_id)
+        for rule in dict.fromkeys(config.released_by_label)
     ]
 
 

@@ -4,7 +4,8 @@ decision with its lifecycle.
 
 The engine calls `check` before it records an outcome event (a refusal records nothing),
 `file` when it applies a recorded one (live or in recovery), and `uncleared` on the rule
-hits of every decision of an account that has a clearance.
+hits of every decision of an account that has a clearance. A `not_fraud` label on a stop
+releases the follow-on rules (`lifecycle.releases`) the same way, on every device.
 """
 
 from collections.abc import Callable
@@ -13,12 +14,15 @@ from payguard.events import LABEL_TYPES, OUTCOME_TYPES, Event
 from payguard.holds import HoldBook
 from payguard.outcomes import lifecycle
 from payguard.outcomes.book import OutcomeBook
+from payguard.outcomes.lifecycle import ANY_DEVICE
 from payguard.outcomes.types import LifecycleState, OutcomeError, OutcomeRecord
 from payguard.policy import Decision
 from payguard.rules import RuleHit
 from payguard.rules.ruleset import OutcomesConfig
 from payguard.store import Recorder
 
+CLEARABLE: frozenset[str] = frozenset({"challenge", "hold"})
+"""Actions a clearance drops: asking the customer or making the money wait, never a stop."""
 FILED_TYPES: frozenset[str] = OUTCOME_TYPES | LABEL_TYPES
 """Events filed in the book: the outcomes, and fraud reports and chargebacks as labels."""
 HISTORY_RULESET = "warm-up"
@@ -81,11 +85,14 @@ class Outcomes:
                 return
         current = self.book.state(ref) or lifecycle.initial_state(decision.action)
         record = lifecycle.record(event, current, decision.action)
-        cleared = (
-            lifecycle.clearances(event, decision, config)
-            if event.type == "challenge_result"
-            else []
-        )
+        if event.type == "challenge_result":
+            cleared = lifecycle.clearances(event, decision, config)
+        elif event.type == "label" and config.released_by_label:
+            stopped = referenced or self._recorder.get_event(ref)
+            account = stopped.user_id if stopped is not None else None
+            cleared = lifecycle.releases(event, decision, account, config)
+        else:
+            cleared = []
         self.book.file(ref, seq, record, current, cleared)
 
     def _past_decision(
@@ -118,20 +125,24 @@ class Outcomes:
         )
 
     def uncleared(self, event: Event, hits: list[RuleHit]) -> list[RuleHit]:
-        """The hits without the live challenges a strong step-up cleared for this account
-        and device: the same rule does not ask the same customer again for the same cause
-        until the clearance ends. Reviews and blocks are never cleared."""
+        """The hits without the live challenges (and holds) a strong step-up cleared for
+        this account and device, or a `not_fraud` label released on every device: the same
+        rule does not ask the same customer again for the same cause until the clearance
+        ends. Reviews and blocks are never cleared. (A step-up clears only the rules of a
+        challenge it answered, so only a release ever names a hold rule.)"""
         user, device = event.user_id, event.device_id
-        if user is None or device is None or not self.book.clears_any(user):
+        if user is None or not self.book.clears_any(user):
             return hits
         if self._deciding_history:
             return hits
+        if device is None:
+            device = ANY_DEVICE  # a device-less debit: only what holds on every device
         cleared = self.book.cleared
         return [
             hit
             for hit in hits
             if not (
-                hit.action == "challenge"
+                hit.action in CLEARABLE
                 and hit.status == "hit"
                 and hit.mode == "live"
                 and cleared(user, device, hit.rule, event.ts)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 import cel
 import msgspec
 
-from payguard.events.contract import MONEY_OUT_TYPES
+from payguard.events.contract import MONEY_OUT_TYPES, LabelSource
 from payguard.rules import sandbox, syntax
 from payguard.rules.types import Action, ChallengeMethod, Mode, OnError
 from payguard.rules.yamlload import YamlError, load_yaml
@@ -109,6 +109,14 @@ class OutcomesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )
     """Methods whose pass proves the customer, not just whoever holds the line: an SMS
     code or a call to the number (`sms_otp`, `callback`) clears nothing by default."""
+    released_by_label: list[str] = msgspec.field(default_factory=list)
+    """Rules a `not_fraud` label on a stopped decision (review or block) releases: from
+    the label on, for `clear_hours`, they do not challenge that account again on any
+    device (the follow-on after a stop, lifted once someone says the stop was wrong).
+    Each must be a rule of the ruleset."""
+    release_sources: list[LabelSource] = msgspec.field(default_factory=lambda: ["analyst", "bank"])
+    """Label sources whose `not_fraud` releases: a person who looked, not the account's
+    own "that was me", which whoever holds the account can send."""
 
 
 class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -198,6 +206,7 @@ def parse_ruleset(
             continue
         compiled.append(_compile(rule, known_names, types, signals))
     _check_total_cost(compiled)
+    _check_released(spec.policy.outcomes, seen)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return Ruleset(
         version=f"{spec.version}+{digest}",
@@ -224,6 +233,12 @@ def _check_step_up(config: StepUpConfig) -> None:
     prefer = config.prefer
     if len(set(prefer)) != len(prefer):
         raise RuleError("policy", "step_up.prefer lists a method twice")
+
+
+def _check_released(config: OutcomesConfig, rule_ids: set[str]) -> None:
+    unknown = [r for r in config.released_by_label if r not in rule_ids]
+    if unknown:
+        raise RuleError("policy", f"outcomes.released_by_label names no rule: {', '.join(unknown)}")
 
 
 def load_ruleset(

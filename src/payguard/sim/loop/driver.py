@@ -32,6 +32,7 @@ from payguard.config import Settings
 from payguard.engine import Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
+from payguard.outcomes.lifecycle import STOPS
 from payguard.policy import Decision
 from payguard.rules import Ruleset
 from payguard.sim.attacks import feedback, generate_attacks
@@ -44,7 +45,14 @@ from payguard.sim.loop.actors import (
     Tactic,
     smaller,
 )
-from payguard.sim.loop.report import LOST_WAYS, LegitLoop, LoopReport, ScenarioLoop
+from payguard.sim.loop.analyst import CASE_SECONDS, Analyst, Verdict
+from payguard.sim.loop.report import (
+    LOST_WAYS,
+    AnalystLoop,
+    LegitLoop,
+    LoopReport,
+    ScenarioLoop,
+)
 from payguard.sim.population import User, make_device, make_merchants
 from payguard.sim.world import DAY, HOUR, MINUTE, World, yuan
 from payguard.sim.writer import Body, LabelInfo, TsFormatter
@@ -63,7 +71,7 @@ MAX_RETRY_DEPTH = 2
 """Adapted retries of one refused attack operation (a retry of a retry, no further)."""
 CLEAR_HOURS = 72
 """The report's window when neither the config nor the ruleset (`policy.outcomes`) sets one."""
-LOST_VIA: dict[str, str] = dict(zip(("allow", "challenge", "hold"), LOST_WAYS, strict=True))
+LOST_VIA: dict[str, str] = dict(zip(("allow", "challenge", "hold"), LOST_WAYS[:3], strict=True))
 """Decision action → how the attack money got through (the report's `lost_via`)."""
 
 
@@ -77,11 +85,13 @@ class LoopConfig:
         shows what clearing would have spared). The engine acts on its own setting; this
         only measures.
     retries: whether refused actors retry (off, the loop still answers challenges).
+    analyst: whether an analyst resolves reviews (`loop.analyst`; off, a review stays open).
     """
 
     sim: SimConfig
     clear_hours: int | None = None
     retries: bool = True
+    analyst: bool = True
 
 
 @dataclass(slots=True)
@@ -181,6 +191,15 @@ class ClosedLoop:
         self._fmt = TsFormatter()
         self._encode = msgspec.json.Encoder().encode
         self.elapsed_s = 0.0
+        self.analyst = Analyst(settings.utc_offset)
+        self.desk_rng = random.Random(f"analyst-{sim.seed}")
+        """The analyst's own draws: the actors' stream stays as it was without a desk."""
+        self.reviews: Counter[str] = Counter()
+        """Reviews opened and how the analyst resolved them (`actor/verdict`)."""
+        self.review_waits: list[int] = []
+        self.cases: dict[tuple[str, bool], tuple[int, Verdict]] = {}
+        """(account, attack) → (case opened, verdict): one actor's stops of one account
+        within a day are one case."""
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -280,10 +299,14 @@ class ClosedLoop:
 
     def _react(self, seq: int, ts: int, body: Body, event: Event, decision: Decision) -> None:
         label = self.world.em.labels.get(seq)
+        record: _Money | None = None
         if label is not None:
-            self._attack(seq, ts, body, label, event, decision)
+            record = self._attack(seq, ts, body, label, event, decision)
         elif event.user_id in self.users and event.type not in _ANSWERS:
             self._customer(seq, ts, body, event, decision)
+        if decision.action in STOPS and self.cfg.analyst and event.type not in _ANSWERS:
+            released = record if decision.action == "review" else None
+            self._to_analyst(seq, ts, event, label is not None, released)
 
     def _customer(self, seq: int, ts: int, body: Body, event: Event, decision: Decision) -> None:
         uid = event.user_id
@@ -343,7 +366,8 @@ class ClosedLoop:
 
     def _attack(
         self, seq: int, ts: int, body: Body, label: LabelInfo, event: Event, decision: Decision
-    ) -> None:
+    ) -> "_Money | None":
+        """React as the attacker; the attack money attempt this event is (None: no money)."""
         camp = self._campaign(label)
         if camp.first_ts is None:
             camp.first_ts = ts
@@ -367,18 +391,21 @@ class ClosedLoop:
         if not passed:
             self.refused.add(seq)
         if record is None:
-            return
+            return None
         if passed:
             record.left = True
             record.via = LOST_VIA[action]
-            if action == "hold" and not camp.attacker.owner_acts:
-                self._hold_notice(ts, event, record)
-            return
+            if action == "hold":
+                self.held_attacks[event.event_id] = record  # settled at the end
+                if not camp.attacker.owner_acts:
+                    self._hold_notice(ts, event, record)
+            return record
         if not camp.attacker.refused() or not self.cfg.retries:
-            return
+            return record
         if attempt > MAX_RETRY_DEPTH or event.type not in RETRIED:
-            return
+            return record
         self._adapt(camp, ts, body, label, event, origin, attempt)
+        return record
 
     def _adapt(
         self,
@@ -427,7 +454,6 @@ class ClosedLoop:
     def _hold_notice(self, ts: int, event: Event, record: _Money) -> None:
         """The owner is told about the held payment; most say at once it was not them (an
         owner who is in on it, or coached by the scammer, says nothing)."""
-        self.held_attacks[event.event_id] = record
         victim = self.users.get(event.user_id or "")
         if victim is None or self.rng.random() >= HOLD_NOTICE:
             return
@@ -443,6 +469,42 @@ class ClosedLoop:
         }
         if self._push(ts + self.rng.randint(5 * MINUTE, 12 * HOUR), body) is not None:
             self.outcomes["fraud_report"] += 1
+
+    def _to_analyst(
+        self, seq: int, ts: int, event: Event, attack: bool, record: "_Money | None"
+    ) -> None:
+        """Queue a stop (review or block) for the fraud desk: its `label` (source analyst)
+        comes back after the queue's latency in working hours. A reviewed attack operation
+        (`record`; None for a block, which was declined for good) that the analyst wrongly
+        releases leaves with the money (`lost_via`: review released)."""
+        self.reviews["opened"] += 1
+        rng = self.desk_rng
+        at = self.analyst.resolved_at(ts, rng)
+        verdict = self._case_verdict(event.user_id, ts, attack)
+        body: Body = {"type": "label", "ref_event_id": seq, "label": verdict, "source": "analyst"}
+        if event.user_id is not None:
+            body["user_id"] = event.user_id
+        if self._push(at, body) is None:
+            return  # the window ends first: still open
+        self.outcomes["label"] += 1
+        self.reviews[f"{'attack' if attack else 'honest'}/{verdict}"] += 1
+        self.review_waits.append(at - ts)
+        if attack and verdict == "not_fraud" and record is not None:
+            record.left = True
+            record.via = LOST_WAYS[3]
+
+    def _case_verdict(self, user: str | None, ts: int, attack: bool) -> Verdict:
+        """The analyst judges a case, not an operation: one actor's stops of the same
+        account (the attacker's, or the owner's own) within `CASE_SECONDS` of the case's
+        first share its verdict, right or wrong."""
+        key = (user, attack) if user is not None else None
+        case = self.cases.get(key) if key is not None else None
+        if case is not None and ts - case[0] < CASE_SECONDS:
+            return case[1]
+        verdict = self.analyst.verdict(attack, self.desk_rng)
+        if key is not None:
+            self.cases[key] = (ts, verdict)
+        return verdict
 
     def _that_was_me(self, ts: int, body: Body, seq: int) -> None:
         """A customer told of a held or reviewed operation of theirs sometimes confirms it
@@ -553,6 +615,21 @@ class ClosedLoop:
                 retries=legit.retries,
             ),
             elapsed_s=self.elapsed_s,
+            analyst=self._analyst_figures(),
+        )
+
+    def _analyst_figures(self) -> AnalystLoop | None:
+        if not self.cfg.analyst:
+            return None
+        r = self.reviews
+        return AnalystLoop(
+            reviews=r["opened"],
+            resolved=len(self.review_waits),
+            attack_fraud=r["attack/fraud"],
+            attack_released=r["attack/not_fraud"],
+            honest_released=r["honest/not_fraud"],
+            honest_fraud=r["honest/fraud"],
+            median_hours_to_resolve=_hours(_median(self.review_waits)),
         )
 
     def _scenario(self, scenario: str | None) -> ScenarioLoop:
@@ -636,6 +713,10 @@ def _median(values: list[int]) -> float | None:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / HOUR, 2)
 
 
 def _offered(decision: Decision) -> list[str]:

@@ -23,9 +23,14 @@ from rich.table import Table
 from payguard.backtest.fmt import DASH, cny, duration, pct
 from payguard.backtest.score import Summary, share
 
-LOST_WAYS: tuple[str, ...] = ("allowed", "challenge passed", "hold not revoked")
-"""How attack money gets through: allowed, a challenge the attacker passed, or a hold
-nobody revoked before its release."""
+LOST_WAYS: tuple[str, ...] = (
+    "allowed",
+    "challenge passed",
+    "hold not revoked",
+    "review released",
+)
+"""How attack money gets through: allowed, a challenge the attacker passed, a hold nobody
+revoked before its release, or a review an analyst wrongly released."""
 
 
 class ScenarioLoop(msgspec.Struct, frozen=True):
@@ -74,6 +79,22 @@ class LegitLoop(msgspec.Struct, frozen=True):
     """Rule → repeat challenges it caused for a cause already cleared (most first)."""
 
 
+class AnalystLoop(msgspec.Struct, frozen=True):
+    """The fraud desk of the loop (`loop.analyst`): reviews and their verdicts."""
+
+    reviews: int
+    """Operations the engine sent to review (attack and honest)."""
+    resolved: int
+    """Reviews an analyst labelled before the window ended."""
+    attack_fraud: int
+    attack_released: int
+    """Attack operations the analyst wrongly labelled `not_fraud` (their money left)."""
+    honest_released: int
+    honest_fraud: int
+    """Honest operations the analyst wrongly labelled `fraud`."""
+    median_hours_to_resolve: float | None
+
+
 class LoopReport(msgspec.Struct, frozen=True):
     """The closed-loop run: world, engine, attack and legitimate figures."""
 
@@ -103,6 +124,8 @@ class LoopReport(msgspec.Struct, frozen=True):
     """Outcome events the engine refused, per type (an answer to a decision it no longer
     takes answers for); each is a finding, the loop goes on."""
     elapsed_s: float = 0.0
+    analyst: AnalystLoop | None = None
+    """The analyst queue's figures (None when the loop ran without one)."""
 
 
 def render_loop(report: LoopReport, console: Console, open_loop: Summary | None = None) -> None:
@@ -122,6 +145,15 @@ def render_loop(report: LoopReport, console: Console, open_loop: Summary | None 
     if report.refused_outcomes:
         refused = ", ".join(f"{k} {v:,}" for k, v in report.refused_outcomes.items())
         console.print(f"[red]outcome events the engine refused:[/red] {refused}")
+    desk = report.analyst
+    if desk is not None:
+        console.print(
+            f"analyst: {desk.reviews:,} reviews, {desk.resolved:,} resolved "
+            f"(median {desk.median_hours_to_resolve or 0:.1f} h); attacks confirmed "
+            f"{desk.attack_fraud:,}, released {desk.attack_released:,}; honest released "
+            f"{desk.honest_released:,}, confirmed as fraud {desk.honest_fraud:,}",
+            highlight=False,
+        )
     repeats = report.legit.repeat_rules
     if repeats:
         top = ", ".join(f"{rule} {n:,}" for rule, n in list(repeats.items())[:5])
@@ -255,6 +287,15 @@ Definitions: docs/backtest.md, "Closed loop".</p>
 <tr><th>actor / method / outcome</th><th>count</th></tr>
 {% for key, n in results %}<tr><td>{{ key }}</td><td>{{ "{:,}".format(n) }}</td></tr>
 {% endfor %}</table>
+{% if r.analyst %}<h2>Analyst queue</h2>
+<table>
+<tr><th>reviews</th><th>resolved</th><th>median hours to resolve</th><th>attacks confirmed</th>
+<th>attacks released</th><th>honest released</th><th>honest confirmed as fraud</th></tr>
+<tr><td>{{ r.analyst.reviews }}</td><td>{{ r.analyst.resolved }}</td>
+<td>{{ r.analyst.median_hours_to_resolve }}</td><td>{{ r.analyst.attack_fraud }}</td>
+<td>{{ r.analyst.attack_released }}</td><td>{{ r.analyst.honest_released }}</td>
+<td>{{ r.analyst.honest_fraud }}</td></tr>
+</table>{% endif %}
 {% if repeats %}<h2>Rules behind repeat challenges for a cleared cause</h2>
 <table>
 <tr><th>rule</th><th>repeat challenges</th></tr>

@@ -1,0 +1,165 @@
+"""The "follow-on after a stop" section of rules/default.yaml, on hand-made sequences
+decided by a real in-memory engine with the default catalog and ruleset: after the engine
+reviews or blocks something, the stopped device, a new device on the stopped account and a
+stopped identity are asked for what only the owner passes; the owner's own long-used
+device is left alone; a face passed after the stop makes the money wait for the analyst,
+and confirmed fraud sends it to a person."""
+
+from datetime import datetime, timedelta, timezone
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payguard.config import load_settings
+from payguard.engine import Engine, compile_ruleset
+from payguard.events import Card, Event, Merchant, Payee
+from payguard.features import FeatureState, load_catalog
+from payguard.policy import Decision
+from payguard.store import MemoryRecorder
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = timezone(timedelta(hours=8))
+DAY0 = int(datetime(2026, 10, 1, tzinfo=LOCAL).timestamp() * 1000)
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+TODAY = 15
+FOLLOW_ON = {
+    "after_stop_device",
+    "after_stop_account",
+    "after_stop_vouched",
+    "after_stop_confirmed",
+    "after_stop_identity_card",
+}
+
+
+class World:
+    """One engine; customers with two weeks of lunch payments from their own phone."""
+
+    def __init__(self) -> None:
+        features = FeatureState(load_catalog())
+        text = (ROOT / "rules" / "default.yaml").read_text(encoding="utf-8")
+        self.engine = Engine(
+            features=features,
+            ruleset=compile_ruleset(text, features),
+            recorder=MemoryRecorder(),
+            settings=load_settings(env={}),
+        )
+        self._ids = count()
+
+    @staticmethod
+    def at(day: int, hour: float) -> int:
+        return DAY0 + day * DAY_MS + int(hour * HOUR_MS)
+
+    def send(self, type: str, ts: int, **fields: Any) -> tuple[str, Decision]:
+        event_id = f"e{next(self._ids)}"
+        event = Event(event_id=event_id, type=type, ts=ts, **fields)
+        return event_id, self.engine.process(event)[0]
+
+    def customer(self, user: str) -> None:
+        self.send("register", DAY0 - 400 * DAY_MS, user_id=user, device_id=f"phone-{user}")
+        for day in range(TODAY):
+            self.pay(user, self.at(day, 12.5))
+
+    def pay(self, user: str, ts: int, device: str | None = None, fen: int = 5_000) -> Decision:
+        return self.send(
+            "payment",
+            ts,
+            user_id=user,
+            device_id=device or f"phone-{user}",
+            ip="10.1.1.5",
+            amount=fen,
+            merchant=Merchant(id="m-canteen", category="food"),
+        )[1]
+
+    def stop(self, user: str, ts: int, device: str) -> str:
+        """A transfer the engine sends to review: a loan, then a large amount unlike the
+        customer's own to a new payee (`loan_then_drain`)."""
+        self.send("loan_apply", ts - 600_000, user_id=user, device_id=device, amount=900_000)
+        event_id, decision = self.send(
+            "transfer", ts, user_id=user, device_id=device, amount=900_000,
+            payee=Payee(id="payee-new", card=Card(token="pan_new")),
+        )  # fmt: skip
+        assert decision.action in ("review", "block"), decision.reasons
+        return event_id
+
+    def result(self, ref: str, ts: int, user: str, device: str, outcome: str = "passed") -> None:
+        self.send(
+            "challenge_result", ts, user_id=user, device_id=device, ref_event_id=ref,
+            method="face", outcome=outcome,
+        )  # fmt: skip
+
+
+def follow_on(decision: Decision) -> set[str]:
+    return {r.rule for r in decision.reasons} & FOLLOW_ON
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    for user in ("u1", "u2"):
+        w.customer(user)
+    return w
+
+
+def test_the_stopped_device_is_asked_for_face_on_any_account(world: World) -> None:
+    world.stop("u1", world.at(TODAY, 10), "dev-x")
+    decision = world.pay("u2", world.at(TODAY, 11), device="dev-x")
+    assert "after_stop_device" in follow_on(decision)
+    hit = next(h for h in decision.reasons if h.rule == "after_stop_device")
+    assert "face or token" in hit.text
+    assert decision.action in ("challenge", "review")  # the device's own history may add more
+
+
+def test_a_new_device_on_the_stopped_account_is_asked_the_owners_own_phone_is_not(
+    world: World,
+) -> None:
+    world.stop("u1", world.at(TODAY, 10), "dev-x")
+    elsewhere = world.pay("u1", world.at(TODAY, 11), device="dev-y")
+    assert "after_stop_account" in follow_on(elsewhere)
+    own = world.pay("u1", world.at(TODAY, 12.5))
+    assert follow_on(own) == set() and own.action == "allow"
+
+
+def test_the_follow_on_ends_after_after_stop_minutes(world: World) -> None:
+    world.stop("u1", world.at(TODAY, 10), "dev-x")
+    assert follow_on(world.pay("u2", world.at(TODAY + 2, 9), device="dev-x"))
+    assert not follow_on(world.pay("u2", world.at(TODAY + 3, 11), device="dev-x"))
+
+
+def test_a_face_passed_after_the_stop_makes_the_money_wait(world: World) -> None:
+    world.stop("u1", world.at(TODAY, 10), "phone-u1")
+    asked, decision = world.send(
+        "payment", world.at(TODAY, 10.2), user_id="u1", device_id="phone-u1", amount=5_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )  # fmt: skip
+    assert decision.action == "challenge"
+    world.result(asked, world.at(TODAY, 10.21), "u1", "phone-u1")
+    held = world.pay("u1", world.at(TODAY, 10.5))
+    assert held.action == "hold" and "after_stop_vouched" in follow_on(held)
+
+
+def test_confirmed_fraud_after_the_stop_sends_vouched_money_to_a_person(world: World) -> None:
+    stopped = world.stop("u1", world.at(TODAY, 10), "phone-u1")
+    asked, _ = world.send(
+        "payment", world.at(TODAY, 10.2), user_id="u1", device_id="phone-u1", amount=5_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )  # fmt: skip
+    world.result(asked, world.at(TODAY, 10.21), "u1", "phone-u1")
+    world.send(
+        "label", world.at(TODAY, 11), user_id="u1", ref_event_id=stopped, label="fraud",
+        source="analyst",
+    )  # fmt: skip
+    later = world.pay("u1", world.at(TODAY + 4, 12.5))  # past after_stop_minutes, within 7 d
+    assert later.action == "review" and "after_stop_confirmed" in follow_on(later)
+
+
+def test_without_a_stop_a_passed_face_changes_nothing(world: World) -> None:
+    asked, decision = world.send(
+        "payment", world.at(TODAY, 10), user_id="u1", device_id="dev-new", amount=5_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )  # fmt: skip
+    if decision.action == "challenge":
+        world.result(asked, world.at(TODAY, 10.01), "u1", "dev-new")
+    assert follow_on(world.pay("u1", world.at(TODAY, 12.5))) == set()
