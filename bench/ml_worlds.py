@@ -45,7 +45,7 @@ from payguard.ml.model import Manifest
 from payguard.ml.rows import Rows
 from payguard.ml.serve import load_model
 from payguard.ml.worlds import WorldSpec, train_worlds, world_rows
-from payguard.rules import Ruleset
+from payguard.ruleset import Ruleset
 from payguard.sim import SimConfig, simulate
 from payguard.sim.config import parse_seeds
 

@@ -52,10 +52,11 @@ from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHold
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
-from payguard.rules import CompiledRule, RuleHit, Ruleset, event_variables, parse_ruleset
+from payguard.rules import CompiledRule, RuleHit, event_variables
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
+from payguard.ruleset import Ruleset, parse_ruleset
 from payguard.snapshots import FORMAT as SNAPSHOT_FORMAT
 from payguard.snapshots import (
     SnapshotBody,

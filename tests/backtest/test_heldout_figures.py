@@ -18,7 +18,7 @@ from payguard.backtest.suite import SuiteResult, run_suite
 from payguard.config import load_settings
 from payguard.engine import compile_ruleset
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import Ruleset
+from payguard.ruleset import Ruleset
 from payguard.sim import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]

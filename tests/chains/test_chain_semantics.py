@@ -4,10 +4,10 @@ from typing import Any, get_args
 
 import pytest
 
+from payguard.cel import RuleError
 from payguard.chains import ChainMatcher, load_chains
 from payguard.events import Event
 from payguard.events.contract import EventType
-from payguard.rules import RuleError
 
 EVENT_TYPES = get_args(EventType)
 MINUTE = 60_000

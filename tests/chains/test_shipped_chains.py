@@ -11,12 +11,13 @@ from typing import Any, get_args
 
 import pytest
 
+from payguard.cel import RuleError
 from payguard.chains import ChainMatcher, load_chains_file
 from payguard.events import FEEDBACK_TYPES, Card, Event, EventDecoder, Tokenizer
 from payguard.events.contract import EventType
 from payguard.features import FeatureState, load_catalog
 from payguard.graph import GraphFeatures
-from payguard.rules import RuleError, event_variables
+from payguard.rules import event_variables
 from payguard.sim import SimConfig, simulate
 
 EVENT_TYPES = get_args(EventType)

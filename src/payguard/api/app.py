@@ -45,6 +45,7 @@ from payguard.api.otp import otp_handlers
 from payguard.api.schema_page import OperationIndex
 from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
+from payguard.cel import RuleError
 from payguard.config import Settings
 from payguard.engine import DuplicateEventError, Engine, StorageError
 from payguard.events import Event, EventError
@@ -52,7 +53,6 @@ from payguard.metrics import Metrics
 from payguard.otp import OtpService
 from payguard.outcomes import OutcomeListener
 from payguard.policy import Decision
-from payguard.rules import RuleError
 from payguard.webhooks import Webhooks
 
 log = logging.getLogger("payguard.api")

@@ -20,7 +20,8 @@ from payguard.engine import DuplicateEventError, Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.policy import Decision
-from payguard.rules import ChallengeMethod, Ruleset
+from payguard.rules import ChallengeMethod
+from payguard.ruleset import Ruleset
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read, events decided)."""

@@ -28,7 +28,7 @@ from payguard.backtest.score import (
 )
 from payguard.config import Settings
 from payguard.features import FeatureState
-from payguard.rules import Ruleset
+from payguard.ruleset import Ruleset
 from payguard.sim import SimConfig, simulate
 from payguard.sim.config import VariantSet
 

@@ -14,7 +14,7 @@ yet in it), plus `completes`: whether this event would take a match to the emitt
 partition (all of them started before it) and never takes part in a step itself.
 
 Conditions run as Python where the translation from CEL is exact for the variable types
-the caller declares (`rules.native.predicate`), and through CEL otherwise; a Python
+the caller declares (`cel.predicate`), and through CEL otherwise; a Python
 condition that raises is re-run through CEL, so the result is always CEL's.
 """
 
@@ -25,12 +25,12 @@ from typing import Any
 import cel
 import msgspec
 
-from payguard.chains.pattern import ChainPattern, CompiledCondition
+from payguard.cel import Predicate, predicate
+from payguard.chains.pattern import ChainPattern, StepCondition
 from payguard.events import Event
 from payguard.features import NEVER
 from payguard.features.spec import ENTITY_EXTRACTORS
 from payguard.features.state import link_phone
-from payguard.rules.native import Predicate, predicate
 from payguard.types import MINUTE_MS, EpochMs
 
 FORMAT = 1
@@ -74,7 +74,7 @@ class ChainMatcher:
         types: Mapping[str, str] | None = None,
     ) -> None:
         """`types` maps variable names to CEL types (`int`, `string?`, … as in
-        `rules.native`); conditions over typed variables then run as Python."""
+        `cel.translate`); conditions over typed variables then run as Python."""
         self.patterns = patterns
         self.lateness_ms = lateness_ms
         self.max_partials = max_partials
@@ -283,9 +283,7 @@ class ChainMatcher:
         held = [j for j in steps if self._holds(pattern.steps[j - 1], step_checks[j - 1], inputs)]
         return tuple(held), False
 
-    def _holds(
-        self, condition: CompiledCondition, check: Predicate | None, inputs: "_Inputs"
-    ) -> bool:
+    def _holds(self, condition: StepCondition, check: Predicate | None, inputs: "_Inputs") -> bool:
         if condition.program is None:
             return True
         if check is not None:
@@ -459,7 +457,7 @@ class _Inputs:
 def _checks(pattern: ChainPattern, types: Mapping[str, str] | None) -> Checks:
     """The pattern's conditions as Python where that is exact for `types`."""
 
-    def compile_one(condition: CompiledCondition | None) -> Predicate | None:
+    def compile_one(condition: StepCondition | None) -> Predicate | None:
         if types is None or condition is None or condition.text is None:
             return None
         return predicate(condition.text, types)

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from payguard.cel import RuleError
 from payguard.cli.common import err, fail, settings_or_exit
 from payguard.cli.keys import register as register_keys
 from payguard.cli.ml import register as register_ml
@@ -43,7 +44,8 @@ from payguard.datadir import DataDirError, DataDirLock, lock_data_dir
 from payguard.engine import DATABASE_FILE, DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import ACTION_RANK, RuleError, Ruleset
+from payguard.rules import ACTION_RANK
+from payguard.ruleset import Ruleset
 from payguard.store import MemoryRecorder
 
 app = typer.Typer(

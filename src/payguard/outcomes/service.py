@@ -13,8 +13,8 @@ from payguard.outcomes import lifecycle
 from payguard.outcomes.book import OutcomeBook
 from payguard.outcomes.types import LifecycleState, OutcomeError, OutcomeRecord
 from payguard.policy import Decision
+from payguard.policy.config import OutcomesConfig
 from payguard.rules import RuleHit
-from payguard.rules.ruleset import OutcomesConfig
 from payguard.store import Recorder
 
 FILED_TYPES: frozenset[str] = OUTCOME_TYPES | LABEL_TYPES

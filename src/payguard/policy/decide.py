@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from payguard.policy import stepup
+from payguard.policy.config import PolicyConfig
 from payguard.policy.types import Reason, ShadowHit
 from payguard.rules import ACTION_RANK, Action, ChallengeMethod, RuleHit
-from payguard.rules.ruleset import PolicyConfig
 
 Signals = Callable[[], Mapping[str, Any]]
 """The step-up features as of the event (`stepup.FEATURES`), read only for a challenge."""

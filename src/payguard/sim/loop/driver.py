@@ -33,7 +33,7 @@ from payguard.engine import Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.policy import Decision
-from payguard.rules import Ruleset
+from payguard.ruleset import Ruleset
 from payguard.sim.attacks import feedback, generate_attacks
 from payguard.sim.config import SCENARIOS, SimConfig, default_can_pass
 from payguard.sim.legit import build_population, generate_legit
