@@ -40,7 +40,7 @@ from payguard.config import Settings, load_settings
 from payguard.engine import compile_ruleset
 from payguard.features import FeatureState, load_catalog
 from payguard.ml.budget_rules import cut_offs, model_only_yaml, with_model_yaml
-from payguard.ml.features import feature_set
+from payguard.ml.feature_set import feature_set
 from payguard.ml.model import Manifest
 from payguard.ml.rows import Rows
 from payguard.ml.serve import load_model

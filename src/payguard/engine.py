@@ -51,7 +51,7 @@ from payguard.graph import GraphConfig, GraphFeatures
 from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
-from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
+from payguard.policy import ChainEvidence, Decision, HoldTerms, PolicyResult, Reason, decide, stepup
 from payguard.rules import CompiledRule, RuleHit, event_variables
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
@@ -66,7 +66,7 @@ from payguard.snapshots import (
     encode_snapshot,
 )
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
-from payguard.types import HOUR_MS
+from payguard.types import DECLINED, HOUR_MS
 
 if TYPE_CHECKING:
     from payguard.ml.serve import ModelServer
@@ -78,8 +78,6 @@ SNAPSHOT_FILE = "state.snapshot"
 DATABASE_FILE = "payguard.db"
 HOLDS_FILE = "holds.db"
 OUTCOMES_FILE = "outcomes.db"
-DECLINED: frozenset[str] = frozenset({"review", "block"})
-"""Actions after which the money did not leave (`settled` feature filters skip it)."""
 OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
 """The owner says the phone is lost or an operation was fraud: their pending holds are
 revoked (a thief undoing the loss report later does not bring them back)."""
@@ -219,7 +217,7 @@ class Engine:
         self.graph = GraphFeatures(GRAPH_CONFIG) if settings.graph_chains else None
         self.chains = self._matcher(ruleset) if settings.graph_chains else None
         self._chain_types = _chain_types(ruleset)
-        known = stepup.FEATURES & features.features.keys()
+        known = stepup.FEATURES & features.layout.keys()
         if known != stepup.FEATURES:
             log.warning(
                 "feature catalog lacks step-up features (%s): the methods they vouch for "
@@ -290,7 +288,7 @@ class Engine:
         running conditions as Python over the same variable types as the rules."""
         types = {
             **EVENT_VARIABLE_TYPES,
-            **{n: self.features.value_type(n) for n in self.features.features},
+            **{n: self.features.value_type(n) for n in self.features.layout},
             **GRAPH_TYPES,
         }
         return ChainMatcher(
@@ -560,7 +558,7 @@ class Engine:
         rules = ruleset.for_event_type(event_type)
         wanted = set().union(*(r.variables for r in rules)) if rules else set()
         reads = wanted - ruleset.params.keys()  # a param shadows a feature of the same name
-        catalog = self.features.features
+        catalog = self.features.layout
         inputs = self.chains.variables_for(event_type) if self.chains else frozenset()
         read_by_rules = frozenset(n for n in reads if n in catalog)
         plan = _TypePlan(
@@ -582,7 +580,7 @@ class Engine:
         """What the chain conditions of this type read: event fields and snapshot values
         (None and nothing when no step or negation applies), and for recovery the catalog
         and graph features to snapshot."""
-        catalog = self.features.features
+        catalog = self.features.layout
         applies = self.chains is not None and self.chains.applies_to(event_type)
         read = frozenset(n for n in inputs if n in catalog)
         return {
@@ -595,7 +593,7 @@ class Engine:
     def _inputs(self, names: frozenset[str]) -> tuple[tuple[str, EventVariable], ...]:
         """The event fields among the names a chain condition reads (features shadow
         fields of the same name, as in rules)."""
-        catalog = self.features.features
+        catalog = self.features.layout
         return tuple((n, f) for n, f in self._event_vars.items() if n in names and n not in catalog)
 
     def _chain_rules(self, rules: tuple[CompiledRule, ...]) -> dict[str, frozenset[str]]:
@@ -908,7 +906,7 @@ def _model_reasons(model: "ModelServer", row: list[float]) -> list[Reason]:
     ]
 
 
-def _hold_terms(event: Event, outcome: Outcome) -> HoldTerms | msgspec.UnsetType:
+def _hold_terms(event: Event, outcome: PolicyResult) -> HoldTerms | msgspec.UnsetType:
     if outcome.hold_hours is None:
         return msgspec.UNSET
     return HoldTerms(
@@ -962,7 +960,7 @@ def _hold(event: Event, decision: Decision) -> Hold:
     )
 
 
-def _quiet(outcome: Outcome) -> bool:
+def _quiet(outcome: PolicyResult) -> bool:
     """Whether an outcome is the plain allow that `Engine.decide` builds without `decide`."""
     o = outcome
     return (o.action, o.score, o.reasons, o.challenge, o.shadow) == ("allow", 0, [], None, [])
@@ -1024,7 +1022,7 @@ def known_variables(features: FeatureState, *, graph: bool = True) -> set[str]:
     """Every name a rule may reference, besides the ruleset's own params and chain
     features (`model` is the learned score, `model.score`, 0.0 when no model is loaded).
     Chain conditions read the same names except `model`: they are matched before it."""
-    names = set(event_variables()) | set(features.features) | {"model"}
+    names = set(event_variables()) | set(features.layout) | {"model"}
     return names | GRAPH_NAMES if graph else names
 
 

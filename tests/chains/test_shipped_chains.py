@@ -28,7 +28,7 @@ T0 = 1_790_000_000_000
 
 def _catalog_names(features: FeatureState) -> set[str]:
     """What a rule may read without the graph: event fields and catalog features."""
-    return set(event_variables()) | set(features.features)
+    return set(event_variables()) | set(features.layout)
 
 
 class Pipeline:
@@ -45,7 +45,7 @@ class Pipeline:
 
     def step(self, event: Event) -> dict[str, Any]:
         needed = self.chains.variables_for(event.type)
-        plan = self.features.plan(n for n in needed if n in self.features.features)
+        plan = self.features.plan(n for n in needed if n in self.features.layout)
         variables = {n: f(event) for n, f in self.event_vars.items() if n in needed}
         variables.update(self.features.snapshot(event, plan))
         variables.update(self.graph.snapshot(event, needed))

@@ -78,7 +78,7 @@ def _settled(engine: Engine) -> set[str]:
     state = engine.features
     streams = state.streams
     return {
-        n for n, f in state.features.items() if f.stream >= 0 and streams[f.stream].filter.settled
+        n for n, f in state.layout.items() if f.stream >= 0 and streams[f.stream].filter.settled
     }
 
 

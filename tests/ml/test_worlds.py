@@ -15,7 +15,7 @@ from payguard.config import Settings
 from payguard.engine import Engine
 from payguard.events import EventDecoder, Tokenizer
 from payguard.features import DEFAULT_CATALOG_PATH, FeatureState, load_catalog
-from payguard.ml.features import default_feature_set
+from payguard.ml.feature_set import default_feature_set
 from payguard.ml.model import Scorer, read_manifest
 from payguard.ml.rows import NO_LABEL, Rows, referenced_ids, rows_from
 from payguard.ml.serve import load_model

@@ -195,7 +195,7 @@ def test_default_rules_over_fields_features_and_params_all_translate() -> None:
     engine = _engine()
     types = {
         **EVENT_VARIABLE_TYPES,
-        **{n: engine.features.value_type(n) for n in engine.features.features},
+        **{n: engine.features.value_type(n) for n in engine.features.layout},
         **{k: "int" for k in engine.ruleset.params},
     }
     plain = [r for r in engine.ruleset.rules if r.variables <= types.keys()]

@@ -85,7 +85,7 @@ def test_version_covers_the_chains() -> None:
 
 
 def load_catalog_names() -> list[str]:
-    return list(FeatureState(load_catalog()).features)
+    return list(FeatureState(load_catalog()).layout)
 
 
 def test_syntax_error_reports_position() -> None:

@@ -28,9 +28,9 @@ from payguard.sim import (
     variant_names,
 )
 from payguard.sim.attacks import _MIX, near_round
-from payguard.sim.config import ALL_CHALLENGES
 from payguard.sim.legit import LOOKALIKES
 from payguard.sim.population import make_id_number, make_pan, make_phone
+from payguard.types import CHALLENGE_METHODS
 
 SMALL = SimConfig(users=300, days=8, seed=11, attack_rate=0.05)
 
@@ -77,7 +77,7 @@ def _check_stream(events: bytes, labels: bytes) -> Counter[str]:
         assert scenario == label["scenario"] and tactic in VARIANTS[scenario]
         if "can_pass" in label:
             can = label["can_pass"]
-            assert can == sorted(set(can)) and set(can) <= ALL_CHALLENGES
+            assert can == sorted(set(can)) and set(can) <= set(CHALLENGE_METHODS)
             assert frozenset(can) != default_can_pass(scenario)
         scenarios[label["scenario"]] += 1
     return scenarios

@@ -7,7 +7,7 @@ its release time reads as released), as `GET /v1/holds` reads them.
 """
 
 import time
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get
@@ -26,11 +26,10 @@ from payguard.outcomes import (
     search,
     view,
 )
-from payguard.rules import Action
+from payguard.types import ACTIONS
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size, 1 to 500")]
 Text = Annotated[str | None, QueryParameter(max_length=256)]
-ACTIONS: tuple[str, ...] = get_args(Action)
 STATE_FILTERS: frozenset[str] = frozenset(LIFECYCLE_STATES) | {
     state.split(":")[0] for state in LIFECYCLE_STATES
 }

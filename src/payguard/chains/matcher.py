@@ -39,7 +39,7 @@ Partial = tuple[EpochMs, EpochMs, tuple[str, ...]]
 """(start, last, event ids) of one open (or complete) match."""
 Fronts = list[list[Partial]]
 """Per step (index k-1), the non-dominated partial matches that reached step k."""
-Outcome = tuple[tuple[int, ...], bool]
+StepHits = tuple[tuple[int, ...], bool]
 """For one pattern and one event: the steps it satisfies (1-based), and whether it is a
 `not_followed_by` event."""
 Variables = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
@@ -85,11 +85,11 @@ class ChainMatcher:
         """Condition evaluations that raised (counted as not satisfied)."""
         self._phone_users: dict[str, list[str]] = {}
         self._by_type: dict[str, _TypeInfo] = {}
-        self._cached: tuple[Event, list[Outcome]] | None = None
+        self._cached: tuple[Event, list[StepHits]] | None = None
         self._event_keys: tuple[Event, list[list[str]]] | None = None
         self._checks = [_checks(p, types) for p in patterns]
         self._reads: dict[frozenset[str] | None, tuple[_Reading, ...]] = {}
-        self._nothing: list[Outcome] = [_NOTHING] * len(patterns)
+        self._nothing: list[StepHits] = [_NOTHING] * len(patterns)
         self._last: list[ChainMatch] = []
         self._extract = [(ENTITY_EXTRACTORS[p.key], p.key == "user") for p in patterns]
         self._names = [p.feature_names() for p in patterns]
@@ -174,7 +174,7 @@ class ChainMatcher:
         index: int,
         pattern: ChainPattern,
         event: Event,
-        outcome: Outcome,
+        outcome: StepHits,
         keys: list[str],
     ) -> dict[str, Any]:
         names = self._names[index]
@@ -217,7 +217,7 @@ class ChainMatcher:
         self._event_keys = (event, keys)
         return keys
 
-    def _outcomes(self, event: Event, variables: Variables) -> list[Outcome]:
+    def _outcomes(self, event: Event, variables: Variables) -> list[StepHits]:
         """Evaluate each pattern's conditions on the event once (snapshot and update of the
         same event share the result). Only conditions whose result can matter are run: step
         1, steps that have a partial match at the step before, and the negation when there
@@ -274,7 +274,7 @@ class ChainMatcher:
                 live.update(k + 2 for k, front in enumerate(fronts) if front)
         return live
 
-    def _outcome(self, index: int, steps: list[int], negation: bool, inputs: "_Inputs") -> Outcome:
+    def _outcome(self, index: int, steps: list[int], negation: bool, inputs: "_Inputs") -> StepHits:
         pattern = self.patterns[index]
         step_checks, negation_check = self._checks[index]
         neg = pattern.negation
@@ -320,7 +320,7 @@ class ChainMatcher:
         if seq % self.sweep_every == 0:
             self.sweep()
 
-    def _file(self, event: Event, outcomes: list[Outcome]) -> None:
+    def _file(self, event: Event, outcomes: list[StepHits]) -> None:
         """Kill the matches a negation ends; extend and start the others."""
         for index, (steps, negated) in enumerate(outcomes):
             if negated:
@@ -426,7 +426,7 @@ class ChainMatcher:
         return fresh
 
 
-_NOTHING: Outcome = ((), False)
+_NOTHING: StepHits = ((), False)
 
 
 class _Inputs:

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from payguard.ml.features import FeatureSet, feature_set
+from payguard.ml.feature_set import FeatureSet, feature_set
 from payguard.ml.handbook import day_number, local_days
 from payguard.ml.metrics import average_precision, card_precision_at_k, precision_at_k, roc_auc
 from payguard.ml.model import (

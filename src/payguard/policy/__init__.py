@@ -1,16 +1,16 @@
 """Policy: rule hits and score in, one ordered action with verification and reasons out."""
 
 from payguard.policy.config import OutcomesConfig, PolicyConfig, StepUpConfig
-from payguard.policy.decide import Outcome, decide
+from payguard.policy.decide import PolicyResult, decide
 from payguard.policy.types import ChainEvidence, Decision, HoldTerms, Reason, ShadowHit
 
 __all__ = [
     "ChainEvidence",
     "Decision",
     "HoldTerms",
-    "Outcome",
     "OutcomesConfig",
     "PolicyConfig",
+    "PolicyResult",
     "Reason",
     "ShadowHit",
     "StepUpConfig",

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import msgspec
 
-from payguard.rules.types import ChallengeMethod
+from payguard.types import ChallengeMethod
 
 
 class StepUpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from payguard.features import NEVER
 from payguard.policy.config import StepUpConfig
-from payguard.rules import ChallengeMethod
+from payguard.types import ChallengeMethod
 
 PHONE_SIGNALS: tuple[tuple[str, str], ...] = (
     ("minutes_since_sim_swap_by_user_72h", "the SIM was swapped"),

@@ -4,7 +4,7 @@ from typing import Any
 
 import msgspec
 
-from payguard.rules.types import Action, ChallengeMethod
+from payguard.types import Action, ChallengeMethod
 
 
 class ChainEvidence(msgspec.Struct, frozen=True):

@@ -6,22 +6,10 @@ The ruleset document that holds them (with chains, policy and params) is
 
 from payguard.rules.compile import compile_rule, expand_signals
 from payguard.rules.evaluate import evaluate
-from payguard.rules.types import (
-    ACTION_RANK,
-    CHALLENGE_METHODS,
-    Action,
-    ChallengeMethod,
-    CompiledRule,
-    Rule,
-    RuleHit,
-)
+from payguard.rules.types import CompiledRule, Rule, RuleHit
 from payguard.rules.variables import event_variables
 
 __all__ = [
-    "ACTION_RANK",
-    "CHALLENGE_METHODS",
-    "Action",
-    "ChallengeMethod",
     "CompiledRule",
     "Rule",
     "RuleHit",

@@ -14,8 +14,8 @@ from payguard.cel import (
     compile_condition,
     syntax,
 )
-from payguard.events.contract import MONEY_OUT_TYPES
 from payguard.rules.types import CompiledRule, Rule
+from payguard.types import MONEY_OUT_TYPES
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -4,23 +4,11 @@ from typing import Any, Literal
 
 import msgspec
 
-Action = Literal["allow", "challenge", "hold", "review", "block"]
-ChallengeMethod = Literal["face", "in_app_confirm", "callback", "hardware_token", "sms_otp"]
+from payguard.types import Action, ChallengeMethod
+
 Mode = Literal["live", "shadow"]
 Status = Literal["hit", "no_hit", "error"]
 OnError = Literal["fail_open", "fail_closed"]
-
-ACTION_RANK: dict[str, int] = {"allow": 0, "challenge": 1, "hold": 2, "review": 3, "block": 4}
-"""Severity: the most severe action of the rules that hit wins. A hold accepts the money
-but delays it (revocable), so it outranks a challenge and yields to a person's review."""
-
-CHALLENGE_METHODS: tuple[ChallengeMethod, ...] = (
-    "face",
-    "in_app_confirm",
-    "callback",
-    "hardware_token",
-    "sms_otp",
-)
 
 
 class RuleHit(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from payguard.types import CHALLENGE_METHODS
+
 VariantSet = Literal["all", "tuning", "heldout"]
 
 SCENARIOS: tuple[str, ...] = (
@@ -16,9 +18,7 @@ SCENARIOS: tuple[str, ...] = (
 )
 """The six documented attack campaigns, in the order they are generated."""
 
-ALL_CHALLENGES: frozenset[str] = frozenset(
-    {"face", "in_app_confirm", "callback", "hardware_token", "sms_otp"}
-)
+_EVERY_METHOD: frozenset[str] = frozenset(CHALLENGE_METHODS)
 
 ATTACKER_CAN_PASS: dict[str, frozenset[str]] = {
     # The SMS-backup service delivers every OTP to the attacker; nothing else.
@@ -31,7 +31,7 @@ ATTACKER_CAN_PASS: dict[str, frozenset[str]] = {
     # Server-to-server debits with stolen API keys: no payer-side factor is reachable.
     "merchant_credential_leak": frozenset(),
     # The real cardholder colludes, so every step-up is passed by the rightful owner.
-    "cash_out_collusion": ALL_CHALLENGES,
+    "cash_out_collusion": _EVERY_METHOD,
     # The victim reads the SMS code to the fake agent; no other factor leaves the victim.
     "fake_customer_service": frozenset({"sms_otp"}),
 }
@@ -118,7 +118,7 @@ def default_can_pass(scenario: str) -> frozenset[str]:
 
     Unknown scenarios pass everything, so a challenge never counts as a stop for an attacker
     nobody described."""
-    methods = ATTACKER_CAN_PASS.get(scenario, ALL_CHALLENGES)
+    methods = ATTACKER_CAN_PASS.get(scenario, _EVERY_METHOD)
     return methods - READ_OUT_ONLY.get(scenario, frozenset())
 
 

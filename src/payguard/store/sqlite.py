@@ -24,8 +24,8 @@ import msgspec
 
 from payguard.events import Event
 from payguard.policy import Decision, HoldTerms, Reason, ShadowHit
-from payguard.rules.types import Action, ChallengeMethod
 from payguard.store.base import LogFilter, StoredDecision, as_recorded
+from payguard.types import Action, ChallengeMethod
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

@@ -27,7 +27,6 @@ from typing import Any
 
 import msgspec
 
-from payguard.backtest.score import LEAVING_TYPES
 from payguard.config import Settings
 from payguard.engine import Engine, batch_gc
 from payguard.events import Event, EventError
@@ -48,6 +47,7 @@ from payguard.sim.loop.report import LOST_WAYS, LegitLoop, LoopReport, ScenarioL
 from payguard.sim.population import User, make_device, make_merchants
 from payguard.sim.world import DAY, HOUR, MINUTE, World, yuan
 from payguard.sim.writer import Body, LabelInfo, TsFormatter
+from payguard.types import LEAVING_TYPES
 
 RETRIED: frozenset[str] = frozenset({"payment", "transfer", "withdrawal", "investment_buy"})
 """Money-out operations an actor retries when refused. Attack money is counted over the
