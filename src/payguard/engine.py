@@ -38,6 +38,7 @@ import msgspec
 from payguard.chains import ChainMatcher, ChainPattern, ChainSpec
 from payguard.chains.matcher import Variables
 from payguard.config import Settings
+from payguard.decision import ChainEvidence, Decision, HoldTerms, Reason
 from payguard.events import (
     LABEL_TYPES,
     OUTCOME_TYPES,
@@ -51,7 +52,7 @@ from payguard.graph import GraphConfig, GraphFeatures
 from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
-from payguard.policy import ChainEvidence, Decision, HoldTerms, PolicyResult, Reason, decide, stepup
+from payguard.policy import PolicyResult, decide, stepup
 from payguard.rules import CompiledRule, RuleHit, event_variables
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
@@ -718,10 +719,10 @@ class Engine:
 
     def discard_pending(self) -> None:
         """Forget every queued record (a request that is not answered with a decision)."""
-        for book in (self.recorder, self.holds, *self.listeners):
-            discard = getattr(book, "discard_pending", None)
-            if discard is not None:
-                discard()
+        self.recorder.discard_pending()
+        self.holds.discard_pending()
+        for listener in self.listeners:
+            listener.discard_pending()
 
     def rebuild_state(self) -> None:
         """Put features, graph, chains and the outcome index back to what the event log
@@ -796,12 +797,10 @@ class Engine:
             reasons.append("state recovery has not finished")
         if not self._ruleset.rules:
             reasons.append(f"ruleset {self._ruleset.version} has no rules")
-        probe = getattr(self.recorder, "probe_write", None)
-        if probe is not None:
-            try:
-                probe()
-            except (sqlite3.Error, OSError) as exc:
-                reasons.append(f"storage: the event log cannot be written ({exc})")
+        try:
+            self.recorder.probe_write()
+        except (sqlite3.Error, OSError) as exc:
+            reasons.append(f"storage: the event log cannot be written ({exc})")
         return reasons
 
     def _load_snapshot(self) -> int:

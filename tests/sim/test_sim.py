@@ -16,17 +16,8 @@ from stdnum import luhn
 from stdnum.cn import ric
 
 from payguard.events import EventDecoder, Tokenizer
-from payguard.sim import (
-    ATTACKER_CAN_PASS,
-    SCENARIOS,
-    SPLIT,
-    VARIANTS,
-    SimConfig,
-    SimSummary,
-    default_can_pass,
-    simulate,
-    variant_names,
-)
+from payguard.scenarios import ATTACKER_CAN_PASS, SCENARIOS, default_can_pass
+from payguard.sim import SPLIT, VARIANTS, SimConfig, SimSummary, simulate, variant_names
 from payguard.sim.attacks import _MIX, near_round
 from payguard.sim.legit import LOOKALIKES
 from payguard.sim.population import make_id_number, make_pan, make_phone

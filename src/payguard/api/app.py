@@ -47,12 +47,12 @@ from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
 from payguard.cel import RuleError
 from payguard.config import Settings
+from payguard.decision import Decision
 from payguard.engine import DuplicateEventError, Engine, StorageError
 from payguard.events import Event, EventError
 from payguard.metrics import Metrics
 from payguard.otp import OtpService
 from payguard.outcomes import OutcomeListener
-from payguard.policy import Decision
 from payguard.webhooks import Webhooks
 
 log = logging.getLogger("payguard.api")

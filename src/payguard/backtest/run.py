@@ -16,10 +16,10 @@ import msgspec
 
 from payguard.backtest.score import POLICY_PREFIX, DecidedEvent, Label, RuleInfo, Summary, score
 from payguard.config import Settings
+from payguard.decision import Decision
 from payguard.engine import DuplicateEventError, Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
-from payguard.policy import Decision
 from payguard.ruleset import Ruleset
 from payguard.types import ChallengeMethod
 

@@ -17,7 +17,7 @@ from itertools import accumulate
 
 import msgspec
 
-from payguard.sim.config import ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS
+from payguard.scenarios import ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS
 from payguard.types import ACTIONS, CHALLENGE_METHODS, DAY_MS, LEAVING_TYPES
 
 FRICTION: tuple[str, ...] = ("challenge", "hold", "review", "block")

@@ -482,8 +482,8 @@ def backtest_suite(
 ) -> None:
     """Backtest one ruleset on several simulated worlds (a variant set × seeds), pooled."""
     from payguard.backtest.score import Summary
-    from payguard.backtest.suite import render_suite, run_suite
     from payguard.sim.config import VariantSet, parse_seeds
+    from payguard.sim.suite import render_suite, run_suite
 
     settings = settings_or_exit(config)
     if variants not in ("tuning", "heldout", "all"):

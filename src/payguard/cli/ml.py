@@ -235,8 +235,8 @@ def _train_worlds(
     """`model train --worlds`: simulated worlds, split by world."""
     from payguard.ml.feature_set import feature_set
     from payguard.ml.rows import Rows
-    from payguard.ml.worlds import WorldSpec, train_worlds, world_rows
     from payguard.sim.config import parse_seeds
+    from payguard.sim.training import WorldSpec, train_worlds, world_rows
 
     if variants not in ("tuning", "all"):
         fail(f"--worlds: {variants!r} is not tuning or all (held-out variants judge, not train)")

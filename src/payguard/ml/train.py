@@ -156,7 +156,7 @@ def fit_calibrate_save(
     """Train on the fit rows, Platt-calibrate on the validation rows, choose the budget
     thresholds on the validation rows as served (ONNX), fill `manifest` in and write `out`.
 
-    Shared by the time split (`train_model`) and the world split (`ml.worlds`): only which
+    Shared by the time split (`train_model`) and the world split (`sim.training`): only which
     rows fit and which calibrate differs, never how."""
     booster = train_booster(rows.x[fit_mask], y[fit_mask], manifest.params, manifest.rounds)
     raw = np.asarray(booster.predict(rows.x[valid_mask]))

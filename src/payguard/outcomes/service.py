@@ -7,12 +7,12 @@ The engine calls `check` before it records an outcome event (a refusal records n
 hits of every decision of an account that has a clearance.
 """
 
+from payguard.decision import Decision
 from payguard.events import LABEL_TYPES, OUTCOME_TYPES, Event
 from payguard.holds import HoldBook
 from payguard.outcomes import lifecycle
 from payguard.outcomes.book import OutcomeBook
 from payguard.outcomes.types import LifecycleState, OutcomeError, OutcomeRecord
-from payguard.policy import Decision
 from payguard.policy.config import OutcomesConfig
 from payguard.rules import RuleHit
 from payguard.store import Recorder

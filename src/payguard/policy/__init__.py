@@ -1,8 +1,8 @@
 """Policy: rule hits and score in, one ordered action with verification and reasons out."""
 
+from payguard.decision import ChainEvidence, Decision, HoldTerms, Reason, ShadowHit
 from payguard.policy.config import OutcomesConfig, PolicyConfig, StepUpConfig
 from payguard.policy.decide import PolicyResult, decide
-from payguard.policy.types import ChainEvidence, Decision, HoldTerms, Reason, ShadowHit
 
 __all__ = [
     "ChainEvidence",

@@ -12,9 +12,9 @@ why each method was left out.
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from payguard.decision import Reason, ShadowHit
 from payguard.policy import stepup
 from payguard.policy.config import PolicyConfig
-from payguard.policy.types import Reason, ShadowHit
 from payguard.rules import RuleHit
 from payguard.types import ACTION_RANK, ACTIONS, Action, ChallengeMethod
 

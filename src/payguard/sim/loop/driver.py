@@ -28,13 +28,14 @@ from typing import Any
 import msgspec
 
 from payguard.config import Settings
+from payguard.decision import Decision
 from payguard.engine import Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
-from payguard.policy import Decision
 from payguard.ruleset import Ruleset
+from payguard.scenarios import SCENARIOS, default_can_pass
 from payguard.sim.attacks import feedback, generate_attacks
-from payguard.sim.config import SCENARIOS, SimConfig, default_can_pass
+from payguard.sim.config import SimConfig
 from payguard.sim.legit import build_population, generate_legit
 from payguard.sim.loop.actors import (
     Answer,

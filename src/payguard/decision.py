@@ -1,4 +1,9 @@
-"""The decision contract (docs/decisions.md): what payguard answers for every event."""
+"""The decision contract (docs/decisions.md): what payguard answers for every event.
+
+It sits on the ground floor beside the event contract: the policy fills it, the engine
+stamps it, the recorder stores it and every caller reads it, so none of them has to
+import the stage that made it.
+"""
 
 from typing import Any
 
