@@ -297,6 +297,7 @@ class Engine:
             lateness_ms=self.features.lateness_ms,
             sweep_every=SWEEP_EVERY,
             types=types,
+            accounts_of=self.features.accounts_of,
         )
 
     def neighbourhood(self, kind: str, entity_id: str, depth: int) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ the caller declares (`cel.predicate`), and through CEL otherwise; a Python
 condition that raises is re-run through CEL, so the result is always CEL's.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -72,9 +72,15 @@ class ChainMatcher:
         max_partials: int = 4,
         sweep_every: int = 50_000,
         types: Mapping[str, str] | None = None,
+        accounts_of: Callable[[Event], Sequence[str]] | None = None,
     ) -> None:
         """`types` maps variable names to CEL types (`int`, `string?`, … as in
-        `cel.translate`); conditions over typed variables then run as Python."""
+        `cel.translate`); conditions over typed variables then run as Python.
+
+        `accounts_of` gives the accounts a carrier signal (a phone, no account) concerns:
+        the engine passes `FeatureState.accounts_of`, so the phone → account links have one
+        owner, filed, snapshotted and restored with the feature state. Without it (a
+        matcher on its own: tests, benchmarks) the matcher keeps the links itself."""
         self.patterns = patterns
         self.lateness_ms = lateness_ms
         self.max_partials = max_partials
@@ -84,6 +90,9 @@ class ChainMatcher:
         self.errors = 0
         """Condition evaluations that raised (counted as not satisfied)."""
         self._phone_users: dict[str, list[str]] = {}
+        """The links kept here only when no `accounts_of` is given (empty otherwise)."""
+        self._owns_links = accounts_of is None
+        self._accounts_of: Callable[[Event], Sequence[str]] = accounts_of or self._own_accounts
         self._by_type: dict[str, _TypeInfo] = {}
         self._cached: tuple[Event, list[StepHits]] | None = None
         self._event_keys: tuple[Event, list[list[str]]] | None = None
@@ -211,7 +220,7 @@ class ChainMatcher:
             if key is not None:
                 keys.append([key])
             elif by_phone and event.phone is not None:
-                keys.append(list(self._phone_users.get(event.phone, ())))
+                keys.append(list(self._accounts_of(event)))
             else:
                 keys.append([])
         self._event_keys = (event, keys)
@@ -312,7 +321,7 @@ class ChainMatcher:
         with; `seq` times the sweep of expired matches."""
         if self._type_info(event.type).applies:
             self._file(event, self._outcomes(event, variables))
-        if event.user_id is not None and event.phone is not None:
+        if self._owns_links and event.user_id is not None and event.phone is not None:
             self._link_phone(event.phone, event.user_id)
         if event.ts > self.watermark:
             self.watermark = event.ts
@@ -359,6 +368,10 @@ class ChainMatcher:
         else:
             self.parts[index].pop(key, None)
 
+    def _own_accounts(self, event: Event) -> Sequence[str]:
+        """The accounts last seen with a carrier signal's phone, from the links kept here."""
+        return self._phone_users.get(event.phone, ()) if event.phone is not None else ()
+
     def _link_phone(self, phone: str, user: str) -> None:
         """A carrier signal carries no account: a `user` chain files it under the accounts
         last seen with its phone, kept exactly as the feature state keeps them."""
@@ -398,7 +411,8 @@ class ChainMatcher:
             }
             for p in body["parts"]
         ]
-        self._phone_users = body["phone_users"]
+        if self._owns_links:
+            self._phone_users = body["phone_users"]
         self.watermark = body["watermark"]
         self.errors = body["errors"]
         self._cached = self._event_keys = None
