@@ -16,6 +16,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.types import ExceptionHandlersMap
 
+from payguard.api.errors import literal_param
 from payguard.engine import Engine
 from payguard.events import EventError, parse_ts
 from payguard.outcomes import (
@@ -67,10 +68,8 @@ def _now_ms() -> int:
 def parse_search(params: dict[str, str | None], limit: int) -> DecisionSearch:
     """The query parameters as a search, or _Problem naming the first bad one."""
     action, state, cursor = params.get("action"), params.get("state"), params.get("cursor")
-    if action is not None and action not in ACTIONS:
-        raise _Problem(400, "action", f"expected one of {', '.join(ACTIONS)}")
-    if state is not None and state not in STATE_FILTERS:
-        raise _Problem(400, "state", f"expected one of {', '.join(sorted(STATE_FILTERS))}")
+    action = literal_param(action, ACTIONS, "action")
+    state = literal_param(state, sorted(STATE_FILTERS), "state")
     if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 19):
         raise _Problem(400, "cursor", "not a cursor this API returned (`next_cursor`)")
     since, until = _time(params, "since"), _time(params, "until")
