@@ -156,6 +156,7 @@ EXPORTED: dict[str, list[str]] = {
         "HoldState",
         "MemoryHoldBook",
         "SQLiteHoldBook",
+        "expire_due",
     ],
     "payguard.otp": [
         "OTP_DATABASE_FILE",

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from payguard.explanation import UNITS, shown_features
 from payguard.types import Action, ChallengeMethod
 
 
@@ -68,11 +69,23 @@ class Decision(msgspec.Struct, frozen=True):
     features: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     shadow: list[ShadowHit] | msgspec.UnsetType = msgspec.UNSET
     rule_errors: list[dict[str, str]] | msgspec.UnsetType = msgspec.UNSET
+    units: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    """With `features` in an answer: what their numbers are (money in fen, null for never;
+    payguard.explanation). Never stored: the stored `features` are the rules' own values."""
 
     def public(self, explain: bool = False) -> "Decision":
-        """The decision as returned to a client: explanation fields only on request."""
+        """The decision as returned to a client: explanation fields only on request, the
+        features as `payguard.explanation` shows them (null for never, `units` beside)."""
         if explain:
-            return self
+            if isinstance(self.features, msgspec.UnsetType):
+                return self
+            return msgspec.structs.replace(
+                self, features=shown_features(self.features), units=dict(UNITS)
+            )
         return msgspec.structs.replace(
-            self, features=msgspec.UNSET, shadow=msgspec.UNSET, rule_errors=msgspec.UNSET
+            self,
+            features=msgspec.UNSET,
+            shadow=msgspec.UNSET,
+            rule_errors=msgspec.UNSET,
+            units=msgspec.UNSET,
         )

@@ -27,7 +27,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -40,7 +40,6 @@ from payguard.chains.matcher import Variables
 from payguard.config import Settings
 from payguard.decision import ChainEvidence, Decision, HoldTerms, Reason
 from payguard.events import (
-    LABEL_TYPES,
     OUTCOME_TYPES,
     Event,
     EventDecoder,
@@ -49,7 +48,14 @@ from payguard.events import (
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState, QueryPlan, load_catalog
 from payguard.graph import GraphConfig, GraphFeatures
-from payguard.holds import Hold, HoldBook, HoldState, MemoryHoldBook, SQLiteHoldBook
+from payguard.holds import (
+    Hold,
+    HoldBook,
+    HoldState,
+    MemoryHoldBook,
+    SQLiteHoldBook,
+    expire_due,
+)
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import PolicyResult, decide, stepup
@@ -225,7 +231,7 @@ class Engine:
                 "are never offered",
                 ", ".join(sorted(stepup.FEATURES - known)),
             )
-        self._step_up_plan = features.plan(known)
+        self._step_up_plan = features.plan(known, "step-up")
 
     # -- construction ---------------------------------------------------------------------
 
@@ -566,8 +572,10 @@ class Engine:
         plan = _TypePlan(
             ruleset=ruleset,
             rules=rules,
-            features=self.features.plan(read_by_rules | {n for n in inputs if n in catalog}),
-            run_rules=self._rule_runner(rules, wanted, read_by_rules),
+            features=self.features.plan(
+                read_by_rules | {n for n in inputs if n in catalog}, event_type
+            ),
+            run_rules=self._rule_runner(rules, wanted, read_by_rules, event_type),
             wants_model="model" in wanted,
             allows_without_hits=_quiet(decide([], ruleset.policy, dict)),
             graph=frozenset((reads | inputs) & GRAPH_NAMES),
@@ -577,6 +585,26 @@ class Engine:
         )
         self._plans[event_type] = plan
         return plan
+
+    def generated_code(self, event_type: str) -> list[tuple[str, Callable[..., Any]]]:
+        """The generated functions that decide and then file one event type, in the
+        order they run, each with what it is (`payguard explain-plan` prints their source)."""
+        plan = self._plans.get(event_type) or self._plan_for(event_type)
+        own, referenced, payee = self.features.filers(event_type)
+        code: list[tuple[str, Callable[..., Any]]] = [
+            (f"feature snapshot ({len(plan.features.names)} features)", plan.features.read),
+            (f"rules ({len(plan.rules)})", plan.run_rules),
+            ("step-up features (read only when the policy challenges)", self._step_up_plan.read),
+        ]
+        if plan.chain_features is not None:
+            code.append(("chain condition features (recovery only)", plan.chain_features.read))
+        code += [
+            ("feature update and watched history", own),
+            ("feature update: referenced event", referenced),
+        ]
+        if payee is not None:
+            code.append(("feature update: the payee's account", payee))
+        return code
 
     def _chain_plan(self, event_type: str, inputs: frozenset[str]) -> dict[str, Any]:
         """What the chain conditions of this type read: event fields and snapshot values
@@ -588,7 +616,7 @@ class Engine:
         return {
             "chain_inputs": self._inputs(inputs) if applies else None,
             "chain_values": tuple(sorted(n for n in inputs if n in catalog or n in GRAPH_NAMES)),
-            "chain_features": self.features.plan(read) if read else None,
+            "chain_features": self.features.plan(read, f"{event_type} chains") if read else None,
             "chain_graph": frozenset(inputs & GRAPH_NAMES),
         }
 
@@ -605,7 +633,11 @@ class Engine:
         return {rule: frozenset(names) for rule, names in read.items() if names}
 
     def _rule_runner(
-        self, rules: tuple[CompiledRule, ...], wanted: set[str], catalog: frozenset[str]
+        self,
+        rules: tuple[CompiledRule, ...],
+        wanted: set[str],
+        catalog: frozenset[str],
+        event_type: str = "",
     ) -> RuleRunner:
         """The rules as Python where that is exact; variables resolve as in CEL: a param
         shadows a feature (of the catalog, the graph or a chain), which shadows an event
@@ -624,7 +656,7 @@ class Engine:
         event_vars = {n: f for n, f in self._event_vars.items() if n in wanted}
         features = catalog | graph.keys() | chains.keys()
         budget = self.settings.rule_budget_us
-        run_rules, _ = rule_runner(rules, types, features, event_vars, params, budget)
+        run_rules, _ = rule_runner(rules, types, features, event_vars, params, budget, event_type)
         return run_rules
 
     def _apply(
@@ -636,7 +668,7 @@ class Engine:
         which decides nothing, has the matcher settle its steps first, building them only if a
         condition runs."""
         referenced = None
-        if event.type in LABEL_TYPES and event.ref_event_id is not None:
+        if event.type in FILED_TYPES and event.ref_event_id is not None:
             referenced = self.recorder.get_event(event.ref_event_id)
         self._file(seq, event, action, variables, referenced)
 
@@ -650,7 +682,8 @@ class Engine:
     ) -> None:
         """`_apply` once the event a feedback event references has been read."""
         if event.type in FILED_TYPES:
-            self.outcomes.file(seq, event, self._ruleset.policy.outcomes)
+            config = self._ruleset.policy.outcomes
+            self.outcomes.file(seq, event, config, referenced, self.decide)
         chains = self.chains
         if variables is None and chains is not None:
             # built only if a condition runs (rarely), from the states before the event
@@ -692,6 +725,23 @@ class Engine:
             listener.hold_resolved(hold)
             listener.flush()
         return hold
+
+    def expire_holds(self, now_ms: int) -> list[Hold]:
+        """Record the holds whose release time passed by `now_ms` as released by expiry
+        and announce each once (holds.expire_due): the listeners (webhooks) first, whose
+        writes are idempotent, then the hold book, then the outcome listeners."""
+
+        def announce(hold: Hold) -> None:
+            for listener in self.listeners:
+                listener.hold_resolved(hold)
+                listener.flush()
+
+        def recorded(hold: Hold) -> None:
+            self.outcomes.book.announce(hold.event_id, "decided", "hold:released")
+
+        expired = expire_due(self.holds, now_ms, announce, recorded)
+        self.outcomes.book.flush()
+        return expired
 
     def _recompute_chain_variables(self, event: Event) -> dict[str, Any]:
         """What the chain conditions read for this event, as `_decide` builds it: event

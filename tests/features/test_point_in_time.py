@@ -52,6 +52,10 @@ BEHAVIOUR_FEATURES: list[dict[str, Any]] = [
     {"how": "age", "over": "pay", "by": "merchant+net"},
     {"how": "distinct", "of": "net", "over": "any", "by": "user", "windows": ["1h"]},
     {"how": "count", "over": "label", "by": "merchant+net", "windows": ["1h"]},
+    {"how": "sum", "of": "amount", "over": "label", "by": "card", "windows": ["20m"]},
+    {"how": "distinct", "of": "user", "over": "label", "by": "merchant", "windows": ["1h"]},
+    {"how": "minutes_since", "over": "label", "by": "payee", "windows": ["2h"]},
+    {"how": "is_new", "of": "user", "over": "label", "by": "merchant", "windows": ["1h"]},
     {"how": "minutes_since", "over": "money_in", "by": "user", "windows": ["1h"]},
     {"how": "sum", "of": "amount", "over": "money_in", "by": "user", "windows": ["10m", "1h"]},
     {"how": "distinct", "of": "payee", "over": "money_in", "by": "user", "windows": ["1h"]},
@@ -149,7 +153,9 @@ TYPES = [
 
 
 @st.composite
-def streams(draw: st.DrawFn, max_events: int = 40) -> list[tuple[Event, bool]]:
+def streams(
+    draw: st.DrawFn, max_events: int = 40, types: list[str] = TYPES
+) -> list[tuple[Event, bool]]:
     """Events in arrival order, each with a flag: sweep the fast state after it."""
     n = draw(st.integers(min_value=1, max_value=max_events))
     clock = 1_700_000_000_000
@@ -160,7 +166,8 @@ def streams(draw: st.DrawFn, max_events: int = 40) -> list[tuple[Event, bool]]:
         newest = max(newest, clock)
         late = draw(st.integers(min_value=0, max_value=LATENESS_MS))
         ts = newest - late if draw(st.booleans()) else clock
-        events.append((draw(_event(i, ts, [e.event_id for e, _ in events])), draw(st.booleans())))
+        earlier = [e.event_id for e, _ in events]
+        events.append((draw(_event(i, ts, earlier, types)), draw(st.booleans())))
     return events
 
 
@@ -208,6 +215,7 @@ def _event(
         fields["ref_event_id"] = draw(st.sampled_from([*earlier_ids, "missing"]))
     if kind == "label":
         fields["label"] = draw(st.sampled_from(["fraud", "not_fraud"]))
+        fields["source"] = draw(st.sampled_from([None, "customer", "analyst", "bank"]))
     if kind == "challenge_result":
         fields["method"] = draw(st.sampled_from(["face", "hardware_token", "sms_otp"]))
         fields["outcome"] = draw(st.sampled_from(["passed", "failed", "abandoned"]))
@@ -263,6 +271,18 @@ def test_small_catalog_matches_brute_force(stream: list[tuple[Event, bool]]) -> 
 @given(backfilled_streams())
 def test_watched_history_matches_brute_force(stream: list[tuple[Event, bool]]) -> None:
     _run(WATCH_CATALOG, stream)
+
+
+FEEDBACK_MIX = ["payment", "transfer", "fraud_report", "fraud_report", "label", "label", "login"]
+"""Money, reports and labels: what clearing an entity (features.cleared) is about."""
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(types=FEEDBACK_MIX))
+def test_cleared_entities_match_brute_force(stream: list[tuple[Event, bool]]) -> None:
+    """An analyst's or a bank's `not_fraud` label discounts a merchant's, card's and
+    payee's earlier reports from the label's time on, and never before it."""
+    _run(SMALL_CATALOG, stream)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,6 +6,7 @@ typed variables, with values at the int64 edges, zero divisors and nulls, check 
 the default ruleset must translate completely and give CEL's records on real events.
 """
 
+import traceback
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -16,10 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payguard.cel.translate import INT64_MAX, INT64_MIN, Untranslatable, translate
+from payguard.cel.translate import INT64_MAX, INT64_MIN, Untranslatable, predicate, translate
 from payguard.config import load_settings
 from payguard.engine import Engine, compile_ruleset
 from payguard.features import FeatureState, load_catalog
+from payguard.generated import filename_of, source_of
 from payguard.rules import RuleHit, evaluate
 from payguard.rules.variables import EVENT_VARIABLE_TYPES
 from payguard.store import MemoryRecorder
@@ -250,3 +252,18 @@ def test_untranslated_and_raising_rules_fall_back_to_cel() -> None:
     for records in _records_on_examples(engine, 2_000):
         errors += sum(r.status == "error" for r in records)
     assert errors > 0
+
+
+def test_a_traceback_from_a_translated_condition_shows_its_line() -> None:
+    """Generated code is debuggable (issue 13): the condition's own filename and line."""
+    check = predicate("a > 1 && b == 'x'", {"a": "int", "b": "string"})
+    assert check is not None
+    assert "# a > 1 && b == 'x'" in source_of(check)
+    try:
+        check({"a": 2})  # b is missing: the generated code raises KeyError
+    except KeyError as exc:
+        text = "".join(traceback.format_exception(exc))
+    else:
+        raise AssertionError("expected a KeyError")
+    assert filename_of(check) in text and "<payguard condition #" in text
+    assert "return ((v['a'] > 1) and (v['b'] == 'x'))" in text

@@ -26,6 +26,7 @@ from payguard.api.decisions import decision_handlers
 from payguard.api.errors import ApiError, exception_handlers
 from payguard.api.events import event_handlers
 from payguard.api.graph import graph_handlers
+from payguard.api.hold_expiry import HoldExpiry
 from payguard.api.holds import hold_handlers
 from payguard.api.operations import operation_handlers
 from payguard.api.otp import otp_handlers
@@ -80,6 +81,7 @@ def create_app(
     for listener in outcome_listeners:
         engine.outcomes.book.subscribe(listener)
     gate = _open_access(settings) if access == FROM_SETTINGS else access
+    expiry = HoldExpiry(engine, clock)
     closers = [gate.close] if access == FROM_SETTINGS else []
     components, security = openapi_security()
     return Litestar(
@@ -105,8 +107,9 @@ def create_app(
             security=security,
             render_plugins=[OperationIndex()],
         ),
-        on_startup=[hooks.start] if hooks is not None else [],
+        on_startup=[*([hooks.start] if hooks is not None else []), expiry.start],
         on_shutdown=[
+            expiry.stop,
             *on_shutdown,
             otp.close,
             *([hooks.close] if hooks is not None else []),

@@ -162,9 +162,13 @@ def decision_handlers(engine: Engine) -> list[HTTPRouteHandler]:
             raise _Problem(404, "event_id", "no decision is recorded for this event_id")
         shown = view(event, stored.decision, engine.outcomes, engine.holds, _now_ms())
         if explain is not None and explain.lower() in ("1", "true", "yes", "on"):
-            full = stored.decision
+            full = stored.decision.public(explain=True)
             shown = msgspec.structs.replace(
-                shown, features=full.features, shadow=full.shadow, rule_errors=full.rule_errors
+                shown,
+                features=full.features,
+                shadow=full.shadow,
+                rule_errors=full.rule_errors,
+                units=full.units,
             )
         return shown
 

@@ -29,6 +29,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from payguard.generated import comment, compile_function
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _TOKEN = re.compile(
@@ -234,8 +236,8 @@ def predicate(text: str, types: Mapping[str, str]) -> Predicate | None:
     except (Untranslatable, RecursionError):  # too deep for Python: CEL runs it
         return None
     namespace: dict[str, Any] = dict(RUNTIME)
-    exec(compile(f"def check(v):\n    return {code}\n", "<payguard condition>", "exec"), namespace)
-    check: Predicate = namespace["check"]
+    source = f"def check(v):\n    {comment(text)}\n    return {code}\n"
+    check: Predicate = compile_function(source, "condition", "check", namespace)
     return check
 
 

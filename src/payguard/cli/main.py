@@ -7,6 +7,7 @@ payguard warm-up EVENTS.jsonl          load past events into the state without d
 payguard rules check FILE              validate a ruleset
 payguard rules test FILE EVENTS.jsonl  hits per rule on a fresh in-memory engine
 payguard rules reload [FILE]           upload a ruleset to a running server
+payguard explain-plan EVENT_TYPE       the generated code that decides one event type
 payguard keys create|list|revoke       API keys (docs/security.md)
 payguard audit export|verify           the audit log
 payguard simulate -o EV --labels LAB   simulated customers and labelled attacks
@@ -34,6 +35,7 @@ from rich.table import Table
 
 from payguard.cel import RuleError
 from payguard.cli.common import err, fail, settings_or_exit
+from payguard.cli.explain import register as register_explain
 from payguard.cli.keys import register as register_keys
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
@@ -57,6 +59,7 @@ register_ml(app)
 register_otp(app)
 register_webhooks(app)
 register_keys(app)
+register_explain(app)
 
 
 def _print_version(wanted: bool) -> None:

@@ -28,9 +28,12 @@ from typing import Any
 import msgspec
 
 from payguard.engine import DuplicateEventError, Engine, batch_gc, warm_up_decision
-from payguard.events import LABEL_TYPES, Event, EventDecoder, EventError, Tokenizer
+from payguard.events import LABEL_TYPES, OUTCOME_TYPES, Event, EventDecoder, EventError, Tokenizer
 from payguard.store import SQLiteRecorder
 
+REFERENCING = LABEL_TYPES | OUTCOME_TYPES
+"""Events filed with the event they point at: labels (features, graph) and challenge
+results (the outcome book, which clears what a strong step-up passed in the history)."""
 BATCH = 500
 """Events per message between the processes: enough to make the pipe's cost negligible."""
 
@@ -47,7 +50,8 @@ class Batch(msgspec.Struct, frozen=True):
     """The events' canonical payloads as one JSON array: decoding it as a list costs
     half as much as decoding each payload alone."""
     referenced: dict[int, Event]
-    """Position in `events` → the recorded event a feedback event there references."""
+    """Position in `events` → the recorded event a label or challenge result there
+    references."""
 
 
 class WarmUpError(Exception):
@@ -225,7 +229,7 @@ def _record(
             recorded += 1
             if not payloads:
                 first_seq = seq
-            if event.type in LABEL_TYPES and event.ref_event_id is not None:
+            if event.type in REFERENCING and event.ref_event_id is not None:
                 found = recorder.get_event(event.ref_event_id)
                 if found is not None:
                     referenced[len(payloads)] = found

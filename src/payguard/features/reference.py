@@ -6,6 +6,10 @@ the same random streams (out of order within the lateness, feedback, carrier sig
 require identical values after every event. It does not model events later than the
 lateness, whose windows the fast state may already have evicted.
 
+Cleared entities (features.cleared) are recomputed by their definition too: the latest
+time at or before the query of a logged analyst's or bank's `not_fraud` label whose
+referenced event has the entity's key, and only reports after it in the window.
+
 Watched history (features.watch) is recomputed from the same log by its definition: the
 watch start is the first logged activity event's time; an entity's first-watched time the
 earliest logged event naming it at or after that; an account born under watch one with a
@@ -16,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 from payguard.events import Event, is_fraud_verdict
+from payguard.features.cleared import CLEARED_HOWS, clears, is_cleared_kind
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     VALUE_EXTRACTORS,
@@ -136,6 +141,9 @@ class ReferenceFeatures:
             return max(observed, self._learning_ms() // MINUTE_MS)
         window_ms = parse_duration(window)
         inside = [(ts, v) for ts, v in mine if t - window_ms < ts <= t]
+        cleared = self._cleared_at(spec, key, t)
+        if cleared is not None:
+            inside = [(ts, v) for ts, v in inside if ts > cleared]
         if spec.how == "count":
             return len(inside)
         if spec.how == "sum":
@@ -150,6 +158,31 @@ class ReferenceFeatures:
             return self._behaviour(spec, [v for _, v in inside], t) if inside else 0
         unit = MINUTE_MS if spec.how == "minutes_since" else 1_000
         return (t - max(ts for ts, _ in inside)) // unit if inside else NEVER
+
+    def _cleared_at(self, spec: FeatureSpec, key: str | None, t: int) -> int | None:
+        """The latest time at or before `t` that an analyst's or a bank's `not_fraud` label
+        logged so far cleared entity `key` of a label stream (features.cleared), if any."""
+        flt = self.catalog.filters[spec.over]
+        if (
+            key is None
+            or flt.source != "referenced"
+            or spec.how not in CLEARED_HOWS
+            or not is_cleared_kind(spec.by)
+        ):
+            return None
+        times = [
+            label.ts
+            for position, label in enumerate(self.log)
+            if clears(label)
+            and label.ts <= t
+            and (ref := self._first_before(label.ref_event_id, position)) is not None
+            and _key(spec.by, ref) == key
+        ]
+        return max(times, default=None)
+
+    def _first_before(self, event_id: str | None, position: int) -> Event | None:
+        """The first event logged before `position` with this id."""
+        return next((e for e in self.log[:position] if e.event_id == event_id), None)
 
     def _behaviour(self, spec: FeatureSpec, values: list[Any], t: int) -> int:
         """Quantile, hour share or top share of a non-empty window, from the definitions."""

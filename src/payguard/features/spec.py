@@ -106,6 +106,27 @@ ENTITY_EXTRACTORS: dict[str, Extractor] = {
 
 VALUE_EXTRACTORS: dict[str, Extractor] = {**ENTITY_EXTRACTORS, "amount": lambda e: e.amount}
 
+VALUE_CODE: dict[str, str] = {
+    "user": "{e}.user_id",
+    "device": "{e}.device_id",
+    "ip": "{e}.ip",
+    "net": "(None if {e}.ip is None else source_network({e}.ip))",
+    "phone": "{e}.phone",
+    "identity": "{e}.id_number",
+    "card": "(None if {e}.card is None else {e}.card.token)",
+    "merchant": "(None if {e}.merchant is None else {e}.merchant.id)",
+    "payee": "(None if {e}.payee is None else {e}.payee.id)",
+    "channel": "{e}.channel",
+    "city": "{e}.city",
+    "category": "(None if {e}.merchant is None else {e}.merchant.category)",
+    "amount": "{e}.amount",
+}
+"""`VALUE_EXTRACTORS` as Python expressions of an event named `{e}`, for the generated
+snapshot and update code: each value is then read once per event into a local instead of
+by a call per stream and per feature (a pair key such as `user+device` was two lambdas and
+a closure, built again for every kind, filer and watch check). A test holds each to its
+extractor; `net` needs `source_network` in the namespace."""
+
 HOUR = "hour"
 """The value `hour_share` streams keep (each event's local hour); not a field a spec names."""
 

@@ -20,11 +20,13 @@ Feedback (`fraud_report`, `chargeback`, a `fraud` label) reaches label streams t
 `source: referenced` filters: the entity comes from the event the feedback points at, the
 time is when the feedback arrived — so a label can never leak into a decision made before
 it existed.
+An analyst's or a bank's `not_fraud` label clears the merchant, card and payee of the
+event it references from its own time on (`features.cleared`): the plan's label-stream
+features of a cleared entity are read again over the window after the clearing.
 Filters with `account: payee` file a transfer under the receiving account (`received`),
 so an account's own features can say when money last came in and how much.
 """
 
-from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -32,6 +34,8 @@ from typing import Any
 import msgspec
 
 from payguard.events import Event, is_fraud_verdict
+from payguard.features.cleared import Clearings, clears
+from payguard.features.compiled import filer_source, reading_source
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     HOUR,
@@ -48,7 +52,8 @@ from payguard.features.spec import (
 )
 from payguard.features.timeline import Timeline
 from payguard.features.watch import WatchedHistory
-from payguard.types import HOUR_MS, MINUTE_MS, EpochMs
+from payguard.generated import compile_function
+from payguard.types import EpochMs
 
 NEVER = 10**9
 """Value of `minutes_since`/`seconds_since` when nothing matched: comparisons like
@@ -164,6 +169,8 @@ class QueryPlan(msgspec.Struct, frozen=True):
     names: tuple[str, ...]
     template: dict[str, Any]
     read: Reading
+    cleared: tuple[tuple[int, tuple[Feature, ...]], ...] = ()
+    """The features an entity's clearing can change, by entity kind (features.cleared)."""
 
 
 Filer = Callable[
@@ -171,122 +178,6 @@ Filer = Callable[
 ]
 """Files one event into the streams of one event type: (entities, `_file_linked`, source,
 t, watermark minus lateness, declined). Generated per event type by `_filer`."""
-
-
-def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> list[str]:
-    """The code filing `source` into one stream (see `FeatureState._filer`): skip it if
-    the filter rejects it, if it is older than the stream's horizon (unless only its
-    first-seen time is kept) or if it lacks the value; a carrier signal without an account
-    goes to the accounts linked to its phone; otherwise append (`Timeline.add` when out of
-    order) and evict what fell out of the longest window."""
-    i, slot = stream.index, stream.slot
-    namespace[f"flt_{i}"] = stream.filter
-    namespace[f"value_{i}"] = stream.value
-    namespace[f"new_{i}"] = partial(
-        Timeline.new,
-        stream.of == "amount",
-        stream.tracks_seen,
-        stream.weighs,
-        stream.tallies,
-        stream.ranks,
-    )
-    checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
-    if stream.filter.settled:
-        checks.insert(0, "not declined")
-    if not stream.age_only:
-        checks.append(f"t > base - {stream.retention_ms}")
-    code = [
-        f"# stream {i}: {stream.filter.types} by {stream.by}, of {stream.of}",
-        f"if {' and '.join(checks) or 'True'}:",
-        f"    horizon = base - {stream.retention_ms}",
-        _value_line(stream),
-        "    if value is not None:" if stream.value else "    if True:",
-    ]
-    if stream.weighs:
-        code.append("        weight = 1 if source.amount is None else source.amount")
-    weight = ", weight" if stream.weighs else ""
-    code.append("        if key is None:")
-    if stream.by == "user":
-        code += [
-            "            if source.phone is not None:",
-            f"                link({stream.kind}, {slot}, {n_slots}, source.phone, t, value,"
-            f" horizon, new_{i}, {stream.age_only}{weight})",
-        ]
-    else:
-        code.append("            pass")
-    code += [
-        "        else:",
-        "            if record is None:",
-        f"                record = records[key] = [None] * {n_slots}",
-        f"            tl = record[{slot}]",
-        "            if tl is None:",
-        f"                tl = record[{slot}] = new_{i}()",
-    ]
-    if stream.age_only:  # `age` reads only the first-seen time: keep no entries
-        code += [
-            "            first = tl.first_ts",
-            "            if first is None or t < first:",
-            "                tl.first_ts = t",
-        ]
-    else:
-        code += [
-            "            times = tl.ts",
-            "            if times and t < times[-1]:",
-            f"                tl.add(t, value, horizon{weight})  # out of order: in the middle",
-            "            else:",
-            "                if not times:",
-            "                    first = tl.first_ts",
-            "                    if first is None or t < first:",
-            "                        tl.first_ts = t",
-            "                times.append(t)",
-            "                tl.values.append(value)",
-        ]
-        if stream.of == "amount":
-            code += [
-                "                totals = tl.totals",
-                "                totals.append((totals[-1] if totals else tl.running) + value)",
-            ]
-        if stream.tracks_seen:
-            code.append("                tl.seen[value] = t")
-        code += _behaviour_filing_lines(stream)
-        code += [
-            "                if times[0] <= horizon:",
-            "                    tl.evict_through(horizon)",
-        ]
-    return ["    " + line for line in code]
-
-
-def _value_line(stream: Stream) -> str:
-    """The entry's value: its field, or for `hour_share` the local hour it is filed at
-    (the feedback's own time for a `referenced` stream, like every entry's time)."""
-    if stream.of == HOUR:
-        return f"    value = (t // {HOUR_MS} + utc_offset) % 24"
-    return f"    value = value_{stream.index}(source)" if stream.value else "    value = None"
-
-
-def _behaviour_filing_lines(stream: Stream) -> list[str]:
-    """Appending in time order: keep the entry's weight, its value's tally and the sorted
-    values for the streams that keep them (see `Timeline`)."""
-    pad = " " * 16
-    code: list[str] = []
-    if stream.weighs:
-        code.append(pad + "tl.weights.append(weight)")
-    if stream.tallies:
-        added = "weight" if stream.weighs else "1"
-        code += [pad + "tally = tl.tally", pad + f"tally[value] = tally.get(value, 0) + {added}"]
-    if stream.ranks:
-        code.append(pad + "insort(tl.ranked, value)")
-    return code
-
-
-def _guarded(block: list[str], members: list[Stream]) -> list[str]:
-    """A kind's filing code, behind its filters when every stream of it has a condition:
-    `merchant_api by merchant+net` then parses no address for a payment that is no API
-    debit (the filter is asked again inside, only for the events that pass)."""
-    if not all(s.conditional and not s.filter.settled for s in members):
-        return block
-    either = " or ".join(f"flt_{s.index}.matches(source)" for s in members)
-    return [f"    if {either}:", *("    " + line for line in block)]
 
 
 def _key_of(by: str) -> Extractor:
@@ -307,94 +198,6 @@ def _key_of(by: str) -> Extractor:
         return None if any(v is None for v in values) else "|".join(values)
 
     return tuple_key
-
-
-def _reading_lines(stream: Stream, features: list[Feature], namespace: dict[str, Any]) -> list[str]:
-    """The code reading one stream's features from its timeline `tl` (not None) as of t.
-
-    Each aggregate is a couple of bisects over the sorted times. Events mostly arrive in
-    time order, so the upper bound is usually the whole timeline and its bisect is skipped
-    (`t >= ts[-1]`); and the longest window of a stream, whose older entries are evicted,
-    usually starts before the first entry (`ts[0]`), so its lower bisect is skipped too.
-    Each bisect step reads an int object elsewhere in memory, and those cache misses are
-    most of a read's cost. With nothing filed the template's values stand, except is_new."""
-    namespace[f"value_{stream.index}"] = stream.value
-    ages = [f for f in features if f.how == "age"]
-    timed = [f for f in features if f.how != "age"]
-    code = (
-        [
-            "first = tl.first_ts",
-            *(
-                f"out[{f.name!r}] = 0 if first is None or first > t else (t - first) // {MINUTE_MS}"
-                for f in ages
-            ),
-        ]
-        if ages
-        else []
-    )
-    if not timed:
-        return code
-    code += [
-        "ts = tl.ts",
-        "if ts:",
-        "    n = len(ts)",
-        "    hi = n if t >= ts[-1] else bisect_right(ts, t)",
-    ]
-    for f in timed:
-        code += ["    " + line for line in _aggregate_lines(f, stream.index)]
-    new_ones = [f for f in timed if f.how == "is_new"]
-    if new_ones:
-        code.append("else:")
-        code += [f"    out[{f.name!r}] = value_{stream.index}(event) is not None" for f in new_ones]
-    return code
-
-
-def _aggregate_lines(f: Feature, stream: int) -> list[str]:
-    """One feature of a non-empty timeline; `n`, `hi` (entries at or before t) are set."""
-    w, name = f.window_ms, repr(f.name)
-    lo = f"bisect_right(ts, t - {w}, 0, hi)"
-    lo = f"0 if ts[0] > t - {w} else {lo}" if f.longest else lo
-    if f.how == "count":
-        return [f"out[{name}] = hi - ({lo})"]
-    if f.how == "sum":
-        return [
-            f"lo = {lo}",
-            "totals = tl.totals",
-            "if totals is not None and hi > lo:",
-            f"    out[{name}] = totals[hi - 1] - (totals[lo - 1] if lo else tl.running)",
-        ]
-    window = "(tl.values if lo == 0 and hi == n else tl.values[lo:hi])"
-    if f.how == "distinct":
-        return [f"lo = {lo}", f"out[{name}] = len(set{window})"]
-    if f.how == "is_new":
-        return [
-            f"current = value_{stream}(event)",
-            "if current is None:",
-            f"    out[{name}] = False",
-            "elif t >= ts[-1] and tl.seen is not None:  # every entry is at or before t",
-            "    last = tl.seen.get(current)",
-            f"    out[{name}] = last is None or last <= t - {w}",
-            "else:",
-            f"    lo = {lo}",
-            f"    out[{name}] = current not in {window}",
-        ]
-    if f.how in ("quantile", "hour_share", "top_share"):
-        return _behaviour_lines(f, lo)
-    unit = MINUTE_MS if f.how == "minutes_since" else 1_000
-    return [f"if hi and ts[hi - 1] > t - {w}:", f"    out[{name}] = (t - ts[hi - 1]) // {unit}"]
-
-
-def _behaviour_lines(f: Feature, lo: str) -> list[str]:
-    """A quantile, hour share or top share of a non-empty window (0 if it is empty)."""
-    name = repr(f.name)
-    if f.how == "quantile":
-        num, den = f.rank
-        read = f"tl.quantile(lo, hi, {num}, {den})"
-    elif f.how == "hour_share":
-        read = "tl.hour_share(lo, hi, hour)"
-    else:
-        read = "tl.top_share(lo, hi)"
-    return [f"lo = {lo}", "if hi > lo:", f"    out[{name}] = {read}"]
 
 
 class FeatureState:
@@ -424,6 +227,8 @@ class FeatureState:
         self._phone_users: dict[str, list[str]] = {}
         self._filers: dict[str, tuple[Filer, Filer, Filer | None]] = {}
         self._index_streams()
+        self.clearings = Clearings(self)
+        """Entities an analyst's `not_fraud` label cleared of earlier reports."""
 
     def _build(self, catalog: Catalog) -> None:
         stream_ids: dict[tuple[str, str, str | None], int] = {}
@@ -521,48 +326,41 @@ class FeatureState:
     def _slots(self, kind: int) -> int:
         return len(self.kinds[kind].streams)
 
+    def filers(self, event_type: str) -> tuple[Filer, Filer, Filer | None]:
+        """The generated update code of one event type: its own streams (and the watched
+        history), its `referenced` streams, its payee's (None when it has none)."""
+        return self._filers.get(event_type) or self._filers_for(event_type)
+
     def _filers_for(self, event_type: str) -> tuple[Filer, Filer, Filer | None]:
         """The update code for one event type: its own streams, its `referenced` ones and
         those filing it under its payee (None when there are none: no view is built)."""
         payee_streams = [*self._by_payee_type.get(event_type, ()), *self._any_payee]
+        own = [*self._by_type.get(event_type, ()), *self._any]
         filers = self._filers[event_type] = (
-            self._filer([*self._by_type.get(event_type, ()), *self._any]),
-            self._filer(self._by_ref_type.get(event_type, ())),
-            self._filer(payee_streams) if payee_streams else None,
+            self._filer(own, f"update {event_type}", observed_type=event_type),
+            self._filer(self._by_ref_type.get(event_type, ()), f"update {event_type} referenced"),
+            self._filer(payee_streams, f"update {event_type} payee") if payee_streams else None,
         )
         return filers
 
-    def _filer(self, streams: Iterable[Stream]) -> Filer:
+    def _filer(
+        self, streams: Iterable[Stream], label: str, observed_type: str | None = None
+    ) -> Filer:
         """Straight-line Python filing an event into `streams`, compiled once per event
-        type: every stream's constants, slot and shape (sums, `seen`, age only) are baked
-        in, and each entity is looked up once. It runs for every event, and as a loop over
-        tuples describing the streams it cost about twice as much."""
-        by_kind: dict[int, list[Stream]] = {}
-        for stream in streams:
-            by_kind.setdefault(stream.kind, []).append(stream)
-        namespace: dict[str, Any] = {"insort": insort, "utc_offset": self.utc_offset_hours}
-        lines = ["def file(entities, link, source, t, base, declined):"]
-        for kind, members in by_kind.items():
-            namespace[f"key_{kind}"] = self.kinds[kind].key
-            block = [
-                f"    records = entities[{kind}]",
-                f"    key = key_{kind}(source)",
-                "    record = records.get(key) if key is not None else None",
-            ]
-            for stream in members:
-                block += _filing_lines(stream, self._slots(kind), namespace)
-            lines += _guarded(block, members)
-        if len(lines) == 1:
-            lines.append("    pass")
-        exec(compile("\n".join(lines), "<payguard update>", "exec"), namespace)
-        filer: Filer = namespace["file"]
+        type (`compiled.filer_source`): every stream's constants, slot and shape are baked
+        in, each entity is looked up once and each event value read once. With
+        `observed_type`, it also does the watched-history bookkeeping of the event."""
+        namespace: dict[str, Any] = {}
+        source = filer_source(self, streams, namespace, observed_type)
+        filer: Filer = compile_function(source, label, "file", namespace)
         return filer
 
     # -- queries -------------------------------------------------------------------------
 
-    def plan(self, names: Iterable[str]) -> QueryPlan:
+    def plan(self, names: Iterable[str], label: str = "") -> QueryPlan:
         """Group the wanted features by entity kind, then by stream, so each entity is
-        looked up once. The template keeps the order features had when grouped by stream."""
+        looked up once. The template keeps the order features had when grouped by stream.
+        `label` names the generated code (`<payguard snapshot LABEL #N>` in tracebacks)."""
         wanted = sorted(set(names))
         by_stream: dict[int, list[Feature]] = {}
         for name in wanted:
@@ -573,117 +371,33 @@ class FeatureState:
         by_kind: dict[int, dict[int, list[Feature]]] = {}
         for idx, features in by_stream.items():
             by_kind.setdefault(self.streams[idx].kind, {})[idx] = features
+        cleared = self.clearings.grouped(self, (self.layout[n] for n in wanted))
         return QueryPlan(
-            names=tuple(wanted), template=template, read=self._reading(by_kind, watched)
+            names=tuple(wanted),
+            template=template,
+            read=self._reading(by_kind, watched, label),
+            cleared=cleared,
         )
 
     def _reading(
-        self, by_kind: dict[int, dict[int, list[Feature]]], watched: list[Feature]
+        self, by_kind: dict[int, dict[int, list[Feature]]], watched: list[Feature], label: str
     ) -> Reading:
-        """Straight-line Python reading a plan's features: one entity lookup per kind, then
-        each stream's features with their windows baked in. A snapshot runs for every event,
-        and as loops calling a closure per feature it cost about a third more."""
-        namespace: dict[str, Any] = {"bisect_right": bisect_right}
-        lines = ["def read(entities, event, out):", "    t = event.ts"]
-        wanted = (f for streams in by_kind.values() for fs in streams.values() for f in fs)
-        if any(f.how == "hour_share" for f in wanted):  # this event's local hour, once
-            lines.append(f"    hour = (t // {HOUR_MS} + {self.utc_offset_hours}) % 24")
-        for kind, streams in by_kind.items():
-            namespace[f"key_{kind}"] = self.kinds[kind].key
-            lines += ["    " + line for line in self._kind_lines(kind, streams, namespace)]
-            lines += ["    " + line for line in self._watch_lines(kind, streams, namespace)]
-        lines += ["    " + line for line in self._watched_lines(watched, namespace)]
-        exec(compile("\n".join(lines), "<payguard snapshot>", "exec"), namespace)
-        reading: Reading = namespace["read"]
+        """Straight-line Python reading a plan's features (`compiled.reading_source`):
+        one entity lookup per kind, then each stream's features with their windows baked
+        in. A snapshot runs for every event, and as loops calling a closure per feature it
+        cost about a third more."""
+        namespace: dict[str, Any] = {}
+        source = reading_source(self, by_kind, watched, namespace)
+        name = f"snapshot {label}".rstrip()
+        reading: Reading = compile_function(source, name, "read", namespace)
         return reading
-
-    def _kind_lines(
-        self, kind: int, streams: dict[int, list[Feature]], namespace: dict[str, Any]
-    ) -> list[str]:
-        """Look the event's entity of one kind up, then read each wanted stream's slot.
-        Without a record (or a timeline) only `is_new` differs from the template."""
-        new_ones = [(idx, f) for idx, fs in streams.items() for f in fs if f.how == "is_new"]
-        for idx, _ in new_ones:
-            namespace[f"value_{idx}"] = self.streams[idx].value
-        code = [
-            f"key = key_{kind}(event)",
-            f"record = entities[{kind}].get(key) if key is not None else None",
-            "if record is None:",
-            *(
-                f"    out[{f.name!r}] = key is not None and value_{idx}(event) is not None"
-                for idx, f in new_ones
-            ),
-            "    pass",
-            "else:",
-        ]
-        for idx, features in streams.items():
-            code += [
-                f"    tl = record[{self.streams[idx].slot}]",
-                "    if tl is None:",
-                *(
-                    f"        out[{f.name!r}] = value_{idx}(event) is not None"
-                    for f in features
-                    if f.how == "is_new"
-                ),
-                "        pass",
-                "    else:",
-                *(
-                    "        " + line
-                    for line in _reading_lines(self.streams[idx], features, namespace)
-                ),
-            ]
-        return code
-
-    def _watch_lines(
-        self, kind: int, streams: dict[int, list[Feature]], namespace: dict[str, Any]
-    ) -> list[str]:
-        """After a kind's features are read: `is_new` that payguard has not watched the
-        entity long enough to know reads false, and such an `age` at least the learning
-        period (features.watch). `record` is the entity's record or None."""
-        by = self.kinds[kind].by
-        component = by.split("+")[0]
-        watched = [
-            (idx, f) for idx, fs in streams.items() for f in fs if f.how in ("is_new", "age")
-        ]
-        if not watched:
-            return []
-        namespace["watch"] = self.watch
-        namespace[f"component_{kind}"] = ENTITY_EXTRACTORS[component]
-        ci, pair = self.watch.index(component), "+" in by
-        code = [f"c = component_{kind}(event)"]
-        for idx, f in watched:
-            name, slot = repr(f.name), self.streams[idx].slot
-            if f.how == "is_new":
-                code += [
-                    f"if out[{name}] and not watch.knows_new({ci}, c, t, {f.window_ms}):",
-                    f"    out[{name}] = False",
-                ]
-            else:
-                code += [
-                    f"tl = record[{slot}] if record is not None else None",
-                    "first = None if tl is None else tl.first_ts",
-                    f"out[{name}] = watch.age({ci}, c, {pair}, first, t)",
-                ]
-        return code
-
-    def _watched_lines(self, watched: list[Feature], namespace: dict[str, Any]) -> list[str]:
-        """`watched_minutes_by_<kind>`: minutes since payguard first saw the entity."""
-        namespace["watch"] = self.watch
-        code = []
-        for f in watched:
-            kind = self._by_of(f)
-            if kind == WATCH_ALL:
-                code.append(f"out[{f.name!r}] = watch.watching_minutes(t)")
-                continue
-            namespace[f"entity_{kind}"] = ENTITY_EXTRACTORS[kind]
-            ci = self.watch.index(kind)
-            code.append(f"out[{f.name!r}] = watch.watched_minutes({ci}, entity_{kind}(event), t)")
-        return code
 
     def snapshot(self, event: Event, plan: QueryPlan) -> dict[str, Any]:
         """Feature values as of `event.ts`, from events that arrived before this one."""
         out = plan.template.copy()
         plan.read(self.entities, event, out)
+        if self.clearings.active and plan.cleared:
+            self.clearings.relax(self, event, plan.cleared, out)
         return out
 
     # -- updates -------------------------------------------------------------------------
@@ -698,10 +412,11 @@ class FeatureState:
         if t < base:
             self.late_events += 1
         filers = self._filers.get(event.type) or self._filers_for(event.type)
-        filers[0](self.entities, self._file_linked, event, t, base, declined)
-        self.watch.observe(event)
+        filers[0](self.entities, self._file_linked, event, t, base, declined)  # and watch
         if referenced is not None and is_fraud_verdict(event):  # not a `not_fraud` label
             filers[1](self.entities, self._file_linked, referenced, t, base, False)
+        elif referenced is not None and self.clearings.kinds and clears(event):
+            self.clearings.file(self, referenced, t)
         if filers[2] is not None and (view := received(event)) is not None:
             filers[2](self.entities, self._file_linked, view, t, base, declined)
         if event.phone is not None and event.user_id is not None:
@@ -806,6 +521,7 @@ class FeatureState:
         items.append(("watermark", self.watermark, self.late_events, self.updates))
         watch = self.watch
         items.append(("watch", watch.start, watch.since, sorted(watch.registered.items())))
+        items.append(("clearings", self.clearings.export()))
         return items
 
     # -- persistence ---------------------------------------------------------------------
@@ -821,6 +537,7 @@ class FeatureState:
             "late_events": self.late_events,
             "updates": self.updates,
             "watch": self.watch.export(),
+            "clearings": self.clearings.export(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -835,6 +552,7 @@ class FeatureState:
         if "watch" not in state:
             raise ValueError("snapshot was taken before watched history was kept")
         self.watch.restore(state["watch"])
+        self.clearings.restore(state.get("clearings") or [{} for _ in self.kinds])
         self._track_seen(entities)
         self.entities = entities
         self._phone_users = state["phone_users"]

@@ -8,6 +8,7 @@ from payguard.holds.book import (
     HoldState,
     MemoryHoldBook,
     SQLiteHoldBook,
+    expire_due,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "HoldState",
     "MemoryHoldBook",
     "SQLiteHoldBook",
+    "expire_due",
 ]

@@ -12,8 +12,9 @@ default, a table in the event log's database, written in the event log's transac
 a restart keeps every hold and its state.
 """
 
+import heapq
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -96,6 +97,16 @@ class HoldBook(Protocol):
         """Revoke every hold of an account placed before and still held at `at_ms`."""
         ...
 
+    def due(self, now_ms: int, limit: int) -> list[Hold]:
+        """Holds stored as `held` whose release time is at or before `now_ms`, earliest
+        first: what `expire` should mark (they already read as released)."""
+        ...
+
+    def expire(self, hold_id: str, now_ms: int) -> Hold | None:
+        """Store a due hold as released by expiry (at its `release_ts`) and return it;
+        None when it is not stored as held or not due (expired before, or resolved)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -118,17 +129,90 @@ def resolved(
     return msgspec.structs.replace(hold, state=state, resolved_ts=at_ms, resolved_by=by, note=note)
 
 
+def expire_due(
+    book: HoldBook,
+    now_ms: int,
+    announce: Callable[[Hold], None],
+    recorded: Callable[[Hold], None],
+    limit: int = 1000,
+) -> list[Hold]:
+    """Record the holds whose release time has passed as released by expiry, each once.
+
+    `announce(hold)` runs first, with the hold as it will be stored: it must write what
+    tells others (webhooks) idempotently, so that a crash before the hold is stored is
+    repaired by the next run, which finds the hold still due and announces it again under
+    the same delivery ids. `recorded(hold)` runs after the hold is stored, once per hold
+    this run expired. Returns those holds."""
+    done = []
+    for hold in book.due(now_ms, limit):
+        released = hold.as_of(now_ms)
+        announce(released)
+        if book.expire(hold.hold_id, now_ms) is not None:
+            recorded(released)
+            done.append(released)
+    return done
+
+
+def expired(hold: Hold | None, now_ms: int) -> Hold | None:
+    """`hold` released by expiry if it is stored as held and due at `now_ms`, else None."""
+    if hold is None or hold.state != "held" or now_ms < hold.release_ts:
+        return None
+    return hold.as_of(now_ms)
+
+
+class DueIndex:
+    """Release times of the holds that may still be held, earliest first (a heap), so
+    finding the due ones costs only them. Built from the book's holds on first use;
+    entries of holds resolved since are dropped as they come up."""
+
+    def __init__(self, load: Callable[[], Iterable[Hold]]) -> None:
+        self._load = load
+        self._heap: list[tuple[int, str]] | None = None
+
+    def add(self, hold: Hold) -> None:
+        if self._heap is not None and hold.state == "held":
+            heapq.heappush(self._heap, (hold.release_ts, hold.hold_id))
+
+    def due(self, now_ms: int, limit: int, get: Callable[[str], Hold | None]) -> list[Hold]:
+        """The held holds due at `now_ms` (at most `limit`), read through `get`; they stay
+        in the index until a later call finds them resolved."""
+        if self._heap is None:
+            self._heap = [(h.release_ts, h.hold_id) for h in self._load() if h.state == "held"]
+            heapq.heapify(self._heap)
+        heap = self._heap
+        found: list[Hold] = []
+        while heap and heap[0][0] <= now_ms and len(found) < limit:
+            _, hold_id = heapq.heappop(heap)
+            hold = get(hold_id)
+            if hold is not None and hold.state == "held":
+                found.append(hold)
+        for hold in found:  # kept until expired: a failed expiry is tried again
+            heapq.heappush(heap, (hold.release_ts, hold.hold_id))
+        return found
+
+
 class MemoryHoldBook:
     def __init__(self) -> None:
         self._holds: dict[str, Hold] = {}
         self._by_user: dict[str, list[str]] = {}
+        self._due = DueIndex(lambda: list(self._holds.values()))
 
     def place(self, hold: Hold) -> None:
         if hold.hold_id in self._holds:
             return
         self._holds[hold.hold_id] = hold
+        self._due.add(hold)
         if hold.user_id is not None:
             self._by_user.setdefault(hold.user_id, []).append(hold.hold_id)
+
+    def due(self, now_ms: int, limit: int) -> list[Hold]:
+        return self._due.due(now_ms, limit, self._holds.get)
+
+    def expire(self, hold_id: str, now_ms: int) -> Hold | None:
+        done = expired(self._holds.get(hold_id), now_ms)
+        if done is not None:
+            self._holds[hold_id] = done
+        return done
 
     def get(self, hold_id: str) -> Hold | None:
         return self._holds.get(hold_id)
@@ -202,6 +286,23 @@ class SQLiteHoldBook:
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(Hold).decode
         self._queued: dict[str, Hold] = {}
+        self._due = DueIndex(self._all)
+
+    def _all(self) -> Iterator[Hold]:
+        """Every hold, stored and queued (to build the due index once)."""
+        for (body,) in self._db.execute("SELECT body FROM holds"):
+            yield self._decode(body)
+        yield from list(self._queued.values())
+
+    def due(self, now_ms: int, limit: int) -> list[Hold]:
+        return self._due.due(now_ms, limit, self.get)
+
+    def expire(self, hold_id: str, now_ms: int) -> Hold | None:
+        """Store a due hold as released by expiry; committed at once, as `resolve` is."""
+        done = expired(self.get(hold_id), now_ms)
+        if done is not None:
+            self._store(done)
+        return done
 
     @classmethod
     def in_event_log(cls, recorder: "SQLiteRecorder") -> "SQLiteHoldBook":
@@ -228,6 +329,7 @@ class SQLiteHoldBook:
     def place(self, hold: Hold) -> None:
         if hold.hold_id not in self._queued:
             self._queued[hold.hold_id] = hold
+            self._due.add(hold)
 
     def _rows(self) -> list[tuple[str, str | None, int, bytes]]:
         return [(h.hold_id, h.user_id, h.placed_ts, self._encode(h)) for h in self._queued.values()]

@@ -7,6 +7,8 @@ The engine calls `check` before it records an outcome event (a refusal records n
 hits of every decision of an account that has a clearance.
 """
 
+from collections.abc import Callable
+
 from payguard.decision import Decision
 from payguard.events import LABEL_TYPES, OUTCOME_TYPES, Event
 from payguard.holds import HoldBook
@@ -19,6 +21,9 @@ from payguard.store import Recorder
 
 FILED_TYPES: frozenset[str] = OUTCOME_TYPES | LABEL_TYPES
 """Events filed in the book: the outcomes, and fraud reports and chargebacks as labels."""
+HISTORY_RULESET = "warm-up"
+"""The `ruleset` of the decision recorded for a history event (`engine.WARM_UP`): an
+allow that payguard did not decide."""
 
 
 class Outcomes:
@@ -27,6 +32,10 @@ class Outcomes:
     def __init__(self, book: OutcomeBook, recorder: Recorder) -> None:
         self.book = book
         self._recorder = recorder
+        self._deciding_history = False
+        """True while `decide` runs for an outcome about history: the rules' challenges
+        then stand even where a clearance would drop them, so a second strong step-up
+        passed for the same cause extends its clearance (as it does live)."""
 
     def check(self, event: Event) -> None:
         """Raise OutcomeError (naming the field) unless the `challenge_result` or `label`
@@ -45,16 +54,31 @@ class Outcomes:
             exc.event_id = event.event_id
             raise
 
-    def file(self, seq: int, event: Event, config: OutcomesConfig) -> None:
+    def file(
+        self,
+        seq: int,
+        event: Event,
+        config: OutcomesConfig,
+        referenced: Event | None = None,
+        decide: Callable[[Event], Decision] | None = None,
+    ) -> None:
         """File a recorded outcome or label against its decision (nothing if that decision
-        is unknown, as for a report about an event payguard never saw). Idempotent."""
+        is unknown, as for a report about an event payguard never saw). Idempotent.
+
+        History (`payguard warm-up`) records no decisions, and a load's own events are not
+        readable from the log until it commits: there `referenced` is the event pointed
+        at, and a challenge result is filed against what `decide` (the engine's rules,
+        reading the state as loaded so far) makes of it, so that a strong step-up passed
+        before go-live clears the rules that would challenge that event now."""
         ref = event.ref_event_id
         if ref is None or self.book.is_filed(event.event_id):
             return
         stored = self._recorder.lookup(ref)
-        if stored is None:
-            return
-        decision = stored.decision
+        decision = stored.decision if stored is not None else None
+        if decision is None or decision.ruleset == HISTORY_RULESET:
+            decision = self._past_decision(event, decision, referenced, decide)
+            if decision is None:
+                return
         current = self.book.state(ref) or lifecycle.initial_state(decision.action)
         record = lifecycle.record(event, current, decision.action)
         cleared = (
@@ -64,12 +88,43 @@ class Outcomes:
         )
         self.book.file(ref, seq, record, current, cleared)
 
+    def _past_decision(
+        self,
+        event: Event,
+        recorded: Decision | None,
+        referenced: Event | None,
+        decide: Callable[[Event], Decision] | None,
+    ) -> Decision | None:
+        """What an outcome about history is filed against: for a challenge result, the
+        decision the rules make of the referenced event now; else the recorded allow."""
+        if referenced is None and recorded is None:
+            return None
+        if event.type == "challenge_result" and referenced is not None and decide is not None:
+            self._deciding_history = True
+            try:
+                return decide(referenced)
+            finally:
+                self._deciding_history = False
+        if recorded is not None:
+            return recorded
+        return Decision(
+            event_id=event.ref_event_id or "",
+            action="allow",
+            score=0,
+            reasons=[],
+            ruleset=HISTORY_RULESET,
+            model=None,
+            latency_us=0,
+        )
+
     def uncleared(self, event: Event, hits: list[RuleHit]) -> list[RuleHit]:
         """The hits without the live challenges a strong step-up cleared for this account
         and device: the same rule does not ask the same customer again for the same cause
         until the clearance ends. Reviews and blocks are never cleared."""
         user, device = event.user_id, event.device_id
         if user is None or device is None or not self.book.clears_any(user):
+            return hits
+        if self._deciding_history:
             return hits
         cleared = self.book.cleared
         return [

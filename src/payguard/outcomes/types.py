@@ -24,8 +24,8 @@ LIFECYCLE_STATES: tuple[LifecycleState, ...] = get_args(LifecycleState)
 OutcomeListener: TypeAlias = Callable[[str, str, str], None]
 """`on_outcome(decision_event_id, old_state, new_state)`: called once per lifecycle change
 (a challenge result, a label, a hold revoked or released through the API or by an owner's
-report; not a hold released by expiry, which no event marks), after the change is durable,
-never while recovery re-files old outcomes."""
+report, or by expiry once the server notices it: `Engine.expire_holds`), after the change
+is durable, never while recovery re-files old outcomes."""
 
 
 class OutcomeRecord(msgspec.Struct, frozen=True, omit_defaults=True):

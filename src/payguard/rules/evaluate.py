@@ -84,6 +84,7 @@ def rule_runner(
     event_vars: Mapping[str, Callable[[Event], Any]],
     params: Mapping[str, Any],
     budget_us: int = DEFAULT_BUDGET_US,
+    label: str = "",
 ) -> tuple[RuleRunner, int]:
     """`evaluate` for one event type as a Python function of (features, event): rules
     translated to Python where that is exact (`rules.native`), CEL for the others and
@@ -109,7 +110,7 @@ def rule_runner(
 
     fallback: Fallback = in_cel
     hits = tuple(_record(compiled, "hit", None) for compiled in rules)
-    return compile_rules(rules, hits, types, features, event_vars, params, fallback)
+    return compile_rules(rules, hits, types, features, event_vars, params, fallback, label)
 
 
 def failed(compiled: CompiledRule, error: str) -> RuleHit:

@@ -14,6 +14,7 @@ from typing import Any
 
 from payguard.cel.translate import RUNTIME, Untranslatable, translate
 from payguard.events import Event
+from payguard.generated import comment, compile_function
 from payguard.rules.types import CompiledRule, RuleHit
 
 RuleRunner = Callable[[dict[str, Any], Event], list[RuleHit]]
@@ -32,12 +33,15 @@ def compile_rules(
     event_vars: Mapping[str, Callable[[Event], Any]],
     params: Mapping[str, Any],
     fallback: Fallback,
+    label: str = "",
 ) -> tuple[RuleRunner, int]:
     """One Python function evaluating `rules` in order; returns it and how many rules
     were translated (the rest call `fallback`, i.e. CEL, every time).
 
     `hits[i]` is the record appended when rule i holds. Features are read from the
-    snapshot dict, event variables through their functions (once each), params inlined."""
+    snapshot dict, event variables through their functions (once each), params inlined.
+    Each rule is preceded by a comment with its id and CEL text; `label` names the code
+    (`<payguard rules LABEL #N>` in tracebacks, `payguard.generated`)."""
     used: set[str] = set()
 
     def code_of(name: str) -> str:  # the precedence of `variables_for`: params, features, event
@@ -52,10 +56,11 @@ def compile_rules(
     translated = 0
     for i, compiled in enumerate(rules):
         call = f"spent = fallback({i}, f, e, hits, spent)"
+        body.append("    " + comment(f"rule {compiled.rule.id}: {compiled.condition}"))
         try:
             condition = translate(compiled.condition, types, code_of)
         except (Untranslatable, RecursionError):  # too deep for Python: CEL runs it
-            body.append(f"    {call}")
+            body += ["    # (runs in CEL: no exact Python translation)", f"    {call}"]
             continue
         translated += 1
         body += [
@@ -74,6 +79,7 @@ def compile_rules(
         "fallback": fallback,
         **{f"hit_{i}": hit for i, hit in enumerate(hits)},
     }
-    exec(compile(source, "<payguard rules>", "exec"), namespace)
-    runner: RuleRunner = namespace["run"]
+    runner: RuleRunner = compile_function(
+        source + "\n", f"rules {label}".rstrip(), "run", namespace
+    )
     return runner, translated

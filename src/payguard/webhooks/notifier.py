@@ -98,7 +98,7 @@ class WebhookNotifier:
             self.decision_needs_attention(decision, event)
 
     def hold_resolved(self, hold: Hold) -> None:
-        """A hold was revoked or released (by its owner, staff or an owner's report)."""
+        """A hold was revoked or released (by its owner, staff, an owner's report or expiry)."""
         self.outcome_changed(
             hold.event_id, HOLD_PLACED_STATE, f"hold:{hold.state}", hold_detail(hold)
         )

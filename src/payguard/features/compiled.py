@@ -1,0 +1,525 @@
+"""The generated Python behind feature snapshots and updates, as source text.
+
+Both run for every event, so `FeatureState` compiles them to straight-line Python: the
+update per event type (`filer_source`), the snapshot per query plan (`reading_source`),
+with slots, windows and stream shapes as constants. Written as loops over tuples that
+describe the streams they cost about twice as much. What the generated code does once per
+event rather than once per stream or feature:
+
+- every event value it needs (`user_id`, the card token, the source network, …) is read
+  into a local `v_<name>` at the top (`VALUE_CODE`), and a pair key such as `user+device`
+  is one f-string of those locals: it used to be two lambdas and a closure per kind, built
+  again by each watch check;
+- the watched-history rules (features.watch) run inline from locals: the watch start is
+  read once, an entity's first-watched time at most once per kind, and `is_new` asks only
+  when it would otherwise read true;
+- `quantile` and `hour_share` over a whole timeline (the longest window asked at or after
+  the newest entry: the usual case) read `ranked` / `tally` directly, without a call.
+
+Each feature and stream gets a comment naming it, so `payguard explain-plan` prints code a
+person can follow; the sources are registered under a unique filename per plan
+(`payguard.generated`), so a traceback shows the line. The property test in
+tests/features/test_point_in_time.py holds the generated code to the brute-force twin.
+"""
+
+from bisect import bisect_right, insort
+from collections.abc import Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from payguard.features.spec import HOUR, VALUE_CODE, WATCH_ALL, source_network
+from payguard.features.timeline import Timeline
+from payguard.features.watch import ACCOUNT, CONTEXT_TYPES
+from payguard.generated import comment
+from payguard.types import HOUR_MS, MINUTE_MS
+
+if TYPE_CHECKING:
+    from payguard.features.state import Feature, FeatureState, Stream
+
+
+def value_lines(names: Iterable[str], var: str) -> list[str]:
+    """Read each named event value of `var` once into the local `v_<name>`."""
+    return [f"v_{name} = {VALUE_CODE[name].format(e=var)}" for name in names]
+
+
+def key_expr(by: str) -> str:
+    """The entity key of kind `by` from the value locals: one value, or the parts joined
+    by `|` (None when any part is absent), as `state._key_of` builds it."""
+    parts = by.split("+")
+    if len(parts) == 1:
+        return f"v_{parts[0]}"
+    absent = " or ".join(f"v_{part} is None" for part in parts)
+    joined = "|".join(f"{{v_{part}}}" for part in parts)
+    return f'None if {absent} else f"{joined}"'
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+# -- updates -----------------------------------------------------------------------------
+
+
+def filer_source(
+    state: "FeatureState",
+    streams: Iterable["Stream"],
+    namespace: dict[str, Any],
+    observed_type: str | None = None,
+) -> str:
+    """The update code filing `source` into `streams`, each entity looked up once; with
+    `observed_type`, also the watched-history bookkeeping of an event of that type
+    (`WatchedHistory.observe`, inline: it ran for every event)."""
+    by_kind: dict[int, list[Stream]] = {}
+    for stream in streams:
+        by_kind.setdefault(stream.kind, []).append(stream)
+    namespace.update(
+        insort=insort, source_network=source_network, utc_offset=state.utc_offset_hours
+    )
+    guarded = {k: _all_conditional(m) for k, m in by_kind.items()}
+    needed = {k: _filing_values(state.kinds[k].by, m) for k, m in by_kind.items()}
+    watch = state.watch
+    top = _unique(
+        [n for k, names in needed.items() if not guarded[k] for n in names]
+        + (list(watch.kinds) if observed_type is not None else [])
+    )
+    lines = ["def file(entities, link, source, t, base, declined):"]
+    lines += ["    " + line for line in value_lines(top, "source")]
+    for kind, members in by_kind.items():
+        block = [
+            comment(f"entities by {state.kinds[kind].by}"),
+            f"records = entities[{kind}]",
+            f"key = {key_expr(state.kinds[kind].by)}",
+            "record = records.get(key) if key is not None else None",
+        ]
+        for stream in members:
+            block += _filing_lines(stream, state._slots(kind), namespace)
+        if guarded[kind]:
+            either = " or ".join(f"flt_{s.index}.matches(source)" for s in members)
+            inner = value_lines([n for n in needed[kind] if n not in top], "source")
+            block = [f"if {either}:", *("    " + line for line in inner + block)]
+        lines += ["    " + line for line in block]
+    if observed_type is not None:
+        namespace["watch"] = watch
+        lines += ["    " + line for line in _observe_lines(state, observed_type)]
+    if len(lines) == 1:
+        lines.append("    pass")
+    return "\n".join(lines) + "\n"
+
+
+def _all_conditional(members: list["Stream"]) -> bool:
+    """A kind's filing code goes behind its filters when every stream of it has a
+    condition: `merchant_api by merchant+net` then parses no address for a payment that is
+    no API debit (the filter is asked again inside, only for the events that pass)."""
+    return all(s.conditional and not s.filter.settled for s in members)
+
+
+def _filing_values(by: str, members: list["Stream"]) -> list[str]:
+    """The event values a kind's filing reads: its key's parts and its streams' values."""
+    values = [s.of for s in members if s.of is not None and s.of != HOUR]
+    return _unique([*by.split("+"), *values])
+
+
+def _filing_lines(stream: "Stream", n_slots: int, namespace: dict[str, Any]) -> list[str]:
+    """The code filing `source` into one stream: skip it if the filter rejects it, if it
+    is older than the stream's horizon (unless only its first-seen time is kept) or if it
+    lacks the value; a carrier signal without an account goes to the accounts linked to
+    its phone; otherwise append (`Timeline.add` when out of order) and evict what fell out
+    of the longest window."""
+    i, slot = stream.index, stream.slot
+    namespace[f"flt_{i}"] = stream.filter
+    namespace[f"new_{i}"] = partial(
+        Timeline.new,
+        stream.of == "amount",
+        stream.tracks_seen,
+        stream.weighs,
+        stream.tallies,
+        stream.ranks,
+    )
+    checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
+    if stream.filter.settled:
+        checks.insert(0, "not declined")
+    if not stream.age_only:
+        checks.append(f"t > base - {stream.retention_ms}")
+    types = ", ".join(stream.filter.types)
+    code = [
+        comment(f"stream {i}: [{types}] by {stream.by}, of {stream.of}"),
+        f"if {' and '.join(checks) or 'True'}:",
+        f"    horizon = base - {stream.retention_ms}",
+        _value_line(stream),
+        "    if value is not None:" if stream.of is not None else "    if True:",
+    ]
+    if stream.weighs:
+        code.append("        weight = 1 if source.amount is None else source.amount")
+    weight = ", weight" if stream.weighs else ""
+    code.append("        if key is None:")
+    if stream.by == "user":
+        code += [
+            "            if source.phone is not None:",
+            f"                link({stream.kind}, {slot}, {n_slots}, source.phone, t, value,"
+            f" horizon, new_{i}, {stream.age_only}{weight})",
+        ]
+    else:
+        code.append("            pass")
+    code += [
+        "        else:",
+        "            if record is None:",
+        f"                record = records[key] = [None] * {n_slots}",
+        f"            tl = record[{slot}]",
+        "            if tl is None:",
+        f"                tl = record[{slot}] = new_{i}()",
+    ]
+    if stream.age_only:  # `age` reads only the first-seen time: keep no entries
+        code += [
+            "            first = tl.first_ts",
+            "            if first is None or t < first:",
+            "                tl.first_ts = t",
+        ]
+    else:
+        code += _append_lines(stream, weight)
+    return code
+
+
+def _append_lines(stream: "Stream", weight: str) -> list[str]:
+    code = [
+        "            times = tl.ts",
+        "            if times and t < times[-1]:",
+        f"                tl.add(t, value, horizon{weight})  # out of order: in the middle",
+        "            else:",
+        "                if not times:",
+        "                    first = tl.first_ts",
+        "                    if first is None or t < first:",
+        "                        tl.first_ts = t",
+        "                times.append(t)",
+        "                tl.values.append(value)",
+    ]
+    if stream.of == "amount":
+        code += [
+            "                totals = tl.totals",
+            "                totals.append((totals[-1] if totals else tl.running) + value)",
+        ]
+    if stream.tracks_seen:
+        code.append("                tl.seen[value] = t")
+    pad = " " * 16
+    if stream.weighs:
+        code.append(pad + "tl.weights.append(weight)")
+    if stream.tallies:
+        added = "weight" if stream.weighs else "1"
+        code += [pad + "tally = tl.tally", pad + f"tally[value] = tally.get(value, 0) + {added}"]
+    if stream.ranks:
+        code.append(pad + "insort(tl.ranked, value)")
+    code += [
+        "                if times[0] <= horizon:",
+        "                    tl.evict_through(horizon)",
+    ]
+    return code
+
+
+def _value_line(stream: "Stream") -> str:
+    """The entry's value: its field's local, or for `hour_share` the local hour it is
+    filed at (the feedback's own time for a `referenced` stream, like every entry's time)."""
+    if stream.of == HOUR:
+        return f"    value = (t // {HOUR_MS} + utc_offset) % 24"
+    return f"    value = v_{stream.of}" if stream.of is not None else "    value = None"
+
+
+def _observe_lines(state: "FeatureState", event_type: str) -> list[str]:
+    """`WatchedHistory.observe` for an event of `event_type`, from the value locals: the
+    watch starts with the first activity event; a `register` dates its account; from the
+    watch start on, each tracked entity keeps its earliest time."""
+    watch = state.watch
+    code = [comment("watched history (features.watch)"), "ws = watch.start"]
+    if event_type not in CONTEXT_TYPES:
+        code += ["if ws is None:", "    ws = watch.start = t"]
+    if event_type == "register":
+        code += [
+            "if v_user is not None:",
+            "    registered = watch.registered",
+            "    born = registered.get(v_user)",
+            "    if born is None or t > born:",
+            "        registered[v_user] = t",
+        ]
+    if not watch.kinds:
+        return code
+    code += ["if ws is not None and t >= ws:", "    since = watch.since"]
+    for index, kind in enumerate(watch.kinds):
+        code += [
+            f"    if v_{kind} is not None:",
+            f"        seen = since[{index}]",
+            f"        first = seen.get(v_{kind})",
+            "        if first is None or t < first:",
+            f"            seen[v_{kind}] = t",
+        ]
+    return code
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+
+def reading_source(
+    state: "FeatureState",
+    by_kind: dict[int, dict[int, list["Feature"]]],
+    watched: list["Feature"],
+    namespace: dict[str, Any],
+) -> str:
+    """The snapshot code of one plan: each wanted entity looked up once, then each wanted
+    stream's features with their windows baked in; then the watched-history checks."""
+    namespace.update(bisect_right=bisect_right, source_network=source_network, watch=state.watch)
+    features = [f for streams in by_kind.values() for fs in streams.values() for f in fs]
+    values: list[str] = []
+    for kind, streams in by_kind.items():
+        values += state.kinds[kind].by.split("+")
+        for idx, fs in streams.items():
+            of = state.streams[idx].of
+            if of is not None and any(f.how == "is_new" for f in fs):
+                values.append(of)
+    values += [_watched_by(f) for f in watched if _watched_by(f) != WATCH_ALL]
+    lines = ["def read(entities, event, out):", "    t = event.ts"]
+    lines += ["    " + line for line in value_lines(_unique(values), "event")]
+    if any(f.how == "hour_share" for f in features):  # this event's local hour, once
+        lines += [
+            f"    hour = (t // {HOUR_MS} + {state.utc_offset_hours}) % 24",
+            "    hour_up, hour_down = (hour + 1) % 24, (hour - 1) % 24",
+        ]
+    if watched or any(f.how in ("is_new", "age") for f in features):
+        lines += ["    ws = watch.start", "    since = watch.since"]
+        lines.append("    registered = watch.registered")
+    for kind, streams in by_kind.items():
+        lines += ["    " + line for line in _kind_lines(state, kind, streams)]
+        lines += ["    " + line for line in _watch_lines(state, kind, streams)]
+    lines += ["    " + line for line in _watched_lines(state, watched)]
+    if len(lines) == 2:
+        lines.append("    pass")
+    return "\n".join(lines) + "\n"
+
+
+def _kind_lines(state: "FeatureState", kind: int, streams: dict[int, list["Feature"]]) -> list[str]:
+    """Look the event's entity of one kind up, then read each wanted stream's slot.
+    Without a record (or a timeline) only `is_new` differs from the template; `age` is
+    read with the watched-history checks (`_watch_lines`)."""
+    new_ones = [(idx, f) for idx, fs in streams.items() for f in fs if f.how == "is_new"]
+    by = state.kinds[kind].by
+    code = [
+        comment(f"entity by {by}"),
+        f"key = {key_expr(by)}",
+        f"record = entities[{kind}].get(key) if key is not None else None",
+        "if record is None:",
+        *(
+            f"    out[{f.name!r}] = key is not None and v_{state.streams[idx].of} is not None"
+            for idx, f in new_ones
+        ),
+        "    pass",
+        "else:",
+    ]
+    for idx, features in streams.items():
+        timed = [f for f in features if f.how != "age"]
+        if not timed:
+            continue
+        stream = state.streams[idx]
+        code += [
+            f"    tl = record[{stream.slot}]  "
+            + comment(f"stream {idx}: [{', '.join(stream.filter.types)}] of {stream.of}"),
+            "    if tl is None:",
+            *(
+                f"        out[{f.name!r}] = v_{stream.of} is not None"
+                for f in timed
+                if f.how == "is_new"
+            ),
+            "        pass",
+            "    else:",
+            *("        " + line for line in _reading_lines(stream, timed)),
+        ]
+    code.append("    pass")
+    return code
+
+
+def _reading_lines(stream: "Stream", timed: list["Feature"]) -> list[str]:
+    """The code reading one stream's features (no `age`) from its timeline `tl` as of t.
+
+    Each aggregate is a couple of bisects over the sorted times. Events mostly arrive in
+    time order, so the upper bound is usually the whole timeline and its bisect is skipped
+    (`t >= ts[-1]`); and the longest window of a stream, whose older entries are evicted,
+    usually starts before the first entry (`ts[0]`), so its lower bisect is skipped too.
+    Each bisect step reads an int object elsewhere in memory, and those cache misses are
+    most of a read's cost. With nothing filed the template's values stand, except is_new.
+    `n` (the entries) is kept only for the aggregates that compare a window with it."""
+    counted = any(f.how not in ("count", "sum", "minutes_since", "seconds_since") for f in timed)
+    code = [
+        "ts = tl.ts",
+        "if ts:",
+        *(
+            ["    n = len(ts)", "    hi = n if t >= ts[-1] else bisect_right(ts, t)"]
+            if counted
+            else ["    hi = len(ts) if t >= ts[-1] else bisect_right(ts, t)"]
+        ),
+    ]
+    for f in timed:
+        code.append("    " + comment(f"feature {f.name}"))
+        code += ["    " + line for line in _aggregate_lines(f, stream)]
+    new_ones = [f for f in timed if f.how == "is_new"]
+    if new_ones:
+        code.append("else:")
+        code += [f"    out[{f.name!r}] = v_{stream.of} is not None" for f in new_ones]
+    return code
+
+
+def _aggregate_lines(f: "Feature", stream: "Stream") -> list[str]:
+    """One feature of a non-empty timeline; `n`, `hi` (entries at or before t) are set."""
+    w, name = f.window_ms, repr(f.name)
+    lo = f"bisect_right(ts, t - {w}, 0, hi)"
+    lo = f"0 if ts[0] > t - {w} else {lo}" if f.longest else lo
+    if f.how == "count":
+        return [f"out[{name}] = hi - ({lo})"]
+    if f.how == "sum":
+        return [
+            f"lo = {lo}",
+            "totals = tl.totals",
+            "if totals is not None and hi > lo:",
+            f"    out[{name}] = totals[hi - 1] - (totals[lo - 1] if lo else tl.running)",
+        ]
+    window = "(tl.values if lo == 0 and hi == n else tl.values[lo:hi])"
+    if f.how == "distinct":
+        return [f"lo = {lo}", f"out[{name}] = len(set{window})"]
+    if f.how == "is_new":
+        return [
+            f"current = v_{stream.of}",
+            "if current is None:",
+            f"    out[{name}] = False",
+            "elif t >= ts[-1] and tl.seen is not None:  # every entry is at or before t",
+            "    last = tl.seen.get(current)",
+            f"    out[{name}] = last is None or last <= t - {w}",
+            "else:",
+            f"    lo = {lo}",
+            f"    out[{name}] = current not in {window}",
+        ]
+    if f.how in ("quantile", "hour_share", "top_share"):
+        return _behaviour_lines(f, lo)
+    unit = MINUTE_MS if f.how == "minutes_since" else 1_000
+    return [f"if hi and ts[hi - 1] > t - {w}:", f"    out[{name}] = (t - ts[hi - 1]) // {unit}"]
+
+
+def _behaviour_lines(f: "Feature", lo: str) -> list[str]:
+    """A quantile, hour share or top share of a non-empty window (0 if it is empty); the
+    first two read `ranked` / `tally` inline when the window is every entry."""
+    name = repr(f.name)
+    code = [f"lo = {lo}", "if hi > lo:"]
+    if f.how == "quantile":
+        num, den = f.rank
+        return [
+            *code,
+            "    ranked = tl.ranked",
+            "    if ranked is not None and lo == 0 and hi == n:",
+            f"        out[{name}] = ranked[-(-{num} * n // {den}) - 1]",
+            "    else:",
+            f"        out[{name}] = tl.quantile(lo, hi, {num}, {den})",
+        ]
+    if f.how == "hour_share":
+        return [
+            *code,
+            "    tally = tl.tally",
+            "    if tally is not None and lo == 0 and hi == n:",
+            "        near = tally.get(hour, 0) + tally.get(hour_up, 0) + tally.get(hour_down, 0)",
+            f"        out[{name}] = near * 1000 // n",
+            "    else:",
+            f"        out[{name}] = tl.hour_share(lo, hi, hour)",
+        ]
+    return [*code, f"    out[{name}] = tl.top_share(lo, hi)"]
+
+
+def _watch_lines(
+    state: "FeatureState", kind: int, streams: dict[int, list["Feature"]]
+) -> list[str]:
+    """After a kind's features are read: `is_new` that payguard has not watched the
+    entity long enough to know reads false, and `age` is exact when known, else at least
+    the learning period (features.watch, whose `knows_new` and `age` this inlines).
+    `record` is the entity's record or None; `c` the key's first component."""
+    watched = [(idx, f) for idx, fs in streams.items() for f in fs if f.how in ("is_new", "age")]
+    if not watched:
+        return []
+    watch = state.watch
+    by = state.kinds[kind].by
+    component = by.split("+")[0]
+    ci, pair = watch.index(component), "+" in by
+    account = component == ACCOUNT
+    learning = watch.learning_ms
+    code = [comment(f"watched history of {component} (features.watch)"), f"c = v_{component}"]
+    for idx, f in watched:
+        if f.how == "age":
+            code += _age_lines(f, state.streams[idx].slot, ci, pair, account, learning)
+    new_ones = [f for _, f in watched if f.how == "is_new"]
+    if not new_ones:
+        return code
+    code += [
+        f"if {' or '.join(f'out[{f.name!r}]' for f in new_ones)}:",
+        "    if ws is None:",
+        *(f"        out[{f.name!r}] = False" for f in new_ones),
+        "    else:",
+        "        span = t - ws",
+        "        born = c is not None and registered.get(c, -1) >= ws"
+        if account
+        else "        born = False",
+        f"        first = since[{ci}].get(c) if c is not None else None",
+        "        watched = -1 if first is None else t - first",
+    ]
+    for f in new_ones:
+        window, least = f.window_ms, min(f.window_ms, learning)
+        code += [
+            f"        if out[{f.name!r}] and not"
+            f" (span >= {window} or born or (first is not None and watched >= {least})):",
+            f"            out[{f.name!r}] = False",
+        ]
+    return code
+
+
+def _age_lines(
+    f: "Feature", slot: int, ci: int, pair: bool, account: bool, learning: int
+) -> list[str]:
+    """`WatchedHistory.age`: minutes since the entity first appeared (0 if not yet),
+    exact when known, else at least the learning period."""
+    if account and not pair:
+        known = "c in registered"
+    elif account:
+        known = (
+            f"(registered.get(c, -1) >= ws or ((s := since[{ci}].get(c)) is not None"
+            f" and appeared - s >= {learning}))"
+        )
+    elif pair:
+        known = f"(s := since[{ci}].get(c)) is not None and appeared - s >= {learning}"
+    else:
+        known = f"appeared - ws >= {learning}"
+    name = repr(f.name)
+    return [
+        comment(f"feature {f.name}"),
+        f"tl = record[{slot}] if record is not None else None",
+        "first = None if tl is None else tl.first_ts",
+        "if first is None or first > t:",
+        "    observed, appeared = 0, t",
+        "else:",
+        f"    observed, appeared = (t - first) // {MINUTE_MS}, first",
+        f"if ws is not None and c is not None and {known}:",
+        f"    out[{name}] = observed",
+        "else:",
+        f"    out[{name}] = max(observed, {learning // MINUTE_MS})",
+    ]
+
+
+def _watched_by(f: "Feature") -> str:
+    return f.name.removeprefix("watched_minutes_by_")
+
+
+def _watched_lines(state: "FeatureState", watched: list["Feature"]) -> list[str]:
+    """`watched_minutes_by_<kind>`: minutes since payguard first saw the entity (since
+    the watch start for `by: all`), 0 when it has not."""
+    code = []
+    for f in watched:
+        kind = _watched_by(f)
+        name = repr(f.name)
+        code.append(comment(f"feature {f.name}"))
+        if kind == WATCH_ALL:
+            code.append(f"out[{name}] = 0 if ws is None or ws > t else (t - ws) // {MINUTE_MS}")
+            continue
+        ci = state.watch.index(kind)
+        code += [
+            f"first = since[{ci}].get(v_{kind}) if v_{kind} is not None else None",
+            f"out[{name}] = 0 if first is None or first > t else (t - first) // {MINUTE_MS}",
+        ]
+    return code
