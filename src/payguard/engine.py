@@ -38,6 +38,7 @@ import msgspec
 from payguard.chains import ChainMatcher, ChainPattern, ChainSpec
 from payguard.chains.matcher import Variables
 from payguard.config import Settings
+from payguard.decision import ChainEvidence, Decision, HoldTerms, Reason
 from payguard.events import (
     OUTCOME_TYPES,
     Event,
@@ -57,11 +58,12 @@ from payguard.holds import (
 )
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
-from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
-from payguard.rules import CompiledRule, RuleHit, Ruleset, event_variables, parse_ruleset
+from payguard.policy import PolicyResult, decide, stepup
+from payguard.rules import CompiledRule, RuleHit, event_variables
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
+from payguard.ruleset import Ruleset, parse_ruleset
 from payguard.snapshots import FORMAT as SNAPSHOT_FORMAT
 from payguard.snapshots import (
     SnapshotBody,
@@ -71,7 +73,7 @@ from payguard.snapshots import (
     encode_snapshot,
 )
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
-from payguard.types import HOUR_MS
+from payguard.types import DECLINED, HOUR_MS
 
 if TYPE_CHECKING:
     from payguard.ml.serve import ModelServer
@@ -83,8 +85,6 @@ SNAPSHOT_FILE = "state.snapshot"
 DATABASE_FILE = "payguard.db"
 HOLDS_FILE = "holds.db"
 OUTCOMES_FILE = "outcomes.db"
-DECLINED: frozenset[str] = frozenset({"review", "block"})
-"""Actions after which the money did not leave (`settled` feature filters skip it)."""
 OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
 """The owner says the phone is lost or an operation was fraud: their pending holds are
 revoked (a thief undoing the loss report later does not bring them back)."""
@@ -233,7 +233,7 @@ class Engine:
         self.graph = GraphFeatures(GRAPH_CONFIG) if settings.graph_chains else None
         self.chains = self._matcher(ruleset) if settings.graph_chains else None
         self._chain_types = _chain_types(ruleset)
-        known = stepup.FEATURES & features.features.keys()
+        known = stepup.FEATURES & features.layout.keys()
         if known != stepup.FEATURES:
             log.warning(
                 "feature catalog lacks step-up features (%s): the methods they vouch for "
@@ -304,7 +304,7 @@ class Engine:
         running conditions as Python over the same variable types as the rules."""
         types = {
             **EVENT_VARIABLE_TYPES,
-            **{n: self.features.value_type(n) for n in self.features.features},
+            **{n: self.features.value_type(n) for n in self.features.layout},
             **GRAPH_TYPES,
         }
         return ChainMatcher(
@@ -312,6 +312,7 @@ class Engine:
             lateness_ms=self.features.lateness_ms,
             sweep_every=SWEEP_EVERY,
             types=types,
+            accounts_of=self.features.accounts_of,
         )
 
     def neighbourhood(self, kind: str, entity_id: str, depth: int) -> dict[str, Any] | None:
@@ -574,7 +575,7 @@ class Engine:
         rules = ruleset.for_event_type(event_type)
         wanted = set().union(*(r.variables for r in rules)) if rules else set()
         reads = wanted - ruleset.params.keys()  # a param shadows a feature of the same name
-        catalog = self.features.features
+        catalog = self.features.layout
         inputs = self.chains.variables_for(event_type) if self.chains else frozenset()
         read_by_rules = frozenset(n for n in reads if n in catalog)
         plan = _TypePlan(
@@ -618,7 +619,7 @@ class Engine:
         """What the chain conditions of this type read: event fields and snapshot values
         (None and nothing when no step or negation applies), and for recovery the catalog
         and graph features to snapshot."""
-        catalog = self.features.features
+        catalog = self.features.layout
         applies = self.chains is not None and self.chains.applies_to(event_type)
         read = frozenset(n for n in inputs if n in catalog)
         return {
@@ -631,7 +632,7 @@ class Engine:
     def _inputs(self, names: frozenset[str]) -> tuple[tuple[str, EventVariable], ...]:
         """The event fields among the names a chain condition reads (features shadow
         fields of the same name, as in rules)."""
-        catalog = self.features.features
+        catalog = self.features.layout
         return tuple((n, f) for n, f in self._event_vars.items() if n in names and n not in catalog)
 
     def _chain_rules(self, rules: tuple[CompiledRule, ...]) -> dict[str, frozenset[str]]:
@@ -778,10 +779,10 @@ class Engine:
 
     def discard_pending(self) -> None:
         """Forget every queued record (a request that is not answered with a decision)."""
-        for book in (self.recorder, self.holds, *self.listeners):
-            discard = getattr(book, "discard_pending", None)
-            if discard is not None:
-                discard()
+        self.recorder.discard_pending()
+        self.holds.discard_pending()
+        for listener in self.listeners:
+            listener.discard_pending()
 
     def rebuild_state(self) -> None:
         """Put features, graph, chains and the outcome index back to what the event log
@@ -856,12 +857,10 @@ class Engine:
             reasons.append("state recovery has not finished")
         if not self._ruleset.rules:
             reasons.append(f"ruleset {self._ruleset.version} has no rules")
-        probe = getattr(self.recorder, "probe_write", None)
-        if probe is not None:
-            try:
-                probe()
-            except (sqlite3.Error, OSError) as exc:
-                reasons.append(f"storage: the event log cannot be written ({exc})")
+        try:
+            self.recorder.probe_write()
+        except (sqlite3.Error, OSError) as exc:
+            reasons.append(f"storage: the event log cannot be written ({exc})")
         return reasons
 
     def _load_snapshot(self) -> int:
@@ -966,7 +965,7 @@ def _model_reasons(model: "ModelServer", row: list[float]) -> list[Reason]:
     ]
 
 
-def _hold_terms(event: Event, outcome: Outcome) -> HoldTerms | msgspec.UnsetType:
+def _hold_terms(event: Event, outcome: PolicyResult) -> HoldTerms | msgspec.UnsetType:
     if outcome.hold_hours is None:
         return msgspec.UNSET
     return HoldTerms(
@@ -1020,7 +1019,7 @@ def _hold(event: Event, decision: Decision) -> Hold:
     )
 
 
-def _quiet(outcome: Outcome) -> bool:
+def _quiet(outcome: PolicyResult) -> bool:
     """Whether an outcome is the plain allow that `Engine.decide` builds without `decide`."""
     o = outcome
     return (o.action, o.score, o.reasons, o.challenge, o.shadow) == ("allow", 0, [], None, [])
@@ -1082,7 +1081,7 @@ def known_variables(features: FeatureState, *, graph: bool = True) -> set[str]:
     """Every name a rule may reference, besides the ruleset's own params and chain
     features (`model` is the learned score, `model.score`, 0.0 when no model is loaded).
     Chain conditions read the same names except `model`: they are matched before it."""
-    names = set(event_variables()) | set(features.features) | {"model"}
+    names = set(event_variables()) | set(features.layout) | {"model"}
     return names | GRAPH_NAMES if graph else names
 
 
