@@ -68,9 +68,7 @@ def run(users: int = 2_000, days: int = 14) -> dict[str, Any]:
             needed = chains.variables_for(event.type)
             plan = plans.get(event.type)
             if plan is None:
-                plan = plans[event.type] = features.plan(
-                    n for n in needed if n in features.features
-                )
+                plan = plans[event.type] = features.plan(n for n in needed if n in features.layout)
                 graph_needs[event.type] = frozenset(needed & all_graph)
             variables = {n: f(event) for n, f in readers.items() if n in needed}
             t = time.perf_counter_ns()

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from payguard.ml.fdh import import_fdh
-from payguard.ml.features import HANDBOOK_COLUMNS, fdh_feature_set
+from payguard.ml.feature_set import HANDBOOK_COLUMNS, fdh_feature_set
 from payguard.ml.handbook import (
     PUBLISHED_34,
     PUBLISHED_53,

@@ -4,14 +4,14 @@
         [--users 2000] [--days 30] [--attack-rate 0.05] [--heldout-attack-rate 0.02]
         [--challenge-budget 0.005] [--review-budget 0.001] [--work bench/out/ml-worlds]
 
-1. Train (`payguard.ml.worlds`): one world per tuning seed (`variants="tuning"`), each on
+1. Train (`payguard.sim.training`): one world per tuning seed (`variants="tuning"`), each on
    its own fresh feature state, labelled from its labels file; the last tuning seed
    calibrates (Platt) and sets the cut-offs for the challenge and review budgets of
    legitimate money events; the others fit. Same artifact as `payguard model train
    --worlds tuning`.
 2. Judge on held-out variants (`variants="heldout"`, other seeds): each world is simulated
    once and backtested by three rulesets on fresh engines, then pooled with
-   `payguard.backtest.suite.pool` (the `payguard backtest-suite` arithmetic):
+   `payguard.sim.suite.pool` (the `payguard backtest-suite` arithmetic):
    - **rules**: `rules/default.yaml` as it is on disk when this runs;
    - **model**: only `model_challenge` (challenge with face or hardware_token at the
      challenge-budget cut-off) and `model_review` (review at the review-budget cut-off);
@@ -35,19 +35,19 @@ from rich.table import Table
 from payguard.backtest.fmt import cny, pct
 from payguard.backtest.run import run_backtest
 from payguard.backtest.score import Summary
-from payguard.backtest.suite import SuiteResult, pool
 from payguard.config import Settings, load_settings
 from payguard.engine import compile_ruleset
 from payguard.features import FeatureState, load_catalog
 from payguard.ml.budget_rules import cut_offs, model_only_yaml, with_model_yaml
-from payguard.ml.features import feature_set
+from payguard.ml.feature_set import feature_set
 from payguard.ml.model import Manifest
 from payguard.ml.rows import Rows
 from payguard.ml.serve import load_model
-from payguard.ml.worlds import WorldSpec, train_worlds, world_rows
-from payguard.rules import Ruleset
+from payguard.ruleset import Ruleset
 from payguard.sim import SimConfig, simulate
 from payguard.sim.config import parse_seeds
+from payguard.sim.suite import SuiteResult, pool
+from payguard.sim.training import WorldSpec, train_worlds, world_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 RULESETS = ("rules", "model", "rules+model")

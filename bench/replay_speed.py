@@ -183,7 +183,7 @@ def _run_once(
         "p50_us": float(latencies[n // 2]) if n else 0.0,
         "p99_us": float(latencies[min(n - 1, n * 99 // 100)]) if n else 0.0,
         "rules": float(len(engine.ruleset.rules)),
-        "features": float(len(engine.features.features)),
+        "features": float(len(engine.features.layout)),
     }
 
 

@@ -28,10 +28,10 @@ from typing import Any
 import msgspec
 
 from payguard.config import Settings, load_settings
+from payguard.decision import Decision
 from payguard.engine import Engine
 from payguard.events import Event
 from payguard.holds import Hold
-from payguard.policy import Decision
 from payguard.webhooks import Outbox, RetryPolicy, WebhookNotifier, Webhooks
 from payguard.webhooks.dispatcher import Dispatcher
 

@@ -5,12 +5,13 @@
 The public API is this module's `__all__`; everything else may change between versions.
 """
 
+from payguard.cel import RuleError
 from payguard.config import Settings, load_settings
+from payguard.decision import Decision, Reason
 from payguard.engine import DuplicateEventError, Engine
 from payguard.events import Event, EventDecoder, EventError, Tokenizer
 from payguard.features import FeatureState, load_catalog
-from payguard.policy import Decision, Reason
-from payguard.rules import RuleError, Ruleset, parse_ruleset
+from payguard.ruleset import Ruleset, parse_ruleset
 
 __all__ = [
     "Decision",

@@ -18,7 +18,7 @@ import msgspec
 import pytest
 from apiserver import REPO
 
-from payguard.policy import Decision
+from payguard.decision import Decision
 
 DOC = REPO / "docs" / "decisions.md"
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from apiserver import Server
 
+from payguard.explanation import is_never
 from payguard.features import NEVER
-from payguard.policy.explanation import is_never
 
 USER = "u_expl"
 

@@ -7,7 +7,7 @@ import httpx
 import msgspec
 from apiserver import Server, event
 
-from payguard.policy import Decision
+from payguard.decision import Decision
 from payguard.sim.population import luhn_complete
 
 T0 = 1_599_183_000_000  # 2020-09-04T09:30:00+08:00

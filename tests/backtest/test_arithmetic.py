@@ -22,12 +22,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from payguard.backtest import Label, Outcome, RuleInfo, Summary, run_backtest, score
+from payguard.backtest import DecidedEvent, Label, RuleInfo, Summary, run_backtest, score
 from payguard.backtest.fmt import cny, duration
-from payguard.backtest.score import LEAVING_TYPES, passable, stops
+from payguard.backtest.score import passable, stops
 from payguard.config import Settings
 from payguard.engine import compile_ruleset
 from payguard.features import FeatureState, load_catalog
+from payguard.types import LEAVING_TYPES
 
 DATA = Path(__file__).parent / "data"
 
@@ -151,8 +152,8 @@ def _o(
     ts: int = 0,
     challenge: tuple[str, ...] = (),
     rules: tuple[str, ...] = (),
-) -> Outcome:
-    return Outcome(eid, ts, kind, action, 0, fen, challenge=challenge, rules=rules)
+) -> DecidedEvent:
+    return DecidedEvent(eid, ts, kind, action, 0, fen, challenge=challenge, rules=rules)
 
 
 def test_victim_reading_the_code_makes_sms_passable_for_stuffing() -> None:
@@ -296,14 +297,14 @@ def test_friction_beyond_sms_and_cold_start_days() -> None:
     Days count from the first legitimate money event; pooled shares are exact fractions."""
     day = 86_400_000
     outcomes = [
-        Outcome("a", 0, "payment", "challenge", 0, 100, "u1", challenge=("sms_otp", "face")),
-        Outcome("b", day // 2, "payment", "allow", 0, 100, "u2"),
-        Outcome("c", day + 1, "payment", "challenge", 0, 100, "u2", challenge=("face",)),
-        Outcome("d", 3 * day, "login", "review", 0, 0, "u3"),
-        Outcome("e", 7 * day, "payment", "allow", 0, 100, "u4"),
-        Outcome("f", 8 * day, "transfer", "hold", 0, 100, "u4"),
-        Outcome("g", 9 * day, "payment", "allow", 0, 100, "u4"),
-        Outcome("h", 9 * day, "payment", "allow", 0, 100, "u4"),
+        DecidedEvent("a", 0, "payment", "challenge", 0, 100, "u1", challenge=("sms_otp", "face")),
+        DecidedEvent("b", day // 2, "payment", "allow", 0, 100, "u2"),
+        DecidedEvent("c", day + 1, "payment", "challenge", 0, 100, "u2", challenge=("face",)),
+        DecidedEvent("d", 3 * day, "login", "review", 0, 0, "u3"),
+        DecidedEvent("e", 7 * day, "payment", "allow", 0, 100, "u4"),
+        DecidedEvent("f", 8 * day, "transfer", "hold", 0, 100, "u4"),
+        DecidedEvent("g", 9 * day, "payment", "allow", 0, 100, "u4"),
+        DecidedEvent("h", 9 * day, "payment", "allow", 0, 100, "u4"),
     ]
     legit = score(outcomes, {}, []).legit
     assert legit.customers_with_friction == 4

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from payguard.backtest.suite import SuiteResult, run_suite
 from payguard.config import load_settings
 from payguard.engine import compile_ruleset
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import Ruleset
-from payguard.sim import SCENARIOS
+from payguard.ruleset import Ruleset
+from payguard.scenarios import SCENARIOS
+from payguard.sim.suite import SuiteResult, run_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = {"users": 1_000, "days": 30, "attack_rate": 0.05}

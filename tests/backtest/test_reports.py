@@ -4,7 +4,7 @@ from io import StringIO
 
 from rich.console import Console
 
-from payguard.backtest import Label, Outcome, render_html, render_text, score
+from payguard.backtest import DecidedEvent, Label, render_html, render_text, score
 from payguard.backtest.charts import Series, columns, hbars
 
 HOSTILE = "<script>alert(1)</script>[red]x[/red]"
@@ -12,7 +12,7 @@ HOSTILE = "<script>alert(1)</script>[red]x[/red]"
 
 def test_html_escapes_label_text() -> None:
     summary = score(
-        [Outcome("a", 0, "payment", "block", 100, amount_fen=12_345)],
+        [DecidedEvent("a", 0, "payment", "block", 100, amount_fen=12_345)],
         {"a": Label(HOSTILE, HOSTILE)},
         [],
         ruleset="v1",
@@ -25,7 +25,7 @@ def test_html_escapes_label_text() -> None:
 
 def test_terminal_prints_label_text_literally() -> None:
     summary = score(
-        [Outcome("a", 0, "payment", "allow", 0, amount_fen=7)],
+        [DecidedEvent("a", 0, "payment", "allow", 0, amount_fen=7)],
         {"a": Label(HOSTILE, HOSTILE)},
         [],
         ruleset="v1",

@@ -4,10 +4,10 @@ from typing import Any, get_args
 
 import pytest
 
+from payguard.cel import RuleError
 from payguard.chains import ChainMatcher, load_chains
 from payguard.events import Event
 from payguard.events.contract import EventType
-from payguard.rules import RuleError
 
 EVENT_TYPES = get_args(EventType)
 MINUTE = 60_000
@@ -144,6 +144,28 @@ def test_partitions_are_separate_and_carrier_signals_reach_linked_accounts() -> 
     feed("sim_swap", 1, user_id=None, phone="tel_1")
     assert feed("payment", 2, user_id="u1")["chain_abc_completes"] is True
     assert feed("payment", 2, user_id="u2")["chain_abc_completes"] is False
+
+
+def test_links_owned_elsewhere_are_read_not_kept() -> None:
+    """With `accounts_of` (the engine passes the feature state's), the matcher reaches a
+    carrier signal's accounts through it and keeps no links of its own: one owner."""
+    links: dict[str, tuple[str, ...]] = {}
+
+    def accounts_of(event: Event) -> tuple[str, ...]:
+        if event.user_id is not None:
+            return (event.user_id,)
+        return links.get(event.phone or "", ())
+
+    steps = [{"events": ["sim_swap"]}, {"events": ["payment"]}]
+    m = matcher(chain(steps=steps), accounts_of=accounts_of)
+    feed = Feed(m)
+    feed("login", 0, user_id="u1", phone="tel_1")
+    feed("sim_swap", 1, user_id=None, phone="tel_1")  # nobody linked yet: reaches no one
+    assert feed("payment", 2, user_id="u1")["chain_abc_completes"] is False
+    links["tel_1"] = ("u1",)
+    feed("sim_swap", 3, user_id=None, phone="tel_1")
+    assert feed("payment", 4, user_id="u1")["chain_abc_completes"] is True
+    assert m._phone_users == {}
 
 
 def test_needed_limits_the_work_and_the_names() -> None:

@@ -11,12 +11,13 @@ from typing import Any, get_args
 
 import pytest
 
+from payguard.cel import RuleError
 from payguard.chains import ChainMatch, ChainMatcher, load_chains_file
 from payguard.events import FEEDBACK_TYPES, Card, Event, EventDecoder, Tokenizer
 from payguard.events.contract import EventType
 from payguard.features import FeatureState, load_catalog
 from payguard.graph import GraphFeatures
-from payguard.rules import RuleError, event_variables
+from payguard.rules import event_variables
 from payguard.sim import SimConfig, simulate
 
 EVENT_TYPES = get_args(EventType)
@@ -27,7 +28,7 @@ T0 = 1_790_000_000_000
 
 def _catalog_names(features: FeatureState) -> set[str]:
     """What a rule may read without the graph: event fields and catalog features."""
-    return set(event_variables()) | set(features.features)
+    return set(event_variables()) | set(features.layout)
 
 
 class Pipeline:
@@ -46,7 +47,7 @@ class Pipeline:
 
     def step(self, event: Event) -> dict[str, Any]:
         needed = self.chains.variables_for(event.type)
-        plan = self.features.plan(n for n in needed if n in self.features.features)
+        plan = self.features.plan(n for n in needed if n in self.features.layout)
         variables = {n: f(event) for n, f in self.event_vars.items() if n in needed}
         variables.update(self.features.snapshot(event, plan))
         variables.update(self.graph.snapshot(event, needed))

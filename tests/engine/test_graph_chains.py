@@ -10,12 +10,12 @@ import msgspec
 import pytest
 from engine_state import whole_state
 
+from payguard.cel import RuleError
 from payguard.config import load_settings
+from payguard.decision import ChainEvidence, Decision
 from payguard.engine import SNAPSHOT_FILE, Engine, compile_ruleset
 from payguard.events import Card, Event
 from payguard.features import FeatureState, load_catalog
-from payguard.policy import ChainEvidence, Decision
-from payguard.rules import RuleError
 from payguard.snapshots import decode_snapshot, encode_snapshot
 from payguard.store import MemoryRecorder
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import msgspec
 
 from payguard.config import load_settings
+from payguard.decision import Decision, Reason, ShadowHit
 from payguard.engine import DATABASE_FILE, Engine, compile_ruleset
 from payguard.events import Event
 from payguard.features import FeatureState, load_catalog
-from payguard.policy import Decision, Reason, ShadowHit
 from payguard.store import MemoryRecorder, SQLiteRecorder
 from payguard.store.base import as_recorded
 

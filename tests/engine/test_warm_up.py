@@ -81,7 +81,7 @@ def _settled(engine: Engine) -> set[str]:
     streams = state.streams
     return {
         n
-        for n, f in state.features.items()
+        for n, f in state.layout.items()
         if f.stream >= 0 and (streams[f.stream].filter.settled or streams[f.stream].filter.stopped)
     }
 

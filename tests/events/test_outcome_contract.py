@@ -15,7 +15,7 @@ from payguard.events import (
     Tokenizer,
     is_fraud_verdict,
 )
-from payguard.rules.types import CHALLENGE_METHODS
+from payguard.types import CHALLENGE_METHODS
 
 DECODER = EventDecoder(Tokenizer(b"outcome-contract-key-0123456789"))
 TS = 1_599_182_640_000

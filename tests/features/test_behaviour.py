@@ -36,7 +36,7 @@ def test_quantile_is_nearest_rank_in_integer_fen() -> None:
         ]
     )
     state = FeatureState(catalog)
-    plan = state.plan(state.features)
+    plan = state.plan(state.layout)
     assert state.snapshot(_pay(0, T0), plan) == {
         "p50_amount_pay_by_user_90d": 0,
         "p90_amount_pay_by_user_90d": 0,
@@ -87,7 +87,7 @@ def test_hour_share_is_circular(offset: int) -> None:
     whole-hour UTC offset shifts every hour alike, so the share does not depend on it."""
     catalog = _catalog([{"how": "hour_share", "over": "pay", "by": "user", "windows": ["30d"]}])
     state = FeatureState(catalog, utc_offset_hours=offset)
-    plan = state.plan(state.features)
+    plan = state.plan(state.layout)
     for i, h in enumerate([23, 24, 25, 12]):
         state.update(_pay(i, T0 - offset * HOUR_MS + h * HOUR_MS))
     day = T0 - offset * HOUR_MS + 48 * HOUR_MS
@@ -106,7 +106,7 @@ def test_top_share_weighs_by_amount_or_counts() -> None:
         login={"types": ["login"]},
     )
     state = FeatureState(catalog)
-    plan = state.plan(state.features)
+    plan = state.plan(state.layout)
     shop = Merchant(id="m")
     for i, (card, amount) in enumerate([("a", 9_000), ("b", 500), ("c", 500), ("b", 0)]):
         state.update(_pay(i, T0 + i, amount, merchant=shop, card=Card(token=card)))
@@ -145,7 +145,7 @@ def test_money_in_is_filed_under_the_receiving_account() -> None:
         money_in={"types": ["transfer"], "settled": True, "account": "payee"},
     )
     state = FeatureState(catalog)
-    plan = state.plan(state.features)
+    plan = state.plan(state.layout)
 
     def transfer(i: int, minute: int, sender: str, to: str, amount: int) -> Event:
         return Event(

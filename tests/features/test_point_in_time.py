@@ -255,7 +255,7 @@ def _declined(event: Event) -> bool:
 def _run(catalog: Catalog, stream: list[tuple[Event, bool]]) -> None:
     fast = FeatureState(catalog)
     slow = ReferenceFeatures(catalog)
-    plan = fast.plan(fast.features)
+    plan = fast.plan(fast.layout)
     seen: dict[str, Event] = {}
     for event, sweep in stream:
         expected = slow.snapshot(event)

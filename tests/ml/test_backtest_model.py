@@ -12,7 +12,7 @@ from payguard.cli.main import app
 from payguard.config import Settings, load_settings
 from payguard.engine import compile_ruleset
 from payguard.features import FeatureState, load_catalog
-from payguard.ml.features import FDH_CATALOG_PATH, fdh_feature_set
+from payguard.ml.feature_set import FDH_CATALOG_PATH, fdh_feature_set
 from payguard.ml.model import Scorer
 from payguard.ml.rows import build_rows
 

@@ -10,7 +10,7 @@ import pytest
 
 from payguard.config import Settings
 from payguard.engine import Engine
-from payguard.ml.features import FDH_CATALOG_PATH, fdh_feature_set
+from payguard.ml.feature_set import FDH_CATALOG_PATH, fdh_feature_set
 from payguard.ml.model import Scorer
 from payguard.ml.rows import build_rows
 from payguard.store.base import as_recorded

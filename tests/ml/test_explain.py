@@ -10,7 +10,7 @@ from payguard.config import load_settings
 from payguard.events import EventDecoder, Tokenizer
 from payguard.features import DEFAULT_CATALOG_PATH, FeatureState, load_catalog
 from payguard.ml.explain import Explainer, describe, duration, specs_by_name
-from payguard.ml.features import FDH_CATALOG_PATH
+from payguard.ml.feature_set import FDH_CATALOG_PATH
 from payguard.ml.model import Manifest, Scorer, margin_of, save_artifact, train_booster
 from payguard.ml.serve import load_model
 

@@ -11,7 +11,7 @@ import msgspec
 import numpy as np
 
 from payguard.events import Event, EventDecoder, Tokenizer
-from payguard.ml.features import fdh_feature_set
+from payguard.ml.feature_set import fdh_feature_set
 from payguard.ml.rows import NO_LABEL, Rows, rows_from
 
 DECODE = EventDecoder(Tokenizer(b"0123456789abcdef")).decode

@@ -10,7 +10,7 @@ from payguard.cli.main import app
 from payguard.config import load_settings
 from payguard.events import EventDecoder, Tokenizer
 from payguard.features import DEFAULT_CATALOG_PATH
-from payguard.ml.features import FDH_CATALOG_PATH, fdh_feature_set
+from payguard.ml.feature_set import FDH_CATALOG_PATH, fdh_feature_set
 from payguard.ml.model import Scorer
 from payguard.ml.rows import build_rows
 from payguard.ml.serve import load_model

@@ -15,12 +15,14 @@ from payguard.config import Settings
 from payguard.engine import Engine
 from payguard.events import EventDecoder, Tokenizer
 from payguard.features import DEFAULT_CATALOG_PATH, FeatureState, load_catalog
-from payguard.ml.features import default_feature_set
+from payguard.ml.feature_set import default_feature_set
 from payguard.ml.model import Scorer, read_manifest
 from payguard.ml.rows import NO_LABEL, Rows, referenced_ids, rows_from
 from payguard.ml.serve import load_model
 from payguard.ml.thresholds import allowed_rows
-from payguard.ml.worlds import (
+from payguard.sim import simulate
+from payguard.sim.config import parse_seeds
+from payguard.sim.training import (
     WorldRows,
     WorldSpec,
     stack,
@@ -28,8 +30,6 @@ from payguard.ml.worlds import (
     train_worlds,
     world_rows,
 )
-from payguard.sim import simulate
-from payguard.sim.config import parse_seeds
 
 KEY = b"0123456789abcdef"
 TINY = WorldSpec("tuning", users=120, days=8, attack_rate=0.1)

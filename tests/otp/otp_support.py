@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from apiserver import Server
 
 from payguard.config import Settings, load_settings
+from payguard.decision import Decision
 from payguard.engine import Engine, compile_ruleset
 from payguard.events import Event
 from payguard.features import FeatureState, load_catalog
@@ -23,7 +24,6 @@ from payguard.otp import (
     decode_send,
     decode_verify,
 )
-from payguard.policy import Decision
 
 HERE = Path(__file__).resolve().parent
 RULESET = HERE / "data" / "otp_rules.yaml"

@@ -11,11 +11,11 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from payguard.decision import Decision, Reason
 from payguard.events import Event
 from payguard.holds import MemoryHoldBook
 from payguard.outcomes import DecisionSearch, OutcomeBook, OutcomeRecord, Outcomes, search
 from payguard.outcomes.lifecycle import initial_state
-from payguard.policy import Decision, Reason
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
 
 USERS = ["u0", "u1", "u2"]

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from payguard.features import NEVER
 from payguard.policy import decide
+from payguard.policy.config import PolicyConfig
 from payguard.policy.stepup import FEATURES, PHONE_SIGNALS
-from payguard.rules import ACTION_RANK, CHALLENGE_METHODS, PolicyConfig, RuleHit
+from payguard.rules import RuleHit
+from payguard.types import ACTION_RANK, CHALLENGE_METHODS
 
 CALM: dict[str, Any] = {name: NEVER for name, _ in PHONE_SIGNALS} | {
     "age_any_by_user_device": 400 * 1440,

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from payguard.policy import decide
+from payguard.policy.config import PolicyConfig, StepUpConfig
 from payguard.policy.stepup import PHONE_SIGNALS, choose
-from payguard.rules import PolicyConfig, RuleHit
-from payguard.rules.ruleset import StepUpConfig
+from payguard.rules import RuleHit
 
 from .test_decide import CALM
 

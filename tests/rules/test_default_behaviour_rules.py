@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from payguard.config import load_settings
+from payguard.decision import Decision
 from payguard.engine import Engine, compile_ruleset
 from payguard.events import Card, Event, Merchant, Payee
 from payguard.features import FeatureState, load_catalog
-from payguard.policy import Decision
 from payguard.store import MemoryRecorder
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payguard.cel.translate import INT64_MAX, INT64_MIN, Untranslatable, predicate, translate
 from payguard.config import load_settings
 from payguard.engine import Engine, compile_ruleset
 from payguard.features import FeatureState, load_catalog
 from payguard.generated import filename_of, source_of
 from payguard.rules import RuleHit, evaluate
-from payguard.rules.native import INT64_MAX, INT64_MIN, Untranslatable, predicate, translate
 from payguard.rules.variables import EVENT_VARIABLE_TYPES
 from payguard.store import MemoryRecorder
 
@@ -117,7 +117,7 @@ def _check(text: str, values: dict[str, Any]) -> bool:
     except (ValueError, Untranslatable):
         return False
     namespace: dict[str, Any] = {"v": values}
-    exec("from payguard.rules.native import _int64, _div, _mod", namespace)
+    exec("from payguard.cel.translate import _int64, _div, _mod", namespace)
     try:
         got = eval(code, namespace)
     except (OverflowError, ZeroDivisionError):
@@ -173,7 +173,7 @@ def test_cel_integer_semantics() -> None:
 
     def run(text: str) -> Any:
         namespace: dict[str, Any] = {"v": values}
-        exec("from payguard.rules.native import _int64, _div, _mod", namespace)
+        exec("from payguard.cel.translate import _int64, _div, _mod", namespace)
         return eval(translate(text, TYPES, lambda n: f"v[{n!r}]"), namespace)
 
     assert run("i / j == -3") is True  # truncating, not floor division
@@ -197,7 +197,7 @@ def test_default_rules_over_fields_features_and_params_all_translate() -> None:
     engine = _engine()
     types = {
         **EVENT_VARIABLE_TYPES,
-        **{n: engine.features.value_type(n) for n in engine.features.features},
+        **{n: engine.features.value_type(n) for n in engine.features.layout},
         **{k: "int" for k in engine.ruleset.params},
     }
     plain = [r for r in engine.ruleset.rules if r.variables <= types.keys()]

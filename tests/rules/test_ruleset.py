@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from payguard.cel import RuleError
 from payguard.engine import EVENT_TYPES, compile_ruleset, known_variables
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import RuleError, evaluate, parse_ruleset
+from payguard.rules import evaluate
+from payguard.ruleset import parse_ruleset
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN = known_variables(FeatureState(load_catalog()))
@@ -83,7 +85,7 @@ def test_version_covers_the_chains() -> None:
 
 
 def load_catalog_names() -> list[str]:
-    return list(FeatureState(load_catalog()).features)
+    return list(FeatureState(load_catalog()).layout)
 
 
 def test_syntax_error_reports_position() -> None:

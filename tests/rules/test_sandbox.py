@@ -20,16 +20,18 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from payguard.cel import RuleError
+from payguard.cel.sandbox import MAX_RULE_COST, MAX_RULESET_COST
 from payguard.cli.main import app
 from payguard.engine import EVENT_TYPES, known_variables
 from payguard.events import Event
 from payguard.features import FeatureState, load_catalog
 from payguard.metrics import Metrics, RuleErrorLog
-from payguard.rules import RuleError, evaluate, parse_ruleset
+from payguard.rules import evaluate
 from payguard.rules.evaluate import BUDGET_EXCEEDED, rule_runner
-from payguard.rules.sandbox import MAX_RULE_COST, MAX_RULESET_COST
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, event_variables
-from payguard.rules.yamlload import (
+from payguard.ruleset import parse_ruleset
+from payguard.ruleset.yamlload import (
     MAX_YAML_DEPTH,
     MAX_YAML_NODES,
     YamlError,

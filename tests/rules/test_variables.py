@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from payguard.cel.translate import predicate, translate
 from payguard.config import load_settings
 from payguard.engine import Engine, compile_ruleset
 from payguard.events import EventDecoder, Tokenizer
 from payguard.features import FeatureState, load_catalog
-from payguard.rules.native import predicate, translate
 from payguard.rules.variables import (
     EVENT_VARIABLE_TYPES,
     ROUND_UNITS_YUAN,

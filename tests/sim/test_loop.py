@@ -18,7 +18,8 @@ from payguard.config import Settings
 from payguard.engine import compile_ruleset
 from payguard.events import EventDecoder, Tokenizer
 from payguard.features import FeatureState, load_catalog
-from payguard.sim import ATTACKER_CAN_PASS, SimConfig, default_can_pass
+from payguard.scenarios import ATTACKER_CAN_PASS, default_can_pass
+from payguard.sim import SimConfig
 from payguard.sim.loop import Attacker, ClosedLoop, Customer, LoopConfig, LoopReport
 from payguard.sim.loop.driver import _Money, _stop_ts
 from payguard.sim.population import make_device, make_user

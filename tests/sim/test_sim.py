@@ -16,21 +16,12 @@ from stdnum import luhn
 from stdnum.cn import ric
 
 from payguard.events import EventDecoder, Tokenizer
-from payguard.sim import (
-    ATTACKER_CAN_PASS,
-    SCENARIOS,
-    SPLIT,
-    VARIANTS,
-    SimConfig,
-    SimSummary,
-    default_can_pass,
-    simulate,
-    variant_names,
-)
+from payguard.scenarios import ATTACKER_CAN_PASS, SCENARIOS, default_can_pass
+from payguard.sim import SPLIT, VARIANTS, SimConfig, SimSummary, simulate, variant_names
 from payguard.sim.attacks import _MIX, near_round
-from payguard.sim.config import ALL_CHALLENGES
 from payguard.sim.legit import LOOKALIKES
 from payguard.sim.population import make_id_number, make_pan, make_phone
+from payguard.types import CHALLENGE_METHODS
 
 SMALL = SimConfig(users=300, days=8, seed=11, attack_rate=0.05)
 
@@ -77,7 +68,7 @@ def _check_stream(events: bytes, labels: bytes) -> Counter[str]:
         assert scenario == label["scenario"] and tactic in VARIANTS[scenario]
         if "can_pass" in label:
             can = label["can_pass"]
-            assert can == sorted(set(can)) and set(can) <= ALL_CHALLENGES
+            assert can == sorted(set(can)) and set(can) <= set(CHALLENGE_METHODS)
             assert frozenset(can) != default_can_pass(scenario)
         scenarios[label["scenario"]] += 1
     return scenarios

@@ -7,7 +7,7 @@ its release time reads as released), as `GET /v1/holds` reads them.
 """
 
 import time
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get
@@ -16,6 +16,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.types import ExceptionHandlersMap
 
+from payguard.api.errors import literal_param
 from payguard.engine import Engine
 from payguard.events import EventError, parse_ts
 from payguard.outcomes import (
@@ -26,11 +27,10 @@ from payguard.outcomes import (
     search,
     view,
 )
-from payguard.rules import Action
+from payguard.types import ACTIONS
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size, 1 to 500")]
 Text = Annotated[str | None, QueryParameter(max_length=256)]
-ACTIONS: tuple[str, ...] = get_args(Action)
 STATE_FILTERS: frozenset[str] = frozenset(LIFECYCLE_STATES) | {
     state.split(":")[0] for state in LIFECYCLE_STATES
 }
@@ -68,10 +68,8 @@ def _now_ms() -> int:
 def parse_search(params: dict[str, str | None], limit: int) -> DecisionSearch:
     """The query parameters as a search, or _Problem naming the first bad one."""
     action, state, cursor = params.get("action"), params.get("state"), params.get("cursor")
-    if action is not None and action not in ACTIONS:
-        raise _Problem(400, "action", f"expected one of {', '.join(ACTIONS)}")
-    if state is not None and state not in STATE_FILTERS:
-        raise _Problem(400, "state", f"expected one of {', '.join(sorted(STATE_FILTERS))}")
+    action = literal_param(action, ACTIONS, "action")
+    state = literal_param(state, sorted(STATE_FILTERS), "state")
     if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 19):
         raise _Problem(400, "cursor", "not a cursor this API returned (`next_cursor`)")
     since, until = _time(params, "since"), _time(params, "until")

@@ -22,6 +22,7 @@ from litestar.params import FromPath, QueryParameter, RawBody
 from litestar.types import ExceptionHandlersMap
 
 from payguard.api.access import actor_of
+from payguard.api.errors import literal_param
 from payguard.api.openapi import schema_of
 from payguard.auth import AuditLog
 from payguard.engine import Engine
@@ -132,16 +133,6 @@ def decode_change(body: bytes) -> HoldChange:
         raise _BadBody(400, "body", NESTED_TOO_DEEPLY) from None
 
 
-def _state_filter(value: str | None) -> HoldState | None:
-    """`?state=` (read by hand: Litestar reserves the parameter name `state`)."""
-    if value is None:
-        return None
-    for state in HOLD_STATES:
-        if value == state:
-            return state
-    raise _BadBody(400, "state", f"expected one of {', '.join(HOLD_STATES)}, got {value!r}")
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -167,7 +158,7 @@ def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRou
     def list_holds(
         request: Request[Any, Any, Any], user_id: UserFilter = None, limit: Limit = 100
     ) -> HoldList:
-        hold_state = _state_filter(request.query_params.get("state"))
+        hold_state = literal_param(request.query_params.get("state"), HOLD_STATES, "state")
         found = engine.holds.find(user_id=user_id, state=hold_state, now_ms=_now_ms(), limit=limit)
         return HoldList([HoldView.of(hold) for hold in found])
 

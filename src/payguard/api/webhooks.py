@@ -17,11 +17,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.types import ExceptionHandlersMap
 
+from payguard.api.errors import literal_param
 from payguard.webhooks import (
     DELIVERY_STATES,
     Attempt,
     Delivery,
-    DeliveryState,
     OutboxError,
     Webhooks,
 )
@@ -72,17 +72,6 @@ def _on_problem(_: Request[Any, Any, Any], exc: _Problem) -> Response[bytes]:
     return Response(content=_encode(exc.body), status_code=exc.status, media_type=MediaType.JSON)
 
 
-def _state_filter(value: str | None) -> DeliveryState | None:
-    """`?status=` (read by hand, to answer a bad value in the API's shape)."""
-    if value is None:
-        return None
-    for state in DELIVERY_STATES:
-        if value == state:
-            return state
-    reason = f"expected one of {', '.join(DELIVERY_STATES)}, got {value[:40]!r}"
-    raise _Problem(400, WebhookProblem(error="bad_request", field="status", reason=reason))
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -117,7 +106,7 @@ def webhook_handlers(webhooks: Webhooks | None) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any], event_id: EventFilter = None, limit: Limit = 100
     ) -> DeliveryList:
         outbox = configured().outbox
-        state = _state_filter(request.query_params.get("status"))
+        state = literal_param(request.query_params.get("status"), DELIVERY_STATES, "status")
         return DeliveryList(outbox.find(state=state, subject=event_id, limit=limit))
 
     @get(

@@ -8,12 +8,12 @@ docs/backtest.md for the definitions.
 from payguard.backtest.report_html import render_html
 from payguard.backtest.report_text import render_text
 from payguard.backtest.run import BacktestInputError, run_backtest
-from payguard.backtest.score import Label, Outcome, RuleInfo, Summary, score
+from payguard.backtest.score import DecidedEvent, Label, RuleInfo, Summary, score
 
 __all__ = [
     "BacktestInputError",
+    "DecidedEvent",
     "Label",
-    "Outcome",
     "RuleInfo",
     "Summary",
     "render_html",

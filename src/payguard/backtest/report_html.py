@@ -10,14 +10,8 @@ import jinja2
 
 from payguard.backtest.charts import Chart, Series, columns, hbars
 from payguard.backtest.fmt import cny, duration, number, pct
-from payguard.backtest.score import (
-    FRICTION,
-    LEAVING_TYPES,
-    STOP_KINDS,
-    Summary,
-    share,
-)
-from payguard.rules import CHALLENGE_METHODS
+from payguard.backtest.score import FRICTION, STOP_KINDS, Summary, share
+from payguard.types import CHALLENGE_METHODS, LEAVING_TYPES
 
 TEMPLATE = "report.html.j2"
 

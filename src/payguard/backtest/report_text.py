@@ -8,14 +8,13 @@ from payguard.backtest.fmt import DASH, cny, duration, number, pct
 from payguard.backtest.score import (
     COLD_START_DAYS,
     FRICTION,
-    LEAVING_TYPES,
     STEADY_FROM_DAY,
     STOP_KINDS,
     ScenarioResult,
     Summary,
 )
 from payguard.backtest.score import share as ratio
-from payguard.rules import CHALLENGE_METHODS
+from payguard.types import CHALLENGE_METHODS, LEAVING_TYPES
 
 TOP_LOSSES = 10
 

@@ -14,13 +14,14 @@ from typing import Annotated, NamedTuple
 
 import msgspec
 
-from payguard.backtest.score import POLICY_PREFIX, Label, Outcome, RuleInfo, Summary, score
+from payguard.backtest.score import POLICY_PREFIX, DecidedEvent, Label, RuleInfo, Summary, score
 from payguard.config import Settings
+from payguard.decision import Decision
 from payguard.engine import DuplicateEventError, Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
-from payguard.policy import Decision
-from payguard.rules import ChallengeMethod, Ruleset
+from payguard.ruleset import Ruleset
+from payguard.types import ChallengeMethod
 
 Progress = Callable[[int, int], None]
 """Called now and then with (bytes read, events decided)."""
@@ -160,10 +161,10 @@ EXPLANATORY_CODES: frozenset[str] = frozenset({"STEP_UP_EXCLUDED", "MODEL_FACTOR
 raised the model's score): not rules, so not in the rules table or a campaign's stop."""
 
 
-def outcome_of(event: Event, decision: Decision) -> Outcome:
+def outcome_of(event: Event, decision: Decision) -> DecidedEvent:
     """The few fields the arithmetic needs; amounts only in CNY (fen)."""
     cny = event.amount is not None and event.currency == "CNY"
-    return Outcome(
+    return DecidedEvent(
         event_id=event.event_id,
         ts_ms=event.ts,
         type=event.type,
@@ -218,7 +219,7 @@ def run_backtest(
     return msgspec.structs.replace(summary, repeats=repeats, elapsed_s=elapsed)
 
 
-def _mark_revoked(outcomes: list[Outcome], engine: Engine) -> list[Outcome]:
+def _mark_revoked(outcomes: list[DecidedEvent], engine: Engine) -> list[DecidedEvent]:
     """Held events whose hold was revoked before its release (by an owner's loss or fraud
     report later in the file): their money never left, so they count as stopped."""
     revoked = {
@@ -231,7 +232,7 @@ def _mark_revoked(outcomes: list[Outcome], engine: Engine) -> list[Outcome]:
     ]
 
 
-def _mark_verdicts(outcomes: list[Outcome], engine: Engine) -> list[Outcome]:
+def _mark_verdicts(outcomes: list[DecidedEvent], engine: Engine) -> list[DecidedEvent]:
     """Each decided event with the latest verdict a label (or a fraud report or
     chargeback) in the stream gave it, as the engine's outcome book filed them."""
     verdicts = engine.outcomes.book.verdicts()
@@ -247,9 +248,11 @@ _END_OF_TIME = 2**62
 _ALL = 2**62
 
 
-def _replay(engine: Engine, events: Path, progress: Progress | None) -> tuple[list[Outcome], int]:
+def _replay(
+    engine: Engine, events: Path, progress: Progress | None
+) -> tuple[list[DecidedEvent], int]:
     """Outcomes in decision order and the number of idempotent repeats skipped."""
-    outcomes: list[Outcome] = []
+    outcomes: list[DecidedEvent] = []
     repeats = read = 0
     for item in decide_lines(engine, events):
         read += item.size

@@ -17,18 +17,9 @@ from itertools import accumulate
 
 import msgspec
 
-from payguard.rules import CHALLENGE_METHODS
-from payguard.sim.config import ALL_CHALLENGES, ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS
-from payguard.types import DAY_MS
+from payguard.scenarios import ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS
+from payguard.types import ACTIONS, CHALLENGE_METHODS, DAY_MS, LEAVING_TYPES
 
-LEAVING_TYPES: frozenset[str] = frozenset(
-    {"payment", "transfer", "withdrawal", "investment_buy", "loan_disburse"}
-)
-"""Event types whose amount leaves the customer (or, for a loan, lands as their debt).
-Not money here: loan_apply (a request), investment_redeem (the bought position coming
-back), refund (money returning)."""
-
-ACTIONS: tuple[str, ...] = ("allow", "challenge", "hold", "review", "block")
 FRICTION: tuple[str, ...] = ("challenge", "hold", "review", "block")
 STOP_KINDS: tuple[str, ...] = ("block", "review", "revoked hold", "challenge")
 """How a campaign was stopped, in the report's order."""
@@ -43,7 +34,7 @@ STEADY_FROM_DAY = 7
 """Cold start vs steady state: the first two days of a fresh engine against the days from
 the second week on (docs/backtest.md)."""
 POLICY_PREFIX = "policy:"
-"""Outcome.rules entries for policy reasons (SCORE_THRESHOLD, NO_TRUSTED_CHALLENGE)."""
+"""DecidedEvent.rules entries for policy reasons (SCORE_THRESHOLD, NO_TRUSTED_CHALLENGE)."""
 
 
 class Label(msgspec.Struct, frozen=True):
@@ -56,7 +47,7 @@ class Label(msgspec.Struct, frozen=True):
     """The label line's own `can_pass` (this variant's attacker); None: scenario default."""
 
 
-class Outcome(msgspec.Struct, frozen=True):
+class DecidedEvent(msgspec.Struct, frozen=True):
     """One decided event, reduced to what the arithmetic needs (no PII)."""
 
     event_id: str
@@ -219,7 +210,7 @@ def passable(label: Label) -> frozenset[str]:
     counts as a stop for an attacker we know nothing about."""
     if label.can_pass is not None:
         return label.can_pass
-    methods = ATTACKER_CAN_PASS.get(label.scenario, ALL_CHALLENGES)
+    methods = ATTACKER_CAN_PASS.get(label.scenario, frozenset(CHALLENGE_METHODS))
     if label.victim_reads_otp:
         return methods
     return methods - READ_OUT_ONLY.get(label.scenario, frozenset())
@@ -242,14 +233,14 @@ def stop_kind(action: str) -> str:
 
 
 def score(
-    outcomes: Sequence[Outcome],
+    outcomes: Sequence[DecidedEvent],
     labels: Mapping[str, Label],
     rules: Sequence[RuleInfo],
     ruleset: str = "",
 ) -> Summary:
     """All report numbers for outcomes in decision order; labels keyed by event_id."""
-    chains: dict[str, list[tuple[Outcome, Label]]] = {}
-    legit: list[Outcome] = []
+    chains: dict[str, list[tuple[DecidedEvent, Label]]] = {}
+    legit: list[DecidedEvent] = []
     for outcome in outcomes:
         label = labels.get(outcome.event_id)
         if label is None:
@@ -276,19 +267,19 @@ def score(
     )
 
 
-def _order(chains: Mapping[str, list[tuple[Outcome, Label]]]) -> list[str]:
+def _order(chains: Mapping[str, list[tuple[DecidedEvent, Label]]]) -> list[str]:
     present = {chain[0][1].scenario for chain in chains.values()}
     return [s for s in SCENARIOS if s in present] + sorted(present - set(SCENARIOS))
 
 
-def _stop_index(chain: Sequence[tuple[Outcome, Label]]) -> int | None:
+def _stop_index(chain: Sequence[tuple[DecidedEvent, Label]]) -> int | None:
     for i, (o, label) in enumerate(chain):
         if stops(o.action, o.challenge, passable(label), o.revoked):
             return i
     return None
 
 
-def _campaign(cid: str, chain: Sequence[tuple[Outcome, Label]]) -> CampaignResult:
+def _campaign(cid: str, chain: Sequence[tuple[DecidedEvent, Label]]) -> CampaignResult:
     stop = _stop_index(chain)
     money = [(i, o.amount_fen) for i, (o, _) in enumerate(chain) if is_money(o.type)]
     total = sum(fen for _, fen in money)
@@ -330,8 +321,8 @@ def _median(values: list[float]) -> float | None:
 
 
 def _challenged(
-    chains: Mapping[str, Sequence[tuple[Outcome, Label]]], scenario: str | None
-) -> list[Outcome]:
+    chains: Mapping[str, Sequence[tuple[DecidedEvent, Label]]], scenario: str | None
+) -> list[DecidedEvent]:
     """The challenged attack events of one scenario (None: of all)."""
     return [
         o
@@ -343,7 +334,7 @@ def _challenged(
 
 
 def _scenario(
-    name: str, campaigns: Sequence[CampaignResult], challenged: Sequence[Outcome]
+    name: str, campaigns: Sequence[CampaignResult], challenged: Sequence[DecidedEvent]
 ) -> ScenarioResult:
     with_money = [c for c in campaigns if c.money_events]
     offered = Counter(m for o in challenged for m in o.challenge)
@@ -376,7 +367,7 @@ def _scenario(
     )
 
 
-def _legit(events: Sequence[Outcome]) -> LegitResult:
+def _legit(events: Sequence[DecidedEvent]) -> LegitResult:
     money = [o for o in events if is_money(o.type)]
     by_action: Counter[str] = Counter()
     for o in money:
@@ -401,14 +392,14 @@ def _legit(events: Sequence[Outcome]) -> LegitResult:
     )
 
 
-def beyond_sms(outcome: Outcome) -> bool:
+def beyond_sms(outcome: DecidedEvent) -> bool:
     """Friction a customer cannot clear with the routine SMS code they already use."""
     if outcome.action == "allow":
         return False
     return outcome.action != "challenge" or "sms_otp" not in outcome.challenge
 
 
-def _daily_friction(money: Sequence[Outcome], start_ms: int) -> list[tuple[int, int]]:
+def _daily_friction(money: Sequence[DecidedEvent], start_ms: int) -> list[tuple[int, int]]:
     """(money events with friction, money events) per day since `start_ms`."""
     days: list[tuple[int, int]] = []
     for o in money:
@@ -430,9 +421,9 @@ def _per_action(counts: Counter[str]) -> dict[str, int]:
 
 
 def _rules(
-    outcomes: Sequence[Outcome],
+    outcomes: Sequence[DecidedEvent],
     labels: Mapping[str, Label],
-    chains: Mapping[str, Sequence[tuple[Outcome, Label]]],
+    chains: Mapping[str, Sequence[tuple[DecidedEvent, Label]]],
     rules: Sequence[RuleInfo],
     attack_events: int,
 ) -> list[RuleResult]:
@@ -486,7 +477,7 @@ def _policy_rows(hits: Counter[str], rule_ids: set[str]) -> list[RuleInfo]:
 
 
 def _money_alone(
-    chains: Mapping[str, Sequence[tuple[Outcome, Label]]], rules: Sequence[RuleInfo]
+    chains: Mapping[str, Sequence[tuple[DecidedEvent, Label]]], rules: Sequence[RuleInfo]
 ) -> dict[str, int]:
     """Per rule: attack money from the first event in each campaign where the rule hit and
     its own action would stop that attacker, to the end of the campaign."""
@@ -516,7 +507,7 @@ def _bucket(value: int) -> int:
     return len(SCORE_BUCKETS) - 1
 
 
-def _histogram(outcomes: Sequence[Outcome], labels: Mapping[str, Label]) -> ScoreHistogram:
+def _histogram(outcomes: Sequence[DecidedEvent], labels: Mapping[str, Label]) -> ScoreHistogram:
     attack = [0] * len(SCORE_BUCKETS)
     legit = [0] * len(SCORE_BUCKETS)
     for o in outcomes:

@@ -47,7 +47,7 @@ def plan_inputs(
     (`ChainMatcher.variables_for`); `applies` says whether any step or negation applies to
     the type at all. A catalog feature shadows an event field of the same name, as in
     rules. The feature plan is labelled for the generated code's tracebacks."""
-    catalog = state.features
+    catalog = state.layout
     read = frozenset(n for n in names if n in catalog)
     own = tuple((n, f) for n, f in fields.items() if n in names and n not in catalog)
     return ChainInputs(

@@ -15,23 +15,23 @@ would take a match to the emitting step, and returns the matches it found.
 partition (all of them started before it) and never takes part in a step itself.
 
 Conditions run as Python where the translation from CEL is exact for the variable types
-the caller declares (`rules.native.predicate`), and through CEL otherwise; a Python
+the caller declares (`cel.predicate`), and through CEL otherwise; a Python
 condition that raises is re-run through CEL, so the result is always CEL's.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 import cel
 import msgspec
 
-from payguard.chains.pattern import ChainPattern, CompiledCondition
+from payguard.cel import Predicate, predicate
+from payguard.chains.pattern import ChainPattern, StepCondition
 from payguard.events import Event
 from payguard.features import NEVER
 from payguard.features.spec import ENTITY_EXTRACTORS
 from payguard.features.state import link_phone
-from payguard.rules.native import Predicate, predicate
 from payguard.types import MINUTE_MS, EpochMs
 
 FORMAT = 1
@@ -40,7 +40,7 @@ Partial = tuple[EpochMs, EpochMs, tuple[str, ...]]
 """(start, last, event ids) of one open (or complete) match."""
 Fronts = list[list[Partial]]
 """Per step (index k-1), the non-dominated partial matches that reached step k."""
-Outcome = tuple[tuple[int, ...], bool]
+StepHits = tuple[tuple[int, ...], bool]
 """For one pattern and one event: the steps it satisfies (1-based), and whether it is a
 `not_followed_by` event."""
 Variables = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
@@ -73,9 +73,15 @@ class ChainMatcher:
         max_partials: int = 4,
         sweep_every: int = 50_000,
         types: Mapping[str, str] | None = None,
+        accounts_of: Callable[[Event], Sequence[str]] | None = None,
     ) -> None:
         """`types` maps variable names to CEL types (`int`, `string?`, … as in
-        `rules.native`); conditions over typed variables then run as Python."""
+        `cel.translate`); conditions over typed variables then run as Python.
+
+        `accounts_of` gives the accounts a carrier signal (a phone, no account) concerns:
+        the engine passes `FeatureState.accounts_of`, so the phone → account links have one
+        owner, filed, snapshotted and restored with the feature state. Without it (a
+        matcher on its own: tests, benchmarks) the matcher keeps the links itself."""
         self.patterns = patterns
         self.lateness_ms = lateness_ms
         self.max_partials = max_partials
@@ -85,12 +91,15 @@ class ChainMatcher:
         self.errors = 0
         """Condition evaluations that raised (counted as not satisfied)."""
         self._phone_users: dict[str, list[str]] = {}
+        """The links kept here only when no `accounts_of` is given (empty otherwise)."""
+        self._owns_links = accounts_of is None
+        self._accounts_of: Callable[[Event], Sequence[str]] = accounts_of or self._own_accounts
         self._by_type: dict[str, _TypeInfo] = {}
-        self._cached: tuple[Event, list[Outcome]] | None = None
+        self._cached: tuple[Event, list[StepHits]] | None = None
         self._event_keys: tuple[Event, list[list[str]]] | None = None
         self._checks = [_checks(p, types) for p in patterns]
         self._reads: dict[frozenset[str] | None, tuple[_Reading, ...]] = {}
-        self._nothing: list[Outcome] = [_NOTHING] * len(patterns)
+        self._nothing: list[StepHits] = [_NOTHING] * len(patterns)
         self._extract = [(ENTITY_EXTRACTORS[p.key], p.key == "user") for p in patterns]
         self._names = [p.feature_names() for p in patterns]
         self._defaults = [dict(zip(n, (False, 0, NEVER, False), strict=True)) for n in self._names]
@@ -180,7 +189,7 @@ class ChainMatcher:
         self,
         index: int,
         event: Event,
-        outcome: Outcome,
+        outcome: StepHits,
         keys: list[str],
         matches: list[ChainMatch],
     ) -> dict[str, Any]:
@@ -220,13 +229,13 @@ class ChainMatcher:
             if key is not None:
                 keys.append([key])
             elif by_phone and event.phone is not None:
-                keys.append(list(self._phone_users.get(event.phone, ())))
+                keys.append(list(self._accounts_of(event)))
             else:
                 keys.append([])
         self._event_keys = (event, keys)
         return keys
 
-    def _outcomes(self, event: Event, variables: Variables) -> list[Outcome]:
+    def _outcomes(self, event: Event, variables: Variables) -> list[StepHits]:
         """Evaluate each pattern's conditions on the event once (snapshot and update of the
         same event share the result). Only conditions whose result can matter are run: step
         1, steps that have a partial match at the step before, and the negation when there
@@ -283,7 +292,7 @@ class ChainMatcher:
                 live.update(k + 2 for k, front in enumerate(fronts) if front)
         return live
 
-    def _outcome(self, index: int, steps: list[int], negation: bool, inputs: "_Inputs") -> Outcome:
+    def _outcome(self, index: int, steps: list[int], negation: bool, inputs: "_Inputs") -> StepHits:
         pattern = self.patterns[index]
         step_checks, negation_check = self._checks[index]
         neg = pattern.negation
@@ -292,9 +301,7 @@ class ChainMatcher:
         held = [j for j in steps if self._holds(pattern.steps[j - 1], step_checks[j - 1], inputs)]
         return tuple(held), False
 
-    def _holds(
-        self, condition: CompiledCondition, check: Predicate | None, inputs: "_Inputs"
-    ) -> bool:
+    def _holds(self, condition: StepCondition, check: Predicate | None, inputs: "_Inputs") -> bool:
         if condition.program is None:
             return True
         if check is not None:
@@ -323,7 +330,7 @@ class ChainMatcher:
         with; `seq` times the sweep of expired matches."""
         if self._type_info(event.type).applies:
             self._file(event, self._outcomes(event, variables))
-        if event.user_id is not None and event.phone is not None:
+        if self._owns_links and event.user_id is not None and event.phone is not None:
             self._link_phone(event.phone, event.user_id)
         if event.ts > self.watermark:
             self.watermark = event.ts
@@ -331,7 +338,7 @@ class ChainMatcher:
         if seq % self.sweep_every == 0:
             self.sweep()
 
-    def _file(self, event: Event, outcomes: list[Outcome]) -> None:
+    def _file(self, event: Event, outcomes: list[StepHits]) -> None:
         """Kill the matches a negation ends; extend and start the others."""
         for index, (steps, negated) in enumerate(outcomes):
             if negated:
@@ -369,6 +376,10 @@ class ChainMatcher:
             self.parts[index][key] = fronts
         else:
             self.parts[index].pop(key, None)
+
+    def _own_accounts(self, event: Event) -> Sequence[str]:
+        """The accounts last seen with a carrier signal's phone, from the links kept here."""
+        return self._phone_users.get(event.phone, ()) if event.phone is not None else ()
 
     def _link_phone(self, phone: str, user: str) -> None:
         """A carrier signal carries no account: a `user` chain files it under the accounts
@@ -409,7 +420,8 @@ class ChainMatcher:
             }
             for p in body["parts"]
         ]
-        self._phone_users = body["phone_users"]
+        if self._owns_links:
+            self._phone_users = body["phone_users"]
         self.watermark = body["watermark"]
         self.errors = body["errors"]
         self._cached = self._event_keys = None
@@ -437,7 +449,7 @@ class ChainMatcher:
         return fresh
 
 
-_NOTHING: Outcome = ((), False)
+_NOTHING: StepHits = ((), False)
 
 
 class _Inputs:
@@ -468,7 +480,7 @@ class _Inputs:
 def _checks(pattern: ChainPattern, types: Mapping[str, str] | None) -> Checks:
     """The pattern's conditions as Python where that is exact for `types`."""
 
-    def compile_one(condition: CompiledCondition | None) -> Predicate | None:
+    def compile_one(condition: StepCondition | None) -> Predicate | None:
         if types is None or condition is None or condition.text is None:
             return None
         return predicate(condition.text, types)

@@ -23,8 +23,8 @@ from typing import Any
 import msgspec
 import yaml
 
+from payguard.cel import RuleError, compile_condition
 from payguard.features import parse_duration
-from payguard.rules.ruleset import RuleError, compile_condition
 
 PARTITION_KEYS: tuple[str, ...] = ("user", "phone", "identity", "device", "card", "ip")
 FEATURE_TYPES: tuple[str, str, str, str] = ("bool", "int", "int", "bool")
@@ -64,7 +64,7 @@ class ChainSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     description: str = ""
 
 
-class CompiledCondition(msgspec.Struct, frozen=True):
+class StepCondition(msgspec.Struct, frozen=True):
     events: frozenset[str] | None
     program: Any
     """A compiled CEL program, or None when any event of the types satisfies it."""
@@ -81,10 +81,10 @@ class ChainPattern(msgspec.Struct, frozen=True):
     """A validated, compiled pattern and the names of the features it provides."""
 
     spec: ChainSpec
-    steps: tuple[CompiledCondition, ...]
+    steps: tuple[StepCondition, ...]
     gaps: tuple[int | None, ...]
     """Max gap before each step, in ms (index 0, step 1, is always None)."""
-    negation: CompiledCondition | None
+    negation: StepCondition | None
     within_ms: int
     emit_from: int
 
@@ -192,7 +192,7 @@ def _condition(
     when: str | None,
     known: set[str],
     types: set[str],
-) -> CompiledCondition:
+) -> StepCondition:
     for event_type in events or ():
         if event_type not in types:
             raise RuleError(chain, f"{where}: unknown event type {event_type!r}")
@@ -202,7 +202,7 @@ def _condition(
             program, variables, text, _ = compile_condition(chain, when, known)
         except RuleError as exc:
             raise RuleError(chain, f"{where}: {exc.message}") from None
-    return CompiledCondition(
+    return StepCondition(
         events=frozenset(events) if events is not None else None,
         program=program,
         variables=variables,

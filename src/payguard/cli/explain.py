@@ -11,11 +11,11 @@ from typing import Annotated
 
 import typer
 
+from payguard.cel import RuleError
 from payguard.cli.common import fail, settings_or_exit
 from payguard.engine import EVENT_TYPES, Engine, compile_ruleset
 from payguard.features import FeatureState, load_catalog
 from payguard.generated import filename_of, source_of
-from payguard.rules import RuleError
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from payguard.backtest.score import Summary
 from payguard.cli.common import fail
 from payguard.config import Settings
 from payguard.features import FeatureState
-from payguard.rules import Ruleset
+from payguard.ruleset import Ruleset
 from payguard.sim import SimConfig
 from payguard.sim.loop import LoopConfig, render_loop, render_loop_html, run_closed_loop
 

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from payguard.cel import RuleError
 from payguard.cli.common import err, fail, settings_or_exit
 from payguard.cli.explain import register as register_explain
 from payguard.cli.keys import register as register_keys
@@ -45,8 +46,9 @@ from payguard.datadir import DataDirError, DataDirLock, lock_data_dir
 from payguard.engine import DATABASE_FILE, DuplicateEventError, Engine, batch_gc, compile_ruleset
 from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
-from payguard.rules import ACTION_RANK, RuleError, Ruleset
+from payguard.ruleset import Ruleset
 from payguard.store import MemoryRecorder
+from payguard.types import ACTIONS
 
 app = typer.Typer(
     help="payguard: real-time risk decisions for quick payments.", no_args_is_help=True
@@ -327,7 +329,7 @@ def _summary(actions: Counter[str], rejected: int, elapsed: float) -> None:
     table.add_column("action")
     table.add_column("events", justify="right")
     table.add_column("share", justify="right")
-    for action in ACTION_RANK:
+    for action in ACTIONS:
         count = actions.get(action, 0)
         table.add_row(action, f"{count:,}", f"{100 * count / max(total, 1):.2f}%")
     if rejected:
@@ -492,8 +494,8 @@ def backtest_suite(
 ) -> None:
     """Backtest one ruleset on several simulated worlds (a variant set × seeds), pooled."""
     from payguard.backtest.score import Summary
-    from payguard.backtest.suite import render_suite, run_suite
     from payguard.sim.config import VariantSet, parse_seeds
+    from payguard.sim.suite import render_suite, run_suite
 
     settings = settings_or_exit(config)
     if variants not in ("tuning", "heldout", "all"):
@@ -595,7 +597,7 @@ def rules_test(
         rule = compiled.rule
         table.add_row(rule.id, rule.mode, rule.action, f"{hits[rule.id]:,}", f"{errors[rule.id]:,}")
     out.print(table)
-    out.print("actions: " + ", ".join(f"{a} {actions[a]:,}" for a in ACTION_RANK))
+    out.print("actions: " + ", ".join(f"{a} {actions[a]:,}" for a in ACTIONS))
     if rejected:
         raise typer.Exit(2)
 

@@ -181,7 +181,7 @@ def _train_file(
     budgets: dict[str, float],
 ) -> None:
     """`model train --events`: one file, split by time."""
-    from payguard.ml.features import feature_set
+    from payguard.ml.feature_set import feature_set
     from payguard.ml.rows import file_sha256
     from payguard.ml.train import Window, default_window, load_rows, offset_of, train_model
 
@@ -233,10 +233,10 @@ def _train_worlds(
     budgets: dict[str, float],
 ) -> None:
     """`model train --worlds`: simulated worlds, split by world."""
-    from payguard.ml.features import feature_set
+    from payguard.ml.feature_set import feature_set
     from payguard.ml.rows import Rows
-    from payguard.ml.worlds import WorldSpec, train_worlds, world_rows
     from payguard.sim.config import parse_seeds
+    from payguard.sim.training import WorldSpec, train_worlds, world_rows
 
     if variants not in ("tuning", "all"):
         fail(f"--worlds: {variants!r} is not tuning or all (held-out variants judge, not train)")
@@ -295,7 +295,7 @@ def model_evaluate(
 ) -> None:
     """AUC ROC, average precision, precision@k and card precision@k on a test period:
     --from/--to, or without them the model's own (its labels_as_of to the data's end)."""
-    from payguard.ml.features import feature_set
+    from payguard.ml.feature_set import feature_set
     from payguard.ml.model import read_manifest
     from payguard.ml.train import evaluate_model, load_rows, thresholds_on
 

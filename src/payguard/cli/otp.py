@@ -19,11 +19,11 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 import typer
 
+from payguard.cel import RuleError
 from payguard.cli.common import err, fail
 from payguard.config import load_settings
 from payguard.engine import Engine
 from payguard.otp import JsonlOutbox, OtpError, OtpService, decode_send, decode_verify
-from payguard.rules import RuleError
 
 otp_app = typer.Typer(
     help="Send and verify transaction-bound one-time codes.", no_args_is_help=True

@@ -17,7 +17,6 @@ from payguard.engine.compile import (
     known_variables,
 )
 from payguard.engine.core import (
-    DECLINED,
     OWNER_REPORTS,
     WARM_UP,
     DecisionListener,
@@ -36,7 +35,6 @@ from payguard.engine.durability import (
 
 __all__ = [
     "DATABASE_FILE",
-    "DECLINED",
     "EVENT_TYPES",
     "GRAPH_CONFIG",
     "GRAPH_NAMES",

@@ -16,8 +16,9 @@ from payguard.config import Settings
 from payguard.events.contract import EventType
 from payguard.features import SWEEP_EVERY, FeatureState
 from payguard.graph import GraphConfig, GraphFeatures
-from payguard.rules import Ruleset, event_variables, parse_ruleset
+from payguard.rules import event_variables
 from payguard.rules.variables import EVENT_VARIABLE_TYPES
+from payguard.ruleset import Ruleset, parse_ruleset
 
 if TYPE_CHECKING:
     from payguard.ml.serve import ModelServer
@@ -54,7 +55,7 @@ def known_variables(features: FeatureState, *, graph: bool = True) -> set[str]:
     """Every name a rule may reference, besides the ruleset's own params and chain
     features (`model` is the learned score, `model.score`, 0.0 when no model is loaded).
     Chain conditions read the same names except `model`: they are matched before it."""
-    names = set(event_variables()) | set(features.features) | {"model"}
+    names = set(event_variables()) | set(features.layout) | {"model"}
     return names | GRAPH_NAMES if graph else names
 
 
@@ -63,7 +64,7 @@ def chain_matcher(ruleset: Ruleset, features: FeatureState, sweep_every: int) ->
     running conditions as Python over the same variable types as the rules."""
     types = {
         **EVENT_VARIABLE_TYPES,
-        **{n: features.value_type(n) for n in features.features},
+        **{n: features.value_type(n) for n in features.layout},
         **GRAPH_TYPES,
     }
     return ChainMatcher(
@@ -71,6 +72,7 @@ def chain_matcher(ruleset: Ruleset, features: FeatureState, sweep_every: int) ->
         lateness_ms=features.lateness_ms,
         sweep_every=sweep_every,
         types=types,
+        accounts_of=features.accounts_of,
     )
 
 

@@ -34,6 +34,7 @@ import msgspec
 from payguard.chains import ChainMatch, ChainMatcher, Variables, chain_variables
 from payguard.chains import recomputed_variables as recomputed_chain_variables
 from payguard.config import Settings
+from payguard.decision import ChainEvidence, Decision, HoldTerms, Reason
 from payguard.engine.compile import (
     GRAPH_CONFIG,
     chain_matcher,
@@ -73,19 +74,18 @@ from payguard.holds import (
 )
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
-from payguard.policy import ChainEvidence, Decision, HoldTerms, Outcome, Reason, decide, stepup
-from payguard.rules import RuleHit, Ruleset, event_variables
+from payguard.policy import PolicyResult, decide, stepup
+from payguard.rules import RuleHit, event_variables
+from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
-from payguard.types import HOUR_MS
+from payguard.types import DECLINED, HOUR_MS
 
 if TYPE_CHECKING:
     from payguard.ml.serve import ModelServer
 
 log = logging.getLogger("payguard")
 
-DECLINED: frozenset[str] = frozenset({"review", "block"})
-"""Actions after which the money did not leave (`settled` feature filters skip it)."""
 OWNER_REPORTS: frozenset[str] = frozenset({"line_suspend", "fraud_report"})
 """The owner says the phone is lost or an operation was fraud: their pending holds are
 revoked (a thief undoing the loss report later does not bring them back)."""
@@ -186,7 +186,7 @@ class Engine:
         self.graph = GraphFeatures(GRAPH_CONFIG) if settings.graph_chains else None
         self.chains = self._matcher(ruleset) if settings.graph_chains else None
         self._chain_types = chain_types(ruleset)
-        known = stepup.FEATURES & features.features.keys()
+        known = stepup.FEATURES & features.layout.keys()
         if known != stepup.FEATURES:
             log.warning(
                 "feature catalog lacks step-up features (%s): the methods they vouch for "
@@ -654,10 +654,10 @@ class Engine:
 
     def discard_pending(self) -> None:
         """Forget every queued record (a request that is not answered with a decision)."""
-        for book in (self.recorder, self.holds, *self.listeners):
-            discard = getattr(book, "discard_pending", None)
-            if discard is not None:
-                discard()
+        self.recorder.discard_pending()
+        self.holds.discard_pending()
+        for listener in self.listeners:
+            listener.discard_pending()
 
     def rebuild_state(self) -> None:
         """Put features, graph, chains and the outcome index back to what the event log
@@ -723,12 +723,10 @@ class Engine:
             reasons.append("state recovery has not finished")
         if not self._ruleset.rules:
             reasons.append(f"ruleset {self._ruleset.version} has no rules")
-        probe = getattr(self.recorder, "probe_write", None)
-        if probe is not None:
-            try:
-                probe()
-            except (sqlite3.Error, OSError) as exc:
-                reasons.append(f"storage: the event log cannot be written ({exc})")
+        try:
+            self.recorder.probe_write()
+        except (sqlite3.Error, OSError) as exc:
+            reasons.append(f"storage: the event log cannot be written ({exc})")
         return reasons
 
     def _load_snapshot(self) -> int:
@@ -795,7 +793,7 @@ def _model_reasons(model: "ModelServer", row: list[float]) -> list[Reason]:
     ]
 
 
-def _hold_terms(event: Event, outcome: Outcome) -> HoldTerms | msgspec.UnsetType:
+def _hold_terms(event: Event, outcome: PolicyResult) -> HoldTerms | msgspec.UnsetType:
     if outcome.hold_hours is None:
         return msgspec.UNSET
     return HoldTerms(

@@ -13,11 +13,12 @@ import msgspec
 from payguard.chains import ChainInputs, ChainMatcher, plan_inputs
 from payguard.engine.compile import GRAPH_NAMES, GRAPH_TYPES
 from payguard.features import FeatureState, QueryPlan
-from payguard.policy import Outcome, decide
-from payguard.rules import CompiledRule, RuleHit, Ruleset
+from payguard.policy import PolicyResult, decide
+from payguard.rules import CompiledRule, RuleHit
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
+from payguard.ruleset import Ruleset
 
 
 class TypePlan(msgspec.Struct, frozen=True):
@@ -62,7 +63,7 @@ def build_plan(ctx: PlanContext, event_type: str) -> TypePlan:
     rules = ruleset.for_event_type(event_type)
     wanted = set().union(*(r.variables for r in rules)) if rules else set()
     reads = wanted - ruleset.params.keys()  # a param shadows a feature of the same name
-    catalog = ctx.state.features
+    catalog = ctx.state.layout
     matcher = ctx.matcher
     inputs = matcher.variables_for(event_type) if matcher else frozenset()
     read_by_rules = frozenset(n for n in reads if n in catalog)
@@ -117,7 +118,7 @@ def _rule_runner(
     return run_rules
 
 
-def quiet(outcome: Outcome) -> bool:
+def quiet(outcome: PolicyResult) -> bool:
     """Whether an outcome is the plain allow that `Engine.decide` builds without `decide`."""
     o = outcome
     return (o.action, o.score, o.reasons, o.challenge, o.shadow) == ("allow", 0, [], None, [])

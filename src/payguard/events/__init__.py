@@ -4,7 +4,6 @@ from payguard.events.contract import (
     CARRIER_TYPES,
     FEEDBACK_TYPES,
     LABEL_TYPES,
-    MONEY_OUT_TYPES,
     MONEY_TYPES,
     OUTCOME_TYPES,
     STEP_UP_METHODS,
@@ -26,6 +25,7 @@ from payguard.events.decode import (
 )
 from payguard.events.errors import EventError
 from payguard.events.tokenize import Tokenizer
+from payguard.types import MONEY_OUT_TYPES
 
 __all__ = [
     "CARRIER_TYPES",

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from payguard.types import EpochMs, Fen
+from payguard.types import CHALLENGE_METHODS, EpochMs, Fen
 
 EventType = Literal[
     # account
@@ -69,7 +69,6 @@ MONEY_TYPES: frozenset[str] = frozenset(
         "refund",
     }
 )
-MONEY_OUT_TYPES: frozenset[str] = frozenset({"payment", "transfer", "withdrawal", "investment_buy"})
 FEEDBACK_TYPES: frozenset[str] = frozenset({"fraud_report", "chargeback"})
 """Fraud reports by type: each says the event it references was fraud."""
 LABEL_TYPES: frozenset[str] = FEEDBACK_TYPES | {"label"}
@@ -108,10 +107,8 @@ Method = Literal[
     "hardware_token",
     "sms_otp",
 ]
-STEP_UP_METHODS: frozenset[str] = frozenset(
-    {"face", "in_app_confirm", "callback", "hardware_token", "sms_otp"}
-)
-"""The methods a decision's `challenge` list may offer (the rules' `ChallengeMethod`)."""
+STEP_UP_METHODS: frozenset[str] = frozenset(CHALLENGE_METHODS)
+"""The methods a decision's `challenge` list may offer (`types.ChallengeMethod`)."""
 ChallengeOutcome = Literal["passed", "failed", "abandoned"]
 LabelValue = Literal["fraud", "not_fraud"]
 LabelSource = Literal["customer", "analyst", "chargeback", "bank"]

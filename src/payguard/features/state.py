@@ -210,7 +210,9 @@ class FeatureState:
         self.lateness_ms = parse_duration(catalog.lateness)
         self.streams: list[Stream] = []
         self.kinds: list[Kind] = []
-        self.features: dict[str, Feature] = {}
+        self.layout: dict[str, Feature] = {}
+        """Every feature the catalog defines, by name: how and where it is read (its
+        stream, window and rank)."""
         self._build(catalog)
         self.watch = WatchedHistory(self._watched_kinds(), parse_duration(catalog.learning))
         self.entities: list[dict[str, Record]] = [{} for _ in self.kinds]
@@ -233,7 +235,7 @@ class FeatureState:
         specs_of: dict[int, list[tuple[FeatureSpec, int]]] = {}
         for spec in catalog.features:
             if spec.how == "watched":
-                self.features[spec.name("")] = Feature(spec.name(""), "watched", -1, 0, False)
+                self.layout[spec.name("")] = Feature(spec.name(""), "watched", -1, 0, False)
                 continue
             ident = (spec.over, spec.by, stream_value(spec))
             idx = stream_ids.setdefault(ident, len(stream_ids))
@@ -280,7 +282,7 @@ class FeatureState:
                 name = spec.name(window)
                 longest = window_ms >= retention
                 rank = spec.rank() if spec.how == "quantile" else (1, 2)
-                self.features[name] = Feature(name, spec.how, idx, window_ms, longest, rank)
+                self.layout[name] = Feature(name, spec.how, idx, window_ms, longest, rank)
 
     def _extractor(self, of: str | None) -> Extractor | None:
         """What a stream keeps per entry; the local hour uses this state's UTC offset."""
@@ -292,7 +294,7 @@ class FeatureState:
         """Entity kinds whose watch time `is_new`, `age` and `watched` features read: the
         first component of each one's `by` (`user` for `user+device`)."""
         kinds: list[str] = []
-        for feature in self.features.values():
+        for feature in self.layout.values():
             if feature.how in ("is_new", "age", "watched"):
                 by = self._by_of(feature)
                 kind = by.split("+")[0]
@@ -307,7 +309,7 @@ class FeatureState:
 
     def value_type(self, name: str) -> str:
         """A feature's CEL type: `is_new` is a bool, every other aggregate an int."""
-        return "bool" if self.features[name].how == "is_new" else "int"
+        return "bool" if self.layout[name].how == "is_new" else "int"
 
     def _index_streams(self) -> None:
         for stream in self.streams:
@@ -362,14 +364,14 @@ class FeatureState:
         wanted = sorted(set(names))
         by_stream: dict[int, list[Feature]] = {}
         for name in wanted:
-            feature = self.features[name]
+            feature = self.layout[name]
             by_stream.setdefault(feature.stream, []).append(feature)
         template = {f.name: f.default for fs in by_stream.values() for f in fs}
         watched = by_stream.pop(WATCHED_STREAM, [])
         by_kind: dict[int, dict[int, list[Feature]]] = {}
         for idx, features in by_stream.items():
             by_kind.setdefault(self.streams[idx].kind, {})[idx] = features
-        cleared = self.clearings.grouped(self, (self.features[n] for n in wanted))
+        cleared = self.clearings.grouped(self, (self.layout[n] for n in wanted))
         return QueryPlan(
             names=tuple(wanted),
             template=template,

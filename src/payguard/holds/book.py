@@ -75,6 +75,10 @@ class HoldBook(Protocol):
         """Make placed holds durable (the engine calls it when it flushes the event log)."""
         ...
 
+    def discard_pending(self) -> None:
+        """Forget holds placed since the last flush (their request failed)."""
+        ...
+
     def get(self, hold_id: str) -> Hold | None: ...
 
     def find(
@@ -238,6 +242,9 @@ class MemoryHoldBook:
 
     def flush(self) -> None:
         return None
+
+    def discard_pending(self) -> None:
+        """Nothing is queued: a hold is kept when it is placed."""
 
     def close(self) -> None:
         return None

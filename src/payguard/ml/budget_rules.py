@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 MONEY_OUT = ["payment", "transfer", "withdrawal", "investment_buy"]
-"""The event types a `default@…` model scores (`events.MONEY_OUT_TYPES`, in file order)."""
+"""The event types a `default@…` model scores (`types.MONEY_OUT_TYPES`, in file order)."""
 
 
 def model_rules(challenge: float, review: float) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from payguard.events import Event, EventDecoder, Tokenizer
 from payguard.ml.fdh import ImportSummary, fdh_lines, open_text, payment_id
-from payguard.ml.features import HANDBOOK_COLUMNS, fdh_feature_set
+from payguard.ml.feature_set import HANDBOOK_COLUMNS, fdh_feature_set
 from payguard.ml.rows import Rows, rows_from
 
 _KEY = b"fdh-feature-check-key"

@@ -146,7 +146,7 @@ class Manifest:
     positives: int = 0
     rows: int = 0
     worlds: dict[str, Any] = field(default_factory=dict)
-    """For a model trained across simulated worlds (`payguard.ml.worlds`): the variant set,
+    """For a model trained across simulated worlds (`payguard.sim.training`): the variant set,
     simulator settings and which seeds fit and which calibrated; empty otherwise."""
 
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from payguard.events import FEEDBACK_TYPES, Event, EventDecoder, EventError, Tokenizer
 from payguard.features import SWEEP_EVERY
-from payguard.ml.features import FeatureSet
+from payguard.ml.feature_set import FeatureSet
 
 NO_LABEL = -1
 """`label_ts` of a row no feedback ever pointed at."""

@@ -15,7 +15,7 @@ import numpy as np
 from payguard.events import Event
 from payguard.features import FeatureState, QueryPlan
 from payguard.ml.explain import Explainer, Reason
-from payguard.ml.features import FeatureSet, feature_set
+from payguard.ml.feature_set import FeatureSet, feature_set
 from payguard.ml.model import Scorer, read_manifest
 from payguard.ml.rows import file_sha256
 

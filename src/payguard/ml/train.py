@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from payguard.ml.features import FeatureSet, feature_set
+from payguard.ml.feature_set import FeatureSet, feature_set
 from payguard.ml.handbook import day_number, local_days
 from payguard.ml.metrics import average_precision, card_precision_at_k, precision_at_k, roc_auc
 from payguard.ml.model import (
@@ -156,7 +156,7 @@ def fit_calibrate_save(
     """Train on the fit rows, Platt-calibrate on the validation rows, choose the budget
     thresholds on the validation rows as served (ONNX), fill `manifest` in and write `out`.
 
-    Shared by the time split (`train_model`) and the world split (`ml.worlds`): only which
+    Shared by the time split (`train_model`) and the world split (`sim.training`): only which
     rows fit and which calibrate differs, never how."""
     booster = train_booster(rows.x[fit_mask], y[fit_mask], manifest.params, manifest.rounds)
     raw = np.asarray(booster.predict(rows.x[valid_mask]))

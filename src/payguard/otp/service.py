@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, ParamSpec, TypeVar, ca
 import msgspec
 
 from payguard.config import Settings
+from payguard.decision import Decision
 from payguard.events import Event, EventError, Merchant, Payee, Tokenizer, to_minor_units
 from payguard.otp.binding import Binding, Context, Counterparty, context_refusal, session_digest
 from payguard.otp.codes import code_hash, code_matches, new_challenge_id, new_code
@@ -48,8 +49,6 @@ from payguard.otp.wire import (
     VerifyResult,
     VerifyResultCode,
 )
-from payguard.policy import Decision
-from payguard.store import SQLiteRecorder
 from payguard.types import Fen
 
 if TYPE_CHECKING:
@@ -145,7 +144,7 @@ class OtpService:
         """The default wiring: `otp.db` and the outbox file in the engine's data
         directory when it records to SQLite; both in memory for an in-memory engine."""
         settings = engine.settings
-        on_disk = isinstance(engine.recorder, SQLiteRecorder)
+        on_disk = engine.recorder.on_disk
         store = OtpStore(settings.data_dir / OTP_DATABASE_FILE if on_disk else ":memory:")
         if delivery is None:
             if settings.otp_outbox is not None:

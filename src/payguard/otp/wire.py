@@ -12,10 +12,10 @@ from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
+from payguard.decision import Decision
 from payguard.events import NESTED_TOO_DEEPLY, msgspec_field_and_reason, not_utf8
 from payguard.events.contract import CardIn, Channel, Currency, EventId, MerchantCategory
 from payguard.otp.messages import Lang, Purpose
-from payguard.policy import Decision
 
 T = TypeVar("T")
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]

@@ -15,10 +15,10 @@ moves nothing: a verdict on an allowed payment changes features (a fraud label c
 as a report), not what was decided.
 """
 
+from payguard.decision import Decision
 from payguard.events import Event, is_fraud_verdict
 from payguard.outcomes.types import Clearance, LifecycleState, OutcomeError, OutcomeRecord
-from payguard.policy import Decision
-from payguard.rules.ruleset import OutcomesConfig
+from payguard.policy.config import OutcomesConfig
 from payguard.types import HOUR_MS
 
 NOT_RULES: frozenset[str] = frozenset({"policy", "model"})

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import msgspec
 
+from payguard.decision import Decision
 from payguard.events import Event
 from payguard.holds import HoldBook
 from payguard.outcomes.service import FILED_TYPES, Outcomes
 from payguard.outcomes.types import LifecycleState, OutcomeRecord
-from payguard.policy import Decision
 from payguard.store import LogFilter, Recorder
 
 MAX_SCAN = 50_000

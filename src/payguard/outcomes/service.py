@@ -10,15 +10,15 @@ releases the follow-on rules (`lifecycle.releases`) the same way, on every devic
 
 from collections.abc import Callable
 
+from payguard.decision import Decision
 from payguard.events import LABEL_TYPES, OUTCOME_TYPES, Event
 from payguard.holds import HoldBook
 from payguard.outcomes import lifecycle
 from payguard.outcomes.book import OutcomeBook
 from payguard.outcomes.lifecycle import ANY_DEVICE
 from payguard.outcomes.types import LifecycleState, OutcomeError, OutcomeRecord
-from payguard.policy import Decision
+from payguard.policy.config import OutcomesConfig
 from payguard.rules import RuleHit
-from payguard.rules.ruleset import OutcomesConfig
 from payguard.store import Recorder
 
 CLEARABLE: frozenset[str] = frozenset({"challenge", "hold"})

@@ -1,6 +1,18 @@
 """Policy: rule hits and score in, one ordered action with verification and reasons out."""
 
-from payguard.policy.decide import Outcome, decide
-from payguard.policy.types import ChainEvidence, Decision, HoldTerms, Reason, ShadowHit
+from payguard.decision import ChainEvidence, Decision, HoldTerms, Reason, ShadowHit
+from payguard.policy.config import OutcomesConfig, PolicyConfig, StepUpConfig
+from payguard.policy.decide import PolicyResult, decide
 
-__all__ = ["ChainEvidence", "Decision", "HoldTerms", "Outcome", "Reason", "ShadowHit", "decide"]
+__all__ = [
+    "ChainEvidence",
+    "Decision",
+    "HoldTerms",
+    "OutcomesConfig",
+    "PolicyConfig",
+    "PolicyResult",
+    "Reason",
+    "ShadowHit",
+    "StepUpConfig",
+    "decide",
+]

@@ -12,10 +12,11 @@ why each method was left out.
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from payguard.decision import Reason, ShadowHit
 from payguard.policy import stepup
-from payguard.policy.types import Reason, ShadowHit
-from payguard.rules import ACTION_RANK, Action, ChallengeMethod, RuleHit
-from payguard.rules.ruleset import PolicyConfig
+from payguard.policy.config import PolicyConfig
+from payguard.rules import RuleHit
+from payguard.types import ACTION_RANK, ACTIONS, Action, ChallengeMethod
 
 Signals = Callable[[], Mapping[str, Any]]
 """The step-up features as of the event (`stepup.FEATURES`), read only for a challenge."""
@@ -23,10 +24,8 @@ Signals = Callable[[], Mapping[str, Any]]
 DEFAULT_CHALLENGE: tuple[ChallengeMethod, ...] = ("face", "in_app_confirm", "hardware_token")
 """Offered when only the score threshold (no rule) asks for a challenge."""
 
-_RANKED: list[Action] = ["allow", "challenge", "hold", "review", "block"]
 
-
-class Outcome:
+class PolicyResult:
     """The policy's result before it is stamped with ids, versions and latency."""
 
     __slots__ = ("action", "challenge", "hold_hours", "reasons", "score", "shadow")
@@ -49,9 +48,9 @@ class Outcome:
         """How long a held event waits for revocation (only when action is hold)."""
 
 
-def decide(hits: list[RuleHit], policy: PolicyConfig, signals: Signals) -> Outcome:
+def decide(hits: list[RuleHit], policy: PolicyConfig, signals: Signals) -> PolicyResult:
     if not hits and _threshold_rank(0, policy) == 0:
-        return Outcome("allow", 0, [], None, [])  # the common case, without the bookkeeping
+        return PolicyResult("allow", 0, [], None, [])  # the common case, without the bookkeeping
     live = [h for h in hits if h.status == "hit" and h.mode == "live"]
     shadow = [
         ShadowHit(rule=h.rule, action=h.action, score=h.score)
@@ -69,7 +68,7 @@ def decide(hits: list[RuleHit], policy: PolicyConfig, signals: Signals) -> Outco
             Reason(
                 code="SCORE_THRESHOLD",
                 rule="policy",
-                text=f"risk score {score} reaches the {_RANKED[rank]} threshold",
+                text=f"risk score {score} reaches the {ACTIONS[rank]} threshold",
             )
         )
     challenge: list[ChallengeMethod] | None = None
@@ -89,7 +88,7 @@ def decide(hits: list[RuleHit], policy: PolicyConfig, signals: Signals) -> Outco
         else:
             challenge = chosen.methods
     hold_hours = policy.hold_hours if rank == ACTION_RANK["hold"] else None
-    return Outcome(_RANKED[rank], score, reasons, challenge, shadow, hold_hours)
+    return PolicyResult(ACTIONS[rank], score, reasons, challenge, shadow, hold_hours)
 
 
 def _no_trusted_challenge(accepted: set[ChallengeMethod]) -> Reason:
@@ -104,11 +103,12 @@ def _no_trusted_challenge(accepted: set[ChallengeMethod]) -> Reason:
 
 
 def _threshold_rank(score: int, policy: PolicyConfig) -> int:
-    for action, at in (
+    thresholds: tuple[tuple[Action, int | None], ...] = (
         ("block", policy.block_at),
         ("review", policy.review_at),
         ("challenge", policy.challenge_at),
-    ):
+    )
+    for action, at in thresholds:
         if at is not None and score >= at:
             return ACTION_RANK[action]
     return 0

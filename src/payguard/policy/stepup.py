@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from payguard.features import NEVER
-from payguard.rules import ChallengeMethod
-from payguard.rules.ruleset import StepUpConfig
+from payguard.policy.config import StepUpConfig
+from payguard.types import ChallengeMethod
 
 PHONE_SIGNALS: tuple[tuple[str, str], ...] = (
     ("minutes_since_sim_swap_by_user_72h", "the SIM was swapped"),

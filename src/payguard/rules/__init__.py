@@ -1,32 +1,20 @@
-"""CEL rules: load and validate versioned rulesets, evaluate them into RuleHit records."""
+"""CEL rules: validate and compile rules as written, evaluate them into RuleHit records.
 
+The ruleset document that holds them (with chains, policy and params) is
+`payguard.ruleset`; the CEL machinery they share with chains is `payguard.cel`.
+"""
+
+from payguard.rules.compile import compile_rule, expand_signals
 from payguard.rules.evaluate import evaluate
-from payguard.rules.ruleset import (
-    ACTION_RANK,
-    CompiledRule,
-    PolicyConfig,
-    Rule,
-    RuleError,
-    Ruleset,
-    load_ruleset,
-    parse_ruleset,
-)
-from payguard.rules.types import CHALLENGE_METHODS, Action, ChallengeMethod, RuleHit
+from payguard.rules.types import CompiledRule, Rule, RuleHit
 from payguard.rules.variables import event_variables
 
 __all__ = [
-    "ACTION_RANK",
-    "CHALLENGE_METHODS",
-    "Action",
-    "ChallengeMethod",
     "CompiledRule",
-    "PolicyConfig",
     "Rule",
-    "RuleError",
     "RuleHit",
-    "Ruleset",
+    "compile_rule",
     "evaluate",
     "event_variables",
-    "load_ruleset",
-    "parse_ruleset",
+    "expand_signals",
 ]

@@ -14,7 +14,7 @@ Python where the translation is exact (`rules.native`) and falls back to CEL.
 Run-time budget: the time an event spends in the CEL binding is summed, and once it
 reaches `budget_us` every rule still to run through CEL fails with `BudgetExceeded` (by
 its `on_error`). A CEL call cannot be interrupted, so the budget bounds the rules after
-the one that overran, and the compile-time cost cap (`rules.sandbox`) bounds each one.
+the one that overran, and the compile-time cost cap (`cel.sandbox`) bounds each one.
 Translated rules are loop-free Python within the same cost cap, so they are not timed:
 the clock is read only around CEL calls, and an event whose rules all translate pays
 nothing for the budget.
@@ -28,8 +28,7 @@ import cel
 
 from payguard.events import Event
 from payguard.rules.native import Fallback, RuleRunner, compile_rules
-from payguard.rules.ruleset import CompiledRule
-from payguard.rules.types import RuleHit
+from payguard.rules.types import CompiledRule, RuleHit
 
 DEFAULT_BUDGET_US = 50_000
 """Time an event's rules may spend in CEL before the rest fail by their `on_error`."""

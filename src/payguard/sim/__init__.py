@@ -10,19 +10,9 @@ import random
 import time
 from pathlib import Path
 
+from payguard.scenarios import ATTACKER_CAN_PASS, READ_OUT_ONLY, SCENARIOS, default_can_pass
 from payguard.sim.attacks import feedback, generate_attacks
-from payguard.sim.config import (
-    ATTACKER_CAN_PASS,
-    READ_OUT_ONLY,
-    SCENARIOS,
-    SPLIT,
-    VARIANTS,
-    SimConfig,
-    SimSummary,
-    VariantSet,
-    default_can_pass,
-    variant_names,
-)
+from payguard.sim.config import SPLIT, VARIANTS, SimConfig, SimSummary, VariantSet, variant_names
 from payguard.sim.legit import build_population, generate_legit
 from payguard.sim.population import make_merchants
 from payguard.sim.world import World

@@ -11,7 +11,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from payguard.sim.config import SCENARIOS, SPLIT, default_can_pass
+from payguard.scenarios import SCENARIOS, default_can_pass
+from payguard.sim.config import SPLIT
 from payguard.sim.legit import payment
 from payguard.sim.population import (
     Body,

@@ -1,46 +1,14 @@
-"""Simulator configuration, summary and the attacker-capability table the backtest uses."""
+"""Simulator configuration: the tactics of each campaign (tuning and held-out) and the
+parameters of one run. The campaigns and what each attacker can pass are
+`payguard.scenarios`, which the backtest reads without importing the simulator."""
 
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from payguard.scenarios import SCENARIOS
+
 VariantSet = Literal["all", "tuning", "heldout"]
-
-SCENARIOS: tuple[str, ...] = (
-    "sms_forwarding",
-    "credential_stuffing",
-    "phone_theft_takeover",
-    "merchant_credential_leak",
-    "cash_out_collusion",
-    "fake_customer_service",
-)
-"""The six documented attack campaigns, in the order they are generated."""
-
-ALL_CHALLENGES: frozenset[str] = frozenset(
-    {"face", "in_app_confirm", "callback", "hardware_token", "sms_otp"}
-)
-
-ATTACKER_CAN_PASS: dict[str, frozenset[str]] = {
-    # The SMS-backup service delivers every OTP to the attacker; nothing else.
-    "sms_forwarding": frozenset({"sms_otp"}),
-    # Only when a victim reads the code to the "bank" caller; the backtest decides per case.
-    "credential_stuffing": frozenset({"sms_otp"}),
-    # The thief holds the unlocked phone and the SIM: codes, calls, push prompts, and a face
-    # check passed with photos/video of the owner taken from the phone.
-    "phone_theft_takeover": frozenset({"sms_otp", "callback", "in_app_confirm", "face"}),
-    # Server-to-server debits with stolen API keys: no payer-side factor is reachable.
-    "merchant_credential_leak": frozenset(),
-    # The real cardholder colludes, so every step-up is passed by the rightful owner.
-    "cash_out_collusion": ALL_CHALLENGES,
-    # The victim reads the SMS code to the fake agent; no other factor leaves the victim.
-    "fake_customer_service": frozenset({"sms_otp"}),
-}
-"""Scenario -> challenge methods the attacker can pass (for backtesting step-up policies)."""
-
-READ_OUT_ONLY: dict[str, frozenset[str]] = {"credential_stuffing": frozenset({"sms_otp"})}
-"""Methods in ATTACKER_CAN_PASS that the attacker passes only on events whose label line
-carries `"victim_reads_otp": true` (the victim reads the code to the caller)."""
-
 
 SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Tuning sends the forwarding signal with an app, or goes silent on the web, in one day;
@@ -111,15 +79,6 @@ def variant_names(which: VariantSet = "all") -> tuple[str, ...]:
         side = tune + held if which == "all" else tune if which == "tuning" else held
         out.extend(f"{scenario}/{tactic}" for tactic in side)
     return tuple(out)
-
-
-def default_can_pass(scenario: str) -> frozenset[str]:
-    """What a scenario's attacker passes on a label line without `can_pass`.
-
-    Unknown scenarios pass everything, so a challenge never counts as a stop for an attacker
-    nobody described."""
-    methods = ATTACKER_CAN_PASS.get(scenario, ALL_CHALLENGES)
-    return methods - READ_OUT_ONLY.get(scenario, frozenset())
 
 
 @dataclass(frozen=True, slots=True)

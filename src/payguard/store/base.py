@@ -11,8 +11,8 @@ from typing import Protocol
 
 import msgspec
 
+from payguard.decision import Decision
 from payguard.events import Event
-from payguard.policy import Decision
 
 
 class StoredDecision(msgspec.Struct, frozen=True):
@@ -22,6 +22,13 @@ class StoredDecision(msgspec.Struct, frozen=True):
 
 
 class Recorder(Protocol):
+    """Everything the engine, the OTP service and the decision listing need of an event
+    log; nobody looks behind it for a concrete class."""
+
+    on_disk: bool
+    """Whether records outlive the process. Stores kept beside the event log (OTP codes,
+    the OTP outbox) are files when it is, in memory when it is not."""
+
     def lookup(self, event_id: str) -> StoredDecision | None:
         """The payload hash and decision of an event already recorded."""
         ...
@@ -37,6 +44,16 @@ class Recorder(Protocol):
 
     def flush(self) -> None:
         """Make every queued record durable, atomically."""
+        ...
+
+    def discard_pending(self) -> None:
+        """Forget the records queued since the last flush: they belong to a request that
+        is not answered with a decision."""
+        ...
+
+    def probe_write(self) -> None:
+        """Raise (sqlite3.Error, OSError) when the log cannot take a write now: the
+        readiness check's question. A log that cannot fail to write does nothing."""
         ...
 
     def begin_load(self) -> None:

@@ -2,12 +2,14 @@
 
 from collections.abc import Iterator
 
+from payguard.decision import Decision
 from payguard.events import Event
-from payguard.policy import Decision
 from payguard.store.base import LogFilter, StoredDecision, as_recorded
 
 
 class MemoryRecorder:
+    on_disk = False
+
     def __init__(self) -> None:
         self._events: list[Event] = []
         self._by_id: dict[str, tuple[Event, bytes, Decision]] = {}
@@ -29,6 +31,12 @@ class MemoryRecorder:
 
     def flush(self) -> None:
         return None
+
+    def discard_pending(self) -> None:
+        """Nothing is queued: a record is kept when it is appended."""
+
+    def probe_write(self) -> None:
+        """Memory always takes a write."""
 
     def begin_load(self) -> None:
         """Mark where a bulk load starts (see `SQLiteRecorder.begin_load`)."""

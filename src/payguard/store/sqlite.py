@@ -22,10 +22,10 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 
+from payguard.decision import Decision, HoldTerms, Reason, ShadowHit
 from payguard.events import Event
-from payguard.policy import Decision, HoldTerms, Reason, ShadowHit
-from payguard.rules.types import Action, ChallengeMethod
 from payguard.store.base import LogFilter, StoredDecision, as_recorded
+from payguard.types import Action, ChallengeMethod
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -82,6 +82,8 @@ class Companion(Protocol):
 
 
 class SQLiteRecorder:
+    on_disk = True
+
     def __init__(self, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
         """`synchronous=FULL` syncs the WAL at every commit, so an answered request
         survives a power loss; NORMAL only survives a process crash (measured in

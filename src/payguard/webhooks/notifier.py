@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
+from payguard.decision import Decision
 from payguard.events import Event
 from payguard.holds import Hold
-from payguard.policy import Decision
 from payguard.webhooks.dispatcher import Clock, wall_clock_ms
 from payguard.webhooks.outbox import NewDelivery, Outbox
 from payguard.webhooks.payload import (

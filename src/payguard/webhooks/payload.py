@@ -15,9 +15,9 @@ from typing import Literal
 
 import msgspec
 
+from payguard.decision import Decision
 from payguard.events import Event
 from payguard.holds import Hold
-from payguard.policy import Decision
 from payguard.types import EpochMs, Fen
 
 WebhookType = Literal["decision.review", "decision.hold", "outcome.changed"]

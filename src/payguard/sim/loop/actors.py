@@ -9,7 +9,7 @@ planned world stays byte-identical to the open-loop one.
 What each actor can pass follows its position, not the rules: a customer passes the SMS
 code and a callback (their own line), face if they enrolled it (most do), a hardware token
 if they have one (few do) and an in-app confirmation on their own handset. An attacker
-passes what the label says their position gives them (`sim.config.ATTACKER_CAN_PASS`, or the
+passes what the label says their position gives them (`scenarios.ATTACKER_CAN_PASS`, or the
 label's `can_pass`: a SIM holder passes SMS, a scam victim reads codes aloud) except face
 and hardware tokens, which nobody but the owner passes. Where the owner acts for the
 attacker (a colluding cardholder, a coached victim on their own device), the attacker

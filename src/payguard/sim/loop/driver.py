@@ -27,16 +27,16 @@ from typing import Any
 
 import msgspec
 
-from payguard.backtest.score import LEAVING_TYPES
 from payguard.config import Settings
+from payguard.decision import Decision
 from payguard.engine import Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.outcomes.lifecycle import STOPS
-from payguard.policy import Decision
-from payguard.rules import Ruleset
+from payguard.ruleset import Ruleset
+from payguard.scenarios import SCENARIOS, default_can_pass
 from payguard.sim.attacks import feedback, generate_attacks
-from payguard.sim.config import SCENARIOS, SimConfig, default_can_pass
+from payguard.sim.config import SimConfig
 from payguard.sim.legit import build_population, generate_legit
 from payguard.sim.loop.actors import (
     Answer,
@@ -56,6 +56,7 @@ from payguard.sim.loop.report import (
 from payguard.sim.population import User, make_device, make_merchants
 from payguard.sim.world import DAY, HOUR, MINUTE, World, yuan
 from payguard.sim.writer import Body, LabelInfo, TsFormatter
+from payguard.types import LEAVING_TYPES
 
 RETRIED: frozenset[str] = frozenset({"payment", "transfer", "withdrawal", "investment_buy"})
 """Money-out operations an actor retries when refused. Attack money is counted over the

@@ -18,19 +18,13 @@ from rich.table import Table
 
 from payguard.backtest.fmt import cny, pct
 from payguard.backtest.run import run_backtest
-from payguard.backtest.score import (
-    ACTIONS,
-    COLD_START_DAYS,
-    STEADY_FROM_DAY,
-    Summary,
-    pooled,
-    share,
-)
+from payguard.backtest.score import COLD_START_DAYS, STEADY_FROM_DAY, Summary, pooled, share
 from payguard.config import Settings
 from payguard.features import FeatureState
-from payguard.rules import Ruleset
+from payguard.ruleset import Ruleset
 from payguard.sim import SimConfig, simulate
 from payguard.sim.config import VariantSet
+from payguard.types import ACTIONS
 
 
 class ScenarioFigures(msgspec.Struct, frozen=True):
@@ -148,7 +142,9 @@ def _scenario(name: str, worlds: Sequence[Summary]) -> ScenarioFigures:
 
 
 def _legit(worlds: Sequence[Summary]) -> LegitFigures:
-    actions = {a: sum(w.legit.money_actions.get(a, 0) for w in worlds) for a in ACTIONS}
+    actions: dict[str, int] = {
+        a: sum(w.legit.money_actions.get(a, 0) for w in worlds) for a in ACTIONS
+    }
     money = sum(w.legit.money_events for w in worlds)
     customers = sum(w.legit.customers for w in worlds)
     strong = sum(w.legit.customers_with_strong_friction for w in worlds)

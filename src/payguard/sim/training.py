@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from payguard.ml.features import FeatureSet
+from payguard.ml.feature_set import FeatureSet
 from payguard.ml.model import DEFAULT_ROUNDS, Manifest
 from payguard.ml.rows import NO_LABEL, Rows, file_sha256
 from payguard.ml.train import _date_of, _shift, fit_calibrate_save, load_rows, offset_of

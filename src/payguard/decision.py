@@ -1,11 +1,16 @@
-"""The decision contract (docs/decisions.md): what payguard answers for every event."""
+"""The decision contract (docs/decisions.md): what payguard answers for every event.
+
+It sits on the ground floor beside the event contract: the policy fills it, the engine
+stamps it, the recorder stores it and every caller reads it, so none of them has to
+import the stage that made it.
+"""
 
 from typing import Any
 
 import msgspec
 
-from payguard.policy.explanation import UNITS, shown_features
-from payguard.rules.types import Action, ChallengeMethod
+from payguard.explanation import UNITS, shown_features
+from payguard.types import Action, ChallengeMethod
 
 
 class ChainEvidence(msgspec.Struct, frozen=True):
@@ -66,11 +71,11 @@ class Decision(msgspec.Struct, frozen=True):
     rule_errors: list[dict[str, str]] | msgspec.UnsetType = msgspec.UNSET
     units: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
     """With `features` in an answer: what their numbers are (money in fen, null for never;
-    policy.explanation). Never stored: the stored `features` are the rules' own values."""
+    payguard.explanation). Never stored: the stored `features` are the rules' own values."""
 
     def public(self, explain: bool = False) -> "Decision":
         """The decision as returned to a client: explanation fields only on request, the
-        features as `policy.explanation` shows them (null for never, `units` beside)."""
+        features as `payguard.explanation` shows them (null for never, `units` beside)."""
         if explain:
             if isinstance(self.features, msgspec.UnsetType):
                 return self

@@ -5,7 +5,7 @@ Rules are checked on the tree, never on the text: a `//` comment, a string holdi
 tokenizer drops comments and reads strings (escapes, raw and triple-quoted forms) as CEL
 does. What runs is not the text as written but `render(tree)`: fully parenthesised, no
 comments, strings re-escaped. So the checked tree and the program CEL compiles (and the
-text `rules.native` translates) are one and the same.
+text `cel.translate` translates) are one and the same.
 
 The grammar is CEL's (github.com/google/cel-spec, langdef.md) minus what rules have no use
 for: message construction (`a.B{f: 1}`), leading-dot names (`.a`), bytes literals and

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from payguard.events import FEEDBACK_TYPES, MONEY_OUT_TYPES, Event
+from payguard.events import FEEDBACK_TYPES, Event
 from payguard.features import DEFAULT_CATALOG_PATH, Catalog, FeatureState, load_catalog
-from payguard.types import DAY_MS, HOUR_MS, MINUTE_MS
+from payguard.types import DAY_MS, HOUR_MS, MINUTE_MS, MONEY_OUT_TYPES
 
 FDH_CATALOG_PATH = Path(__file__).with_name("fdh_features.yaml")
 NIGHT_LAST_HOUR = 6
@@ -232,7 +232,7 @@ def fdh_feature_set(offset_hours: int = 8, extras: bool = True) -> FeatureSet:
 def default_feature_set(offset_hours: int = 8) -> FeatureSet:
     """Every feature of payguard's default catalog, for money leaving an account."""
     catalog = load_catalog(DEFAULT_CATALOG_PATH)
-    names = tuple(sorted(FeatureState(catalog).features))
+    names = tuple(sorted(FeatureState(catalog).layout))
 
     def row(snap: dict[str, Any], event: Event) -> list[float]:
         hour, weekday = _local(event.ts, offset_hours)

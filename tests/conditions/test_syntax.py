@@ -2,7 +2,7 @@
 
 Random expressions, sprinkled with comments, line breaks and tricky string literals, are
 parsed and printed back; CEL must give the printed text the same result as the original
-on random variables (or fail on both), and where `rules.native` translates the printed
+on random variables (or fail on both), and where `cel.translate` translates the printed
 text, Python must agree too. Then the lexical tricks that defeated the old regex check.
 """
 
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payguard.rules import sandbox
-from payguard.rules.native import Untranslatable, translate
-from payguard.rules.syntax import CelSyntaxError, parse, render
+from payguard.cel import sandbox
+from payguard.cel.syntax import CelSyntaxError, parse, render
+from payguard.cel.translate import Untranslatable, translate
 
 TYPES = {"i": "int", "j": "int", "b": "bool", "s": "string", "ns": "string?", "nb": "bool?"}
 VALUES = st.fixed_dictionaries(
@@ -109,7 +109,7 @@ def test_printed_tree_means_what_cel_reads(text: str, values: dict[str, Any]) ->
     except Untranslatable:
         return
     namespace: dict[str, Any] = {"v": values}
-    exec("from payguard.rules.native import _int64, _div, _mod", namespace)
+    exec("from payguard.cel.translate import _int64, _div, _mod", namespace)
     try:
         python = eval(code, namespace)
     except (OverflowError, ZeroDivisionError):

@@ -20,12 +20,12 @@ default ruleset (its costliest rule is about 40 steps, the whole file about 1,70
 refuse only the pathological, and the run-time cap per event (`rules.evaluate`) catches
 what an estimate cannot.
 
->>> from payguard.rules.syntax import parse
+>>> from payguard.cel.syntax import parse
 >>> cost(parse("amount > 5 && channel in ['app', 'web']"))
 9
 """
 
-from payguard.rules.syntax import Call, Lit, Node, children
+from payguard.cel.syntax import Call, Lit, Node, children
 
 MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 STRING_SCAN = 20

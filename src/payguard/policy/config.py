@@ -1,0 +1,58 @@
+"""The policy's configuration: the `policy:` section of a ruleset (thresholds, holds,
+step-up choice, what a challenge's result clears)."""
+
+from typing import Annotated
+
+import msgspec
+
+from payguard.events.contract import LabelSource
+from payguard.types import ChallengeMethod
+
+
+class StepUpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How the policy chooses verification methods (docs/verification.md)."""
+
+    phone_risk_minutes: Annotated[int, msgspec.Meta(ge=0, le=4320)] = 4320
+    """After a SIM swap, a loss report or its undoing, forwarding or a number change, no
+    SMS code and no call to the number for this long (at most 72 h: the signals' window)."""
+    known_device_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
+    """`in_app_confirm` only on a device the account has used for at least this long."""
+    prefer: list[ChallengeMethod] = msgspec.field(
+        default_factory=lambda: ["in_app_confirm", "face", "hardware_token", "sms_otp", "callback"]
+    )
+    """The order methods are offered in (first = preferred); a method left out of this
+    list is never offered."""
+
+
+class OutcomesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a challenge's result does to later decisions (docs/decisions.md, "Lifecycle")."""
+
+    clear_hours: Annotated[int, msgspec.Meta(ge=0, le=720)] = 72
+    """A strong step-up passed clears the rules that asked for it, for that account and
+    device, this long (0: never): they do not challenge the customer again meanwhile."""
+    strong: list[ChallengeMethod] = msgspec.field(
+        default_factory=lambda: ["face", "hardware_token", "in_app_confirm"]
+    )
+    """Methods whose pass proves the customer, not just whoever holds the line: an SMS
+    code or a call to the number (`sms_otp`, `callback`) clears nothing by default."""
+    released_by_label: list[str] = msgspec.field(default_factory=list)
+    """Rules a `not_fraud` label on a stopped decision (review or block) releases: from
+    the label on, for `clear_hours`, they do not challenge that account again on any
+    device (the follow-on after a stop, lifted once someone says the stop was wrong).
+    Each must be a rule of the ruleset."""
+    release_sources: list[LabelSource] = msgspec.field(default_factory=lambda: ["analyst", "bank"])
+    """Label sources whose `not_fraud` releases: a person who looked, not the account's
+    own "that was me", which whoever holds the account can send."""
+
+
+class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Score thresholds that escalate the action regardless of which rules hit, how long
+    a hold lasts, and how verification methods are chosen."""
+
+    challenge_at: int | None = None
+    review_at: int | None = None
+    block_at: int | None = None
+    hold_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 24
+    """How long a held transfer waits for its owner to revoke it before it is released."""
+    step_up: StepUpConfig = StepUpConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
