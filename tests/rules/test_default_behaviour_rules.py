@@ -7,26 +7,14 @@ has a back-filled `register` record and two weeks of small daytime payments from
 on one home network: enough history for "unlike this customer's own past" to be known.
 """
 
-from datetime import datetime, timedelta, timezone
-from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
+from default_world import DAY0, DAY_MS, DefaultWorld
 
-from payguard.config import load_settings
 from payguard.decision import Decision
-from payguard.engine import Engine, compile_ruleset
-from payguard.events import Card, Event, Merchant, Payee
-from payguard.features import FeatureState, load_catalog
-from payguard.store import MemoryRecorder
+from payguard.events import Card, Merchant, Payee
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCAL = timezone(timedelta(hours=8))
-DAY0 = int(datetime(2026, 10, 1, tzinfo=LOCAL).timestamp() * 1000)
-"""Midnight, local time (+08:00), of the first day of history."""
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 HISTORY_DAYS = 14
 TODAY = HISTORY_DAYS + 1
 HOME_IP = "10.1.1.5"
@@ -34,27 +22,11 @@ CREDIT_A = Card(token="pan_credit_a", kind="credit")
 CREDIT_B = Card(token="pan_credit_b", kind="credit")
 
 
-class World:
-    """One engine and a clock of event ids; `at(day, hour)` is local time."""
-
-    def __init__(self) -> None:
-        features = FeatureState(load_catalog())
-        text = (ROOT / "rules" / "default.yaml").read_text(encoding="utf-8")
-        self.engine = Engine(
-            features=features,
-            ruleset=compile_ruleset(text, features),
-            recorder=MemoryRecorder(),
-            settings=load_settings(env={}),
-        )
-        self._ids = count()
-
-    @staticmethod
-    def at(day: int, hour: float) -> int:
-        return DAY0 + day * DAY_MS + int(hour * HOUR_MS)
+class World(DefaultWorld):
+    """Customers with two weeks of history; `at(day, hour)` is local time."""
 
     def send(self, type: str, ts: int, **fields: Any) -> Decision:
-        event = Event(event_id=f"e{next(self._ids)}", type=type, ts=ts, **fields)
-        return self.engine.process(event)[0]
+        return self.decide(type, ts, **fields)[1]
 
     def customer(self, user: str, fen: int = 10_000, card: Card = CREDIT_A) -> None:
         """An account opened long ago that paid `fen` at lunch every day for two weeks."""
