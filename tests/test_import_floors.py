@@ -8,9 +8,8 @@ under `TYPE_CHECKING`), because a lazy import is still a dependency.
 
 A module may import from its own floor or below. Loops are refused at both grains: between
 rooms (two packages that import each other, even through different modules, are one room
-pretending to be two), and between modules, where an import under `if TYPE_CHECKING:`
-does not count (it names a type for an annotation and never runs, so it closes no loop;
-it still may not run up a floor).
+pretending to be two), and between modules, an import under `if TYPE_CHECKING:` included
+(a loop that only the type checker walks is still two modules that cannot be read apart).
 """
 
 import ast
@@ -61,28 +60,12 @@ def _resolve(name: str) -> str:
     return name
 
 
-def _type_only(tree: ast.Module) -> set[int]:
-    """ids of the import nodes under `if TYPE_CHECKING:`."""
-    found: set[int] = set()
-    for node in ast.walk(tree):
-        test = node.test if isinstance(node, ast.If) else None
-        name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
-        if isinstance(node, ast.If) and name == "TYPE_CHECKING":
-            for inner in node.body:
-                found.update(id(sub) for sub in ast.walk(inner))
-    return found
-
-
-def imports(module: str, *, typing_too: bool = True) -> Iterator[tuple[str, int]]:
-    """(imported payguard module, line) for every import statement in `module`
-    (without those under `if TYPE_CHECKING:` unless `typing_too`)."""
+def imports(module: str) -> Iterator[tuple[str, int]]:
+    """(imported payguard module, line) for every import statement in `module`."""
     path = MODULES[module]
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    skip = set() if typing_too else _type_only(tree)
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == TOP:
@@ -106,9 +89,6 @@ def room(module: str) -> str:
 
 
 EDGES = {m: {(target, line) for target, line in imports(m) if target != m} for m in MODULES}
-RUNTIME_EDGES = {
-    m: {target for target, _ in imports(m, typing_too=False) if target != m} for m in MODULES
-}
 
 
 def test_every_room_stands_on_one_floor() -> None:
@@ -167,7 +147,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_loop_between_modules() -> None:
-    assert _cycles(RUNTIME_EDGES) == []
+    assert _cycles({m: {t for t, _ in targets} for m, targets in EDGES.items()}) == []
 
 
 def test_no_import_loop_between_rooms() -> None:

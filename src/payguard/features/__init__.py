@@ -1,5 +1,6 @@
 """Point-in-time entity features: declarative windows over event streams."""
 
+from payguard.features.layout import NEVER
 from payguard.features.spec import (
     DEFAULT_CATALOG_PATH,
     Catalog,
@@ -8,7 +9,7 @@ from payguard.features.spec import (
     load_catalog,
     parse_duration,
 )
-from payguard.features.state import NEVER, SWEEP_EVERY, FeatureState, QueryPlan
+from payguard.features.state import SWEEP_EVERY, FeatureState, QueryPlan
 from payguard.features.timeline import Timeline
 
 __all__ = [

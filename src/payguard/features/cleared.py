@@ -27,14 +27,12 @@ and `age` over a label stream are left as they are.
 
 from bisect import bisect_right, insort
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from payguard.events import Event
+from payguard.features.layout import Feature, StateLayout
 from payguard.features.timeline import Timeline
 from payguard.types import HOUR_MS, MINUTE_MS, EpochMs
-
-if TYPE_CHECKING:
-    from payguard.features.state import Feature, FeatureState
 
 CLEARING_SOURCES: frozenset[str] = frozenset({"analyst", "bank"})
 """Who can clear an entity with a `not_fraud` label."""
@@ -73,7 +71,7 @@ class Clearings:
     """The clearing times per entity kind and key, each list ascending (see the module
     docstring), for the feature state of one catalog."""
 
-    def __init__(self, state: "FeatureState") -> None:
+    def __init__(self, state: StateLayout) -> None:
         self.times: list[dict[str, list[EpochMs]]] = [{} for _ in state.kinds]
         self.active = False
         """Whether any clearing is held (the snapshot's only cost while none is)."""
@@ -84,7 +82,7 @@ class Clearings:
         self.reach_ms = max((s.retention_ms for s in reached), default=0)
         """The longest window of those streams: older clearings can matter no more."""
 
-    def file(self, state: "FeatureState", referenced: Event, t: EpochMs) -> None:
+    def file(self, state: StateLayout, referenced: Event, t: EpochMs) -> None:
         """Clear the entities of `referenced` (a label's event) at `t`, the label's time."""
         horizon = state.watermark - state.lateness_ms - self.reach_ms
         for kind in self.kinds:
@@ -94,9 +92,9 @@ class Clearings:
 
     def relax(
         self,
-        state: "FeatureState",
+        state: StateLayout,
         event: Event,
-        groups: Iterable[tuple[int, tuple["Feature", ...]]],
+        groups: Iterable[tuple[int, tuple[Feature, ...]]],
         out: dict[str, Any],
     ) -> None:
         """Recompute the plan's cleared features (grouped by entity kind) of `event`'s
@@ -124,8 +122,8 @@ class Clearings:
                 out[f.name] = window_value(f.how, tl, lo, hi, t, f.rank, state.utc_offset_hours)
 
     def grouped(
-        self, state: "FeatureState", features: Iterable["Feature"]
-    ) -> tuple[tuple[int, tuple["Feature", ...]], ...]:
+        self, state: StateLayout, features: Iterable[Feature]
+    ) -> tuple[tuple[int, tuple[Feature, ...]], ...]:
         """The features a clearing can change, grouped by entity kind (a plan keeps them)."""
         by_kind: dict[int, list[Feature]] = {}
         for f in features:
@@ -133,7 +131,7 @@ class Clearings:
                 by_kind.setdefault(state.streams[f.stream].kind, []).append(f)
         return tuple((kind, tuple(fs)) for kind, fs in by_kind.items())
 
-    def reaches(self, state: "FeatureState", feature: "Feature") -> bool:
+    def reaches(self, state: StateLayout, feature: Feature) -> bool:
         """Whether a clearing can change `feature` (a plan keeps only those)."""
         if feature.how not in CLEARED_HOWS or feature.stream < 0:
             return False

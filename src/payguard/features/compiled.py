@@ -25,16 +25,14 @@ tests/features/test_point_in_time.py holds the generated code to the brute-force
 from bisect import bisect_right, insort
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from payguard.features.layout import Feature, StateLayout, Stream
 from payguard.features.spec import HOUR, VALUE_CODE, WATCH_ALL, source_network
 from payguard.features.timeline import Timeline
 from payguard.features.watch import ACCOUNT, CONTEXT_TYPES
 from payguard.generated import comment
 from payguard.types import HOUR_MS, MINUTE_MS
-
-if TYPE_CHECKING:
-    from payguard.features.state import Feature, FeatureState, Stream
 
 
 def value_lines(names: Iterable[str], var: str) -> list[str]:
@@ -61,8 +59,8 @@ def _unique(names: Iterable[str]) -> list[str]:
 
 
 def filer_source(
-    state: "FeatureState",
-    streams: Iterable["Stream"],
+    state: StateLayout,
+    streams: Iterable[Stream],
     namespace: dict[str, Any],
     observed_type: str | None = None,
 ) -> str:
@@ -92,7 +90,7 @@ def filer_source(
             "record = records.get(key) if key is not None else None",
         ]
         for stream in members:
-            block += _filing_lines(stream, state._slots(kind), namespace)
+            block += _filing_lines(stream, state.slots(kind), namespace)
         if guarded[kind]:
             either = " or ".join(f"flt_{s.index}.matches(source)" for s in members)
             inner = value_lines([n for n in needed[kind] if n not in top], "source")
@@ -106,20 +104,20 @@ def filer_source(
     return "\n".join(lines) + "\n"
 
 
-def _all_conditional(members: list["Stream"]) -> bool:
+def _all_conditional(members: list[Stream]) -> bool:
     """A kind's filing code goes behind its filters when every stream of it has a
     condition: `merchant_api by merchant+net` then parses no address for a payment that is
     no API debit (the filter is asked again inside, only for the events that pass)."""
     return all(s.conditional and not (s.filter.settled or s.filter.stopped) for s in members)
 
 
-def _filing_values(by: str, members: list["Stream"]) -> list[str]:
+def _filing_values(by: str, members: list[Stream]) -> list[str]:
     """The event values a kind's filing reads: its key's parts and its streams' values."""
     values = [s.of for s in members if s.of is not None and s.of != HOUR]
     return _unique([*by.split("+"), *values])
 
 
-def _filing_lines(stream: "Stream", n_slots: int, namespace: dict[str, Any]) -> list[str]:
+def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> list[str]:
     """The code filing `source` into one stream: skip it if the filter rejects it, if it
     is older than the stream's horizon (unless only its first-seen time is kept) or if it
     lacks the value; a carrier signal without an account goes to the accounts linked to
@@ -181,7 +179,7 @@ def _filing_lines(stream: "Stream", n_slots: int, namespace: dict[str, Any]) -> 
     return code
 
 
-def _append_lines(stream: "Stream", weight: str) -> list[str]:
+def _append_lines(stream: Stream, weight: str) -> list[str]:
     code = [
         "            times = tl.ts",
         "            if times and t < times[-1]:",
@@ -216,7 +214,7 @@ def _append_lines(stream: "Stream", weight: str) -> list[str]:
     return code
 
 
-def _value_line(stream: "Stream") -> str:
+def _value_line(stream: Stream) -> str:
     """The entry's value: its field's local, or for `hour_share` the local hour it is
     filed at (the feedback's own time for a `referenced` stream, like every entry's time)."""
     if stream.of == HOUR:
@@ -224,7 +222,7 @@ def _value_line(stream: "Stream") -> str:
     return f"    value = v_{stream.of}" if stream.of is not None else "    value = None"
 
 
-def _observe_lines(state: "FeatureState", event_type: str) -> list[str]:
+def _observe_lines(state: StateLayout, event_type: str) -> list[str]:
     """`WatchedHistory.observe` for an event of `event_type`, from the value locals: the
     watch starts with the first activity event; a `register` dates its account; from the
     watch start on, each tracked entity keeps its earliest time."""
@@ -258,9 +256,9 @@ def _observe_lines(state: "FeatureState", event_type: str) -> list[str]:
 
 
 def reading_source(
-    state: "FeatureState",
-    by_kind: dict[int, dict[int, list["Feature"]]],
-    watched: list["Feature"],
+    state: StateLayout,
+    by_kind: dict[int, dict[int, list[Feature]]],
+    watched: list[Feature],
     namespace: dict[str, Any],
 ) -> str:
     """The snapshot code of one plan: each wanted entity looked up once, then each wanted
@@ -294,7 +292,7 @@ def reading_source(
     return "\n".join(lines) + "\n"
 
 
-def _kind_lines(state: "FeatureState", kind: int, streams: dict[int, list["Feature"]]) -> list[str]:
+def _kind_lines(state: StateLayout, kind: int, streams: dict[int, list[Feature]]) -> list[str]:
     """Look the event's entity of one kind up, then read each wanted stream's slot.
     Without a record (or a timeline) only `is_new` differs from the template; `age` is
     read with the watched-history checks (`_watch_lines`)."""
@@ -334,7 +332,7 @@ def _kind_lines(state: "FeatureState", kind: int, streams: dict[int, list["Featu
     return code
 
 
-def _reading_lines(stream: "Stream", timed: list["Feature"]) -> list[str]:
+def _reading_lines(stream: Stream, timed: list[Feature]) -> list[str]:
     """The code reading one stream's features (no `age`) from its timeline `tl` as of t.
 
     Each aggregate is a couple of bisects over the sorted times. Events mostly arrive in
@@ -364,7 +362,7 @@ def _reading_lines(stream: "Stream", timed: list["Feature"]) -> list[str]:
     return code
 
 
-def _aggregate_lines(f: "Feature", stream: "Stream") -> list[str]:
+def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
     """One feature of a non-empty timeline; `n`, `hi` (entries at or before t) are set."""
     w, name = f.window_ms, repr(f.name)
     lo = f"bisect_right(ts, t - {w}, 0, hi)"
@@ -399,7 +397,7 @@ def _aggregate_lines(f: "Feature", stream: "Stream") -> list[str]:
     return [f"if hi and ts[hi - 1] > t - {w}:", f"    out[{name}] = (t - ts[hi - 1]) // {unit}"]
 
 
-def _behaviour_lines(f: "Feature", lo: str) -> list[str]:
+def _behaviour_lines(f: Feature, lo: str) -> list[str]:
     """A quantile, hour share or top share of a non-empty window (0 if it is empty); the
     first two read `ranked` / `tally` inline when the window is every entry."""
     name = repr(f.name)
@@ -427,9 +425,7 @@ def _behaviour_lines(f: "Feature", lo: str) -> list[str]:
     return [*code, f"    out[{name}] = tl.top_share(lo, hi)"]
 
 
-def _watch_lines(
-    state: "FeatureState", kind: int, streams: dict[int, list["Feature"]]
-) -> list[str]:
+def _watch_lines(state: StateLayout, kind: int, streams: dict[int, list[Feature]]) -> list[str]:
     """After a kind's features are read: `is_new` that payguard has not watched the
     entity long enough to know reads false, and `age` is exact when known, else at least
     the learning period (features.watch, whose `knows_new` and `age` this inlines).
@@ -473,7 +469,7 @@ def _watch_lines(
 
 
 def _age_lines(
-    f: "Feature", slot: int, ci: int, pair: bool, account: bool, learning: int
+    f: Feature, slot: int, ci: int, pair: bool, account: bool, learning: int
 ) -> list[str]:
     """`WatchedHistory.age`: minutes since the entity first appeared (0 if not yet),
     exact when known, else at least the learning period."""
@@ -504,11 +500,11 @@ def _age_lines(
     ]
 
 
-def _watched_by(f: "Feature") -> str:
+def _watched_by(f: Feature) -> str:
     return f.name.removeprefix("watched_minutes_by_")
 
 
-def _watched_lines(state: "FeatureState", watched: list["Feature"]) -> list[str]:
+def _watched_lines(state: StateLayout, watched: list[Feature]) -> list[str]:
     """`watched_minutes_by_<kind>`: minutes since payguard first saw the entity (since
     the watch start for `by: all`), 0 when it has not."""
     code = []

@@ -21,6 +21,7 @@ from typing import Any
 
 from payguard.events import Event, is_fraud_verdict
 from payguard.features.cleared import CLEARED_HOWS, clears, is_cleared_kind
+from payguard.features.layout import NEVER
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     VALUE_EXTRACTORS,
@@ -32,7 +33,7 @@ from payguard.features.spec import (
     parse_duration,
     received,
 )
-from payguard.features.state import NEVER, PHONE_LINKS
+from payguard.features.state import PHONE_LINKS
 from payguard.features.watch import ACCOUNT, CONTEXT_TYPES
 from payguard.types import MINUTE_MS
 

@@ -36,13 +36,19 @@ import msgspec
 from payguard.events import Event, is_fraud_verdict
 from payguard.features.cleared import Clearings, clears
 from payguard.features.compiled import filer_source, reading_source
+from payguard.features.layout import (
+    WATCHED_STREAM,
+    Feature,
+    Kind,
+    Record,
+    Stream,
+)
 from payguard.features.spec import (
     ENTITY_EXTRACTORS,
     HOUR,
     VALUE_EXTRACTORS,
     WATCH_ALL,
     Catalog,
-    EventFilter,
     Extractor,
     FeatureSpec,
     local_hour,
@@ -54,10 +60,6 @@ from payguard.features.timeline import Timeline
 from payguard.features.watch import WatchedHistory
 from payguard.generated import compile_function
 from payguard.types import EpochMs
-
-NEVER = 10**9
-"""Value of `minutes_since`/`seconds_since` when nothing matched: comparisons like
-`minutes_since_sim_swap_by_phone_72h <= 4320` are then simply false."""
 
 PHONE_LINKS = 8
 """Accounts remembered per phone for filing carrier signals (which carry no account)."""
@@ -82,77 +84,6 @@ def link_phone(phone_users: dict[str, list[str]], phone: str, user: str) -> None
 
 SWEEP_EVERY = 50_000
 """Events between full sweeps that evict idle entities (deterministic: keyed to seq)."""
-
-Record = list[Timeline | None]
-"""One entity's timelines, a slot per stream of its kind (None: nothing filed yet)."""
-
-
-class Stream(msgspec.Struct, frozen=True):
-    """Events of one filter grouped by one entity, with the value one aggregate needs."""
-
-    index: int
-    filter: EventFilter
-    by: str
-    of: str | None
-    retention_ms: int
-    keeps_first_seen: bool
-    age_only: bool
-    """Only `age` reads this stream: it needs the first-seen time, never the entries."""
-    key: Extractor
-    value: Extractor | None
-    conditional: bool
-    """Whether the filter checks more than the event type (skipped on the hot path if not)."""
-    tracks_seen: bool
-    """Whether `is_new` reads this stream, so its timelines keep `Timeline.seen`."""
-    kind: int
-    """Index of the entity kind (`by`) whose records hold this stream's timelines."""
-    slot: int
-    """Position of this stream's timeline in each record of its kind."""
-    weighs: bool = False
-    """Whether `top_share` reads this stream, so its timelines keep `weights` (fen)."""
-    tallies: bool = False
-    """Whether `top_share` or `hour_share` reads it, so its timelines keep `tally`."""
-    ranks: bool = False
-    """Whether `quantile` reads it, so its timelines keep `ranked`."""
-
-
-class Kind(msgspec.Struct, frozen=True):
-    """One way to group by entity (`user`, `user+device`, …) and its streams, by slot."""
-
-    by: str
-    key: Extractor
-    streams: tuple[int, ...]
-
-
-class Feature(msgspec.Struct, frozen=True):
-    name: str
-    how: str
-    stream: int
-    window_ms: int
-    longest: bool
-    """Whether this is its stream's longest window (older entries are evicted)."""
-    rank: tuple[int, int] = (1, 2)
-    """The quantile `quantile` reads, as an exact fraction (numerator, denominator)."""
-
-    @property
-    def default(self) -> Any:
-        """The value when the entity has nothing filed (`is_new` depends on the event)."""
-        return NEVER if self.how in ("minutes_since", "seconds_since") else _DEFAULTS.get(self.how)
-
-
-_DEFAULTS: dict[str, Any] = {
-    "count": 0,
-    "sum": 0,
-    "distinct": 0,
-    "age": 0,
-    "is_new": None,
-    "quantile": 0,
-    "hour_share": 0,
-    "top_share": 0,
-    "watched": 0,
-}
-WATCHED_STREAM = -1
-"""`Feature.stream` of a `watched` feature: it reads `FeatureState.watch`, not a stream."""
 
 Reading = Callable[[list[dict[str, "Record"]], Event, dict[str, Any]], None]
 """Writes one plan's feature values for an event into a copy of the plan's template:
@@ -323,7 +254,7 @@ class FeatureState:
             for event_type in flt.types:
                 target.setdefault(event_type, []).append(stream)
 
-    def _slots(self, kind: int) -> int:
+    def slots(self, kind: int) -> int:
         return len(self.kinds[kind].streams)
 
     def filers(self, event_type: str) -> tuple[Filer, Filer, Filer | None]:
@@ -589,7 +520,7 @@ class FeatureState:
         entities: list[dict[str, Record]] = [{} for _ in self.kinds]
         for stream, by_key in zip(self.streams, timelines, strict=True):
             records = entities[stream.kind]
-            n_slots = self._slots(stream.kind)
+            n_slots = self.slots(stream.kind)
             for key, old in by_key.items():
                 tl = Timeline(old.ts, old.values, old.totals, old.running, old.first_ts)
                 records.setdefault(key, [None] * n_slots)[stream.slot] = tl
