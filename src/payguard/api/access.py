@@ -22,10 +22,10 @@ import msgspec
 from litestar import MediaType, Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 from litestar.params import QueryParameter
 
+from payguard.api.errors import documented_error
 from payguard.auth import Access, ApiKey, AuditEntry, AuditLog, AuthRefused, Scope
 from payguard.events import LABEL_TYPES, Event
 
@@ -250,7 +250,7 @@ def audit_handlers(access: Access) -> list[HTTPRouteHandler]:
             "page with `after` = the previous page's `next`."
         ),
         tags=["operations"],
-        responses={400: ResponseSpec(dict[str, str], generate_examples=False, description="")},
+        responses={400: documented_error(dict[str, str])},
     )
     def list_audit(
         action: TextFilter = None,

@@ -16,7 +16,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.types import ExceptionHandlersMap
 
-from payguard.api.errors import literal_param
+from payguard.api.errors import documented_error, literal_param
 from payguard.engine import Engine
 from payguard.events import EventError, parse_ts
 from payguard.outcomes import (
@@ -101,7 +101,7 @@ def _time(params: dict[str, str | None], name: str) -> int | None:
 def decision_handlers(engine: Engine) -> list[HTTPRouteHandler]:
     """The decision routes over `engine`, for `create_app`."""
     errors: ExceptionHandlersMap = {_Problem: _on_problem}
-    problem = ResponseSpec(DecisionProblem, generate_examples=False, description="")
+    problem = documented_error(DecisionProblem)
 
     @get(
         "/v1/decisions",

@@ -13,6 +13,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from payguard.metrics import Metrics
@@ -181,3 +182,9 @@ def exception_handlers(metrics: Metrics) -> ExceptionHandlersMap:
         HTTPException: _on_http_exception(metrics),
         Exception: _on_unexpected,
     }
+
+
+def documented_error(model: Any, description: str = "") -> ResponseSpec:
+    """An error answer for the OpenAPI document: its body's shape, with no generated
+    example (Litestar's would invent field values that contradict the documented ones)."""
+    return ResponseSpec(model, description=description, generate_examples=False)

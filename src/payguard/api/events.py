@@ -15,11 +15,10 @@ from typing import Annotated, Any, Final
 import msgspec
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter, RawBody
 
 from payguard.api.access import audit_labels, require_label_scope
-from payguard.api.errors import ApiError, Conflict, InvalidEvent, TooLarge
+from payguard.api.errors import ApiError, Conflict, InvalidEvent, TooLarge, documented_error
 from payguard.api.openapi import BatchOperation, EventOperation
 from payguard.auth import AuditLog
 from payguard.decision import Decision
@@ -114,12 +113,10 @@ def event_handlers(
         request_max_body_size=settings.max_body_bytes,
         operation_class=EventOperation,
         responses={
-            400: ResponseSpec(InvalidEvent, description="Malformed JSON", generate_examples=False),
-            409: ResponseSpec(Conflict, description="event_id reused", generate_examples=False),
-            413: ResponseSpec(TooLarge, description="Body too large", generate_examples=False),
-            422: ResponseSpec(
-                InvalidEvent, description="Event violates contract v1", generate_examples=False
-            ),
+            400: documented_error(InvalidEvent, "Malformed JSON"),
+            409: documented_error(Conflict, "event_id reused"),
+            413: documented_error(TooLarge, "Body too large"),
+            422: documented_error(InvalidEvent, "Event violates contract v1"),
         },
     )
     def post_event(
@@ -164,12 +161,10 @@ def event_handlers(
         request_max_body_size=settings.max_batch_bytes,
         operation_class=BatchOperation,
         responses={
-            400: ResponseSpec(InvalidEvent, description="Malformed JSON", generate_examples=False),
-            409: ResponseSpec(Conflict, description="event_id reused", generate_examples=False),
-            413: ResponseSpec(TooLarge, description="Too large", generate_examples=False),
-            422: ResponseSpec(
-                InvalidEvent, description="An event violates contract v1", generate_examples=False
-            ),
+            400: documented_error(InvalidEvent, "Malformed JSON"),
+            409: documented_error(Conflict, "event_id reused"),
+            413: documented_error(TooLarge, "Too large"),
+            422: documented_error(InvalidEvent, "An event violates contract v1"),
         },
     )
     def post_batch(

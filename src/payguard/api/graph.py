@@ -5,10 +5,9 @@ from typing import Annotated
 import msgspec
 from litestar import get
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
-from payguard.api.errors import ApiError, BadField
+from payguard.api.errors import ApiError, BadField, documented_error
 from payguard.engine import Engine
 
 Depth = Annotated[int, QueryParameter(ge=0, le=4, description="hops from the entity, 0 to 4")]
@@ -66,8 +65,8 @@ def graph_handlers(engine: Engine) -> list[HTTPRouteHandler]:
         ),
         tags=["graph"],
         responses={
-            400: ResponseSpec(BadField, description="Bad depth", generate_examples=False),
-            404: ResponseSpec(BadField, description="Unknown kind", generate_examples=False),
+            400: documented_error(BadField, "Bad depth"),
+            404: documented_error(BadField, "Unknown kind"),
         },
     )
     def get_graph(kind: FromPath[str], entity_id: FromPath[str], depth: Depth = 2) -> Neighbourhood:

@@ -16,13 +16,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, QueryParameter, RawBody
 from litestar.types import ExceptionHandlersMap
 
 from payguard.api.access import actor_of
-from payguard.api.errors import literal_param
+from payguard.api.errors import documented_error, literal_param
 from payguard.api.openapi import schema_of
 from payguard.auth import AuditLog
 from payguard.engine import Engine
@@ -141,7 +140,7 @@ def hold_handlers(engine: Engine, audit: AuditLog | None = None) -> list[HTTPRou
     """The hold routes over `engine.holds`, for `create_app`; each revoke or release is
     written to `audit` (who, the hold, held → its new state)."""
     errors: ExceptionHandlersMap = {HoldError: _on_hold_error, _BadBody: _on_bad_body}
-    problem = ResponseSpec(HoldProblem, generate_examples=False, description="")
+    problem = documented_error(HoldProblem)
 
     @get(
         "/v1/holds",

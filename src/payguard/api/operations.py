@@ -5,8 +5,8 @@ from typing import Final
 import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 
+from payguard.api.errors import documented_error
 from payguard.engine import Engine
 from payguard.webhooks import Webhooks
 
@@ -52,7 +52,7 @@ def operation_handlers(engine: Engine, hooks: Webhooks | None) -> list[HTTPRoute
             "otherwise 503 `not_ready` with the reasons. Open like /healthz (liveness)."
         ),
         tags=["operations"],
-        responses={503: ResponseSpec(Readiness, description="Not ready", generate_examples=False)},
+        responses={503: documented_error(Readiness, "Not ready")},
     )
     def readyz() -> Response[Readiness]:
         reasons = engine.readiness()

@@ -18,6 +18,7 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from litestar.params import RawBody
 from litestar.types import ExceptionHandlersMap
 
+from payguard.api.errors import documented_error
 from payguard.api.openapi import schema_of
 from payguard.engine import Engine
 from payguard.otp import (
@@ -93,7 +94,7 @@ class OtpVerifyOperation(Operation):
 
 
 def _spec(description: str) -> ResponseSpec:
-    return ResponseSpec(OtpErrorBody, description=description, generate_examples=False)
+    return documented_error(OtpErrorBody, description)
 
 
 _encode_json = msgspec.json.Encoder().encode

@@ -7,11 +7,17 @@ from typing import Any, Final
 import msgspec
 from litestar import Request, get, put
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import RawBody
 
 from payguard.api.access import actor_of
-from payguard.api.errors import ApiError, BadField, InvalidRuleset, NotFound, TooLarge
+from payguard.api.errors import (
+    ApiError,
+    BadField,
+    InvalidRuleset,
+    NotFound,
+    TooLarge,
+    documented_error,
+)
 from payguard.api.openapi import RulesetOperation
 from payguard.auth import AuditLog
 from payguard.cel import RuleError
@@ -65,12 +71,10 @@ def ruleset_handlers(engine: Engine, audit: AuditLog) -> list[HTTPRouteHandler]:
         request_max_body_size=MAX_RULESET_BYTES,
         operation_class=RulesetOperation,
         responses={
-            400: ResponseSpec(BadField, description="Not UTF-8", generate_examples=False),
-            413: ResponseSpec(TooLarge, description="Body too large", generate_examples=False),
-            415: ResponseSpec(NotFound, description="Not YAML/text", generate_examples=False),
-            422: ResponseSpec(
-                InvalidRuleset, description="Ruleset rejected", generate_examples=False
-            ),
+            400: documented_error(BadField, "Not UTF-8"),
+            413: documented_error(TooLarge, "Body too large"),
+            415: documented_error(NotFound, "Not YAML/text"),
+            422: documented_error(InvalidRuleset, "Ruleset rejected"),
         },
     )
     def put_ruleset(request: Request[Any, Any, Any], body: RawBody) -> RulesetVersion:

@@ -13,11 +13,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.types import ExceptionHandlersMap
 
-from payguard.api.errors import literal_param
+from payguard.api.errors import documented_error, literal_param
 from payguard.webhooks import (
     DELIVERY_STATES,
     Attempt,
@@ -79,7 +78,7 @@ def _now_ms() -> int:
 def webhook_handlers(webhooks: Webhooks | None) -> list[HTTPRouteHandler]:
     """The delivery routes over `webhooks.outbox`, for `create_app`."""
     errors: ExceptionHandlersMap = {_Problem: _on_problem}
-    problem = ResponseSpec(WebhookProblem, generate_examples=False, description="")
+    problem = documented_error(WebhookProblem)
 
     def configured() -> Webhooks:
         if webhooks is None:
