@@ -129,3 +129,20 @@ def review_events(user: str, now: int) -> list[dict[str, Any]]:
         {"event_id": f"{user}-reset", "type": "password_reset", "ts": now,
          "user_id": user, "device_id": f"{user}-phone", "method": "sms"},
     ]  # fmt: skip
+
+
+WAIT_S = 30
+"""How long a test waits for a delivery before it fails (a hang guard, not a measure)."""
+
+
+def wait_for(check: Callable[[], bool]) -> None:
+    """Poll `check` until it holds; fail the test after `WAIT_S`."""
+    deadline = time.monotonic() + WAIT_S
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for webhook deliveries")
+        time.sleep(0.02)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -5,15 +5,13 @@ restart. A crash between the webhook's write and the hold's is repaired by the n
 without a second delivery."""
 
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
-from receiver import DAY_MS, SECRET, Receiver, hold_events
+from receiver import DAY_MS, SECRET, Receiver, hold_events, now_ms, wait_for
 
 from payguard.api import hold_expiry
 from payguard.config import Settings, load_settings
@@ -22,9 +20,6 @@ from payguard.webhooks import OUTBOX_FILE, Outbox, Webhooks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from apiserver import DEFAULT_RULESET, Server
-
-WAIT_S = 30
-"""How long a test waits for a delivery before it fails (a hang guard, not a measure)."""
 
 
 def _settings(data_dir: Path, url: str) -> Settings:
@@ -36,18 +31,6 @@ def _settings(data_dir: Path, url: str) -> Settings:
         webhook_secrets=(SECRET,),
         webhook_backoff_ms=20,
     )
-
-
-def _wait_for(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for webhook deliveries")
-        time.sleep(0.02)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _expiries(receiver: Receiver) -> list[dict[str, Any]]:
@@ -67,13 +50,6 @@ def _outbox_expiries(data_dir: Path) -> int:
         outbox.close()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver([SECRET]).start()
-    yield started
-    started.stop()
-
-
 def test_a_hold_due_while_down_is_announced_once_after_restarts(
     tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,9 +58,9 @@ def test_a_hold_due_while_down_is_announced_once_after_restarts(
     first = Server(tmp_path, settings).start()
     try:
         with httpx.Client(base_url=first.url, timeout=10) as client:
-            for body in hold_events("e1", _now_ms() - 3 * DAY_MS):  # due already
+            for body in hold_events("e1", now_ms() - 3 * DAY_MS):  # due already
                 assert client.post("/v1/events", json=body).status_code == 200
-            _wait_for(lambda: len(receiver.accepted) == 1)  # decision.hold only
+            wait_for(lambda: len(receiver.accepted) == 1)  # decision.hold only
             hold = client.get("/v1/holds/hold-e1-transfer").json()
             assert hold["state"] == "released"  # it reads as released, unannounced
     finally:
@@ -94,7 +70,7 @@ def test_a_hold_due_while_down_is_announced_once_after_restarts(
     monkeypatch.setattr(hold_expiry, "EVERY_S", 1.0)
     second = Server(tmp_path, settings).start()
     try:
-        _wait_for(lambda: len(_expiries(receiver)) == 1)
+        wait_for(lambda: len(_expiries(receiver)) == 1)
         with httpx.Client(base_url=second.url, timeout=10) as client:
             hold = client.get("/v1/holds/hold-e1-transfer").json()
             decision = client.get("/v1/decisions/e1-transfer").json()
@@ -129,7 +105,7 @@ def test_a_crash_before_the_hold_is_stored_is_repaired_without_a_second_webhook(
     heard: list[tuple[str, str, str]] = []
     engine.outcomes.book.subscribe(lambda *change: heard.append(change))
     try:
-        for body in hold_events("e1", _now_ms() - 3 * DAY_MS):
+        for body in hold_events("e1", now_ms() - 3 * DAY_MS):
             engine.process(engine.decoder.decode(msgspec.json.encode(body)))
             engine.flush()
 
@@ -139,11 +115,11 @@ def test_a_crash_before_the_hold_is_stored_is_repaired_without_a_second_webhook(
         with monkeypatch.context() as patch:
             patch.setattr(engine.holds, "expire", crash)
             with pytest.raises(OSError):
-                engine.expire_holds(_now_ms())
+                engine.expire_holds(now_ms())
         assert _outbox_expiries(tmp_path) == 1  # written before the hold
         assert heard == []
-        assert [h.hold_id for h in engine.expire_holds(_now_ms())] == ["hold-e1-transfer"]
-        assert engine.expire_holds(_now_ms()) == []
+        assert [h.hold_id for h in engine.expire_holds(now_ms())] == ["hold-e1-transfer"]
+        assert engine.expire_holds(now_ms()) == []
         assert _outbox_expiries(tmp_path) == 1  # the same delivery id: not a second one
         assert heard == [("e1-transfer", "decided", "hold:released")]
         stored = engine.holds.get("hold-e1-transfer")

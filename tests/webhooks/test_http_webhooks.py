@@ -3,24 +3,20 @@ receiver that checks every signature; the operator lists deliveries and retries 
 one; a restart with deliveries pending delivers each exactly once."""
 
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
-from receiver import SECRET, Receiver, hold_events, review_events
+from receiver import SECRET, Receiver, hold_events, now_ms, review_events, wait_for
 
 from payguard.config import Settings, load_settings
 from payguard.webhooks import OUTBOX_FILE, Outbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from apiserver import DEFAULT_RULESET, Server
-
-WAIT_S = 30
-"""How long a test waits for a delivery before it fails (a hang guard, not a measure)."""
 
 
 def _settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
@@ -34,14 +30,6 @@ def _settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
     )
 
 
-def _wait_for(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for webhook deliveries")
-        time.sleep(0.02)
-
-
 def _post(client: httpx.Client, events: list[dict[str, Any]]) -> dict[str, Any]:
     decision: dict[str, Any] = {}
     for body in events:
@@ -49,17 +37,6 @@ def _post(client: httpx.Client, events: list[dict[str, Any]]) -> dict[str, Any]:
         assert response.status_code == 200, response.text
         decision = response.json()
     return decision
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver([SECRET]).start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture
@@ -75,13 +52,13 @@ def served(tmp_path: Path, receiver: Receiver) -> Iterator[httpx.Client]:
 def test_decisions_and_a_hold_revocation_reach_the_receiver_signed(
     served: httpx.Client, receiver: Receiver
 ) -> None:
-    now = _now_ms()
+    now = now_ms()
     assert _post(served, hold_events("h1", now))["action"] == "hold"
     assert _post(served, review_events("r1", now))["action"] == "review"
-    _wait_for(lambda: len(receiver.accepted) == 2)
+    wait_for(lambda: len(receiver.accepted) == 2)
     revoke = {"hold_id": "hold-h1-transfer", "action": "revoke", "by": "customer"}
     assert served.post("/v1/holds", json=revoke).status_code == 200
-    _wait_for(lambda: len(receiver.accepted) == 3)
+    wait_for(lambda: len(receiver.accepted) == 3)
     assert all(r.status == 200 for r in receiver.requests), "every signature verified"
     kinds = sorted((r.json["type"], r.json["data"]["event_id"]) for r in receiver.requests)
     assert kinds == [
@@ -110,14 +87,14 @@ def test_a_failed_delivery_is_listed_and_retried_by_hand(
     served: httpx.Client, receiver: Receiver
 ) -> None:
     receiver.fail_all = True
-    _post(served, review_events("r2", _now_ms()))
+    _post(served, review_events("r2", now_ms()))
 
     def failed() -> list[dict[str, Any]]:
         answer = served.get("/v1/webhooks/deliveries", params={"status": "failed"})
         deliveries: list[dict[str, Any]] = answer.json()["deliveries"]
         return deliveries
 
-    _wait_for(lambda: len(failed()) == 1)
+    wait_for(lambda: len(failed()) == 1)
     [delivery] = failed()
     assert (delivery["attempts"], delivery["last_status"]) == (2, 500)
     path = f"/v1/webhooks/deliveries/{delivery['delivery_id']}"
@@ -126,7 +103,7 @@ def test_a_failed_delivery_is_listed_and_retried_by_hand(
     receiver.fail_all = False
     retried = served.post(f"{path}/retry")
     assert retried.status_code == 200 and retried.json()["state"] in ("pending", "delivered")
-    _wait_for(lambda: served.get(path).json()["delivery"]["state"] == "delivered")
+    wait_for(lambda: served.get(path).json()["delivery"]["state"] == "delivered")
     assert [a["status"] for a in served.get(path).json()["attempts"]] == [500, 500, 200]
     again = served.post(f"{path}/retry")
     assert again.status_code == 409
@@ -167,11 +144,11 @@ def test_a_restart_delivers_every_pending_delivery_exactly_once(
     first = Server(tmp_path, settings).start()
     try:
         with httpx.Client(base_url=first.url, timeout=10) as client:
-            now = _now_ms()
+            now = now_ms()
             for n in range(3):
                 _post(client, hold_events(f"rh{n}", now))
                 _post(client, review_events(f"rr{n}", now))
-            _wait_for(lambda: len(receiver.requests) >= 6)  # each tried, none accepted
+            wait_for(lambda: len(receiver.requests) >= 6)  # each tried, none accepted
     finally:
         first.stop()
     assert not receiver.accepted
@@ -190,7 +167,7 @@ def test_a_restart_delivers_every_pending_delivery_exactly_once(
                 return {d["delivery_id"]: d["state"] for d in listed}
 
             assert len(states()) == 6, "every delivery survived the restart"
-            _wait_for(lambda: set(states().values()) == {"delivered"})
+            wait_for(lambda: set(states().values()) == {"delivered"})
             delivered = states()
     finally:
         second.stop()

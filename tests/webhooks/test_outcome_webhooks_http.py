@@ -4,15 +4,12 @@ undelivered (the receiver down), they survive a restart and are then delivered e
 once each."""
 
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
-import pytest
-from receiver import SECRET, Receiver
+from receiver import SECRET, Receiver, wait_for
 
 from payguard.webhooks import OUTBOX_FILE, Outbox
 
@@ -20,24 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "outcomes"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from apiserver import Server
 from support import T0, label, payment, result, settings_for, wire
-
-WAIT_S = 30
-"""How long a test waits for a delivery before it fails (a hang guard, not a measure)."""
-
-
-def _wait_for(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for webhook deliveries")
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver([SECRET]).start()
-    yield started
-    started.stop()
 
 
 def test_outcome_changes_survive_a_restart_and_arrive_once(
@@ -61,7 +40,7 @@ def test_outcome_changes_survive_a_restart_and_arrive_once(
             ]
             for body in bodies:
                 assert client.post("/v1/events", json=body).status_code == 200
-            _wait_for(lambda: len({r.delivery_id for r in receiver.requests}) >= 3)
+            wait_for(lambda: len({r.delivery_id for r in receiver.requests}) >= 3)
     finally:
         first.stop()
     assert not receiver.accepted
@@ -72,7 +51,7 @@ def test_outcome_changes_survive_a_restart_and_arrive_once(
     receiver.fail_all = False
     second = Server(tmp_path / "data", settings).start()
     try:
-        _wait_for(lambda: len(receiver.accepted) == 3)
+        wait_for(lambda: len(receiver.accepted) == 3)
     finally:
         second.stop()
     assert sorted(receiver.accepted.values()) == [1, 1, 1], "each id accepted exactly once"
