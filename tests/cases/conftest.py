@@ -61,6 +61,7 @@ class World:
     them (`api.create_app`)."""
 
     def __init__(self, data_dir: Path, store: SqlCaseStore, config: CaseConfig | None = None):
+        self.data_dir = data_dir
         settings = load_settings(env={"PAYGUARD_DATA_DIR": str(data_dir)})
         self.settings = msgspec.structs.replace(settings, ruleset=RULESET)
         self.engine = Engine.open(self.settings)
@@ -72,6 +73,11 @@ class World:
             store, self.engine, self.lists, self.audit, config, clock=self.clock
         )
         self.cases.attach()
+
+    def reopen(self) -> None:
+        """Open the lists and the audit log again (after a test closed them)."""
+        self.audit = AuditLog(self.data_dir / "auth.db")
+        self.lists = ListService.open(self.data_dir, self.tokenizer, self.audit)
 
     def close(self) -> None:
         self.cases.detach()
@@ -87,3 +93,15 @@ def world(store: SqlCaseStore, tmp_path: Path) -> Iterator[World]:
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture
+def listed_world(tmp_path: Path) -> Iterator[World]:
+    """A world on a SQLite case store (lists do not depend on the case store)."""
+    store = SqlCaseStore.sqlite(tmp_path / "cases.db")
+    made = World(tmp_path / "data", store)
+    try:
+        yield made
+    finally:
+        made.close()
+        store.close()

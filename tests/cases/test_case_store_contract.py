@@ -129,12 +129,12 @@ _ORDER_KEYS = {
 }
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     rows=st.lists(
-        st.tuples(
-            st.integers(0, 5), st.integers(0, 3), st.sampled_from(["open", "closed"])
-        ),
+        st.tuples(st.integers(0, 5), st.integers(0, 3), st.sampled_from(["open", "closed"])),
         min_size=0,
         max_size=30,
     ),
