@@ -121,11 +121,11 @@ def test_a_foreign_cursor_is_refused_naming_it(store: SqlCaseStore) -> None:
     assert refused.value.field == "cursor"
 
 
-_ORDER_KEYS = {
-    "time_left": lambda c: (c.due_ts, c.case_id),
-    "score": lambda c: (-c.score, c.case_id),
-    "amount": lambda c: (-c.amount, c.case_id),
-    "newest": lambda c: (-c.opened_ts, c.case_id),
+_ORDER_KEYS = {  # (key, reverse): ties are broken by case_id in the key's direction
+    "time_left": (lambda c: (c.due_ts, c.case_id), False),
+    "score": (lambda c: (c.score, c.case_id), True),
+    "amount": (lambda c: (c.amount, c.case_id), True),
+    "newest": (lambda c: (c.opened_ts, c.case_id), True),
 }
 
 
@@ -151,7 +151,7 @@ def test_pages_walk_every_matching_case_once_in_order(
 ) -> None:
     """Ties in the order key are common here (scores and amounts from a few values), so
     the keyset cursor's tie-break on case_id is what keeps a page from skipping or
-    repeating a case."""
+    repeating a case. The reference is Python's sort of every matching case."""
     for found in store.find(CaseQuery(limit=500)).cases:  # hypothesis reuses the store
         store.put(msgspec.structs.replace(found, status="closed", queue=f"old-{found.case_id}"))
     written = [
@@ -160,8 +160,9 @@ def test_pages_walk_every_matching_case_once_in_order(
     ]
     for item in written:
         store.put(item)
+    key, reverse = _ORDER_KEYS[order]
     expected = sorted(
-        (c for c in written if status is None or c.status == status), key=_ORDER_KEYS[order]
+        (c for c in written if status is None or c.status == status), key=key, reverse=reverse
     )
     seen: list[Case] = []
     cursor = None
