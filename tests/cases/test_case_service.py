@@ -19,6 +19,7 @@ from payguard.cases import (
     CaseQuery,
     Claim,
     HoldDecision,
+    Reopen,
     RequireStepUp,
     Resolve,
     Snooze,
@@ -110,6 +111,9 @@ def test_resolving_files_an_analyst_label_through_the_outcomes_service(world: Wo
     with pytest.raises(CaseError) as closed:
         world.cases.act(case.case_id, Resolve(verdict="not_fraud"), ANNA)
     assert closed.value.status == 409
+    world.cases.act(case.case_id, Reopen(comment="the customer's bank vouched for it"), ANNA)
+    world.cases.act(case.case_id, Resolve(verdict="not_fraud"), ANNA)
+    assert world.engine.outcomes.book.state("t1") == "review:resolved:not_fraud"
 
 
 def test_block_stops_the_entitys_next_event_until_unblocked(world: World) -> None:

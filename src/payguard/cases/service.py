@@ -66,8 +66,8 @@ from payguard.cases.types import (
     Unblock,
 )
 from payguard.decision import Decision
-from payguard.engine import Engine
-from payguard.events import Event
+from payguard.engine import DuplicateEventError, Engine
+from payguard.events import Event, EventError
 from payguard.events.tokenize import clear_pii_in
 from payguard.holds import Hold, HoldError, HoldState
 from payguard.lists import ListError, ListService
@@ -501,7 +501,7 @@ class CaseService:
         filed: list[str] = []
         for alert in self.store.alerts(case.case_id):
             event = Event(
-                event_id=f"lbl-{case.case_id}-{alert.event_id}"[:128],
+                event_id=f"lbl-{case.case_id}-{verdict}-{alert.event_id}"[:128],
                 type="label",
                 ts=now,
                 user_id=alert.user_id,
@@ -511,7 +511,12 @@ class CaseService:
             )
             if event.event_id in filed:
                 continue
-            self.engine.process(event, commit=True)
+            try:
+                self.engine.process(event, commit=True)
+            except (DuplicateEventError, EventError) as exc:
+                raise CaseError(
+                    "verdict", f"the label on {alert.event_id} was refused: {exc}", 409
+                ) from None
             filed.append(event.event_id)
         self.engine.flush()
         return filed
