@@ -2,12 +2,18 @@
 is seen by the next event without a restart, clear numbers are tokenized at once and
 never stored, every change is audited, and a list is what a restart reads back."""
 
+import uuid
+from pathlib import Path
+
 import pytest
 from casetools import OTHER_PAN, PAN, payment, transfer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from payguard.auth import Actor
 from payguard.cel import RuleError, check_condition
 from payguard.cel.lists import membership, variable
+from payguard.events import Tokenizer
 from payguard.generated import source_of
 from payguard.lists import ListError, ListService
 
@@ -183,3 +189,59 @@ def test_a_translated_rule_reads_the_list_natively(listed_world) -> None:  # typ
     code = dict(world.engine.generated_code("payment"))
     source = source_of(code[next(k for k in code if k.startswith("rules"))])
     assert "list__deny__stolen_cards__card" in source
+
+
+# -- the index against a brute-force reference --------------------------------------------
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "remove"]),
+        st.sampled_from(["cards", "devices"]),
+        st.sampled_from(["a", "b", "c"]),
+        st.one_of(st.none(), st.integers(1, 50)),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS, probe_at=st.integers(0, 60))
+def test_contains_agrees_with_a_scan_of_every_live_entry(
+    tmp_path: Path, ops: list[tuple[str, str, str, int | None]], probe_at: int
+) -> None:
+    """`contains` reads an index kept beside the table; the reference reads the service's
+    own list of entries (every one, expired included) and checks each by hand."""
+    path = tmp_path / f"lists-{uuid.uuid4().hex}.db"
+    lists = ListService(path, Tokenizer(b"property-test-key-0123456789"), None)
+    try:
+        for name in ("cards", "devices"):
+            lists.create("deny", name, "device", owner="o", reason="r", actor=LEAD, now_ms=0)
+        for op, name, value, ttl in ops:
+            if op == "add":
+                lists.add("deny", name, value, reason="r", actor=LEAD, now_ms=0, expires_ms=ttl)
+            else:
+                for entry in lists.entries("deny", name, now_ms=0, include_expired=True):
+                    if entry.value == value:
+                        lists.remove("deny", name, entry.entry_id, reason="r", actor=LEAD, now_ms=0)
+                        break
+        for name in ("cards", "devices"):
+            every = lists.entries("deny", name, now_ms=0, include_expired=True)
+            for value in ("a", "b", "c"):
+                expected = any(
+                    e.value == value and (e.expires_ms is None or probe_at < e.expires_ms)
+                    for e in every
+                )
+                assert lists.contains("deny", name, "device", value, probe_at) is expected
+        again = ListService(path, Tokenizer(b"property-test-key-0123456789"), None)
+        try:
+            for name in ("cards", "devices"):
+                for value in ("a", "b", "c"):
+                    assert again.contains("deny", name, "device", value, probe_at) is (
+                        lists.contains("deny", name, "device", value, probe_at)
+                    )
+        finally:
+            again.close()
+    finally:
+        lists.close()
