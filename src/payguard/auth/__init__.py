@@ -3,7 +3,7 @@
 what they changed; the CLI manages keys and exports the log through the same objects."""
 
 from payguard.auth.access import Access
-from payguard.auth.audit import AuditEntry, AuditLog, ChainBreak, ExportFormat, export_lines
+from payguard.auth.audit import Actor, AuditEntry, AuditLog, ChainBreak, ExportFormat, export_lines
 from payguard.auth.devmode import (
     DEV_ENV,
     MIN_TOKEN_KEY_BYTES,
@@ -35,6 +35,7 @@ __all__ = [
     "SCOPES",
     "SCOPE_PURPOSE",
     "Access",
+    "Actor",
     "ApiKey",
     "AuditEntry",
     "AuditLog",
