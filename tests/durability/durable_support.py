@@ -157,10 +157,15 @@ NO_LIMIT = 1_073_741_823
 
 
 def fill_disk(server: Server, *, full: bool) -> None:
+    """`fill_log` on the server's engine."""
+    fill_log(server.engine, full=full)
+
+
+def fill_log(engine: Engine, *, full: bool) -> None:
     """Cap the event log's size and fill it up to the cap (every free byte of every page
     used), so that the next event's insert finds no room; or lift the cap. The cap is
     per connection: both of the recorder's (reads, and the group commits' writer) get it."""
-    recorder = server.engine.recorder
+    recorder = engine.recorder
     assert isinstance(recorder, SQLiteRecorder)
     db, writer = recorder.connections
     if not full:

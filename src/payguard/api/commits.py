@@ -106,9 +106,10 @@ class GroupCommitter:
         return processed
 
     async def _wait_for_room(self) -> None:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-            self._room = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # the first request (or a test's new loop)
+            assert self._open is None and self._running is None, "one loop at a time"
+            self._loop, self._room = loop, asyncio.Event()
         assert self._room is not None
         while self._open is not None and self._open.events >= self._max_batch:
             self._room.clear()
