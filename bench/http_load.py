@@ -357,7 +357,27 @@ def phases(
             )
         )
         results["saturation"] = _summary(lat, errors, time.perf_counter() - start)
+        grouped = _group_commits(port)
+        if grouped is not None:
+            results["group commit"] = grouped
     return results
+
+
+def _group_commits(port: int) -> dict[str, float] | None:
+    """Commits and events per commit from the server's /metrics (None: a server without
+    group commit)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("payguard_group_commits_total", "payguard_group_committed_events_total"):
+            found[name] = float(value)
+    commits = found.get("payguard_group_commits_total")
+    if not commits:
+        return None
+    events = found["payguard_group_committed_events_total"]
+    return {"commits": commits, "events_per_commit": round(events / commits, 2)}
 
 
 def compare(
