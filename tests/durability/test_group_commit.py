@@ -31,6 +31,9 @@ from durable_support import (
     transfer,
     wait_until_serving,
 )
+from hypothesis import given
+from hypothesis import settings as settings_for_hypothesis
+from hypothesis import strategies as st
 
 from payguard.api.commits import GroupCommitter
 from payguard.decision import Decision
@@ -264,3 +267,54 @@ def test_kill_9_under_concurrent_load_loses_no_answer_and_applies_nothing_twice(
         assert state(replayed) == kept, "the live state applied every event exactly once"
     finally:
         replayed.close()
+
+
+@settings_for_hypothesis(max_examples=12, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_any_arrival_pattern_decides_as_one_event_at_a_time(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Against the obvious reference (a commit per event, one after another): events
+    arriving in waves of any sizes, with repeats of events still in flight, are decided
+    the same, recorded once each, and leave the same state."""
+    if not _REFERENCE:  # the same events (and times) for every example
+        bodies = _stream("p", n_users=2, per_user=5)
+        engine = Engine.open(settings(tmp_path_factory.mktemp("reference")))
+        try:
+            answers = [_what(engine.process(e, commit=True)[0]) for e in _decoded(engine, bodies)]
+            _REFERENCE.append((bodies, answers, state(engine)))
+        finally:
+            engine.close()
+    bodies, expected, expected_state = _REFERENCE[0]
+    sizes = data.draw(st.lists(st.integers(1, len(bodies)), min_size=1, max_size=len(bodies)))
+    repeats = data.draw(st.lists(st.integers(0, len(bodies) - 1), max_size=4))
+    engine = Engine.open(settings(tmp_path_factory.mktemp("grouped")))
+    committer = GroupCommitter(engine)
+    events = _decoded(engine, bodies)
+
+    async def in_waves() -> list[Decision]:
+        decided: list[Decision] = []
+        start = 0
+        for size in [*sizes, len(events)]:
+            wave = events[start : start + size]
+            if not wave:
+                break
+            again = [events[i] for i in repeats if start <= i < start + len(wave)]
+            answers = await asyncio.gather(*(committer.process(e) for e in [*wave, *again]))
+            decided += [d for d, _ in answers[: len(wave)]]
+            assert all(repeat for _, repeat in answers[len(wave) :])
+            assert [d for d, _ in answers[len(wave) :]] == [decided[events.index(e)] for e in again]
+            start += len(wave)
+        return decided
+
+    try:
+        decided = asyncio.run(in_waves())
+        assert [_what(d) for d in decided] == expected
+        assert engine.recorder.last_seq() == len(events)
+        assert state(engine) == expected_state
+        committer.close()
+    finally:
+        engine.close()
+
+
+_REFERENCE: list[tuple[list[dict[str, Any]], list[tuple[str, int, list[str]]], list[Any]]] = []
