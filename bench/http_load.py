@@ -274,8 +274,9 @@ def _summary(latencies: list[float], errors: int, elapsed: float) -> dict[str, f
 
 
 @contextmanager
-def _server(src: Path, env_extra: dict[str, str] | None = None) -> Iterator[tuple[int, str]]:
-    """A `payguard serve` of the tree `src` on a fresh data directory: (port, API key)."""
+def _server(src: Path, env_extra: dict[str, str] | None = None) -> Iterator[tuple[int, str, int]]:
+    """A `payguard serve` of the tree `src` on a fresh data directory: (port, API key,
+    process id)."""
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="payguard-load-") as tmp:
         secret = _key(Path(tmp) / "data")
@@ -298,7 +299,7 @@ def _server(src: Path, env_extra: dict[str, str] | None = None) -> Iterator[tupl
             )
             try:
                 _wait_ready(f"http://127.0.0.1:{port}", proc)
-                yield port, secret
+                yield port, secret, proc.pid
             finally:
                 proc.terminate()
                 try:
@@ -312,7 +313,7 @@ def run(n_events: int = 20_000, concurrency: int = 8) -> dict[str, float]:
     """Start a server, send `n_events` closed-loop (≤ MAX_EVENTS, ≤ MAX_SECONDS)."""
     n_events = max(1, min(n_events, MAX_EVENTS))
     concurrency = max(1, min(concurrency, 256))
-    with _server(REPO / "src") as (port, secret):
+    with _server(REPO / "src") as (port, secret, _):
         requests = _http_requests(generate_events(n_events), secret)
         start = time.perf_counter()
         latencies, errors = _run(
@@ -334,7 +335,7 @@ def phases(
     counts = [5_000, *(int(r * seconds) for r in rates), int(SATURATION_CEILING * seconds)]
     bodies = generate_events(sum(counts))
     results: dict[str, dict[str, float]] = {}
-    with _server(src, env_extra) as (port, secret):
+    with _server(src, env_extra) as (port, secret, pid):
         requests = _http_requests(bodies, secret)
         offset = 0
 
@@ -347,7 +348,7 @@ def phases(
         for rate, count in zip(rates, counts[1:-1], strict=True):
             lat, errors, elapsed = _run(_open_loop(port, take(count), rate, 64))
             results[f"open {rate}/s"] = _summary(lat, errors, elapsed)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds(pid)
         lat, errors = _run(
             _drive(
                 port,
@@ -357,10 +358,19 @@ def phases(
             )
         )
         results["saturation"] = _summary(lat, errors, time.perf_counter() - start)
+        cpu_us = (_cpu_seconds(pid) - cpu) * 1e6 / max(1, len(lat))
+        results["saturation"]["server_cpu_us_per_request"] = round(cpu_us, 1)
         grouped = _group_commits(port)
         if grouped is not None:
             results["group commit"] = grouped
     return results
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time the server process used so far, all threads (Linux /proc): per request,
+    what a whole core would cost, however busy the machine is."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _group_commits(port: int) -> dict[str, float] | None:
