@@ -318,3 +318,41 @@ def test_any_arrival_pattern_decides_as_one_event_at_a_time(
 
 
 _REFERENCE: list[tuple[list[dict[str, Any]], list[tuple[str, int, list[str]]], list[Any]]] = []
+
+
+def test_a_full_queue_holds_new_requests_back_until_a_commit_takes_it(tmp_path: Path) -> None:
+    """`max_batch` bounds what is decided and not yet handed to a commit: the requests
+    beyond it wait undecided, then go into the next commit."""
+    engine = Engine.open(settings(tmp_path))
+    committer = GroupCommitter(engine, max_batch=3)
+    events = _decoded(engine, _stream("m", n_users=2, per_user=3))
+    recorder = engine.recorder
+    real_commit = recorder.commit_sealed
+    writing, release = threading.Event(), threading.Event()
+
+    def held_commit(sealed: Any) -> None:
+        writing.set()
+        release.wait(timeout=30)
+        real_commit(sealed)
+
+    async def scenario() -> None:
+        recorder.commit_sealed = held_commit  # type: ignore[method-assign]
+        first = asyncio.create_task(committer.process(events[0]))
+        while not writing.is_set():
+            await asyncio.sleep(0.001)
+        rest = [asyncio.create_task(committer.process(e)) for e in events[1:]]
+        await asyncio.sleep(0.01)
+        pending = [recorder.is_pending(e.event_id) for e in events[1:]]
+        assert pending == [True, True, True, False, False], "three queued, two held back"
+        recorder.commit_sealed = real_commit  # type: ignore[method-assign]
+        release.set()
+        answers = await asyncio.gather(first, *rest)
+        assert [repeat for _, repeat in answers] == [False] * len(events)
+
+    try:
+        asyncio.run(scenario())
+        assert engine.recorder.last_seq() == len(events)
+        assert engine.metrics.group_commits == 3  # 1, then the 3 queued, then the 2 held
+        committer.close()
+    finally:
+        engine.close()
