@@ -180,6 +180,7 @@ EXPORTED: dict[str, list[str]] = {
         "StorageError",
         "batch_gc",
         "compile_ruleset",
+        "fault_point",
         "known_variables",
         "warm_up_decision",
     ],
@@ -345,6 +346,7 @@ EXPORTED: dict[str, list[str]] = {
         "MemoryRecorder",
         "Recorder",
         "SQLiteRecorder",
+        "SealedRecords",
         "StoredDecision",
     ],
     "payguard.webhooks": [

@@ -38,6 +38,7 @@ PAYGUARD_REQUEST_TIMEOUT_S  seconds a client has to send a whole request, header
 PAYGUARD_KEEP_ALIVE_S       seconds an idle keep-alive connection stays open (default 5)
 PAYGUARD_MAX_CONCURRENCY    connections + requests in flight before 503 (default 1000)
 PAYGUARD_MAX_HEADER_BYTES   request line and headers, at most (default 16384)
+PAYGUARD_HTTP               HTTP parser: httptools (default, C) or h11 (pure Python)
 PAYGUARD_DEV                `1`: development mode (docs/security.md): the development token
                             key and a development admin key are allowed; not a setting
 """
@@ -127,6 +128,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keep_alive_s: Annotated[int, msgspec.Meta(ge=1, le=3_600)] = 5
     max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_000
     max_header_bytes: Annotated[int, msgspec.Meta(ge=1_024, le=1_048_576)] = 16_384
+    http: Literal["httptools", "h11"] = "httptools"
+    """The HTTP/1.1 parser: httptools (llhttp, in C) or h11 (pure Python, the fallback);
+    both keep every limit above (payguard.api.timeouts)."""
 
     def __post_init__(self) -> None:
         _check_webhooks(self.webhook_urls, self.webhook_secrets)
@@ -181,6 +185,7 @@ _ENV_KEYS = {
     "PAYGUARD_KEEP_ALIVE_S": "keep_alive_s",
     "PAYGUARD_MAX_CONCURRENCY": "max_concurrency",
     "PAYGUARD_MAX_HEADER_BYTES": "max_header_bytes",
+    "PAYGUARD_HTTP": "http",
 }
 _LIST_KEYS = frozenset({"webhook_urls", "webhook_secrets"})
 """Settings that an environment variable gives as a comma-separated list."""

@@ -18,6 +18,9 @@ class Metrics:
         """Events refused for a `ts` too far ahead of the server clock (also invalid)."""
         self.storage_errors = 0
         """Commits of the event log that failed (each request answered 503)."""
+        self.group_commits = 0
+        self.group_committed_events = 0
+        """Group commits of the HTTP path and the events they held (events per fsync)."""
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_US) + 1)
         self.latency_sum_us = 0
         self.rule_errors: dict[tuple[str, str], int] = {}
@@ -44,6 +47,12 @@ class Metrics:
             ("payguard_conflicting_events_total", self.conflicts, "Reused ids, other payload."),
             ("payguard_future_events_total", self.future_events, "Refused: ts ahead of clock."),
             ("payguard_storage_errors_total", self.storage_errors, "Failed event log commits."),
+            ("payguard_group_commits_total", self.group_commits, "Group commits of events."),
+            (
+                "payguard_group_committed_events_total",
+                self.group_committed_events,
+                "Events made durable by group commits.",
+            ),
         ):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
         lines += [

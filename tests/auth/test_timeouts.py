@@ -1,5 +1,6 @@
 """Slow clients are cut off: a request that has not fully arrived `request_timeout_s`
-after the connection opened (or the previous answer) is closed without an answer.
+after the connection opened (or the previous answer) is closed without an answer. Each
+test runs on both HTTP parsers (`PAYGUARD_HTTP`): httptools, the default, and h11.
 
 Behaviour, not speed: each test waits for the close with a generous margin and fails
 only if the server never closes the connection."""
@@ -18,15 +19,21 @@ TIMEOUT_S = 1
 MARGIN_S = 10
 
 
-@pytest.fixture(scope="module")
-def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+PARSERS = ["httptools", "h11"]
+
+
+@pytest.fixture(scope="module", params=PARSERS)
+def strict(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("payguard-timeouts")
     settings = msgspec.structs.replace(
-        load_settings(env={"PAYGUARD_DATA_DIR": str(data)}),
+        load_settings(env={"PAYGUARD_DATA_DIR": str(data), "PAYGUARD_HTTP": request.param}),
         ruleset=Path(__file__).resolve().parents[2] / "rules" / "default.yaml",
         request_timeout_s=TIMEOUT_S,
         max_header_bytes=2048,
     )
+    assert settings.http == request.param
     srv = Server(data, settings).start()
     try:
         yield srv
@@ -76,11 +83,33 @@ def test_a_complete_request_is_answered_and_oversized_headers_refused(strict: Se
         # headers still growing past max_header_bytes (2048 here): refused, not buffered
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4096)
         assert _read_until_closed(sock).startswith(b"HTTP/1.1 400")
+    with _connect(strict) as sock:
+        # the same, a few bytes at a time
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(40):
+            sock.sendall(b"X-Pad: " + b"b" * 93 + b"\r\n")
+        assert _read_until_closed(sock).startswith(b"HTTP/1.1 400")
 
 
-def test_connections_beyond_max_concurrency_get_503(tmp_path: Path) -> None:
+def test_headers_under_the_limit_and_a_large_body_are_answered(strict: Server) -> None:
+    """The head limit counts the request line and headers only, not the body after them,
+    and starts again for the next request on a keep-alive connection."""
+    body = b'{"event_id": "' + b"x" * 3000 + b'"}'  # larger than max_header_bytes
+    head = (
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"X-Pad: " + b"p" * 1500 + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    with _connect(strict) as sock:
+        for _ in range(3):
+            sock.sendall(head + body)
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 422"), answer[:80]  # decoded, then refused
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_connections_beyond_max_concurrency_get_503(tmp_path: Path, parser: str) -> None:
     settings = msgspec.structs.replace(
-        load_settings(env={"PAYGUARD_DATA_DIR": str(tmp_path)}),
+        load_settings(env={"PAYGUARD_DATA_DIR": str(tmp_path), "PAYGUARD_HTTP": parser}),
         ruleset=Path(__file__).resolve().parents[2] / "rules" / "default.yaml",
         max_concurrency=2,
         keep_alive_s=60,

@@ -18,6 +18,7 @@ from apiserver import Server
 
 from payguard.config import Settings
 from payguard.engine import Engine
+from payguard.store import SQLiteRecorder
 
 HOLD_RULES = """version: durability-test
 rules:
@@ -156,15 +157,25 @@ NO_LIMIT = 1_073_741_823
 
 
 def fill_disk(server: Server, *, full: bool) -> None:
+    """`fill_log` on the server's engine."""
+    fill_log(server.engine, full=full)
+
+
+def fill_log(engine: Engine, *, full: bool) -> None:
     """Cap the event log's size and fill it up to the cap (every free byte of every page
-    used), so that the next event's insert finds no room; or lift the cap."""
-    db = server.engine.recorder.connection
+    used), so that the next event's insert finds no room; or lift the cap. The cap is
+    per connection: both of the recorder's (reads, and the group commits' writer) get it."""
+    recorder = engine.recorder
+    assert isinstance(recorder, SQLiteRecorder)
+    db, writer = recorder.connections
     if not full:
-        db.execute(f"PRAGMA max_page_count = {NO_LIMIT}")
+        for each in (db, writer):
+            each.execute(f"PRAGMA max_page_count = {NO_LIMIT}")
         return
     db.execute("CREATE TABLE IF NOT EXISTS filler (blob BLOB)")
     pages = db.execute("PRAGMA page_count").fetchone()[0]
-    db.execute(f"PRAGMA max_page_count = {pages + 4}")
+    for each in (db, writer):
+        each.execute(f"PRAGMA max_page_count = {pages + 4}")
     for size in (4096, 512, 64, 8, 1):
         try:
             while True:

@@ -2,10 +2,12 @@
 
 `create_app` only wires: each resource's routes live in their own module (`events`,
 `decisions`, `holds`, `graph`, `rulesets`, `otp`, `webhooks`, `operations`, and the
-keys and audit routes in `access`), the error answers in `errors`. Handlers are
-synchronous and run on the event-loop thread (`sync_to_thread=False`): the engine is not
-thread-safe, and one decision costs microseconds, so serialising requests on the loop is
-both the simplest correct choice and the fastest one.
+keys and audit routes in `access`), the error answers in `errors`. Handlers run on the
+event-loop thread (`sync_to_thread=False`, or coroutines): the engine is not thread-safe,
+and one decision costs microseconds, so serialising decisions on the loop is both the
+simplest correct choice and the fastest one. Only the event log's commits leave the loop,
+for the group committer's writer thread (`commits`), so that one fsync answers many
+requests.
 """
 
 import time
@@ -23,6 +25,7 @@ from payguard.api.access import (
     openapi_security,
 )
 from payguard.api.cases import case_handlers, list_handlers
+from payguard.api.commits import GroupCommitter
 from payguard.api.decisions import decision_handlers
 from payguard.api.errors import ApiError, exception_handlers
 from payguard.api.events import event_handlers
@@ -87,6 +90,7 @@ def create_app(
     for listener in outcome_listeners:
         engine.outcomes.book.subscribe(listener)
     gate = _open_access(settings) if access == FROM_SETTINGS else access
+    commits = GroupCommitter(engine)
     closers = [gate.close] if access == FROM_SETTINGS else []
     if cases == FROM_SETTINGS:
         lists = ListService.open(
@@ -101,7 +105,7 @@ def create_app(
     components, security = openapi_security()
     return Litestar(
         route_handlers=[
-            *event_handlers(engine, gate.audit, clock),
+            *event_handlers(engine, commits, gate.audit, clock),
             *graph_handlers(engine),
             *ruleset_handlers(engine, gate.audit),
             *operation_handlers(engine, hooks),
@@ -127,6 +131,7 @@ def create_app(
         on_startup=[*([hooks.start] if hooks is not None else []), expiry.start],
         on_shutdown=[
             expiry.stop,
+            commits.close,
             *on_shutdown,
             otp.close,
             *([hooks.close] if hooks is not None else []),

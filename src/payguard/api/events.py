@@ -2,7 +2,9 @@
 
 Bodies are read raw and handed to payguard's own decoder, so every rejection names the
 field the way the CLI does, and Litestar never parses (or logs) an event. An accepted
-event is flushed to the recorder before it is answered. Request bodies hold card, ID and
+event is decided at once and answered once the group commit that holds it is durable
+(api/commits.py); the handlers are coroutines so that the loop goes on deciding other
+requests while a commit runs on the writer thread. Request bodies hold card, ID and
 phone numbers in clear: nothing here logs a body; one log line per rejected event names
 only its event_id, field and reason.
 """
@@ -18,6 +20,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import QueryParameter, RawBody
 
 from payguard.api.access import audit_labels, require_label_scope
+from payguard.api.commits import GroupCommitter
 from payguard.api.errors import ApiError, Conflict, InvalidEvent, TooLarge, documented_error
 from payguard.api.openapi import BatchOperation, EventOperation
 from payguard.auth import AuditLog
@@ -42,10 +45,10 @@ class Batch(msgspec.Struct):
 
 
 def event_handlers(
-    engine: Engine, audit: AuditLog, clock: Callable[[], int]
+    engine: Engine, commits: GroupCommitter, audit: AuditLog, clock: Callable[[], int]
 ) -> list[HTTPRouteHandler]:
-    """The event routes over `engine`; `clock` (epoch ms) refuses future-dated events,
-    `audit` records who filed labels."""
+    """The event routes over `engine`, recording through `commits`; `clock` (epoch ms)
+    refuses future-dated events, `audit` records who filed labels."""
     settings = engine.settings
     decoder = engine.decoder
     metrics = engine.metrics
@@ -78,28 +81,11 @@ def event_handlers(
         )
         return ApiError(409, body)
 
-    discard_pending = engine.discard_pending
-
     def storage_unavailable() -> ApiError:
         return ApiError(503, {"error": "storage_unavailable"})
 
-    def durable(*, batch: bool = False) -> None:
-        """Flush; if that fails, drop the queued records so nothing half-answered remains,
-        and after a batch (whose events were filed as they were decided) put the state back
-        to what the log holds."""
-        try:
-            engine.flush()
-        except Exception:
-            metrics.storage_errors += 1
-            discard_pending()
-            log.exception("recorder flush failed; request not recorded")
-            if batch:
-                engine.rebuild_state()
-            raise storage_unavailable() from None
-
     @post(
         "/v1/events",
-        sync_to_thread=False,
         status_code=200,
         summary="Decide one event",
         description=(
@@ -119,7 +105,7 @@ def event_handlers(
             422: documented_error(InvalidEvent, "Event violates contract v1"),
         },
     )
-    def post_event(
+    async def post_event(
         request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
     ) -> Response[Decision]:
         try:
@@ -129,25 +115,20 @@ def event_handlers(
             raise reject(exc, 400 if exc.malformed else 422) from None
         require_label_scope(request, [event])
         try:
-            decision, repeat = engine.process(event, commit=True)
+            decision, repeat = await commits.process(event)
         except DuplicateEventError as exc:
             raise conflict(exc) from None
         except StorageError:  # nothing recorded, no state changed
             raise storage_unavailable() from None
         except EventError as exc:  # an outcome that fits no decision: nothing recorded
             raise reject(exc, 422) from None
-        except Exception:  # a bug on valid input: answer 500 and record nothing
-            discard_pending()
-            raise
         if not repeat:
-            durable()
             audit_labels(audit, request, [event])
         headers = {IDEMPOTENT_REPLAY: "true"} if repeat else None
         return Response(decision.public(explain_on(explain)), headers=headers)
 
     @post(
         "/v1/events/batch",
-        sync_to_thread=False,
         status_code=200,
         summary="Decide a batch of events, all or nothing",
         description=(
@@ -167,7 +148,7 @@ def event_handlers(
             422: documented_error(InvalidEvent, "An event violates contract v1"),
         },
     )
-    def post_batch(
+    async def post_batch(
         request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
     ) -> Batch:
         try:
@@ -204,11 +185,9 @@ def event_handlers(
                 raise reject(exc, 422, index) from None
         show = explain_on(explain)
         try:
-            processed = [engine.process(event) for event in events]
-        except Exception:  # a bug on valid input: answer 500 and record nothing
-            discard_pending()
-            raise
-        durable(batch=True)
+            processed = await commits.process_all(events)
+        except StorageError:  # nothing of the batch recorded, no state changed
+            raise storage_unavailable() from None
         new = [event for event, (_, repeat) in zip(events, processed, strict=True) if not repeat]
         audit_labels(audit, request, new)
         return Batch(decisions=[decision.public(show) for decision, _ in processed])

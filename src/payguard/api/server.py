@@ -4,8 +4,9 @@ Connection limits (docs/security.md, "Rate limits and timeouts"), all from Setti
 `request_timeout_s` for a whole request (headers and body; `timeouts.py`),
 `keep_alive_s` for an idle keep-alive connection (uvicorn's `timeout_keep_alive`),
 `max_concurrency` connections and requests in flight before uvicorn answers 503
-(`limit_concurrency`), and `max_header_bytes` for the request line and headers
-(`h11_max_incomplete_event_size`; more → 400 and the connection closes).
+(`limit_concurrency`), and `max_header_bytes` for the request line and headers (more →
+400 and the connection closes). The HTTP parser is httptools (llhttp, in C) unless
+`PAYGUARD_HTTP=h11`; the event loop is uvloop (libuv) when it is installed.
 """
 
 import logging
@@ -18,7 +19,7 @@ from typing import Any
 import uvicorn
 
 from payguard.api.app import create_app
-from payguard.api.timeouts import DeadlineH11Protocol
+from payguard.api.timeouts import DeadlineH11Protocol, DeadlineHttpToolsProtocol
 from payguard.auth import Access, banner, check_token_key, dev_admin_key, dev_mode
 from payguard.config import Settings
 from payguard.engine import Engine
@@ -27,13 +28,20 @@ log = logging.getLogger("payguard.api")
 
 
 def uvicorn_limits(settings: Settings) -> dict[str, Any]:
-    """The uvicorn options that bound slow, idle, oversized and too many connections."""
-    return {
-        "http": DeadlineH11Protocol.with_timeout(settings.request_timeout_s),
+    """The uvicorn options that bound slow, idle, oversized and too many connections, on
+    the configured HTTP parser."""
+    limits: dict[str, Any] = {
         "timeout_keep_alive": settings.keep_alive_s,
         "limit_concurrency": settings.max_concurrency,
-        "h11_max_incomplete_event_size": settings.max_header_bytes,
     }
+    if settings.http == "h11":
+        limits["http"] = DeadlineH11Protocol.with_timeout(settings.request_timeout_s)
+        limits["h11_max_incomplete_event_size"] = settings.max_header_bytes
+    else:
+        limits["http"] = DeadlineHttpToolsProtocol.with_limits(
+            settings.request_timeout_s, settings.max_header_bytes
+        )
+    return limits
 
 
 def serve(

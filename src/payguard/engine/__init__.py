@@ -31,6 +31,7 @@ from payguard.engine.durability import (
     SNAPSHOT_FILE,
     StorageError,
     batch_gc,
+    fault_point,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "StorageError",
     "batch_gc",
     "compile_ruleset",
+    "fault_point",
     "known_variables",
     "warm_up_decision",
 ]

@@ -117,6 +117,8 @@ def warm_up_decision(event_id: str) -> Decision:
 
 
 _NO_VARIABLES: dict[str, Any] = {}
+REPEAT = 0
+"""The sequence number `_record` gives an idempotent repeat (recorded ones start at 1)."""
 
 
 class DuplicateEventError(Exception):
@@ -200,6 +202,12 @@ class Engine:
                 ", ".join(sorted(stepup.FEATURES - known)),
             )
         self._step_up_plan = features.plan(known, "step-up")
+        self.settle: Callable[[], None] = _nothing
+        """Finish every commit a group committer has queued or under way (set by
+        payguard.api.commits); called before anything commits on the calling thread."""
+        self.snapshot_wanted = False
+        """`process_queued` passed a multiple of `snapshot_every`: the group committer
+        writes the snapshot once the log holds everything the state does."""
 
     # -- construction ---------------------------------------------------------------------
 
@@ -275,15 +283,48 @@ class Engine:
 
         With `commit`, the event, its decision and its hold are committed before any state
         changes; a failed commit raises StorageError and leaves every state as it was (the
-        HTTP path). Without, the record is queued for the caller's `flush` and the state
-        updated at once, so that later events of a batch see this one; if that flush
-        fails, `rebuild_state` puts the state back to what the log holds.
+        HTTP path of the OTP routes). A group commit under way is settled first
+        (`settle`), so this event's commit follows it. Without, the record is queued for
+        the caller's `flush` and the state updated at once, so that later events of a
+        batch see this one; if that flush fails, `rebuild_state` puts the state back to
+        what the log holds.
 
         A repeat of a recorded event_id with the same payload returns the stored decision
         and changes nothing; with another payload it raises DuplicateEventError. An
         outcome (`challenge_result`, `label`) that fits no recorded decision raises
         OutcomeError (an EventError naming the field) and records nothing; one that fits
         is recorded with an `allow` no rule decided (it is not an operation to weigh)."""
+        if commit:
+            self.settle()
+        seq, decision, variables = self._record(event)
+        if seq == REPEAT:
+            return decision, True
+        if commit:
+            self._commit()
+        self._file_recorded(seq, event, decision, variables)
+        if seq % self.settings.snapshot_every == 0:
+            self.flush()
+            self.write_snapshot()
+        return decision, False
+
+    def process_queued(self, event: Event) -> tuple[Decision, bool]:
+        """`process` for a group commit (payguard.api.commits): the record is queued and
+        the state updated at once, so the next request's decision sees this event; the
+        committer makes the queue durable before any of it is answered, and on a failed
+        commit discards it and rebuilds the state. A due snapshot is left to the
+        committer (`snapshot_wanted`): it needs the state and the log to agree."""
+        seq, decision, variables = self._record(event)
+        if seq == REPEAT:
+            return decision, True
+        self._file_recorded(seq, event, decision, variables)
+        if seq % self.settings.snapshot_every == 0:
+            self.snapshot_wanted = True
+        return decision, False
+
+    def _record(self, event: Event) -> tuple[int, Decision, Variables | None]:
+        """Decide the event and queue it with its decision and hold: (seq, decision, the
+        chain variables); (REPEAT, the stored decision, None) for an idempotent repeat,
+        which changes nothing."""
         payload = self._encode(event)
         payload_hash = hashlib.sha256(payload).digest()
         stored = self.recorder.lookup(event.event_id)
@@ -292,7 +333,7 @@ class Engine:
                 self.metrics.conflicts += 1
                 raise DuplicateEventError(event.event_id)
             self.metrics.duplicates += 1
-            return stored.decision, True
+            return REPEAT, stored.decision, None
         if event.type in OUTCOME_TYPES:
             self.outcomes.check(event)
             decision, variables = self._acknowledge(event), None
@@ -301,8 +342,12 @@ class Engine:
         seq = self.recorder.append(event, payload, payload_hash, decision)
         if decision.action == "hold":
             self.holds.place(_hold(event, decision))
-        if commit:
-            self._commit()
+        return seq, decision, variables
+
+    def _file_recorded(
+        self, seq: int, event: Event, decision: Decision, variables: Variables | None
+    ) -> None:
+        """After recording: the listeners hear of it, the state takes it, metrics count it."""
         for listener in self.listeners:
             listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
@@ -310,10 +355,6 @@ class Engine:
         if decision.rule_errors:  # counted and logged only for recorded decisions
             errors = decision.rule_errors
             self.rule_error_log.report((e["rule"], e["error"], e["on_error"]) for e in errors)
-        if seq % self.settings.snapshot_every == 0:
-            self.flush()
-            self.write_snapshot()
-        return decision, False
 
     def warm(
         self, event: Event, payload: bytes | None = None, payload_hash: bytes | None = None
@@ -617,6 +658,7 @@ class Engine:
     ) -> Hold:
         """Revoke or release one hold (raises HoldError) and tell the listeners, whose
         writes are flushed at once: the resolution is already committed."""
+        self.settle()  # the hold may have been placed by a commit still under way
         hold = self.holds.resolve(hold_id, state, at_ms=at_ms, by=by, note=note)
         self.outcomes.book.announce(hold.event_id, "decided", f"hold:{hold.state}")
         self.outcomes.book.flush()
@@ -681,10 +723,19 @@ class Engine:
         self.recover()
 
     def flush(self) -> None:
+        """Commit everything queued (after a group commit under way), then what follows
+        from it (`after_commit`)."""
+        self.settle()
         recorded = self.recorder.last_seq()
         self.recorder.flush()
         if self.recorder.last_seq() != recorded:
             fault_point("after-event-log-commit")
+        self.after_commit()
+
+    def after_commit(self) -> None:
+        """What is written once the event log's commit holds its events: a standalone
+        hold book, the outcome book (which tells its listeners) and the listeners'
+        queues (webhooks); each commits its own file."""
         self.holds.flush()
         self.outcomes.book.flush()  # tells outcome listeners, which may queue webhooks
         for listener in self.listeners:
@@ -701,6 +752,7 @@ class Engine:
         header = snapshot_header(self._catalog_digest, self._ruleset.version, seq)
         write_snapshot_file(path, header, self._snapshot_body)
         self._snapshot_seq = seq
+        self.snapshot_wanted = False
 
     def _snapshot_body(self) -> SnapshotBody:
         """Feature, graph and chain state as exported now."""
@@ -788,6 +840,10 @@ class Engine:
         if self.chains is not None:
             gauges["payguard_chain_partitions"] = sum(len(p) for p in self.chains.parts)
         return gauges
+
+
+def _nothing() -> None:
+    """`Engine.settle` without a group committer: nothing is under way."""
 
 
 def _model_reasons(model: "ModelServer", row: list[float]) -> list[Reason]:

@@ -15,6 +15,7 @@ a restart keeps every hold and its state.
 import heapq
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -259,17 +260,24 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 CREATE INDEX IF NOT EXISTS holds_user ON holds (user_id, placed_ts);
 """
-_INSERT = "INSERT OR IGNORE INTO holds (hold_id, user_id, placed_ts, body) VALUES (?, ?, ?, ?)"
+_UPSERT = (
+    "INSERT INTO holds (hold_id, user_id, placed_ts, body) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (hold_id) DO UPDATE SET body = excluded.body"
+)
+"""A queued hold is new or a revocation of one: either way its latest body is written."""
+HoldRows = list[tuple[str, str | None, int, bytes]]
 
 
 class SQLiteHoldBook:
-    """Holds in a `holds` table (WAL). New holds are queued and written with the events
-    that placed them: `in_event_log` keeps the table in the event log's database and writes
-    the queue inside the event log's own transaction, so an event, its decision and its
-    hold are durable together or not at all (an exit between two commits used to lose a
-    hold forever). A standalone book (`SQLiteHoldBook(path)`) commits its queue at its own
-    `flush`. A revocation or release is committed at once: it is acknowledged to a
-    customer. Reads see queued holds too."""
+    """Holds in a `holds` table (WAL). New holds, and revocations by an owner's report,
+    are queued and written with the events that caused them: `in_event_log` keeps the
+    table in the event log's database and writes the queue inside the event log's own
+    transaction, so an event, its decision and its hold are durable together or not at
+    all (an exit between two commits used to lose a hold forever), and a report whose
+    commit fails revokes nothing. A standalone book (`SQLiteHoldBook(path)`) commits its
+    queue at its own `flush`. A revocation or release by staff or the customer
+    (`resolve`) or by expiry is committed at once: it is acknowledged. Reads see queued
+    and sealed holds too (sealed: handed to an event-log commit not yet acknowledged)."""
 
     def __init__(self, path: Path | None = None, *, db: sqlite3.Connection | None = None) -> None:
         if db is None:
@@ -286,13 +294,25 @@ class SQLiteHoldBook:
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(Hold).decode
         self._queued: dict[str, Hold] = {}
+        self._sealed: list[dict[str, Hold]] = []
+        """Queues handed to event-log commits not yet acknowledged, oldest first."""
         self._due = DueIndex(self._all)
 
+    def _pending(self) -> dict[str, Hold]:
+        """Every hold written by no commit yet, the newest version of each."""
+        pending: dict[str, Hold] = {}
+        for queue in [*self._sealed, self._queued]:
+            pending.update(queue)
+        return pending
+
     def _all(self) -> Iterator[Hold]:
-        """Every hold, stored and queued (to build the due index once)."""
+        """Every hold, stored and pending (to build the due index once)."""
+        pending = self._pending()
         for (body,) in self._db.execute("SELECT body FROM holds"):
-            yield self._decode(body)
-        yield from list(self._queued.values())
+            hold = self._decode(body)
+            if hold.hold_id not in pending:
+                yield hold
+        yield from list(pending.values())
 
     def due(self, now_ms: int, limit: int) -> list[Hold]:
         return self._due.due(now_ms, limit, self.get)
@@ -331,15 +351,19 @@ class SQLiteHoldBook:
             self._queued[hold.hold_id] = hold
             self._due.add(hold)
 
-    def _rows(self) -> list[tuple[str, str | None, int, bytes]]:
-        return [(h.hold_id, h.user_id, h.placed_ts, self._encode(h)) for h in self._queued.values()]
+    def _rows(self, queue: dict[str, Hold]) -> HoldRows:
+        return [(h.hold_id, h.user_id, h.placed_ts, self._encode(h)) for h in queue.values()]
 
-    def write_queued(self, db: sqlite3.Connection) -> None:
-        """Write queued holds inside the event log's open transaction (a companion)."""
-        db.executemany(_INSERT, self._rows())
+    def seal(self) -> Callable[[sqlite3.Connection], None]:
+        """Hand the queue to the event log's next commit (a companion): returns what
+        writes it inside that commit's transaction, from rows encoded now."""
+        rows = self._rows(self._queued)
+        self._sealed.append(self._queued)
+        self._queued = {}
+        return partial(_write_rows, rows)
 
     def committed(self) -> None:
-        self._queued.clear()
+        self._sealed.pop(0)
 
     def flush(self) -> None:
         """A standalone book commits its queue; one in the event log has nothing to do
@@ -348,17 +372,20 @@ class SQLiteHoldBook:
             return
         with self._db:  # one transaction
             self._db.execute("BEGIN")
-            self._db.executemany(_INSERT, self._rows())
+            _write_rows(self._rows(self._queued), self._db)
         self._queued.clear()
 
     def discard_pending(self) -> None:
-        """Forget queued holds (their events were not recorded: a failed request)."""
+        """Forget queued and sealed holds (their events were not recorded: a failed
+        request, or a failed group commit)."""
         self._queued.clear()
+        self._sealed.clear()
 
     def get(self, hold_id: str) -> Hold | None:
-        queued = self._queued.get(hold_id)
-        if queued is not None:
-            return queued
+        for queue in [self._queued, *reversed(self._sealed)]:
+            pending = queue.get(hold_id)
+            if pending is not None:
+                return pending
         row = self._db.execute("SELECT body FROM holds WHERE hold_id = ?", (hold_id,)).fetchone()
         return None if row is None else self._decode(row[0])
 
@@ -369,11 +396,13 @@ class SQLiteHoldBook:
         if user_id is not None:
             query, args = query + " WHERE user_id = ?", [user_id]
         query += " ORDER BY placed_ts DESC, hold_id DESC"
-        queued = [h for h in self._queued.values() if user_id is None or h.user_id == user_id]
-        queued.sort(key=lambda h: (h.placed_ts, h.hold_id), reverse=True)
+        pending = self._pending()
+        newer = [h for h in pending.values() if user_id is None or h.user_id == user_id]
+        newer.sort(key=lambda h: (h.placed_ts, h.hold_id), reverse=True)
         out: list[Hold] = []
-        rows = (self._decode(body) for (body,) in self._db.execute(query, args))
-        for hold in _merged(queued, rows):
+        stored = (self._decode(body) for (body,) in self._db.execute(query, args))
+        rows = (hold for hold in stored if hold.hold_id not in pending)
+        for hold in _merged(newer, rows):
             hold = hold.as_of(now_ms)
             if state is None or hold.state == state:
                 out.append(hold)
@@ -389,7 +418,10 @@ class SQLiteHoldBook:
         return done
 
     def _store(self, hold: Hold) -> None:
-        if hold.hold_id in self._queued:  # not written yet: it will be, resolved
+        """Commit a resolution at once, or queue it if the hold itself is not yet written
+        (it will be, resolved). The engine settles a group commit before a resolution, so
+        on the HTTP path the hold is in the table."""
+        if hold.hold_id in self._pending():
             self._queued[hold.hold_id] = hold
             return
         self._db.execute(
@@ -397,18 +429,20 @@ class SQLiteHoldBook:
         )
 
     def revoke_pending(self, user_id: str, *, at_ms: int, by: str, note: str) -> list[Hold]:
+        """Queued with the report's event: its commit makes the revocations durable, and
+        a failed one forgets them (issue 14: a refused event changes nothing)."""
         rows = self._db.execute(
             "SELECT body FROM holds WHERE user_id = ? AND placed_ts <= ?", (user_id, at_ms)
         ).fetchall()
-        candidates = [self._decode(body) for (body,) in rows]
-        candidates += [
-            h for h in self._queued.values() if h.user_id == user_id and h.placed_ts <= at_ms
-        ]
+        candidates = {hold.hold_id: hold for hold in (self._decode(body) for (body,) in rows)}
+        for hold in self._pending().values():
+            if hold.user_id == user_id and hold.placed_ts <= at_ms:
+                candidates[hold.hold_id] = hold
         revoked = []
-        for hold in candidates:
+        for hold in candidates.values():
             if hold.as_of(at_ms).state == "held":
                 done = resolved(hold, hold.hold_id, "revoked", at_ms=at_ms, by=by, note=note)
-                self._store(done)
+                self._queued[done.hold_id] = done
                 revoked.append(done)
         return revoked
 
@@ -416,6 +450,10 @@ class SQLiteHoldBook:
         self.flush()
         if self._owns_db:
             self._db.close()
+
+
+def _write_rows(rows: HoldRows, db: sqlite3.Connection) -> None:
+    db.executemany(_UPSERT, rows)
 
 
 def _merged(newer: list[Hold], older: Iterator[Hold]) -> Iterator[Hold]:

@@ -6,8 +6,9 @@ right after a flush. A crash therefore loses either both or neither, and a resta
 state from the last snapshot plus the events recorded after it — nothing counted twice.
 """
 
-from collections.abc import Iterator
-from typing import Protocol
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import msgspec
 
@@ -19,6 +20,30 @@ class StoredDecision(msgspec.Struct, frozen=True):
     payload_hash: bytes
     decision: Decision
     """As recorded, with `features` in name order."""
+
+
+class SealedRecords:
+    """Records handed to one commit (`SQLiteRecorder.seal`): events with their decisions,
+    the feature sets they first used, and the companions' writers. Read-only once made,
+    so the writer thread can write them while the event loop appends new ones."""
+
+    __slots__ = ("companions", "feature_sets", "ids", "rows")
+
+    def __init__(
+        self,
+        rows: list[tuple[Any, ...]],
+        feature_sets: list[tuple[int, bytes]],
+        companions: list[Callable[[sqlite3.Connection], None]],
+    ) -> None:
+        self.rows = rows
+        self.feature_sets = feature_sets
+        self.companions = companions
+        self.ids = {row[1]: index for index, row in enumerate(rows)}
+        """event_id → index in `rows`, for lookups while the commit is under way."""
+
+    @property
+    def last_seq(self) -> int:
+        return int(self.rows[-1][0]) if self.rows else 0
 
 
 class Recorder(Protocol):
@@ -46,9 +71,27 @@ class Recorder(Protocol):
         """Make every queued record durable, atomically."""
         ...
 
+    def seal(self) -> SealedRecords:
+        """Hand the queued records to one commit (`commit_sealed`) and start a new queue;
+        they stay visible to `lookup` and `get_event` until acknowledged or discarded."""
+        ...
+
+    def commit_sealed(self, sealed: SealedRecords) -> None:
+        """Commit sealed records atomically; safe on a writer thread while the owner
+        appends and reads. Raises on failure (nothing of them is then durable)."""
+        ...
+
+    def acknowledge(self, sealed: SealedRecords) -> None:
+        """The oldest sealed records were committed: they are durable now."""
+        ...
+
+    def is_pending(self, event_id: str) -> bool:
+        """Whether the event is recorded but not yet durable (queued or sealed)."""
+        ...
+
     def discard_pending(self) -> None:
-        """Forget the records queued since the last flush: they belong to a request that
-        is not answered with a decision."""
+        """Forget the records queued or sealed since the last flush: they belong to
+        requests that are not answered with a decision."""
         ...
 
     def probe_write(self) -> None:

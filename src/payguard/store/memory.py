@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from payguard.decision import Decision
 from payguard.events import Event
-from payguard.store.base import LogFilter, StoredDecision, as_recorded
+from payguard.store.base import LogFilter, SealedRecords, StoredDecision, as_recorded
 
 
 class MemoryRecorder:
@@ -31,6 +31,19 @@ class MemoryRecorder:
 
     def flush(self) -> None:
         return None
+
+    def seal(self) -> SealedRecords:
+        """Nothing is queued: every record is kept when it is appended."""
+        return SealedRecords([], [], [])
+
+    def commit_sealed(self, sealed: SealedRecords) -> None:
+        return None
+
+    def acknowledge(self, sealed: SealedRecords) -> None:
+        return None
+
+    def is_pending(self, event_id: str) -> bool:
+        return False
 
     def discard_pending(self) -> None:
         """Nothing is queued: a record is kept when it is appended."""

@@ -1,8 +1,13 @@
 """SQLite recorder (WAL mode): the embedded default's event log and decisions.
 
 Writes are queued and committed in one transaction per `flush`, so a batch replay pays one
-commit per thousand events, while the HTTP server flushes after every request. Events are
-stored tokenized (as `Event` JSON), so the file never holds a card, ID and phone number.
+commit per thousand events. The HTTP server commits concurrent requests together (group
+commit, payguard.api.commits): `seal` hands the queued records to a commit that runs on a
+writer thread over the recorder's own writer connection (`commit_sealed`), while the
+event loop goes on appending to a new queue and reading through the main connection (WAL:
+readers never wait for the writer's fsync); `acknowledge` then makes them durable here.
+Events are stored tokenized (as `Event` JSON), so the file never holds a card, ID and
+phone number.
 
 Other books whose rows must commit with the event that caused them (the hold book: an
 exit between two commits used to lose a hold forever) register as `companions`: their
@@ -16,7 +21,7 @@ cost of recording. Stores written before this layout keep their decisions in a s
 """
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -24,7 +29,7 @@ import msgspec
 
 from payguard.decision import Decision, HoldTerms, Reason, ShadowHit
 from payguard.events import Event
-from payguard.store.base import LogFilter, StoredDecision, as_recorded
+from payguard.store.base import LogFilter, SealedRecords, StoredDecision, as_recorded
 from payguard.types import Action, ChallengeMethod
 
 _SCHEMA = """
@@ -72,12 +77,14 @@ class _Row(msgspec.Struct, array_like=True):
 class Companion(Protocol):
     """A book whose queued rows commit in the event log's transaction."""
 
-    def write_queued(self, db: sqlite3.Connection) -> None:
-        """Write what is queued, inside the recorder's open transaction (no commit)."""
+    def seal(self) -> Callable[[sqlite3.Connection], None]:
+        """Hand what is queued to the next commit of the event log: returns the function
+        that writes it inside that commit's open transaction (on the writer thread, so it
+        must only read what it captured). Sealed rows stay visible to the book's reads."""
         ...
 
     def committed(self) -> None:
-        """The transaction that holds the written rows is committed: forget them."""
+        """The oldest sealed rows are committed: forget them (they are in the table)."""
         ...
 
 
@@ -89,9 +96,10 @@ class SQLiteRecorder:
         survives a power loss; NORMAL only survives a process crash (measured in
         docs/benchmarks.md, "Durability")."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+        self._db = _connect(path, synchronous)
+        self._writer = _connect(path, synchronous)
+        """Commits of sealed records, alone on it (`commit_sealed`, maybe on a writer
+        thread): a read on `_db` never waits for the connection's mutex during a fsync."""
         self.companions: list[Companion] = []
         """Books written in the same transaction as the events (see the module docstring)."""
         self._legacy = self._migrate()
@@ -108,6 +116,8 @@ class SQLiteRecorder:
         """Feature sets first used by queued records, written in the same commit."""
         self._pending_ids: dict[str, int] = {}
         """event_id → index in `_rows`."""
+        self._sealed: list[SealedRecords] = []
+        """Handed to commits not yet acknowledged, oldest first (see `seal`)."""
         self._loading = False
         """Inside `begin_load`'s transaction: flushes write without committing."""
         self._durable_seq = 0
@@ -120,7 +130,7 @@ class SQLiteRecorder:
     def reload(self) -> None:
         """Read the log's end, its event ids and its feature sets again: another process
         (warm-up's checker) recorded events in it. Nothing may be queued here."""
-        assert not self._rows and not self._loading
+        assert not self._rows and not self._sealed and not self._loading
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self._durable_seq = row[0]
         self._next_seq = self._durable_seq + 1
@@ -145,17 +155,38 @@ class SQLiteRecorder:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The event log's connection, for companions that keep their tables beside it."""
+        """The event log's main connection (reads, bulk loads), for companions that keep
+        their tables beside it."""
         return self._db
+
+    @property
+    def connections(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        """Both connections, the main one and the one commits write through (a test
+        that caps the database's size caps both: `max_page_count` is per connection)."""
+        return self._db, self._writer
 
     def _remember_set(self, set_id: int, names: tuple[str, ...]) -> None:
         self._feature_sets[names] = set_id
         self._feature_names[set_id] = names
 
+    def _pending_row(self, event_id: str) -> tuple[Any, ...] | None:
+        """The queued or sealed (not yet durable) row of an event, if any."""
+        index = self._pending_ids.get(event_id)
+        if index is not None:
+            return self._rows[index]
+        for sealed in self._sealed:
+            index = sealed.ids.get(event_id)
+            if index is not None:
+                return sealed.rows[index]
+        return None
+
+    def is_pending(self, event_id: str) -> bool:
+        """Whether the event is queued or sealed, i.e. recorded but not yet durable."""
+        return self._pending_row(event_id) is not None
+
     def lookup(self, event_id: str) -> StoredDecision | None:
-        pending = self._pending_ids.get(event_id)
-        if pending is not None:
-            row = self._rows[pending]
+        row = self._pending_row(event_id)
+        if row is not None:
             decision = self._decision(self._decode_row(row[7]), row[8])
             return StoredDecision(row[5], as_recorded(decision))
         if hash(event_id) not in self._maybe_known:
@@ -180,9 +211,9 @@ class SQLiteRecorder:
         return StoredDecision(payload_hash, as_recorded(decision))
 
     def get_event(self, event_id: str) -> Event | None:
-        pending = self._pending_ids.get(event_id)
+        pending = self._pending_row(event_id)
         if pending is not None:
-            return self._decode(self._rows[pending][4])
+            return self._decode(pending[4])
         row = self._db.execute("SELECT payload FROM events WHERE event_id = ?", (event_id,))
         found = row.fetchone()
         return self._decode(found[0]) if found else None
@@ -199,32 +230,57 @@ class SQLiteRecorder:
         return seq
 
     def flush(self) -> None:
-        if not self._rows:
-            return
-        db = self._db
+        """Commit everything queued or sealed, oldest first, on the calling thread. Not
+        while a `commit_sealed` runs elsewhere (the group committer settles first). If a
+        commit fails, its records stay sealed: a later flush retries them."""
         if self._loading:  # inside the load's transaction: written, durable at end_load
-            self._write()
-            self._committed()
+            if self._rows:
+                sealed = self.seal()
+                _write(self._db, sealed)
+                self._sealed.remove(sealed)  # `last_seq` moves at `end_load`
+                for companion in self.companions:
+                    companion.committed()
             return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._write()
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")  # everything stays queued: a later flush retries it
-            raise
-        self._durable_seq = self._rows[-1][0]
-        self._committed()
+        if self._rows:
+            self.seal()
+        while self._sealed:
+            sealed = self._sealed[0]
+            self.commit_sealed(sealed)
+            self.acknowledge(sealed)
 
-    def _write(self) -> None:
-        self._db.executemany("INSERT INTO feature_sets VALUES (?, ?)", self._new_sets)
-        self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
-        for companion in self.companions:
-            companion.write_queued(self._db)
+    def seal(self) -> SealedRecords:
+        """Hand the queued records to one commit and start a new queue: appends and reads
+        go on here while `commit_sealed` writes them (on another thread, if the caller
+        wants). They stay visible to `lookup` and `get_event` until `acknowledge` (or
+        `discard_pending`)."""
+        sealed = SealedRecords(
+            self._rows, self._new_sets, [companion.seal() for companion in self.companions]
+        )
+        self._rows, self._new_sets, self._pending_ids = [], [], {}
+        self._sealed.append(sealed)
+        return sealed
 
-    def _committed(self) -> None:
-        self._clear()
+    def commit_sealed(self, sealed: SealedRecords) -> None:
+        """Write and commit sealed records in one transaction through the writer
+        connection (one fsync with synchronous=FULL). Touches nothing the owner's thread
+        changes, so it may run on a writer thread; raises (and rolls back) on failure."""
+        if sealed.rows:
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                _write(db, sealed)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def acknowledge(self, sealed: SealedRecords) -> None:
+        """The oldest sealed records are committed: they are durable (`last_seq`)."""
+        assert self._sealed and self._sealed[0] is sealed, "commits are acknowledged in order"
+        self._sealed.pop(0)
+        if sealed.rows:
+            self._durable_seq = sealed.last_seq
         for companion in self.companions:
             companion.committed()
 
@@ -265,9 +321,10 @@ class SQLiteRecorder:
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _clear(self) -> None:
-        self._pending_ids.clear()
-        self._rows.clear()
-        self._new_sets.clear()
+        self._pending_ids = {}
+        self._rows = []
+        self._new_sets = []
+        self._sealed.clear()
 
     def _row(self, d: Decision) -> tuple[bytes, int | None]:
         """(decision column, feature set id) for one decision; a feature set not seen
@@ -320,9 +377,11 @@ class SQLiteRecorder:
         )
 
     def discard_pending(self) -> None:
-        """Forget queued records (used when a request fails before it is answered)."""
+        """Forget queued and sealed records (their requests are not answered with a
+        decision); not while a `commit_sealed` of them runs elsewhere."""
         self._next_seq = self._durable_seq + 1
-        for set_id, _ in self._new_sets:
+        new_sets = [s for sealed in self._sealed for s in sealed.feature_sets] + self._new_sets
+        for set_id, _ in new_sets:
             del self._feature_sets[self._feature_names.pop(set_id)]
         self._clear()
 
@@ -393,6 +452,22 @@ class SQLiteRecorder:
     def close(self) -> None:
         self.flush()
         self._db.close()
+        self._writer.close()
+
+
+def _connect(path: Path, synchronous: Literal["FULL", "NORMAL"]) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+    return db
+
+
+def _write(db: sqlite3.Connection, sealed: SealedRecords) -> None:
+    """Sealed records into the open transaction of `db` (no commit)."""
+    db.executemany("INSERT INTO feature_sets VALUES (?, ?)", sealed.feature_sets)
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sealed.rows)
+    for write in sealed.companions:
+        write(db)
 
 
 def _or_none(value: T | msgspec.UnsetType) -> T | None:
