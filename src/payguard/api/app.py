@@ -35,6 +35,7 @@ from payguard.api.schema_page import OperationIndex
 from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
 from payguard.config import Settings
+from payguard.console import Console
 from payguard.engine import Engine
 from payguard.otp import OtpService
 from payguard.outcomes import OutcomeListener
@@ -64,6 +65,7 @@ def create_app(
     webhooks: Webhooks | Literal["settings"] | None = FROM_SETTINGS,
     outcome_listeners: Sequence[OutcomeListener] = (),
     access: Access | Literal["settings"] = FROM_SETTINGS,
+    console: bool = True,
 ) -> Litestar:
     """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
     `engine.close` in `on_shutdown` (as `serve` does). Webhooks (docs/webhooks.md) are
@@ -72,7 +74,9 @@ def create_app(
     `(decision_event_id, old_state, new_state)` on every lifecycle change, once it is
     durable. Every route needs an API key with its scope (api/access.py,
     docs/security.md): `access` holds the keys, rate limits and audit log, opened from
-    `<data_dir>/auth.db` (and closed on shutdown) unless given."""
+    `<data_dir>/auth.db` (and closed on shutdown) unless given. With `console`, the analyst
+    console is served under `/console/` (docs/console.md): it logs users in with its own
+    session cookie, so the key guard leaves its routes to it."""
     settings = engine.settings
     otp = OtpService.for_engine(engine)
     hooks = Webhooks.open(settings) if webhooks == FROM_SETTINGS else webhooks
@@ -83,6 +87,7 @@ def create_app(
     gate = _open_access(settings) if access == FROM_SETTINGS else access
     expiry = HoldExpiry(engine, clock)
     closers = [gate.close] if access == FROM_SETTINGS else []
+    pages = Console(engine, gate.audit, data_dir=settings.data_dir) if console else None
     components, security = openapi_security()
     return Litestar(
         route_handlers=[
@@ -95,6 +100,7 @@ def create_app(
             *webhook_handlers(hooks),
             *decision_handlers(engine),
             *audit_handlers(gate),
+            *([pages.router()] if pages is not None else []),
         ],
         guards=[access_guard(gate)],
         exception_handlers={AuthProblem: on_auth_problem, **exception_handlers(engine.metrics)},
@@ -114,6 +120,7 @@ def create_app(
             otp.close,
             *([hooks.close] if hooks is not None else []),
             *closers,
+            *([pages.close] if pages is not None else []),
         ],
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
