@@ -4,7 +4,7 @@ calling and record what they changed; the CLI manages keys, users and the log th
 same objects."""
 
 from payguard.auth.access import Access
-from payguard.auth.audit import AuditEntry, AuditLog, ChainBreak, ExportFormat, export_lines
+from payguard.auth.audit import Actor, AuditEntry, AuditLog, ChainBreak, ExportFormat, export_lines
 from payguard.auth.devmode import (
     DEV_ENV,
     MIN_TOKEN_KEY_BYTES,
@@ -39,6 +39,7 @@ __all__ = [
     "SCOPES",
     "SCOPE_PURPOSE",
     "Access",
+    "Actor",
     "ApiKey",
     "AuditEntry",
     "AuditLog",

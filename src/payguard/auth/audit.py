@@ -19,7 +19,7 @@ import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 
@@ -52,6 +52,14 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 _COLUMNS = "seq, at_ms, actor, actor_name, action, target, before, after, prev_hash, hash"
 _canonical = msgspec.json.Encoder(order="sorted").encode
+
+
+class Actor(NamedTuple):
+    """Who changes something, as the audit log names them: `id` is `key:<key_id>`,
+    `user:<login>` or `cli:<login>`, `name` the key's or person's display name."""
+
+    id: str
+    name: str = ""
 
 
 class AuditEntry(msgspec.Struct, frozen=True):

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import cel
 
-from payguard.cel import sandbox, syntax
+from payguard.cel import lists, sandbox, syntax
 
 MAX_EXPRESSION_CHARS = 2_000
 MAX_EXPANDED_CHARS = 8_000
@@ -57,9 +57,13 @@ def check_condition(
     known: set[str],
     max_chars: int = MAX_EXPRESSION_CHARS,
     signals: dict[str, syntax.Node] | None = None,
+    *,
+    list_reads: bool = False,
 ) -> CheckedCondition:
     """Parse one CEL condition, inline `signals` (by tree, not by text) and check it:
     no macros or unknown functions, every identifier known, cost within the budget.
+    With `list_reads` (rules and signals, not chain steps), `x in deny_list('name')` is
+    rewritten to its membership variable (`cel.lists`), which counts as known.
     Errors are RuleErrors naming `owner`."""
     if len(text) > max_chars:
         raise RuleError(owner, f"condition is longer than {max_chars} characters")
@@ -67,6 +71,13 @@ def check_condition(
         tree = syntax.parse(text)
     except syntax.CelSyntaxError as exc:
         raise RuleError(owner, f"CEL syntax error: {exc}") from None
+    if lists.uses_lists(tree):
+        if not list_reads:
+            raise RuleError(owner, "lists (`deny_list`, `allow_list`) are read by rules only")
+        try:
+            tree = lists.rewrite(tree)
+        except lists.ListUseError as exc:
+            raise RuleError(owner, str(exc)) from None
     if signals:
         tree = syntax.substitute(tree, signals)
         if syntax.depth(tree) > syntax.MAX_DEPTH:
@@ -85,7 +96,7 @@ def check_condition(
     if len(rendered) > 2 * MAX_EXPANDED_CHARS:
         raise RuleError(owner, "condition with its signals inlined is too long")
     names = {node.name for node in syntax.walk(tree) if isinstance(node, syntax.Ident)}
-    for name in sorted(names - known):
+    for name in sorted(n for n in names - known if lists.membership(n) is None):
         hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
         suggestion = f"; did you mean `{hint[0]}`?" if hint else ""
         raise RuleError(owner, f"unknown identifier `{name}`{suggestion}")
@@ -98,10 +109,12 @@ def compile_condition(
     known: set[str],
     max_chars: int = MAX_EXPRESSION_CHARS,
     signals: dict[str, syntax.Node] | None = None,
+    *,
+    list_reads: bool = False,
 ) -> CompiledCondition:
     """Check one CEL boolean (`check_condition`) and compile its canonical text. Shared
     with chain patterns, so a condition means the same thing wherever it is written."""
-    checked = check_condition(owner, text, known, max_chars, signals)
+    checked = check_condition(owner, text, known, max_chars, signals, list_reads=list_reads)
     try:
         cel.compile(text)  # CEL's own parser must accept the text as written, too
         program = cel.compile(checked.text)

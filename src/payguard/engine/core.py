@@ -75,7 +75,7 @@ from payguard.holds import (
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import PolicyResult, decide, stepup
-from payguard.rules import RuleHit, event_variables
+from payguard.rules import EntityControls, ListReader, RuleHit, event_variables, list_values
 from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
@@ -172,6 +172,12 @@ class Engine:
         self.metrics = Metrics()
         self.rule_error_log = RuleErrorLog(self.metrics, log)
         self.listeners: list[DecisionListener] = []
+        self.lists: ListReader | None = None
+        """The allow/deny lists rules read (`card in deny_list('stolen_cards')`); set by
+        the room that keeps them (payguard.lists). Without one, every list is empty."""
+        self.controls: EntityControls | None = None
+        """Analysts' controls on entities (block, step-up next, snoozed rule), applied to
+        every decided event's rule hits; set by payguard.cases."""
         self.decoder = EventDecoder(settings.tokenizer(features.knows))
         self._snapshot_path = snapshot_path
         self._snapshot_seq = -1
@@ -412,6 +418,8 @@ class Engine:
         start = time.perf_counter_ns()
         plan = self._plans.get(event.type) or self._plan_for(event.type)
         features, variables, matches = self._read_state(event, plan)
+        if plan.lists:
+            features.update(list_values(self.lists, plan.lists, event))
         model = self.model
         scored = model.score_row(event) if model is not None else None
         values = features
@@ -420,6 +428,8 @@ class Engine:
         hits = plan.run_rules(values, event)
         if hits and self.outcomes.book.clears_any(event.user_id):
             hits = self.outcomes.uncleared(event, hits)
+        if self.controls is not None:
+            hits = self.controls.adjust(event, hits)
         if hits or not plan.allows_without_hits:
             decision = self._weigh(event, plan, hits, features, matches, scored, start)
             return decision, variables

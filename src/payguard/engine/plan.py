@@ -10,11 +10,12 @@ from collections.abc import Mapping
 
 import msgspec
 
+from payguard.cel.lists import Membership
 from payguard.chains import ChainInputs, ChainMatcher, plan_inputs
 from payguard.engine.compile import GRAPH_NAMES, GRAPH_TYPES
 from payguard.features import FeatureState, QueryPlan
 from payguard.policy import PolicyResult, decide
-from payguard.rules import CompiledRule, RuleHit
+from payguard.rules import CompiledRule, RuleHit, list_reads
 from payguard.rules.evaluate import rule_runner
 from payguard.rules.native import RuleRunner
 from payguard.rules.variables import EVENT_VARIABLE_TYPES, EventVariable
@@ -41,6 +42,9 @@ class TypePlan(msgspec.Struct, frozen=True):
     """What the chain conditions of this type read (chains.ChainInputs)."""
     chain_rules: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)
     """Rule id → the chains whose features it reads, to name them in its reason."""
+    lists: dict[str, Membership] = msgspec.field(default_factory=dict)
+    """The list membership variables the rules read (`x in deny_list('name')`, cel.lists),
+    asked of the engine's list reader per event."""
 
 
 class PlanContext(msgspec.Struct, frozen=True):
@@ -78,6 +82,7 @@ def build_plan(ctx: PlanContext, event_type: str) -> TypePlan:
         graph=frozenset((reads | inputs) & GRAPH_NAMES),
         chains=frozenset(reads & ctx.chain_types.keys()),
         chain_rules=_chain_rules(rules, ctx.chain_types),
+        lists=list_reads(reads),
         chain=plan_inputs(event_type, inputs, applies, ctx.state, ctx.event_vars, GRAPH_NAMES),
     )
 
@@ -104,15 +109,17 @@ def _rule_runner(
     reads = wanted - params.keys()
     graph = {n: GRAPH_TYPES[n] for n in reads & GRAPH_NAMES}
     chains = {n: ctx.chain_types[n][1] for n in reads & ctx.chain_types.keys()}
+    listed = dict.fromkeys(list_reads(reads), "bool")
     types = {
         **EVENT_VARIABLE_TYPES,
         **{n: ctx.state.value_type(n) for n in catalog},
         **graph,
         **chains,
+        **listed,
         **{k: _param_type(v) for k, v in params.items()},
     }
     event_vars = {n: f for n, f in ctx.event_vars.items() if n in wanted}
-    features = catalog | graph.keys() | chains.keys()
+    features = catalog | graph.keys() | chains.keys() | listed.keys()
     budget = ctx.budget_us
     run_rules, _ = rule_runner(rules, types, features, event_vars, params, budget, event_type)
     return run_rules

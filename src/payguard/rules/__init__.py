@@ -6,15 +6,20 @@ The ruleset document that holds them (with chains, policy and params) is
 
 from payguard.rules.compile import compile_rule, expand_signals
 from payguard.rules.evaluate import evaluate
+from payguard.rules.external import EntityControls, ListReader, list_reads, list_values
 from payguard.rules.types import CompiledRule, Rule, RuleHit
 from payguard.rules.variables import event_variables
 
 __all__ = [
     "CompiledRule",
+    "EntityControls",
+    "ListReader",
     "Rule",
     "RuleHit",
     "compile_rule",
     "evaluate",
     "event_variables",
     "expand_signals",
+    "list_reads",
+    "list_values",
 ]

@@ -33,7 +33,7 @@ def expand_signals(raw: dict[str, str], known: set[str]) -> dict[str, syntax.Nod
             raise RuleError(owner, "a signal name is a CEL identifier (letters, digits, _)")
         if name in known:
             raise RuleError(owner, "a signal may not shadow a feature, field or param")
-        checked = check_condition(owner, text, known, MAX_EXPANDED_CHARS, expanded)
+        checked = check_condition(owner, text, known, MAX_EXPANDED_CHARS, expanded, list_reads=True)
         expanded[name] = checked.tree
     return expanded
 
@@ -60,7 +60,9 @@ def compile_rule(
         raise RuleError(rule.id, "a challenge rule must list at least one `challenge` method")
     if not 0 <= rule.score <= 100:
         raise RuleError(rule.id, "`score` must be between 0 and 100")
-    checked = compile_condition(rule.id, rule.when, known, MAX_EXPANDED_CHARS, signals)
+    checked = compile_condition(
+        rule.id, rule.when, known, MAX_EXPANDED_CHARS, signals, list_reads=True
+    )
     return CompiledRule(
         rule=rule,
         program=checked.program,
