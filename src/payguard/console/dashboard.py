@@ -5,6 +5,7 @@ from typing import Any, Final
 
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromQuery
 
 from payguard.console.queue import queue_ages
 from payguard.console.stats import action_series, recent_figures
@@ -30,7 +31,9 @@ def chart_data(services: ConsoleServices, days: int) -> dict[str, Any]:
 
 def dashboard_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
     @get("/dashboard", sync_to_thread=False, opt={"scope": "decisions:read"})
-    def dashboard(request: Request[Any, Any, Any], days: int = DEFAULT_DAYS) -> Response[str]:
+    def dashboard(
+        request: Request[Any, Any, Any], days: FromQuery[int] = DEFAULT_DAYS
+    ) -> Response[str]:
         if not 1 <= days <= MAX_DAYS:
             raise ConsoleRefusal(422, f"days: a whole number from 1 to {MAX_DAYS}")
         data = chart_data(services, days)

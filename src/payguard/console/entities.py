@@ -12,6 +12,7 @@ from typing import Any, Final
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, FromQuery
 
 from payguard.console.web import (
     ConsoleRefusal,
@@ -146,7 +147,7 @@ def entity_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
         )
 
     @get("/accounts/{user_id:str}", sync_to_thread=False, opt={"scope": "decisions:read"})
-    def account_page(request: Request[Any, Any, Any], user_id: str) -> Response[str]:
+    def account_page(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[str]:
         rows = timeline(services, user_id)
         holds = engine.holds.find(user_id=user_id, now_ms=services.clock(), limit=50)
         return render_page(
@@ -160,7 +161,9 @@ def entity_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
         )
 
     @get("/graph/{kind:str}/{entity_id:str}", sync_to_thread=False, opt={"scope": "decisions:read"})
-    def graph_json(kind: str, entity_id: str, depth: int = 1) -> dict[str, Any]:
+    def graph_json(
+        kind: FromPath[str], entity_id: FromPath[str], depth: FromQuery[int] = 1
+    ) -> dict[str, Any]:
         """The neighbourhood Cytoscape draws; a click on a node asks for its own."""
         if kind not in _GRAPH_KINDS:
             raise ConsoleRefusal(422, f"kind: expected one of {', '.join(_GRAPH_KINDS)}")
@@ -168,7 +171,7 @@ def entity_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
         return found if found is not None else {"nodes": [], "edges": [], "found": False}
 
     @post("/holds/{hold_id:str}", opt={"scope": "holds:write"})
-    async def change_hold(request: Request[Any, Any, Any], hold_id: str) -> Response[str]:
+    async def change_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> Response[str]:
         """Revoke or release a hold from the case view (as `POST /v1/holds` by staff)."""
         fields = await checked_form(request, signer)
         session = session_of(request)

@@ -4,6 +4,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromQuery
 
 from payguard.console.session import SESSION_MS
 from payguard.console.web import (
@@ -29,7 +30,7 @@ def login_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
     signer = services.signer
 
     @get("/login", sync_to_thread=False, opt={"scope": PUBLIC})
-    def login_page(next: str | None = None) -> Response[str]:
+    def login_page(next: FromQuery[str | None] = None) -> Response[str]:
         return render_page("login.html", None, signer, next=_safe_next(next), error=None)
 
     @post("/login", opt={"scope": PUBLIC})

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from payguard.cel import RuleError
 from payguard.console.draft import MAX_DAYS, backtest_draft
@@ -135,7 +136,7 @@ def rule_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
         )  # fmt: skip
 
     @post("/rules/rollback/{number:int}", opt={"scope": "rules:admin"})
-    async def rollback(request: Request[Any, Any, Any], number: int) -> Response[str]:
+    async def rollback(request: Request[Any, Any, Any], number: FromPath[int]) -> Response[str]:
         fields = await checked_form(request, signer)
         session = session_of(request)
         target = versions.get(number)
