@@ -22,6 +22,7 @@ from payguard.api.access import (
     on_auth_problem,
     openapi_security,
 )
+from payguard.api.cases import case_handlers, list_handlers
 from payguard.api.decisions import decision_handlers
 from payguard.api.errors import ApiError, exception_handlers
 from payguard.api.events import event_handlers
@@ -34,9 +35,11 @@ from payguard.api.rulesets import ruleset_handlers
 from payguard.api.schema_page import OperationIndex
 from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
+from payguard.cases import CaseService
 from payguard.config import Settings
 from payguard.console import Console
 from payguard.engine import Engine
+from payguard.lists import ListService
 from payguard.otp import OtpService
 from payguard.outcomes import OutcomeListener
 from payguard.webhooks import Webhooks
@@ -65,6 +68,7 @@ def create_app(
     webhooks: Webhooks | Literal["settings"] | None = FROM_SETTINGS,
     outcome_listeners: Sequence[OutcomeListener] = (),
     access: Access | Literal["settings"] = FROM_SETTINGS,
+    cases: CaseService | Literal["settings"] = FROM_SETTINGS,
     console: bool = True,
 ) -> Litestar:
     """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
@@ -74,9 +78,11 @@ def create_app(
     `(decision_event_id, old_state, new_state)` on every lifecycle change, once it is
     durable. Every route needs an API key with its scope (api/access.py,
     docs/security.md): `access` holds the keys, rate limits and audit log, opened from
-    `<data_dir>/auth.db` (and closed on shutdown) unless given. With `console`, the analyst
-    console is served under `/console/` (docs/console.md): it logs users in with its own
-    session cookie, so the key guard leaves its routes to it."""
+    `<data_dir>/auth.db` (and closed on shutdown) unless given. `cases` (with its lists)
+    is opened on the configured case store (docs/cases.md) and attached to the engine
+    unless given; the caller of a given one attaches and closes it. With `console`, the
+    analyst console is served under `/console/` (docs/console.md) over the same services:
+    it logs people in with its own session cookie, so the key guard leaves its routes to it."""
     settings = engine.settings
     otp = OtpService.for_engine(engine)
     hooks = Webhooks.open(settings) if webhooks == FROM_SETTINGS else webhooks
@@ -87,7 +93,16 @@ def create_app(
     gate = _open_access(settings) if access == FROM_SETTINGS else access
     expiry = HoldExpiry(engine, clock)
     closers = [gate.close] if access == FROM_SETTINGS else []
-    pages = Console(engine, gate.audit, data_dir=settings.data_dir) if console else None
+    if cases == FROM_SETTINGS:
+        lists = ListService.open(
+            settings.data_dir, settings.tokenizer(engine.features.knows), gate.audit
+        )
+        work = CaseService.open(engine, lists, gate.audit, clock=clock)
+        work.attach()
+        closers = [work.close, lists.close, *closers]
+    else:
+        work = cases
+    pages = Console(engine, gate.audit, data_dir=settings.data_dir, cases=work) if console else None
     components, security = openapi_security()
     return Litestar(
         route_handlers=[
@@ -100,6 +115,8 @@ def create_app(
             *webhook_handlers(hooks),
             *decision_handlers(engine),
             *audit_handlers(gate),
+            *case_handlers(work),
+            *list_handlers(work.lists, settings.max_body_bytes, clock),
             *([pages.router()] if pages is not None else []),
         ],
         guards=[access_guard(gate)],

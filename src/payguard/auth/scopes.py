@@ -2,7 +2,7 @@
 whether the scopes a key holds grant the scope a route needs.
 
 `admin` grants everything; a scope ending in `:*` grants every scope with its prefix
-(`cases:*` grants `cases:assign` once the case routes exist). Nothing else is implied:
+(`cases:*` grants `cases:read` and `cases:write`; not `lists:write`). Nothing else is implied:
 `rules:admin` cannot write events, `events:write` cannot read the graph.
 """
 
@@ -15,6 +15,9 @@ Scope = Literal[
     "labels:write",
     "holds:write",
     "rules:admin",
+    "cases:read",
+    "cases:write",
+    "lists:write",
     "cases:*",
     "admin",
 ]
@@ -25,7 +28,10 @@ SCOPE_PURPOSE: Final[dict[Scope, str]] = {
     "labels:write": "report fraud, chargebacks and other outcomes",
     "holds:write": "release or revoke held operations (trusted channels, staff)",
     "rules:admin": "read and publish the ruleset",
-    "cases:*": "work cases in the console",
+    "cases:read": "read cases, queues, case reports (STR) and lists",
+    "cases:write": "work cases: claim, resolve, hold, block, snooze, note, bulk actions",
+    "lists:write": "create allow/deny lists and add or remove their entries",
+    "cases:*": "every cases scope (cases:read, cases:write)",
     "admin": "everything, including keys, the audit log and webhook deliveries",
 }
 
@@ -41,7 +47,7 @@ def parse_scope(text: str) -> Scope:
 def grants(held: Iterable[str], needed: str) -> bool:
     """Whether a key holding `held` may use a route that needs `needed`.
 
-    >>> grants(["admin"], "rules:admin"), grants(["cases:*"], "cases:assign")
+    >>> grants(["admin"], "rules:admin"), grants(["cases:*"], "cases:write")
     (True, True)
     >>> grants(["events:write"], "decisions:read")
     False

@@ -27,12 +27,19 @@ from payguard.types import EpochMs
 Role = Literal["analyst", "lead", "admin"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 ROLE_SCOPES: Final[dict[Role, tuple[Scope, ...]]] = {
-    "analyst": ("decisions:read", "labels:write", "holds:write", "cases:*"),
-    "lead": ("decisions:read", "labels:write", "holds:write", "cases:*", "rules:admin"),
+    "analyst": ("decisions:read", "labels:write", "holds:write", "cases:*", "lists:write"),
+    "lead": (
+        "decisions:read",
+        "labels:write",
+        "holds:write",
+        "cases:*",
+        "lists:write",
+        "rules:admin",
+    ),
     "admin": ("admin",),
 }
-"""Analysts work cases (read decisions, label, release or revoke holds, lists); leads
-also publish and roll back rules; admins may do everything."""
+"""Analysts work cases (read decisions and cases, label, release or revoke holds, put
+entities on lists); leads also publish and roll back rules; admins may do everything."""
 MIN_PASSWORD_CHARS: Final = 10
 _LOGIN = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1

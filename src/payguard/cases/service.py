@@ -68,6 +68,7 @@ from payguard.cases.types import (
 from payguard.decision import Decision
 from payguard.engine import Engine
 from payguard.events import Event
+from payguard.events.tokenize import clear_pii_in
 from payguard.holds import Hold, HoldError, HoldState
 from payguard.lists import ListError, ListService
 from payguard.types import DAY_MS, HOUR_MS, ChallengeMethod, EpochMs
@@ -102,6 +103,8 @@ class CaseConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What happens to a case's held money at its deadline if nobody acted."""
     breach_lead_ms: int = 60_000
     """`revoke` is carried out this long before the release time (before expiry pays out)."""
+    institution: str = "payguard demo bank"
+    """The reporting institution an STR names."""
     step_up_methods: list[ChallengeMethod] = msgspec.field(
         default_factory=lambda: ["face", "in_app_confirm"]
     )
@@ -363,6 +366,9 @@ class CaseService:
         case = self._case(case_id)
         now = self.clock()
         why = comment or getattr(action, "comment", None)
+        _no_clear_pii("comment", why)
+        if isinstance(action, AddNote):
+            _no_clear_pii("text", action.text)
         name = str(type(action).__struct_config__.tag)
         try:
             after, effects = self._do(case, action, actor, now)
@@ -734,6 +740,13 @@ def _entity_as_subject(case: Case, subject: str) -> str:
     if mapping.get(case.entity_kind) != subject:
         raise CaseError("value", f"the case is about a {case.entity_kind}: give the {subject}")
     return case.entity_id
+
+
+def _no_clear_pii(field: str, text: str | None) -> None:
+    """Free text kept with a case or in the audit log must not hold a clear card or ID
+    number (put the subject on a list, or quote its token, instead)."""
+    if text is not None and (kind := clear_pii_in(text)):
+        raise CaseError(field, f"holds {kind} in clear: quote its token instead")
 
 
 def _summary(case: Case) -> dict[str, object]:

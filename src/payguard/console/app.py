@@ -7,13 +7,13 @@ the ruleset version history — and calls the same services as the API for every
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from litestar import Response, Router, get
 from litestar.static_files import create_static_files_router
 
 from payguard.auth import AuditLog, UserStore
 from payguard.auth.keys import AUTH_DB
+from payguard.cases import CaseService
 from payguard.console.dashboard import dashboard_handlers
 from payguard.console.entities import entity_handlers
 from payguard.console.login import login_handlers
@@ -46,7 +46,7 @@ class Console:
         audit: AuditLog,
         *,
         data_dir: Path,
-        cases: Any = None,
+        cases: CaseService | None = None,
         clock: Callable[[], EpochMs] = now_ms,
     ) -> None:
         self.services = ConsoleServices(

@@ -46,8 +46,7 @@ _TIME_FIELDS: Final = frozenset({"until_ts", "expires_ts"})
 def _cases(services: ConsoleServices) -> CaseService:
     if services.cases is None:
         raise ConsoleRefusal(404, "cases: this server runs no case service")
-    cases: CaseService = services.cases
-    return cases
+    return services.cases
 
 
 def actor_of(session: Session) -> Actor:

@@ -22,6 +22,7 @@ from litestar.handlers import BaseRouteHandler
 from markupsafe import Markup
 
 from payguard.auth import AuditLog, UserStore
+from payguard.cases import CaseService
 from payguard.console.rule_versions import RuleVersions
 from payguard.console.session import COOKIE, Session, Signer
 from payguard.engine import Engine
@@ -45,7 +46,7 @@ class ConsoleServices:
     users: UserStore
     signer: Signer
     versions: RuleVersions
-    cases: Any = None
+    cases: CaseService | None = None
     """The case service (payguard.cases) when the server runs one; None hides the queue."""
     clock: Callable[[], EpochMs] = now_ms
 

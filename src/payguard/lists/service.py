@@ -21,6 +21,7 @@ import msgspec
 
 from payguard.auth import Actor, AuditLog
 from payguard.events import EventError, Tokenizer
+from payguard.events.tokenize import clear_pii_in
 from payguard.lists.types import (
     LIST_KINDS,
     LIST_SUBJECTS,
@@ -141,6 +142,7 @@ class ListService:
     ) -> ListInfo:
         """A new, empty list (ListError 409 if (kind, name) exists), audited."""
         _check_choice("kind", kind, LIST_KINDS)
+        _no_clear_pii("reason", reason)
         _check_choice("subject", subject, LIST_SUBJECTS)
         info = ListInfo(name, kind, subject, owner, reason, now_ms)
         with self._lock:
@@ -169,6 +171,7 @@ class ListService:
         """Put `value` (clear or token for cards, phones and ID numbers) on the list, live
         from now until `expires_ms` (None: until removed). Audited with the token only."""
         info = self._info(kind, name)
+        _no_clear_pii("reason", reason)
         if expires_ms is not None and expires_ms <= now_ms:
             raise ListError("expires_ms", "must be in the future")
         token = self.token_of(info.subject, value)
@@ -273,6 +276,11 @@ class ListService:
 
 def _info_json(info: ListInfo) -> dict[str, object]:
     return {"subject": info.subject, "owner": info.owner, "reason": info.reason}
+
+
+def _no_clear_pii(field: str, text: str) -> None:
+    if kind := clear_pii_in(text):
+        raise ListError(field, f"holds {kind} in clear: the reason is audited as written")
 
 
 def _check_choice(field: str, value: str, allowed: Iterable[str]) -> None:
