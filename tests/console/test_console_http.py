@@ -1,11 +1,13 @@
 """The console over real HTTP: login, the session cookie, roles, CSRF, bad input, and
 rules published, versioned and rolled back through it (each audited with the user)."""
 
+import re
 from pathlib import Path
 
 import httpx
 from console_support import Browser, Server
 
+from payguard.api.access import route_template
 from payguard.auth import AuditLog
 
 DEFAULT = (Path(__file__).resolve().parents[2] / "rules" / "default.yaml").read_text()
@@ -106,3 +108,22 @@ def test_publish_then_roll_back_keeps_author_and_diff(server: Server, lead: Brow
     assert server.engine.ruleset.version == started
     actions = audit_actions(server, "user:lea")
     assert "ruleset.publish" in actions and "ruleset.rollback" in actions
+
+
+def test_every_console_page_but_login_and_static_needs_a_session(server: Server) -> None:
+    """Walks the app: the key guard leaves /console/ to the console, so each of its routes
+    must be behind the session guard (or deliberately public)."""
+    public = {"/console/login", "/console/static/{file_path}"}
+    checked = 0
+    with httpx.Client(base_url=server.url) as anonymous:
+        for route in server.app.routes:
+            path = route_template(route.path)
+            if not path.startswith("/console") or path in public:
+                continue
+            for method in getattr(route, "methods", set()) - {"OPTIONS", "HEAD"}:
+                url = re.sub(r"\{\w+\}", "1", path)
+                answer = anonymous.request(method, url)
+                assert answer.status_code == 303, (method, path, answer.status_code)
+                assert answer.headers["location"].startswith("/console/login")
+                checked += 1
+    assert checked >= 15
