@@ -135,12 +135,7 @@ def case_context(services: ConsoleServices, detail: CaseDetail) -> dict[str, Any
     if case.entity_kind == "account":
         accounts = [case.entity_id, *(a for a in accounts if a != case.entity_id)]
     user_id = accounts[0] if accounts else None
-    hold_ids = [a.hold_id for a in detail.alerts if a.hold_id is not None]
-    holds: list[Hold] = []
-    for hold_id in dict.fromkeys(hold_ids):
-        hold = engine.holds.get(hold_id)
-        if hold is not None:
-            holds.append(hold.as_of(now))
+    holds = _holds_of(services, detail, accounts)
     cards = list(dict.fromkeys(a.card for a in detail.alerts if a.card is not None))
     return {
         "accounts": accounts,
@@ -152,6 +147,21 @@ def case_context(services: ConsoleServices, detail: CaseDetail) -> dict[str, Any
         "controls": _cases(services).controls_of(case.entity_kind, case.entity_id),
         "now": now,
     }
+
+
+def _holds_of(services: ConsoleServices, detail: CaseDetail, accounts: list[str]) -> list[Hold]:
+    """The case's own holds and the other holds of its accounts, newest first, as they
+    stand now: a review case on an account shows the money that account has waiting."""
+    engine, now = services.engine, services.clock()
+    found: dict[str, Hold] = {}
+    for hold_id in (a.hold_id for a in detail.alerts if a.hold_id is not None):
+        hold = engine.holds.get(hold_id)
+        if hold is not None:
+            found[hold_id] = hold.as_of(now)
+    for user_id in accounts[:5]:
+        for hold in engine.holds.find(user_id=user_id, now_ms=now, limit=20):
+            found.setdefault(hold.hold_id, hold)
+    return sorted(found.values(), key=lambda h: h.placed_ts, reverse=True)
 
 
 def _refusal(exc: CaseError) -> ConsoleRefusal:

@@ -30,6 +30,8 @@ from payguard.ruleset import Ruleset
 
 FIGURE_DAYS: Final = 7
 MAX_RULESET_CHARS: Final = 1024 * 1024
+MAX_FORM_BYTES: Final = 4 * MAX_RULESET_CHARS
+"""A ruleset form, URL-encoded: YAML punctuation and non-ASCII text grow when encoded."""
 
 
 def check_draft(services: ConsoleServices, text: str) -> tuple[Ruleset | None, str | None]:
@@ -74,7 +76,7 @@ def rule_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
             version=engine.ruleset.version, max_days=MAX_DAYS,
         )  # fmt: skip
 
-    @post("/rules/check", opt={"scope": "rules:admin"})
+    @post("/rules/check", opt={"scope": "rules:admin"}, request_max_body_size=MAX_FORM_BYTES)
     async def check(request: Request[Any, Any, Any]) -> Response[str]:
         fields = await checked_form(request, signer)
         ruleset, error = check_draft(services, fields.get("source", "")[:MAX_RULESET_CHARS])
@@ -82,7 +84,7 @@ def rule_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
             "rule_check.html", session_of(request), signer, ruleset=ruleset, error=error
         )
 
-    @post("/rules/backtest", opt={"scope": "rules:admin"})
+    @post("/rules/backtest", opt={"scope": "rules:admin"}, request_max_body_size=MAX_FORM_BYTES)
     async def backtest(request: Request[Any, Any, Any]) -> Response[str]:
         fields = await checked_form(request, signer)
         days_text = fields.get("days", "7").strip()
@@ -98,7 +100,7 @@ def rule_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
         figures = backtest_draft(engine, ruleset, int(days_text))
         return render_page("rule_backtest.html", session_of(request), signer, figures=figures)
 
-    @post("/rules/publish", opt={"scope": "rules:admin"})
+    @post("/rules/publish", opt={"scope": "rules:admin"}, request_max_body_size=MAX_FORM_BYTES)
     async def publish(request: Request[Any, Any, Any]) -> Response[str]:
         fields = await checked_form(request, signer)
         session = session_of(request)

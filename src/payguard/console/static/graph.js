@@ -56,7 +56,10 @@
     fetch(base + "/" + encodeURIComponent(kind) + "/" + encodeURIComponent(ident) + "?depth=1",
           { credentials: "same-origin" })
       .then((r) => r.json())
-      .then((data) => addNodes(data, "account:" + box.dataset.rootId));
+      .then((data) => {
+        addNodes(data, "account:" + box.dataset.rootId);
+        box.dataset.expanded = String(expanded.size);
+      });
   }
 
   cy.on("tap", "node", (evt) => expand(evt.target.data("kind"), evt.target.data("ident"), evt.target.id()));
