@@ -86,12 +86,12 @@ def pick_victim(events: Path) -> Victim:
             phones[user], cities[user] = body["phone"], body.get("city", "Shanghai")
         if body["type"] in ("sim_swap", "password_reset"):
             attacked.add(user or body.get("phone", ""))
-        if body["type"] == "card_bind" and user in phones and user not in attacked:
-            if phones[user] not in attacked and body["card"]["number"].startswith("62"):
-                return Victim(
-                    user, phones[user], body["card"], cities[user],
-                    body["device_id"], body["ip"], body["user_agent"],
-                )  # fmt: skip
+        unattacked = user in phones and user not in attacked and phones[user] not in attacked
+        if body["type"] == "card_bind" and unattacked and body["card"]["number"][:2] == "62":
+            return Victim(
+                user, phones[user], body["card"], cities[user],
+                body["device_id"], body["ip"], body["user_agent"],
+            )  # fmt: skip
     raise AssertionError("the simulated history has no customer with a card")
 
 
