@@ -3,7 +3,8 @@
 A drafted rule that reads only the event (`amount >= X` on money out) hits exactly
 the window's payments, transfers and withdrawals at or above X, whatever state the replay
 starts from; money stopped is their amount where a label in the log calls them fraud (the
-draft's action, review, stops money), and the rest is legitimate friction. Overlap cannot exceed the hits.
+draft's action, review, stops money), and the rest is legitimate friction. Overlap cannot
+exceed the hits.
 """
 
 import sys
