@@ -202,11 +202,13 @@ def _analyst_works_the_case(page: "sync_api.Page", served: Served) -> None:
     graph = page.locator("#graph")
     expect(graph).to_have_attribute("data-nodes", re.compile(r"^[2-9]|^\d\d"))
     expect(graph).to_have_attribute("data-expanded", "1")
+    if screenshots := os.environ.get("PAYGUARD_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1280, "height": 1900})
+        page.locator("#graph").evaluate("el => window.scrollTo(0, 0)")
+        page.screenshot(path=str(Path(screenshots) / "console-case.png"))
+        page.set_viewport_size({"width": 1280, "height": 1000})
     page.locator("button.graph-node", has_text="device thief-handset-01").click()
     expect(graph).to_have_attribute("data-expanded", "2")  # its own neighbourhood, drawn
-    screenshots = os.environ.get("PAYGUARD_SCREENSHOTS")
-    if screenshots:
-        page.screenshot(path=str(Path(screenshots) / "console-case.png"))
 
     # The hold first: a fraud verdict revokes the account's pending holds by itself
     # (outcomes: a fraud label stops the money), which would leave nothing to revoke.
