@@ -1,5 +1,6 @@
 """The dashboard: decisions per action over time, friction rate, money stopped, rule errors
-(from `stats.recent_figures`) and queue ages, drawn by ECharts from JSON in the page."""
+(`stats.figures_of`, counted at most once a minute) and queue ages, drawn by ECharts from
+JSON in the page."""
 
 from typing import Any, Final
 
@@ -8,7 +9,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery
 
 from payguard.console.queue import queue_ages
-from payguard.console.stats import action_series, recent_figures
+from payguard.console.stats import action_series, figures_of
 from payguard.console.web import ConsoleRefusal, ConsoleServices, render_page, session_of
 
 DEFAULT_DAYS: Final = 30
@@ -17,7 +18,7 @@ MAX_DAYS: Final = 90
 
 def chart_data(services: ConsoleServices, days: int) -> dict[str, Any]:
     """Everything the charts draw, as one JSON-ready dict."""
-    figures = recent_figures(services.engine, days)
+    figures = figures_of(services, days)
     return {
         "days": [d.day for d in figures.days],
         "per_action": action_series(figures.days),
@@ -26,6 +27,7 @@ def chart_data(services: ConsoleServices, days: int) -> dict[str, Any]:
         "rule_errors": [d.rule_errors for d in figures.days],
         "queue_ages": queue_ages(services),
         "records": figures.records,
+        "counted_ms": figures.counted_ms,
     }
 
 

@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from payguard.cel import RuleError
 from payguard.console.draft import MAX_DAYS, backtest_draft
 from payguard.console.rule_versions import RuleVersion, unified_diff
-from payguard.console.stats import recent_figures
+from payguard.console.stats import figures_of
 from payguard.console.web import (
     PREFIX,
     ConsoleRefusal,
@@ -63,7 +63,7 @@ def rule_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
 
     @get("/rules", sync_to_thread=False, opt={"scope": "decisions:read"})
     def rules_page(request: Request[Any, Any, Any]) -> Response[str]:
-        figures = recent_figures(engine, FIGURE_DAYS)
+        figures = figures_of(services, FIGURE_DAYS)
         return render_page(
             "rules.html", session_of(request), signer, figures=figures, days=FIGURE_DAYS,
             ruleset=engine.ruleset,

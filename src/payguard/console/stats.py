@@ -14,6 +14,7 @@ from typing import Final
 
 import msgspec
 
+from payguard.console.web import ConsoleServices
 from payguard.engine import Engine
 from payguard.store import LogFilter
 from payguard.types import ACTIONS, LEAVING_TYPES
@@ -60,6 +61,20 @@ class Figures(msgspec.Struct):
     rules: list[RuleFigures]
     days: list[DayFigures]
     records: int
+    counted_ms: int = 0
+    """Wall-clock time they were counted (pages keep them a minute: `figures_of`)."""
+
+
+def figures_of(services: ConsoleServices, days: int) -> Figures:
+    """`recent_figures`, counted at most once a minute per number of days."""
+
+    def count() -> Figures:
+        figures = recent_figures(services.engine, days)
+        figures.counted_ms = services.clock()
+        return figures
+
+    found: Figures = services.figures.get(days, count)
+    return found
 
 
 def _day(ts_ms: int) -> str:

@@ -9,7 +9,7 @@ reads the signed cookie, sends a visitor without a session to the login page and
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from payguard.auth import AuditLog, UserStore
 from payguard.cases import CaseService
+from payguard.console.cache import Recent
 from payguard.console.rule_versions import RuleVersions
 from payguard.console.session import COOKIE, Session, Signer
 from payguard.engine import Engine
@@ -31,6 +32,8 @@ from payguard.types import EpochMs
 PREFIX: Final = "/console"
 PUBLIC: Final = "public"
 _SESSION_STATE: Final = "console_session"
+FIGURES_TTL_S: Final = 60.0
+QUEUE_SUMMARY_TTL_S: Final = 5.0
 
 
 def now_ms() -> EpochMs:
@@ -49,6 +52,9 @@ class ConsoleServices:
     cases: CaseService | None = None
     """The case service (payguard.cases) when the server runs one; None hides the queue."""
     clock: Callable[[], EpochMs] = now_ms
+    figures: Recent[Any] = field(default_factory=lambda: Recent(FIGURES_TTL_S))
+    """Counts over days of decisions (rules list, dashboard), by the days counted."""
+    queue_summary: Recent[Any] = field(default_factory=lambda: Recent(QUEUE_SUMMARY_TTL_S))
 
 
 class NeedsLogin(Exception):
