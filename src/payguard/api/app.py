@@ -91,7 +91,6 @@ def create_app(
     for listener in outcome_listeners:
         engine.outcomes.book.subscribe(listener)
     gate = _open_access(settings) if access == FROM_SETTINGS else access
-    expiry = HoldExpiry(engine, clock)
     closers = [gate.close] if access == FROM_SETTINGS else []
     if cases == FROM_SETTINGS:
         lists = ListService.open(
@@ -102,6 +101,7 @@ def create_app(
         closers = [work.close, lists.close, *closers]
     else:
         work = cases
+    expiry = HoldExpiry(engine, clock, before=work.enforce_sla)
     pages = Console(engine, gate.audit, data_dir=settings.data_dir, cases=work) if console else None
     components, security = openapi_security()
     return Litestar(

@@ -31,6 +31,7 @@ from payguard.cases import (
     QUEUE_ORDERS,
     STR_FORMATS,
     ActionResult,
+    Attachment,
     BulkAction,
     Case,
     CaseAction,
@@ -329,11 +330,11 @@ def case_handlers(cases: CaseService) -> list[HTTPRouteHandler]:
         tags=["cases"],
         exception_handlers=errors,
         request_max_body_size=MAX_ATTACHMENT_BYTES + 1,
-        responses={404: problem, 413: problem, 422: problem},
+        responses={400: problem, 404: problem, 413: problem, 422: problem},
     )
     def attach(
         request: Request[Any, Any, Any], case_id: FromPath[str], body: RawBody, name: Text = None
-    ) -> Any:
+    ) -> Attachment:
         content_type = request.headers.get("content-type", "application/octet-stream")
         if name is None:
             raise _Problem(422, "name", "give the file's name as `?name=`")

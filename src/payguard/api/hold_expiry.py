@@ -25,9 +25,16 @@ class HoldExpiry:
     """`start` (on startup) runs once at once, then every `every_s`; `stop` ends it."""
 
     def __init__(
-        self, engine: Engine, clock: Callable[[], int], every_s: float | None = None
+        self,
+        engine: Engine,
+        clock: Callable[[], int],
+        every_s: float | None = None,
+        before: Callable[[int], object] | None = None,
     ) -> None:
+        """`before(now)` runs first each time: the cases' SLA, whose `revoke` breach
+        action must take the money back before expiry pays it out."""
         self.engine = engine
+        self.before = before
         self.clock = clock
         self.every_s = EVERY_S if every_s is None else every_s
         self._task: asyncio.Task[None] | None = None
@@ -35,7 +42,10 @@ class HoldExpiry:
     def run_once(self) -> int:
         """Expire what is due now; a storage error is logged and tried again next time."""
         try:
-            expired = self.engine.expire_holds(self.clock())
+            now = self.clock()
+            if self.before is not None:
+                self.before(now)
+            expired = self.engine.expire_holds(now)
         except Exception:
             log.exception("hold expiry failed; trying again in %.0f s", self.every_s)
             return 0

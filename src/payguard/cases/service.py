@@ -66,8 +66,8 @@ from payguard.cases.types import (
     Unblock,
 )
 from payguard.decision import Decision
-from payguard.engine import Engine
-from payguard.events import Event
+from payguard.engine import DuplicateEventError, Engine
+from payguard.events import Event, EventError
 from payguard.events.tokenize import clear_pii_in
 from payguard.holds import Hold, HoldError, HoldState
 from payguard.lists import ListError, ListService
@@ -391,20 +391,27 @@ class CaseService:
         """Revoke the held money of open cases whose breach action is `revoke` and whose
         deadline is within `breach_lead_ms` (before expiry would pay it out)."""
         done: list[Hold] = []
-        lead = self.config.breach_lead_ms
-        query = CaseQuery(order="time_left", limit=200)
+        horizon = now_ms + self.config.breach_lead_ms
         for status in ("open", "investigating", "snoozed"):
-            page = self.store.find(msgspec.structs.replace(query, status=status))
-            for case in page.cases:
-                if case.breach_action != "revoke" or case.held == 0 or case.due_ts > now_ms + lead:
-                    continue
-                result = self.act(
-                    case.case_id,
-                    HoldDecision(decision="revoke", comment="SLA breached: revoke at deadline"),
-                    SYSTEM,
-                )
-                done += [h for h in self._holds(case.case_id) if h.hold_id in result.effects]
+            query = CaseQuery(status=status, order="time_left", limit=200)
+            while True:
+                page = self.store.find(query)
+                for case in page.cases:
+                    if case.due_ts > horizon:
+                        break
+                    if case.breach_action == "revoke" and case.held > 0:
+                        done += self._revoke_at_breach(case)
+                else:
+                    if page.next_cursor is not None:
+                        query = msgspec.structs.replace(query, cursor=page.next_cursor)
+                        continue
+                break
         return done
+
+    def _revoke_at_breach(self, case: Case) -> list[Hold]:
+        comment = "SLA breached: the case's breach action revokes its held money"
+        result = self.act(case.case_id, HoldDecision(decision="revoke", comment=comment), SYSTEM)
+        return [h for h in self._holds(case.case_id) if h.hold_id in result.effects]
 
     # -- the actions -------------------------------------------------------------------------
 
@@ -494,7 +501,7 @@ class CaseService:
         filed: list[str] = []
         for alert in self.store.alerts(case.case_id):
             event = Event(
-                event_id=f"lbl-{case.case_id}-{alert.event_id}"[:128],
+                event_id=f"lbl-{case.case_id}-{verdict}-{alert.event_id}"[:128],
                 type="label",
                 ts=now,
                 user_id=alert.user_id,
@@ -504,7 +511,12 @@ class CaseService:
             )
             if event.event_id in filed:
                 continue
-            self.engine.process(event, commit=True)
+            try:
+                self.engine.process(event, commit=True)
+            except (DuplicateEventError, EventError) as exc:
+                raise CaseError(
+                    "verdict", f"the label on {alert.event_id} was refused: {exc}", 409
+                ) from None
             filed.append(event.event_id)
         self.engine.flush()
         return filed
