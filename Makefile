@@ -31,6 +31,7 @@ demo: venv
 	$(BIN)/payguard simulate --users 5000 --days 30 --seed 7 \
 		-o $(DATA)/events.jsonl --labels $(DATA)/labels.jsonl
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard replay $(DATA)/events.jsonl -o $(DATA)/decisions.jsonl
+	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard file-cases
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard rules test rules/default.yaml examples/events.jsonl
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard backtest $(DATA)/events.jsonl \
 		--labels $(DATA)/labels.jsonl --ruleset rules/default.yaml \

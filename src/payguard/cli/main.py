@@ -34,6 +34,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from payguard.cel import RuleError
+from payguard.cli.case_intake import register as register_case_intake
 from payguard.cli.common import err, fail, settings_or_exit
 from payguard.cli.explain import register as register_explain
 from payguard.cli.keys import register as register_keys
@@ -61,6 +62,7 @@ register_otp(app)
 register_webhooks(app)
 register_keys(app)
 register_users(app)
+register_case_intake(app)
 register_explain(app)
 
 
