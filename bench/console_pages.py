@@ -72,12 +72,14 @@ def _fill_cases(path: Path, n: int, decided: list[tuple[str, str]]) -> str:
         queue = rng.choice(QUEUES)
         entity = user if (queue, user) not in taken else f"{user}-{i}"  # one open case each
         taken.add((queue, entity))
+        status = rng.choice(STATUSES)
         case = Case(
             case_id=f"case_{i:08d}",
             queue=queue,
             entity_kind="account",
             entity_id=entity,
-            status=rng.choice(STATUSES),  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]
+            snoozed_until=now + 48 * HOUR_MS if status == "snoozed" else None,
             opened_ts=opened,
             updated_ts=opened,
             due_ts=opened + 24 * HOUR_MS,
