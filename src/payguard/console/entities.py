@@ -98,8 +98,10 @@ def find_decisions(
 ) -> list[DecisionView]:
     """Up to a page of matching decisions, newest first."""
     engine, now = services.engine, services.clock()
+    if card is None and device is None:
+        return search(engine.recorder, engine.outcomes, engine.holds, query, now).decisions
     found: list[DecisionView] = []
-    for _ in range(_MAX_PAGES if card or device else 1):
+    for _ in range(_MAX_PAGES):
         page = search(engine.recorder, engine.outcomes, engine.holds, query, now)
         events = {
             v.event_id: e
