@@ -1,5 +1,5 @@
-// The identity graph of a case: 1 hop on load, then any node expands one more hop on a
-// click (or Enter on its button in the list beside the drawing, for the keyboard).
+// The identity graph of a case: 2 hops on load (hubs drawn, not expanded), then any node
+// expands one more hop on a click (or Enter on its button in the list under the drawing).
 (function () {
   "use strict";
   const box = document.getElementById("graph");
@@ -50,10 +50,10 @@
     box.dataset.nodes = String(cy.nodes().length);
   }
 
-  function expand(kind, ident, key) {
+  function expand(kind, ident, key, depth) {
     if (expanded.has(key)) return;
     expanded.add(key);
-    fetch(base + "/" + encodeURIComponent(kind) + "/" + encodeURIComponent(ident) + "?depth=1",
+    fetch(base + "/" + encodeURIComponent(kind) + "/" + encodeURIComponent(ident) + "?depth=" + (depth || 1),
           { credentials: "same-origin" })
       .then((r) => r.json())
       .then((data) => {
@@ -63,5 +63,5 @@
   }
 
   cy.on("tap", "node", (evt) => expand(evt.target.data("kind"), evt.target.data("ident"), evt.target.id()));
-  expand(box.dataset.rootKind, box.dataset.rootId, box.dataset.rootKind + ":" + box.dataset.rootId);
+  expand(box.dataset.rootKind, box.dataset.rootId, box.dataset.rootKind + ":" + box.dataset.rootId, 2);
 })();
