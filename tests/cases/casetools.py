@@ -1,10 +1,65 @@
-"""Sending events through the test world's engine, as the HTTP edge does."""
+"""The case tests' world (an engine on the small test ruleset with lists and cases
+attached, as the server wires them; a clock the test moves) and sending events through
+it as the HTTP edge does."""
 
+import os
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from payguard.auth import AuditLog
+from payguard.cases import CaseConfig, CaseService, SqlCaseStore
+from payguard.config import load_settings
 from payguard.decision import Decision
+from payguard.engine import Engine
+from payguard.lists import ListService
+
+RULESET = Path(__file__).resolve().parent / "rules_cases.yaml"
+PG_DSN = os.environ.get("PAYGUARD_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test")
+T0 = 1_764_000_000_000
+"""2025-11-24, the tests' epoch ms; the clock starts here."""
+
+
+class Clock:
+    """The service's clock: epoch ms the test sets and moves."""
+
+    def __init__(self, now: int = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class World:
+    """An engine on the test ruleset with lists and cases attached, as the server wires
+    them (`api.create_app`)."""
+
+    def __init__(self, data_dir: Path, store: SqlCaseStore, config: CaseConfig | None = None):
+        self.data_dir = data_dir
+        settings = load_settings(env={"PAYGUARD_DATA_DIR": str(data_dir)})
+        self.settings = msgspec.structs.replace(settings, ruleset=RULESET)
+        self.engine = Engine.open(self.settings)
+        self.audit = AuditLog(data_dir / "auth.db")
+        self.tokenizer = self.settings.tokenizer()
+        self.lists = ListService.open(data_dir, self.tokenizer, self.audit)
+        self.clock = Clock()
+        self.cases = CaseService(
+            store, self.engine, self.lists, self.audit, config, clock=self.clock
+        )
+        self.cases.attach()
+
+    def reopen(self) -> None:
+        """Open the lists and the audit log again (after a test closed them)."""
+        self.audit = AuditLog(self.data_dir / "auth.db")
+        self.lists = ListService.open(self.data_dir, self.tokenizer, self.audit)
+
+    def close(self) -> None:
+        self.cases.detach()
+        self.lists.close()
+        self.audit.close()
+        self.engine.close()
+
 
 PAN = "6222021234567890128"
 """A UnionPay test card number (in clear only in requests; stored as its token)."""

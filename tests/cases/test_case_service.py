@@ -6,8 +6,7 @@ import io
 
 import msgspec
 import pytest
-from casetools import PAN, payment, send, transfer
-from conftest import T0, World
+from casetools import PAN, T0, World, payment, send, transfer
 
 from payguard.auth import Actor
 from payguard.cases import (
