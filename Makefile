@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= .demo
+DEMO_LOGIN    ?= demo
+DEMO_PASSWORD ?= demo-console-1
 
 .PHONY: venv demo test lint typecheck unit bench bench-ml clean
 
@@ -29,6 +31,7 @@ demo: venv
 	$(BIN)/payguard simulate --users 5000 --days 30 --seed 7 \
 		-o $(DATA)/events.jsonl --labels $(DATA)/labels.jsonl
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard replay $(DATA)/events.jsonl -o $(DATA)/decisions.jsonl
+	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard file-cases
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard rules test rules/default.yaml examples/events.jsonl
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard backtest $(DATA)/events.jsonl \
 		--labels $(DATA)/labels.jsonl --ruleset rules/default.yaml \
@@ -36,6 +39,12 @@ demo: venv
 	PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard simulate --closed-loop --users 5000 --days 30 --seed 7 \
 		--ruleset rules/default.yaml --compare $(DATA)/backtest.json \
 		--json $(DATA)/loop.json --html $(DATA)/loop.html
+	printf '%s\n' '$(DEMO_PASSWORD)' | PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard users create \
+		$(DEMO_LOGIN) --role lead --password-stdin
+	@echo
+	@echo "Analyst console (development mode): start the server on the demo data with"
+	@echo "  PAYGUARD_DEV=1 PAYGUARD_DATA_DIR=$(DATA) $(BIN)/payguard serve"
+	@echo "then open http://127.0.0.1:8000/console/ and log in as $(DEMO_LOGIN) / $(DEMO_PASSWORD)"
 
 ## test: lint, type-check and run the whole test suite
 test: lint typecheck unit

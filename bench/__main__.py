@@ -18,6 +18,7 @@ from rich.table import Table
 from bench import (
     auth_speed,
     cases_speed,
+    console_pages,
     graph_chains,
     http_load,
     memory,
@@ -35,6 +36,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "webhooks (notifier on the decision path, outbox, delivery)": webhooks_speed.run,
     "auth (API key check + rate limit per request, µs)": auth_speed.run,
     "cases (100,000 cases: queue and case pages, ms; list lookup, µs)": cases_speed.run,
+    "console pages with 100,000 cases (ms per request)": console_pages.run,
 }
 
 

@@ -119,9 +119,19 @@ def route_template(path: str) -> str:
     return _PARAM_TYPE.sub(r"{\1}", path)
 
 
+CONSOLE_PREFIX: Final = "/console"
+"""The analyst console's routes: it authenticates people with its own signed session
+cookie, checks each page's scope against their role and CSRF tokens on every change
+(payguard.console), so API keys are not asked for there."""
+
+
+def _in_console(path_template: str) -> bool:
+    return path_template == CONSOLE_PREFIX or path_template.startswith(CONSOLE_PREFIX + "/")
+
+
 def required_scope(method: str, path_template: str) -> Requirement | None:
     """The table's entry for a route, or None if it is undeclared."""
-    if method == "OPTIONS":
+    if method == "OPTIONS" or _in_console(path_template):
         return OPEN
     lookup = "GET" if method == "HEAD" else method
     return ROUTE_SCOPES.get((lookup, route_template(path_template)))

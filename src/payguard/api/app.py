@@ -40,6 +40,7 @@ from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
 from payguard.cases import CaseService
 from payguard.config import Settings
+from payguard.console import Console
 from payguard.engine import Engine
 from payguard.lists import ListService
 from payguard.otp import OtpService
@@ -71,6 +72,7 @@ def create_app(
     outcome_listeners: Sequence[OutcomeListener] = (),
     access: Access | Literal["settings"] = FROM_SETTINGS,
     cases: CaseService | Literal["settings"] = FROM_SETTINGS,
+    console: bool = True,
 ) -> Litestar:
     """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
     `engine.close` in `on_shutdown` (as `serve` does). Webhooks (docs/webhooks.md) are
@@ -81,7 +83,9 @@ def create_app(
     docs/security.md): `access` holds the keys, rate limits and audit log, opened from
     `<data_dir>/auth.db` (and closed on shutdown) unless given. `cases` (with its lists)
     is opened on the configured case store (docs/cases.md) and attached to the engine
-    unless given; the caller of a given one attaches and closes it."""
+    unless given; the caller of a given one attaches and closes it. With `console`, the
+    analyst console is served under `/console/` (docs/console.md) over the same services:
+    it logs people in with its own session cookie, so the key guard leaves its routes to it."""
     settings = engine.settings
     otp = OtpService.for_engine(engine)
     hooks = Webhooks.open(settings) if webhooks == FROM_SETTINGS else webhooks
@@ -102,6 +106,7 @@ def create_app(
     else:
         work = cases
     expiry = HoldExpiry(engine, clock, before=work.enforce_sla)
+    pages = Console(engine, gate.audit, data_dir=settings.data_dir, cases=work) if console else None
     components, security = openapi_security()
     return Litestar(
         route_handlers=[
@@ -116,6 +121,7 @@ def create_app(
             *audit_handlers(gate),
             *case_handlers(work),
             *list_handlers(work.lists, settings.max_body_bytes, clock),
+            *([pages.router()] if pages is not None else []),
         ],
         guards=[access_guard(gate)],
         exception_handlers={AuthProblem: on_auth_problem, **exception_handlers(engine.metrics)},
@@ -136,6 +142,7 @@ def create_app(
             otp.close,
             *([hooks.close] if hooks is not None else []),
             *closers,
+            *([pages.close] if pages is not None else []),
         ],
         request_max_body_size=settings.max_body_bytes,
         debug=debug,

@@ -1,6 +1,7 @@
-"""API keys with scopes, per-key rate limits, the audit log and development mode
-(docs/security.md). Below the API: the routes ask `Access` who is calling and record
-what they changed; the CLI manages keys and exports the log through the same objects."""
+"""API keys with scopes, console users with roles, per-key rate limits, the audit log and
+development mode (docs/security.md). Below the API and the console: they ask who is
+calling and record what they changed; the CLI manages keys, users and the log through the
+same objects."""
 
 from payguard.auth.access import Access
 from payguard.auth.audit import Actor, AuditEntry, AuditLog, ChainBreak, ExportFormat, export_lines
@@ -27,11 +28,14 @@ from payguard.auth.keys import (
 )
 from payguard.auth.ratelimit import RateLimiter, TokenBucket
 from payguard.auth.scopes import SCOPE_PURPOSE, SCOPES, Scope, grants, parse_scope
+from payguard.auth.users import ROLE_SCOPES, ROLES, Role, User, UserError, UserStore, parse_role
 
 __all__ = [
     "AUTH_DB",
     "DEV_ENV",
     "MIN_TOKEN_KEY_BYTES",
+    "ROLES",
+    "ROLE_SCOPES",
     "SCOPES",
     "SCOPE_PURPOSE",
     "Access",
@@ -47,10 +51,14 @@ __all__ = [
     "KeyStore",
     "NewKey",
     "RateLimiter",
+    "Role",
     "Scope",
     "SqliteKeyStore",
     "StartupRefused",
     "TokenBucket",
+    "User",
+    "UserError",
+    "UserStore",
     "banner",
     "check_token_key",
     "create_key",
@@ -59,5 +67,6 @@ __all__ = [
     "export_lines",
     "grants",
     "hash_secret",
+    "parse_role",
     "parse_scope",
 ]

@@ -34,11 +34,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from payguard.cel import RuleError
+from payguard.cli.case_intake import register as register_case_intake
 from payguard.cli.common import err, fail, settings_or_exit
 from payguard.cli.explain import register as register_explain
 from payguard.cli.keys import register as register_keys
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
+from payguard.cli.users import register as register_users
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.cli.webhooks import register as register_webhooks
 from payguard.config import Settings
@@ -59,6 +61,8 @@ register_ml(app)
 register_otp(app)
 register_webhooks(app)
 register_keys(app)
+register_users(app)
+register_case_intake(app)
 register_explain(app)
 
 

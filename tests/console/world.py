@@ -1,0 +1,144 @@
+"""A small world for the console's browser tests: a few days of simulated customers with
+phone-theft campaigns (the simulator, seeded), ending just before now, and a phone theft
+that happens *now* to one of its customers, so its hold is still held when the analyst
+looks at it.
+
+`history(...)` writes the simulated events; `live_theft(...)` returns the thief's events
+against a victim picked from them: the SIM swapped, a password reset by SMS and a login on
+the thief's device, then transfers to new payees with the victim's card.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from payguard.sim import SimConfig, simulate
+
+MINUTE_MS = 60_000
+DENY_RULE = """
+  - id: deny_listed_card
+    description: A card an analyst put on the stolen-cards deny list.
+    events: [payment, transfer, withdrawal, investment_buy, card_bind]
+    when: card in deny_list('stolen_cards')
+    action: block
+    score: 100
+    reason: The card is on the stolen-cards deny list.
+"""
+
+
+def ruleset_with_deny_list(default: Path, out: Path) -> Path:
+    """The default ruleset with a deny-list rule appended to its rules (unless it has one)."""
+    text = default.read_text()
+    if "deny_list('stolen_cards')" not in text:
+        head, marker, tail = text.partition("\nrules:\n")
+        assert marker, "the default ruleset has a top-level `rules:` list"
+        text = head + marker + DENY_RULE.lstrip("\n") + "\n" + tail
+    out.write_text(text)
+    return out
+
+
+def history(events: Path, labels: Path, *, users: int = 250, days: int = 3, seed: int = 5) -> None:
+    """Simulated customers and phone thefts for `days` days ending yesterday; a campaign's
+    cash-out may run into the next nights, so events still ahead of now are dropped."""
+    today = datetime.now(UTC).date()
+    cfg = SimConfig(
+        users=users,
+        days=days,
+        seed=seed,
+        attack_rate=0.03,
+        start=today - timedelta(days=days + 1),
+        scenarios=("phone_theft_takeover",),
+    )
+    simulate(cfg, events, labels)
+    cutoff = datetime.now(UTC) - timedelta(minutes=5)
+    kept = [
+        line
+        for line in events.read_bytes().splitlines()
+        if datetime.fromisoformat(msgspec.json.decode(line)["ts"]) < cutoff
+    ]
+    events.write_bytes(b"\n".join(kept) + b"\n")
+
+
+@dataclass(frozen=True)
+class Victim:
+    user_id: str
+    phone: str
+    card: dict[str, Any]
+    city: str
+    device_id: str
+    ip: str
+    agent: str
+
+
+def pick_victim(events: Path) -> Victim:
+    """A customer with a phone and a card bound, who was not attacked in the history."""
+    phones: dict[str, str] = {}
+    cities: dict[str, str] = {}
+    attacked: set[str] = set()
+    for line in events.read_bytes().splitlines():
+        body = msgspec.json.decode(line)
+        user = body.get("user_id")
+        if body["type"] == "register" and user is not None:
+            phones[user], cities[user] = body["phone"], body.get("city", "Shanghai")
+        if body["type"] in ("sim_swap", "password_reset"):
+            attacked.add(user or body.get("phone", ""))
+        unattacked = user in phones and user not in attacked and phones[user] not in attacked
+        if body["type"] == "card_bind" and unattacked and body["card"]["number"][:2] == "62":
+            return Victim(
+                user, phones[user], body["card"], cities[user],
+                body["device_id"], body["ip"], body["user_agent"],
+            )  # fmt: skip
+    raise AssertionError("the simulated history has no customer with a card")
+
+
+def live_theft(victim: Victim, now_ms: int | None = None) -> list[dict[str, Any]]:
+    """The thief's events, ending about now."""
+    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    start = now - 40 * MINUTE_MS
+    thief = {
+        "user_id": victim.user_id,
+        "device_id": "thief-handset-01",
+        "ip": "117.136.1.77",
+        "city": victim.city,
+        "channel": "app",
+        "user_agent": "PayGuardApp/5.2.0 (Android 14)",
+    }
+
+    def at(minutes: float, **body: Any) -> dict[str, Any]:
+        ts = start + int(minutes * MINUTE_MS)
+        return {"event_id": f"live-{victim.user_id}-{len(sequence)}", "ts": ts, **body}
+
+    own = {**thief, "device_id": victim.device_id, "ip": victim.ip, "user_agent": victim.agent}
+    sequence: list[dict[str, Any]] = []
+    sequence.append(at(0, type="sim_swap", phone=victim.phone))
+    # the owner, unaware, pays a new payee from their own phone: held (cooling-off)
+    sequence.append(at(4, type="transfer", amount="2600.00", card=victim.card, **own,
+                       payee={"id": "landlord-77", "name": "Li Na"}))  # fmt: skip
+    sequence.append(at(10, type="password_reset", method="sms", success=True, **thief))
+    sequence.append(at(12, type="login", method="password", success=True, **thief))
+    for n, amount in enumerate(("4800.00", "3900.00")):
+        payee = {"id": f"mule-{n}", "name": "Zhang Wei"}
+        sequence.append(
+            at(15 + 6 * n, type="transfer", amount=amount, card=victim.card, payee=payee, **thief)
+        )
+    return sequence
+
+
+def next_payment(victim: Victim, n: int = 0) -> dict[str, Any]:
+    """A payment with the victim's card right now (after it went on the deny list)."""
+    return {
+        "event_id": f"after-deny-{victim.user_id}-{n}",
+        "type": "payment",
+        "ts": time.time_ns() // 1_000_000,
+        "user_id": victim.user_id,
+        "device_id": "thief-handset-01",
+        "ip": "117.136.1.77",
+        "channel": "app",
+        "amount": "1999.00",
+        "card": victim.card,
+        "merchant": {"id": "m-giftcards"},
+    }
