@@ -20,9 +20,10 @@ from typing import Any
 import msgspec
 
 MAGIC = b"PAYGUARD-SNAPSHOT\n"
-FORMAT = 3
+FORMAT = 4
 """Bumped when the content changes meaning: 2 added the feature state's watched history,
-3 replaced the pickle with this file. Another format is ignored and the log replayed."""
+3 replaced the pickle with this file, 4 folded feature timelines past their raw head
+(features.timeline). Another format is ignored and the log replayed."""
 _DIGEST_BYTES = 32
 
 

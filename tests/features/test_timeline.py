@@ -1,7 +1,9 @@
-"""`Timeline.seen` (each value's latest time among the entries) stays exact.
+"""The raw head and the folded past of a `Timeline` stay exact.
 
-`is_new` answers from it instead of scanning the window, so it must track inserts in
-the middle and evictions exactly; the property test rarely builds those cases.
+`is_new`, `distinct` and `minutes_since` answer from each value's latest folded time
+(`Timeline.past`) past the raw head, so folding must keep every value's latest time,
+including entries filed late that land behind what was already folded; the property test
+rarely builds those cases.
 """
 
 from payguard.events import Event
@@ -12,25 +14,40 @@ from .test_point_in_time import SMALL_CATALOG
 MINUTE = 60_000
 
 
-def test_seen_keeps_the_latest_time_of_each_value() -> None:
-    tl = Timeline.new(with_totals=False, with_seen=True)
+def test_folding_keeps_the_latest_time_of_each_value() -> None:
+    tl = Timeline.new(with_totals=False, with_past=True)
     for ts, value in ((100, "a"), (200, "b"), (300, "a"), (150, "a"), (250, "c")):
         tl.add(ts, value, horizon=0)
     assert tl.ts == [100, 150, 200, 250, 300]
-    assert tl.seen == {"a": 300, "b": 200, "c": 250}
-    tl.evict_through(200)
-    assert tl.seen == {"a": 300, "c": 250}
-    tl.evict_through(300)
-    assert tl.seen == {}
+    tl.fold_through(200)
+    assert (tl.ts, tl.values) == ([250, 300], ["c", "a"])
+    assert tl.past == {"a": 150, "b": 200}
+    assert tl.folded_last == 200
+    tl.add(120, "b", horizon=200)  # late, behind the fold: b's latest stays 200
+    assert tl.past == {"a": 150, "b": 200}
+    assert tl.ts == [250, 300]
 
 
-def test_rebuilt_seen_equals_tracked_seen() -> None:
-    tl = Timeline.new(with_totals=False, with_seen=True)
-    for ts, value in ((5, "x"), (1, "y"), (3, "x"), (9, "y"), (7, "z")):
-        tl.add(ts, value, horizon=0)
-    tracked = tl.seen
-    tl.track_seen()
-    assert tl.seen == tracked
+def test_folded_values_answer_set_questions() -> None:
+    tl = Timeline.new(with_totals=False, with_past=True)
+    for ts, value in ((10, "x"), (20, "y"), (30, "x"), (40, "z")):
+        tl.add(ts, value, horizon=25)
+    assert tl.past == {"x": 10, "y": 20}
+    assert tl.distinct_since(0, len(tl.ts), 15) == 3  # y, x, z
+    assert tl.distinct_since(0, len(tl.ts), 5) == 3  # x twice counts once
+    assert tl.occurs_since("y", 0, len(tl.ts), 15)
+    assert not tl.occurs_since("y", 0, len(tl.ts), 20)
+    tl.forget_past(15)
+    assert tl.past == {"y": 20}
+
+
+def test_sums_keep_their_base_when_folded() -> None:
+    tl = Timeline.new(with_totals=True, with_past=False)
+    for ts, amount in ((1, 5), (2, 7), (3, 11)):
+        tl.add(ts, amount, horizon=0)
+    tl.fold_through(2)
+    assert tl.running == 12
+    assert tl.totals == [23]
 
 
 def test_is_new_after_an_earlier_repeat_arrives_late() -> None:

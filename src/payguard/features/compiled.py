@@ -121,14 +121,14 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
     """The code filing `source` into one stream: skip it if the filter rejects it, if it
     is older than the stream's horizon (unless only its first-seen time is kept) or if it
     lacks the value; a carrier signal without an account goes to the accounts linked to
-    its phone; otherwise append (`Timeline.add` when out of order) and evict what fell out
-    of the longest window."""
+    its phone; otherwise append (`Timeline.add` when out of order) and fold what fell out
+    of the raw head (features.timeline)."""
     i, slot = stream.index, stream.slot
     namespace[f"flt_{i}"] = stream.filter
     namespace[f"new_{i}"] = partial(
         Timeline.new,
         stream.of == "amount",
-        stream.tracks_seen,
+        stream.keeps_past,
         stream.weighs,
         stream.tallies,
         stream.ranks,
@@ -144,7 +144,7 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
     code = [
         comment(f"stream {i}: [{types}] by {stream.by}, of {stream.of}"),
         f"if {' and '.join(checks) or 'True'}:",
-        f"    horizon = base - {stream.retention_ms}",
+        f"    horizon = base - {stream.raw_ms}  # the raw head's start: older entries fold",
         _value_line(stream),
         "    if value is not None:" if stream.of is not None else "    if True:",
     ]
@@ -173,6 +173,9 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
             "            first = tl.first_ts",
             "            if first is None or t < first:",
             "                tl.first_ts = t",
+            "            last = tl.folded_last  # last seen: the sweep forgets it `memory` later",
+            "            if last is None or t > last:",
+            "                tl.folded_last = t",
         ]
     else:
         code += _append_lines(stream, weight)
@@ -197,8 +200,6 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
             "                totals = tl.totals",
             "                totals.append((totals[-1] if totals else tl.running) + value)",
         ]
-    if stream.tracks_seen:
-        code.append("                tl.seen[value] = t")
     pad = " " * 16
     if stream.weighs:
         code.append(pad + "tl.weights.append(weight)")
@@ -209,7 +210,7 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
         code.append(pad + "insort(tl.ranked, value)")
     code += [
         "                if times[0] <= horizon:",
-        "                    tl.evict_through(horizon)",
+        "                    tl.fold_through(horizon)",
     ]
     return code
 
@@ -240,7 +241,11 @@ def _observe_lines(state: StateLayout, event_type: str) -> list[str]:
         ]
     if not watch.kinds:
         return code
-    code += ["if ws is not None and t >= ws:", "    since = watch.since"]
+    code += [
+        "if ws is not None and t >= ws:",
+        "    since = watch.since",
+        "    lasts = watch.last",
+    ]
     for index, kind in enumerate(watch.kinds):
         code += [
             f"    if v_{kind} is not None:",
@@ -248,6 +253,9 @@ def _observe_lines(state: StateLayout, event_type: str) -> list[str]:
             f"        first = seen.get(v_{kind})",
             "        if first is None or t < first:",
             f"            seen[v_{kind}] = t",
+            f"        last = lasts[{index}]",
+            f"        if last.get(v_{kind}, t) <= t:",
+            f"            last[v_{kind}] = t",
         ]
     return code
 
@@ -335,14 +343,33 @@ def _kind_lines(state: StateLayout, kind: int, streams: dict[int, list[Feature]]
 def _reading_lines(stream: Stream, timed: list[Feature]) -> list[str]:
     """The code reading one stream's features (no `age`) from its timeline `tl` as of t.
 
-    Each aggregate is a couple of bisects over the sorted times. Events mostly arrive in
-    time order, so the upper bound is usually the whole timeline and its bisect is skipped
-    (`t >= ts[-1]`); and the longest window of a stream, whose older entries are evicted,
-    usually starts before the first entry (`ts[0]`), so its lower bisect is skipped too.
-    Each bisect step reads an int object elsewhere in memory, and those cache misses are
-    most of a read's cost. With nothing filed the template's values stand, except is_new.
-    `n` (the entries) is kept only for the aggregates that compare a window with it."""
-    counted = any(f.how not in ("count", "sum", "minutes_since", "seconds_since") for f in timed)
+    Each aggregate is a couple of bisects over the sorted raw times. Events mostly arrive
+    in time order, so the upper bound is usually the whole raw head and its bisect is
+    skipped (`t >= ts[-1]`); and a window reaching back to the raw head's start usually
+    starts before its first entry (`ts[0]`), so its lower bisect is skipped too. Each
+    bisect step reads an int object elsewhere in memory, and those cache misses are most
+    of a read's cost. Features over the folded past too (`Feature.folded`) are read even
+    when the raw head is empty. With nothing filed the template's values stand, except
+    is_new. `n` (the raw entries) is kept only for the aggregates that compare a window
+    with it."""
+    raw = [f for f in timed if not f.folded]
+    folded = [f for f in timed if f.folded]
+    if folded:
+        code = [
+            "ts = tl.ts",
+            "n = len(ts)",
+            "hi = n if not n or t >= ts[-1] else bisect_right(ts, t)",
+        ]
+        for f in folded:
+            code.append(comment(f"feature {f.name} (raw head and folded past)"))
+            code += _folded_lines(f, stream)
+        if raw:
+            code.append("if hi:")
+            for f in raw:
+                code.append("    " + comment(f"feature {f.name}"))
+                code += ["    " + line for line in _aggregate_lines(f, stream)]
+        return code
+    counted = any(f.how not in ("count", "sum", "minutes_since", "seconds_since") for f in raw)
     code = [
         "ts = tl.ts",
         "if ts:",
@@ -352,18 +379,45 @@ def _reading_lines(stream: Stream, timed: list[Feature]) -> list[str]:
             else ["    hi = len(ts) if t >= ts[-1] else bisect_right(ts, t)"]
         ),
     ]
-    for f in timed:
+    for f in raw:
         code.append("    " + comment(f"feature {f.name}"))
         code += ["    " + line for line in _aggregate_lines(f, stream)]
-    new_ones = [f for f in timed if f.how == "is_new"]
+    new_ones = [f for f in raw if f.how == "is_new"]
     if new_ones:
         code.append("else:")
         code += [f"    out[{f.name!r}] = v_{stream.of} is not None" for f in new_ones]
     return code
 
 
+def _folded_lines(f: Feature, stream: Stream) -> list[str]:
+    """One feature over the raw head and the folded past (`n`, `hi` set, `hi` may be 0):
+    exact, because every entry later than t is still raw (features.timeline)."""
+    w, name = f.window_ms, repr(f.name)
+    lo = f"lo = 0 if not hi or ts[0] > t - {w} else bisect_right(ts, t - {w}, 0, hi)"
+    window = "(tl.values if lo == 0 and hi == n else tl.values[lo:hi])"
+    if f.how == "is_new":
+        return [
+            f"current = v_{stream.of}",
+            "if current is None:",
+            f"    out[{name}] = False",
+            f"elif tl.past.get(current, t - {w}) > t - {w}:  # folded inside the window",
+            f"    out[{name}] = False",
+            "else:",
+            f"    {lo}",
+            f"    out[{name}] = current not in {window}",
+        ]
+    if f.how == "distinct":
+        return [lo, f"out[{name}] = tl.distinct_since(lo, hi, t - {w})"]
+    unit = MINUTE_MS if f.how == "minutes_since" else 1_000
+    return [
+        "last = ts[hi - 1] if hi else tl.folded_last",
+        f"if last is not None and t - {w} < last <= t:",
+        f"    out[{name}] = (t - last) // {unit}",
+    ]
+
+
 def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
-    """One feature of a non-empty timeline; `n`, `hi` (entries at or before t) are set."""
+    """One raw feature of a non-empty raw head; `n`, `hi` (entries at or before t) are set."""
     w, name = f.window_ms, repr(f.name)
     lo = f"bisect_right(ts, t - {w}, 0, hi)"
     lo = f"0 if ts[0] > t - {w} else {lo}" if f.longest else lo
@@ -384,9 +438,6 @@ def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
             f"current = v_{stream.of}",
             "if current is None:",
             f"    out[{name}] = False",
-            "elif t >= ts[-1] and tl.seen is not None:  # every entry is at or before t",
-            "    last = tl.seen.get(current)",
-            f"    out[{name}] = last is None or last <= t - {w}",
             "else:",
             f"    lo = {lo}",
             f"    out[{name}] = current not in {window}",

@@ -16,6 +16,12 @@ NEVER = 10**9
 """Value of `minutes_since`/`seconds_since` when nothing matched: comparisons like
 `minutes_since_sim_swap_by_phone_72h <= 4320` are then simply false."""
 
+RAW_HOWS = frozenset({"count", "sum", "quantile", "hour_share", "top_share"})
+"""Aggregates that need every entry of their window raw: a stream keeps its entries for
+the longest window of these (`Stream.raw_ms`) and folds older ones."""
+FOLDABLE_HOWS = frozenset({"is_new", "distinct", "minutes_since", "seconds_since"})
+"""Aggregates answered exactly from the folded past (features.timeline)."""
+
 Record = list[Timeline | None]
 """One entity's timelines, a slot per stream of its kind (None: nothing filed yet)."""
 
@@ -28,6 +34,10 @@ class Stream(msgspec.Struct, frozen=True):
     by: str
     of: str | None
     retention_ms: int
+    """The longest window: older entries and folded values are forgotten."""
+    raw_ms: int
+    """How far back raw entries are kept (besides the lateness): the longest window of an
+    aggregate that needs them (`RAW_HOWS`); older entries are folded (features.timeline)."""
     keeps_first_seen: bool
     age_only: bool
     """Only `age` reads this stream: it needs the first-seen time, never the entries."""
@@ -35,8 +45,8 @@ class Stream(msgspec.Struct, frozen=True):
     value: Extractor | None
     conditional: bool
     """Whether the filter checks more than the event type (skipped on the hot path if not)."""
-    tracks_seen: bool
-    """Whether `is_new` reads this stream, so its timelines keep `Timeline.seen`."""
+    keeps_past: bool
+    """Whether `is_new` or `distinct` reads it past the raw head (`Timeline.past`)."""
     kind: int
     """Index of the entity kind (`by`) whose records hold this stream's timelines."""
     slot: int
@@ -63,7 +73,11 @@ class Feature(msgspec.Struct, frozen=True):
     stream: int
     window_ms: int
     longest: bool
-    """Whether this is its stream's longest window (older entries are evicted)."""
+    """Whether the window reaches back to the raw head's start (its lower bisect is then
+    usually skipped)."""
+    folded: bool = False
+    """Whether it reads the folded past too (`is_new`, `distinct`, `minutes_since`,
+    `seconds_since` over a window longer than the raw head)."""
     rank: tuple[int, int] = (1, 2)
     """The quantile `quantile` reads, as an exact fraction (numerator, denominator)."""
 

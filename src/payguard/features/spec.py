@@ -267,6 +267,11 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     learning: str = "1d"
     """How long payguard must watch an entity before `is_new` / `age` about it are trusted
     (features.watch; docs/features.md, "Watched history")."""
+    memory: str = "365d"
+    """How long after an entity's last event payguard keeps what outlives its windows: its
+    first-seen time (`age`), its first-watched time and registration (features.watch) and
+    its phone links. Beyond it the entity leaves memory, so a stream of ever-new entities
+    stays bounded (docs/features.md, "Cost and memory")."""
 
     def validate(self) -> "Catalog":
         """Reject unknown filters, entities, fields and durations before anything runs."""
@@ -291,6 +296,7 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 seen.add(name)
         parse_duration(self.lateness)
         parse_duration(self.learning)
+        parse_duration(self.memory)
         return self
 
 

@@ -37,6 +37,8 @@ from payguard.events import Event, is_fraud_verdict
 from payguard.features.cleared import Clearings, clears
 from payguard.features.compiled import filer_source, reading_source
 from payguard.features.layout import (
+    FOLDABLE_HOWS,
+    RAW_HOWS,
     WATCHED_STREAM,
     Feature,
     Kind,
@@ -139,6 +141,8 @@ class FeatureState:
         self.utc_offset_hours = utc_offset_hours
         """Local time for `hour_share` (hours east of UTC; the engine's `utc_offset`)."""
         self.lateness_ms = parse_duration(catalog.lateness)
+        self.memory_ms = parse_duration(catalog.memory)
+        """How long an entity's first-seen and watch times outlive its last event."""
         self.streams: list[Stream] = []
         self.kinds: list[Kind] = []
         self.layout: dict[str, Feature] = {}
@@ -156,6 +160,9 @@ class FeatureState:
         self._any: list[Stream] = []
         self._any_payee: list[Stream] = []
         self._phone_users: dict[str, list[str]] = {}
+        self._phone_linked: dict[str, EpochMs] = {}
+        """Each linked phone's latest event with an account: links are forgotten the
+        catalog's `memory` after it (`sweep`)."""
         self._filers: dict[str, tuple[Filer, Filer, Filer | None]] = {}
         self._index_streams()
         self.clearings = Clearings(self)
@@ -182,6 +189,9 @@ class FeatureState:
             flt = catalog.filters[over]
             kind = list(kind_of).index(by)
             retention = max((w for s, w in members if s.how != "age"), default=0)
+            raw_ms = max((w for s, w in members if s.how in RAW_HOWS), default=0)
+            if flt.source == "referenced":  # clearings re-read label windows raw
+                raw_ms = retention
             self.streams.append(
                 Stream(
                     index=idx,
@@ -189,6 +199,7 @@ class FeatureState:
                     by=by,
                     of=of,
                     retention_ms=retention,
+                    raw_ms=raw_ms,
                     keeps_first_seen=any(s.how == "age" for s, _ in members),
                     age_only=all(s.how == "age" for s, _ in members),
                     key=self.kinds[kind].key,
@@ -200,7 +211,9 @@ class FeatureState:
                         or flt.outcomes is not None
                         or flt.methods is not None
                     ),
-                    tracks_seen=any(s.how == "is_new" for s, _ in members),
+                    keeps_past=any(
+                        s.how in ("is_new", "distinct") and w > raw_ms for s, w in members
+                    ),
                     kind=kind,
                     slot=kind_of[by].index(idx),
                     weighs=any(s.how == "top_share" for s, _ in members),
@@ -211,9 +224,16 @@ class FeatureState:
             for spec, window_ms in members:
                 window = next(w for w in spec.windows if parse_duration(w) == window_ms)
                 name = spec.name(window)
-                longest = window_ms >= retention
                 rank = spec.rank() if spec.how == "quantile" else (1, 2)
-                self.layout[name] = Feature(name, spec.how, idx, window_ms, longest, rank)
+                self.layout[name] = Feature(
+                    name,
+                    spec.how,
+                    idx,
+                    window_ms,
+                    longest=window_ms >= raw_ms,
+                    rank=rank,
+                    folded=spec.how in FOLDABLE_HOWS and window_ms > raw_ms,
+                )
 
     def _extractor(self, of: str | None) -> Extractor | None:
         """What a stream keeps per entry; the local hour uses this state's UTC offset."""
@@ -353,6 +373,8 @@ class FeatureState:
             filers[2](self.entities, self._file_linked, view, t, base, declined)
         if event.phone is not None and event.user_id is not None:
             self._link_phone(event.phone, event.user_id)
+            if self._phone_linked.get(event.phone, t) <= t:
+                self._phone_linked[event.phone] = t
         if t > self.watermark:
             self.watermark = t
         self.updates += 1
@@ -383,6 +405,8 @@ class FeatureState:
             if age_only:
                 if tl.first_ts is None or t < tl.first_ts:
                     tl.first_ts = t
+                if tl.folded_last is None or t > tl.folded_last:
+                    tl.folded_last = t
             else:
                 tl.add(t, value, horizon, weight)
 
@@ -399,26 +423,41 @@ class FeatureState:
         return ()
 
     def sweep(self) -> int:
-        """Evict expired entries everywhere and drop empty timelines and entities; returns
-        the timelines left."""
+        """Fold raw entries past every stream's raw head, forget folded values older than
+        its windows, drop timelines with nothing left and entities with no timeline, then
+        what the watched history and the phone links keep of entities that left; returns
+        the timelines left. First-seen times (`age`) stay for the catalog's `memory` after
+        the entity's last event."""
+        base = self.watermark - self.lateness_ms
+        forget_before = base - self.memory_ms
+        if self.watch.start is None or forget_before < self.watch.start:
+            forget_before = -1  # nothing watched that long yet; back-filled history stays
+        watch_start = self.watch.start if self.watch.start is not None else 0
         left = 0
         for kind, entities in zip(self.kinds, self.entities, strict=True):
             streams = [self.streams[idx] for idx in kind.streams]
-            horizons = [self.watermark - self.lateness_ms - s.retention_ms for s in streams]
             for key, record in list(entities.items()):
                 for slot, tl in enumerate(record):
                     if tl is None:
                         continue
-                    ts = tl.ts
-                    if ts and ts[0] <= horizons[slot]:  # most have nothing to evict: no call
-                        tl.evict_through(horizons[slot])
-                    if not ts and not streams[slot].keeps_first_seen:
-                        record[slot] = None
-                    else:
+                    if _sweep_timeline(tl, streams[slot], base, forget_before, watch_start):
                         left += 1
+                    else:
+                        record[slot] = None
                 if not any(record):
                     del entities[key]
+        self._forget_departed(forget_before)
         return left
+
+    def _forget_departed(self, before: EpochMs) -> None:
+        """Forget the watch times and registrations of entities last seen at or before
+        `before` (and at or after the watch start: back-filled history stays), and the
+        links of phones last seen with an account then."""
+        self.watch.forget(before)
+        linked, start = self._phone_linked, self.watch.start or 0
+        for phone in [p for p, ts in linked.items() if start <= ts <= before]:
+            del linked[phone]
+            self._phone_users.pop(phone, None)
 
     def knows(self, key: str) -> bool:
         """Whether any stream has filed anything under entity `key` (a token, a user_id):
@@ -445,14 +484,26 @@ class FeatureState:
     def digest_items(self) -> list[tuple[Any, ...]]:
         """A canonical listing of every timeline and link, for equality across restarts."""
         items: list[tuple[Any, ...]] = [
-            (idx, key, list(tl.ts), list(tl.values), tl.first_ts, tl.running)
+            (
+                idx,
+                key,
+                list(tl.ts),
+                list(tl.values),
+                tl.first_ts,
+                tl.running,
+                sorted((tl.past or {}).items()),
+                tl.folded_last,
+            )
             for idx in range(len(self.streams))
             for key, tl in sorted(self.timelines(idx).items())
         ]
         items.extend(("phone", p, list(u)) for p, u in sorted(self._phone_users.items()))
+        items.append(("phone_linked", sorted(self._phone_linked.items())))
         items.append(("watermark", self.watermark, self.late_events, self.updates))
         watch = self.watch
-        items.append(("watch", watch.start, watch.since, sorted(watch.registered.items())))
+        items.append(
+            ("watch", watch.start, watch.since, watch.last, sorted(watch.registered.items()))
+        )
         items.append(("clearings", self.clearings.export()))
         return items
 
@@ -465,6 +516,7 @@ class FeatureState:
             "layout": ENTITY_LAYOUT,
             "entities": _encode_entities(self.entities),
             "phone_users": self._phone_users,
+            "phone_linked": self._phone_linked,
             "watermark": self.watermark,
             "late_events": self.late_events,
             "updates": self.updates,
@@ -473,58 +525,42 @@ class FeatureState:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Adopt timelines from a snapshot taken with the same catalog (this layout, or
-        the earlier one with a dict of timelines per stream)."""
-        if state.get("layout") == ENTITY_LAYOUT:
-            entities = _decode_entities(state["entities"])
-            if len(entities) != len(self.kinds):
-                raise ValueError("snapshot was taken with a different feature catalog")
-        else:
-            entities = self._from_streams(state["timelines"])
-        if "watch" not in state:
-            raise ValueError("snapshot was taken before watched history was kept")
+        """Adopt timelines from a snapshot taken with the same catalog and this layout
+        (any other is refused: the caller replays the log)."""
+        if state.get("layout") != ENTITY_LAYOUT:
+            raise ValueError(f"snapshot holds feature layout {state.get('layout')!r}")
+        entities = _decode_entities(state["entities"])
+        if len(entities) != len(self.kinds):
+            raise ValueError("snapshot was taken with a different feature catalog")
         self.watch.restore(state["watch"])
         self.clearings.restore(state.get("clearings") or [{} for _ in self.kinds])
-        self._track_seen(entities)
         self.entities = entities
         self._phone_users = state["phone_users"]
+        self._phone_linked = state["phone_linked"]
         self.watermark = state["watermark"]
         self.late_events = state["late_events"]
         self.updates = state["updates"]
 
-    def _track_seen(self, entities: list[dict[str, Record]]) -> None:
-        """Give `is_new` streams' timelines their `seen` if the snapshot had none (and
-        `quantile`, `hour_share`, `top_share` ones their `ranked` and `tally`)."""
-        for stream in self.streams:
-            if not (stream.tracks_seen or stream.weighs or stream.tallies or stream.ranks):
-                continue
-            for record in entities[stream.kind].values():
-                tl = record[stream.slot]
-                if tl is None:
-                    continue
-                if stream.tracks_seen and tl.seen is None:
-                    tl.track_seen()
-                if stream.weighs and tl.weights is None:
-                    # only the per-stream layout lacks weights, and it was written before
-                    # top_share existed (another catalog): count each entry once
-                    tl.weights = [1] * len(tl.values)
-                if stream.tallies and tl.tally is None:
-                    tl.track_tally()
-                if stream.ranks and tl.ranked is None:
-                    tl.track_ranked()
 
-    def _from_streams(self, timelines: list[dict[str, Any]]) -> list[dict[str, Record]]:
-        """Regroup a per-stream snapshot (the layout before per-entity records)."""
-        if len(timelines) != len(self.streams):
-            raise ValueError("snapshot was taken with a different feature catalog")
-        entities: list[dict[str, Record]] = [{} for _ in self.kinds]
-        for stream, by_key in zip(self.streams, timelines, strict=True):
-            records = entities[stream.kind]
-            n_slots = self.slots(stream.kind)
-            for key, old in by_key.items():
-                tl = Timeline(old.ts, old.values, old.totals, old.running, old.first_ts)
-                records.setdefault(key, [None] * n_slots)[stream.slot] = tl
-        return entities
+def _sweep_timeline(
+    tl: Timeline, stream: Stream, base: EpochMs, forget_before: EpochMs, watch_start: EpochMs
+) -> bool:
+    """Fold and forget what no window of `stream` reaches any more; whether anything is left
+    (a first-seen time stays while the entity was seen after `forget_before`, or if it was
+    last seen before the watch started: back-filled history, bounded by the bank's
+    customers, not by the stream of newcomers)."""
+    if not stream.age_only:
+        ts = tl.ts
+        if ts and ts[0] <= base - stream.raw_ms:  # most have nothing to fold: no call
+            tl.fold_through(base - stream.raw_ms)
+        if tl.past or tl.folded_last is not None:
+            tl.forget_past(base - stream.retention_ms, keep_last=stream.keeps_first_seen)
+        if tl.ts or tl.past or (tl.folded_last is not None and not stream.keeps_first_seen):
+            return True
+    if not stream.keeps_first_seen:
+        return False
+    last = tl.last_seen()
+    return last is not None and (last > forget_before or last < watch_start)
 
 
 def _event_hour(event: Event, offset: int) -> int:
@@ -532,8 +568,9 @@ def _event_hour(event: Event, offset: int) -> int:
     return local_hour(event.ts, offset)
 
 
-ENTITY_LAYOUT = "entities/msgpack/1"
-"""Names the layout `export` writes, so `restore` can tell it from earlier ones."""
+ENTITY_LAYOUT = "entities/msgpack/2"
+"""Names the layout `export` writes, so `restore` can tell it from earlier ones (2: raw
+heads with a folded past, features.timeline)."""
 
 _encode_entities = msgspec.msgpack.Encoder().encode
 _decode_entities = msgspec.msgpack.Decoder(list[dict[str, list[Timeline | None]]]).decode

@@ -5,28 +5,43 @@ every earlier-arrived event with `ts <= t`. A window of length W queried at time
 the half-open interval (t - W, t], found with two binary searches. Sums use running
 totals, so a window sum costs two bisects and a subtraction regardless of its size.
 
+**Raw head and folded past.** Raw entries are kept only as far back as an exact answer
+needs them: the stream's longest `count`/`sum`/`quantile`/`hour_share`/`top_share` window
+(`Stream.raw_ms`, 0 when it has none) plus the lateness. Older entries are *folded*: each
+value's latest folded time goes into `past` (value -> ts, one integer per distinct value)
+and the latest folded time into `folded_last`. That is all `is_new`, `distinct` and
+`minutes_since` need to stay exact over any longer window, because for a query at t every
+entry later than t is still raw (t is never before the watermark minus the lateness):
+
+- a value occurs in (t - W, t] iff a raw entry in that range has it or `past[value] > t - W`;
+- `distinct` is the raw window's values united with the `past` values later than t - W;
+- the latest entry at or before t is the raw one, else `folded_last`.
+
+So "the devices an account used in 90 days" costs one integer per device, not one entry
+per event: the per-account state stops growing once the windows are full. Folded values
+older than every window (`Stream.retention_ms`) are dropped by the sweep; reads ignore
+them anyway, since they compare times. (Count-like aggregates are not tiled into
+time buckets: an exact count over a sliding window needs every entry's time, and at a
+customer's rate of about one money event a day a one-day bucket holds one entry anyway;
+see docs/features.md, "Cost and memory".)
+
 Out-of-order arrival (within the configured lateness) is an insertion in the middle; it
 costs O(entries after it), which is small because late events are rarely late by much.
-Eviction drops a prefix once it is older than every window could ask for.
 
-Streams read by `is_new` also keep `seen`, each value's latest ts among the entries, so
-"is this value new within the window" is one dict lookup when the query is at or after
-the newest entry (the usual case) instead of a scan comparing against every value in the
-window — for the IPs a merchant saw in 30 days that scan was the costliest feature read.
-
-Three more structures serve the behavioural aggregates, each kept only by the streams
-that need it and each answering in O(1)-ish time when the query covers every entry (the
-usual case: the longest window, asked at or after the newest entry), falling back to a
-scan of the window otherwise:
+Three more structures serve the behavioural aggregates over the raw head, each kept only
+by the streams that need it and each answering in O(1)-ish time when the query covers
+every raw entry (the usual case: the longest window, asked at or after the newest entry),
+falling back to a scan of the window otherwise:
 - `ranked`, the entries' values sorted (quantile streams): the k-th smallest is an index;
 - `tally`, each value's total weight among the entries (hour_share, top_share streams):
   the hour habit is three lookups, the top value's share a max over the distinct values;
 - `weights`, each entry's weight, its amount in fen or 1 (top_share streams).
 
-Cost: append O(1) amortised (O(n) memmove for `ranked`); count/sum O(log n); distinct O(k)
-in the window; is_new O(1), or O(k) for a query older than the newest entry; quantile O(1)
-(O(k log k) for a partial window); hour_share O(1); top_share O(distinct values).
-The reads are generated in `features.state` (straight-line code per query plan).
+Cost: append O(1) amortised (O(n) memmove for `ranked`); count/sum O(log n); distinct
+O(k + distinct folded values); is_new O(raw entries in the window), the raw head of an
+`is_new` stream being usually a few entries; quantile O(1) (O(k log k) for a partial
+window); hour_share O(1); top_share O(distinct values).
+The reads are generated in `features.compiled` (straight-line code per query plan).
 """
 
 from bisect import bisect_left, bisect_right, insort
@@ -40,22 +55,24 @@ from payguard.types import EpochMs
 
 
 class Timeline(msgspec.Struct, array_like=True, gc=False):
-    """Sorted `(ts, value)` entries of one stream for one entity key.
+    """The raw head of one stream for one entity key, and its folded past.
 
     A msgspec Struct so that a state snapshot encodes and decodes every timeline in C
     (pickling them one Python call each took a fifth of a second per 100,000 events).
-    `gc=False`: a timeline holds only numbers and strings, never a reference cycle."""
+    `gc=False`: a timeline holds only numbers and strings, never a reference cycle.
+    Every field is an integer, a value (an integer or a token string) or a list or map of
+    them: the layout a Redis backend can store as is."""
 
     ts: list[EpochMs] = msgspec.field(default_factory=list)
     values: list[Any] = msgspec.field(default_factory=list)
     totals: list[int] | None = None
     """Running totals of `values` (sum streams only)."""
     running: int = 0
-    """Total of all values evicted so far: the base the running totals start from."""
+    """Total of all values folded so far: the base the running totals start from."""
     first_ts: EpochMs | None = None
-    """Earliest ts ever added (survives eviction): the entity's first-seen time."""
-    seen: dict[Any, EpochMs] | None = None
-    """Latest ts of each value among the entries (streams read by `is_new` only)."""
+    """Earliest ts ever added (survives folding): the entity's first-seen time."""
+    past: dict[Any, EpochMs] | None = None
+    """Latest time of each folded value (streams read by `is_new` or `distinct` only)."""
     weights: list[int] | None = None
     """Each entry's weight: its amount in fen, 1 without one (`top_share` streams only)."""
     tally: dict[Any, int] | None = None
@@ -63,12 +80,16 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
     (`hour_share` and `top_share` streams only)."""
     ranked: list[int] | None = None
     """The entries' values in ascending order (`quantile` streams only)."""
+    folded_last: EpochMs | None = None
+    """The latest folded time (for an `age`-only stream, which keeps no entries, the
+    latest time filed): `minutes_since` past the raw head, and when the entity was last
+    seen, for forgetting it (`FeatureState.sweep`)."""
 
     @classmethod
     def new(
         cls,
         with_totals: bool,
-        with_seen: bool,
+        with_past: bool,
         with_weights: bool = False,
         with_tally: bool = False,
         with_ranked: bool = False,
@@ -79,41 +100,31 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
             [] if with_totals else None,
             0,
             None,
-            {} if with_seen else None,
+            {} if with_past else None,
             [] if with_weights else None,
             {} if with_tally else None,
             [] if with_ranked else None,
+            None,
         )
-
-    def track_seen(self) -> None:
-        """Build `seen` from the entries (for timelines restored without it)."""
-        self.seen = dict(zip(self.values, self.ts, strict=True))  # ts ascending: latest wins
-
-    def track_tally(self) -> None:
-        """Build `tally` from the entries (for timelines restored without it)."""
-        tally: dict[Any, int] = {}
-        for value, weight in zip(self.values, self._weights(), strict=True):
-            tally[value] = tally.get(value, 0) + weight
-        self.tally = tally
-
-    def track_ranked(self) -> None:
-        """Build `ranked` from the entries (for timelines restored without it)."""
-        self.ranked = sorted(self.values)
 
     def _weights(self, lo: int = 0, hi: int | None = None) -> Iterable[int]:
         """Weights of entries [lo, hi): the kept ones, or 1 each where none are kept."""
         end = len(self.values) if hi is None else hi
         return self.weights[lo:end] if self.weights is not None else repeat(1, end - lo)
 
+    def last_seen(self) -> EpochMs | None:
+        """The latest time filed that is still held (raw or folded)."""
+        last = self.folded_last
+        if self.ts and (last is None or self.ts[-1] > last):
+            return self.ts[-1]
+        return last
+
     def add(self, ts: EpochMs, value: Any, horizon: EpochMs, weight: int = 1) -> None:
-        """Insert after every entry with the same or an earlier ts, then drop entries at or
-        before `horizon` (one call on the hot path instead of two). `weight` is kept only
-        by streams that keep weights."""
+        """Insert after every entry with the same or an earlier ts, then fold entries at or
+        before `horizon` (the raw head's start; one call on the hot path instead of two).
+        `weight` is kept only by streams that keep weights."""
         if self.first_ts is None or ts < self.first_ts:
             self.first_ts = ts
-        seen = self.seen
-        if seen is not None and seen.get(value, ts) <= ts:
-            seen[value] = ts
         if self.weights is None:
             weight = 1
         if self.tally is not None:
@@ -128,12 +139,10 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
                 self.totals.append((self.totals[-1] if self.totals else self.running) + value)
             if self.weights is not None:
                 self.weights.append(weight)
-            if times[0] <= horizon:
-                self.evict_through(horizon)
-            return
-        self._insert(ts, value, weight)
+        else:
+            self._insert(ts, value, weight)
         if times[0] <= horizon:
-            self.evict_through(horizon)
+            self.fold_through(horizon)
 
     def _insert(self, ts: EpochMs, value: Any, weight: int) -> None:
         times = self.ts
@@ -149,17 +158,21 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
             for i in range(pos + 1, len(totals)):
                 totals[i] += value
 
-    def evict_through(self, horizon: EpochMs) -> None:
-        """Drop entries with ts <= horizon; no window can reach them any more."""
+    def fold_through(self, horizon: EpochMs) -> None:
+        """Move raw entries with ts <= horizon into the folded past: no exact window
+        needs them raw any more (their values' latest times stay in `past`)."""
         times = self.ts
         if not times or times[0] > horizon:
             return
         cut = bisect_right(times, horizon)
-        seen = self.seen
-        if seen is not None:
-            for value in self.values[:cut]:
-                if seen.get(value, horizon + 1) <= horizon:  # no later entry has it
-                    del seen[value]
+        past = self.past
+        if past is not None:
+            for value, ts in zip(self.values[:cut], times[:cut], strict=True):
+                if past.get(value, ts) <= ts:  # an entry filed late may be older
+                    past[value] = ts
+        last = times[cut - 1]
+        if self.folded_last is None or last > self.folded_last:
+            self.folded_last = last
         if self.tally is not None or self.ranked is not None:
             self._forget(cut)
         if self.totals is not None:
@@ -170,8 +183,18 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         del times[:cut]
         del self.values[:cut]
 
+    def forget_past(self, horizon: EpochMs, keep_last: bool = False) -> None:
+        """Drop folded values at or before `horizon`: older than every window; and the
+        latest folded time unless `keep_last` (it says when an `age` entity was last seen)."""
+        past = self.past
+        if past:
+            for value in [v for v, ts in past.items() if ts <= horizon]:
+                del past[value]
+        if not keep_last and self.folded_last is not None and self.folded_last <= horizon:
+            self.folded_last = None
+
     def _forget(self, cut: int) -> None:
-        """Take the first `cut` entries out of `tally` and `ranked` (before eviction)."""
+        """Take the first `cut` entries out of `tally` and `ranked` (before folding)."""
         tally, ranked = self.tally, self.ranked
         for value, weight in zip(self.values[:cut], self._weights(0, cut), strict=True):
             if tally is not None:
@@ -182,6 +205,23 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
                     tally.pop(value, None)
             if ranked is not None:
                 del ranked[bisect_left(ranked, value)]
+
+    # -- set-like aggregates over the raw window [lo, hi) and the folded past ------------
+
+    def occurs_since(self, value: Any, lo: int, hi: int, since: EpochMs) -> bool:
+        """Whether `value` occurs in the raw entries [lo, hi) or folded after `since`."""
+        past = self.past
+        if past is not None and past.get(value, since) > since:
+            return True
+        return value in (self.values if lo == 0 and hi == len(self.values) else self.values[lo:hi])
+
+    def distinct_since(self, lo: int, hi: int, since: EpochMs) -> int:
+        """Distinct values of the raw entries [lo, hi) and of the past folded after `since`."""
+        values = set(self.values[lo:hi])
+        past = self.past
+        if past:
+            values.update(v for v, ts in past.items() if ts > since)
+        return len(values)
 
     # -- behavioural aggregates over entries [lo, hi) -------------------------------------
 
@@ -224,13 +264,3 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
                 tally[value] = tally.get(value, 0) + weight
         total = sum(tally.values())
         return max(tally.values()) * 1000 // total if total > 0 else 0
-
-
-class LegacyTimeline:
-    """What a snapshot written before `Timeline` was a Struct unpickles to (see
-    `Engine._load_snapshot`); `FeatureState.restore` turns it into a `Timeline`."""
-
-    __slots__ = ("first_ts", "running", "totals", "ts", "values")
-
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.ts, self.values, self.totals, self.running, self.first_ts = state

@@ -27,9 +27,12 @@ key `k` whose first component is `c` (`user` for `user+device`), at time `t`:
   `watched_minutes_by_all` is `(t - W) // 1 min`, 0 before the watch started.
 
 Everything here is a function of the events filed, in arrival order; the brute-force twin
-in `features.reference` recomputes it from the raw log. Memory: one int per tracked
-entity and per registered account (not swept: forgetting `S` would make an entity unknown
-again, which is safe but costs it its history).
+in `features.reference` recomputes it from the raw log. Memory: two ints per tracked
+entity (`S` and its latest event) and one per registered account. `forget` drops an
+entity the catalog's `memory` after its latest event (and an account's registration with
+it): it is then unknown again if it comes back, which is safe (`is_new` reads false) but
+costs it its history; without forgetting, a stream of ever-new entities grows without
+bound.
 """
 
 from collections.abc import Iterable
@@ -61,6 +64,8 @@ class WatchedHistory:
         """W: the first activity event's time, None until one is filed."""
         self.since: list[dict[str, EpochMs]] = [{} for _ in self.kinds]
         """S per tracked kind: entity → its earliest event time at or after W."""
+        self.last: list[dict[str, EpochMs]] = [{} for _ in self.kinds]
+        """Per tracked kind: entity → its latest event time at or after W (for `forget`)."""
         self.registered: dict[str, EpochMs] = {}
         """Account → its latest `register` time (any date: back-filled records count)."""
 
@@ -86,6 +91,24 @@ class WatchedHistory:
                 first = since.get(key)
                 if first is None or t < first:
                     since[key] = t
+        for extract, last in zip(self._extract, self.last, strict=True):
+            key = extract(event)
+            if key is not None and last.get(key, t) <= t:
+                last[key] = t
+
+    def forget(self, before: EpochMs) -> None:
+        """Forget entities last seen at or before `before`, and accounts registered under
+        watch at or before it that are no longer tracked (a back-filled registration, dated
+        before the watch, stays: those are the bank's customers, not newcomers)."""
+        for since, last in zip(self.since, self.last, strict=True):
+            for key in [k for k, ts in last.items() if ts <= before]:
+                del last[key]
+                since.pop(key, None)
+        if self._account >= 0:
+            active = self.last[self._account]
+            registered = self.registered
+            for user in [u for u, ts in registered.items() if ts <= before and u not in active]:
+                del registered[user]
 
     def _born(self, kind: int, key: str | None) -> bool:
         start = self.start
@@ -143,6 +166,7 @@ class WatchedHistory:
             "learning_ms": self.learning_ms,
             "start": self.start,
             "since": self.since,
+            "last": self.last,
             "registered": self.registered,
         }
 
@@ -152,4 +176,5 @@ class WatchedHistory:
             raise ValueError("snapshot was taken with a different feature catalog")
         self.start = state["start"]
         self.since = state["since"]
+        self.last = state["last"]
         self.registered = state["registered"]
