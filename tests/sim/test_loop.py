@@ -239,6 +239,35 @@ def test_report_arithmetic(default_loop: ClosedLoop) -> None:
     assert report.events >= planned  # reactions add events
 
 
+def test_lost_paths_split_the_loss_and_say_why(default_loop: ClosedLoop) -> None:
+    """Every lost fen sits on one path; a path's step is the method passed exactly when the
+    money went through a challenge; a first try is attempt 1; the stage is before the
+    campaign's first stop exactly when the engine had stopped none of its events."""
+    report = default_loop.report()
+    paths = report.lost_paths
+    assert paths and sum(p.lost_fen for p in paths) == report.total.lost_fen
+    assert [p.lost_fen for p in paths] == sorted((p.lost_fen for p in paths), reverse=True)
+    for row in report.scenarios:
+        assert sum(p.lost_fen for p in paths if p.scenario == row.scenario) == row.lost_fen
+    for p in paths:
+        assert (p.step != "-") == (p.via == "challenge passed")
+        assert (p.tactic == "first try") == (p.attempt == 1)
+        assert p.operations >= 1 and all(fen <= p.lost_fen for fen in p.rules.values())
+    for camp in default_loop.campaigns.values():
+        for m in camp.money:
+            stopped_before = camp.first_stop_ts is not None and camp.first_stop_ts < m.ts
+            assert not m.after_stop or stopped_before
+    largest = report.largest_losses
+    assert largest and largest[0].lost_fen == max(c.lost_fen for c in largest)
+    assert sum(c.lost_fen for c in largest) <= report.total.lost_fen
+    assert all(c.lost_after_stop_fen <= c.lost_fen == sum(c.lost_via.values()) for c in largest)
+
+
+def test_a_loop_that_loses_nothing_has_no_lost_paths(blocked_loop: ClosedLoop) -> None:
+    report = blocked_loop.report()
+    assert report.lost_paths == [] and report.largest_losses == []
+
+
 def test_the_loops_events_replay_as_an_open_loop_backtest(
     default_loop: ClosedLoop, tmp_path: Path
 ) -> None:
@@ -311,6 +340,8 @@ def test_cli_closed_loop_writes_its_report(tmp_path: Path) -> None:
     assert {"lost_fen", "attempted_fen", "retries_after_decline"} <= data["total"].keys()
     page = html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "attack money lost" in page
+    if data["lost_paths"]:
+        assert "Why the lost money got through" in page
     assert "<script" not in page and "http" not in page  # self-contained
 
 
