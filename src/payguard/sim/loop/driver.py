@@ -408,11 +408,7 @@ class ClosedLoop:
             camp.first_stop_ts = ts
         passed = action in ("allow", "hold")
         if action == "challenge":
-            victim = event.user_id or ""
-            can = camp.attacker.can_pass(
-                _label_methods(label), self._owner(victim), event.device_id
-            )
-            answer = camp.attacker.answer(_offered(decision), can, self.rng)
+            answer = camp.attacker.answer(_offered(decision), _label_methods(label), self.rng)
             self._result(seq, ts, event, answer, "attacker")
             passed = answer.outcome == "passed"
             if passed and record is not None:
@@ -589,12 +585,10 @@ class ClosedLoop:
         return camp
 
     def _owner(self, uid: str) -> Customer:
+        """The customer behind an account of the population, drawn on first challenge."""
         customer = self.customers.get(uid)
         if customer is None:
-            user = self.users.get(uid)
-            if user is None:  # a made-up account id in a stuffing list: nobody answers
-                user = User(uid, "", "", "", "", [], [], [], 0, 0.0, 0, 0)
-            customer = self.customers[uid] = Customer.draw(user, self.rng)
+            customer = self.customers[uid] = Customer.draw(self.users[uid], self.rng)
         return customer
 
     # -- the report -----------------------------------------------------------------------
