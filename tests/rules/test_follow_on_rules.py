@@ -207,6 +207,24 @@ def test_a_stopped_cash_out_merchant_has_large_credit_payments_looked_at_for_the
     assert "after_stop_merchant" not in follow_on(week)
 
 
+def test_the_stopped_cash_out_does_not_raise_the_shops_own_bar(world: World) -> None:
+    """A young shop with a handful of small sales: the stopped 9,800 CNY payment is most of
+    its month, so its p90 over every payment is that payment; over the payments that went
+    through it is still the shop's own small ticket, and the next cardholder is looked at."""
+    world.customer("u3")
+    young = Merchant(id="m-young", category="other")
+    for day in range(TODAY - 3, TODAY):
+        for user in ("u2", "u3"):
+            world.send(
+                "payment", world.at(day, 15), user_id=user, device_id=f"phone-{user}",
+                ip="10.1.1.5", amount=8_000, merchant=young,
+                card=Card(token=f"pan-{user}", kind="debit"),
+            )  # fmt: skip
+    assert world.credit("u1", world.at(TODAY, 10), 980_000, young).action == "review"
+    after = world.credit("u2", world.at(TODAY + 1, 11), 980_000, young)
+    assert "after_stop_merchant" in follow_on(after)
+
+
 def test_a_busy_shop_with_one_stop_among_many_sales_is_not_asked(world: World) -> None:
     users = tuple(f"b{n}" for n in range(5))
     for user in users:
