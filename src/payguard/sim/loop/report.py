@@ -401,6 +401,7 @@ th { background: #f6f6f6; }
 td:first-child, th:first-child { text-align: left; }
 tr:last-child td { font-weight: 600; }
 table.paths tr:last-child td { font-weight: normal; }
+table.paths td, table.paths th { text-align: left; vertical-align: top; }
 .meta { color: #555; }
 </style>
 </head>
