@@ -232,6 +232,7 @@ EXPORTED: dict[str, list[str]] = {
     "payguard.policy": [
         "ChainEvidence",
         "Decision",
+        "FollowOnConfig",
         "HoldTerms",
         "OutcomesConfig",
         "PolicyConfig",
