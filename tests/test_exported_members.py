@@ -306,6 +306,7 @@ EXPORTED: dict[str, list[str]] = {
     "payguard.policy": [
         "ChainEvidence",
         "Decision",
+        "FollowOnConfig",
         "HoldTerms",
         "OutcomesConfig",
         "PolicyConfig",

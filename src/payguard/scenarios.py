@@ -34,7 +34,9 @@ ATTACKER_CAN_PASS: dict[str, frozenset[str]] = {
     # The victim reads the SMS code to the fake agent; no other factor leaves the victim.
     "fake_customer_service": frozenset({"sms_otp"}),
 }
-"""Scenario -> challenge methods the attacker can pass (for backtesting step-up policies)."""
+"""Scenario -> challenge methods the attacker can pass, for the open-loop backtest and the
+closed loop alike (a label's own `can_pass` overrides it per campaign: a thief with photos
+of the owner passes face, one without does not, however long either waits)."""
 
 READ_OUT_ONLY: dict[str, frozenset[str]] = {"credential_stuffing": frozenset({"sms_otp"})}
 """Methods in ATTACKER_CAN_PASS that the attacker passes only on events whose label line
@@ -48,3 +50,19 @@ def default_can_pass(scenario: str) -> frozenset[str]:
     nobody described."""
     methods = ATTACKER_CAN_PASS.get(scenario, _EVERY_METHOD)
     return methods - READ_OUT_ONLY.get(scenario, frozenset())
+
+
+OWNER_ACTS: tuple[str, ...] = (
+    "cash_out_collusion/",
+    "fake_customer_service/victim_own_device",
+    "fake_customer_service/coached_loan_then_transfer",
+)
+"""Variants (or `scenario/` prefixes) in which the account owner is the attacker's hands: a
+colluding cardholder (the merchant is the fraud), a coached victim on their own phone. They
+pass what the owner passes (their label's methods), never report their own payments, and
+have no other channel to retry on."""
+
+
+def owner_acts(variant: str) -> bool:
+    """Whether the account owner does this variant's steps (`OWNER_ACTS`)."""
+    return variant.startswith(OWNER_ACTS)

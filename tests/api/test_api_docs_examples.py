@@ -33,7 +33,7 @@ def test_valid_docs_example_is_decided(
     raw, _ = example
     r = client.post("/v1/events", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
-    assert r.json()["action"] in {"allow", "challenge", "review", "block"}
+    assert r.json()["action"] in {"allow", "challenge", "hold", "review", "block"}
 
 
 @pytest.mark.parametrize("example", INVALID, ids=_id)

@@ -13,8 +13,6 @@ from payguard.engine import Engine
 MINUTE = 60_000
 RULESET = """
 version: "follow-on-test"
-params:
-  after_stop_minutes: 600
 rules:
   - id: big_transfer
     events: [transfer]
@@ -30,14 +28,14 @@ rules:
     reason: A big withdrawal.
   - id: after_stop_account
     events: [payment, transfer, withdrawal]
-    when: minutes_since_stopped_by_user_7d <= after_stop_minutes
+    when: minutes_since_stopped_by_user_7d <= follow_on_user_minutes
     action: challenge
     score: 10
     reason: Stopped recently.
     challenge: [face, hardware_token]
   - id: after_stop_device
     events: [payment]
-    when: device_id != null && minutes_since_stopped_by_device_7d <= after_stop_minutes
+    when: device_id != null && minutes_since_stopped_by_device_7d <= follow_on_device_minutes
     action: challenge
     score: 10
     reason: Stopped on this device recently.
@@ -50,6 +48,7 @@ rules:
     reason: Stopped with this card recently.
     challenge: [face, hardware_token]
 policy:
+  follow_on: {user: 600, device: 600}
   outcomes:
     clear_hours: 24
     released_by_label: [after_stop_account, after_stop_device, after_stop_card]

@@ -2,8 +2,10 @@
 decided by a real in-memory engine with the default catalog and ruleset: after the engine
 reviews or blocks something, the stopped device, a new device on the stopped account and a
 stopped identity are asked for what only the owner passes; the owner's own long-used
-device is left alone; a face passed after the stop makes the money wait for the analyst,
-and confirmed fraud sends it to a person."""
+device is asked nothing for small amounts, large ones wait; a face passed after the stop
+makes the money wait for the analyst, and confirmed fraud sends it to a person. The
+merchant of a stopped cash-out and the payee of a stopped transfer are remembered for the
+week (`policy.follow_on`), a busy shop with one stop among many sales is not."""
 
 from typing import Any
 
@@ -17,10 +19,14 @@ TODAY = 15
 FOLLOW_ON = {
     "after_stop_device",
     "after_stop_account",
+    "after_stop_big_money",
     "after_stop_vouched",
     "after_stop_confirmed",
+    "after_stop_merchant",
+    "after_stop_payee",
     "after_stop_identity_card",
 }
+SHOP = Merchant(id="m-shop", category="other")
 
 
 class World(DefaultWorld):
@@ -55,6 +61,29 @@ class World(DefaultWorld):
         )  # fmt: skip
         assert decision.action in ("review", "block"), decision.reasons
         return event_id
+
+    def shop_sales(self, users: tuple[str, ...], shop: Merchant = SHOP) -> None:
+        """Two weeks of small debit-card sales of `shop` to `users`, every afternoon."""
+        for day in range(TODAY):
+            for n, user in enumerate(users):
+                self.send(
+                    "payment", self.at(day, 15 + n / 60), user_id=user,
+                    device_id=f"phone-{user}", ip="10.1.1.5", amount=8_000, merchant=shop,
+                    card=Card(token=f"pan-{user}", kind="debit"),
+                )  # fmt: skip
+
+    def credit(self, user: str, ts: int, fen: int, shop: Merchant = SHOP) -> Decision:
+        """A credit-card payment of `user` to `shop` from their own phone."""
+        return self.send(
+            "payment", ts, user_id=user, device_id=f"phone-{user}", ip="10.1.1.5",
+            amount=fen, merchant=shop, card=Card(token=f"cc-{user}", kind="credit"),
+        )[1]  # fmt: skip
+
+    def transfer(self, user: str, ts: int, fen: int, payee: str = "payee-new") -> Decision:
+        return self.send(
+            "transfer", ts, user_id=user, device_id=f"phone-{user}", amount=fen,
+            payee=Payee(id=payee, card=Card(token=f"pan_{payee}")),
+        )[1]  # fmt: skip
 
     def result(self, ref: str, ts: int, user: str, device: str, outcome: str = "passed") -> None:
         self.send(
@@ -94,7 +123,7 @@ def test_a_new_device_on_the_stopped_account_is_asked_the_owners_own_phone_is_no
     assert follow_on(own) == set() and own.action == "allow"
 
 
-def test_the_follow_on_ends_after_after_stop_minutes(world: World) -> None:
+def test_the_follow_on_ends_after_the_user_and_device_horizon(world: World) -> None:
     world.stop("u1", world.at(TODAY, 10), "dev-x")
     assert follow_on(world.pay("u2", world.at(TODAY, 20), device="dev-x"))
     assert not follow_on(world.pay("u2", world.at(TODAY + 1, 11), device="dev-x"))
@@ -123,7 +152,7 @@ def test_confirmed_fraud_after_the_stop_sends_vouched_money_to_a_person(world: W
         "label", world.at(TODAY, 11), user_id="u1", ref_event_id=stopped, label="fraud",
         source="analyst",
     )  # fmt: skip
-    later = world.pay("u1", world.at(TODAY + 4, 12.5))  # past after_stop_minutes, within 7 d
+    later = world.pay("u1", world.at(TODAY + 4, 12.5))  # past the user horizon, within 7 d
     assert later.action == "review" and "after_stop_confirmed" in follow_on(later)
 
 
@@ -145,3 +174,78 @@ def test_the_stopped_accounts_own_device_is_not_asked_again(world: World) -> Non
     assert "after_stop_device" in follow_on(
         world.pay("u2", world.at(TODAY, 12.5), device="phone-u1")
     )
+
+
+def test_large_money_out_of_a_stopped_account_waits_on_any_device(world: World) -> None:
+    """A thief on the owner's unlocked handset goes on after the stop: a large amount
+    waits; lunch does not; a day later (`follow_on.user`) neither does."""
+    world.stop("u1", world.at(TODAY, 10), "phone-u1")
+    large = world.pay("u1", world.at(TODAY, 12.5), fen=300_000)
+    assert "after_stop_big_money" in follow_on(large)  # (its size may send it to review too)
+    assert large.action in ("hold", "review")
+    assert follow_on(world.pay("u1", world.at(TODAY, 13))) == set()
+    later = world.pay("u1", world.at(TODAY + 1, 14), fen=300_000)  # a day after the last stop
+    assert "after_stop_big_money" not in follow_on(later)
+
+
+def test_a_stopped_cash_out_merchant_has_large_credit_payments_looked_at_for_the_week(
+    world: World,
+) -> None:
+    """The shop's cash-out payment is stopped; two days later another cardholder's large
+    credit payment to it goes to a person, its small sales do not, and after the week
+    (`follow_on.merchant`) the memory ends."""
+    world.customer("u3")
+    world.shop_sales(("u1", "u2", "u3"))
+    assert world.credit("u1", world.at(TODAY, 10), 980_000).action == "review"
+    before = world.credit("u2", world.at(TODAY - 1, 16), 450_000)
+    assert "after_stop_merchant" not in follow_on(before)
+    after = world.credit("u2", world.at(TODAY + 2, 10), 450_000)
+    assert after.action == "review" and "after_stop_merchant" in follow_on(after)
+    small = world.credit("u3", world.at(TODAY + 2, 11), 8_000)
+    assert "after_stop_merchant" not in follow_on(small)
+    week = world.credit("u3", world.at(TODAY + 9, 11), 450_000)
+    assert "after_stop_merchant" not in follow_on(week)
+
+
+def test_the_stopped_cash_out_does_not_raise_the_shops_own_bar(world: World) -> None:
+    """A young shop with a handful of small sales: the stopped 9,800 CNY payment is most of
+    its month, so its p90 over every payment is that payment; over the payments that went
+    through it is still the shop's own small ticket, and the next cardholder is looked at."""
+    world.customer("u3")
+    young = Merchant(id="m-young", category="other")
+    for day in range(TODAY - 3, TODAY):
+        for user in ("u2", "u3"):
+            world.send(
+                "payment", world.at(day, 15), user_id=user, device_id=f"phone-{user}",
+                ip="10.1.1.5", amount=8_000, merchant=young,
+                card=Card(token=f"pan-{user}", kind="debit"),
+            )  # fmt: skip
+    assert world.credit("u1", world.at(TODAY, 10), 980_000, young).action == "review"
+    after = world.credit("u2", world.at(TODAY + 1, 11), 980_000, young)
+    assert "after_stop_merchant" in follow_on(after)
+
+
+def test_a_busy_shop_with_one_stop_among_many_sales_is_not_asked(world: World) -> None:
+    users = tuple(f"b{n}" for n in range(5))
+    for user in users:
+        world.customer(user)
+    busy = Merchant(id="m-busy", category="other")
+    world.shop_sales(users, busy)  # 75 sales in the month: one stop is under one in fifty
+    assert world.credit("b0", world.at(TODAY, 10), 980_000, busy).action == "review"
+    after = world.credit("b1", world.at(TODAY + 2, 10), 450_000, busy)
+    assert "after_stop_merchant" not in follow_on(after)
+
+
+def test_a_stopped_payee_keeps_large_transfers_waiting_for_the_week(world: World) -> None:
+    """The scam's "safe account": after a transfer to it is stopped, large transfers to
+    it wait, from the same victim past their own day and from another account; a payee
+    an account has paid for weeks does not."""
+    world.stop("u1", world.at(TODAY, 10), "phone-u1")
+    again = world.transfer("u1", world.at(TODAY + 2, 10), 300_000)
+    assert again.action in ("hold", "review") and "after_stop_payee" in follow_on(again)
+    other = world.transfer("u2", world.at(TODAY + 2, 11), 300_000)
+    assert "after_stop_payee" in follow_on(other)
+    small = world.transfer("u2", world.at(TODAY + 2, 12), 5_000)
+    assert "after_stop_payee" not in follow_on(small)
+    week = world.transfer("u2", world.at(TODAY + 8, 11), 300_000)
+    assert "after_stop_payee" not in follow_on(week)

@@ -204,3 +204,37 @@ def test_release_sources_are_label_sources() -> None:
     text = _ruleset("amount > 0") + "policy:\n  outcomes:\n    release_sources: [neighbour]\n"
     with pytest.raises(RuleError, match="release_sources"):
         parse_ruleset(text, KNOWN, EVENT_TYPES)
+
+
+def test_follow_on_horizons_are_rule_variables_per_entity_kind() -> None:
+    """`policy.follow_on` sets how long each kind of stopped entity is remembered; rules
+    read it as `follow_on_<kind>_minutes`, and unset kinds keep their defaults."""
+    when = "minutes_since_stopped_by_merchant_7d <= follow_on_merchant_minutes"
+    text = _ruleset(when) + "policy:\n  follow_on: {merchant: 4320, user: 60}\n"
+    ruleset = parse_ruleset(text, KNOWN, EVENT_TYPES)
+    assert ruleset.params["follow_on_merchant_minutes"] == 4320
+    assert ruleset.params["follow_on_user_minutes"] == 60
+    assert ruleset.params["follow_on_device_minutes"] == 1440
+    within = {"minutes_since_stopped_by_merchant_7d": 4000, **ruleset.params}
+    assert [h.status for h in evaluate(ruleset.rules, within)] == ["hit"]
+    past = {"minutes_since_stopped_by_merchant_7d": 5000, **ruleset.params}
+    assert evaluate(ruleset.rules, past) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason"),
+    [
+        ("  follow_on: {merchant: 20000}\n", "follow_on.merchant"),
+        ("  follow_on: {shop: 60}\n", "shop"),
+    ],
+)
+def test_bad_follow_on_horizons_are_refused(policy: str, reason: str) -> None:
+    with pytest.raises(RuleError, match=reason):
+        parse_ruleset(_ruleset("amount > 0") + "policy:\n" + policy, KNOWN, EVENT_TYPES)
+
+
+def test_a_param_may_not_redefine_a_follow_on_horizon() -> None:
+    text = "params:\n  follow_on_user_minutes: 5\n" + _ruleset("amount > 0")
+    with pytest.raises(RuleError, match=r"policy\.follow_on") as info:
+        parse_ruleset(text, KNOWN, EVENT_TYPES)
+    assert info.value.rule == "params"

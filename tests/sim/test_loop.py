@@ -18,7 +18,7 @@ from payguard.config import Settings
 from payguard.engine import compile_ruleset
 from payguard.events import EventDecoder, Tokenizer
 from payguard.features import FeatureState, load_catalog
-from payguard.scenarios import ATTACKER_CAN_PASS, default_can_pass
+from payguard.scenarios import ATTACKER_CAN_PASS, default_can_pass, owner_acts
 from payguard.sim import SimConfig
 from payguard.sim.loop import Attacker, ClosedLoop, Customer, LoopConfig, LoopReport
 from payguard.sim.loop.driver import _Money, _stop_ts
@@ -113,32 +113,44 @@ def test_in_app_confirmation_only_on_the_customers_own_device() -> None:
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_the_sim_thief_fails_face_but_passes_sms(seed: int) -> None:
+def test_a_thief_without_photos_fails_face_but_passes_sms(seed: int) -> None:
     thief = Attacker.draw("c", "phone_theft_takeover", "phone_theft_takeover/x", random.Random(0))
-    can = thief.can_pass(ATTACKER_CAN_PASS["phone_theft_takeover"], _owner(face=True), "d1")
+    no_photos = frozenset({"sms_otp", "callback"})
     rng = random.Random(seed)
-    assert thief.answer(["face", "hardware_token"], can, rng).outcome in ("failed", "abandoned")
-    assert thief.answer(["face", "sms_otp"], can, rng) == ("sms_otp", "passed")
+    assert thief.answer(["face", "hardware_token"], no_photos, rng).outcome in (
+        "failed",
+        "abandoned",
+    )
+    assert thief.answer(["face", "sms_otp"], no_photos, rng) == ("sms_otp", "passed")
+
+
+def test_attackers_pass_what_the_open_loop_says_they_pass() -> None:
+    """One table for both loops: a scenario's default (`ATTACKER_CAN_PASS`, as the backtest
+    reads it) is what the loop's attacker passes, face for a thief with photos and the
+    colluding cardholder alike."""
+    for scenario, methods in ATTACKER_CAN_PASS.items():
+        attacker = Attacker.draw("c", scenario, f"{scenario}/x", random.Random(0))
+        can = default_can_pass(scenario)
+        assert can <= methods
+        for method in sorted(methods):
+            answer = attacker.answer([method], can, random.Random(1))
+            assert (answer.outcome == "passed") == (method in can)
 
 
 def test_a_stuffing_attacker_passes_sms_only_where_the_victim_reads_the_code() -> None:
     attacker = Attacker.draw("c", "credential_stuffing", "credential_stuffing/x", random.Random(0))
-    owner = _owner(face=True)
-    silent = attacker.can_pass(default_can_pass("credential_stuffing"), owner, "d1")
-    reads = attacker.can_pass(frozenset({"sms_otp"}), owner, "d1")
+    silent = default_can_pass("credential_stuffing")
     assert attacker.answer(["sms_otp"], silent, random.Random(1)).outcome != "passed"
+    reads = frozenset({"sms_otp"})
     assert attacker.answer(["sms_otp"], reads, random.Random(1)) == ("sms_otp", "passed")
 
 
-def test_a_coached_victim_on_their_own_device_passes_what_the_victim_can() -> None:
-    variant = "fake_customer_service/victim_own_device"
-    scam = Attacker.draw("c", "fake_customer_service", variant, random.Random(0))
-    label = frozenset({"sms_otp", "face", "in_app_confirm"})
-    with_face, without = _owner(face=True), _owner(face=False)
-    device = with_face.user.devices[0].id
-    assert "face" in scam.can_pass(label, with_face, device)
-    assert "face" not in scam.can_pass(label, without, device)
-    assert "in_app_confirm" in scam.can_pass(label, without, device)
+def test_owner_acts_for_collusion_and_coached_victims_only() -> None:
+    assert owner_acts("cash_out_collusion/young_merchant_weeks")
+    assert owner_acts("fake_customer_service/victim_own_device")
+    assert owner_acts("fake_customer_service/coached_loan_then_transfer")
+    assert not owner_acts("fake_customer_service/split_under_limits")
+    assert not owner_acts("phone_theft_takeover/owner_handset_silent")
 
 
 def test_an_attacker_gives_up_after_his_patience() -> None:
@@ -193,10 +205,18 @@ def test_face_challenges_are_passed_by_customers_with_face(face_loop: ClosedLoop
     assert results.get("customer/face/passed", 0) > 0
     assert results.get("customer/none/abandoned", 0) > 0  # customers without face
     assert not any(k.startswith("customer/sms_otp") for k in results)
-    events = loop.world.em.events
-    thieves = [c for c in loop.campaigns.values() if not c.attacker.owner_acts]
-    payments = [m for c in thieves for m in c.money if events[m.seq][2]["type"] == "payment"]
-    assert payments and not any(m.left for m in payments)  # nobody but the owner passes face
+    events, labels = loop.world.em.events, loop.world.em.labels
+    payments = [
+        (m, labels[m.seq]) for c in loop.campaigns.values() for m in c.money
+        if events[m.seq][2]["type"] == "payment"
+    ]  # fmt: skip
+    assert payments
+    for money, label in payments:  # first tries and retries alike, a day later too
+        can = frozenset(label[3]) if label[3] is not None else default_can_pass(label[1])
+        if not can & {"face", "hardware_token"}:
+            assert not money.left, (label, money)
+        elif money.via == "challenge passed":
+            assert money.step in can  # (allowed: a face passed earlier cleared the rule)
 
 
 def test_a_passed_face_clears_the_cause_until_the_next_payment(face_loop: ClosedLoop) -> None:
@@ -237,6 +257,35 @@ def test_report_arithmetic(default_loop: ClosedLoop) -> None:
     assert legit.customers_challenged <= legit.customers_with_friction <= legit.customers
     planned = report.planned_events - report.skipped_events
     assert report.events >= planned  # reactions add events
+
+
+def test_lost_paths_split_the_loss_and_say_why(default_loop: ClosedLoop) -> None:
+    """Every lost fen sits on one path; a path's step is the method passed exactly when the
+    money went through a challenge; a first try is attempt 1; the stage is before the
+    campaign's first stop exactly when the engine had stopped none of its events."""
+    report = default_loop.report()
+    paths = report.lost_paths
+    assert paths and sum(p.lost_fen for p in paths) == report.total.lost_fen
+    assert [p.lost_fen for p in paths] == sorted((p.lost_fen for p in paths), reverse=True)
+    for row in report.scenarios:
+        assert sum(p.lost_fen for p in paths if p.scenario == row.scenario) == row.lost_fen
+    for p in paths:
+        assert (p.step != "-") == (p.via == "challenge passed")
+        assert (p.tactic == "first try") == (p.attempt == 1)
+        assert p.operations >= 1 and all(fen <= p.lost_fen for fen in p.rules.values())
+    for camp in default_loop.campaigns.values():
+        for m in camp.money:
+            stopped_before = camp.first_stop_ts is not None and camp.first_stop_ts < m.ts
+            assert not m.after_stop or stopped_before
+    largest = report.largest_losses
+    assert largest and largest[0].lost_fen == max(c.lost_fen for c in largest)
+    assert sum(c.lost_fen for c in largest) <= report.total.lost_fen
+    assert all(c.lost_after_stop_fen <= c.lost_fen == sum(c.lost_via.values()) for c in largest)
+
+
+def test_a_loop_that_loses_nothing_has_no_lost_paths(blocked_loop: ClosedLoop) -> None:
+    report = blocked_loop.report()
+    assert report.lost_paths == [] and report.largest_losses == []
 
 
 def test_the_loops_events_replay_as_an_open_loop_backtest(
@@ -311,6 +360,8 @@ def test_cli_closed_loop_writes_its_report(tmp_path: Path) -> None:
     assert {"lost_fen", "attempted_fen", "retries_after_decline"} <= data["total"].keys()
     page = html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "attack money lost" in page
+    if data["lost_paths"]:
+        assert "Why the lost money got through" in page
     assert "<script" not in page and "http" not in page  # self-contained
 
 

@@ -45,6 +45,38 @@ class OutcomesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     own "that was me", which whoever holds the account can send."""
 
 
+_WEEK_MINUTES = 10080
+"""The longest follow-on horizon: the `stopped` features look back 7 days."""
+FollowOnMinutes = Annotated[int, msgspec.Meta(ge=0, le=_WEEK_MINUTES)]
+
+
+class FollowOnConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How long the engine remembers what it stopped, per kind of entity that was stopped
+    (docs/decisions.md, "Follow-on after a stop"), in minutes (0: not at all).
+
+    Rules read them as `follow_on_<kind>_minutes` (`params()`), against the
+    `minutes_since_stopped_by_<kind>_7d` features. The person at a stopped account or
+    device moves on or gets a person to look within a day, so those are short (each
+    minute of them asks the honest customer whose payment was wrongly stopped again). The
+    merchant of a cash-out and the payee of a scam are the fraud itself and stay in
+    business: they are remembered for the week, where an honest shop or payee rarely
+    meets a stop at all. A stolen card or identity taken to other accounts likewise."""
+
+    user: FollowOnMinutes = 1440
+    device: FollowOnMinutes = 1440
+    merchant: FollowOnMinutes = _WEEK_MINUTES
+    payee: FollowOnMinutes = _WEEK_MINUTES
+    card: FollowOnMinutes = _WEEK_MINUTES
+    identity: FollowOnMinutes = _WEEK_MINUTES
+
+    def params(self) -> dict[str, int]:
+        """The horizons as the rule variables `follow_on_<kind>_minutes`."""
+        return {
+            f"follow_on_{kind}_minutes": minutes
+            for kind, minutes in msgspec.structs.asdict(self).items()
+        }
+
+
 class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Score thresholds that escalate the action regardless of which rules hit, how long
     a hold lasts, and how verification methods are chosen."""
@@ -56,3 +88,5 @@ class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How long a held transfer waits for its owner to revoke it before it is released."""
     step_up: StepUpConfig = StepUpConfig()
     outcomes: OutcomesConfig = OutcomesConfig()
+    follow_on: FollowOnConfig = FollowOnConfig()
+    """Follow-on horizons after a stop, per entity kind (rule variables)."""

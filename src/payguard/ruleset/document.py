@@ -85,7 +85,8 @@ def parse_ruleset(
     _check_step_up(spec.policy.step_up)
     chains = _compile_chains(spec.chains, chain_known, types)
     provided = {name for pattern in chains for name in pattern.feature_names()}
-    known_names = set(known) | set(spec.params) | provided
+    params = _params(spec)
+    known_names = set(known) | set(params) | provided
     signals = expand_signals(spec.signals, known_names)
     compiled: list[CompiledRule] = []
     seen: set[str] = set()
@@ -103,10 +104,20 @@ def parse_ruleset(
         version=f"{spec.version}+{digest}",
         source=text,
         rules=tuple(compiled),
-        params=dict(spec.params),
+        params=params,
         policy=spec.policy,
         chains=chains,
     )
+
+
+def _params(spec: RulesetFile) -> dict[str, int | str | bool]:
+    """The variables rules read besides features: `params` and the policy's follow-on
+    horizons (`follow_on_<kind>_minutes`), which a param may not redefine."""
+    horizons = spec.policy.follow_on.params()
+    clash = sorted(horizons.keys() & spec.params.keys())
+    if clash:
+        raise RuleError("params", f"{clash[0]} is set in policy.follow_on, not in params")
+    return {**spec.params, **horizons}
 
 
 def _check_total_cost(rules: list[CompiledRule]) -> None:

@@ -9,23 +9,22 @@ planned world stays byte-identical to the open-loop one.
 What each actor can pass follows its position, not the rules: a customer passes the SMS
 code and a callback (their own line), face if they enrolled it (most do), a hardware token
 if they have one (few do) and an in-app confirmation on their own handset. An attacker
-passes what the label says their position gives them (`scenarios.ATTACKER_CAN_PASS`, or the
-label's `can_pass`: a SIM holder passes SMS, a scam victim reads codes aloud) except face
-and hardware tokens, which nobody but the owner passes. Where the owner acts for the
-attacker (a colluding cardholder, a coached victim on their own device), the attacker
-passes exactly what that owner can.
+passes exactly what the open-loop backtest says they pass: the label's `can_pass`, else
+`scenarios.ATTACKER_CAN_PASS` (a SIM holder passes SMS, a scam victim reads codes aloud, a
+thief with the owner's photos passes face, a colluding cardholder passes everything). One
+table, so the two loops cannot disagree about who passes what; waiting or retrying changes
+nothing about it. Where the owner acts for the attacker (`scenarios.OWNER_ACTS`), the
+attacker has no other channel and never reports the operation.
 """
 
 import random
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
+from payguard.scenarios import owner_acts
 from payguard.sim.population import User
 
 ChallengeOutcome = Literal["passed", "failed", "abandoned"]
-
-OWNER_ONLY: frozenset[str] = frozenset({"face", "hardware_token"})
-"""Methods nobody but the owner passes: a photo does not beat liveness, a token stays home."""
 
 FACE_ENROLLED = 0.85
 """Share of customers who can do face verification (liveness) in the app."""
@@ -37,11 +36,6 @@ RETRY_AFTER_DECLINE = 0.5
 """Chance that a customer refused an operation tries it again later."""
 CUSTOMER_TRIES = 2
 """Attempts a customer makes at one operation before giving up on it."""
-
-OWNER_ACTS: frozenset[str] = frozenset(
-    {"cash_out_collusion/", "fake_customer_service/victim_own_device"}
-)
-"""Variants (or `scenario/` prefixes) in which the account owner does the attacker's step."""
 
 Tactic = Literal["another_card", "smaller_amount", "another_channel", "wait_out"]
 TACTICS: tuple[Tactic, ...] = ("another_card", "smaller_amount", "another_channel", "wait_out")
@@ -122,17 +116,9 @@ class Attacker:
 
     @property
     def owner_acts(self) -> bool:
-        return any(self.variant.startswith(v) for v in OWNER_ACTS)
+        return owner_acts(self.variant)
 
-    def can_pass(
-        self, label_methods: frozenset[str], owner: Customer, device: str | None
-    ) -> set[str]:
-        """The label's methods without owner-only ones, or the owner's own when they act."""
-        if self.owner_acts:
-            return set(owner.can_pass(device))
-        return set(label_methods - OWNER_ONLY)
-
-    def answer(self, offered: list[str], can: set[str], rng: random.Random) -> Answer:
+    def answer(self, offered: list[str], can: frozenset[str], rng: random.Random) -> Answer:
         """Pass the first offered method the position allows; otherwise try one and fail
         (a code that never arrives, a photo against liveness) or walk away."""
         method = next((m for m in offered if m in can), None)

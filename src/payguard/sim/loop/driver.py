@@ -47,10 +47,16 @@ from payguard.sim.loop.actors import (
 )
 from payguard.sim.loop.analyst import CASE_SECONDS, Analyst, Verdict
 from payguard.sim.loop.report import (
+    FIRST_TRY,
+    LARGEST_LOSSES,
     LOST_WAYS,
+    NO_RULE,
+    STAGES,
     AnalystLoop,
+    CampaignLoss,
     LegitLoop,
     LoopReport,
+    LostPath,
     ScenarioLoop,
 )
 from payguard.sim.population import User, make_device, make_merchants
@@ -107,6 +113,19 @@ class _Money:
     left: bool = False
     via: str = ""
     """How money that left got through: `LOST_VIA`."""
+    attempt: int = 1
+    tactic: str = FIRST_TRY
+    """The retry tactic that made this attempt (`FIRST_TRY`: as planned)."""
+    after_stop: bool = False
+    """Whether the engine had stopped (reviewed or blocked) an event of the campaign before."""
+    step: str = "-"
+    """The challenge method the attacker passed (`-`: the decision was no challenge)."""
+    rules: tuple[str, ...] = ()
+    """The live rules behind the decision."""
+
+    def path(self) -> tuple[str, str, str, int, str]:
+        """(via, step, tactic, attempt, stage): the report's `LostPath` key but scenario."""
+        return (self.via, self.step, self.tactic, self.attempt, STAGES[self.after_stop])
 
 
 @dataclass(slots=True)
@@ -114,6 +133,8 @@ class _Campaign:
     scenario: str
     attacker: Attacker
     first_ts: int | None = None
+    first_stop_ts: int | None = None
+    """When the engine first reviewed or blocked an event of the campaign."""
     money: list[_Money] = field(default_factory=list)
     retries: int = 0
     tactics: Counter[str] = field(default_factory=Counter)
@@ -375,20 +396,23 @@ class ClosedLoop:
         money = event.type in LEAVING_TYPES and event.amount is not None
         origin, attempt = self.attempt.get(seq, (seq, 1))
         record: _Money | None = None
+        action = decision.action
         if money:
             assert event.amount is not None
-            record = _Money(seq, ts, event.amount, origin)
+            record = _Money(seq, ts, event.amount, origin, attempt=attempt)
+            record.tactic = self.tactic_of.get(seq, FIRST_TRY)
+            record.after_stop = camp.first_stop_ts is not None
+            record.rules = tuple(_rules(decision))
             camp.money.append(record)
-        action = decision.action
+        if action in STOPS and camp.first_stop_ts is None:
+            camp.first_stop_ts = ts
         passed = action in ("allow", "hold")
         if action == "challenge":
-            victim = event.user_id or ""
-            can = camp.attacker.can_pass(
-                _label_methods(label), self._owner(victim), event.device_id
-            )
-            answer = camp.attacker.answer(_offered(decision), can, self.rng)
+            answer = camp.attacker.answer(_offered(decision), _label_methods(label), self.rng)
             self._result(seq, ts, event, answer, "attacker")
             passed = answer.outcome == "passed"
+            if passed and record is not None:
+                record.step = answer.method or "-"
         if not passed:
             self.refused.add(seq)
         if record is None:
@@ -561,12 +585,10 @@ class ClosedLoop:
         return camp
 
     def _owner(self, uid: str) -> Customer:
+        """The customer behind an account of the population, drawn on first challenge."""
         customer = self.customers.get(uid)
         if customer is None:
-            user = self.users.get(uid)
-            if user is None:  # a made-up account id in a stuffing list: nobody answers
-                user = User(uid, "", "", "", "", [], [], [], 0, 0.0, 0, 0)
-            customer = self.customers[uid] = Customer.draw(user, self.rng)
+            customer = self.customers[uid] = Customer.draw(self.users[uid], self.rng)
         return customer
 
     # -- the report -----------------------------------------------------------------------
@@ -617,7 +639,56 @@ class ClosedLoop:
             ),
             elapsed_s=self.elapsed_s,
             analyst=self._analyst_figures(),
+            lost_paths=self._lost_paths(),
+            largest_losses=self._largest_losses(),
         )
+
+    def _lost_paths(self) -> list[LostPath]:
+        """The lost money grouped by scenario and `_Money.path`, largest first."""
+        fen: Counter[tuple[str, str, str, str, int, str]] = Counter()
+        ops: Counter[tuple[str, str, str, str, int, str]] = Counter()
+        rules: dict[tuple[str, str, str, str, int, str], Counter[str]] = {}
+        for camp in self.campaigns.values():
+            for m in camp.money:
+                if not m.left:
+                    continue
+                key = (camp.scenario, *m.path())
+                fen[key] += m.fen
+                ops[key] += 1
+                behind = rules.setdefault(key, Counter())
+                for rule in m.rules or (NO_RULE,):
+                    behind[rule] += m.fen
+        order = sorted(fen, key=lambda k: (-fen[k], k))
+        return [
+            LostPath(*key, operations=ops[key], lost_fen=fen[key],
+                     rules=dict(rules[key].most_common()))
+            for key in order
+        ]  # fmt: skip
+
+    def _largest_losses(self) -> list[CampaignLoss]:
+        """The `LARGEST_LOSSES` campaigns that lost most, largest first."""
+        rows: list[CampaignLoss] = []
+        for camp in self.campaigns.values():
+            lost = [m for m in camp.money if m.left]
+            if not lost:
+                continue
+            via: Counter[str] = Counter()
+            for m in lost:
+                via[m.via] += m.fen
+            attacker = camp.attacker
+            rows.append(
+                CampaignLoss(
+                    campaign=attacker.campaign,
+                    scenario=camp.scenario,
+                    variant=attacker.variant,
+                    attempted_fen=sum(m.fen for m in camp.money if m.origin == m.seq),
+                    lost_fen=sum(m.fen for m in lost),
+                    lost_after_stop_fen=sum(m.fen for m in lost if m.after_stop),
+                    lost_via=dict(via.most_common()),
+                )
+            )
+        rows.sort(key=lambda c: (-c.lost_fen, c.campaign))
+        return rows[:LARGEST_LOSSES]
 
     def _analyst_figures(self) -> AnalystLoop | None:
         if not self.cfg.analyst:

@@ -12,7 +12,10 @@ Money is integer fen until formatting. Definitions (docs/backtest.md, "Closed lo
   the same device within `clear_hours` (the ruleset's) of passing a strong step-up (face,
   hardware token, in-app confirmation) on a challenge that rule caused;
 * **time to stop** — from a campaign's first event to the refusal after which it lost no
-  more money; a campaign whose last money event was lost was never stopped.
+  more money; a campaign whose last money event was lost was never stopped;
+* **lost paths** — the lost money split by why it got through: scenario, the way
+  (`LOST_WAYS`), the step-up passed, the attacker's retry tactic and attempt, whether the
+  engine had stopped anything of the campaign before, and the rules behind the decision.
 """
 
 import jinja2
@@ -31,6 +34,13 @@ LOST_WAYS: tuple[str, ...] = (
 )
 """How attack money gets through: allowed, a challenge the attacker passed, a hold nobody
 revoked before its release, or a review an analyst wrongly released."""
+FIRST_TRY = "first try"
+"""The tactic of an operation as planned (not a retry after a refusal)."""
+STAGES: tuple[str, ...] = ("before any stop", "after a stop")
+"""Whether the engine had stopped (reviewed or blocked) any event of the campaign before the
+operation: money lost before any stop is detection's to win, after one the follow-on's."""
+NO_RULE = "(no rule)"
+"""The rules of a decision no live rule hit (an allow on its own merits)."""
 
 
 class ScenarioLoop(msgspec.Struct, frozen=True):
@@ -53,6 +63,40 @@ class ScenarioLoop(msgspec.Struct, frozen=True):
     retry_tactics: dict[str, int] = msgspec.field(default_factory=dict)
     lost_via: dict[str, int] = msgspec.field(default_factory=dict)
     """How lost money got through (fen): allowed, challenge passed, hold not revoked."""
+
+
+class LostPath(msgspec.Struct, frozen=True):
+    """Attack money lost one way: the operations that share scenario, way, step passed,
+    tactic, attempt and stage, with the rules behind their decisions."""
+
+    scenario: str
+    via: str
+    """How it got through (`LOST_WAYS`)."""
+    step: str
+    """The challenge method the attacker passed (`-` when the decision was no challenge)."""
+    tactic: str
+    """The retry tactic of the operation (`FIRST_TRY`: as planned)."""
+    attempt: int
+    """1 for the planned operation, 2 for its first retry after a refusal, …"""
+    stage: str
+    """`STAGES`: before or after the engine's first stop of the campaign."""
+    operations: int
+    lost_fen: int
+    rules: dict[str, int] = msgspec.field(default_factory=dict)
+    """Rule behind the decision → fen of this path's money it was behind (`NO_RULE`: none)."""
+
+
+class CampaignLoss(msgspec.Struct, frozen=True):
+    """One campaign's attack money under the loop: the largest losses, named."""
+
+    campaign: str
+    scenario: str
+    variant: str
+    attempted_fen: int
+    lost_fen: int
+    lost_after_stop_fen: int
+    """Of `lost_fen`, what left after the engine had stopped something of the campaign."""
+    lost_via: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class LegitLoop(msgspec.Struct, frozen=True):
@@ -126,6 +170,16 @@ class LoopReport(msgspec.Struct, frozen=True):
     elapsed_s: float = 0.0
     analyst: AnalystLoop | None = None
     """The analyst queue's figures (None when the loop ran without one)."""
+    lost_paths: list[LostPath] = msgspec.field(default_factory=list)
+    """Why the lost money got through, largest first (their `lost_fen` sum to the total's)."""
+    largest_losses: list[CampaignLoss] = msgspec.field(default_factory=list)
+    """The campaigns that lost most, largest first (at most `LARGEST_LOSSES`)."""
+
+
+LARGEST_LOSSES = 10
+"""Campaigns the report names in `largest_losses`."""
+TERMINAL_PATHS = 12
+"""Lost paths the terminal shows (the JSON and the HTML page carry all of them)."""
 
 
 def render_loop(report: LoopReport, console: Console, open_loop: Summary | None = None) -> None:
@@ -140,6 +194,10 @@ def render_loop(report: LoopReport, console: Console, open_loop: Summary | None 
     )
     console.print(_headline(report, open_loop))
     console.print(_scenarios(report))
+    if report.lost_paths:
+        console.print(_paths(report, TERMINAL_PATHS))
+    if report.largest_losses:
+        console.print(_campaign_losses(report))
     if report.challenge_results:
         console.print(_challenges(report))
     if report.refused_outcomes:
@@ -213,6 +271,82 @@ def scenario_rows(r: LoopReport) -> list[tuple[str, ...]]:
     ]
 
 
+PATH_COLUMNS: tuple[str, ...] = (
+    "scenario", "lost via", "step passed", "tactic", "attempt", "stage", "operations",
+    "lost CNY", "share of lost", "rules behind the decision",
+)  # fmt: skip
+CAMPAIGN_COLUMNS: tuple[str, ...] = (
+    "campaign", "variant", "attempted CNY", "lost CNY", "lost after a stop CNY", "lost via",
+)  # fmt: skip
+
+
+def path_rows(
+    r: LoopReport, limit: int | None = None, amounts: bool = True
+) -> list[tuple[str, ...]]:
+    """The lost paths in `PATH_COLUMNS` order, largest first (the first `limit`); the rules
+    with the money each was behind, or (`amounts` off, for the terminal) the top two names."""
+    lost = r.total.lost_fen
+    return [
+        (
+            p.scenario,
+            p.via,
+            p.step,
+            p.tactic,
+            str(p.attempt),
+            p.stage,
+            f"{p.operations:,}",
+            cny(p.lost_fen),
+            pct(share(p.lost_fen, lost), 1),
+            _rules_cell(p.rules, amounts),
+        )
+        for p in r.lost_paths[:limit]
+    ]
+
+
+def _rules_cell(rules: dict[str, int], amounts: bool) -> str:
+    if amounts:
+        return ", ".join(f"{rule} {cny(fen)}" for rule, fen in rules.items())
+    names = list(rules)
+    return ", ".join(names[:2]) + (f" +{len(names) - 2}" if len(names) > 2 else "")
+
+
+def campaign_rows(r: LoopReport) -> list[tuple[str, ...]]:
+    """The largest losses per campaign in `CAMPAIGN_COLUMNS` order."""
+    return [
+        (
+            c.campaign,
+            c.variant,
+            cny(c.attempted_fen),
+            cny(c.lost_fen),
+            cny(c.lost_after_stop_fen),
+            ", ".join(f"{way} {cny(fen)}" for way, fen in c.lost_via.items()),
+        )
+        for c in r.largest_losses
+    ]
+
+
+def _paths(r: LoopReport, limit: int) -> Table:
+    shown = min(limit, len(r.lost_paths))
+    table = Table(title=f"why the lost money got through ({shown} of {len(r.lost_paths)} paths)")
+    for col in PATH_COLUMNS:
+        table.add_column(col, justify="right" if col in _NUMERIC else "left")
+    for row in path_rows(r, limit, amounts=False):
+        table.add_row(*row)
+    return table
+
+
+def _campaign_losses(r: LoopReport) -> Table:
+    table = Table(title="the campaigns that lost most")
+    for col in CAMPAIGN_COLUMNS:
+        table.add_column(col, justify="right" if col.endswith("CNY") else "left")
+    for row in campaign_rows(r):
+        table.add_row(*row)
+    return table
+
+
+_NUMERIC: frozenset[str] = frozenset({"attempt", "operations", "lost CNY", "share of lost"})
+
+
 def _headline(r: LoopReport, open_loop: Summary | None) -> Table:
     table = Table(title="closed loop" + (" beside the open-loop backtest" if open_loop else ""))
     table.add_column("figure")
@@ -243,6 +377,10 @@ def render_loop_html(report: LoopReport, open_loop: Summary | None = None) -> st
         with_open=open_loop is not None,
         columns=SCENARIO_COLUMNS,
         scenarios=scenario_rows(report),
+        path_columns=PATH_COLUMNS,
+        paths=path_rows(report),
+        campaign_columns=CAMPAIGN_COLUMNS,
+        campaigns=campaign_rows(report),
         results=sorted(report.challenge_results.items()),
         repeats=list(report.legit.repeat_rules.items()),
     )
@@ -262,6 +400,8 @@ th, td { padding: .25rem .6rem; border-bottom: 1px solid #eee; text-align: right
 th { background: #f6f6f6; }
 td:first-child, th:first-child { text-align: left; }
 tr:last-child td { font-weight: 600; }
+table.paths tr:last-child td { font-weight: normal; }
+table.paths td, table.paths th { text-align: left; vertical-align: top; }
 .meta { color: #555; }
 </style>
 </head>
@@ -282,6 +422,19 @@ Definitions: docs/backtest.md, "Closed loop".</p>
 <tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for row in scenarios %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}</table>
+{% if paths %}<h2>Why the lost money got through</h2>
+<p class="meta">Each row: the attack operations that got through the same way (the step-up
+passed, the retry tactic and attempt, before or after the engine first stopped anything of
+the campaign), with the rules behind their decisions.</p>
+<table class="paths">
+<tr>{% for c in path_columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in paths %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<h2>The campaigns that lost most</h2>
+<table class="paths">
+<tr>{% for c in campaign_columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in campaigns %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>{% endif %}
 <h2>Challenge results sent back</h2>
 <table>
 <tr><th>actor / method / outcome</th><th>count</th></tr>
