@@ -26,16 +26,16 @@ WORLD = {"users": 1_000, "days": 30, "attack_rate": 0.05}
 SEED = 101
 
 PINNED: dict[str, float] = {
-    "sms_forwarding": 0.887,
+    "sms_forwarding": 0.994,
     "credential_stuffing": 0.869,
     "phone_theft_takeover": 0.937,
     "merchant_credential_leak": 1.0,
     "cash_out_collusion": 1.0,
-    "fake_customer_service": 0.808,
-    "challenged_share": 0.003,
+    "fake_customer_service": 0.816,
+    "challenged_share": 0.004,
     "held_share": 0.0,
     "reviewed_blocked_share": 0.002,
-    "strong_friction_share": 0.046,
+    "strong_friction_share": 0.047,
 }
 """Rounded to 0.1 % (shares) — scenario → attack money stopped, then the legitimate
 friction figures under their own names."""

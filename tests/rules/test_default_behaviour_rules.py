@@ -431,3 +431,137 @@ def test_a_payee_first_paid_days_ago_is_not_new_today(world: World) -> None:
     )
     assert "loan_then_drain" not in rules_of(decision)
     assert "new_payee_large_unlike_own_past" not in rules_of(decision)
+
+
+# --- fresh_device_money_adds_up: a session drained under the code threshold ----------------
+
+
+def _drip_from(world: World, ip: str) -> list[Decision]:
+    """Two gift-card payments of 900 CNY, 20 minutes apart, from a device new to the account
+    (no code asked: each is under the bank's 2,000 CNY threshold)."""
+    world.customer("u1")
+    who = {"user_id": "u1", "device_id": "emulator-7", "ip": ip}
+    t = world.at(TODAY, 15)
+    world.send("login", t, **who, success=True, method="sms")
+    gift = Merchant(id="m-gift", category="gift_card")
+    return [
+        world.send(
+            "payment", t + (1 + 20 * i) * 60_000, **who, card=CREDIT_A, amount=90_000, merchant=gift
+        )
+        for i in range(2)
+    ]
+
+
+def test_small_payments_adding_up_from_a_new_device_on_a_new_network_are_challenged(
+    world: World,
+) -> None:
+    first, second = _drip_from(world, ip="203.0.113.77")
+    assert "fresh_device_money_adds_up" not in rules_of(first)
+    assert "fresh_device_money_adds_up" in rules_of(second)
+    assert second.action == "challenge"
+    assert "sms_otp" not in (second.challenge or [])
+
+
+def test_a_new_phone_on_the_home_network_paying_the_same_is_not_a_drain(world: World) -> None:
+    _, second = _drip_from(world, ip=HOME_IP)
+    assert "fresh_device_money_adds_up" not in rules_of(second)
+
+
+# --- coached_voucher_spree: vouchers one code after another on the customer's own phone ------
+
+
+def _vouchers_one_code_each(world: World, user: str, daily_fen: int) -> list[Decision]:
+    """A customer who pays `daily_fen` at lunch buys 1,200 and 1,000 CNY of gift cards on
+    their own phone at home, each behind its own SMS code."""
+    world.customer(user, fen=daily_fen, card=Card(token=f"pan_debit_{user}", kind="debit"))
+    who = world.home(user)
+    gift = Merchant(id="m-gift", category="gift_card")
+    t = world.at(TODAY, 16)
+    out = []
+    for i, fen in enumerate((120_000, 100_000)):
+        at = t + i * 15 * 60_000
+        world.send("otp_send", at, **who, phone=f"tel_{user}", method="sms")
+        world.send("otp_verify", at + 40_000, **who, method="sms", success=True)
+        card = Card(token=f"pan_debit_{user}", kind="debit")
+        out.append(world.send("payment", at + 60_000, **who, card=card, amount=fen, merchant=gift))
+    return out
+
+
+def test_vouchers_one_code_after_another_far_above_the_customers_spending_get_a_call_back(
+    world: World,
+) -> None:
+    first, second = _vouchers_one_code_each(world, "u1", daily_fen=10_000)
+    assert "coached_voucher_spree" not in rules_of(first)
+    assert "coached_voucher_spree" in rules_of(second)
+    assert second.action == "challenge"
+    assert "face" not in (second.challenge or []) and "in_app_confirm" not in (
+        second.challenge or []
+    )
+
+
+def test_the_same_vouchers_from_a_customer_who_spends_like_that_are_left_alone(
+    world: World,
+) -> None:
+    _, second = _vouchers_one_code_each(world, "u2", daily_fen=100_000)
+    assert "coached_voucher_spree" not in rules_of(second)
+
+
+# --- limits over every channel ask for a call, not a face ----------------------------------
+
+
+def test_over_the_accounts_daily_limit_the_bank_calls_back_instead_of_asking_a_face(
+    world: World,
+) -> None:
+    debit = Card(token="pan_debit_u1", kind="debit")
+    world.customer("u1", card=debit)
+    shop = Merchant(id="m-furniture", category="other")
+    t = world.at(TODAY, 12.5)
+    world.send("payment", t, **world.home("u1"), card=debit, amount=1_500_000, merchant=shop)
+    decision = world.send(
+        "payment", t + 600_000, **world.home("u1"), card=debit, amount=900_000, merchant=shop
+    )
+    assert "user_daily_limit" in rules_of(decision)
+    assert decision.action == "challenge"
+    assert "face" not in (decision.challenge or [])
+
+
+def test_a_daytime_transfer_at_an_hour_the_customer_rarely_pays_is_not_a_night_drain(
+    world: World,
+) -> None:
+    world.customer("u1")
+    decision = world.send(
+        "transfer", world.at(TODAY, 19.5), **world.home("u1"), amount=300_000, payee=_payee("x")
+    )
+    assert "night_drain_unlike_own_past" not in rules_of(decision)
+
+
+# --- coached_transfer_spree: a "refund account" paid one code after another ----------------
+
+
+def _transfers_one_code_each(world: World, user: str, daily_fen: int) -> list[Decision]:
+    """A customer who pays `daily_fen` at lunch sends 1,200 and then 1,000 CNY to an account
+    they never paid, on their own phone at home, each behind its own SMS code."""
+    world.customer(user, fen=daily_fen, card=Card(token=f"pan_debit_{user}", kind="debit"))
+    who = world.home(user)
+    t = world.at(TODAY, 16)
+    out = []
+    for i, fen in enumerate((120_000, 100_000)):
+        at = t + i * 15 * 60_000
+        world.send("otp_send", at, **who, phone=f"tel_{user}", method="sms")
+        world.send("otp_verify", at + 40_000, **who, method="sms", success=True)
+        out.append(world.send("transfer", at + 60_000, **who, amount=fen, payee=_payee("refund")))
+    return out
+
+
+def test_transfers_to_a_new_payee_one_code_after_another_get_a_call_back(world: World) -> None:
+    first, second = _transfers_one_code_each(world, "u1", daily_fen=10_000)
+    assert "coached_transfer_spree" not in rules_of(first)
+    assert "coached_transfer_spree" in rules_of(second)
+    assert "face" not in (second.challenge or [])
+
+
+def test_the_same_transfers_from_a_customer_who_moves_that_much_are_left_alone(
+    world: World,
+) -> None:
+    _, second = _transfers_one_code_each(world, "u2", daily_fen=100_000)
+    assert "coached_transfer_spree" not in rules_of(second)

@@ -754,6 +754,9 @@ def fake_customer_service(c: Campaign, victims: Victims) -> None:
 
     Tactics: codes read aloud to the attacker's device; three (or more) wrong codes then
     another card; a coached victim borrowing, then transferring on their own phone; the
+    fake agent draining the session on their own device in small payments under the bank's
+    code threshold over a session or three; a coached victim buying vouchers and paying
+    "guarantee" orders on their own phone over one or two calls; the
     victim paying on their own device under instruction (the attacker,
     through the victim, passes sms_otp, face and in_app_confirm); split payments just under
     a limit (a per-campaign threshold) over one or two days.
@@ -769,6 +772,10 @@ def fake_customer_service(c: Campaign, victims: Victims) -> None:
         c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
         _own_device(c, v, home, t)
         return
+    if tactic == "coached_vouchers_own_phone":
+        c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
+        _coached_vouchers(c, v, home, t)
+        return
     if tactic == "coached_loan_then_transfer":
         c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
         _coached_borrow_and_send(c, v, home, t)
@@ -780,6 +787,9 @@ def fake_customer_service(c: Campaign, victims: Victims) -> None:
     if rng.random() < 0.12:
         return  # the victim grew suspicious and hung up
     cats = ("transfer_service", "gift_card", "virtual_goods", "ecommerce")
+    if tactic == "drip_under_code_threshold":
+        _drip_under_code_threshold(c, v, who, t)
+        return
     if tactic == "split_under_limits":
         _split_payments(c, v, who, t, cats)
         return
@@ -886,6 +896,70 @@ def _coached_borrow_and_send(c: Campaign, v: User, home: Body, t: int) -> None:
         t = c.otp(t, home, v.phone, "transfer", delay=(15, 90))
         body = {"type": "transfer", **home, "card": v.cards[0], "payee": rng.choice(payees)}
         c.money(t + rng.randint(2, 20), body, v, fen)
+
+
+def _drip_under_code_threshold(c: Campaign, v: User, who: Body, t: int) -> None:
+    """After the login code was read aloud, the fake agent keeps the session on their own
+    device and drains it in small payments the bank lets through without a code (or, with
+    a cap above that, each behind a code the victim reads out again), a session or two a
+    few hours to a day apart, to cash-like goods and one or two mule accounts."""
+    w, rng = c.w, c.w.rng
+    with_codes = rng.random() < 0.3
+    cap = rng.randint(2_200_00, 6_000_00) if with_codes else rng.randint(700_00, 1_990_00)
+    budget = max(3 * cap, int(v.balance_fen * rng.uniform(0.6, 1.0)))
+    mules = [_new_payee(rng) for _ in range(rng.randint(1, 2))]
+    style = rng.choice(("odd", "odd", "near"))
+    spent = 0
+    for session in range(rng.choice((1, 2, 2, 3))):
+        if session:
+            t += rng.randint(3 * HOUR, 26 * HOUR)
+            if rng.random() < 0.5:  # back on another network (a mobile proxy, a café)
+                who = {**who, "ip": city_ip(rng, str(who.get("city") or v.city))}
+        for _ in range(rng.randint(2, 6)):
+            fen = min(
+                cap - rng.randint(1_00, 40_00),
+                shape(rng, int(cap * rng.uniform(0.45, 0.98)), style),
+            )
+            if spent + fen > budget:
+                return
+            t += rng.randint(3 * MINUTE, 50 * MINUTE)
+            if with_codes:
+                t = c.otp(t, who, v.phone, "payment", delay=(20, 120))
+            if rng.random() < 0.35:
+                body = {"type": "transfer", **who, "card": v.cards[0], "payee": rng.choice(mules)}
+            else:
+                cat = rng.choice(
+                    ("gift_card", "mobile_topup", "virtual_goods", "ecommerce", "game")
+                )
+                body = {"type": "payment", **who, "card": rng.choice(v.cards)}
+                body["merchant"] = w.merchants.pick(rng, cat)
+            c.money(t + rng.randint(1, 15), body, v, fen)
+            spent += fen
+
+
+def _coached_vouchers(c: Campaign, v: User, home: Body, t: int) -> None:
+    """The caller ("your account will be frozen", "a refund needs a deposit first") keeps
+    the victim on the line while they buy vouchers and pay "guarantee" orders on their own
+    phone, each behind their own SMS code, sometimes a transfer to a "refund account" too;
+    a second call the next day asks for more."""
+    w, rng = c.w, c.w.rng
+    total = max(1_500_00, int(v.balance_fen * rng.uniform(0.4, 0.9)))
+    refund_account = _new_payee(rng)
+    calls = 2 if rng.random() < 0.4 else 1
+    for call in range(calls):
+        if call:
+            t += rng.randint(12 * HOUR, 30 * HOUR)
+        share = total if calls == 1 else total // 2
+        for fen in _split(rng, share, rng.randint(2, 5), _style(rng)):
+            t += rng.randint(4 * MINUTE, 45 * MINUTE)
+            t = c.otp(t, home, v.phone, "payment", delay=(20, 150))
+            if rng.random() < 0.25:
+                body = {"type": "transfer", **home, "card": v.cards[0], "payee": refund_account}
+            else:
+                cat = rng.choice(("gift_card", "gift_card", "virtual_goods", "ecommerce"))
+                body = {"type": "payment", **home, "card": rng.choice(v.cards)}
+                body["merchant"] = w.merchants.pick(rng, cat)
+            c.money(t + rng.randint(2, 20), body, v, fen)
 
 
 def tactics(scenario: str, which: str) -> tuple[str, ...]:

@@ -54,7 +54,13 @@ SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # first), or a coached victim who borrows and transfers on their own phone. Held-out:
     # the victim pays on their own device, or split payments under limits.
     "fake_customer_service": (
-        ("codes_read_aloud", "wrong_codes_then_card", "coached_loan_then_transfer"),
+        (
+            "codes_read_aloud",
+            "wrong_codes_then_card",
+            "coached_loan_then_transfer",
+            "drip_under_code_threshold",
+            "coached_vouchers_own_phone",
+        ),
         ("victim_own_device", "split_under_limits"),
     ),
 }
