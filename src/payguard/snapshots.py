@@ -20,9 +20,10 @@ from typing import Any
 import msgspec
 
 MAGIC = b"PAYGUARD-SNAPSHOT\n"
-FORMAT = 3
+FORMAT = 4
 """Bumped when the content changes meaning: 2 added the feature state's watched history,
-3 replaced the pickle with this file. Another format is ignored and the log replayed."""
+3 replaced the pickle with this file, 4 added the recent event ids (the idempotency
+window). Another format is ignored and the log replayed."""
 _DIGEST_BYTES = 32
 
 
@@ -47,6 +48,8 @@ class SnapshotBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`FeatureState.export()`: plain values, the entities as one MessagePack blob."""
     graph: bytes | None
     chains: bytes | None
+    recent: dict[int, bytes] | None = None
+    """The recent event ids, per day of event time (engine.idempotency)."""
 
 
 class _Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
