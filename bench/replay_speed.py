@@ -20,6 +20,7 @@ interleaved so that a noisy neighbour on a shared machine hits both alike; the m
 each and the slowdown are reported.
 
     .venv/bin/python bench/replay_speed.py [EVENTS.jsonl] [N_EVENTS] [RUNS]
+    .venv/bin/python -m bench.replay_speed --whole-event EVENTS.jsonl   # one run, on only
 """
 
 import gc
@@ -175,6 +176,14 @@ def run(
     }
 
 
+def whole_event(events_path: Path) -> dict[str, float]:
+    """One replay of a file with the default ruleset, graph and chains on: throughput,
+    decision latency and the whole-event cost by tenth of the stream (for long histories,
+    where the question is whether the cost grows as the windows fill)."""
+    with tempfile.TemporaryDirectory(prefix="payguard-bench-") as tmp:
+        return _run_once(events_path, Path(tmp))
+
+
 def without_graph_chains(text: str) -> str:
     """The ruleset without its `chains:` section and the rules that read graph or chain
     features: what the engine can run with `graph_chains` off."""
@@ -229,6 +238,9 @@ def _run_once(
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--whole-event"]:
+        print(whole_event(Path(sys.argv[2])))
+        sys.exit()
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
     repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 3
