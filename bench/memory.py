@@ -11,6 +11,8 @@ event. Measured:
   (features, graph, chains, idempotency memory), which is what grows with accounts;
 - `open_s`: `Engine.open` (read and check the snapshot, restore, replay the tail) and
   `first_decision_s`: from the process's first line to the first decision recorded;
+- `full_collection_s`: one `gc.collect()` after that, what a full collection of the
+  collector's default policy costs in this state (with the state frozen: what is left);
 - with `--log-alone`: the same with the snapshot removed (recovery replays the whole log).
 
 `feature_state()` is the earlier in-process figure: bytes of feature state per entity
@@ -58,8 +60,13 @@ body = {"event_id": "memory-probe", "type": "login", "ts": int(sys.argv[1]),
         "channel": "app", "method": "password", "success": True}
 engine.process(engine.decoder.decode(msgspec.json.encode(body)), commit=True)
 decided = time.perf_counter()
-print(json.dumps({"rss_b": rss() - rss0, "open_s": opened - opening,
-                  "first_decision_s": decided - started}))
+import gc
+rss_b = rss() - rss0
+collecting = time.perf_counter()
+gc.collect()  # what the default policy's next full collection costs in this state
+print(json.dumps({"rss_b": rss_b, "open_s": opened - opening,
+                  "first_decision_s": decided - started,
+                  "full_collection_s": time.perf_counter() - collecting}))
 engine.recorder.close()
 """
 
@@ -105,6 +112,7 @@ def probe(tree: Tree, history: History, *, log_alone: bool = False) -> dict[str,
         "rss_per_account_b": round(figures["rss_b"] / n),
         "open_s": round(figures["open_s"], 2),
         "first_decision_s": round(figures["first_decision_s"], 2),
+        "full_collection_s": round(figures["full_collection_s"], 3),
     }
 
 

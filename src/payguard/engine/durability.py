@@ -147,7 +147,10 @@ class SnapshotWriter:
         if self._child is None:
             return None
         pid, seq = self._child
-        done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+        try:
+            done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its outcome is unknown
+            done, status = pid, 1 << 8
         if done == 0:
             return None
         self._child = None

@@ -46,6 +46,8 @@ class RecentIds:
         """Day of event time (ts // DAY_MS) → digests of the ids recorded with it."""
         self._oldest_day = 0
         """Days before this one have been dropped."""
+        self._last: tuple[str, int] = ("", digest(""))
+        """The last id digested: `process` asks about an event, then adds it."""
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self._days.values())
@@ -56,7 +58,7 @@ class RecentIds:
         log."""
         if ts // DAY_MS < self._oldest_day or ts < watermark - self.window_ms:
             return True
-        key = digest(event_id)
+        key = self._digest(event_id)
         return any(key in ids for ids in self._days.values())
 
     def add(self, event_id: str, ts: int, watermark: int) -> None:
@@ -72,7 +74,14 @@ class RecentIds:
             ids = self._days.get(day)
             if ids is None:
                 ids = self._days[day] = set()
-            ids.add(digest(event_id))
+            ids.add(self._digest(event_id))
+
+    def _digest(self, event_id: str) -> int:
+        last_id, key = self._last
+        if event_id != last_id:
+            key = digest(event_id)
+            self._last = (event_id, key)
+        return key
 
     def export(self) -> dict[int, bytes]:
         """Per day, the digests as packed 64-bit integers (for the snapshot)."""
