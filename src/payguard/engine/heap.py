@@ -6,7 +6,7 @@ them. Under the default policy a full collection nevertheless traverses all of t
 its pause grows with the state: 1.3–1.5 s per full collection on a server with 20,000
 customers × 90 days of history (issue 16), and 2.25 s added to every restore.
 
-The policy here (measured in docs/benchmarks.md, "Collector pauses"):
+The policy here (measured in docs/benchmarks.md, "pauses, memory and start-up on warm state"):
 
 - after recovery, a restore or a bulk load (run with the automatic GC off):
   `gc.freeze()` moves every object alive into the permanent generation, which no
