@@ -22,6 +22,8 @@ from bench import (
     graph_chains,
     http_load,
     memory,
+    open_loop,
+    pauses,
     replay_speed,
     sim_speed,
     webhooks_speed,
@@ -30,7 +32,12 @@ from bench import (
 BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "replay (in-process, SQLite, default ruleset)": replay_speed.run,
     "http (POST /v1/events on loopback)": http_load.run,
-    "feature state memory": memory.run,
+    "open loop on warm state (20k customers × 90 days; latency from the scheduled send)": (
+        open_loop.table
+    ),
+    "pauses on the decision path (20k × 90 days: collector, snapshots; ms)": pauses.flat,
+    "memory per account and start-up (20k customers × 30 / 90 days)": memory.run,
+    "feature state memory": memory.feature_state,
     "simulator (~1M events)": sim_speed.run,
     "graph + chains (µs/event, 2,000 users × 14 days)": graph_chains.run,
     "webhooks (notifier on the decision path, outbox, delivery)": webhooks_speed.run,

@@ -7,6 +7,12 @@ It replays three times and reports the median run (and the spread), with its eve
 CPU second beside events per second: on a shared machine the wall clock also counts the
 time other processes held the core.
 
+Beside the decision latency (`_decide` alone, `p50_us`/`p99_us`: about 42 % of the real
+cost, issue 16) it reports the whole event, decode to output line with the commits
+shared out over the events they committed (`event_*_us`), and the mean whole-event cost
+in the first and the last tenth of the stream (`cost_growth_pct`: on a long history,
+whether the per-event cost grows as the windows fill).
+
 It also measures what the identity graph and the chain patterns cost: each run is paired
 with one with them off (`PAYGUARD_GRAPH_CHAINS=0`, and the default ruleset without its
 `chains:` section and the rules that read `graph_*` or `chain_*` features), the two
@@ -14,6 +20,7 @@ interleaved so that a noisy neighbour on a shared machine hits both alike; the m
 each and the slowdown are reported.
 
     .venv/bin/python bench/replay_speed.py [EVENTS.jsonl] [N_EVENTS] [RUNS]
+    .venv/bin/python -m bench.replay_speed --whole-event EVENTS.jsonl   # one run, on only
 """
 
 import gc
@@ -79,29 +86,55 @@ def generate(path: Path, n_events: int, seed: int = 7) -> None:
             fh.write(encode(body) + b"\n")
 
 
-def replay(engine: Engine, events_path: Path, output: Path) -> list[int]:
-    """The `payguard replay` loop without the progress bar; returns decision latencies."""
+def replay(engine: Engine, events_path: Path, output: Path) -> tuple[list[int], list[float]]:
+    """The `payguard replay` loop without the progress bar; returns the decision
+    latencies (`_decide` alone, µs) and the whole-event costs (µs): decode → decide →
+    record → file → output line, with each commit's time (flush and the young
+    collection) shared out evenly over the events it committed."""
     encode = msgspec.json.Encoder().encode
     decode = engine.decoder.decode
     process = engine.process
     flush_every = engine.settings.flush_every
+    clock = time.perf_counter_ns
     latencies: list[int] = []
+    costs: list[float] = []
+    batch_start = 0
     done = 0
     with batch_gc(), events_path.open("rb") as lines, output.open("wb") as sink:
         for line in lines:
             if not line.strip():
                 continue
+            started = clock()
             try:
                 decision, _ = process(decode(line))
             except (EventError, DuplicateEventError):
                 continue
             sink.write(encode(decision.public(False)) + b"\n")
+            costs.append((clock() - started) / 1_000)
             latencies.append(decision.latency_us)
             done += 1
             if done % flush_every == 0:
+                committed = clock()
                 engine.flush()
                 gc.collect(1)  # young generations only: see batch_gc
-    return latencies
+                _amortise(costs, batch_start, (clock() - committed) / 1_000)
+                batch_start = done
+    return latencies, costs
+
+
+def _amortise(costs: list[float], start: int, total_us: float) -> None:
+    """Share a commit's time evenly over the events `costs[start:]` it committed."""
+    share = total_us / max(1, len(costs) - start)
+    for i in range(start, len(costs)):
+        costs[i] += share
+
+
+def cost_by_tenth(costs: list[float]) -> list[float]:
+    """Mean whole-event cost (µs) in each tenth of the stream, in order: flat when the
+    per-event cost does not grow as the windows fill."""
+    n = len(costs)
+    tenths = [costs[n * k // 10 : n * (k + 1) // 10] for k in range(10)]
+    return [round(sum(t) / len(t), 1) if t else 0.0 for t in tenths]
 
 
 def run(
@@ -135,11 +168,20 @@ def run(
         "off_events_per_cpu_s": median_off["events_per_cpu_s"],
         "off_p50_us": median_off["p50_us"],
         "off_p99_us": median_off["p99_us"],
+        "off_event_mean_us": median_off["event_mean_us"],
         "off_rules": median_off["rules"],
         "graph_chains_slowdown_pct": round(
             100 * (1 - median["events_per_s"] / median_off["events_per_s"]), 1
         ),
     }
+
+
+def whole_event(events_path: Path) -> dict[str, float]:
+    """One replay of a file with the default ruleset, graph and chains on: throughput,
+    decision latency and the whole-event cost by tenth of the stream (for long histories,
+    where the question is whether the cost grows as the windows fill)."""
+    with tempfile.TemporaryDirectory(prefix="payguard-bench-") as tmp:
+        return _run_once(events_path, Path(tmp))
 
 
 def without_graph_chains(text: str) -> str:
@@ -169,12 +211,14 @@ def _run_once(
     started, cpu_started = time.perf_counter(), time.process_time()
     engine = Engine.open(settings)
     try:
-        latencies = replay(engine, events_path, root / "decisions.jsonl")
+        latencies, costs = replay(engine, events_path, root / "decisions.jsonl")
     finally:
         engine.close()
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
+    tenths = cost_by_tenth(costs)
     latencies.sort()
+    costs.sort()
     n = len(latencies)
     return {
         "events": float(n),
@@ -182,12 +226,21 @@ def _run_once(
         "events_per_cpu_s": round(n / cpu, 1) if cpu > 0 else 0.0,
         "p50_us": float(latencies[n // 2]) if n else 0.0,
         "p99_us": float(latencies[min(n - 1, n * 99 // 100)]) if n else 0.0,
+        "event_mean_us": round(sum(costs) / n, 1) if n else 0.0,
+        "event_p50_us": round(costs[n // 2], 1) if n else 0.0,
+        "event_p99_us": round(costs[min(n - 1, n * 99 // 100)], 1) if n else 0.0,
+        "event_first_tenth_us": tenths[0],
+        "event_last_tenth_us": tenths[-1],
+        "cost_growth_pct": round(100 * (tenths[-1] / tenths[0] - 1), 1) if tenths[0] else 0.0,
         "rules": float(len(engine.ruleset.rules)),
         "features": float(len(engine.features.layout)),
     }
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--whole-event"]:
+        print(whole_event(Path(sys.argv[2])))
+        sys.exit()
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
     repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 3

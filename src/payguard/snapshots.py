@@ -20,10 +20,11 @@ from typing import Any
 import msgspec
 
 MAGIC = b"PAYGUARD-SNAPSHOT\n"
-FORMAT = 4
+FORMAT = 5
 """Bumped when the content changes meaning: 2 added the feature state's watched history,
 3 replaced the pickle with this file, 4 folded feature timelines past their raw head
-(features.timeline). Another format is ignored and the log replayed."""
+(features.timeline), 5 added the recent event ids (the idempotency window). Another format
+is ignored and the log replayed."""
 _DIGEST_BYTES = 32
 
 
@@ -48,6 +49,8 @@ class SnapshotBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`FeatureState.export()`: plain values, the entities as one MessagePack blob."""
     graph: bytes | None
     chains: bytes | None
+    recent: dict[int, bytes] | None = None
+    """The recent event ids, per day of event time (engine.idempotency)."""
 
 
 class _Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

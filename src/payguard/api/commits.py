@@ -188,7 +188,7 @@ class GroupCommitter:
         _settle(commit.outcome, None)
         if engine.snapshot_wanted and not self._settling:
             self.settle()  # the snapshot holds what the log holds
-            engine.write_snapshot()
+            engine.write_snapshot(background=True)  # a forked child writes it
 
     def _failed(self, commit: _Commit, error: BaseException) -> None:
         """Answer 503 to the failed commit's requests and to every request decided after

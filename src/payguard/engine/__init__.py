@@ -1,11 +1,14 @@
-"""The only place the stages are wired together, as four modules with one job each.
+"""The only place the stages are wired together, as six modules with one job each.
 
 - `core`: the decision path (process, decide, apply) and the `Engine` that owns it;
 - `plan`: per event type, what its rules and chain conditions read, and the rule runner;
-- `durability`: the snapshot file, how it is checked on the way back, fault points;
-- `compile`: ruleset text checked against the engine's names, the chain matcher.
+- `durability`: the snapshot file (written by a forked child while deciding goes on), how
+  it is checked on the way back, fault points;
+- `compile`: ruleset text checked against the engine's names, the chain matcher;
+- `heap`: the collector policy that keeps full collections off the decision path;
+- `idempotency`: the recent event ids, a window of event time backed by the event log.
 
-`core` imports the other three, which import none of it. Callers import from here.
+`core` imports the other five, which import none of it. Callers import from here.
 """
 
 from payguard.engine.compile import (

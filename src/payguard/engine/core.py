@@ -48,14 +48,18 @@ from payguard.engine.durability import (
     OUTCOMES_FILE,
     RESTORE_ERRORS,
     SNAPSHOT_FILE,
+    SnapshotWriter,
     StorageError,
     fault_point,
+    gc_paused,
     graph_and_chains,
     hold_book,
     read_snapshot,
     snapshot_header,
     write_snapshot_file,
 )
+from payguard.engine.heap import HeapPolicy
+from payguard.engine.idempotency import RecentIds
 from payguard.engine.plan import PlanContext, TypePlan, build_plan, rule_errors
 from payguard.events import (
     OUTCOME_TYPES,
@@ -78,7 +82,7 @@ from payguard.policy import PolicyResult, decide, stepup
 from payguard.rules import EntityControls, ListReader, RuleHit, event_variables, list_values
 from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
-from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
+from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder, StoredDecision
 from payguard.types import DECLINED, HOUR_MS
 
 if TYPE_CHECKING:
@@ -183,6 +187,12 @@ class Engine:
         self.decoder = EventDecoder(settings.tokenizer(features.knows))
         self._snapshot_path = snapshot_path
         self._snapshot_seq = -1
+        self._snapshots = SnapshotWriter(snapshot_path) if snapshot_path is not None else None
+        """Writes the periodic snapshots in a forked child (durability.SnapshotWriter)."""
+        self.heap = HeapPolicy()
+        """Collects and freezes so that no collection traverses the state (engine.heap)."""
+        self.recent = RecentIds()
+        """The ids of recent events, for idempotency without a query (engine.idempotency)."""
         self.recovered = snapshot_path is None
         """Whether the state holds the whole event log (set by `recover`; an engine
         without a snapshot file has nothing to recover)."""
@@ -300,11 +310,11 @@ class Engine:
         if seq == REPEAT:
             return decision, True
         if commit:
-            self._commit()
+            self._commit(event.event_id)
         self._file_recorded(seq, event, decision, variables)
         if seq % self.settings.snapshot_every == 0:
             self.flush()
-            self.write_snapshot()
+            self.write_snapshot(background=True)
         return decision, False
 
     def process_queued(self, event: Event) -> tuple[Decision, bool]:
@@ -312,8 +322,13 @@ class Engine:
         the state updated at once, so the next request's decision sees this event; the
         committer makes the queue durable before any of it is answered, and on a failed
         commit discards it and rebuilds the state. A due snapshot is left to the
-        committer (`snapshot_wanted`): it needs the state and the log to agree."""
-        seq, decision, variables = self._record(event)
+        committer (`snapshot_wanted`): it needs the state and the log to agree.
+
+        Every id is asked of the log here, not of the recent ids alone: an id reused with
+        another time outside their window would otherwise reach the unique index at the
+        commit and fail the whole batch with it (an indexed query costs a few µs of the
+        request's few hundred)."""
+        seq, decision, variables = self._record(event, exact=True)
         if seq == REPEAT:
             return decision, True
         self._file_recorded(seq, event, decision, variables)
@@ -321,13 +336,16 @@ class Engine:
             self.snapshot_wanted = True
         return decision, False
 
-    def _record(self, event: Event) -> tuple[int, Decision, Variables | None]:
+    def _record(
+        self, event: Event, *, exact: bool = False
+    ) -> tuple[int, Decision, Variables | None]:
         """Decide the event and queue it with its decision and hold: (seq, decision, the
         chain variables); (REPEAT, the stored decision, None) for an idempotent repeat,
-        which changes nothing."""
+        which changes nothing. `exact`: ask the log about the id whatever the recent ids
+        say."""
         payload = self._encode(event)
         payload_hash = hashlib.sha256(payload).digest()
-        stored = self.recorder.lookup(event.event_id)
+        stored = self.recorder.lookup(event.event_id) if exact else self._recorded(event)
         if stored is not None:
             if stored.payload_hash != payload_hash:
                 self.metrics.conflicts += 1
@@ -355,6 +373,9 @@ class Engine:
         if decision.rule_errors:  # counted and logged only for recorded decisions
             errors = decision.rule_errors
             self.rule_error_log.report((e["rule"], e["error"], e["on_error"]) for e in errors)
+        self.heap.tick()
+        if self._snapshots is not None and self._snapshots.busy:
+            self._snapshot_written(self._snapshots.poll())
 
     def warm(
         self, event: Event, payload: bytes | None = None, payload_hash: bytes | None = None
@@ -372,7 +393,7 @@ class Engine:
             payload = self._encode(event)
         if payload_hash is None:
             payload_hash = hashlib.sha256(payload).digest()
-        stored = self.recorder.lookup(event.event_id)
+        stored = self._recorded(event)
         if stored is not None:
             if stored.payload_hash != payload_hash:
                 raise DuplicateEventError(event.event_id)
@@ -392,9 +413,10 @@ class Engine:
             yield
         except BaseException:
             self.recorder.end_load(commit=False)
-            self._snapshot_path = None
+            self._forbid_snapshots()
             raise
         self.recorder.end_load(commit=True)
+        self.heap.settle()
 
     def _acknowledge(self, event: Event) -> Decision:
         """The decision recorded for an outcome event: an allow, decided by nothing."""
@@ -444,9 +466,10 @@ class Engine:
         try:
             yield
         except BaseException:
-            self._snapshot_path = None
+            self._forbid_snapshots()
             raise
         self.recorder.reload()
+        self.heap.settle()
 
     def decide(self, event: Event) -> Decision:
         """Features → rules → policy for one event, reading state and changing nothing."""
@@ -557,10 +580,20 @@ class Engine:
         return hashlib.sha256(self._encode(event)).digest()
 
     def check_conflict(self, event: Event) -> None:
-        """Raise DuplicateEventError if `process(event)` would; changes nothing (no metrics)."""
+        """Raise DuplicateEventError if `process(event)` would; changes nothing (no metrics).
+        Asks the log itself, so an id reused with another time (which the recent ids'
+        window cannot vouch for) is refused before a batch changes any state."""
         stored = self.recorder.lookup(event.event_id)
         if stored is not None and stored.payload_hash != self.payload_hash(event):
             raise DuplicateEventError(event.event_id)
+
+    def _recorded(self, event: Event) -> StoredDecision | None:
+        """The recorded payload hash and decision of this event_id, if any. An event
+        inside the recent ids' window that is not among them is new without a query;
+        anything else is asked of the log (engine.idempotency)."""
+        if not self.recent.may_be_recorded(event.event_id, event.ts, self.features.watermark):
+            return None
+        return self.recorder.lookup(event.event_id)
 
     def stored_decision(self, event_id: str) -> Decision | None:
         stored = self.recorder.lookup(event_id)
@@ -631,6 +664,7 @@ class Engine:
         if event.type in OWNER_REPORTS or _fraud_label(event):
             self._revoke_holds(event)
         self.features.update(event, referenced, action in DECLINED)
+        self.recent.add(event.event_id, event.ts, self.features.watermark)
         if self.graph is not None:
             self.graph.update(event, seq, referenced)
         if chains is not None:
@@ -692,14 +726,19 @@ class Engine:
 
     # -- durability -----------------------------------------------------------------------
 
-    def _commit(self) -> None:
-        """Commit the queued records (events, decisions, holds) in one transaction, or
-        forget them and raise StorageError."""
+    def _commit(self, event_id: str) -> None:
+        """Commit the queued records (events, decisions, holds) of `event_id` in one
+        transaction, or forget them and raise: DuplicateEventError if the log already
+        holds that id (reused with another time, outside the recent ids' window, so only
+        the log's unique index caught it), StorageError for anything else."""
         try:
             self.recorder.flush()
         except Exception as exc:
-            self.metrics.storage_errors += 1
             self.discard_pending()
+            if isinstance(exc, sqlite3.IntegrityError) and self.recorder.lookup(event_id):
+                self.metrics.conflicts += 1
+                raise DuplicateEventError(event_id) from None
+            self.metrics.storage_errors += 1
             log.error("event log commit failed, nothing recorded: %s", exc)
             raise StorageError(str(exc)) from exc
         fault_point("after-event-log-commit")
@@ -741,36 +780,60 @@ class Engine:
         for listener in self.listeners:
             listener.flush()
 
-    def write_snapshot(self) -> None:
-        """Persist feature, graph and chain state as of the last durable record (call right
-        after flush), as a checksummed MessagePack file (payguard.snapshots): written to a
-        temporary file, synced, then renamed over the old one."""
+    def write_snapshot(self, *, background: bool = False) -> None:
+        """Persist feature, graph and chain state and the recent ids as of the last
+        durable record (call right after flush), as a checksummed MessagePack file
+        (payguard.snapshots): written to a temporary file, synced, then renamed over the
+        old one. `background`: in a forked child while this process goes on deciding
+        (durability.SnapshotWriter); its completion is noticed by later calls."""
+        self.snapshot_wanted = False  # asked once: a skipped one waits for the next due
         seq = self.recorder.last_seq()
-        path = self._snapshot_path
-        if path is None or seq == self._snapshot_seq:
+        path, writer = self._snapshot_path, self._snapshots
+        if path is None or writer is None or seq == self._snapshot_seq:
             return
         header = snapshot_header(self._catalog_digest, self._ruleset.version, seq)
+        if background:
+            self._snapshot_written(writer.poll())
+            if not writer.start(header, self._snapshot_body):
+                log.info("snapshot at seq %d skipped: the previous one is still written", seq)
+            return
+        self._snapshot_written(writer.poll(wait=True))
         write_snapshot_file(path, header, self._snapshot_body)
         self._snapshot_seq = seq
-        self.snapshot_wanted = False
+
+    def _snapshot_written(self, seq: int | None) -> None:
+        """A background snapshot as of `seq` is on disk (None: none finished)."""
+        if seq is not None:
+            self._snapshot_seq = seq
+
+    def _forbid_snapshots(self) -> None:
+        """This engine's state holds events the log does not: never snapshot it."""
+        if self._snapshots is not None:
+            self._snapshots.poll(wait=True)
+        self._snapshot_path = self._snapshots = None
 
     def _snapshot_body(self) -> SnapshotBody:
-        """Feature, graph and chain state as exported now."""
+        """Feature, graph and chain state and the recent ids as exported now."""
         return SnapshotBody(
             features=self.features.export(),
             graph=self.graph.export() if self.graph is not None else None,
             chains=self.chains.export() if self.chains is not None else None,
+            recent=self.recent.export(),
         )
 
     def recover(self) -> int:
-        """Load the snapshot (if it is intact and matches) and replay recorded events after it."""
-        start = self._load_snapshot()
+        """Load the snapshot (if it is intact and matches) and replay recorded events after
+        it, with the automatic GC off (restoring builds millions of acyclic containers);
+        then freeze them all out of the collector's way (engine.heap)."""
         replayed = 0
-        self.outcomes.book.notifying = False  # announced before the restart, if at all
-        for seq, event, action in self.recorder.events_after(start):
-            self._apply(seq, event, action)
-            replayed += 1
-        self.outcomes.book.notifying = True
+        with gc_paused():
+            start = self._load_snapshot()
+            self.outcomes.book.notifying = False  # announced before the restart, if at all
+            for seq, event, action in self.recorder.events_after(start):
+                self._apply(seq, event, action)
+                replayed += 1
+            self.outcomes.book.notifying = True
+        self.heap.settle()
         self.recovered = True
         if replayed:
             log.info("recovered state: snapshot at seq %d + %d events", start, replayed)
@@ -805,6 +868,7 @@ class Engine:
             self.graph, self.chains = restored
         try:
             self.features.restore(body.features)
+            self.recent.restore(body.recent)
         except RESTORE_ERRORS as exc:
             log.warning("ignoring snapshot (%s); replaying all", exc)
             self._forget_state()
@@ -817,15 +881,21 @@ class Engine:
         self.features.restore(
             FeatureState(self.features.catalog, self.settings.utc_offset).export()
         )
+        self.recent = RecentIds()
         if self.graph is not None:
             self.graph, self.chains = GraphFeatures(GRAPH_CONFIG), self._matcher(self._ruleset)
 
     def close(self) -> None:
+        """Flush, wait for a background snapshot, write the final one, close the books,
+        and give the collector back what was frozen."""
         self.flush()
+        if self._snapshots is not None:
+            self._snapshot_written(self._snapshots.poll(wait=True))
         self.write_snapshot()
         self.recorder.close()
         self.holds.close()
         self.outcomes.book.close()
+        self.heap.release()
 
     def gauges(self) -> dict[str, float]:
         gauges: dict[str, float] = {
@@ -833,6 +903,8 @@ class Engine:
             "payguard_late_events_total": self.features.late_events,
             "payguard_watermark_ms": self.features.watermark,
             "payguard_recorded_seq": self.recorder.last_seq(),
+            "payguard_recent_event_ids": len(self.recent),
+            **self.heap.gauges(),
         }
         if self.graph is not None:
             gauges["payguard_graph_accounts"] = len(self.graph.graph.acc)

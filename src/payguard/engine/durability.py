@@ -62,19 +62,119 @@ def snapshot_header(catalog: str, ruleset: str, seq: int) -> SnapshotHeader:
 
 
 def write_snapshot_file(
-    path: Path, header: SnapshotHeader, body: Callable[[], SnapshotBody]
+    path: Path,
+    header: SnapshotHeader,
+    body: Callable[[], SnapshotBody],
+    *,
+    fault: str = "snapshot-mid-write",
 ) -> None:
-    """Encode and write atomically: a temporary file, synced, then renamed over the old
-    one, so a crash leaves the old snapshot or the new one, never half of one. `body`
-    builds the states' exports, with the automatic GC paused."""
+    """Encode and write atomically: a temporary file of this process, synced, then
+    renamed over the old one, so a crash leaves the old snapshot or the new one, never
+    half of one. `body` builds the states' exports, with the automatic GC paused.
+    `fault` names the crash tests' fault point half-way through the bytes."""
     with gc_paused():  # exports build a tuple per edge and timeline, none cyclic
         data = encode_snapshot(header, body())
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = _temporary(path, os.getpid())
+    try:
+        with tmp.open("wb") as fh:
+            half = len(data) // 2
+            fh.write(data[:half])
+            fh.flush()
+            fault_point(fault)
+            fh.write(data[half:])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_directory(path.parent)
+
+
+def _temporary(path: Path, pid: int) -> Path:
+    """The temporary file a process writes a snapshot to before the rename."""
+    return path.with_name(f"{path.name}.{pid}.tmp")
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX: the directory entry is data too)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SnapshotWriter:
+    """Writes snapshots without stopping decisions: a forked child encodes and writes
+    the state as it was at the fork (copy-on-write), while the parent keeps deciding.
+
+    The crash guarantees are the synchronous write's: the child writes its own temporary
+    file, syncs it and renames it over the old snapshot, so a kill -9 of the child (or of
+    the parent, or a power cut) at any point leaves the previous snapshot or the new one.
+    The snapshot's sequence is the log's at the fork, taken right after a flush, so it
+    never holds an event the log lacks. One child at a time: a snapshot falling due
+    while one is written is skipped (the next one covers it).
+
+    The child touches nothing but the state and its file: no database, no logging (a
+    lock another thread held at the fork stays held in the child), and it leaves with
+    `os._exit`, running no atexit or finaliser of the parent's objects."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._child: tuple[int, int] | None = None
+        """(pid, seq) of the child writing, if any."""
+
+    @property
+    def busy(self) -> bool:
+        return self._child is not None
+
+    def start(self, header: SnapshotHeader, body: Callable[[], SnapshotBody]) -> bool:
+        """Fork a child that writes the snapshot; False (nothing started) if one is still
+        writing. Call right after a flush, with the state in the header's position."""
+        if self._child is not None:
+            return False
+        gc.freeze()  # the child's collector then traverses (and copies) none of the state
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which leaves by os._exit
+            _child_writes(self.path, header, body)
+        self._child = (pid, header.seq)
+        return True
+
+    def poll(self, *, wait: bool = False) -> int | None:
+        """The sequence of the snapshot a child finished writing since the last call
+        (None: none finished, or it failed, which is logged). `wait`: block until the
+        child in flight, if any, has exited."""
+        if self._child is None:
+            return None
+        pid, seq = self._child
+        try:
+            done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its outcome is unknown
+            done, status = pid, 1 << 8
+        if done == 0:
+            return None
+        self._child = None
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            return seq
+        _temporary(self.path, pid).unlink(missing_ok=True)
+        log.warning("state snapshot at seq %d failed in its child (exit %d)", seq, code)
+        return None
+
+
+def _child_writes(
+    path: Path, header: SnapshotHeader, body: Callable[[], SnapshotBody]
+) -> None:  # pragma: no cover - runs in the forked child
+    """The forked child's whole life: write the snapshot, exit 0; any failure exits 1."""
+    code = 1
+    try:
+        gc.disable()
+        write_snapshot_file(path, header, body, fault="snapshot-child-mid-write")
+        code = 0
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def read_snapshot(

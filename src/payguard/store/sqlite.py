@@ -122,21 +122,17 @@ class SQLiteRecorder:
         """Inside `begin_load`'s transaction: flushes write without committing."""
         self._durable_seq = 0
         self._next_seq = 1
-        self._maybe_known: set[int] = set()
-        """Hashes of every recorded event_id: a miss here proves the id is new without a
-        query; a hit (or a rare hash collision) is confirmed against the table."""
         self.reload()
 
     def reload(self) -> None:
-        """Read the log's end, its event ids and its feature sets again: another process
-        (warm-up's checker) recorded events in it. Nothing may be queued here."""
+        """Read the log's end and its feature sets again: another process (warm-up's
+        checker) recorded events in it. Nothing may be queued here. The event ids are not
+        read: `lookup` asks the table's unique index, and the engine keeps the recent ids
+        (engine.idempotency) so that a new event needs no query."""
         assert not self._rows and not self._sealed and not self._loading
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self._durable_seq = row[0]
         self._next_seq = self._durable_seq + 1
-        self._maybe_known = {
-            hash(event_id) for (event_id,) in self._db.execute("SELECT event_id FROM events")
-        }
         self._feature_sets.clear()
         self._feature_names.clear()
         for set_id, names in self._db.execute("SELECT id, names FROM feature_sets"):
@@ -189,8 +185,6 @@ class SQLiteRecorder:
         if row is not None:
             decision = self._decision(self._decode_row(row[7]), row[8])
             return StoredDecision(row[5], as_recorded(decision))
-        if hash(event_id) not in self._maybe_known:
-            return None
         if self._legacy:
             query = (
                 "SELECT e.payload_hash, e.decision, e.feature_set, d.body FROM events e "
@@ -222,7 +216,6 @@ class SQLiteRecorder:
         seq: int = self._next_seq
         self._next_seq = seq + 1
         event_id = event.event_id
-        self._maybe_known.add(hash(event_id))
         self._pending_ids[event_id] = len(self._rows)
         stored, feature_set = self._row(decision)
         row = (seq, event_id, event.ts, event.type, payload, payload_hash, decision.action)

@@ -1,0 +1,107 @@
+"""Snapshots written by a forked child (durability.SnapshotWriter): the parent keeps
+deciding while the child writes the state as it was at the fork, and a kill -9 of the
+child half-way through its file leaves the previous snapshot valid and used."""
+
+import logging
+from pathlib import Path
+
+import msgspec
+import pytest
+from engine_state import whole_state
+
+from payguard.config import Settings, load_settings
+from payguard.engine import DuplicateEventError, Engine, durability
+from payguard.events import EventError
+from payguard.snapshots import decode_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+LINES = (ROOT / "examples" / "events.jsonl").read_bytes().splitlines()
+
+
+def _settings(data_dir: Path) -> Settings:
+    return load_settings(
+        env={
+            "PAYGUARD_DATA_DIR": str(data_dir),
+            "PAYGUARD_RULESET": str(ROOT / "rules" / "default.yaml"),
+        }
+    )
+
+
+def _process(engine: Engine, lines: list[bytes]) -> None:
+    """As `payguard replay` does (rejected lines skipped), then flush."""
+    for line in lines:
+        try:
+            engine.process(engine.decoder.decode(line))
+        except (EventError, DuplicateEventError):
+            continue
+    engine.flush()
+
+
+def _snapshot_seq(data_dir: Path) -> int:
+    header, _ = decode_snapshot((data_dir / "state.snapshot").read_bytes())
+    return header.seq
+
+
+def test_the_child_writes_the_state_at_the_fork_while_the_parent_goes_on(
+    tmp_path: Path,
+) -> None:
+    engine = Engine.open(_settings(tmp_path / "live"))
+    _process(engine, LINES[:3_000])
+    at_fork = engine.recorder.last_seq()
+    engine.write_snapshot(background=True)
+    _process(engine, LINES[3_000:5_000])  # decided while the child writes
+    assert engine.recorder.last_seq() > at_fork
+    assert engine._snapshots is not None
+    engine._snapshots.poll(wait=True)
+    assert _snapshot_seq(tmp_path / "live") == at_fork
+
+    reference = Engine.open(_settings(tmp_path / "reference"))
+    _process(reference, LINES[:3_000])
+    _, body = decode_snapshot((tmp_path / "live" / "state.snapshot").read_bytes())
+    assert body == reference._snapshot_body()
+    engine.close()
+    reference.close()
+
+
+def test_snapshots_falling_due_are_forked_and_a_restart_uses_them(tmp_path: Path) -> None:
+    settings = msgspec.structs.replace(_settings(tmp_path), snapshot_every=1_000)
+    engine = Engine.open(settings)
+    _process(engine, LINES[:4_500])
+    assert engine._snapshots is not None
+    engine._snapshots.poll(wait=True)
+    assert _snapshot_seq(tmp_path) in (3_000, 4_000)
+    state = whole_state(engine)
+    engine.recorder.close()  # a crash: no snapshot at close
+
+    restarted = Engine.open(settings)
+    assert whole_state(restarted) == state
+    restarted.close()
+
+
+def test_kill_9_of_the_child_mid_write_leaves_the_previous_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(tmp_path)
+    first = Engine.open(settings)
+    _process(first, LINES[:2_000])
+    first.close()
+    previous = _snapshot_seq(tmp_path)
+
+    engine = Engine.open(settings)
+    _process(engine, LINES[2_000:3_500])
+    monkeypatch.setattr(durability, "_FAULT", "snapshot-child-mid-write")
+    engine.write_snapshot(background=True)
+    assert engine._snapshots is not None
+    with caplog.at_level(logging.WARNING, logger="payguard"):
+        assert engine._snapshots.poll(wait=True) is None
+    assert "failed in its child (exit -9)" in caplog.text  # SIGKILL, half-way through
+    assert _snapshot_seq(tmp_path) == previous
+    assert not list(tmp_path.glob("*.tmp"))
+    state = whole_state(engine)
+    engine.recorder.close()  # and now the parent dies too, before any other snapshot
+
+    monkeypatch.setattr(durability, "_FAULT", "")
+    restarted = Engine.open(settings)
+    assert restarted._snapshot_seq == previous  # the previous snapshot, then the tail
+    assert whole_state(restarted) == state
+    restarted.close()
