@@ -26,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from world import Victim, history, live_theft, next_payment, pick_victim, ruleset_with_deny_list
+from world import Victim, history, live_theft, next_payment, pick_victim
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -91,9 +91,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     env = {
         **os.environ,
         "PAYGUARD_DATA_DIR": str(tmp_path / "data"),
-        "PAYGUARD_RULESET": str(
-            ruleset_with_deny_list(REPO / "rules/default.yaml", tmp_path / "r.yaml")
-        ),
+        "PAYGUARD_RULESET": str(REPO / "rules/default.yaml"),  # blocks on `stolen_cards`
         "PAYGUARD_DEV": "1",
     }
     if dsn is not None:

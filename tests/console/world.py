@@ -19,26 +19,6 @@ import msgspec
 from payguard.sim import SimConfig, simulate
 
 MINUTE_MS = 60_000
-DENY_RULE = """
-  - id: deny_listed_card
-    description: A card an analyst put on the stolen-cards deny list.
-    events: [payment, transfer, withdrawal, investment_buy, card_bind]
-    when: card in deny_list('stolen_cards')
-    action: block
-    score: 100
-    reason: The card is on the stolen-cards deny list.
-"""
-
-
-def ruleset_with_deny_list(default: Path, out: Path) -> Path:
-    """The default ruleset with a deny-list rule appended to its rules (unless it has one)."""
-    text = default.read_text()
-    if "deny_list('stolen_cards')" not in text:
-        head, marker, tail = text.partition("\nrules:\n")
-        assert marker, "the default ruleset has a top-level `rules:` list"
-        text = head + marker + DENY_RULE.lstrip("\n") + "\n" + tail
-    out.write_text(text)
-    return out
 
 
 def history(events: Path, labels: Path, *, users: int = 250, days: int = 3, seed: int = 5) -> None:
