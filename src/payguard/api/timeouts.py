@@ -28,7 +28,42 @@ from uvicorn.server import ServerState
 log = logging.getLogger("payguard.api")
 
 
-class DeadlineH11Protocol(H11Protocol):
+class _RequestDeadline:
+    """The whole-request deadline both protocols share: armed when the connection opens
+    and when a response ends, disarmed once a request has fully arrived; at expiry the
+    connection is closed if a request is still arriving (`_awaiting_request`)."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    _request_timeout_s: float
+    _deadline: asyncio.TimerHandle | None = None
+
+    def _awaiting_request(self) -> bool:
+        """Whether a request is still arriving: what the deadline guards."""
+        raise NotImplementedError
+
+    def _rearm_unless_closing(self) -> None:
+        """After a response: the next request's deadline starts now."""
+        if not self.transport.is_closing():
+            self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self._request_timeout_s, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._awaiting_request() and not self.transport.is_closing():
+            log.info("closing a connection: request not received within the deadline")
+            self.transport.close()
+
+
+class DeadlineH11Protocol(_RequestDeadline, H11Protocol):
     """uvicorn's h11 protocol with a whole-request deadline (see the module docstring)."""
 
     def __init__(
@@ -42,7 +77,7 @@ class DeadlineH11Protocol(H11Protocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._request_timeout_s = request_timeout_s
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = None
 
     @classmethod
     def with_timeout(cls, request_timeout_s: float) -> Any:
@@ -60,30 +95,17 @@ class DeadlineH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm()
+        self._rearm_unless_closing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self._request_timeout_s, self._expire)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
-            log.info("closing a connection: request not received within the deadline")
-            self.transport.close()
+    def _awaiting_request(self) -> bool:
+        return self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
 
 
-class DeadlineHttpToolsProtocol(HttpToolsProtocol):
+class DeadlineHttpToolsProtocol(_RequestDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol with the whole-request deadline and a limit on the
     request line and headers (see the module docstring)."""
 
@@ -100,7 +122,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self._request_timeout_s = request_timeout_s
         self._max_header_bytes = max_header_bytes
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = None
         self._receiving = True
         """From the connection's opening or the last request's end until a request has
         fully arrived: what the deadline guards."""
@@ -139,26 +161,19 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm()
+        self._rearm_unless_closing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
     def _arm(self) -> None:
-        self._disarm()
+        super()._arm()
         self._receiving = True
-        self._deadline = self.loop.call_later(self._request_timeout_s, self._expire)
 
     def _disarm(self) -> None:
         self._receiving = False
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        super()._disarm()
 
-    def _expire(self) -> None:
-        self._deadline = None
-        if self._receiving and not self.transport.is_closing():
-            log.info("closing a connection: request not received within the deadline")
-            self.transport.close()
+    def _awaiting_request(self) -> bool:
+        return self._receiving
