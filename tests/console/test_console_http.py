@@ -127,3 +127,47 @@ def test_every_console_page_but_login_and_static_needs_a_session(server: Server)
                 assert answer.headers["location"].startswith("/console/login")
                 checked += 1
     assert checked >= 15
+
+
+NEW_RULE = """  - id: console_draft_big_night_transfer
+    description: A draft rule tried in shadow.
+    events: [transfer]
+    when: amount >= 900000 && hour < 6
+    action: review
+    score: 10
+    reason: A large transfer at night.
+"""
+
+
+def test_publish_in_shadow_keeps_live_rules_and_adds_the_draft_as_shadow(
+    server: Server, lead: Browser
+) -> None:
+    """The draft adds a rule and changes `deny_listed_card`'s action: live, the old rule
+    still decides; the new rule and the changed one's copy only record (mode shadow)."""
+    changed = DEFAULT.replace(
+        "    when: card in deny_list('stolen_cards')\n    action: block",
+        "    when: card in deny_list('stolen_cards')\n    action: review",
+        1,
+    )
+    assert changed != DEFAULT
+    draft = changed.replace("\nrules:\n", "\nrules:\n" + NEW_RULE, 1)
+    live_before = {c.rule.id: c.rule for c in server.engine.ruleset.rules}
+    answer = lead.post(
+        "/console/rules/publish",
+        data={"source": draft, "shadow": "1", "note": "night", "csrf": lead.csrf},
+    )
+    assert answer.status_code == 303, answer.text
+    rules = {c.rule.id: c.rule for c in server.engine.ruleset.rules}
+    assert rules["console_draft_big_night_transfer"].mode == "shadow"
+    assert rules["deny_listed_card__draft"].mode == "shadow"
+    assert rules["deny_listed_card__draft"].action == "review"
+    assert rules["deny_listed_card"] == live_before["deny_listed_card"]  # still blocks, live
+    assert {i for i, r in rules.items() if r.mode == "live"} == {
+        i for i, r in live_before.items() if r.mode == "live"
+    }
+    assert "in shadow: night" in lead.get("/console/rules/versions").text
+    unchanged = lead.post(
+        "/console/rules/publish",
+        data={"source": DEFAULT, "shadow": "1", "csrf": lead.csrf},
+    )
+    assert unchanged.status_code == 422 and "nothing to shadow" in unchanged.text

@@ -15,6 +15,7 @@ from litestar.params import FromPath
 from payguard.cel import RuleError
 from payguard.console.draft import MAX_DAYS, backtest_draft
 from payguard.console.rule_versions import RuleVersion, unified_diff
+from payguard.console.shadow import ShadowError, in_shadow
 from payguard.console.stats import figures_of
 from payguard.console.web import (
     PREFIX,
@@ -104,13 +105,20 @@ def rule_handlers(services: ConsoleServices) -> list[HTTPRouteHandler]:
     async def publish(request: Request[Any, Any, Any]) -> Response[str]:
         fields = await checked_form(request, signer)
         session = session_of(request)
-        ruleset, error = check_draft(
-            services, required(fields, "source", max_len=MAX_RULESET_CHARS)
-        )
+        source = required(fields, "source", max_len=MAX_RULESET_CHARS)
+        shadow = fields.get("shadow") == "1"
+        if shadow:  # the live rules as they are, the draft's new and changed ones in shadow
+            try:
+                source = in_shadow(source, engine.ruleset.source)
+            except ShadowError as exc:
+                raise ConsoleRefusal(422, str(exc)) from None
+        ruleset, error = check_draft(services, source)
         if ruleset is None:
             raise ConsoleRefusal(422, f"source: {error}")
         previous = engine.ruleset.version
         note = fields.get("note", "").strip()[:500]
+        if shadow:
+            note = f"in shadow: {note}" if note else "in shadow"
         version = _publish(services, ruleset, session.login, note, None)
         audit_action(
             services, session, "ruleset.publish", "ruleset", {"version": previous},
