@@ -25,14 +25,12 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.warm_state import CURRENT, History, Tree
+from bench.warm_state import CURRENT, History, Tree, last_json_line, run_python
 from payguard.config import load_settings
 from payguard.engine import Engine, compile_ruleset
 from payguard.events import Event
@@ -93,16 +91,10 @@ def probe(tree: Tree, history: History, *, log_alone: bool = False) -> dict[str,
         if log_alone:
             (data_dir / "state.snapshot").unlink()
         ts = int(history.info()["watermark_ms"]) + 1_000
-        done = subprocess.run(
-            [sys.executable, "-c", _PROBE, str(ts)],
-            env=tree.env(data_dir, PAYGUARD_MAX_FUTURE_MS=str(10 * 365 * 86_400_000)),
-            capture_output=True,
-            text=True,
-            check=False,
+        stdout = run_python(
+            tree, data_dir, _PROBE, str(ts), PAYGUARD_MAX_FUTURE_MS=str(10 * 365 * 86_400_000)
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"{tree.label}: {done.stderr[-3000:]}")
-        figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+        figures = last_json_line(stdout)
     finally:
         tmp.cleanup()
     n = accounts(history)

@@ -15,13 +15,11 @@ VM) does not drown what is measured; the snapshots' fsyncs stay.
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from bench.open_loop import templates
-from bench.warm_state import CURRENT, History, Tree
+from bench.warm_state import CURRENT, History, Tree, last_json_line, run_python
 
 _DRIVE = r"""
 import gc, json, sys, time
@@ -78,22 +76,16 @@ def drive(tree: Tree, history: History, events: Path, snapshot_every: int) -> di
     config = data_dir.parent / "bench.toml"
     config.write_text(f"snapshot_every = {snapshot_every}\n")
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", _DRIVE, str(events)],
-            env=tree.env(
-                data_dir,
-                PAYGUARD_MAX_FUTURE_MS=str(10 * 365 * 86_400_000),
-                PAYGUARD_SYNCHRONOUS="NORMAL",
-                PAYGUARD_CONFIG=str(config),
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
+        stdout = run_python(
+            tree,
+            data_dir,
+            _DRIVE,
+            str(events),
+            PAYGUARD_MAX_FUTURE_MS=str(10 * 365 * 86_400_000),
+            PAYGUARD_SYNCHRONOUS="NORMAL",
+            PAYGUARD_CONFIG=str(config),
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"{tree.label}: {done.stderr[-3000:]}")
-        figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-        return {k: round(v, 2) for k, v in figures.items()}
+        return {k: round(v, 2) for k, v in last_json_line(stdout).items()}
     finally:
         tmp.cleanup()
 

@@ -152,7 +152,12 @@ class History:
             target.parent.mkdir(parents=True)
             copy_data_dir(self.log_dir, target)
             started = time.perf_counter()
-            _run_python(tree, target, "from payguard.engine import Engine\n" + _OPEN_CLOSE)
+            run_python(
+                tree,
+                target,
+                "from payguard.engine import Engine\n" + _OPEN_CLOSE,
+                cwd=target.parent,
+            )
             took = time.perf_counter() - started
             print(f"  {tree.label}: snapshot of {self.root.name} in {took:.0f} s")
             (target.parent / "ready").write_text(f"{took:.1f}\n")
@@ -178,17 +183,28 @@ def copy_data_dir(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock", "*.tmp"))
 
 
-def _run_python(tree: Tree, data_dir: Path, code: str) -> str:
+def run_python(
+    tree: Tree, data_dir: Path, code: str, *args: str, cwd: Path | None = None, **extra: str
+) -> str:
+    """Run `code` with `args` in a fresh Python process of `tree` on `data_dir` (`extra`:
+    more environment); its stdout, or RuntimeError with the tail of its stderr."""
     done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=tree.env(data_dir),
+        [sys.executable, "-c", code, *args],
+        env=tree.env(data_dir, **extra),
         capture_output=True,
         text=True,
-        cwd=data_dir.parent,
+        cwd=cwd,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"{tree.label} failed:\n{done.stderr[-3000:]}")
     return done.stdout
+
+
+def last_json_line(stdout: str) -> dict[str, float]:
+    """The figures a probe prints as JSON on its last line."""
+    figures: dict[str, float] = json.loads(stdout.strip().splitlines()[-1])
+    return figures
 
 
 def _last_ts(path: Path) -> int:
