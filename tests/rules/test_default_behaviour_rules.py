@@ -133,7 +133,8 @@ def test_the_same_transfer_at_the_customers_usual_hour_is_not_a_night_drain(
     assert "night_drain_unlike_own_past" not in rules_of(decision)
 
 
-def test_a_night_worker_paying_at_their_own_hour_is_not_a_night_drain(world: World) -> None:
+def _night_worker(world: World) -> None:
+    """`n1`, an old account that pays at 3 a.m. every day of the history: its own hour."""
     world.send("register", DAY0 - 400 * DAY_MS, user_id="n1", device_id="phone-n1")
     for day in range(HISTORY_DAYS):
         world.send(
@@ -144,6 +145,10 @@ def test_a_night_worker_paying_at_their_own_hour_is_not_a_night_drain(world: Wor
             amount=10_000,
             merchant=Merchant(id="m-canteen", category="food"),
         )
+
+
+def test_a_night_worker_paying_at_their_own_hour_is_not_a_night_drain(world: World) -> None:
+    _night_worker(world)
     decision = world.send(
         "transfer", world.at(TODAY, 3.2), **world.home("n1"), amount=300_000, payee=_payee("x")
     )
@@ -300,16 +305,7 @@ def test_a_daytime_loan_or_a_night_workers_loan_is_not_an_unfamiliar_hour(world:
     day = world.send(
         "loan_apply", world.at(TODAY, 12.5), **world.home("u1"), amount=3_000_000, merchant=LENDER
     )
-    world.send("register", DAY0 - 400 * DAY_MS, user_id="n1", device_id="phone-n1")
-    for d in range(HISTORY_DAYS):
-        world.send(
-            "payment",
-            world.at(d, 3.1),
-            **world.home("n1"),
-            card=CREDIT_A,
-            amount=10_000,
-            merchant=Merchant(id="m-canteen", category="food"),
-        )
+    _night_worker(world)
     night_worker = world.send(
         "loan_apply", world.at(TODAY, 3.5), **world.home("n1"), amount=3_000_000, merchant=LENDER
     )
