@@ -46,13 +46,20 @@ class Tree:
     label: str
     src: Path
 
+    @property
+    def ruleset(self) -> Path:
+        """The tree's own default ruleset beside its `src` (an exported older tree cannot
+        always parse today's), else this checkout's."""
+        own = self.src.parent / "rules" / "default.yaml"
+        return own if own.exists() else REPO / "rules" / "default.yaml"
+
     def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
         """Environment for a payguard process of this tree on `data_dir`."""
         env = dict(os.environ)
         env.update(
             PYTHONPATH=str(self.src),
             PAYGUARD_DATA_DIR=str(data_dir),
-            PAYGUARD_RULESET=str(REPO / "rules" / "default.yaml"),
+            PAYGUARD_RULESET=str(self.ruleset),
             PAYGUARD_TOKEN_KEY=TOKEN_KEY,
             PAYGUARD_LOG_LEVEL="WARNING",
             PAYGUARD_RATE_LIMIT_PER_S="1000000",
