@@ -137,8 +137,9 @@ def required_scope(method: str, path_template: str) -> Requirement | None:
     return ROUTE_SCOPES.get((lookup, route_template(path_template)))
 
 
-def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    header = connection.headers.get("authorization")
+def bearer_secret(header: str | None) -> str | None:
+    """The secret of an `Authorization: Bearer <secret>` header (None without one);
+    another scheme gives a string the authenticator refuses as malformed."""
     if header is None:
         return None
     scheme, _, token = header.strip().partition(" ")
@@ -151,39 +152,54 @@ def _unauthorized(refusal: AuthRefused) -> AuthProblem:
     return AuthProblem(401, body, {"WWW-Authenticate": challenge})
 
 
+def authorize(
+    access: Access, method: str, template: str, path: str, authorization: str | None
+) -> ApiKey | None:
+    """Authenticate, rate-limit, then check the route's scope: the key (None on an open
+    route), or AuthProblem (401, 429, 403). `template` is the route's path template,
+    `path` the request's (for the log), `authorization` the header's value."""
+    needed = required_scope(method, template)
+    if needed == OPEN:
+        return None
+    try:
+        key = access.authenticator.authenticate(
+            bearer_secret(authorization), time.time_ns() // 1_000_000
+        )
+    except AuthRefused as exc:
+        log.info("refused %s %s: %s key", method, path, exc.reason)
+        raise _unauthorized(exc) from None
+    wait_s = access.limiter.check(key.key_id, time.monotonic_ns(), key.rate_per_s, key.burst)
+    if wait_s:
+        reason = "too many requests for this API key"
+        body = {"error": "rate_limited", "reason": reason, "retry_after_s": wait_s}
+        raise AuthProblem(429, body, {"Retry-After": str(wait_s)})
+    if needed is None:
+        log.error("route %s %s has no declared scope: denied", method, template)
+        reason = "this route has no declared scope (ROUTE_SCOPES): denied to every key"
+        raise AuthProblem(403, {"error": "forbidden", "reason": reason}, {})
+    if not key.allows(needed):
+        reason = f"the API key lacks scope {needed}"
+        raise AuthProblem(403, {"error": "forbidden", "reason": reason, "scope": needed}, {})
+    return key
+
+
 def access_guard(access: Access) -> Any:
-    """The app-wide guard: authenticate, rate-limit, then check the route's scope. A
-    coroutine, though it never awaits: Litestar runs a plain function guard in a worker
-    thread, a thread hop per request (most of the guard's time in a profile) that also
-    ran the key store and the limiter off the loop thread, several requests at once."""
+    """The app-wide guard (`authorize`), which leaves the key in the connection's state
+    (`caller`). A coroutine, though it never awaits: Litestar runs a plain function guard
+    in a worker thread, a thread hop per request (most of the guard's time in a profile)
+    that also ran the key store and the limiter off the loop thread, several requests at
+    once."""
 
     async def guard(
         connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
     ) -> None:
-        method = str(connection.scope.get("method", "GET"))
-        template = str(connection.scope.get("path_template", ""))
-        needed = required_scope(method, template)
-        if needed == OPEN:
+        scope = connection.scope
+        method = str(scope.get("method", "GET"))
+        template = str(scope.get("path_template", ""))
+        if required_scope(method, template) == OPEN:
             return
-        try:
-            key = access.authenticator.authenticate(
-                _bearer(connection), time.time_ns() // 1_000_000
-            )
-        except AuthRefused as exc:
-            log.info("refused %s %s: %s key", method, connection.url.path, exc.reason)
-            raise _unauthorized(exc) from None
-        wait_s = access.limiter.check(key.key_id, time.monotonic_ns(), key.rate_per_s, key.burst)
-        if wait_s:
-            reason = "too many requests for this API key"
-            body = {"error": "rate_limited", "reason": reason, "retry_after_s": wait_s}
-            raise AuthProblem(429, body, {"Retry-After": str(wait_s)})
-        if needed is None:
-            log.error("route %s %s has no declared scope: denied", method, template)
-            reason = "this route has no declared scope (ROUTE_SCOPES): denied to every key"
-            raise AuthProblem(403, {"error": "forbidden", "reason": reason}, {})
-        if not key.allows(needed):
-            reason = f"the API key lacks scope {needed}"
-            raise AuthProblem(403, {"error": "forbidden", "reason": reason, "scope": needed}, {})
+        authorization = connection.headers.get("authorization")
+        key = authorize(access, method, template, connection.url.path, authorization)
         connection.state[_KEY_STATE] = key
 
     return guard
@@ -197,15 +213,18 @@ def caller(request: Request[Any, Any, Any]) -> ApiKey | None:
 
 def actor_of(request: Request[Any, Any, Any]) -> tuple[str, str]:
     """(actor, actor_name) for an audit entry: `key:<key_id>` and the key's name."""
-    key = caller(request)
+    return _actor(caller(request))
+
+
+def _actor(key: ApiKey | None) -> tuple[str, str]:
     return ("anonymous", "") if key is None else (f"key:{key.key_id}", key.name)
 
 
-def require_label_scope(request: Request[Any, Any, Any], events: list[Event]) -> None:
+def require_label_scope(key: ApiKey | None, events: list[Event]) -> None:
     """Fraud reports, chargebacks and labels also need `labels:write`: they mark accounts
     as fraudsters and close decisions, so a front-end key (`events:write`) cannot forge
-    them (issue 14, failure 1). 403 naming the scope and the first such event."""
-    key = caller(request)
+    them (issue 14, failure 1). 403 naming the scope and the first such event. `key`: the
+    request's (`caller`)."""
     for event in events:
         if event.type in LABEL_TYPES and (key is None or not key.allows(LABEL_SCOPE)):
             reason = f"a {event.type} event ({event.event_id[:64]}) needs scope {LABEL_SCOPE}"
@@ -214,10 +233,10 @@ def require_label_scope(request: Request[Any, Any, Any], events: list[Event]) ->
             )
 
 
-def audit_labels(audit: AuditLog, request: Request[Any, Any, Any], events: list[Event]) -> None:
+def audit_labels(audit: AuditLog, key: ApiKey | None, events: list[Event]) -> None:
     """One `label.<type>` entry per newly recorded verdict: who said which event was (not)
     fraud. The event itself is in the event log; this names the key that sent it."""
-    actor, actor_name = actor_of(request)
+    actor, actor_name = _actor(key)
     now = time.time_ns() // 1_000_000
     for event in events:
         if event.type in LABEL_TYPES:
