@@ -7,7 +7,7 @@ model, parameter extraction, the response object and its ASGI wrapper), more tha
 engine's decision and filing. This route does for `POST /v1/events` only what those
 layers did, with the same code for everything that decides an answer:
 
-- `api.access.authorize`: the key, its rate limit and the route's scope (401, 429, 403);
+- `api.access.KeyCheck.authorize`: the key, its rate limit and the route's scope (401, 429, 403);
 - the body read within `max_body_bytes` (413 by `Content-Length`, or by the bytes
   received, after the key check, as Litestar did);
 - `?explain=` read as Litestar reads a query parameter (the last value);
@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl
 import msgspec
 from litestar.types import HTTPResponseStartEvent, Receive, Scope, Send
 
-from payguard.api.access import AuthProblem, authorize
+from payguard.api.access import AuthProblem, KeyCheck, required_scope
 from payguard.api.errors import ApiError, body_too_large
 from payguard.api.events import EventRoutes, explain_on
 from payguard.auth import Access
@@ -62,10 +62,11 @@ class FastEventRoute:
         fallback: Callable[[Scope, Receive, Send], Awaitable[None]],
     ) -> None:
         self._events = events
-        self._access = access
+        self._keys = KeyCheck(access)
         self._metrics = metrics
         self._limit = max_body_bytes
         self._fallback = fallback
+        self._needed = required_scope("POST", PATH)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization: str | None = None
@@ -99,7 +100,7 @@ class FastEventRoute:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """(status, JSON body, headers before the content type and length)."""
         try:
-            key = authorize(self._access, "POST", PATH, PATH, authorization)
+            key = self._keys.authorize(self._needed, "POST", PATH, authorization)
             if length is not None and length > self._limit:
                 raise body_too_large(PATH, self._limit, self._metrics)
             body = await self._body(receive)
