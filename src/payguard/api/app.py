@@ -154,11 +154,28 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
     )
-    if fast_events:
+    if fast_events and not _wraps_requests(app):
         app.fast_events = FastEventRoute(
             events, gate, engine.metrics, settings.max_body_bytes, app.litestar_call
         )
     return app
+
+
+def _wraps_requests(app: Litestar) -> bool:
+    """Whether the app has anything that acts on every request (middleware, hooks, CORS,
+    compression, host or CSRF checks) that the fast route would step around: then
+    Litestar answers `POST /v1/events` too, until the fast route does the same."""
+    return bool(
+        app.middleware
+        or app.before_send
+        or app.before_request
+        or app.after_request
+        or app.after_response
+        or app.cors_config
+        or app.compression_config
+        or app.allowed_hosts
+        or app.csrf_config
+    )
 
 
 class _App(Litestar):
