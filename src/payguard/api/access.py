@@ -13,6 +13,7 @@ or revoked key; 429 with `Retry-After` when the key's bucket is empty; 403 for a
 without the route's scope. Bodies are JSON naming the reason; nothing logs a secret.
 """
 
+import asyncio
 import logging
 import re
 import time
@@ -137,8 +138,9 @@ def required_scope(method: str, path_template: str) -> Requirement | None:
     return ROUTE_SCOPES.get((lookup, route_template(path_template)))
 
 
-def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    header = connection.headers.get("authorization")
+def bearer_secret(header: str | None) -> str | None:
+    """The secret of an `Authorization: Bearer <secret>` header (None without one);
+    another scheme gives a string the authenticator refuses as malformed."""
     if header is None:
         return None
     scheme, _, token = header.strip().partition(" ")
@@ -151,26 +153,41 @@ def _unauthorized(refusal: AuthRefused) -> AuthProblem:
     return AuthProblem(401, body, {"WWW-Authenticate": challenge})
 
 
-def access_guard(access: Access) -> Any:
-    """The app-wide guard: authenticate, rate-limit, then check the route's scope. A
-    coroutine, though it never awaits: Litestar runs a plain function guard in a worker
-    thread, a thread hop per request (most of the guard's time in a profile) that also
-    ran the key store and the limiter off the loop thread, several requests at once."""
+class KeyCheck:
+    """Authenticate, rate-limit, then check a route's scope (`authorize`), asking the key
+    store whether it changed (`payguard keys revoke` in another process: a SQLite query)
+    once per turn of the event loop rather than once per request.
 
-    async def guard(
-        connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
-    ) -> None:
-        method = str(connection.scope.get("method", "GET"))
-        template = str(connection.scope.get("path_template", ""))
-        needed = required_scope(method, template)
+    Why that still gives every request the key store as it stood after the request
+    arrived: a request is authorized in the first step of its task, which the HTTP
+    protocol schedules once its headers are in. A check marks the copy fresh and
+    schedules its expiry with `call_soon`; the loop runs callbacks in the order they were
+    scheduled, so every request authorized on the fresh copy had its first step scheduled
+    before the expiry, that is before the check, after its headers had arrived. A request
+    scheduled after the check meets the expiry first and asks the store again. Without a
+    running loop (or outside one), every call asks."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+        self._fresh = False
+
+    def authorize(
+        self, needed: Requirement | None, method: str, path: str, authorization: str | None
+    ) -> ApiKey | None:
+        """The key (None on an open route), or AuthProblem (401, 429, 403). `needed` is
+        the route's `required_scope`, `path` the request's (for the log),
+        `authorization` the header's value."""
         if needed == OPEN:
-            return
+            return None
+        access = self.access
         try:
             key = access.authenticator.authenticate(
-                _bearer(connection), time.time_ns() // 1_000_000
+                bearer_secret(authorization),
+                time.time_ns() // 1_000_000,
+                recheck=self._recheck(),
             )
         except AuthRefused as exc:
-            log.info("refused %s %s: %s key", method, connection.url.path, exc.reason)
+            log.info("refused %s %s: %s key", method, path, exc.reason)
             raise _unauthorized(exc) from None
         wait_s = access.limiter.check(key.key_id, time.monotonic_ns(), key.rate_per_s, key.burst)
         if wait_s:
@@ -178,12 +195,49 @@ def access_guard(access: Access) -> Any:
             body = {"error": "rate_limited", "reason": reason, "retry_after_s": wait_s}
             raise AuthProblem(429, body, {"Retry-After": str(wait_s)})
         if needed is None:
-            log.error("route %s %s has no declared scope: denied", method, template)
+            log.error("route %s %s has no declared scope: denied", method, path)
             reason = "this route has no declared scope (ROUTE_SCOPES): denied to every key"
             raise AuthProblem(403, {"error": "forbidden", "reason": reason}, {})
         if not key.allows(needed):
             reason = f"the API key lacks scope {needed}"
             raise AuthProblem(403, {"error": "forbidden", "reason": reason, "scope": needed}, {})
+        return key
+
+    def _recheck(self) -> bool:
+        """Whether to ask the key store (see the class docstring)."""
+        if self._fresh:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        self._fresh = True
+        loop.call_soon(self._expire)
+        return True
+
+    def _expire(self) -> None:
+        self._fresh = False
+
+
+def access_guard(access: Access) -> Any:
+    """The app-wide guard (`KeyCheck.authorize`), which leaves the key in the connection's state
+    (`caller`). A coroutine, though it never awaits: Litestar runs a plain function guard
+    in a worker thread, a thread hop per request (most of the guard's time in a profile)
+    that also ran the key store and the limiter off the loop thread, several requests at
+    once."""
+
+    check = KeyCheck(access)
+
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
+    ) -> None:
+        scope = connection.scope
+        method = str(scope.get("method", "GET"))
+        needed = required_scope(method, str(scope.get("path_template", "")))
+        if needed == OPEN:
+            return
+        authorization = connection.headers.get("authorization")
+        key = check.authorize(needed, method, connection.url.path, authorization)
         connection.state[_KEY_STATE] = key
 
     return guard
@@ -197,15 +251,18 @@ def caller(request: Request[Any, Any, Any]) -> ApiKey | None:
 
 def actor_of(request: Request[Any, Any, Any]) -> tuple[str, str]:
     """(actor, actor_name) for an audit entry: `key:<key_id>` and the key's name."""
-    key = caller(request)
+    return _actor(caller(request))
+
+
+def _actor(key: ApiKey | None) -> tuple[str, str]:
     return ("anonymous", "") if key is None else (f"key:{key.key_id}", key.name)
 
 
-def require_label_scope(request: Request[Any, Any, Any], events: list[Event]) -> None:
+def require_label_scope(key: ApiKey | None, events: list[Event]) -> None:
     """Fraud reports, chargebacks and labels also need `labels:write`: they mark accounts
     as fraudsters and close decisions, so a front-end key (`events:write`) cannot forge
-    them (issue 14, failure 1). 403 naming the scope and the first such event."""
-    key = caller(request)
+    them (issue 14, failure 1). 403 naming the scope and the first such event. `key`: the
+    request's (`caller`)."""
     for event in events:
         if event.type in LABEL_TYPES and (key is None or not key.allows(LABEL_SCOPE)):
             reason = f"a {event.type} event ({event.event_id[:64]}) needs scope {LABEL_SCOPE}"
@@ -214,10 +271,10 @@ def require_label_scope(request: Request[Any, Any, Any], events: list[Event]) ->
             )
 
 
-def audit_labels(audit: AuditLog, request: Request[Any, Any, Any], events: list[Event]) -> None:
+def audit_labels(audit: AuditLog, key: ApiKey | None, events: list[Event]) -> None:
     """One `label.<type>` entry per newly recorded verdict: who said which event was (not)
     fraud. The event itself is in the event log; this names the key that sent it."""
-    actor, actor_name = actor_of(request)
+    actor, actor_name = _actor(key)
     now = time.time_ns() // 1_000_000
     for event in events:
         if event.type in LABEL_TYPES:

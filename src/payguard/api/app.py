@@ -28,7 +28,9 @@ from payguard.api.cases import case_handlers, list_handlers
 from payguard.api.commits import GroupCommitter
 from payguard.api.decisions import decision_handlers
 from payguard.api.errors import ApiError, exception_handlers
-from payguard.api.events import event_handlers
+from payguard.api.events import EventRoutes
+from payguard.api.fast_events import PATH as FAST_PATH
+from payguard.api.fast_events import FastEventRoute
 from payguard.api.graph import graph_handlers
 from payguard.api.hold_expiry import HoldExpiry
 from payguard.api.holds import hold_handlers
@@ -73,6 +75,7 @@ def create_app(
     access: Access | Literal["settings"] = FROM_SETTINGS,
     cases: CaseService | Literal["settings"] = FROM_SETTINGS,
     console: bool = True,
+    fast_events: bool = True,
 ) -> Litestar:
     """The payguard HTTP API over `engine`; the caller owns the engine unless it passes
     `engine.close` in `on_shutdown` (as `serve` does). Webhooks (docs/webhooks.md) are
@@ -85,7 +88,10 @@ def create_app(
     is opened on the configured case store (docs/cases.md) and attached to the engine
     unless given; the caller of a given one attaches and closes it. With `console`, the
     analyst console is served under `/console/` (docs/console.md) over the same services:
-    it logs people in with its own session cookie, so the key guard leaves its routes to it."""
+    it logs people in with its own session cookie, so the key guard leaves its routes to it.
+    With `fast_events` (the default), `POST /v1/events` is answered by a plain ASGI route
+    in front of Litestar with the same answers at a fraction of the cost
+    (api/fast_events.py); without, by Litestar's handler alone (for comparisons)."""
     settings = engine.settings
     otp = OtpService.for_engine(engine)
     hooks = Webhooks.open(settings) if webhooks == FROM_SETTINGS else webhooks
@@ -95,6 +101,7 @@ def create_app(
         engine.outcomes.book.subscribe(listener)
     gate = _open_access(settings) if access == FROM_SETTINGS else access
     commits = GroupCommitter(engine)
+    events = EventRoutes(engine, commits, gate.audit, clock)
     closers = [gate.close] if access == FROM_SETTINGS else []
     if cases == FROM_SETTINGS:
         lists = ListService.open(
@@ -108,9 +115,9 @@ def create_app(
     expiry = HoldExpiry(engine, clock, before=work.enforce_sla)
     pages = Console(engine, gate.audit, data_dir=settings.data_dir, cases=work) if console else None
     components, security = openapi_security()
-    return Litestar(
+    app = _App(
         route_handlers=[
-            *event_handlers(engine, commits, gate.audit, clock),
+            *events.handlers(),
             *graph_handlers(engine),
             *ruleset_handlers(engine, gate.audit),
             *operation_handlers(engine, hooks),
@@ -147,6 +154,51 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
     )
+    if fast_events and not _wraps_requests(app):
+        app.fast_events = FastEventRoute(
+            events, gate, engine.metrics, settings.max_body_bytes, app.litestar_call
+        )
+    return app
+
+
+def _wraps_requests(app: Litestar) -> bool:
+    """Whether the app has anything that acts on every request (middleware, hooks, CORS,
+    compression, host or CSRF checks) that the fast route would step around: then
+    Litestar answers `POST /v1/events` too, until the fast route does the same."""
+    return bool(
+        app.middleware
+        or app.before_send
+        or app.before_request
+        or app.after_request
+        or app.after_response
+        or app.cors_config
+        or app.compression_config
+        or app.allowed_hosts
+        or app.csrf_config
+    )
+
+
+class _App(Litestar):
+    """Litestar with `POST /v1/events` answered by `fast_events` when it is set (the
+    hot route as plain ASGI, api/fast_events.py); everything else is Litestar's."""
+
+    fast_events: FastEventRoute | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        fast = self.fast_events
+        if (
+            fast is not None
+            and scope["type"] == "http"
+            and scope["path"] == FAST_PATH
+            and scope["method"] == "POST"
+        ):
+            await fast(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def litestar_call(self, scope: Any, receive: Any, send: Any) -> None:
+        """The request as Litestar alone answers it (what the fast route leaves to it)."""
+        await super().__call__(scope, receive, send)
 
 
 def _open_access(settings: Settings) -> Access:

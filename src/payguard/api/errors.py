@@ -125,13 +125,19 @@ def _on_http_exception(
         """Litestar's own rejections (routing, size limit, query parsing) in payguard's shape."""
         if exc.status_code == 413:
             limit = request.route_handler.resolve_request_max_body_size() or 0
-            if request.url.path.startswith("/v1/events"):
-                metrics.invalid_events += 1
-            log.info("rejected request to %s: body over %d bytes", request.url.path, limit)
-            return error_response(413, TooLarge(error="body_too_large", limit=limit))
+            refused = body_too_large(request.url.path, limit, metrics)
+            return error_response(refused.status, refused.body)
         return _http_error(request, exc)
 
     return handle
+
+
+def body_too_large(path: str, limit: int, metrics: Metrics) -> ApiError:
+    """413 for a body over `limit` bytes, counted as an invalid event on the event routes."""
+    if path.startswith("/v1/events"):
+        metrics.invalid_events += 1
+    log.info("rejected request to %s: body over %d bytes", path, limit)
+    return ApiError(413, TooLarge(error="body_too_large", limit=limit))
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -19,11 +19,11 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import QueryParameter, RawBody
 
-from payguard.api.access import audit_labels, require_label_scope
+from payguard.api.access import audit_labels, caller, require_label_scope
 from payguard.api.commits import GroupCommitter
 from payguard.api.errors import ApiError, Conflict, InvalidEvent, TooLarge, documented_error
 from payguard.api.openapi import BatchOperation, EventOperation
-from payguard.auth import AuditLog
+from payguard.auth import ApiKey, AuditLog
 from payguard.decision import Decision
 from payguard.engine import DuplicateEventError, Engine, StorageError
 from payguard.events import Event, EventError
@@ -44,17 +44,45 @@ class Batch(msgspec.Struct):
     decisions: list[Decision]
 
 
-def event_handlers(
-    engine: Engine, commits: GroupCommitter, audit: AuditLog, clock: Callable[[], int]
-) -> list[HTTPRouteHandler]:
+class EventRoutes:
     """The event routes over `engine`, recording through `commits`; `clock` (epoch ms)
-    refuses future-dated events, `audit` records who filed labels."""
-    settings = engine.settings
-    decoder = engine.decoder
-    metrics = engine.metrics
+    refuses future-dated events, `audit` records who filed labels. `decide_one` is the
+    whole of `POST /v1/events` after authorization, shared by the Litestar handler (the
+    route as documented) and the plain ASGI route that serves it (api/fast_events.py)."""
 
-    def reject(exc: EventError, status: int, index: int | None = None) -> ApiError:
-        metrics.invalid_events += 1
+    def __init__(
+        self, engine: Engine, commits: GroupCommitter, audit: AuditLog, clock: Callable[[], int]
+    ) -> None:
+        self._engine = engine
+        self._commits = commits
+        self._audit = audit
+        self._clock = clock
+        self._decoder = engine.decoder
+        self._metrics = engine.metrics
+
+    async def decide_one(self, body: bytes, key: ApiKey | None) -> tuple[Decision, bool]:
+        """Decode, check, decide and record one event; (decision, was_repeat) once it is
+        durable, or ApiError / AuthProblem with the answer. `key`: the caller's."""
+        try:
+            event = self._decoder.decode(body)
+            self._engine.check_time(event, self._clock())
+        except EventError as exc:
+            raise self._reject(exc, 400 if exc.malformed else 422) from None
+        require_label_scope(key, [event])
+        try:
+            decision, repeat = await self._commits.process(event)
+        except DuplicateEventError as exc:
+            raise _conflict(exc) from None
+        except StorageError:  # nothing recorded, no state changed
+            raise _storage_unavailable() from None
+        except EventError as exc:  # an outcome that fits no decision: nothing recorded
+            raise self._reject(exc, 422) from None
+        if not repeat:
+            audit_labels(self._audit, key, [event])
+        return decision, repeat
+
+    def _reject(self, exc: EventError, status: int, index: int | None = None) -> ApiError:
+        self._metrics.invalid_events += 1
         log.info(
             "rejected event event_id=%r field=%r reason=%r%s",
             exc.event_id,
@@ -71,128 +99,131 @@ def event_handlers(
         )
         return ApiError(status, body)
 
-    def conflict(exc: DuplicateEventError, index: int | None = None) -> ApiError:
-        log.info("rejected event event_id=%r: id reused with another payload", exc.event_id)
-        body = Conflict(
-            error="conflict",
-            event_id=exc.event_id,
-            reason="event_id was already recorded with a different payload",
-            index=index,
+    def handlers(self) -> list[HTTPRouteHandler]:
+        """The Litestar route handlers of both routes."""
+        return [self._post_event_handler(), self._post_batch_handler()]
+
+    def _post_event_handler(self) -> HTTPRouteHandler:
+        decide_one = self.decide_one
+
+        @post(
+            "/v1/events",
+            status_code=200,
+            summary="Decide one event",
+            description=(
+                "Body: one contract-v1 event (docs/events.md), at most `max_body_bytes` "
+                "(64 KiB by default). The event is decided, recorded durably, and answered "
+                "with its decision. `?explain=1` adds `features`, `shadow` and `rule_errors`. "
+                "Re-sending an event_id with the same payload returns the stored decision "
+                "with header `Idempotent-Replay: true` and changes nothing; with another "
+                "payload → 409."
+            ),
+            tags=["events"],
+            request_max_body_size=self._engine.settings.max_body_bytes,
+            operation_class=EventOperation,
+            responses={
+                400: documented_error(InvalidEvent, "Malformed JSON"),
+                409: documented_error(Conflict, "event_id reused"),
+                413: documented_error(TooLarge, "Body too large"),
+                422: documented_error(InvalidEvent, "Event violates contract v1"),
+            },
         )
-        return ApiError(409, body)
+        async def post_event(
+            request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
+        ) -> Response[Decision]:
+            decision, repeat = await decide_one(body, caller(request))
+            headers = {IDEMPOTENT_REPLAY: "true"} if repeat else None
+            return Response(decision.public(explain_on(explain)), headers=headers)
 
-    def storage_unavailable() -> ApiError:
-        return ApiError(503, {"error": "storage_unavailable"})
+        return post_event
 
-    @post(
-        "/v1/events",
-        status_code=200,
-        summary="Decide one event",
-        description=(
-            "Body: one contract-v1 event (docs/events.md), at most `max_body_bytes` "
-            "(64 KiB by default). The event is decided, recorded durably, and answered with "
-            "its decision. `?explain=1` adds `features`, `shadow` and `rule_errors`. "
-            "Re-sending an event_id with the same payload returns the stored decision with "
-            "header `Idempotent-Replay: true` and changes nothing; with another payload → 409."
-        ),
-        tags=["events"],
-        request_max_body_size=settings.max_body_bytes,
-        operation_class=EventOperation,
-        responses={
-            400: documented_error(InvalidEvent, "Malformed JSON"),
-            409: documented_error(Conflict, "event_id reused"),
-            413: documented_error(TooLarge, "Body too large"),
-            422: documented_error(InvalidEvent, "Event violates contract v1"),
-        },
-    )
-    async def post_event(
-        request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
-    ) -> Response[Decision]:
-        try:
-            event = decoder.decode(body)
-            engine.check_time(event, clock())
-        except EventError as exc:
-            raise reject(exc, 400 if exc.malformed else 422) from None
-        require_label_scope(request, [event])
-        try:
-            decision, repeat = await commits.process(event)
-        except DuplicateEventError as exc:
-            raise conflict(exc) from None
-        except StorageError:  # nothing recorded, no state changed
-            raise storage_unavailable() from None
-        except EventError as exc:  # an outcome that fits no decision: nothing recorded
-            raise reject(exc, 422) from None
-        if not repeat:
-            audit_labels(audit, request, [event])
-        headers = {IDEMPOTENT_REPLAY: "true"} if repeat else None
-        return Response(decision.public(explain_on(explain)), headers=headers)
+    def _post_batch_handler(self) -> HTTPRouteHandler:
+        engine, decoder, metrics = self._engine, self._decoder, self._metrics
+        reject, commits, clock, audit = self._reject, self._commits, self._clock, self._audit
 
-    @post(
-        "/v1/events/batch",
-        status_code=200,
-        summary="Decide a batch of events, all or nothing",
-        description=(
-            "Body: a JSON array of at most 10,000 contract-v1 events, at most "
-            "`max_batch_bytes` (8 MiB by default). Every event is validated and checked for "
-            "id conflicts first; if any fails, the answer names its `index` and nothing "
-            "from the batch is recorded. Otherwise events are decided in order, recorded "
-            'with one flush, and answered as `{"decisions": [...]}` in the same order.'
-        ),
-        tags=["events"],
-        request_max_body_size=settings.max_batch_bytes,
-        operation_class=BatchOperation,
-        responses={
-            400: documented_error(InvalidEvent, "Malformed JSON"),
-            409: documented_error(Conflict, "event_id reused"),
-            413: documented_error(TooLarge, "Too large"),
-            422: documented_error(InvalidEvent, "An event violates contract v1"),
-        },
-    )
-    async def post_batch(
-        request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
-    ) -> Batch:
-        try:
-            wires = decoder.decode_many(body)
-        except EventError as exc:
-            raise _batch_shape_error(exc, body, reject) from None
-        if len(wires) > MAX_BATCH_EVENTS:
-            metrics.invalid_events += 1
-            log.info("rejected batch of %d events (limit %d)", len(wires), MAX_BATCH_EVENTS)
-            raise ApiError(413, TooLarge(error="too_many_events", limit=MAX_BATCH_EVENTS))
-        events: list[Event] = []
-        now_ms = clock()
-        for index, wire in enumerate(wires):
+        @post(
+            "/v1/events/batch",
+            status_code=200,
+            summary="Decide a batch of events, all or nothing",
+            description=(
+                "Body: a JSON array of at most 10,000 contract-v1 events, at most "
+                "`max_batch_bytes` (8 MiB by default). Every event is validated and checked "
+                "for id conflicts first; if any fails, the answer names its `index` and "
+                "nothing from the batch is recorded. Otherwise events are decided in order, "
+                'recorded with one flush, and answered as `{"decisions": [...]}` in the '
+                "same order."
+            ),
+            tags=["events"],
+            request_max_body_size=engine.settings.max_batch_bytes,
+            operation_class=BatchOperation,
+            responses={
+                400: documented_error(InvalidEvent, "Malformed JSON"),
+                409: documented_error(Conflict, "event_id reused"),
+                413: documented_error(TooLarge, "Too large"),
+                422: documented_error(InvalidEvent, "An event violates contract v1"),
+            },
+        )
+        async def post_batch(
+            request: Request[Any, Any, Any], body: RawBody, explain: Explain = None
+        ) -> Batch:
             try:
-                events.append(decoder.validate(wire))
-                engine.check_time(events[-1], now_ms)
+                wires = decoder.decode_many(body)
             except EventError as exc:
-                raise reject(exc, 422, index) from None
-        require_label_scope(request, events)
-        seen: dict[str, bytes] = {}
-        for index, event in enumerate(events):
-            digest = engine.payload_hash(event)
-            earlier = seen.setdefault(event.event_id, digest)
+                raise _batch_shape_error(exc, body, reject) from None
+            if len(wires) > MAX_BATCH_EVENTS:
+                metrics.invalid_events += 1
+                log.info("rejected batch of %d events (limit %d)", len(wires), MAX_BATCH_EVENTS)
+                raise ApiError(413, TooLarge(error="too_many_events", limit=MAX_BATCH_EVENTS))
+            events: list[Event] = []
+            now_ms = clock()
+            for index, wire in enumerate(wires):
+                try:
+                    events.append(decoder.validate(wire))
+                    engine.check_time(events[-1], now_ms)
+                except EventError as exc:
+                    raise reject(exc, 422, index) from None
+            key = caller(request)
+            require_label_scope(key, events)
+            seen: dict[str, bytes] = {}
+            for index, event in enumerate(events):
+                digest = engine.payload_hash(event)
+                earlier = seen.setdefault(event.event_id, digest)
+                try:
+                    if earlier != digest:
+                        raise DuplicateEventError(event.event_id)
+                    engine.check_conflict(event)
+                except DuplicateEventError as exc:
+                    metrics.conflicts += 1
+                    raise _conflict(exc, index) from None
+                try:  # an outcome must reference a decision recorded before the batch
+                    engine.check_outcome(event)
+                except EventError as exc:
+                    raise reject(exc, 422, index) from None
+            show = explain_on(explain)
             try:
-                if earlier != digest:
-                    raise DuplicateEventError(event.event_id)
-                engine.check_conflict(event)
-            except DuplicateEventError as exc:
-                metrics.conflicts += 1
-                raise conflict(exc, index) from None
-            try:  # an outcome must reference a decision recorded before the batch
-                engine.check_outcome(event)
-            except EventError as exc:
-                raise reject(exc, 422, index) from None
-        show = explain_on(explain)
-        try:
-            processed = await commits.process_all(events)
-        except StorageError:  # nothing of the batch recorded, no state changed
-            raise storage_unavailable() from None
-        new = [event for event, (_, repeat) in zip(events, processed, strict=True) if not repeat]
-        audit_labels(audit, request, new)
-        return Batch(decisions=[decision.public(show) for decision, _ in processed])
+                processed = await commits.process_all(events)
+            except StorageError:  # nothing of the batch recorded, no state changed
+                raise _storage_unavailable() from None
+            new = [e for e, (_, repeat) in zip(events, processed, strict=True) if not repeat]
+            audit_labels(audit, key, new)
+            return Batch(decisions=[decision.public(show) for decision, _ in processed])
 
-    return [post_event, post_batch]
+        return post_batch
+
+
+def _conflict(exc: DuplicateEventError, index: int | None = None) -> ApiError:
+    log.info("rejected event event_id=%r: id reused with another payload", exc.event_id)
+    body = Conflict(
+        error="conflict",
+        event_id=exc.event_id,
+        reason="event_id was already recorded with a different payload",
+        index=index,
+    )
+    return ApiError(409, body)
+
+
+def _storage_unavailable() -> ApiError:
+    return ApiError(503, {"error": "storage_unavailable"})
 
 
 def explain_on(value: str | None) -> bool:
