@@ -221,7 +221,8 @@ class Server:
         )
         while time.perf_counter() - started < START_TIMEOUT_S:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
+                log = (self.data_dir.parent / "server.log").read_text(errors="replace")
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{log[-2000:]}")
             if _post(self.port, probe) == 200:
                 return time.perf_counter() - started
             time.sleep(0.05)

@@ -50,7 +50,7 @@ class Tree:
     def ruleset(self) -> Path:
         """The tree's own default ruleset beside its `src` (an exported older tree cannot
         always parse today's), else this checkout's."""
-        own = self.src.parent / "rules" / "default.yaml"
+        own = self.src.resolve().parent / "rules" / "default.yaml"
         return own if own.exists() else REPO / "rules" / "default.yaml"
 
     def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
