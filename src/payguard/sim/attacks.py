@@ -745,6 +745,10 @@ def _shop_ring_cash_out(c: Campaign, victims: Victims) -> None:
         v = victims.draw(w.day_start(day), need_credit=True)
         who = base(v.uid, v.devices[0], rng.choice(v.ips), v.city)
         cards = [card for card in v.cards if card["kind"] == "credit"][: rng.randint(1, 2)]
+        if not cards:  # a tiny world's fallback victim binds a credit card on the spot
+            cards.append(make_pan(rng, credit=True))
+            t = c.otp(w.at_hour(day, 9, 21), who, v.phone, "card_bind", delay=(8, 40))
+            c.emit(t + 3, {"type": "card_bind", **who, "card": cards[-1], "phone": v.phone})
         per_day, paid = rng.uniform(0.3, 1.0), 0
         for d in range(span):
             build = min(1.0, 0.35 + d / max(1, span))  # small tickets first, then more
