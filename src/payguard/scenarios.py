@@ -56,6 +56,8 @@ OWNER_ACTS: tuple[str, ...] = (
     "cash_out_collusion/",
     "fake_customer_service/victim_own_device",
     "fake_customer_service/coached_loan_then_transfer",
+    "fake_customer_service/screen_share_safe_account",
+    "fake_customer_service/remote_app_compensation_orders",
 )
 """Variants (or `scenario/` prefixes) in which the account owner is the attacker's hands: a
 colluding cardholder (the merchant is the fraud), a coached victim on their own phone. They

@@ -34,8 +34,8 @@ PINNED: dict[str, float] = {
     "fake_customer_service": 0.816,
     "challenged_share": 0.004,
     "held_share": 0.0,
-    "reviewed_blocked_share": 0.002,
-    "strong_friction_share": 0.047,
+    "reviewed_blocked_share": 0.001,
+    "strong_friction_share": 0.046,
 }
 """Rounded to 0.1 % (shares) — scenario → attack money stopped, then the legitimate
 friction figures under their own names."""

@@ -561,3 +561,112 @@ def test_the_same_transfers_from_a_customer_who_moves_that_much_are_left_alone(
 ) -> None:
     _, second = _transfers_one_code_each(world, "u2", daily_fen=100_000)
     assert "coached_transfer_spree" not in rules_of(second)
+
+
+# --- 2026.12.6: a cash-out ring's first tickets, everyday spending after a lost phone ------
+
+
+def test_a_large_unusual_credit_ticket_at_a_shop_that_barely_traded_is_reviewed(
+    world: World,
+) -> None:
+    """The first ticket of a ring that spreads its cardholders over several new shops: an
+    odd amount (not near round), the shop's first customer, unusual for the cardholder."""
+    world.customer("u1")
+    shop = _small_shop(world, sales=1)
+    decision = world.send(
+        "payment",
+        world.at(TODAY, 15),
+        **world.home("u1"),
+        card=CREDIT_A,
+        amount=312_740,
+        merchant=shop,
+    )
+    assert "cash_out_first_tickets_new_shop" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_shop_with_customers_a_debit_card_or_a_usual_amount_is_not_a_first_ticket(
+    world: World,
+) -> None:
+    world.customer("u1")
+    busy = _small_shop(world, sales=4)
+    trading = world.send(
+        "payment",
+        world.at(TODAY, 15),
+        **world.home("u1"),
+        card=CREDIT_A,
+        amount=312_740,
+        merchant=busy,
+    )
+    world.customer("u2", fen=150_000)
+    new_shop = Merchant(id="m-new", category="other")
+    world.send(
+        "payment",
+        world.at(TODAY - 2, 10),
+        user_id="buyer",
+        card=Card(token="pan_b"),
+        amount=5_000,
+        merchant=new_shop,
+    )
+    usual = world.send(
+        "payment",
+        world.at(TODAY, 15),
+        **world.home("u2"),
+        card=CREDIT_A,
+        amount=180_000,
+        merchant=new_shop,
+    )
+    debit = Card(token="pan_debit_u3", kind="debit")
+    world.customer("u3", card=debit)
+    on_debit = world.send(
+        "payment",
+        world.at(TODAY, 16),
+        **world.home("u3"),
+        card=debit,
+        amount=312_740,
+        merchant=Merchant(id="m-new-2", category="other"),
+    )
+    for decision in (trading, usual, on_debit):
+        assert "cash_out_first_tickets_new_shop" not in rules_of(decision)
+
+
+def _lose_and_find_phone(world: World, user: str) -> None:
+    """The owner reports the phone lost in the morning and undoes the report an hour later."""
+    world.send("line_suspend", world.at(TODAY, 8), user_id=user, channel="phone")
+    world.send("line_resume", world.at(TODAY, 9), user_id=user, channel="phone")
+
+
+def test_everyday_spending_after_a_loss_report_goes_on(world: World) -> None:
+    world.customer("u1")
+    _lose_and_find_phone(world, "u1")
+    lunch = world.send(
+        "payment",
+        world.at(TODAY, 12.5),
+        **world.home("u1"),
+        card=CREDIT_A,
+        amount=10_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )
+    assert "loss_reported_then_money" not in rules_of(lunch)
+
+
+def test_money_that_matters_after_a_loss_report_is_reviewed(world: World) -> None:
+    world.customer("u1")
+    _lose_and_find_phone(world, "u1")
+    gift = world.send(
+        "payment",
+        world.at(TODAY, 12.5),
+        **world.home("u1"),
+        card=CREDIT_A,
+        amount=80_000,
+        merchant=Merchant(id="m-gift", category="gift_card"),
+    )
+    transfer = world.send(
+        "transfer",
+        world.at(TODAY, 13),
+        **world.home("u1"),
+        amount=30_000,
+        payee=_payee("mule"),
+    )
+    assert "loss_reported_then_money" in rules_of(gift)
+    assert "loss_reported_then_money" in rules_of(transfer)

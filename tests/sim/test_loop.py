@@ -149,6 +149,8 @@ def test_owner_acts_for_collusion_and_coached_victims_only() -> None:
     assert owner_acts("cash_out_collusion/young_merchant_weeks")
     assert owner_acts("fake_customer_service/victim_own_device")
     assert owner_acts("fake_customer_service/coached_loan_then_transfer")
+    assert owner_acts("fake_customer_service/screen_share_safe_account")
+    assert owner_acts("fake_customer_service/remote_app_compensation_orders")
     assert not owner_acts("fake_customer_service/split_under_limits")
     assert not owner_acts("phone_theft_takeover/owner_handset_silent")
 

@@ -366,3 +366,86 @@ def test_cli_simulate_variants_flag(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "--variants" in bad.output
     small = CliRunner().invoke(app, [*args[:-4], "--users", "3"])
     assert small.exit_code == 2 and "users" in small.output
+
+
+def _campaign_events(
+    events: bytes, labels: bytes, variant: str
+) -> dict[str, list[dict[str, object]]]:
+    """A variant's labelled events by campaign, in file order."""
+    campaign_of = {
+        label["event_id"]: label["campaign"]
+        for label in map(json.loads, labels.splitlines())
+        if label["variant"] == variant
+    }
+    out: dict[str, list[dict[str, object]]] = {}
+    for event in map(json.loads, events.splitlines()):
+        cid = campaign_of.get(event["event_id"])
+        if cid is not None:
+            out.setdefault(cid, []).append(event)
+    return out
+
+
+@pytest.fixture(scope="module")
+def coached_and_ring(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[bytes, bytes, SimSummary]:
+    """Tuning campaigns of the two scenarios that gained tactics in 2026.12.6, enough of
+    them to cover every tactic."""
+    cfg = SimConfig(
+        users=2000,
+        days=30,
+        seed=5,
+        attack_rate=0.3,
+        variants="tuning",
+        scenarios=("cash_out_collusion", "fake_customer_service"),
+    )
+    return _run(cfg, tmp_path_factory.mktemp("coached"))
+
+
+@pytest.mark.parametrize("tactic", ["screen_share_safe_account", "remote_app_compensation_orders"])
+def test_coached_tactics_run_on_the_victims_own_device(
+    tactic: str, coached_and_ring: tuple[bytes, bytes, SimSummary]
+) -> None:
+    """The caller works through the victim's own phone (screen sharing, a remote-control
+    app): one device and one network per campaign, no login from elsewhere, and what the
+    attacker passes is what the coached owner passes."""
+    events, labels, _ = coached_and_ring
+    campaigns = _campaign_events(events, labels, f"fake_customer_service/{tactic}")
+    assert len(campaigns) >= 3
+    for chain in campaigns.values():
+        assert len({e["device_id"] for e in chain}) == 1
+        assert "login" not in {e["type"] for e in chain}
+        money = [e for e in chain if e["type"] in ("payment", "transfer")]
+        assert money, "every campaign moves money"
+    caps = _capabilities(labels)[f"fake_customer_service/{tactic}"]
+    assert caps == {("face", "in_app_confirm", "sms_otp")}
+
+
+def test_safe_account_transfers_stay_under_a_per_campaign_cap(
+    coached_and_ring: tuple[bytes, bytes, SimSummary],
+) -> None:
+    """Each safe-account campaign splits the savings into transfers under one cap (2,000 to
+    6,000 CNY), to one or two payees: no transfer is over 6,000 CNY."""
+    events, labels, _ = coached_and_ring
+    campaigns = _campaign_events(events, labels, "fake_customer_service/screen_share_safe_account")
+    for chain in campaigns.values():
+        transfers = [e for e in chain if e["type"] == "transfer"]
+        assert 1 <= len({str(e["payee"]) for e in transfers}) <= 2
+        assert all(float(str(e["amount"])) < 6_000 for e in transfers)
+
+
+def test_shop_ring_spreads_tickets_over_several_shops(
+    coached_and_ring: tuple[bytes, bytes, SimSummary],
+) -> None:
+    """A ring's cash-out goes to more than one shop across its campaigns, on credit cards,
+    each ticket under 10,000 CNY (the largest per-campaign cap)."""
+    events, labels, _ = coached_and_ring
+    campaigns = _campaign_events(events, labels, "cash_out_collusion/shop_ring_split_tickets")
+    assert campaigns
+    shops = 0
+    for chain in campaigns.values():
+        payments = [e for e in chain if e["type"] == "payment"]
+        assert all(float(str(e["amount"])) < 10_000 for e in payments)
+        assert all(e["card"]["kind"] == "credit" for e in payments)  # type: ignore[index]
+        shops = max(shops, len({e["merchant"]["id"] for e in payments}))  # type: ignore[index]
+    assert shops >= 2

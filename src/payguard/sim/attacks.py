@@ -615,6 +615,9 @@ def cash_out_collusion(c: Campaign, victims: Victims) -> None:
     if tactic == "seasoned_shop_rotating_cards":
         _seasoned_shop_cash_out(c, victims)
         return
+    if tactic == "shop_ring_split_tickets":
+        _shop_ring_cash_out(c, victims)
+        return
     cat = rng.choice(("other", "ecommerce", "precious_metal", "gift_card", "travel"))
     weeks = tactic.endswith("weeks")
     span = _span(w, 7, 28) if weeks else _span(w, 3, 12)
@@ -718,6 +721,49 @@ def _seasoned_shop_cash_out(c: Campaign, victims: Victims) -> None:
                     _collusion_refund(c, v, seq, t, card, merchant, fen)
 
 
+def _shop_ring_cash_out(c: Campaign, victims: Victims) -> None:
+    """A ring of two to four colluding shops splits each cardholder's cash-out into tickets
+    under a per-campaign cap, spread over the ring (the public 套现 cases: "one POS takes
+    too much, so use several shops; keep each ticket under the bank's big-ticket check").
+    Some shops are new, some have days to weeks of their own small sales; the cardholders
+    (one to three, on their own phones with their normal history, one or two credit cards
+    each) start small and build up over one to three weeks, a ticket or two on the days
+    they cash out, odd amounts as often as near-round ones."""
+    w, rng = c.w, c.w.rng
+    span = _span(w, 7, 21)
+    day, _ = _start(w, span)
+    cat = rng.choice(("other", "ecommerce", "travel", "food", "precious_metal"))
+    shops: list[Body] = []
+    for _ in range(rng.randint(2, 4)):
+        shop = {"id": f"m-{cat[:4]}-r{rng.getrandbits(32):08x}", "category": cat}
+        if rng.random() < 0.5:  # trading a while before the ring uses it
+            _shop_sales(w, shop, max(0, day - rng.randint(3, 20)), min(w.cfg.days, day + span))
+        shops.append(shop)
+    cap = rng.randint(2_000_00, 10_000_00)
+    style = rng.choice(("odd", "odd", "near", "round"))
+    for _ in range(rng.randint(1, 3)):
+        v = victims.draw(w.day_start(day), need_credit=True)
+        who = base(v.uid, v.devices[0], rng.choice(v.ips), v.city)
+        cards = [card for card in v.cards if card["kind"] == "credit"][: rng.randint(1, 2)]
+        if not cards:  # a tiny world's fallback victim binds a credit card on the spot
+            cards.append(make_pan(rng, credit=True))
+            t = c.otp(w.at_hour(day, 9, 21), who, v.phone, "card_bind", delay=(8, 40))
+            c.emit(t + 3, {"type": "card_bind", **who, "card": cards[-1], "phone": v.phone})
+        per_day, paid = rng.uniform(0.3, 1.0), 0
+        for d in range(span):
+            build = min(1.0, 0.35 + d / max(1, span))  # small tickets first, then more
+            for _ in range(w.poisson(per_day) or (1 if d == span - 1 and not paid else 0)):
+                fen = int(cap * build * rng.uniform(0.6, 1.0))
+                fen = min(cap - rng.randint(1, 300_00), shape(rng, fen, style))
+                t = w.at_hour(day + d, 9, 22)
+                card = cards[paid % len(cards)]
+                body = {"type": "payment", **who, "card": card, "merchant": rng.choice(shops)}
+                seq = c.money(t, body, v, max(100_00, fen))
+                paid += 1
+                if rng.random() < 0.15:
+                    _collusion_refund(c, v, seq, t, card, body["merchant"], fen)
+
+
 def _shop_sales(w: World, merchant: Body, first_day: int, end_day: int) -> None:
     """Unlabelled small sales of a shop to customers of the population, `first_day` up to
     `end_day` (exclusive), a per-shop rate and ticket size."""
@@ -779,6 +825,14 @@ def fake_customer_service(c: Campaign, victims: Victims) -> None:
     if tactic == "coached_loan_then_transfer":
         c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
         _coached_borrow_and_send(c, v, home, t)
+        return
+    if tactic == "screen_share_safe_account":
+        c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
+        _screen_share_safe_account(c, v, home, t)
+        return
+    if tactic == "remote_app_compensation_orders":
+        c.passes(frozenset({"sms_otp", "face", "in_app_confirm"}))
+        _remote_app_orders(c, v, home, t)
         return
     dev, ip, city = _outsider(rng, v.city, rng.choice((None, None, "web")))
     who = base(v.uid, dev, ip, city)
@@ -960,6 +1014,65 @@ def _coached_vouchers(c: Campaign, v: User, home: Body, t: int) -> None:
                 body = {"type": "payment", **home, "card": rng.choice(v.cards)}
                 body["merchant"] = w.merchants.pick(rng, cat)
             c.money(t + rng.randint(2, 20), body, v, fen)
+
+
+def _screen_share_safe_account(c: Campaign, v: User, home: Body, t: int) -> None:
+    """The "your account is under investigation, move it to a safe account" call: the
+    victim shares their screen, so the caller sees every code, and on their own phone and
+    network moves their savings to one or two new payees. Often a small "verification"
+    transfer first; then two to four transfers each under a per-campaign cap the caller
+    names ("the bank checks larger ones"), in one call or, for some, a second call the
+    next day. Each transfer of 2,000 CNY or more is behind its own SMS code."""
+    rng = c.w.rng
+    total = max(2_000_00, int(v.balance_fen * rng.uniform(0.5, 0.95)))
+    cap = rng.randint(2_000_00, 6_000_00)
+    payees = [_new_payee(rng) for _ in range(rng.randint(1, 2))]
+    t += rng.randint(5 * MINUTE, HOUR)
+    if rng.random() < 0.5:
+        body = {"type": "transfer", **home, "card": v.cards[0], "payee": payees[0]}
+        c.money(t, body, v, rng.randint(1_00, 500_00))
+    calls = 2 if rng.random() < 0.3 else 1
+    sent = 0
+    for call in range(calls):
+        if call:
+            t += rng.randint(14 * HOUR, 28 * HOUR)
+        for _ in range(rng.randint(2, 4)):
+            fen = min(cap - rng.randint(1, 300_00), int(cap * rng.uniform(0.55, 1.0)))
+            fen = max(300_00, shape(rng, fen, rng.choice(("odd", "near"))))
+            if sent + fen > total:
+                break
+            t += rng.randint(2 * MINUTE, 25 * MINUTE)
+            if fen >= 2_000_00:
+                t = c.otp(t, home, v.phone, "transfer", delay=(6, 40))
+            body = {"type": "transfer", **home, "card": v.cards[0], "payee": rng.choice(payees)}
+            c.money(t + rng.randint(2, 20), body, v, fen)
+            sent += fen
+
+
+def _remote_app_orders(c: Campaign, v: User, home: Body, t: int) -> None:
+    """The "compensation for a lost parcel" call: the caller has the victim install a
+    remote-control app and, on the victim's own phone and network, places "orders" at
+    third-party payment platforms, e-commerce shops and gift-card sellers in quick
+    succession, amounts around a per-campaign scale; codes (2,000 CNY or more) are read
+    off the shared screen within seconds, and the victim looks at the camera when asked."""
+    w, rng = c.w, c.w.rng
+    scale = rng.randint(500_00, 4_000_00)
+    budget = max(2_000_00, int(v.balance_fen * rng.uniform(0.5, 1.0)))
+    style = rng.choice(("odd", "odd", "near"))
+    spent = 0
+    t += rng.randint(5 * MINUTE, HOUR)
+    for _ in range(rng.randint(2, 6)):
+        fen = shape(rng, int(scale * rng.uniform(0.5, 1.5)), style)
+        if spent + fen > budget:
+            break
+        t += rng.randint(MINUTE, 8 * MINUTE)
+        if fen >= 2_000_00:
+            t = c.otp(t, home, v.phone, "payment", delay=(5, 25))
+        cat = rng.choice(("transfer_service", "transfer_service", "ecommerce", "gift_card"))
+        body = {"type": "payment", **home, "card": rng.choice(v.cards)}
+        body["merchant"] = w.merchants.pick(rng, cat)
+        c.money(t + rng.randint(2, 15), body, v, fen)
+        spent += fen
 
 
 def tactics(scenario: str, which: str) -> tuple[str, ...]:

@@ -47,7 +47,12 @@ SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Held-out: a young merchant with a short real history, or an established one taking
     # several credit cards per cardholder.
     "cash_out_collusion": (
-        ("new_merchant_days", "established_refunds_weeks", "seasoned_shop_rotating_cards"),
+        (
+            "new_merchant_days",
+            "established_refunds_weeks",
+            "seasoned_shop_rotating_cards",
+            "shop_ring_split_tickets",
+        ),
         ("young_merchant_weeks", "established_several_cards"),
     ),
     # Tuning: codes read aloud to the attacker's device (with or without three wrong codes
@@ -60,6 +65,8 @@ SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "coached_loan_then_transfer",
             "drip_under_code_threshold",
             "coached_vouchers_own_phone",
+            "screen_share_safe_account",
+            "remote_app_compensation_orders",
         ),
         ("victim_own_device", "split_under_limits"),
     ),
