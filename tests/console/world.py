@@ -1,7 +1,12 @@
 """A small world for the console's browser tests: a few days of simulated customers with
-phone-theft campaigns (the simulator, seeded), ending just before now, and a phone theft
-that happens *now* to one of its customers, so its hold is still held when the analyst
-looks at it.
+phone-theft campaigns (the simulator, seeded), ending just before `LIVE_MS`, and a phone
+theft that happens at `LIVE_MS` to one of its customers, so its hold (24 h) is still held
+when the analyst looks at it.
+
+`LIVE_MS` is "now" during a Chinese afternoon, else the last 17:00 in China (at most 17
+hours ago): the default ruleset reads the hour of the day (night rules), so a theft at the
+wall clock's now would be decided one way at 3 p.m. and another at 2 a.m. in China, and the
+test would pass or fail with the time it runs.
 
 `history(...)` writes the simulated events; `live_theft(...)` returns the thief's events
 against a victim picked from them: the SIM swapped, a password reset by SMS and a login on
@@ -10,7 +15,7 @@ the thief's device, then transfers to new payees with the victim's card.
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +24,26 @@ import msgspec
 from payguard.sim import SimConfig, simulate
 
 MINUTE_MS = 60_000
+CHINA = timezone(timedelta(hours=8))
+
+
+def live_moment_ms(now: datetime | None = None) -> int:
+    """Now if it is between 10:00 and 18:00 in China, else the last 17:00 there."""
+    local = (now or datetime.now(UTC)).astimezone(CHINA)
+    if not 10 <= local.hour < 18:
+        local = local.replace(hour=17, minute=0, second=0, microsecond=0)
+        if local > (now or datetime.now(UTC)):
+            local -= timedelta(days=1)
+    return int(local.timestamp() * 1000)
+
+
+LIVE_MS = live_moment_ms()
+"""When the live theft happens (taken once, so the history's end and the theft agree)."""
 
 
 def history(events: Path, labels: Path, *, users: int = 250, days: int = 3, seed: int = 5) -> None:
     """Simulated customers and phone thefts for `days` days ending yesterday; a campaign's
-    cash-out may run into the next nights, so events still ahead of now are dropped."""
+    cash-out may run into the next nights, so events from `LIVE_MS` on are dropped."""
     today = datetime.now(UTC).date()
     cfg = SimConfig(
         users=users,
@@ -34,7 +54,7 @@ def history(events: Path, labels: Path, *, users: int = 250, days: int = 3, seed
         scenarios=("phone_theft_takeover",),
     )
     simulate(cfg, events, labels)
-    cutoff = datetime.now(UTC) - timedelta(minutes=5)
+    cutoff = datetime.fromtimestamp(LIVE_MS / 1000, UTC) - timedelta(minutes=5)
     kept = [
         line
         for line in events.read_bytes().splitlines()
@@ -76,8 +96,8 @@ def pick_victim(events: Path) -> Victim:
 
 
 def live_theft(victim: Victim, now_ms: int | None = None) -> list[dict[str, Any]]:
-    """The thief's events, ending about now."""
-    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    """The thief's events, ending about `LIVE_MS`."""
+    now = now_ms if now_ms is not None else LIVE_MS
     start = now - 40 * MINUTE_MS
     thief = {
         "user_id": victim.user_id,
