@@ -362,7 +362,7 @@ class Engine:
             self.metrics.duplicates += 1
             return REPEAT, stored.decision, None
         if self.state.shared:
-            claimed = self.state.claim(event.event_id, payload_hash)
+            claimed = self.state.claim(event, payload_hash)
             if claimed is not None:  # another worker decided it first
                 if claimed.payload_hash != payload_hash:
                     self.metrics.conflicts += 1

@@ -60,8 +60,8 @@ class StateBackend(Protocol):
         """Forget what no window reaches any more (memory); Redis lets TTLs do it."""
         ...
 
-    def claim(self, event_id: str, payload_hash: bytes) -> Claimed | None:
-        """Claim `event_id` for this process: None if it is now ours to decide, else what
+    def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:
+        """Claim the event's id for this process: None if it is now ours to decide, else what
         the worker that claimed it first recorded (its payload hash and decision; waits a
         bounded time while that worker is still deciding)."""
         ...

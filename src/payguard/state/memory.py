@@ -44,7 +44,8 @@ class MemoryState:
     def watermark(self) -> int:
         return self.features.watermark
 
-    def claim(self, event_id: str, payload_hash: bytes) -> Claimed | None:
+    def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:
+        event_id = event.event_id
         if event_id in self._claims:
             found = self._claims[event_id]
             if found is None:

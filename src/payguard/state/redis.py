@@ -36,6 +36,7 @@ default): an entity not seen for longer than every window leaves by itself. Mone
 integer fen; nothing here is a float.
 """
 
+import hashlib
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -44,7 +45,6 @@ from urllib.parse import urlsplit
 import msgspec
 from redis import Redis
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from payguard.decision import Decision
 from payguard.events import Event, is_fraud_verdict
@@ -53,6 +53,7 @@ from payguard.features.cleared import clears
 from payguard.features.spec import ENTITY_EXTRACTORS, received
 from payguard.features.state import QueryPlan
 from payguard.state.memory import Claimed
+from payguard.state.wire import Command, Wire
 from payguard.types import DAY_MS
 
 RedisClient = Redis | RedisCluster
@@ -75,6 +76,9 @@ return 1
 """
 """Raise a global maximum (the watermark)."""
 
+CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
+MAX_SHA = hashlib.sha1(MAX.encode()).hexdigest()
+
 RETRIES = 50
 """Compare-and-set attempts per entity before an event's apply gives up (each lost race
 means another worker wrote that entity in between; 50 in a row is a fault, not load)."""
@@ -85,6 +89,12 @@ Hid = tuple[str, str]
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _claimed = msgspec.msgpack.Decoder(Claimed).decode
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """HGETALL's raw reply (field, value, field, value, …) as a dict."""
+    it = iter(flat)
+    return dict(zip(it, it, strict=False))
 
 
 class StateUnavailable(Exception):
@@ -142,11 +152,13 @@ class RedisState:
         self._watch_kinds: list[str] = list(self._watch_blank["kinds"])
         self._watch_index = {name: i for i, name in enumerate(self._watch_kinds)}
         self._watch_extract = [ENTITY_EXTRACTORS[name] for name in self._watch_kinds]
-        self._cas_sha = client.script_load(CAS)
-        self._max_sha = client.script_load(MAX)
+        self._wire = Wire(client, self._load_scripts)
+        self._load_scripts()
         self._event: Event | None = None
         self._held: dict[Hid, dict[bytes, bytes]] = {}
         self._globals: tuple[int, int | None] = (0, None)
+        self._settling: tuple[str, bytes] | None = None
+        """A claimed event's decision, written with its state (`settle`, `apply`)."""
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -179,33 +191,42 @@ class RedisState:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _fetch(self, hids: Iterable[Hid], with_globals: bool = False) -> None:
-        """One pipelined round trip: the hashes (and the global keys) into `_held`."""
+    def _fetch(
+        self, hids: Iterable[Hid], with_globals: bool = False, claim: str | None = None
+    ) -> bool:
+        """One pipelined round trip: the hashes (and the global keys) into `_held`, after
+        a SET NX of the `claim` key when given (whether it was set; True without one)."""
         wanted = list(hids)
-        pipe = self.client.pipeline(transaction=False)
-        for hid in wanted:
-            pipe.hgetall(self.key(hid))
+        commands: list[Command] = []
+        if claim is not None:
+            commands.append(("SET", claim, b"", "NX", "PX", self.claim_ttl_ms))
+        commands += [("HGETALL", self.key(hid)) for hid in wanted]
         if with_globals:
-            pipe.get(self._global("wm"))
-            pipe.get(self._global("ws"))
-        try:
-            answers = pipe.execute()
-        except Exception as exc:  # connection, timeout, cluster down: say so, decide nothing
-            raise StateUnavailable(f"redis: {exc}") from exc
-        self.round_trips += 1
-        self.commands += len(answers)
+            commands += [("GET", self._global("wm")), ("GET", self._global("ws"))]
+        answers = self._run(commands)
+        claimed = True
+        if claim is not None:
+            claimed = bool(answers.pop(0))
         for hid, fields in zip(wanted, answers, strict=False):
-            self._held[hid] = fields
+            self._held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
         if with_globals:
             wm, ws = answers[-2], answers[-1]
             self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
+        return claimed
 
-    def _load(self, event: Event, referenced: Event | None = None) -> None:
-        """Fetch what `event` touches and restore it into the scratch feature state."""
+    def _load(
+        self, event: Event, referenced: Event | None = None, claim: str | None = None
+    ) -> bool:
+        """Fetch what `event` touches and restore it into the scratch feature state; with
+        `claim`, claim that key in the same round trip (False: another worker has it, and
+        nothing is restored)."""
         self._event = event
         self._held = {}
-        self._fetch(self._hids(event), with_globals=True)
+        if not self._fetch(self._hids(event), with_globals=True, claim=claim):
+            self._event = None
+            return False
         self._load_more(event, referenced)
+        return True
 
     def _load_more(self, event: Event, referenced: Event | None) -> None:
         """A second round trip, only when needed: the entities of the event a fraud
@@ -340,36 +361,45 @@ class RedisState:
         """One pipeline of compare-and-set writes (and the globals); the hashes that lost
         a race (written by another worker since they were fetched)."""
         hids = list(changed)
-        pipe = self.client.pipeline(transaction=False)
+        commands: list[Command] = []
         for hid in hids:
             version = self._held.get(hid, {}).get(b"v", b"0")
-            pipe.execute_command(
-                "EVALSHA", self._cas_sha, 1, self.key(hid), version, self.ttl_ms, *changed[hid]
-            )
-            self.bytes_written += sum(len(x) for x in changed[hid])
+            fields = changed[hid]
+            commands.append(("EVALSHA", CAS_SHA, 1, self.key(hid), version, self.ttl_ms, *fields))
+            self.bytes_written += sum(len(x) for x in fields)
         if ts is not None:
             if ts > self._globals[0]:
-                pipe.execute_command("EVALSHA", self._max_sha, 1, self._global("wm"), ts)
+                commands.append(("EVALSHA", MAX_SHA, 1, self._global("wm"), ts))
             start = self.features.watch.start
             if self._globals[1] is None and start is not None:
-                pipe.set(self._global("ws"), start, nx=True)
+                commands.append(("SET", self._global("ws"), start, "NX"))
             if late:
-                pipe.incrby(self._global("late"), late)
-        answers = self._execute(pipe)
+                commands.append(("INCRBY", self._global("late"), late))
+            if self._settling is not None:
+                key, value = self._settling
+                commands.append(("SET", key, value, "PX", self.claim_ttl_ms))
+                self._settling = None
+        answers = self._run(commands)
         return [hid for hid, ok in zip(hids, answers, strict=False) if not ok]
 
-    def _execute(self, pipe: Any) -> list[Any]:
+    def _run(self, commands: list[Command]) -> list[Any]:
+        """One round trip (one per node of a cluster); every command's key is its second
+        item. Redis unreachable or failing over: StateUnavailable, nothing decided."""
         try:
-            answers: list[Any] = pipe.execute()
-        except NoScriptError:  # a node restarted or failed over: load the scripts again
-            self._cas_sha = self.client.script_load(CAS)
-            self._max_sha = self.client.script_load(MAX)
-            raise StateUnavailable("redis lost its scripts (node restart); retry") from None
+            answers = self._wire.run(
+                commands, [c[1] if c[0] != "EVALSHA" else c[3] for c in commands]
+            )
         except Exception as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
         self.round_trips += 1
         self.commands += len(answers)
         return answers
+
+    def _load_scripts(self) -> None:
+        """Load the scripts (on every primary of a cluster): after a restart lost them."""
+        for source, sha in ((CAS, CAS_SHA), (MAX, MAX_SHA)):
+            loaded = self.client.script_load(source)
+            assert loaded == sha or isinstance(loaded, dict), loaded
 
     def sweep(self) -> int:
         """Nothing to sweep: every hash expires `ttl_ms` after its last write."""
@@ -377,36 +407,53 @@ class RedisState:
 
     # -- idempotency across workers -------------------------------------------------------
 
-    def claim(self, event_id: str, payload_hash: bytes) -> Claimed | None:
-        """SET NX of the event id: None when this worker now owns it, else the first
-        worker's payload hash and decision (waiting while it is still being decided)."""
-        key = self._claim_key(event_id)
+    def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:
+        """SET NX of the event id, in the round trip that fetches the event's state: None
+        when this worker now owns it, else the first worker's payload hash and decision
+        (waiting while that worker is still deciding)."""
+        self._send_settling()
+        key = self._claim_key(event.event_id)
+        if self._load(event, claim=key):
+            return None
         deadline = time.monotonic() + self.wait_s
         pause = 0.0005
         while True:
             try:
-                if self.client.set(key, b"", nx=True, px=self.claim_ttl_ms):
-                    self.commands += 1
-                    return None
                 found: Any = self.client.get(key)
+                if found is None and self.client.set(key, b"", nx=True, px=self.claim_ttl_ms):
+                    self._load(event)  # the first worker gave its claim back
+                    return None
             except Exception as exc:
                 raise StateUnavailable(f"redis: {exc}") from exc
             self.commands += 2
             if found:
                 return _claimed(found)
             if time.monotonic() > deadline:
-                raise StateUnavailable(f"event_id {event_id!r} is still being decided")
+                raise StateUnavailable(f"event_id {event.event_id!r} is still being decided")
             time.sleep(pause)
             pause = min(pause * 2, 0.02)
 
     def settle(self, event_id: str, payload_hash: bytes, decision: Decision) -> None:
-        """Publish the decision under the claim (other workers' repeats answer it)."""
+        """Publish the decision under the claim, with the event's state writes (`apply`,
+        one round trip): other workers' repeats wait for it, then answer it."""
+        self._send_settling()
         value = _encode(Claimed(payload_hash, decision))
-        self.client.set(self._claim_key(event_id), value, px=self.claim_ttl_ms)
-        self.commands += 1
+        self._settling = (self._claim_key(event_id), value)
+
+    def _send_settling(self) -> None:
+        """A settled decision no apply carried yet (the engine always applies; kept
+        for callers of the seam that do not)."""
+        if self._settling is not None:
+            key, value = self._settling
+            self._settling = None
+            self.client.set(key, value, px=self.claim_ttl_ms)
 
     def release(self, event_id: str) -> None:
-        self.client.delete(self._claim_key(event_id))
+        """Give the claim back (the event was not recorded)."""
+        key = self._claim_key(event_id)
+        if self._settling is not None and self._settling[0] == key:
+            self._settling = None
+        self.client.delete(key)
 
     def late_events(self) -> int:
         found = self.client.get(self._global("late"))
