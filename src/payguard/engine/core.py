@@ -851,6 +851,9 @@ class Engine:
         it, with the automatic GC off (restoring builds millions of acyclic containers);
         then freeze them all out of the collector's way (engine.heap)."""
         replayed = 0
+        if self.state.shared:  # the state lives in Redis: replaying would count twice
+            self.recovered = True
+            return replayed
         with gc_paused():
             start = self._load_snapshot()
             self.outcomes.book.notifying = False  # announced before the restart, if at all
