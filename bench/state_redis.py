@@ -16,7 +16,7 @@ events/s (wall), client CPU µs per event, Redis CPU µs per event (all nodes, f
 `INFO cpu`), round trips and commands per event, bytes written per event, and Redis
 memory per account after the run (`INFO memory` delta over the accounts seen).
 
-    .venv/bin/python -m bench.state_redis [N_EVENTS]        # default 20,000
+    .venv/bin/python -m bench.state_redis [N_EVENTS [DAYS]]   # default 20,000 over 10 days
 """
 
 import multiprocessing
@@ -145,10 +145,11 @@ def _measured(name: str, url: str | None, lines: list[bytes], workers: int) -> d
     return row
 
 
-def run(n_events: int = 20_000) -> dict[str, Any]:
+def run(n_events: int = 20_000, days: int = 10) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         events = Path(tmp) / "events.jsonl"
-        simulate(SimConfig(users=max(60, n_events // 18), days=10, seed=7), events, Path(tmp) / "l")
+        users = max(60, n_events * 10 // (18 * days))
+        simulate(SimConfig(users=users, days=days, seed=7), events, Path(tmp) / "l")
         lines = events.read_bytes().splitlines()[:n_events]
     rows = [
         _measured("embedded (in-process state)", None, lines, 1),
@@ -160,7 +161,7 @@ def run(n_events: int = 20_000) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = run(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)
+    result = run(*(int(a) for a in sys.argv[1:3]))
     print(f"{result['events']} events, load average {result['loadavg']}")
     for row in result["rows"]:
         print(row)

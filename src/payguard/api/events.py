@@ -27,6 +27,7 @@ from payguard.auth import AuditLog
 from payguard.decision import Decision
 from payguard.engine import DuplicateEventError, Engine, StorageError
 from payguard.events import Event, EventError
+from payguard.state import StateUnavailable
 
 log = logging.getLogger("payguard.api")
 
@@ -118,7 +119,7 @@ def event_handlers(
             decision, repeat = await commits.process(event)
         except DuplicateEventError as exc:
             raise conflict(exc) from None
-        except StorageError:  # nothing recorded, no state changed
+        except (StorageError, StateUnavailable):  # nothing recorded, no state changed
             raise storage_unavailable() from None
         except EventError as exc:  # an outcome that fits no decision: nothing recorded
             raise reject(exc, 422) from None

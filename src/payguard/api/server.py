@@ -24,7 +24,8 @@ from payguard.api.timeouts import DeadlineH11Protocol, DeadlineHttpToolsProtocol
 from payguard.auth import Access, banner, check_token_key, dev_admin_key, dev_mode
 from payguard.config import Settings
 from payguard.engine import Engine
-from payguard.state.redis import StateUnavailable, connect
+from payguard.state import StateUnavailable
+from payguard.state.redis import connect
 
 log = logging.getLogger("payguard.api")
 

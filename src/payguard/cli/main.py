@@ -171,7 +171,7 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int, state
     from payguard.api.scaled import scaled_settings
     from payguard.api.server import serve_workers
     from payguard.features import FeatureState, load_catalog
-    from payguard.state.redis import StateUnavailable
+    from payguard.state import StateUnavailable
 
     features = FeatureState(load_catalog(settings.features), settings.utc_offset)
     try:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from payguard.decision import Decision
 from payguard.events import Event
 from payguard.features import FeatureState, QueryPlan
-from payguard.state.memory import Claimed, MemoryState
+from payguard.state.memory import Claimed, MemoryState, StateUnavailable
 
 
 class StateBackend(Protocol):
@@ -77,4 +77,4 @@ class StateBackend(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Claimed", "MemoryState", "StateBackend"]
+__all__ = ["Claimed", "MemoryState", "StateBackend", "StateUnavailable"]

@@ -19,6 +19,11 @@ from payguard.features import FeatureState
 from payguard.features.state import QueryPlan
 
 
+class StateUnavailable(Exception):
+    """Redis did not answer in time, or an entity stayed contended: the event is not
+    decided (the edge answers 503; the caller may retry with the same event_id)."""
+
+
 class Claimed(msgspec.Struct, frozen=True):
     """What the first worker to claim an event_id recorded for it."""
 

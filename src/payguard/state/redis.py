@@ -52,6 +52,7 @@ from payguard.features import FeatureState
 from payguard.features.cleared import clears
 from payguard.features.spec import ENTITY_EXTRACTORS, received
 from payguard.features.state import QueryPlan
+from payguard.state import StateUnavailable
 from payguard.state.memory import Claimed
 from payguard.state.wire import Command, Wire
 from payguard.types import DAY_MS
@@ -95,11 +96,6 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     """HGETALL's raw reply (field, value, field, value, …) as a dict."""
     it = iter(flat)
     return dict(zip(it, it, strict=False))
-
-
-class StateUnavailable(Exception):
-    """Redis did not answer in time, or an entity stayed contended: the event is not
-    decided (the edge answers 503; the caller may retry with the same event_id)."""
 
 
 def connect(url: str) -> RedisClient:
