@@ -80,6 +80,11 @@ return 1
 CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
 MAX_SHA = hashlib.sha1(MAX.encode()).hexdigest()
 
+LEASE_MS = 30_000
+"""How long an unsettled claim holds its event_id: a worker that dies while deciding
+blocks that id for at most this long, then another worker may claim it (a settled claim
+lives `claim_ttl_ms`, the engine's idempotency window)."""
+
 RETRIES = 50
 """Compare-and-set attempts per entity before an event's apply gives up (each lost race
 means another worker wrote that entity in between; 50 in a row is a fault, not load)."""
@@ -195,7 +200,7 @@ class RedisState:
         wanted = list(hids)
         commands: list[Command] = []
         if claim is not None:
-            commands.append(("SET", claim, b"", "NX", "PX", self.claim_ttl_ms))
+            commands.append(("SET", claim, b"", "NX", "PX", LEASE_MS))
         commands += [("HGETALL", self.key(hid)) for hid in wanted]
         if with_globals:
             commands += [("GET", self._global("wm")), ("GET", self._global("ws"))]
@@ -416,7 +421,7 @@ class RedisState:
         while True:
             try:
                 found: Any = self.client.get(key)
-                if found is None and self.client.set(key, b"", nx=True, px=self.claim_ttl_ms):
+                if found is None and self.client.set(key, b"", nx=True, px=LEASE_MS):
                     self._load(event)  # the first worker gave its claim back
                     return None
             except Exception as exc:
