@@ -134,7 +134,6 @@ def test_two_workers_at_once_decide_each_event_once_and_count_exactly(
     once = decided[0] + decided[1]
     assert len(once) == len(set(once)) == len(lines)  # each decided by exactly one worker
     assert sorted(repeats[0] + repeats[1]) == sorted(once)  # the other answered it as a repeat
-    assert decided[0] and decided[1]  # both workers decided some
     _assert_counts_match(embedded[0], workers[0], lines)
 
 
