@@ -314,7 +314,7 @@ class RedisState:
             self._load_more(event, referenced)
         try:
             self.features.update(event, referenced, declined)
-            changed = self._changes(self.features.export(), None)
+            changed = self._changes(self._exported(event), None)
             late = self.features.late_events
             pending = self._write(changed, late, event.ts)
             for _ in range(RETRIES):
@@ -324,11 +324,27 @@ class RedisState:
                 self._fetch(pending)
                 self._restore()
                 self.features.update(event, referenced, declined)
-                changed = self._changes(self.features.export(), set(pending))
+                changed = self._changes(self._exported(event), set(pending))
                 pending = self._write(changed, 0, None)
             raise StateUnavailable(f"entities stayed contended: {sorted(pending)}")
         finally:
             self._event = None
+
+    def _exported(self, event: Event) -> dict[str, Any]:
+        """What `_changes` compares, from the scratch's public parts: its records as they
+        are (`entities`, encoded one by one there, not as one blob), clearings, watch, and
+        the phone links (exported only when the event can have changed them)."""
+        features = self.features
+        links: dict[str, Any] = {"phone_users": {}, "phone_linked": {}}
+        if event.phone is not None and event.user_id is not None:
+            links = features.export()
+        return {
+            "records": features.entities,
+            "clearings": features.clearings.export(),
+            "watch": features.watch.export(),
+            "phone_users": links["phone_users"],
+            "phone_linked": links["phone_linked"],
+        }
 
     def _changes(self, state: dict[str, Any], only: set[Hid] | None) -> dict[Hid, list[bytes]]:
         """Field/value pairs of every hash whose encoding differs from what was fetched
@@ -339,8 +355,7 @@ class RedisState:
             if (only is None or hid in only) and self._held.get(hid, {}).get(field) != value:
                 fields.setdefault(hid, {})[field] = value
 
-        entities = _decode(state["entities"])
-        for kind, (by, records) in enumerate(zip(self._kinds, entities, strict=True)):
+        for kind, (by, records) in enumerate(zip(self._kinds, state["records"], strict=True)):
             for key, record in records.items():
                 put((by, key), b"r", _encode(record))
             for key, times in state["clearings"][kind].items():
