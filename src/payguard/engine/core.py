@@ -370,17 +370,26 @@ class Engine:
                 self.metrics.duplicates += 1
                 return REPEAT, claimed.decision, None
             self._claims.append(event.event_id)
-        if event.type in OUTCOME_TYPES:
-            self.outcomes.check(event)
-            decision, variables = self._acknowledge(event), None
-        else:
-            decision, variables = self._decide(event)
+        try:
+            decision, variables = self._decision(event)
+        except BaseException:
+            if self.state.shared:  # not recorded: the next attempt may claim it at once
+                self.state.release(self._claims.pop())
+            raise
         seq = self.recorder.append(event, payload, payload_hash, decision)
         if decision.action == "hold":
             self.holds.place(_hold(event, decision))
         if self.state.shared:
             self.state.settle(event.event_id, payload_hash, decision)
         return seq, decision, variables
+
+    def _decision(self, event: Event) -> tuple[Decision, Variables | None]:
+        """An outcome's acknowledgement (after checking it fits a decision: OutcomeError
+        if not), or the decision on any other event."""
+        if event.type in OUTCOME_TYPES:
+            self.outcomes.check(event)
+            return self._acknowledge(event), None
+        return self._decide(event)
 
     def _file_recorded(
         self, seq: int, event: Event, decision: Decision, variables: Variables | None
