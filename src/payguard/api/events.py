@@ -27,6 +27,7 @@ from payguard.auth import ApiKey, AuditLog
 from payguard.decision import Decision
 from payguard.engine import DuplicateEventError, Engine, StorageError
 from payguard.events import Event, EventError
+from payguard.state import StateUnavailable
 
 log = logging.getLogger("payguard.api")
 
@@ -73,7 +74,7 @@ class EventRoutes:
             decision, repeat = await self._commits.process(event)
         except DuplicateEventError as exc:
             raise _conflict(exc) from None
-        except StorageError:  # nothing recorded, no state changed
+        except (StorageError, StateUnavailable):  # nothing recorded, no state changed
             raise _storage_unavailable() from None
         except EventError as exc:  # an outcome that fits no decision: nothing recorded
             raise self._reject(exc, 422) from None
@@ -202,7 +203,7 @@ class EventRoutes:
             show = explain_on(explain)
             try:
                 processed = await commits.process_all(events)
-            except StorageError:  # nothing of the batch recorded, no state changed
+            except (StorageError, StateUnavailable):  # nothing of the batch recorded
                 raise _storage_unavailable() from None
             new = [e for e, (_, repeat) in zip(events, processed, strict=True) if not repeat]
             audit_labels(audit, key, new)

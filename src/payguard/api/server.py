@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import uvicorn
 
 from payguard.api.app import create_app
@@ -23,6 +24,8 @@ from payguard.api.timeouts import DeadlineH11Protocol, DeadlineHttpToolsProtocol
 from payguard.auth import Access, banner, check_token_key, dev_admin_key, dev_mode
 from payguard.config import Settings
 from payguard.engine import Engine
+from payguard.state import StateUnavailable
+from payguard.state.redis import connect
 
 log = logging.getLogger("payguard.api")
 
@@ -110,3 +113,56 @@ def serve(
         )
     finally:
         close()
+
+
+def serve_workers(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    workers: int,
+    state_url: str,
+    access_log: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Serve with `workers` stateless worker processes on the Redis state at `state_url`
+    (payguard.api.scaled). Refuses to start (StateUnavailable) when Redis does not answer,
+    and (StartupRefused) on a development token key outside development mode."""
+    from payguard.api.scaled import DEV_KEY_ENV, STATE_ENV
+
+    env = os.environ if environ is None else environ
+    dev = dev_mode(env)
+    check_token_key(settings.token_key, is_dev_key=settings.uses_dev_key, dev=dev)
+    try:
+        client = connect(state_url)
+        client.ping()
+        client.close()
+    except StateUnavailable:
+        raise
+    except Exception as exc:
+        raise StateUnavailable(f"{state_url}: {exc}") from exc
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    os.environ[STATE_ENV] = state_url
+    dev_admin = dev_admin_key(env, time.time_ns() // 1_000_000)
+    if dev_admin is not None:
+        os.environ[DEV_KEY_ENV] = msgspec.json.encode(dev_admin).decode()
+        print(banner(dev_admin, settings.uses_dev_key), file=sys.stderr, flush=True)
+    log.info("payguard serving on http://%s:%d: %d workers on %s", host, port, workers, state_url)
+    limits = uvicorn_limits(settings)
+    limits["http"] = "h11" if settings.http == "h11" else "httptools"  # a class cannot be
+    # handed to spawned workers; the deadline protocols apply to the embedded server only
+    uvicorn.run(
+        "payguard.api.scaled:app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        **limits,
+    )

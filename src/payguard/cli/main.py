@@ -126,18 +126,37 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     config: ConfigOption = None,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (more than one needs --state).")
+    ] = 1,
+    state: Annotated[
+        str | None,
+        typer.Option(help="Shared state: redis://host:port/db or redis+cluster://host:port."),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API (POST /v1/events, …) on the embedded store; every route but
-    health and metrics needs an API key (`payguard keys create`, docs/security.md)."""
+    """Serve the HTTP API (POST /v1/events, …) on the embedded store, or with `--state`
+    as stateless workers on Redis (docs/scale.md); every route but health and metrics
+    needs an API key (`payguard keys create`, docs/security.md)."""
     from payguard.api import serve as serve_http
     from payguard.auth import StartupRefused
 
     settings = settings_or_exit(config)
     if not settings.ruleset.is_file():
         fail(f"no such ruleset file: {settings.ruleset}")
+    if workers < 1:
+        fail(f"--workers {workers}: at least one")
+    if workers > 1 and state is None:
+        fail("--workers needs --state redis://… (workers share no in-process state)")
+    if state is not None and not state.startswith(("redis://", "rediss://", "redis+cluster://")):
+        fail(f"--state {state}: expected redis://host:port/db or redis+cluster://host:port")
     _check_listen(host, port)
     _lock(settings)
     try:
+        if state is not None:
+            if config is not None:  # the workers read the same settings file
+                os.environ["PAYGUARD_CONFIG"] = str(config.resolve())
+            _serve_workers(settings, host, port, workers, state)
+            return
         serve_http(settings, host=host, port=port)
     except StartupRefused as exc:
         fail(str(exc))
@@ -145,6 +164,28 @@ def serve(
         fail(str(exc))
     except (ValueError, OSError, sqlite3.Error) as exc:
         fail(f"cannot start the engine: {exc}")
+
+
+def _serve_workers(settings: Settings, host: str, port: int, workers: int, state: str) -> None:
+    """`serve --state`: stateless workers (payguard.api.scaled); exit 2 if Redis is silent."""
+    from payguard.api.scaled import scaled_settings
+    from payguard.api.server import serve_workers
+    from payguard.features import FeatureState, load_catalog
+    from payguard.state import StateUnavailable
+
+    features = FeatureState(load_catalog(settings.features), settings.utc_offset)
+    try:
+        compile_ruleset(settings.ruleset.read_text(encoding="utf-8"), features, graph_chains=False)
+    except RuleError as exc:
+        fail(
+            f"--state: {exc} (the identity graph and chain patterns are not in the shared "
+            "state yet: serve a ruleset without them, docs/scale.md)"
+        )
+    settings = scaled_settings(settings)
+    try:
+        serve_workers(settings, host=host, port=port, workers=workers, state_url=state)
+    except StateUnavailable as exc:
+        fail(f"--state: redis does not answer ({exc})")
 
 
 def _check_listen(host: str, port: int) -> None:

@@ -82,6 +82,7 @@ from payguard.policy import PolicyResult, decide, stepup
 from payguard.rules import EntityControls, ListReader, RuleHit, event_variables, list_values
 from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
+from payguard.state import MemoryState, StateBackend
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder, StoredDecision
 from payguard.types import DECLINED, HOUR_MS
 
@@ -167,8 +168,16 @@ class Engine:
         model: "ModelServer | None" = None,
         holds: HoldBook | None = None,
         outcomes: OutcomeBook | None = None,
+        state: StateBackend | None = None,
     ) -> None:
         self.features = features
+        self.state: StateBackend = state if state is not None else MemoryState(features)
+        """Where the features, phone links and watched history live (payguard.state):
+        this process's `features` by default, or Redis shared by stateless workers, in
+        which case `features` is only the code and a per-event scratch."""
+        self._claims: list[str] = []
+        """Event ids claimed on a shared state since the last flush (given back if the
+        flush fails: the event was not recorded)."""
         self.model = model
         self.holds: HoldBook = holds if holds is not None else MemoryHoldBook()
         self.recorder = recorder
@@ -352,15 +361,35 @@ class Engine:
                 raise DuplicateEventError(event.event_id)
             self.metrics.duplicates += 1
             return REPEAT, stored.decision, None
-        if event.type in OUTCOME_TYPES:
-            self.outcomes.check(event)
-            decision, variables = self._acknowledge(event), None
-        else:
-            decision, variables = self._decide(event)
+        if self.state.shared:
+            claimed = self.state.claim(event, payload_hash)
+            if claimed is not None:  # another worker decided it first
+                if claimed.payload_hash != payload_hash:
+                    self.metrics.conflicts += 1
+                    raise DuplicateEventError(event.event_id)
+                self.metrics.duplicates += 1
+                return REPEAT, claimed.decision, None
+            self._claims.append(event.event_id)
+        try:
+            decision, variables = self._decision(event)
+        except BaseException:
+            if self.state.shared:  # not recorded: the next attempt may claim it at once
+                self.state.release(self._claims.pop())
+            raise
         seq = self.recorder.append(event, payload, payload_hash, decision)
         if decision.action == "hold":
             self.holds.place(_hold(event, decision))
+        if self.state.shared:
+            self.state.settle(event.event_id, payload_hash, decision)
         return seq, decision, variables
+
+    def _decision(self, event: Event) -> tuple[Decision, Variables | None]:
+        """An outcome's acknowledgement (after checking it fits a decision: OutcomeError
+        if not), or the decision on any other event."""
+        if event.type in OUTCOME_TYPES:
+            self.outcomes.check(event)
+            return self._acknowledge(event), None
+        return self._decide(event)
 
     def _file_recorded(
         self, seq: int, event: Event, decision: Decision, variables: Variables | None
@@ -520,7 +549,7 @@ class Engine:
         the reasons name. The variables are a function building them from the snapshot,
         because most events evaluate no condition at all (only step 1 and steps that
         continue a partial match run)."""
-        features = self.features.snapshot(event, plan.features)
+        features = self.state.snapshot(event, plan.features)
         if plan.graph and self.graph is not None:
             features.update(self.graph.snapshot(event, plan.graph))
         variables: Variables | None = None
@@ -571,7 +600,7 @@ class Engine:
     def _step_up(self, event: Event, features: dict[str, Any]) -> dict[str, Any]:
         """The step-up features as of the event (read only when the policy challenges),
         added to the decision's features so an explanation shows what the choice saw."""
-        values = self.features.snapshot(event, self._step_up_plan)
+        values = self.state.snapshot(event, self._step_up_plan)
         features.update(values)
         return values
 
@@ -591,7 +620,7 @@ class Engine:
         """The recorded payload hash and decision of this event_id, if any. An event
         inside the recent ids' window that is not among them is new without a query;
         anything else is asked of the log (engine.idempotency)."""
-        if not self.recent.may_be_recorded(event.event_id, event.ts, self.features.watermark):
+        if not self.recent.may_be_recorded(event.event_id, event.ts, self.state.watermark()):
             return None
         return self.recorder.lookup(event.event_id)
 
@@ -663,21 +692,21 @@ class Engine:
             chains.evaluate(event, partial(self._recompute_chain_variables, event))
         if event.type in OWNER_REPORTS or _fraud_label(event):
             self._revoke_holds(event)
-        self.features.update(event, referenced, action in DECLINED)
-        self.recent.add(event.event_id, event.ts, self.features.watermark)
+        self.state.apply(event, referenced, action in DECLINED)
+        self.recent.add(event.event_id, event.ts, self.state.watermark())
         if self.graph is not None:
             self.graph.update(event, seq, referenced)
         if chains is not None:
             chains.update(event, _NO_VARIABLES if variables is None else variables, seq)
         if seq % SWEEP_EVERY == 0:
-            self.features.sweep()
+            self.state.sweep()
 
     def _revoke_holds(self, event: Event) -> None:
         """Revoke the pending holds of the accounts an owner's report concerns (before the
         report is filed, so a carrier signal reaches the accounts its phone was seen with).
         Idempotent, so recovery replaying the report changes nothing."""
         note = f"{event.type.replace('_', ' ')} {event.event_id}"
-        for user in self.features.accounts_of(event):
+        for user in self.state.accounts_of(event):
             revoked = self.holds.revoke_pending(user, at_ms=event.ts, by="owner_report", note=note)
             for hold in revoked:
                 self.outcomes.book.announce(hold.event_id, "decided", "hold:revoked")
@@ -741,10 +770,14 @@ class Engine:
             self.metrics.storage_errors += 1
             log.error("event log commit failed, nothing recorded: %s", exc)
             raise StorageError(str(exc)) from exc
+        self._claims = []
         fault_point("after-event-log-commit")
 
     def discard_pending(self) -> None:
         """Forget every queued record (a request that is not answered with a decision)."""
+        for event_id in self._claims:
+            self.state.release(event_id)
+        self._claims = []
         self.recorder.discard_pending()
         self.holds.discard_pending()
         for listener in self.listeners:
@@ -767,6 +800,7 @@ class Engine:
         self.settle()
         recorded = self.recorder.last_seq()
         self.recorder.flush()
+        self._claims = []
         if self.recorder.last_seq() != recorded:
             fault_point("after-event-log-commit")
         self.after_commit()
@@ -826,6 +860,9 @@ class Engine:
         it, with the automatic GC off (restoring builds millions of acyclic containers);
         then freeze them all out of the collector's way (engine.heap)."""
         replayed = 0
+        if self.state.shared:  # the state lives in Redis: replaying would count twice
+            self.recovered = True
+            return replayed
         with gc_paused():
             start = self._load_snapshot()
             self.outcomes.book.notifying = False  # announced before the restart, if at all

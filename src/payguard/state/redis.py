@@ -1,0 +1,479 @@
+"""State in Redis or Redis Cluster, computed by the same feature code as in memory.
+
+**Layout.** One Redis hash per entity, hash-tagged so that it is one slot:
+`pg:{user:u123}`, `pg:{device:d9}`, `pg:{user+device:u123|d9}`, `pg:{phone:<token>}`.
+Its fields are everything the feature state keeps of that entity, each encoded as the
+feature state exports it (msgpack, opaque here):
+
+    v  version, bumped by every write (compare-and-set)
+    r  the entity's record: one timeline per stream of its kind (raw head + folded past,
+       features.timeline: a 90-day window reads one bounded record, never 90 buckets
+       one by one — count-like windows keep their raw entries, the rest fold to one
+       integer per distinct value)
+    w  its watched history (first and last time seen since the watch start; the account's
+       registration time)
+    c  its clearings (an analyst's `not_fraud` verdict, features.cleared)
+    l  for a phone: the accounts last seen with it, and when (carrier signals)
+
+Three global keys hold the watermark (`pg:{g}:wm`, a max), the watch start (`pg:{g}:ws`,
+set once) and the late-event count; one key per claimed event id (`pg:{id:<event_id>}`)
+makes a repeat across workers answer the first decision.
+
+**Per event.** `snapshot` fetches every hash the event can touch (its entities under
+every kind, its payee's view, its phone, and the global keys) in one pipelined round trip,
+restores them into this process's `FeatureState` (a scratch holding just this event's
+entities) and reads the plan with the generated code the embedded engine runs, so both
+backends decide identically. `apply` files the event with the same code, exports the
+scratch and writes back only the hashes whose encoding changed, each with a single-key
+compare-and-set script (`CAS`) in one pipeline: no multi-slot script, and no lost update —
+if another worker wrote an entity in between, that entity alone is fetched again and the
+event filed into its fresh state again (filing is per entity, so the others stay as
+written). Feedback that files under the event it references, and a carrier signal that
+files under the accounts linked to its phone, cost one more round trip.
+
+Every hash expires `ttl_ms` after its last write (the catalog's `memory` plus a day by
+default): an entity not seen for longer than every window leaves by itself. Money stays
+integer fen; nothing here is a float.
+"""
+
+import hashlib
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from redis import Redis
+from redis.cluster import RedisCluster
+
+from payguard.decision import Decision
+from payguard.events import Event, is_fraud_verdict
+from payguard.features import FeatureState
+from payguard.features.cleared import clears
+from payguard.features.spec import ENTITY_EXTRACTORS, received
+from payguard.features.state import QueryPlan
+from payguard.state import StateUnavailable
+from payguard.state.memory import Claimed
+from payguard.state.wire import Command, Wire
+from payguard.types import DAY_MS
+
+RedisClient = Redis | RedisCluster
+
+CAS = """
+local v = redis.call('HGET', KEYS[1], 'v')
+if (v or '0') ~= ARGV[1] then return 0 end
+local fields = {'v', tostring(tonumber(ARGV[1]) + 1)}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+"""Write fields of one entity hash if its version is still the one read (else 0)."""
+
+MAX = """
+local v = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+"""Raise a global maximum (the watermark)."""
+
+CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
+MAX_SHA = hashlib.sha1(MAX.encode()).hexdigest()
+
+LEASE_MS = 30_000
+"""How long an unsettled claim holds its event_id: a worker that dies while deciding
+blocks that id for at most this long, then another worker may claim it (a settled claim
+lives `claim_ttl_ms`, the engine's idempotency window)."""
+
+RETRIES = 50
+"""Compare-and-set attempts per entity before an event's apply gives up (each lost race
+means another worker wrote that entity in between; 50 in a row is a fault, not load)."""
+
+Hid = tuple[str, str]
+"""An entity hash: (kind, key), e.g. ("user", "u123")."""
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+_claimed = msgspec.msgpack.Decoder(Claimed).decode
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """HGETALL's raw reply (field, value, field, value, …) as a dict."""
+    it = iter(flat)
+    return dict(zip(it, it, strict=False))
+
+
+def connect(url: str) -> RedisClient:
+    """A client for `redis://host:port[/db]` or `redis+cluster://host:port` (any node of
+    the cluster; the client discovers the others)."""
+    parts = urlsplit(url)
+    if parts.scheme == "redis+cluster":
+        return RedisCluster(host=parts.hostname or "127.0.0.1", port=parts.port or 6379)
+    if parts.scheme in ("redis", "rediss", "unix"):
+        return Redis.from_url(url)
+    raise ValueError(f"state URL {url!r}: expected redis://… or redis+cluster://…")
+
+
+class RedisState:
+    """Feature state in Redis, one hash per entity, the feature code run in process."""
+
+    shared = True
+
+    def __init__(
+        self,
+        features: FeatureState,
+        client: RedisClient,
+        *,
+        prefix: str = "pg",
+        ttl_ms: int | None = None,
+        claim_ttl_ms: int = 2 * DAY_MS,
+        wait_s: float = 5.0,
+    ) -> None:
+        self.features = features
+        self.client = client
+        self.prefix = prefix
+        self.ttl_ms = ttl_ms if ttl_ms is not None else features.memory_ms + DAY_MS
+        self.claim_ttl_ms = claim_ttl_ms
+        self.wait_s = wait_s
+        self.round_trips = 0
+        """Pipelines sent (for the capacity model: docs/scale.md)."""
+        self.commands = 0
+        """Redis commands sent."""
+        self.bytes_written = 0
+        """Field bytes written by compare-and-set."""
+        self.conflicts = 0
+        """Entity writes retried because another worker wrote the entity first."""
+        self._kinds = [kind.by for kind in features.kinds]
+        self._kind_index = {by: i for i, by in enumerate(self._kinds)}
+        self._kind_keys = [(kind.by, kind.key) for kind in features.kinds]
+        self._user_kinds = [i for i, by in enumerate(self._kinds) if by == "user"]
+        blank = features.export()
+        self._layout = blank["layout"]
+        self._watch_blank = blank["watch"]
+        self._watch_kinds: list[str] = list(self._watch_blank["kinds"])
+        self._watch_index = {name: i for i, name in enumerate(self._watch_kinds)}
+        self._watch_extract = [ENTITY_EXTRACTORS[name] for name in self._watch_kinds]
+        self._wire = Wire(client, self._load_scripts)
+        self._load_scripts()
+        self._event: Event | None = None
+        self._held: dict[Hid, dict[bytes, bytes]] = {}
+        self._globals: tuple[int, int | None] = (0, None)
+        self._settling: tuple[str, bytes] | None = None
+        """A claimed event's decision, written with its state (`settle`, `apply`)."""
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def key(self, hid: Hid) -> str:
+        """The hash of one entity: its kind and key are the hash tag (one slot)."""
+        return f"{self.prefix}:{{{hid[0]}:{hid[1]}}}"
+
+    def _global(self, name: str) -> str:
+        return f"{self.prefix}:{{g}}:{name}"
+
+    def _claim_key(self, event_id: str) -> str:
+        return f"{self.prefix}:{{id:{event_id}}}"
+
+    def _hids(self, event: Event) -> set[Hid]:
+        """Every entity hash the event itself reads or writes."""
+        hids = self._entity_hids(event)
+        view = received(event)
+        if view is not None:
+            hids |= self._entity_hids(view)
+        for name, extract in zip(self._watch_kinds, self._watch_extract, strict=True):
+            key = extract(event)
+            if key is not None:
+                hids.add((name, key))
+        if event.phone is not None:
+            hids.add(("phone", event.phone))
+        return hids
+
+    def _entity_hids(self, event: Event) -> set[Hid]:
+        return {(by, k) for by, key in self._kind_keys if (k := key(event)) is not None}
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _fetch(
+        self, hids: Iterable[Hid], with_globals: bool = False, claim: str | None = None
+    ) -> bool:
+        """One pipelined round trip: the hashes (and the global keys) into `_held`, after
+        a SET NX of the `claim` key when given (whether it was set; True without one)."""
+        wanted = list(hids)
+        commands: list[Command] = []
+        if claim is not None:
+            commands.append(("SET", claim, b"", "NX", "PX", LEASE_MS))
+        commands += [("HGETALL", self.key(hid)) for hid in wanted]
+        if with_globals:
+            commands += [("GET", self._global("wm")), ("GET", self._global("ws"))]
+        answers = self._run(commands)
+        claimed = True
+        if claim is not None:
+            claimed = bool(answers.pop(0))
+        for hid, fields in zip(wanted, answers, strict=False):
+            self._held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
+        if with_globals:
+            wm, ws = answers[-2], answers[-1]
+            self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
+        return claimed
+
+    def _load(
+        self, event: Event, referenced: Event | None = None, claim: str | None = None
+    ) -> bool:
+        """Fetch what `event` touches and restore it into the scratch feature state; with
+        `claim`, claim that key in the same round trip (False: another worker has it, and
+        nothing is restored)."""
+        self._event = event
+        self._held = {}
+        if not self._fetch(self._hids(event), with_globals=True, claim=claim):
+            self._event = None
+            return False
+        self._load_more(event, referenced)
+        return True
+
+    def _load_more(self, event: Event, referenced: Event | None) -> None:
+        """A second round trip, only when needed: the entities of the event a fraud
+        verdict or a clearing references, the accounts linked to a carrier signal's phone."""
+        more: set[Hid] = set()
+        if referenced is not None and (is_fraud_verdict(event) or clears(event)):
+            more |= self._entity_hids(referenced)
+        if event.user_id is None and event.phone is not None:
+            links = self._held.get(("phone", event.phone), {}).get(b"l")
+            if links is not None:
+                users, _ = _decode(links)
+                more |= {(self._kinds[i], u) for u in users for i in self._user_kinds}
+        more -= self._held.keys()
+        if more:
+            self._fetch(more)
+        self._restore()
+
+    def _restore(self) -> None:
+        """Put the held hashes into the scratch feature state (its public restore)."""
+        entities: list[dict[str, Any]] = [{} for _ in self._kinds]
+        clearings: list[dict[str, Any]] = [{} for _ in self._kinds]
+        since: list[dict[str, int]] = [{} for _ in self._watch_kinds]
+        last: list[dict[str, int]] = [{} for _ in self._watch_kinds]
+        registered: dict[str, int] = {}
+        phone_users: dict[str, list[str]] = {}
+        phone_linked: dict[str, int] = {}
+        for (name, key), fields in self._held.items():
+            kind = self._kind_index.get(name)
+            if kind is not None:
+                if (r := fields.get(b"r")) is not None:
+                    entities[kind][key] = _decode(r)
+                if (c := fields.get(b"c")) is not None:
+                    clearings[kind][key] = _decode(c)
+            if (w := fields.get(b"w")) is not None:
+                first, latest, born = _decode(w)
+                i = self._watch_index[name]
+                if first is not None:
+                    since[i][key] = first
+                if latest is not None:
+                    last[i][key] = latest
+                if born is not None:
+                    registered[key] = born
+            if (links := fields.get(b"l")) is not None:
+                phone_users[key], phone_linked[key] = _decode(links)
+        watermark, start = self._globals
+        watch = {**self._watch_blank, "start": start, "since": since, "last": last}
+        self.features.restore(
+            {
+                "layout": self._layout,
+                "entities": _encode(entities),
+                "phone_users": phone_users,
+                "phone_linked": {k: v for k, v in phone_linked.items() if v is not None},
+                "watermark": watermark,
+                "late_events": 0,
+                "updates": 0,
+                "watch": {**watch, "registered": registered},
+                "clearings": clearings,
+            }
+        )
+
+    def snapshot(self, event: Event, plan: QueryPlan) -> dict[str, Any]:
+        """The plan's features as of the event; the first call for an event fetches."""
+        if self._event is not event:
+            self._load(event)
+        return self.features.snapshot(event, plan)
+
+    def accounts_of(self, event: Event) -> tuple[str, ...]:
+        """The accounts an event concerns (a carrier signal's: those linked to its phone)."""
+        if self._event is not event:
+            self._load(event)
+        return self.features.accounts_of(event)
+
+    def watermark(self) -> int:
+        """The newest event time any worker applied (as of this process's last fetch)."""
+        return self._globals[0]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def apply(self, event: Event, referenced: Event | None = None, declined: bool = False) -> None:
+        """File the event into its entities' hashes (compare-and-set, retried per entity)."""
+        if self._event is not event:
+            self._load(event, referenced)
+        elif referenced is not None:
+            self._load_more(event, referenced)
+        try:
+            self.features.update(event, referenced, declined)
+            changed = self._changes(self._exported(event), None)
+            late = self.features.late_events
+            pending = self._write(changed, late, event.ts)
+            for _ in range(RETRIES):
+                if not pending:
+                    return
+                self.conflicts += len(pending)
+                self._fetch(pending)
+                self._restore()
+                self.features.update(event, referenced, declined)
+                changed = self._changes(self._exported(event), set(pending))
+                pending = self._write(changed, 0, None)
+            raise StateUnavailable(f"entities stayed contended: {sorted(pending)}")
+        finally:
+            self._event = None
+
+    def _exported(self, event: Event) -> dict[str, Any]:
+        """What `_changes` compares, from the scratch's public parts: its records as they
+        are (`entities`, encoded one by one there, not as one blob), clearings, watch, and
+        the phone links (exported only when the event can have changed them)."""
+        features = self.features
+        links: dict[str, Any] = {"phone_users": {}, "phone_linked": {}}
+        if event.phone is not None and event.user_id is not None:
+            links = features.export()
+        return {
+            "records": features.entities,
+            "clearings": features.clearings.export(),
+            "watch": features.watch.export(),
+            "phone_users": links["phone_users"],
+            "phone_linked": links["phone_linked"],
+        }
+
+    def _changes(self, state: dict[str, Any], only: set[Hid] | None) -> dict[Hid, list[bytes]]:
+        """Field/value pairs of every hash whose encoding differs from what was fetched
+        (only those in `only`, when given)."""
+        fields: dict[Hid, dict[bytes, bytes]] = {}
+
+        def put(hid: Hid, field: bytes, value: bytes) -> None:
+            if (only is None or hid in only) and self._held.get(hid, {}).get(field) != value:
+                fields.setdefault(hid, {})[field] = value
+
+        for kind, (by, records) in enumerate(zip(self._kinds, state["records"], strict=True)):
+            for key, record in records.items():
+                put((by, key), b"r", _encode(record))
+            for key, times in state["clearings"][kind].items():
+                put((by, key), b"c", _encode(times))
+        watch = state["watch"]
+        registered = watch["registered"]
+        for i, name in enumerate(self._watch_kinds):
+            since, last = watch["since"][i], watch["last"][i]
+            keys = since.keys() | last.keys() | (registered.keys() if name == "user" else set())
+            for key in keys:
+                born = registered.get(key) if name == "user" else None
+                put((name, key), b"w", _encode([since.get(key), last.get(key), born]))
+        linked = state["phone_linked"]
+        for phone, users in state["phone_users"].items():
+            put(("phone", phone), b"l", _encode([users, linked.get(phone)]))
+        return {hid: [x for kv in f.items() for x in kv] for hid, f in fields.items()}
+
+    def _write(self, changed: dict[Hid, list[bytes]], late: int, ts: int | None) -> list[Hid]:
+        """One pipeline of compare-and-set writes (and the globals); the hashes that lost
+        a race (written by another worker since they were fetched)."""
+        hids = list(changed)
+        commands: list[Command] = []
+        for hid in hids:
+            version = self._held.get(hid, {}).get(b"v", b"0")
+            fields = changed[hid]
+            commands.append(("EVALSHA", CAS_SHA, 1, self.key(hid), version, self.ttl_ms, *fields))
+            self.bytes_written += sum(len(x) for x in fields)
+        if ts is not None:
+            if ts > self._globals[0]:
+                commands.append(("EVALSHA", MAX_SHA, 1, self._global("wm"), ts))
+            start = self.features.watch.start
+            if self._globals[1] is None and start is not None:
+                commands.append(("SET", self._global("ws"), start, "NX"))
+            if late:
+                commands.append(("INCRBY", self._global("late"), late))
+            if self._settling is not None:
+                key, value = self._settling
+                commands.append(("SET", key, value, "PX", self.claim_ttl_ms))
+                self._settling = None
+        answers = self._run(commands)
+        return [hid for hid, ok in zip(hids, answers, strict=False) if not ok]
+
+    def _run(self, commands: list[Command]) -> list[Any]:
+        """One round trip (one per node of a cluster); every command's key is its second
+        item. Redis unreachable or failing over: StateUnavailable, nothing decided."""
+        try:
+            answers = self._wire.run(
+                commands, [c[1] if c[0] != "EVALSHA" else c[3] for c in commands]
+            )
+        except Exception as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+        self.round_trips += 1
+        self.commands += len(answers)
+        return answers
+
+    def _load_scripts(self) -> None:
+        """Load the scripts (on every primary of a cluster): after a restart lost them."""
+        for source, sha in ((CAS, CAS_SHA), (MAX, MAX_SHA)):
+            loaded = self.client.script_load(source)
+            assert loaded == sha or isinstance(loaded, dict), loaded
+
+    def sweep(self) -> int:
+        """Nothing to sweep: every hash expires `ttl_ms` after its last write."""
+        return 0
+
+    # -- idempotency across workers -------------------------------------------------------
+
+    def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:
+        """SET NX of the event id, in the round trip that fetches the event's state: None
+        when this worker now owns it, else the first worker's payload hash and decision
+        (waiting while that worker is still deciding)."""
+        self._send_settling()
+        key = self._claim_key(event.event_id)
+        if self._load(event, claim=key):
+            return None
+        deadline = time.monotonic() + self.wait_s
+        pause = 0.0005
+        while True:
+            try:
+                found: Any = self.client.get(key)
+                if found is None and self.client.set(key, b"", nx=True, px=LEASE_MS):
+                    self._load(event)  # the first worker gave its claim back
+                    return None
+            except Exception as exc:
+                raise StateUnavailable(f"redis: {exc}") from exc
+            self.commands += 2
+            if found:
+                return _claimed(found)
+            if time.monotonic() > deadline:
+                raise StateUnavailable(f"event_id {event.event_id!r} is still being decided")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+
+    def settle(self, event_id: str, payload_hash: bytes, decision: Decision) -> None:
+        """Publish the decision under the claim, with the event's state writes (`apply`,
+        one round trip): other workers' repeats wait for it, then answer it."""
+        self._send_settling()
+        value = _encode(Claimed(payload_hash, decision))
+        self._settling = (self._claim_key(event_id), value)
+
+    def _send_settling(self) -> None:
+        """A settled decision no apply carried yet (the engine always applies; kept
+        for callers of the seam that do not)."""
+        if self._settling is not None:
+            key, value = self._settling
+            self._settling = None
+            self.client.set(key, value, px=self.claim_ttl_ms)
+
+    def release(self, event_id: str) -> None:
+        """Give the claim back (the event was not recorded)."""
+        key = self._claim_key(event_id)
+        if self._settling is not None and self._settling[0] == key:
+            self._settling = None
+        self.client.delete(key)
+
+    def late_events(self) -> int:
+        found = self.client.get(self._global("late"))
+        return int(found) if found is not None else 0
+
+    def close(self) -> None:
+        self.client.close()

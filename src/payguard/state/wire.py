@@ -1,0 +1,133 @@
+"""Pipelines for the per-event round trips, with less client work than redis-py's own.
+
+redis-py's `Pipeline` spends tens of microseconds of Python per command (argument
+checks, observability hooks, response callbacks), and an event sends about twenty
+commands; its `ClusterPipeline` more, and it refuses `EVALSHA`. Here each command is
+packed by hiredis in C, every command for one node goes out in one write on this
+worker's own socket to that node, and the replies are parsed by hiredis in C: one round
+trip per node, the nodes written before any is read. Keys route by their hash slot
+(the redis-py client's slot table, `nodes_manager.slots_cache`; that client serves everything off
+the hot path).
+
+What this does not handle itself it hands to the client, which does: a reply that
+says the slot moved (`MOVED`, `ASK`: a failover or a resharding) refreshes the slot
+table and sends those commands again through `execute_command`; `NOSCRIPT` (a restarted
+node lost its scripts) loads them again and retries. A dropped connection raises.
+"""
+
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from hiredis import Reader, pack_command
+from redis import Redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import ResponseError
+
+TIMEOUT_S = 2.0
+"""A node that does not answer within this fails the event's state access (StateUnavailable)."""
+
+Command = tuple[Any, ...]
+"""(NAME, *args), e.g. ("HGETALL", key) — with the key it routes by given beside it."""
+
+
+class _Link:
+    """One socket to one node, with a hiredis reply parser (replies parsed in C)."""
+
+    def __init__(self, host: str, port: int, db: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=TIMEOUT_S)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = Reader(replyError=ResponseError)
+        if db:
+            self.send([("SELECT", db)])
+            self.replies(1)
+
+    def send(self, commands: Iterable[Command]) -> None:
+        self.sock.sendall(b"".join([pack_command(c) for c in commands]))
+
+    def replies(self, n: int) -> list[Any]:
+        out: list[Any] = []
+        reader, recv = self.reader, self.sock.recv
+        while len(out) < n:
+            reply = reader.gets()
+            if reply is False:
+                chunk = recv(1 << 16)
+                if not chunk:
+                    raise ConnectionError("redis closed the connection")
+                reader.feed(chunk)
+                continue
+            out.append(reply)
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Wire:
+    """Sends batches of single-key commands, grouped by the node owning each key."""
+
+    def __init__(self, client: Redis | RedisCluster, reload_scripts: Callable[[], None]) -> None:
+        self.client = client
+        self.reload_scripts = reload_scripts
+        self._links: dict[tuple[str, int], _Link] = {}
+        self._cluster = client if isinstance(client, RedisCluster) else None
+        self._single: tuple[str, int] | None = None
+        self._db = 0
+        if isinstance(client, Redis):
+            kwargs = client.connection_pool.connection_kwargs
+            self._single = (kwargs.get("host", "127.0.0.1"), int(kwargs.get("port", 6379)))
+            self._db = int(kwargs.get("db", 0))
+
+    def _link(self, address: tuple[str, int]) -> _Link:
+        link = self._links.get(address)
+        if link is None:
+            link = self._links[address] = _Link(*address, self._db)
+        return link
+
+    def run(self, commands: Sequence[Command], keys: Sequence[str]) -> list[Any]:
+        """The replies of `commands` (the i-th routed by `keys[i]`), in order."""
+        groups: dict[tuple[str, int], list[int]] = {}
+        cluster = self._cluster
+        if cluster is not None:
+            slots = cluster.nodes_manager.slots_cache
+            for i, key in enumerate(keys):
+                node = slots[key_slot(key.encode())][0]
+                groups.setdefault((node.host, node.port), []).append(i)
+        else:
+            assert self._single is not None
+            groups[self._single] = list(range(len(commands)))
+        replies: list[Any] = [None] * len(commands)
+        try:
+            links = [(self._link(address), indices) for address, indices in groups.items()]
+            for link, indices in links:
+                link.send(commands[i] for i in indices)
+            for link, indices in links:
+                for i, reply in zip(indices, link.replies(len(indices)), strict=True):
+                    replies[i] = reply
+        except BaseException:
+            self.close()  # replies may be left unread on a socket: start afresh
+            raise
+        failed = [i for i, reply in enumerate(replies) if isinstance(reply, ResponseError)]
+        if failed:
+            self._again(commands, replies, failed)
+        return replies
+
+    def close(self) -> None:
+        for link in self._links.values():
+            link.close()
+        self._links = {}
+
+    def _again(self, commands: Sequence[Command], replies: list[Any], failed: list[int]) -> None:
+        """Send the refused commands again through the client, which follows redirections
+        (after a failover the slot table is refreshed first) and reloads lost scripts."""
+        messages = [str(replies[i]) for i in failed]
+        if any(m.startswith("NOSCRIPT") for m in messages):
+            self.reload_scripts()
+        cluster = self._cluster
+        if cluster is not None and any(
+            m.startswith(("MOVED", "ASK", "CLUSTERDOWN")) for m in messages
+        ):
+            cluster.nodes_manager.initialize()
+        for i in failed:
+            replies[i] = self.client.execute_command(*commands[i])  # type: ignore[no-untyped-call]

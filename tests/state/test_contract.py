@@ -1,0 +1,268 @@
+"""One contract for every state backend: memory, Redis and Redis Cluster.
+
+Modelled on Litestar's store tests: the same test body runs over each backend, built by
+one fixture; Redis and the Cluster are real servers on loopback (support.redis_url,
+support.cluster_url: skipped only when nothing answers and the CI variable is unset).
+
+The core of the contract is the brute-force twin of tests/features/test_point_in_time.py:
+random streams (every aggregate, pairs, carrier signals reaching accounts through phone
+links, feedback, payee views, out-of-order arrival within the lateness, watched history)
+are applied through the backend, and before every event the backend's snapshot must equal
+the brute-force recomputation over the raw log. Then point in time, late events, claims,
+and, for backends shared by workers, concurrent writers to one entity.
+"""
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from state_support import clean_client, cluster_url, redis_url
+from test_point_in_time import (
+    SMALL_CATALOG,
+    WATCH_CATALOG,
+    _declined,
+    backfilled_streams,
+    streams,
+)
+
+from payguard.decision import Decision
+from payguard.events import Event
+from payguard.features import Catalog, FeatureState, load_catalog
+from payguard.features.reference import ReferenceFeatures
+from payguard.state import MemoryState, StateBackend
+from payguard.state.redis import RedisState, connect
+
+Factory = Callable[[Catalog], StateBackend]
+BACKENDS = ["memory", "redis", "cluster"]
+
+
+@pytest.fixture(params=BACKENDS)
+def make(request: pytest.FixtureRequest) -> Iterator[Factory]:
+    """Builds fresh, empty backends of one kind (each Redis one under its own prefix,
+    deleted afterwards)."""
+    made: list[tuple[str, str]] = []
+    url = ""
+    if request.param == "redis":
+        url = redis_url()
+    elif request.param == "cluster":
+        url = cluster_url()
+
+    def factory(catalog: Catalog) -> StateBackend:
+        features = FeatureState(catalog)
+        if not url:
+            return MemoryState(features)
+        prefix = f"t{uuid.uuid4().hex[:12]}"
+        made.append((url, prefix))
+        return RedisState(features, connect(url), prefix=prefix)
+
+    yield factory
+    for used_url, prefix in made:
+        clean_client(used_url, prefix).close()
+
+
+def _run(backend: StateBackend, stream: list[tuple[Event, bool]]) -> None:
+    """Before every event the backend answers what the brute-force twin recomputes."""
+    catalog = backend.features.catalog
+    slow = ReferenceFeatures(catalog)
+    plan = backend.features.plan(backend.features.layout)
+    seen: dict[str, Event] = {}
+    for event, sweep in stream:
+        assert backend.snapshot(event, plan) == slow.snapshot(event), event
+        referenced = seen.get(event.ref_event_id) if event.ref_event_id else None
+        declined = _declined(event)
+        backend.apply(event, referenced, declined)
+        slow.update(event, declined)
+        seen.setdefault(event.event_id, event)
+        if sweep:
+            backend.sweep()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_snapshots_match_brute_force(backend_name: str, data: st.DataObject) -> None:
+    stream = data.draw(streams())
+    backend, cleanup = _standalone(backend_name, SMALL_CATALOG)
+    try:
+        _run(backend, stream)
+    finally:
+        cleanup()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_watched_history_matches_brute_force(backend_name: str, data: st.DataObject) -> None:
+    stream = data.draw(backfilled_streams())
+    backend, cleanup = _standalone(backend_name, WATCH_CATALOG)
+    try:
+        _run(backend, stream)
+    finally:
+        cleanup()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_default_catalog_matches_brute_force(backend_name: str, data: st.DataObject) -> None:
+    stream = data.draw(streams(max_events=25))
+    backend, cleanup = _standalone(backend_name, load_catalog())
+    try:
+        _run(backend, stream)
+    finally:
+        cleanup()
+
+
+def _standalone(name: str, catalog: Catalog) -> tuple[StateBackend, Callable[[], None]]:
+    """A backend outside the fixture (hypothesis runs many examples per test call)."""
+    features = FeatureState(catalog)
+    if name == "memory":
+        return MemoryState(features), lambda: None
+    url = redis_url() if name == "redis" else cluster_url()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    backend = RedisState(features, connect(url), prefix=prefix)
+    return backend, lambda: clean_client(url, prefix).close()
+
+
+def _pay(n: int, ts: int, user: str = "u1", amount: int = 1_000) -> Event:
+    return Event(event_id=f"e{n}", type="payment", ts=ts, user_id=user, amount=amount)
+
+
+COUNT = "count_money_out_by_user_1h"
+COUNT_CATALOG = load_catalog()
+
+
+def _count_plan(backend: StateBackend) -> Any:
+    return backend.features.plan([COUNT])
+
+
+def _count(backend: StateBackend, event: Event) -> int:
+    """How many earlier payments of the event's user the 1-hour window counts."""
+    count: int = backend.snapshot(event, _count_plan(backend))[COUNT]
+    return count
+
+
+def test_an_event_never_sees_itself(make: Factory) -> None:
+    backend = make(COUNT_CATALOG)
+    first = _pay(1, 1_000_000_000)
+    assert _count(backend, first) == 0
+    backend.apply(first, None, False)
+    second = _pay(2, 1_000_000_000)  # same time: sees the first (arrived before), not itself
+    assert _count(backend, second) == 1
+    backend.apply(second, None, False)
+    assert _count(backend, _pay(3, 1_000_000_000)) == 2
+    assert backend.watermark() == 1_000_000_000
+
+
+def test_a_late_event_within_the_lateness_lands_where_it_belongs(make: Factory) -> None:
+    backend = make(COUNT_CATALOG)
+    t = 2_000_000_000
+    for n, ts in enumerate([t, t + 60_000, t - 120_000]):  # the third is 2 minutes late
+        probe = _pay(100 + n, ts)
+        backend.snapshot(probe, _count_plan(backend))
+        backend.apply(_pay(n, ts), None, False)
+    # as of t - 60 s only the late one (t - 120 s) is in the past
+    assert _count(backend, _pay(200, t - 60_000)) == 1
+    assert _count(backend, _pay(201, t + 60_000)) == 3
+
+
+def test_entities_do_not_mix(make: Factory) -> None:
+    backend = make(COUNT_CATALOG)
+    backend.apply(_pay(1, 5_000_000_000, user="a"), None, False)
+    backend.apply(_pay(2, 5_000_000_000, user="a"), None, False)
+    backend.apply(_pay(3, 5_000_000_000, user="b"), None, False)
+    assert _count(backend, _pay(4, 5_000_000_001, user="a")) == 2
+    assert _count(backend, _pay(5, 5_000_000_001, user="b")) == 1
+    assert _count(backend, _pay(6, 5_000_000_001, user="c")) == 0
+
+
+def _peer(backend: StateBackend) -> StateBackend:
+    """Another worker on the same state (itself, for an unshared backend)."""
+    if isinstance(backend, RedisState):
+        features = FeatureState(backend.features.catalog)
+        return RedisState(features, backend.client, prefix=backend.prefix)
+    return backend
+
+
+def _decision(event_id: str, action: str = "allow") -> Decision:
+    return Decision(
+        event_id=event_id, action=action, score=0, reasons=[], ruleset="t", model=None,
+        latency_us=0,
+    )  # fmt: skip
+
+
+def test_a_claim_is_granted_once_and_answers_the_first_decision(make: Factory) -> None:
+    backend = make(COUNT_CATALOG)
+    event = _pay(1, 6_000_000_000)
+    assert backend.claim(event, b"h1") is None
+    backend.settle(event.event_id, b"h1", _decision("e1", "review"))
+    backend.apply(event, None, False)  # a shared backend publishes the decision with it
+    other = _peer(backend)  # another worker
+    claimed = other.claim(event, b"h1")
+    assert claimed is not None
+    assert claimed.payload_hash == b"h1"
+    assert claimed.decision.action == "review"
+
+
+def test_a_released_claim_can_be_claimed_again(make: Factory) -> None:
+    backend = make(COUNT_CATALOG)
+    event = _pay(1, 6_000_000_000)
+    assert backend.claim(event, b"h") is None
+    backend.release(event.event_id)
+    assert backend.claim(event, b"h") is None
+
+
+def test_concurrent_writers_lose_no_update(make: Factory) -> None:
+    """Workers applying payments of one account at once: every one is counted."""
+    first = make(COUNT_CATALOG)
+    if not first.shared:
+        pytest.skip("an unshared backend has one writer")
+    workers = [first, *(_peer(first) for _ in range(3))]
+    t = 7_000_000_000
+    per_worker = 25
+
+    def work(w: int, backend: StateBackend) -> None:
+        for i in range(per_worker):
+            event = _pay(w * 1000 + i, t + i, user="hot")
+            backend.snapshot(event, _count_plan(backend))
+            backend.apply(event, None, False)
+
+    threads = [threading.Thread(target=work, args=(w, b)) for w, b in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _count(first, _pay(99_999, t + 1_000, user="hot")) == per_worker * len(workers)
+
+
+def test_a_lost_race_is_filed_again_on_the_fresh_state(make: Factory) -> None:
+    """Worker A reads an entity, worker B writes it, then A writes: A's compare-and-set
+    fails, A files its event into B's version, and both payments count."""
+    a = make(COUNT_CATALOG)
+    if not a.shared:
+        pytest.skip("an unshared backend has one writer")
+    b = _peer(a)
+    t = 9_000_000_000
+    first, second = _pay(1, t, user="r"), _pay(2, t + 1, user="r")
+    assert _count(a, first) == 0  # A has read the account
+    b.snapshot(second, _count_plan(b))
+    b.apply(second, None, False)  # B wrote it in between
+    a.apply(first, None, False)
+    assert isinstance(a, RedisState)
+    assert a.conflicts >= 1
+    assert _count(b, _pay(3, t + 2, user="r")) == 2
+
+
+def test_redis_keys_are_one_slot_per_entity_and_expire(make: Factory) -> None:
+    backend = make(COUNT_CATALOG)
+    if not isinstance(backend, RedisState):
+        pytest.skip("memory state has no keys")
+    backend.apply(_pay(1, 8_000_000_000, user="u42"), None, False)
+    key = backend.key(("user", "u42"))
+    assert key == f"{backend.prefix}:{{user:u42}}"
+    ttl = backend.client.pttl(key)
+    assert 0 < ttl <= backend.ttl_ms
