@@ -44,7 +44,6 @@ from payguard.engine.compile import (
     specs,
 )
 from payguard.engine.durability import (
-    DATABASE_FILE,
     OUTCOMES_FILE,
     RESTORE_ERRORS,
     SNAPSHOT_FILE,
@@ -53,7 +52,7 @@ from payguard.engine.durability import (
     fault_point,
     gc_paused,
     graph_and_chains,
-    hold_book,
+    open_log,
     read_snapshot,
     snapshot_header,
     write_snapshot_file,
@@ -82,7 +81,8 @@ from payguard.policy import PolicyResult, decide, stepup
 from payguard.rules import EntityControls, ListReader, RuleHit, event_variables, list_values
 from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
-from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder, StoredDecision
+from payguard.store import MemoryRecorder, Recorder, StoredDecision
+from payguard.store.base import DuplicateRecordError, RecordError
 from payguard.types import DECLINED, HOUR_MS
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ class Engine:
         text = settings.ruleset.read_text(encoding="utf-8")
         ruleset = compile_ruleset(text, features, graph_chains=settings.graph_chains)
         data_dir = settings.data_dir
-        recorder = SQLiteRecorder(data_dir / DATABASE_FILE, synchronous=settings.synchronous)
+        recorder, holds = open_log(settings)
         engine = cls(
             features=features,
             ruleset=ruleset,
@@ -236,7 +236,7 @@ class Engine:
             settings=settings,
             snapshot_path=data_dir / SNAPSHOT_FILE,
             model=load_model(settings, features),
-            holds=hold_book(recorder, data_dir),
+            holds=holds,
             outcomes=OutcomeBook(data_dir / OUTCOMES_FILE),
         )
         engine.recover()
@@ -735,7 +735,8 @@ class Engine:
             self.recorder.flush()
         except Exception as exc:
             self.discard_pending()
-            if isinstance(exc, sqlite3.IntegrityError) and self.recorder.lookup(event_id):
+            duplicate = isinstance(exc, sqlite3.IntegrityError | DuplicateRecordError)
+            if duplicate and self.recorder.lookup(event_id):
                 self.metrics.conflicts += 1
                 raise DuplicateEventError(event_id) from None
             self.metrics.storage_errors += 1
@@ -850,7 +851,7 @@ class Engine:
             reasons.append(f"ruleset {self._ruleset.version} has no rules")
         try:
             self.recorder.probe_write()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, RecordError) as exc:
             reasons.append(f"storage: the event log cannot be written ({exc})")
         return reasons
 

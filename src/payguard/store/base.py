@@ -16,6 +16,21 @@ from payguard.decision import Decision
 from payguard.events import Event
 
 
+class RecordError(Exception):
+    """A recorder other than SQLite could not read or write its log (Postgres: the
+    server is unreachable, a statement failed). SQLite raises sqlite3.Error as it is."""
+
+
+class DuplicateRecordError(RecordError):
+    """A commit met event ids the log already holds (another worker recorded them first:
+    the unique index on `event_id` answers duplicates across workers). Nothing of the
+    commit is durable; `lookup` answers the recorded decisions."""
+
+    def __init__(self, event_ids: list[str]) -> None:
+        super().__init__(f"already recorded: {', '.join(event_ids[:5])}")
+        self.event_ids = event_ids
+
+
 class StoredDecision(msgspec.Struct, frozen=True):
     payload_hash: bytes
     decision: Decision
