@@ -185,7 +185,7 @@ def test_concurrent_clients_over_http_all_durable_or_all_refused(tmp_path: Path)
             assert stored is not None and stored.decision.action == answer.json()["action"]
         assert server.engine.recorder.last_seq() == len(bodies)
         metrics = httpx.get(f"{server.url}/metrics").text
-        assert f"payguard_group_committed_events_total {len(bodies)}" in metrics
+        assert f"payguard_group_committed_events_total {len(bodies)}.0" in metrics
 
         before = state(server.engine)
         fill_disk(server, full=True)

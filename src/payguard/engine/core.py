@@ -370,6 +370,8 @@ class Engine:
             listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
         self.metrics.observe(event.type, decision.action, decision.latency_us)
+        if decision.reasons:  # every rule that fired, once per decision
+            self.metrics.hits({reason.rule for reason in decision.reasons})
         if decision.rule_errors:  # counted and logged only for recorded decisions
             errors = decision.rule_errors
             self.rule_error_log.report((e["rule"], e["error"], e["on_error"]) for e in errors)
