@@ -215,6 +215,8 @@ class Engine:
         self.settle: Callable[[], None] = _nothing
         """Finish every commit a group committer has queued or under way (set by
         payguard.api.commits); called before anything commits on the calling thread."""
+        self.ruleset_published: Callable[[Ruleset], None] = _published_nowhere
+        """Tells the other workers of a ruleset published here (`publish_ruleset`)."""
         self.snapshot_wanted = False
         """`process_queued` passed a multiple of `snapshot_every`: the group committer
         writes the snapshot once the log holds everything the state does."""
@@ -271,6 +273,12 @@ class Engine:
         self._ruleset = ruleset
         self._chain_types = chain_types(ruleset)
         self._plans = {}
+
+    def publish_ruleset(self, ruleset: Ruleset) -> None:
+        """`set_ruleset` for a person's publish (API, console): then `ruleset_published`
+        tells the other workers (payguard.api.publication), which only `set_ruleset`."""
+        self.set_ruleset(ruleset)
+        self.ruleset_published(ruleset)
 
     def parse_ruleset(self, text: str) -> Ruleset:
         """Validate ruleset text against this engine's features (raises RuleError)."""
@@ -974,3 +982,7 @@ def _with_chains(
         ]
         out.append(msgspec.structs.replace(reason, chains=found) if found else reason)
     return out
+
+
+def _published_nowhere(ruleset: Ruleset) -> None:
+    """One process: no other worker to tell."""
