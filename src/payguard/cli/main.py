@@ -40,6 +40,7 @@ from payguard.cli.explain import register as register_explain
 from payguard.cli.keys import register as register_keys
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
+from payguard.cli.rebuild import register as register_rebuild
 from payguard.cli.users import register as register_users
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.cli.webhooks import register as register_webhooks
@@ -64,6 +65,7 @@ register_keys(app)
 register_users(app)
 register_case_intake(app)
 register_explain(app)
+register_rebuild(app)
 
 
 def _print_version(wanted: bool) -> None:
