@@ -45,6 +45,11 @@ from payguard.store.rows import Row, decision_of, stored_row
 
 SEQ_BLOCK: Final = 1_000
 """Sequence numbers one `nextval` reserves for one recorder."""
+ONE_STATEMENT: Final = 4
+"""Batches up to this many events commit as one INSERT statement in autocommit (one
+round trip, atomic as any statement is: half the client CPU of BEGIN, COPY, COMMIT for
+one event); larger ones by COPY, whose cost per row is a fifth of a bound parameter
+list's (docs/benchmarks.md)."""
 PAGE: Final = 2_000
 """Rows one query of a scan fetches (scans page by sequence number, never hold a cursor)."""
 _COLUMNS: Final = (
@@ -268,8 +273,11 @@ class PostgresRecorder:
             return
         try:
             self._writer = db = self._fresh(self._writer)
-            with db.transaction():
-                _write(db, sealed)
+            if len(sealed.rows) <= ONE_STATEMENT:
+                _insert(db, sealed)
+            else:
+                with db.transaction():
+                    _write(db, sealed)
         except psycopg.errors.UniqueViolation as exc:
             ids = [row[1] for row in sealed.rows]
             found = self._writer.execute(
@@ -392,6 +400,23 @@ def _where(f: LogFilter) -> tuple[list[str], list[Any]]:
         where.append("NOT (type = ANY(%s))")
         args.append(sorted(f.exclude_types))
     return where, args
+
+
+def _insert(db: psycopg.Connection[Any], sealed: SealedRecords) -> None:
+    """Sealed records as one statement, committed by itself (autocommit): the new
+    feature sets ride along in a data-modifying CTE, so the whole batch is one round trip
+    and lands whole or not at all."""
+    row = "(" + ", ".join(["%s"] * 10) + ")"
+    sql = f"INSERT INTO events ({_COLUMNS}) VALUES " + ", ".join([row] * len(sealed.rows))
+    args: list[Any] = [value for values in sealed.rows for value in values]
+    if sealed.feature_sets:
+        sets = ", ".join(["(%s::bigint, %s::bytea)"] * len(sealed.feature_sets))
+        sql = (
+            f"WITH new_sets AS (INSERT INTO feature_sets VALUES {sets} "
+            f"ON CONFLICT DO NOTHING) {sql}"
+        )
+        args = [value for pair in sealed.feature_sets for value in pair] + args
+    db.execute(sql, args)
 
 
 def _write(db: psycopg.Connection[Any], sealed: SealedRecords) -> None:
