@@ -45,6 +45,11 @@ _COUNTERS: Final = (
     ("storage_errors", "payguard_storage_errors", "Failed event log commits."),
     ("group_commits", "payguard_group_commits", "Group commits of events."),
     (
+        "degraded",
+        "payguard_degraded_decisions",
+        "Decisions made without the state store (docs/scale.md, degraded mode).",
+    ),
+    (
         "group_committed_events",
         "payguard_group_committed_events",
         "Events made durable by group commits.",
@@ -82,6 +87,8 @@ class Metrics:
     """Events refused for a `ts` too far ahead of the server clock (also invalid)."""
     storage_errors = _Counted()
     """Commits of the event log that failed (each request answered 503)."""
+    degraded = _Counted()
+    """Events decided in degraded mode (the state store unreachable)."""
     group_commits = _Counted()
     group_committed_events = _Counted()
     """Group commits of the HTTP path and the events they held (events per fsync)."""

@@ -78,6 +78,7 @@ from payguard.holds import (
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import PolicyResult, decide, stepup
+from payguard.policy.degraded import degraded_decision
 from payguard.rules import EntityControls, ListReader, RuleHit, event_variables, list_values
 from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
@@ -369,6 +370,29 @@ class Engine:
         if decision.action == "hold":
             self.holds.place(_hold(event, decision))
         return seq, decision, variables
+
+    def decide_degraded(self, event: Event, cause: str) -> tuple[Decision, bool]:
+        """Decide and queue an event without its state (degraded mode: the state store is
+        unreachable; docs/scale.md): fail closed or open by its type (`policy.degraded`),
+        the reason naming `cause`. The record is queued like any (the caller commits it),
+        so the log that rebuilds the state holds it; the state is not touched, nor asked.
+        A repeat the log already holds is answered as recorded: the log is the
+        idempotency of last resort while the state's claims cannot be made."""
+        payload = self._encode(event)
+        payload_hash = hashlib.sha256(payload).digest()
+        stored = self.recorder.lookup(event.event_id)
+        if stored is not None:
+            if stored.payload_hash != payload_hash:
+                self.metrics.conflicts += 1
+                raise DuplicateEventError(event.event_id)
+            self.metrics.duplicates += 1
+            return stored.decision, True
+        config = self._ruleset.policy.degraded
+        decision = degraded_decision(event, config, self._ruleset.version, cause)
+        self.recorder.append(event, payload, payload_hash, decision)
+        self.metrics.degraded += 1
+        self.metrics.observe(event.type, decision.action, decision.latency_us)
+        return decision, False
 
     def _file_recorded(
         self, seq: int, event: Event, decision: Decision, variables: Variables | None
