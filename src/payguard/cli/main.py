@@ -51,6 +51,7 @@ from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
 from payguard.ruleset import Ruleset
 from payguard.store import MemoryRecorder
+from payguard.store.base import RecordError
 from payguard.types import ACTIONS
 
 app = typer.Typer(
@@ -106,7 +107,7 @@ def _open(settings: Settings) -> Engine:
         return Engine.open(settings)
     except RuleError as exc:
         fail(str(exc))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RecordError) as exc:
         fail(f"cannot start the engine: {exc}")
 
 
@@ -145,7 +146,7 @@ def serve(
         fail(str(exc))
     except RuleError as exc:
         fail(str(exc))
-    except (ValueError, OSError, sqlite3.Error) as exc:
+    except (ValueError, OSError, sqlite3.Error, RecordError) as exc:
         fail(f"cannot start the engine: {exc}")
 
 
