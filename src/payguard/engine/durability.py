@@ -24,7 +24,7 @@ from payguard.chains import ChainMatcher
 from payguard.config import Settings
 from payguard.engine.compile import GRAPH_CONFIG
 from payguard.graph import GraphFeatures
-from payguard.holds import SQLiteHoldBook
+from payguard.holds import PostgresHoldBook, SQLiteHoldBook
 from payguard.snapshots import FORMAT as SNAPSHOT_FORMAT
 from payguard.snapshots import (
     SnapshotBody,
@@ -224,11 +224,12 @@ def graph_and_chains(
 def open_log(settings: Settings) -> tuple[Recorder, SQLiteHoldBook]:
     """The event log and the hold book of `Engine.open`: SQLite in the data directory,
     holds committed in the log's transactions; or, with `log_dsn`, the Postgres log that
-    scaled-out workers share, with holds in a book of their own in the data directory
-    (committed right after the log's commit: docs/scale.md, "Failure behaviour")."""
+    scaled-out workers share, holds in a table beside it, committed in its transactions
+    alike (docs/scale.md)."""
     data_dir = settings.data_dir
     if settings.log_dsn:
-        return PostgresRecorder(settings.log_dsn), SQLiteHoldBook(data_dir / HOLDS_FILE)
+        shared = PostgresRecorder(settings.log_dsn)
+        return shared, PostgresHoldBook.in_postgres_log(shared)
     recorder = SQLiteRecorder(data_dir / DATABASE_FILE, synchronous=settings.synchronous)
     return recorder, hold_book(recorder, data_dir)
 

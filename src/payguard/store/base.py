@@ -6,7 +6,6 @@ right after a flush. A crash therefore loses either both or neither, and a resta
 state from the last snapshot plus the events recorded after it — nothing counted twice.
 """
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -48,7 +47,7 @@ class SealedRecords:
         self,
         rows: list[tuple[Any, ...]],
         feature_sets: list[tuple[int, bytes]],
-        companions: list[Callable[[sqlite3.Connection], None]],
+        companions: list[Callable[[Any], None]],
     ) -> None:
         self.rows = rows
         self.feature_sets = feature_sets

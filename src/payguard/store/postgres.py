@@ -25,8 +25,8 @@ worker numbers the same set alike and inserts it with `ON CONFLICT DO NOTHING`.
 
 import hashlib
 import threading
-from collections.abc import Iterator
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from typing import Any, Final, Protocol
 
 import msgspec
 import psycopg
@@ -78,6 +78,19 @@ CREATE TABLE IF NOT EXISTS write_probe (body BYTEA)
 _SCHEMA_LOCK: Final = 0x70617967  # "payg": workers starting together create it once
 
 
+class Companion(Protocol):
+    """A book whose queued rows commit in the log's transaction (the hold book)."""
+
+    def seal(self) -> Callable[[Any], None] | None:
+        """What writes the queue inside the next commit (given the psycopg connection),
+        or None when nothing is queued; sealed rows stay visible to the book's reads."""
+        ...
+
+    def committed(self) -> None:
+        """The oldest sealed rows are committed."""
+        ...
+
+
 class PostgresRecorder:
     """The event log in Postgres at `dsn` (psycopg 3), in `schema` if given."""
 
@@ -91,6 +104,8 @@ class PostgresRecorder:
         self._writer = self._connect()
         """Commits of sealed records (`commit_sealed`, maybe on a writer thread)."""
         self._create_schema()
+        self.companions: list[Companion] = []
+        """Books written in the same transaction as the events (holds)."""
         self._encode_row = msgspec.msgpack.Encoder().encode
         self._decode_row = msgspec.msgpack.Decoder(Row).decode
         self._decode = msgspec.json.Decoder(Event).decode
@@ -144,6 +159,11 @@ class PostgresRecorder:
             return self._db.execute(sql, args).fetchall()
         except psycopg.Error as exc:
             raise RecordError(f"event log read failed: {exc}") from exc
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        """The main connection (reads), for companions whose tables stand beside the log."""
+        return self._db
 
     # -- the recorder contract --------------------------------------------------------
 
@@ -251,6 +271,8 @@ class PostgresRecorder:
                     _write(self._db, sealed)
                 except psycopg.Error as exc:
                     raise RecordError(f"event log load failed: {exc}") from exc
+                for companion in self.companions:
+                    companion.committed()
             return
         if self._rows:
             self.seal()
@@ -260,7 +282,8 @@ class PostgresRecorder:
             self.acknowledge(sealed)
 
     def seal(self) -> SealedRecords:
-        sealed = SealedRecords(self._rows, self._new_sets, [])
+        writers = [companion.seal() for companion in self.companions]
+        sealed = SealedRecords(self._rows, self._new_sets, [w for w in writers if w])
         self._rows, self._new_sets, self._pending_ids = [], [], {}
         self._sealed.append(sealed)
         return sealed
@@ -273,7 +296,7 @@ class PostgresRecorder:
             return
         try:
             self._writer = db = self._fresh(self._writer)
-            if len(sealed.rows) <= ONE_STATEMENT:
+            if len(sealed.rows) <= ONE_STATEMENT and not sealed.companions:
                 _insert(db, sealed)
             else:
                 with db.transaction():
@@ -294,6 +317,8 @@ class PostgresRecorder:
         self._sealed.pop(0)
         if sealed.rows:
             self._durable_seq = max(self._durable_seq, sealed.last_seq)
+        for companion in self.companions:
+            companion.committed()
 
     def discard_pending(self) -> None:
         """Forget queued and sealed records; their numbers are not reused (gaps are
@@ -421,7 +446,7 @@ def _insert(db: psycopg.Connection[Any], sealed: SealedRecords) -> None:
 
 def _write(db: psycopg.Connection[Any], sealed: SealedRecords) -> None:
     """Sealed records into the open transaction of `db` (no commit): feature sets first,
-    then one COPY of every event row."""
+    then one COPY of every event row, then the companions' rows."""
     with db.cursor() as cur:
         if sealed.feature_sets:
             cur.executemany(
@@ -431,3 +456,5 @@ def _write(db: psycopg.Connection[Any], sealed: SealedRecords) -> None:
         with cur.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
             for row in sealed.rows:
                 copy.write_row(row)
+    for write in sealed.companions:
+        write(db)
