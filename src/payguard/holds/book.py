@@ -470,7 +470,7 @@ class PostgresHoldBook(SQLiteHoldBook):
 
     @classmethod
     def in_postgres_log(cls, recorder: "PostgresRecorder") -> "PostgresHoldBook":
-        book = cls(db=_Postgres(recorder.connection))
+        book = cls(db=_Postgres(lambda: recorder.connection))
         recorder.companions.append(book)
         return book
 
@@ -485,28 +485,29 @@ class PostgresHoldBook(SQLiteHoldBook):
 
 def _write_pg_rows(rows: HoldRows, db: Any) -> None:
     """Rows into the Postgres log's open transaction (`db`: its psycopg connection)."""
-    _write_rows(rows, _Postgres(db))
+    _write_rows(rows, _Postgres(lambda: db))
 
 
 class _Postgres:
     """The sqlite3 calls the hold book makes, on a psycopg connection: `?` placeholders
-    as `%s`, SQLite's column types as Postgres' (epoch ms need BIGINT)."""
+    as `%s`, SQLite's column types as Postgres' (epoch ms need BIGINT). The connection is
+    asked for at each call: the log opens a new one after the server dropped its own."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Callable[[], Any]) -> None:
         self._connection = connection
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> Any:
-        return self._connection.execute(sql.replace("?", "%s"), list(args))
+        return self._connection().execute(sql.replace("?", "%s"), list(args))
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        with self._connection.cursor() as cursor:
+        with self._connection().cursor() as cursor:
             cursor.executemany(sql.replace("?", "%s"), [list(row) for row in rows])
 
     def executescript(self, script: str) -> None:
         script = script.replace("BLOB", "BYTEA").replace("INTEGER", "BIGINT")
         for statement in script.split(";"):
             if statement.strip():
-                self._connection.execute(statement)
+                self._connection().execute(statement)
 
 
 def _merged(newer: list[Hold], older: Iterator[Hold]) -> Iterator[Hold]:

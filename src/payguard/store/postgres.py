@@ -162,7 +162,10 @@ class PostgresRecorder:
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
-        """The main connection (reads), for companions whose tables stand beside the log."""
+        """The main connection (reads), for companions whose tables stand beside the log;
+        a new one if the server dropped it."""
+        if not self._loading:
+            self._db = self._fresh(self._db)
         return self._db
 
     # -- the recorder contract --------------------------------------------------------
