@@ -99,3 +99,32 @@ def test_a_killed_worker_loses_nothing_it_answered(pg_schema: tuple[str, str]) -
     # batches are atomic: the log holds whole batches of 25, never part of one
     assert len(recorded) % 25 == 0
     log.close()
+
+
+def test_a_dropped_connection_fails_one_commit_and_the_next_reconnects(
+    pg_schema: tuple[str, str],
+) -> None:
+    """A Postgres restart or failover drops the worker's connections: a commit that
+    meets it fails (RecordError: its requests answer 503, nothing recorded) and the next
+    one opens a new connection; a read is tried again on a new one at once. No worker
+    restart."""
+    import psycopg
+    import pytest
+
+    from payguard.store.base import RecordError
+
+    dsn, schema = pg_schema
+    log = PostgresRecorder(dsn, schema=schema)
+    e = Event(event_id="r1", type="payment", ts=T0, user_id="u")
+    log.append(e, msgspec.json.encode(e), b"h", _decision("r1"))
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)",
+            ([log.connection.info.backend_pid, log._writer.info.backend_pid],),
+        )
+    with pytest.raises(RecordError):
+        log.flush()
+    log.flush()  # the sealed batch is committed on a new connection
+    found = log.lookup("r1")  # its connection was dropped too: read again on a new one
+    assert found is not None and found.decision.event_id == "r1"
+    log.close()

@@ -152,13 +152,19 @@ class PostgresRecorder:
                 db.execute(statement)
 
     def _query(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of one read on the owner's connection; RecordError when it fails."""
-        try:
-            if not self._loading:
-                self._db = self._fresh(self._db)
-            return self._db.execute(sql, args).fetchall()
-        except psycopg.Error as exc:
-            raise RecordError(f"event log read failed: {exc}") from exc
+        """Rows of one read on the owner's connection; RecordError when it fails. A read
+        that meets a dropped connection (a server restart, a failover) is tried once more
+        on a new one: reads change nothing, so the retry is safe."""
+        for attempt in (1, 2):
+            try:
+                if not self._loading:
+                    self._db = self._fresh(self._db)
+                return self._db.execute(sql, args).fetchall()
+            except psycopg.Error as exc:
+                if attempt == 1 and self._db.broken and not self._loading:
+                    continue
+                raise RecordError(f"event log read failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
