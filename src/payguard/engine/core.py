@@ -333,11 +333,13 @@ class Engine:
         commit discards it and rebuilds the state. A due snapshot is left to the
         committer (`snapshot_wanted`): it needs the state and the log to agree.
 
-        Every id is asked of the log here, not of the recent ids alone: an id reused with
-        another time outside their window would otherwise reach the unique index at the
-        commit and fail the whole batch with it (an indexed query costs a few µs of the
-        request's few hundred)."""
-        seq, decision, variables = self._record(event, exact=True)
+        Every id is asked of a local log here, not of the recent ids alone: an id reused
+        with another time outside their window would otherwise reach the unique index at
+        the commit and fail the whole batch with it (an indexed query costs a few µs of
+        the request's few hundred). A log a round trip away (Postgres: ~100 µs of CPU and
+        the loop blocked for the round trip, docs/benchmarks.md) is asked only what the
+        recent ids cannot answer, as `process` asks; the rare reused id fails its batch."""
+        seq, decision, variables = self._record(event, exact=not self.recorder.remote)
         if seq == REPEAT:
             return decision, True
         self._file_recorded(seq, event, decision, variables)

@@ -68,6 +68,10 @@ class Recorder(Protocol):
     """Whether records outlive the process. Stores kept beside the event log (OTP codes,
     the OTP outbox) are files when it is, in memory when it is not."""
 
+    remote: bool
+    """Whether a read is a round trip to a server (Postgres), not a local index (SQLite,
+    memory): the engine then asks it only what its recent ids cannot answer."""
+
     def lookup(self, event_id: str) -> StoredDecision | None:
         """The payload hash and decision of an event already recorded."""
         ...

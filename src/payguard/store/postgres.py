@@ -95,6 +95,7 @@ class PostgresRecorder:
     """The event log in Postgres at `dsn` (psycopg 3), in `schema` if given."""
 
     on_disk = True
+    remote = True
 
     def __init__(self, dsn: str, *, schema: str | None = None) -> None:
         self._dsn = dsn

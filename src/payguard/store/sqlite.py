@@ -69,6 +69,7 @@ class Companion(Protocol):
 
 class SQLiteRecorder:
     on_disk = True
+    remote = False
 
     def __init__(self, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
         """`synchronous=FULL` syncs the WAL at every commit, so an answered request
