@@ -24,6 +24,7 @@ from bench import (
     memory,
     open_loop,
     pauses,
+    recorder_commits,
     replay_speed,
     sim_speed,
     webhooks_speed,
@@ -44,6 +45,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "auth (API key check + rate limit per request, µs)": auth_speed.run,
     "cases (100,000 cases: queue and case pages, ms; list lookup, µs)": cases_speed.run,
     "console pages with 100,000 cases (ms per request)": console_pages.run,
+    "recorder commits (SQLite FULL vs Postgres; per batch size)": recorder_commits.run,
 }
 
 

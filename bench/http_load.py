@@ -25,6 +25,12 @@ Side by side (`--compare BASE_SRC`): the same phases (warm-up, open loop at each
 times; medians are printed as JSON. `--base-no-uvloop` hides uvloop from the base server
 (a tree whose lock file does not have it would run on asyncio's loop).
 
+Event log side by side (`--logs`): the same phases on this tree's server with its SQLite
+event log and with the Postgres one of scaled-out workers (`PAYGUARD_LOG_DSN`, 127.0.0.1
+database `test`, a schema per run, dropped after), interleaved `--reps` times; medians.
+
+    .venv/bin/python bench/http_load.py --logs --rates 1000,2000 --seconds 10 --reps 3
+
 Bounded: at most MAX_EVENTS events and MAX_SECONDS of sending per phase; the server is
 stopped at the end in every case.
 """
@@ -426,6 +432,49 @@ def compare(
     }
 
 
+def logs(reps: int, rates: list[int], seconds: float) -> dict[str, Any]:
+    """`phases` on this tree with the SQLite log and with the Postgres log, interleaved
+    `reps` times; medians (a fresh Postgres schema per run, dropped after)."""
+    import uuid
+
+    import psycopg
+
+    dsn = "host=127.0.0.1 port=5432 dbname=test"
+    runs: dict[str, list[dict[str, dict[str, float]]]] = {"sqlite log": [], "postgres log": []}
+    for rep in range(reps):
+        for name in runs:
+            print(f"rep {rep + 1}/{reps}: {name}", file=sys.stderr, flush=True)
+            if name == "sqlite log":
+                runs[name].append(phases(REPO / "src", rates, seconds, 64))
+                continue
+            schema = f"http_bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(dsn, autocommit=True) as admin:
+                admin.execute(f'CREATE SCHEMA "{schema}"')
+            try:
+                extra = {"PAYGUARD_LOG_DSN": f"{dsn} options='-c search_path={schema}'"}
+                runs[name].append(phases(REPO / "src", rates, seconds, 64, extra))
+            finally:
+                with psycopg.connect(dsn, autocommit=True) as admin:
+                    admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    medians = {
+        name: {
+            phase: {
+                metric: statistics.median(r[phase][metric] for r in results)
+                for metric in results[0][phase]
+            }
+            for phase in results[0]
+        }
+        for name, results in runs.items()
+    }
+    return {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "reps": reps,
+        "medians": medians,
+    }
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n_events", type=int, nargs="?", default=20_000)
@@ -436,9 +485,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rates", default="1000,2000")
     parser.add_argument("--base-no-uvloop", action="store_true")
+    parser.add_argument("--logs", action="store_true", help="SQLite log against Postgres log")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
-    if args.compare is not None:
+    if args.logs:
+        found = logs(args.reps, rates, args.seconds)
+    elif args.compare is not None:
         found = compare(
             args.compare, args.reps, rates, args.seconds, base_no_uvloop=args.base_no_uvloop
         )

@@ -242,6 +242,7 @@ EXPORTED: dict[str, list[str]] = {
         "HoldError",
         "HoldState",
         "MemoryHoldBook",
+        "PostgresHoldBook",
         "SQLiteHoldBook",
         "expire_due",
     ],

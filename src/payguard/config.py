@@ -15,6 +15,11 @@ PAYGUARD_GRAPH_CHAINS `0` runs without the identity graph and chain patterns (de
 PAYGUARD_MAX_FUTURE_MS      how far an event's `ts` may lie ahead of the wall clock (default
                             300000: 5 minutes); later events are refused (docs/security.md)
 PAYGUARD_SYNCHRONOUS        SQLite `synchronous` of the event log: FULL (default) or NORMAL
+PAYGUARD_LOG_DSN            the event log and decisions in Postgres (`postgresql://…`), as
+                            workers that scale out keep them (docs/scale.md); none: SQLite
+PAYGUARD_PUBLISH_URL        the board rulesets and list changes are published to every
+                            worker through (`postgresql://…`, `redis://…`,
+                            `redis+cluster://…`; default: PAYGUARD_LOG_DSN; none: one process)
 PAYGUARD_OTP_TTL_S          seconds a one-time code stays valid (default 300)
 PAYGUARD_OTP_MAX_ATTEMPTS   wrong codes before a challenge dies (default 5)
 PAYGUARD_OTP_SAME_DEVICE    refuse a code from another device than the one that asked (default 1)
@@ -92,6 +97,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """SQLite `synchronous` for the event log: FULL syncs the WAL before a request is
     answered; NORMAL may lose the last commits on power loss (docs/security.md,
     "Durability")."""
+    log_dsn: str | None = None
+    """Postgres connection string of the event log shared by scaled-out workers
+    (payguard.store.postgres); None: SQLite in `data_dir`."""
+    publish_url: str | None = None
+    """Where workers publish rulesets and list changes to each other (payguard.board);
+    None: `log_dsn` if set, else nowhere (one process)."""
     rule_budget_us: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 50_000
     """Time one event's rules may spend in the CEL binding; the rules left when it runs
     out fail by their `on_error` (docs/security.md, "Rules sandbox")."""
@@ -167,6 +178,8 @@ _ENV_KEYS = {
     "PAYGUARD_GRAPH_CHAINS": "graph_chains",
     "PAYGUARD_MAX_FUTURE_MS": "max_future_ms",
     "PAYGUARD_SYNCHRONOUS": "synchronous",
+    "PAYGUARD_LOG_DSN": "log_dsn",
+    "PAYGUARD_PUBLISH_URL": "publish_url",
     "PAYGUARD_OTP_TTL_S": "otp_ttl_s",
     "PAYGUARD_OTP_MAX_ATTEMPTS": "otp_max_attempts",
     "PAYGUARD_OTP_SAME_DEVICE": "otp_same_device",

@@ -1,87 +1,198 @@
-"""Process-local counters and a latency histogram, rendered as Prometheus text."""
+"""Counters and a latency histogram, exposed through prometheus_client, that add up over
+every worker of a server.
+
+One process (the embedded default) keeps its values in memory. Workers that scale out
+(`payguard serve --workers N`) share a directory named by `PROMETHEUS_MULTIPROC_DIR`,
+set before any worker imports this module: prometheus_client's multiprocess mode then
+keeps each process's values in memory-mapped files there, and `/metrics`, whichever
+worker answers it, adds up the files of all of them (counters and histograms summed;
+a dead worker's files stay, so its counts are not lost; `share_across_workers` sets it
+up). Gauges (`Engine.gauges`: the state's size, the collector's pauses) describe
+the process that answers the scrape, and are shown as they are.
+
+Each `Metrics` keeps the counts of its own engine too, as plain numbers (`decisions`,
+`rule_errors`, `group_commits`, …): tests and the console read those, not the text.
+"""
 
 import logging
+import os
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Final
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+from prometheus_client import values as _values
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_US = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000)
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+"""The directory workers share their values through (prometheus_client's name)."""
+disable_created_metrics()  # type: ignore[no-untyped-call] # `_created` series would double every counter's lines
+_COUNTERS: Final = (
+    ("invalid_events", "payguard_invalid_events", "Events rejected at the edge."),
+    ("duplicates", "payguard_duplicate_events", "Idempotent repeats answered."),
+    ("conflicts", "payguard_conflicting_events", "Reused ids, other payload."),
+    ("future_events", "payguard_future_events", "Refused: ts ahead of clock."),
+    ("storage_errors", "payguard_storage_errors", "Failed event log commits."),
+    ("group_commits", "payguard_group_commits", "Group commits of events."),
+    (
+        "degraded",
+        "payguard_degraded_decisions",
+        "Decisions made without the state store (docs/scale.md, degraded mode).",
+    ),
+    (
+        "group_committed_events",
+        "payguard_group_committed_events",
+        "Events made durable by group commits.",
+    ),
+)
+"""(attribute, metric name without `_total`, help) of the plain counters."""
+
+
+class _Counted:
+    """A plain counter attribute of `Metrics` mirrored into its Prometheus counter:
+    `metrics.duplicates += 1` counts here and in the exposition alike."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, metrics: "Metrics", owner: type | None = None) -> int:
+        return metrics._counts[self.name]
+
+    def __set__(self, metrics: "Metrics", value: int) -> None:
+        grown = value - metrics._counts[self.name]
+        if grown < 0:
+            raise ValueError(f"{self.name}: a counter only grows")
+        metrics._counts[self.name] = value
+        if grown:
+            metrics._counters[self.name].inc(grown)
 
 
 class Metrics:
+    """The counters of one engine (see the module docstring for workers)."""
+
+    invalid_events = _Counted()
+    duplicates = _Counted()
+    conflicts = _Counted()
+    future_events = _Counted()
+    """Events refused for a `ts` too far ahead of the server clock (also invalid)."""
+    storage_errors = _Counted()
+    """Commits of the event log that failed (each request answered 503)."""
+    degraded = _Counted()
+    """Events decided in degraded mode (the state store unreachable)."""
+    group_commits = _Counted()
+    group_committed_events = _Counted()
+    """Group commits of the HTTP path and the events they held (events per fsync)."""
+
     def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        """This engine's metrics (one process); workers' totals come from the shared
+        directory instead (`render`)."""
+        self._counts = {attribute: 0 for attribute, _, _ in _COUNTERS}
+        self._counters = {
+            attribute: Counter(name, text, registry=self.registry)
+            for attribute, name, text in _COUNTERS
+        }
         self.decisions: dict[tuple[str, str], int] = {}
-        self.invalid_events = 0
-        self.duplicates = 0
-        self.conflicts = 0
-        self.future_events = 0
-        """Events refused for a `ts` too far ahead of the server clock (also invalid)."""
-        self.storage_errors = 0
-        """Commits of the event log that failed (each request answered 503)."""
-        self.group_commits = 0
-        self.group_committed_events = 0
-        """Group commits of the HTTP path and the events they held (events per fsync)."""
-        self.latency_counts = [0] * (len(LATENCY_BUCKETS_US) + 1)
-        self.latency_sum_us = 0
         self.rule_errors: dict[tuple[str, str], int] = {}
         """(rule id, error class) → evaluations that failed (`payguard_rule_errors_total`)."""
+        self.rule_hits: dict[str, int] = {}
+        """Rule id → decisions it fired in (`payguard_rule_hits_total`)."""
+        self._decisions = Counter(
+            "payguard_decisions",
+            "Decisions made, by event type and action.",
+            ["type", "action"],
+            registry=self.registry,
+        )
+        self._rule_errors = Counter(
+            "payguard_rule_errors",
+            "Rule evaluations that failed, by rule and error.",
+            ["rule", "error"],
+            registry=self.registry,
+        )
+        self._rule_hits = Counter(
+            "payguard_rule_hits",
+            "Decisions each rule fired in (shadow hits not counted).",
+            ["rule"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "payguard_decision_latency_us",
+            "Decision latency in microseconds.",
+            buckets=LATENCY_BUCKETS_US,
+            registry=self.registry,
+        )
 
     def observe(self, event_type: str, action: str, latency_us: int) -> None:
         key = (event_type, action)
         self.decisions[key] = self.decisions.get(key, 0) + 1
-        self.latency_counts[bisect_left(LATENCY_BUCKETS_US, latency_us)] += 1
-        self.latency_sum_us += latency_us
+        self._decisions.labels(event_type, action).inc()
+        self._latency.observe(latency_us)
+
+    def hits(self, rules: Iterable[str]) -> None:
+        """Count the rules that fired in one decision."""
+        for rule in rules:
+            self.rule_hits[rule] = self.rule_hits.get(rule, 0) + 1
+            self._rule_hits.labels(rule).inc()
+
+    def rule_error(self, rule: str, error: str) -> None:
+        """Count one failed evaluation of `rule` (its error class)."""
+        key = (rule, error)
+        self.rule_errors[key] = self.rule_errors.get(key, 0) + 1
+        self._rule_errors.labels(rule, error).inc()
 
     def render(self, gauges: dict[str, float]) -> str:
-        lines = [
-            "# HELP payguard_decisions_total Decisions made, by event type and action.",
-            "# TYPE payguard_decisions_total counter",
-        ]
-        for (event_type, action), count in sorted(self.decisions.items()):
-            lines.append(
-                f'payguard_decisions_total{{type="{event_type}",action="{action}"}} {count}'
-            )
-        for name, value, help_text in (
-            ("payguard_invalid_events_total", self.invalid_events, "Events rejected at the edge."),
-            ("payguard_duplicate_events_total", self.duplicates, "Idempotent repeats answered."),
-            ("payguard_conflicting_events_total", self.conflicts, "Reused ids, other payload."),
-            ("payguard_future_events_total", self.future_events, "Refused: ts ahead of clock."),
-            ("payguard_storage_errors_total", self.storage_errors, "Failed event log commits."),
-            ("payguard_group_commits_total", self.group_commits, "Group commits of events."),
-            (
-                "payguard_group_committed_events_total",
-                self.group_committed_events,
-                "Events made durable by group commits.",
-            ),
-        ):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
-        lines += [
-            "# HELP payguard_rule_errors_total Rule evaluations that failed, by rule and error.",
-            "# TYPE payguard_rule_errors_total counter",
-        ]
-        for (rule, error), count in sorted(self.rule_errors.items()):
-            labels = f'rule="{_label(rule)}",error="{_label(error)}"'
-            lines.append(f"payguard_rule_errors_total{{{labels}}} {count}")
-        lines += [
-            "# HELP payguard_decision_latency_us Decision latency in microseconds.",
-            "# TYPE payguard_decision_latency_us histogram",
-        ]
-        cumulative = 0
-        for bound, count in zip(LATENCY_BUCKETS_US, self.latency_counts, strict=False):
-            cumulative += count
-            lines.append(f'payguard_decision_latency_us_bucket{{le="{bound}"}} {cumulative}')
-        total = sum(self.latency_counts)
-        lines.append(f'payguard_decision_latency_us_bucket{{le="+Inf"}} {total}')
-        lines.append(f"payguard_decision_latency_us_sum {self.latency_sum_us}")
-        lines.append(f"payguard_decision_latency_us_count {total}")
-        for gauge, reading in sorted(gauges.items()):
-            lines += [f"# TYPE {gauge} gauge", f"{gauge} {reading:g}"]
-        return "\n".join(lines) + "\n"
+        """The Prometheus text: every worker's counters and histograms summed when they
+        share a directory, else this engine's; then the answering process's gauges."""
+        shared = os.environ.get(MULTIPROC_ENV)
+        if shared:
+            registry = CollectorRegistry()
+            _multiprocess.MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+        else:
+            registry = self.registry
+        text = generate_latest(registry).decode()
+        if gauges:
+            text += generate_latest(_Gauges(gauges)).decode()
+        return text
 
 
-def _label(value: str) -> str:
-    """A Prometheus label value: backslash, quote and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _Gauges(Collector):
+    """Readings of this process at the scrape, as Prometheus gauges."""
+
+    def __init__(self, readings: dict[str, float]) -> None:
+        self.readings = readings
+
+    def collect(self) -> Iterator[Metric]:
+        for name, reading in sorted(self.readings.items()):
+            yield GaugeMetricFamily(name, name.replace("_", " "), value=reading)
+
+
+def share_across_workers(directory: Path) -> None:
+    """Make metrics created from now on (in this process and the workers it starts)
+    keep their values in `directory`, emptied first: a server's parent calls it once,
+    before its workers build their engines. prometheus_client picks its value class when
+    it is imported; it is picked again here, for a parent that imported it already."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+    _values.ValueClass = _values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def worker_exited(pid: int) -> None:
+    """Tell the shared directory a worker is gone (the server's parent calls it): its
+    live gauges leave; its counters and histograms stay in the totals."""
+    if os.environ.get(MULTIPROC_ENV):
+        _multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 class RuleErrorLog:
@@ -109,10 +220,9 @@ class RuleErrorLog:
 
     def report(self, errors: Iterable[tuple[str, str, str]]) -> None:
         """Count and maybe log (rule id, error class, on_error) failures of one decision."""
-        counts = self.metrics.rule_errors
         now = self.clock()
         for rule, error, on_error in errors:
-            counts[(rule, error)] = counts.get((rule, error), 0) + 1
+            self.metrics.rule_error(rule, error)
             last = self._last_logged.get(rule)
             if last is not None and now - last < self.interval_s:
                 self._suppressed[rule] = self._suppressed.get(rule, 0) + 1

@@ -95,9 +95,9 @@ def _payment(event_id: str, **extra: Any) -> dict[str, Any]:
 
 
 def _rule_error_count(client: httpx.Client, rule: str) -> int:
-    prefix = f'payguard_rule_errors_total{{rule="{rule}",error="KeyError"}} '
+    prefix = f'payguard_rule_errors_total{{error="KeyError",rule="{rule}"}} '
     lines = [x for x in client.get("/metrics").text.splitlines() if x.startswith(prefix)]
-    return int(lines[0].split()[-1]) if lines else 0
+    return int(float(lines[0].split()[-1])) if lines else 0
 
 
 def test_a_raising_rule_fails_open_or_closed_and_is_recorded(

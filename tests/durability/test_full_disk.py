@@ -69,7 +69,7 @@ def test_a_refused_event_or_batch_changes_no_state_and_is_not_snapshotted(
     assert http.post("/v1/events/batch", json=batch).status_code == 503
     assert state(server.engine) == before
     metrics = http.get("/metrics").text
-    assert "payguard_storage_errors_total 2" in metrics
+    assert "payguard_storage_errors_total 2.0" in metrics
     fill_disk(server, full=False)
 
     server.stop()  # graceful: flush, then the snapshot

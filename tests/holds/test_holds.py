@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from payguard.config import Settings
-from payguard.engine import Engine
+from payguard.engine import DuplicateEventError, Engine
 from payguard.events import Event
 from payguard.holds import Hold, HoldBook, HoldError, MemoryHoldBook, SQLiteHoldBook
 from payguard.types import HOUR_MS
@@ -125,10 +125,21 @@ policy:
 """
 
 
-def _engine(tmp_path: Path) -> Engine:
+def _engine(tmp_path: Path, log_dsn: str | None = None, data: str = "data") -> Engine:
+    """An engine on the hold ruleset: SQLite log in `tmp_path/data`, or the Postgres log
+    at `log_dsn` (workers share it; each has a data directory of its own)."""
     ruleset = tmp_path / "rules.yaml"
     ruleset.write_text(RULES)
-    return Engine.open(Settings(data_dir=tmp_path / "data", ruleset=ruleset))
+    return Engine.open(Settings(data_dir=tmp_path / data, ruleset=ruleset, log_dsn=log_dsn))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def log_dsn(request: pytest.FixtureRequest) -> str | None:
+    """The event log the engine's hold book commits with: SQLite, or Postgres."""
+    if request.param == "sqlite":
+        return None
+    dsn, schema = request.getfixturevalue("pg_schema")
+    return f"{dsn} options='-c search_path={schema}'"
 
 
 def _event(engine: Engine, **fields: object) -> Event:
@@ -150,9 +161,9 @@ def _transfer(engine: Engine, event_id: str, minutes: int, amount: str) -> Event
 
 
 def test_a_hold_decision_places_a_hold_that_the_owners_loss_report_revokes(
-    tmp_path: Path,
+    tmp_path: Path, log_dsn: str | None
 ) -> None:
-    engine = _engine(tmp_path)
+    engine = _engine(tmp_path, log_dsn)
     decision, _ = engine.process(_transfer(engine, "t1", 0, "3000.00"))
     assert decision.action == "hold" and decision.challenge is msgspec.UNSET
     assert not isinstance(decision.hold, msgspec.UnsetType)
@@ -175,9 +186,34 @@ def test_a_hold_decision_places_a_hold_that_the_owners_loss_report_revokes(
     )
     engine.process(resume)  # a thief undoing the report does not bring the transfer back
     engine.close()
-    reopened = _engine(tmp_path)
+    reopened = _engine(tmp_path, log_dsn)
     assert reopened.holds.get("hold-t1") == revoked
     reopened.close()
+
+
+def test_workers_on_the_postgres_log_share_their_holds(
+    tmp_path: Path, pg_schema: tuple[str, str]
+) -> None:
+    """A hold placed by one worker commits with its event, and any worker sees it and
+    can resolve it; a batch whose commit fails leaves no hold."""
+    dsn, schema = pg_schema
+    shared = f"{dsn} options='-c search_path={schema}'"
+    a, b = _engine(tmp_path, shared, "a"), _engine(tmp_path, shared, "b")
+    assert a.process(_transfer(a, "t1", 0, "3000.00"), commit=True)[0].action == "hold"
+    [seen] = b.holds.find(user_id="u1", now_ms=T0, limit=10)
+    assert seen.hold_id == "hold-t1" and seen.state == "held"
+    b.holds.resolve("hold-t1", "revoked", at_ms=T0 + 60_000, by="staff", note="called")
+    revoked = a.holds.get("hold-t1")
+    assert revoked is not None and revoked.state == "revoked"
+    # the same event decided on b too (no shared state here): its commit is refused by
+    # the log, and the hold it would have placed again is not written
+    a.process(_transfer(a, "t2", 5, "3000.00"), commit=True)
+    with pytest.raises(DuplicateEventError):
+        b.process(_transfer(b, "t2", 5, "3000.00"), commit=True)
+    [t2] = [h for h in b.holds.find(now_ms=T0, limit=10) if h.hold_id == "hold-t2"]
+    assert t2.state == "held"
+    for engine in (a, b):
+        engine.close()
 
 
 def test_a_hold_nobody_revokes_is_released_at_its_time(tmp_path: Path) -> None:

@@ -1,9 +1,13 @@
-"""Decision search against a brute-force twin: for any log (memory or SQLite recorder),
+"""Decision search against a brute-force twin: for any log (memory, SQLite or Postgres),
 lifecycle states and query, following `next_cursor` page by page yields exactly the
 decisions a plain filter over the whole log yields, newest first, whatever the page size
 and however short each request's scan is cut."""
 
+import os
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +21,28 @@ from payguard.holds import MemoryHoldBook
 from payguard.outcomes import DecisionSearch, OutcomeBook, OutcomeRecord, Outcomes, search
 from payguard.outcomes.lifecycle import initial_state
 from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder
+from payguard.store.postgres import PostgresRecorder
 
 USERS = ["u0", "u1", "u2"]
 ACTIONS = ["allow", "challenge", "review", "block"]
 RULES = ["r_a", "r_b", "r_c"]
 T0 = 1_700_000_000_000
+PG_DSN = os.environ.get("PAYGUARD_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test")
+
+
+@contextmanager
+def postgres_log() -> Iterator[PostgresRecorder]:
+    """A Postgres log in a schema of its own (one per example), dropped after."""
+    import psycopg
+
+    schema = f"listing_{uuid.uuid4().hex[:12]}"
+    log = PostgresRecorder(PG_DSN, schema=schema)
+    try:
+        yield log
+    finally:
+        log.close()
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 class Logged(msgspec.Struct):
@@ -125,8 +146,8 @@ def paged(recorder: Recorder, outcomes: Outcomes, q: DecisionSearch, max_scan: i
 def test_paged_search_equals_the_brute_force_filter(
     log: list[Logged], qs: list[DecisionSearch], max_scan: int
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        recorders: list[Recorder] = [MemoryRecorder(), SQLiteRecorder(Path(tmp) / "log.db")]
+    with tempfile.TemporaryDirectory() as tmp, postgres_log() as pg:
+        recorders: list[Recorder] = [MemoryRecorder(), SQLiteRecorder(Path(tmp) / "log.db"), pg]
         for recorder in recorders:
             book = OutcomeBook()
             fill(recorder, book, log)

@@ -257,7 +257,7 @@ def test_rule_errors_are_counted_every_time_and_logged_once_per_interval(
     ]
     assert metrics.rule_errors == {("open", "KeyError"): 130, ("closed", "TypeError"): 1}
     text = metrics.render({})
-    assert 'payguard_rule_errors_total{rule="open",error="KeyError"} 130' in text
+    assert 'payguard_rule_errors_total{error="KeyError",rule="open"} 130.0' in text
 
 
 # -- payguard rules check --------------------------------------------------------------------

@@ -80,7 +80,7 @@ def test_decisions_and_a_hold_revocation_reach_the_receiver_signed(
     assert [(a["number"], a["status"]) for a in one["attempts"]] == [(1, 200)]
     assert one["payload"]["data"]["hold"]["hold_id"] == "hold-h1-transfer"
     metrics = served.get("/metrics").text
-    assert "payguard_webhook_deliveries_delivered 3" in metrics
+    assert "payguard_webhook_deliveries_delivered 3.0" in metrics
 
 
 def test_a_failed_delivery_is_listed_and_retried_by_hand(

@@ -36,10 +36,12 @@ from payguard.api.hold_expiry import HoldExpiry
 from payguard.api.holds import hold_handlers
 from payguard.api.operations import operation_handlers
 from payguard.api.otp import otp_handlers
+from payguard.api.publication import Publication
 from payguard.api.rulesets import ruleset_handlers
 from payguard.api.schema_page import OperationIndex
 from payguard.api.webhooks import webhook_handlers
 from payguard.auth import Access
+from payguard.board import open_board
 from payguard.cases import CaseService
 from payguard.config import Settings
 from payguard.console import Console
@@ -112,6 +114,7 @@ def create_app(
         closers = [work.close, lists.close, *closers]
     else:
         work = cases
+    publication = _publication(engine, work.lists)
     expiry = HoldExpiry(engine, clock, before=work.enforce_sla)
     pages = Console(engine, gate.audit, data_dir=settings.data_dir, cases=work) if console else None
     components, security = openapi_security()
@@ -141,8 +144,13 @@ def create_app(
             security=security,
             render_plugins=[OperationIndex()],
         ),
-        on_startup=[*([hooks.start] if hooks is not None else []), expiry.start],
+        on_startup=[
+            *([hooks.start] if hooks is not None else []),
+            expiry.start,
+            *([publication.start] if publication is not None else []),
+        ],
         on_shutdown=[
+            *([publication.stop] if publication is not None else []),
             expiry.stop,
             commits.close,
             *on_shutdown,
@@ -199,6 +207,19 @@ class _App(Litestar):
     async def litestar_call(self, scope: Any, receive: Any, send: Any) -> None:
         """The request as Litestar alone answers it (what the fast route leaves to it)."""
         await super().__call__(scope, receive, send)
+
+
+def _publication(engine: Engine, lists: ListService) -> Publication | None:
+    """The worker's side of the publication board, when one is configured (the
+    `publish_url` setting, else the Postgres event log's): the board's ruleset is taken
+    now, before the first request."""
+    settings = engine.settings
+    url = settings.publish_url or settings.log_dsn
+    if not url:
+        return None
+    publication = Publication(engine, lists, open_board(url))
+    publication.adopt()
+    return publication
 
 
 def _open_access(settings: Settings) -> Access:

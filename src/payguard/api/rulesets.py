@@ -65,7 +65,9 @@ def ruleset_handlers(engine: Engine, audit: AuditLog) -> list[HTTPRouteHandler]:
             "catalog; on error → 422 naming the rule, with the position of a syntax error "
             "or the nearest known name for an unknown identifier, and the active ruleset "
             "stays. On success later decisions carry the new version; feature state is "
-            "untouched. The swap lives in memory: a restart loads the configured file."
+            "untouched. Workers sharing a board (docs/scale.md) all take it within a "
+            "second, and a restarted one starts from it; a lone process keeps it in "
+            "memory: a restart loads the configured file."
         ),
         tags=["rules"],
         request_max_body_size=MAX_RULESET_BYTES,
@@ -100,7 +102,7 @@ def ruleset_handlers(engine: Engine, audit: AuditLog) -> list[HTTPRouteHandler]:
                 422, InvalidRuleset(error="invalid_ruleset", rule="-", reason=str(exc)[:500])
             ) from None
         previous = engine.ruleset.version
-        engine.set_ruleset(ruleset)
+        engine.publish_ruleset(ruleset)
         log.warning("ruleset swapped: %s -> %s", previous, ruleset.version)
         actor, actor_name = actor_of(request)
         audit.record(

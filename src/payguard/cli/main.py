@@ -40,6 +40,7 @@ from payguard.cli.explain import register as register_explain
 from payguard.cli.keys import register as register_keys
 from payguard.cli.ml import register as register_ml
 from payguard.cli.otp import register as register_otp
+from payguard.cli.rebuild import register as register_rebuild
 from payguard.cli.users import register as register_users
 from payguard.cli.warm_up import Checker, WarmUpError, load
 from payguard.cli.webhooks import register as register_webhooks
@@ -50,6 +51,7 @@ from payguard.events import EventError
 from payguard.features import FeatureState, load_catalog
 from payguard.ruleset import Ruleset
 from payguard.store import MemoryRecorder
+from payguard.store.base import RecordError
 from payguard.types import ACTIONS
 
 app = typer.Typer(
@@ -64,6 +66,7 @@ register_keys(app)
 register_users(app)
 register_case_intake(app)
 register_explain(app)
+register_rebuild(app)
 
 
 def _print_version(wanted: bool) -> None:
@@ -104,7 +107,7 @@ def _open(settings: Settings) -> Engine:
         return Engine.open(settings)
     except RuleError as exc:
         fail(str(exc))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RecordError) as exc:
         fail(f"cannot start the engine: {exc}")
 
 
@@ -162,7 +165,7 @@ def serve(
         fail(str(exc))
     except RuleError as exc:
         fail(str(exc))
-    except (ValueError, OSError, sqlite3.Error) as exc:
+    except (ValueError, OSError, sqlite3.Error, RecordError) as exc:
         fail(f"cannot start the engine: {exc}")
 
 

@@ -1,7 +1,7 @@
 """Rules pages: the live rules with their figures, an editor that checks a draft as it is
 typed, a backtest of the draft, publish, versions with author and diff, and roll back.
 
-Checking and publishing go through `engine.parse_ruleset` and `engine.set_ruleset`, as
+Checking and publishing go through `engine.parse_ruleset` and `engine.publish_ruleset`, as
 `PUT /v1/ruleset` does; each publish and roll back is written to the audit log and to the
 version history (`RuleVersions`).
 """
@@ -52,7 +52,7 @@ def _publish(
     services.versions.ensure_current(
         engine.ruleset.version, engine.ruleset.source, at_ms=services.clock()
     )
-    engine.set_ruleset(ruleset)
+    engine.publish_ruleset(ruleset)
     return services.versions.add(
         ruleset.version, ruleset.source, author=login, at_ms=services.clock(), note=note,
         rolled_back_to=back_to,

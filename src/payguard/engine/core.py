@@ -44,7 +44,6 @@ from payguard.engine.compile import (
     specs,
 )
 from payguard.engine.durability import (
-    DATABASE_FILE,
     OUTCOMES_FILE,
     RESTORE_ERRORS,
     SNAPSHOT_FILE,
@@ -53,7 +52,7 @@ from payguard.engine.durability import (
     fault_point,
     gc_paused,
     graph_and_chains,
-    hold_book,
+    open_log,
     read_snapshot,
     snapshot_header,
     write_snapshot_file,
@@ -79,11 +78,13 @@ from payguard.holds import (
 from payguard.metrics import Metrics, RuleErrorLog
 from payguard.outcomes import FILED_TYPES, OutcomeBook, Outcomes
 from payguard.policy import PolicyResult, decide, stepup
+from payguard.policy.degraded import degraded_decision
 from payguard.rules import EntityControls, ListReader, RuleHit, event_variables, list_values
 from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
 from payguard.state import MemoryState, StateBackend
-from payguard.store import MemoryRecorder, Recorder, SQLiteRecorder, StoredDecision
+from payguard.store import MemoryRecorder, Recorder, StoredDecision
+from payguard.store.base import DuplicateRecordError, RecordError
 from payguard.types import DECLINED, HOUR_MS
 
 if TYPE_CHECKING:
@@ -224,6 +225,8 @@ class Engine:
         self.settle: Callable[[], None] = _nothing
         """Finish every commit a group committer has queued or under way (set by
         payguard.api.commits); called before anything commits on the calling thread."""
+        self.ruleset_published: Callable[[Ruleset], None] = _published_nowhere
+        """Tells the other workers of a ruleset published here (`publish_ruleset`)."""
         self.snapshot_wanted = False
         """`process_queued` passed a multiple of `snapshot_every`: the group committer
         writes the snapshot once the log holds everything the state does."""
@@ -237,7 +240,7 @@ class Engine:
         text = settings.ruleset.read_text(encoding="utf-8")
         ruleset = compile_ruleset(text, features, graph_chains=settings.graph_chains)
         data_dir = settings.data_dir
-        recorder = SQLiteRecorder(data_dir / DATABASE_FILE, synchronous=settings.synchronous)
+        recorder, holds = open_log(settings)
         engine = cls(
             features=features,
             ruleset=ruleset,
@@ -245,7 +248,7 @@ class Engine:
             settings=settings,
             snapshot_path=data_dir / SNAPSHOT_FILE,
             model=load_model(settings, features),
-            holds=hold_book(recorder, data_dir),
+            holds=holds,
             outcomes=OutcomeBook(data_dir / OUTCOMES_FILE),
         )
         engine.recover()
@@ -280,6 +283,12 @@ class Engine:
         self._ruleset = ruleset
         self._chain_types = chain_types(ruleset)
         self._plans = {}
+
+    def publish_ruleset(self, ruleset: Ruleset) -> None:
+        """`set_ruleset` for a person's publish (API, console): then `ruleset_published`
+        tells the other workers (payguard.api.publication), which only `set_ruleset`."""
+        self.set_ruleset(ruleset)
+        self.ruleset_published(ruleset)
 
     def parse_ruleset(self, text: str) -> Ruleset:
         """Validate ruleset text against this engine's features (raises RuleError)."""
@@ -333,11 +342,13 @@ class Engine:
         commit discards it and rebuilds the state. A due snapshot is left to the
         committer (`snapshot_wanted`): it needs the state and the log to agree.
 
-        Every id is asked of the log here, not of the recent ids alone: an id reused with
-        another time outside their window would otherwise reach the unique index at the
-        commit and fail the whole batch with it (an indexed query costs a few µs of the
-        request's few hundred)."""
-        seq, decision, variables = self._record(event, exact=True)
+        Every id is asked of a local log here, not of the recent ids alone: an id reused
+        with another time outside their window would otherwise reach the unique index at
+        the commit and fail the whole batch with it (an indexed query costs a few µs of
+        the request's few hundred). A log a round trip away (Postgres: ~100 µs of CPU and
+        the loop blocked for the round trip, docs/benchmarks.md) is asked only what the
+        recent ids cannot answer, as `process` asks; the rare reused id fails its batch."""
+        seq, decision, variables = self._record(event, exact=not self.recorder.remote)
         if seq == REPEAT:
             return decision, True
         self._file_recorded(seq, event, decision, variables)
@@ -391,6 +402,29 @@ class Engine:
             return self._acknowledge(event), None
         return self._decide(event)
 
+    def decide_degraded(self, event: Event, cause: str) -> tuple[Decision, bool]:
+        """Decide and queue an event without its state (degraded mode: the state store is
+        unreachable; docs/scale.md): fail closed or open by its type (`policy.degraded`),
+        the reason naming `cause`. The record is queued like any (the caller commits it),
+        so the log that rebuilds the state holds it; the state is not touched, nor asked.
+        A repeat the log already holds is answered as recorded: the log is the
+        idempotency of last resort while the state's claims cannot be made."""
+        payload = self._encode(event)
+        payload_hash = hashlib.sha256(payload).digest()
+        stored = self.recorder.lookup(event.event_id)
+        if stored is not None:
+            if stored.payload_hash != payload_hash:
+                self.metrics.conflicts += 1
+                raise DuplicateEventError(event.event_id)
+            self.metrics.duplicates += 1
+            return stored.decision, True
+        config = self._ruleset.policy.degraded
+        decision = degraded_decision(event, config, self._ruleset.version, cause)
+        self.recorder.append(event, payload, payload_hash, decision)
+        self.metrics.degraded += 1
+        self.metrics.observe(event.type, decision.action, decision.latency_us)
+        return decision, False
+
     def _file_recorded(
         self, seq: int, event: Event, decision: Decision, variables: Variables | None
     ) -> None:
@@ -399,6 +433,8 @@ class Engine:
             listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
         self.metrics.observe(event.type, decision.action, decision.latency_us)
+        if decision.reasons:  # every rule that fired, once per decision
+            self.metrics.hits({reason.rule for reason in decision.reasons})
         if decision.rule_errors:  # counted and logged only for recorded decisions
             errors = decision.rule_errors
             self.rule_error_log.report((e["rule"], e["error"], e["on_error"]) for e in errors)
@@ -764,7 +800,8 @@ class Engine:
             self.recorder.flush()
         except Exception as exc:
             self.discard_pending()
-            if isinstance(exc, sqlite3.IntegrityError) and self.recorder.lookup(event_id):
+            duplicate = isinstance(exc, sqlite3.IntegrityError | DuplicateRecordError)
+            if duplicate and self.recorder.lookup(event_id):
                 self.metrics.conflicts += 1
                 raise DuplicateEventError(event_id) from None
             self.metrics.storage_errors += 1
@@ -887,7 +924,7 @@ class Engine:
             reasons.append(f"ruleset {self._ruleset.version} has no rules")
         try:
             self.recorder.probe_write()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, RecordError) as exc:
             reasons.append(f"storage: the event log cannot be written ({exc})")
         return reasons
 
@@ -1008,3 +1045,7 @@ def _with_chains(
         ]
         out.append(msgspec.structs.replace(reason, chains=found) if found else reason)
     return out
+
+
+def _published_nowhere(ruleset: Ruleset) -> None:
+    """One process: no other worker to tell."""

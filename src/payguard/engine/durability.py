@@ -21,9 +21,10 @@ from pathlib import Path
 import msgspec
 
 from payguard.chains import ChainMatcher
+from payguard.config import Settings
 from payguard.engine.compile import GRAPH_CONFIG
 from payguard.graph import GraphFeatures
-from payguard.holds import SQLiteHoldBook
+from payguard.holds import PostgresHoldBook, SQLiteHoldBook
 from payguard.snapshots import FORMAT as SNAPSHOT_FORMAT
 from payguard.snapshots import (
     SnapshotBody,
@@ -32,7 +33,8 @@ from payguard.snapshots import (
     decode_snapshot,
     encode_snapshot,
 )
-from payguard.store import SQLiteRecorder
+from payguard.store import Recorder, SQLiteRecorder
+from payguard.store.postgres import PostgresRecorder
 
 log = logging.getLogger("payguard")
 
@@ -217,6 +219,19 @@ def graph_and_chains(
         log.warning("ignoring snapshot (%s); replaying all", exc)
         return None
     return graph, chains
+
+
+def open_log(settings: Settings) -> tuple[Recorder, SQLiteHoldBook]:
+    """The event log and the hold book of `Engine.open`: SQLite in the data directory,
+    holds committed in the log's transactions; or, with `log_dsn`, the Postgres log that
+    scaled-out workers share, holds in a table beside it, committed in its transactions
+    alike (docs/scale.md)."""
+    data_dir = settings.data_dir
+    if settings.log_dsn:
+        shared = PostgresRecorder(settings.log_dsn)
+        return shared, PostgresHoldBook.in_postgres_log(shared)
+    recorder = SQLiteRecorder(data_dir / DATABASE_FILE, synchronous=settings.synchronous)
+    return recorder, hold_book(recorder, data_dir)
 
 
 def hold_book(recorder: SQLiteRecorder, data_dir: Path) -> SQLiteHoldBook:

@@ -7,6 +7,7 @@ from payguard.holds.book import (
     HoldError,
     HoldState,
     MemoryHoldBook,
+    PostgresHoldBook,
     SQLiteHoldBook,
     expire_due,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "HoldError",
     "HoldState",
     "MemoryHoldBook",
+    "PostgresHoldBook",
     "SQLiteHoldBook",
     "expire_due",
 ]

@@ -7,9 +7,10 @@ engine decides `hold`; it ends as `revoked` (by the customer through a trusted c
 staff, or by the owner's loss/fraud report) or `released` (by staff, or by expiry when its
 time is up: a hold past `release_ts` that nobody touched reads as released).
 
-Two books with one interface: in memory (backtests, tests) and SQLite (the embedded
-default, a table in the event log's database, written in the event log's transaction), so
-a restart keeps every hold and its state.
+Two books with one interface: in memory (backtests, tests) and SQL (the embedded
+default: a table in the SQLite event log's database; scaled-out workers: a table beside
+the Postgres event log, `PostgresHoldBook`), written in the event log's transaction, so a
+restart keeps every hold and its state.
 """
 
 import heapq
@@ -17,11 +18,12 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
 if TYPE_CHECKING:
+    from payguard.store.postgres import PostgresRecorder
     from payguard.store.sqlite import SQLiteRecorder
 
 HoldState = Literal["held", "released", "revoked"]
@@ -279,7 +281,9 @@ class SQLiteHoldBook:
     (`resolve`) or by expiry is committed at once: it is acknowledged. Reads see queued
     and sealed holds too (sealed: handed to an event-log commit not yet acknowledged)."""
 
-    def __init__(self, path: Path | None = None, *, db: sqlite3.Connection | None = None) -> None:
+    def __init__(
+        self, path: Path | None = None, *, db: "sqlite3.Connection | _Postgres | None" = None
+    ) -> None:
         if db is None:
             if path is None:
                 raise ValueError("SQLiteHoldBook needs a path or a connection")
@@ -287,7 +291,8 @@ class SQLiteHoldBook:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-        self._db = db
+        self._db: Any = db
+        """sqlite3, or a psycopg connection behind `_Postgres` (the same calls)."""
         self._owns_db = path is not None
         """A standalone book commits (and closes) its own database."""
         self._db.executescript(_SCHEMA)
@@ -452,8 +457,57 @@ class SQLiteHoldBook:
             self._db.close()
 
 
-def _write_rows(rows: HoldRows, db: sqlite3.Connection) -> None:
+def _write_rows(rows: HoldRows, db: "sqlite3.Connection | _Postgres") -> None:
     db.executemany(_UPSERT, rows)
+
+
+class PostgresHoldBook(SQLiteHoldBook):
+    """The hold book of scaled-out workers: a `holds` table beside the Postgres event log,
+    its queue written inside the log's commits, as the SQLite book's is (`in_event_log`).
+    Every worker reads every worker's holds from the table; each worker's due index
+    holds what it loaded at start and what it placed since, so a hold is released by
+    expiry on the worker that placed it (or on any worker started after it was placed)."""
+
+    @classmethod
+    def in_postgres_log(cls, recorder: "PostgresRecorder") -> "PostgresHoldBook":
+        book = cls(db=_Postgres(lambda: recorder.connection))
+        recorder.companions.append(book)
+        return book
+
+    def seal(self) -> "Callable[[Any], None] | None":  # type: ignore[override]
+        """The queue, for the log's next commit; None when empty (the log then commits a
+        small batch as one statement), the empty queue still sealed for `committed`."""
+        rows = self._rows(self._queued)
+        self._sealed.append(self._queued)
+        self._queued = {}
+        return partial(_write_pg_rows, rows) if rows else None
+
+
+def _write_pg_rows(rows: HoldRows, db: Any) -> None:
+    """Rows into the Postgres log's open transaction (`db`: its psycopg connection)."""
+    _write_rows(rows, _Postgres(lambda: db))
+
+
+class _Postgres:
+    """The sqlite3 calls the hold book makes, on a psycopg connection: `?` placeholders
+    as `%s`, SQLite's column types as Postgres' (epoch ms need BIGINT). The connection is
+    asked for at each call: the log opens a new one after the server dropped its own."""
+
+    def __init__(self, connection: Callable[[], Any]) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, args: Iterable[Any] = ()) -> Any:
+        return self._connection().execute(sql.replace("?", "%s"), list(args))
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        with self._connection().cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), [list(row) for row in rows])
+
+    def executescript(self, script: str) -> None:
+        script = script.replace("BLOB", "BYTEA").replace("INTEGER", "BIGINT")
+        for statement in script.split(";"):
+            if statement.strip():
+                self._connection().execute(statement)
 
 
 def _merged(newer: list[Hold], older: Iterator[Hold]) -> Iterator[Hold]:

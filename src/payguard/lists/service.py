@@ -13,7 +13,7 @@ in (`add(value=...)`): the token is what is stored, audited and shown.
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -72,7 +72,18 @@ class ListService:
         """(kind, name) → entry_id → live-or-expired entry (removed ones are dropped)."""
         self._index: dict[tuple[str, str, str], dict[str, ListEntry]] = {}
         """(kind, name, value) → entry_id → entry: what `contains` reads."""
+        self.changed: Callable[[], None] = _nothing
+        """Called after every change is stored: scaled-out workers post a notice so the
+        others `reload` (payguard.api.publication)."""
         self._load()
+
+    def reload(self) -> None:
+        """Read the lists again from the file: another worker changed them."""
+        with self._lock:
+            self._lists.clear()
+            self._entries.clear()
+            self._index.clear()
+            self._load()
 
     @classmethod
     def open(cls, data_dir: Path, tokenizer: Tokenizer, audit: AuditLog | None) -> "ListService":
@@ -272,6 +283,7 @@ class ListService:
             self._audit.record(
                 actor.id, action, target, before, after, at_ms=now, actor_name=actor.name
             )
+        self.changed()
 
 
 def _info_json(info: ListInfo) -> dict[str, object]:
@@ -286,3 +298,7 @@ def _no_clear_pii(field: str, text: str) -> None:
 def _check_choice(field: str, value: str, allowed: Iterable[str]) -> None:
     if value not in allowed:
         raise ListError(field, f"{value!r} is not one of: {', '.join(allowed)}")
+
+
+def _nothing() -> None:
+    """No one to tell of a change (one process)."""

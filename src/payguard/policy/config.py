@@ -1,12 +1,12 @@
 """The policy's configuration: the `policy:` section of a ruleset (thresholds, holds,
 step-up choice, what a challenge's result clears)."""
 
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
-from payguard.events.contract import LabelSource
-from payguard.types import ChallengeMethod
+from payguard.events.contract import EventType, LabelSource
+from payguard.types import LEAVING_TYPES, ChallengeMethod
 
 
 class StepUpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,6 +77,27 @@ class FollowOnConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         }
 
 
+class DegradedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a worker answers when the shared state store cannot be reached (a Redis
+    node failing over, a network partition), per event type (docs/scale.md, "Degraded
+    mode"): without the state no feature can be read, so no rule can be trusted.
+
+    Event types in `closed` fail closed: answered `closed_action` (a person reviews it;
+    the money does not leave). Every other type fails open: allowed. Either way the
+    decision says why (reason `degraded_state_unavailable`) and is recorded, so the
+    event is in the log that rebuilds the state afterwards. The default closes every
+    event that takes money from the customer (`types.LEAVING_TYPES`) and opens logins,
+    bindings and profile changes, which a later money event is checked against."""
+
+    closed: list[EventType] = msgspec.field(default_factory=lambda: sorted(LEAVING_TYPES))  # type: ignore[arg-type]
+    closed_action: Literal["review", "block"] = "review"
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.closed) - set(get_args(EventType)))
+        if unknown:
+            raise ValueError(f"policy.degraded.closed: unknown event types {unknown}")
+
+
 class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Score thresholds that escalate the action regardless of which rules hit, how long
     a hold lasts, and how verification methods are chosen."""
@@ -90,3 +111,5 @@ class PolicyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     outcomes: OutcomesConfig = OutcomesConfig()
     follow_on: FollowOnConfig = FollowOnConfig()
     """Follow-on horizons after a stop, per entity kind (rule variables)."""
+    degraded: DegradedConfig = DegradedConfig()
+    """Fail-open or fail-closed per event type while the state store is unreachable."""

@@ -6,7 +6,6 @@ right after a flush. A crash therefore loses either both or neither, and a resta
 state from the last snapshot plus the events recorded after it — nothing counted twice.
 """
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -14,6 +13,21 @@ import msgspec
 
 from payguard.decision import Decision
 from payguard.events import Event
+
+
+class RecordError(Exception):
+    """A recorder other than SQLite could not read or write its log (Postgres: the
+    server is unreachable, a statement failed). SQLite raises sqlite3.Error as it is."""
+
+
+class DuplicateRecordError(RecordError):
+    """A commit met event ids the log already holds (another worker recorded them first:
+    the unique index on `event_id` answers duplicates across workers). Nothing of the
+    commit is durable; `lookup` answers the recorded decisions."""
+
+    def __init__(self, event_ids: list[str]) -> None:
+        super().__init__(f"already recorded: {', '.join(event_ids[:5])}")
+        self.event_ids = event_ids
 
 
 class StoredDecision(msgspec.Struct, frozen=True):
@@ -33,7 +47,7 @@ class SealedRecords:
         self,
         rows: list[tuple[Any, ...]],
         feature_sets: list[tuple[int, bytes]],
-        companions: list[Callable[[sqlite3.Connection], None]],
+        companions: list[Callable[[Any], None]],
     ) -> None:
         self.rows = rows
         self.feature_sets = feature_sets
@@ -53,6 +67,10 @@ class Recorder(Protocol):
     on_disk: bool
     """Whether records outlive the process. Stores kept beside the event log (OTP codes,
     the OTP outbox) are files when it is, in memory when it is not."""
+
+    remote: bool
+    """Whether a read is a round trip to a server (Postgres), not a local index (SQLite,
+    memory): the engine then asks it only what its recent ids cannot answer."""
 
     def lookup(self, event_id: str) -> StoredDecision | None:
         """The payload hash and decision of an event already recorded."""

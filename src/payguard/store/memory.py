@@ -9,6 +9,7 @@ from payguard.store.base import LogFilter, SealedRecords, StoredDecision, as_rec
 
 class MemoryRecorder:
     on_disk = False
+    remote = False
 
     def __init__(self) -> None:
         self._events: list[Event] = []

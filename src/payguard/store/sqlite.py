@@ -23,14 +23,14 @@ cost of recording. Stores written before this layout keep their decisions in a s
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 import msgspec
 
-from payguard.decision import Decision, HoldTerms, Reason, ShadowHit
+from payguard.decision import Decision
 from payguard.events import Event
 from payguard.store.base import LogFilter, SealedRecords, StoredDecision, as_recorded
-from payguard.types import Action, ChallengeMethod
+from payguard.store.rows import Row, decision_of, stored_row
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -51,27 +51,6 @@ CREATE TABLE IF NOT EXISTS feature_sets (
 """
 _ADDED_COLUMNS = (("action", "TEXT"), ("decision", "BLOB"), ("feature_set", "INTEGER"))
 """Columns a store from before decisions moved into `events` lacks (added on open)."""
-T = TypeVar("T")
-
-
-class _Row(msgspec.Struct, array_like=True):
-    """A decision as stored: its fields in order, `features` as values of a feature set.
-    None stands for a field the decision leaves unset."""
-
-    event_id: str
-    action: Action
-    score: int
-    reasons: list[Reason]
-    ruleset: str
-    model: str | None
-    latency_us: int
-    challenge: list[ChallengeMethod] | None
-    shadow: list[ShadowHit] | None
-    rule_errors: list[dict[str, str]] | None
-    values: list[Any] | None
-    model_score: float | None = None
-    """Last, with defaults: rows written before these fields existed still decode."""
-    hold: HoldTerms | None = None
 
 
 class Companion(Protocol):
@@ -90,6 +69,7 @@ class Companion(Protocol):
 
 class SQLiteRecorder:
     on_disk = True
+    remote = False
 
     def __init__(self, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
         """`synchronous=FULL` syncs the WAL at every commit, so an answered request
@@ -105,7 +85,7 @@ class SQLiteRecorder:
         self._legacy = self._migrate()
         """Whether this store has the earlier `decisions` table to read old rows from."""
         self._encode_row = msgspec.msgpack.Encoder().encode
-        self._decode_row = msgspec.msgpack.Decoder(_Row).decode
+        self._decode_row = msgspec.msgpack.Decoder(Row).decode
         self._decode = msgspec.json.Decoder(Event).decode
         self._feature_sets: dict[tuple[str, ...], int] = {}
         self._feature_names: dict[int, tuple[str, ...]] = {}
@@ -323,7 +303,7 @@ class SQLiteRecorder:
         """(decision column, feature set id) for one decision; a feature set not seen
         before is numbered and queued, to be written in the same commit."""
         features = d.features
-        set_id = values = None
+        set_id = None
         if not isinstance(features, msgspec.UnsetType):
             names = tuple(features)
             set_id = self._feature_sets.get(names)
@@ -331,43 +311,11 @@ class SQLiteRecorder:
                 set_id = max(self._feature_names, default=0) + 1
                 self._remember_set(set_id, names)
                 self._new_sets.append((set_id, msgspec.msgpack.encode(names)))
-            values = list(features.values())
-        row = _Row(
-            d.event_id,
-            d.action,
-            d.score,
-            d.reasons,
-            d.ruleset,
-            d.model,
-            d.latency_us,
-            _or_none(d.challenge),
-            _or_none(d.shadow),
-            _or_none(d.rule_errors),
-            values,
-            _or_none(d.model_score),
-            _or_none(d.hold),
-        )
-        return self._encode_row(row), set_id
+        return self._encode_row(stored_row(d)), set_id
 
-    def _decision(self, row: _Row, feature_set: int | None) -> Decision:
-        features: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-        if feature_set is not None and row.values is not None:
-            features = dict(zip(self._feature_names[feature_set], row.values, strict=True))
-        return Decision(
-            event_id=row.event_id,
-            action=row.action,
-            score=row.score,
-            reasons=row.reasons,
-            ruleset=row.ruleset,
-            model=row.model,
-            latency_us=row.latency_us,
-            challenge=_or_unset(row.challenge),
-            model_score=_or_unset(row.model_score),
-            hold=_or_unset(row.hold),
-            features=features,
-            shadow=_or_unset(row.shadow),
-            rule_errors=_or_unset(row.rule_errors),
-        )
+    def _decision(self, row: Row, feature_set: int | None) -> Decision:
+        names = None if feature_set is None else self._feature_names[feature_set]
+        return decision_of(row, names)
 
     def discard_pending(self) -> None:
         """Forget queued and sealed records (their requests are not answered with a
@@ -461,11 +409,3 @@ def _write(db: sqlite3.Connection, sealed: SealedRecords) -> None:
     db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sealed.rows)
     for write in sealed.companions:
         write(db)
-
-
-def _or_none(value: T | msgspec.UnsetType) -> T | None:
-    return None if isinstance(value, msgspec.UnsetType) else value
-
-
-def _or_unset(value: T | None) -> T | msgspec.UnsetType:
-    return msgspec.UNSET if value is None else value
