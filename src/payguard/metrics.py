@@ -50,6 +50,11 @@ _COUNTERS: Final = (
         "Decisions made without the state store (docs/scale.md, degraded mode).",
     ),
     (
+        "state_writes_lost",
+        "payguard_state_writes_lost",
+        "Events decided and recorded whose state write failed (rebuild-state).",
+    ),
+    (
         "group_committed_events",
         "payguard_group_committed_events",
         "Events made durable by group commits.",
@@ -89,6 +94,9 @@ class Metrics:
     """Commits of the event log that failed (each request answered 503)."""
     degraded = _Counted()
     """Events decided in degraded mode (the state store unreachable)."""
+    state_writes_lost = _Counted()
+    """Events decided and recorded whose write to a shared state failed (the state store
+    went away between the read and the write): `payguard rebuild-state` puts them back."""
     group_commits = _Counted()
     group_committed_events = _Counted()
     """Group commits of the HTTP path and the events they held (events per fsync)."""

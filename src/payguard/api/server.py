@@ -24,6 +24,7 @@ from payguard.api.timeouts import DeadlineH11Protocol, DeadlineHttpToolsProtocol
 from payguard.auth import Access, banner, check_token_key, dev_admin_key, dev_mode
 from payguard.config import Settings
 from payguard.engine import Engine
+from payguard.metrics import share_across_workers
 from payguard.state import StateUnavailable
 from payguard.state.redis import connect
 
@@ -152,6 +153,7 @@ def serve_workers(
         os.environ[DEV_KEY_ENV] = msgspec.json.encode(dev_admin).decode()
         print(banner(dev_admin, settings.uses_dev_key), file=sys.stderr, flush=True)
     log.info("payguard serving on http://%s:%d: %d workers on %s", host, port, workers, state_url)
+    share_across_workers(settings.data_dir / "metrics")  # before the workers start
     limits = uvicorn_limits(settings)
     limits["http"] = "h11" if settings.http == "h11" else "httptools"  # a class cannot be
     # handed to spawned workers; the deadline protocols apply to the embedded server only

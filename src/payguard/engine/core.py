@@ -19,6 +19,7 @@ outcome book (payguard.outcomes) when applied, live or in recovery; a strong ste
 report passed drops the rules it cleared from later decisions of that account and device.
 """
 
+import contextlib
 import hashlib
 import logging
 import sqlite3
@@ -82,7 +83,7 @@ from payguard.policy.degraded import degraded_decision
 from payguard.rules import EntityControls, ListReader, RuleHit, event_variables, list_values
 from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
-from payguard.state import MemoryState, StateBackend
+from payguard.state import MemoryState, StateBackend, StateUnavailable
 from payguard.store import MemoryRecorder, Recorder, StoredDecision
 from payguard.store.base import DuplicateRecordError, RecordError
 from payguard.types import DECLINED, HOUR_MS
@@ -348,10 +349,24 @@ class Engine:
         the request's few hundred). A log a round trip away (Postgres: ~100 µs of CPU and
         the loop blocked for the round trip, docs/benchmarks.md) is asked only what the
         recent ids cannot answer, as `process` asks; the rare reused id fails its batch."""
-        seq, decision, variables = self._record(event, exact=not self.recorder.remote)
+        try:
+            seq, decision, variables = self._record(event, exact=not self.recorder.remote)
+        except StateUnavailable as exc:
+            if not self.state.shared:
+                raise
+            log.warning("state store unreachable, deciding in degraded mode: %s", exc)
+            return self.decide_degraded(event, f"state store unreachable: {exc}")
         if seq == REPEAT:
             return decision, True
-        self._file_recorded(seq, event, decision, variables)
+        try:
+            self._file_recorded(seq, event, decision, variables)
+        except StateUnavailable as exc:  # decided and queued: answered as decided
+            self.metrics.state_writes_lost += 1
+            log.error(
+                "event %s decided but its state write failed (rebuild-state): %s",
+                event.event_id,
+                exc,
+            )
         if seq % self.settings.snapshot_every == 0:
             self.snapshot_wanted = True
         return decision, False
@@ -385,7 +400,8 @@ class Engine:
             decision, variables = self._decision(event)
         except BaseException:
             if self.state.shared:  # not recorded: the next attempt may claim it at once
-                self.state.release(self._claims.pop())
+                with contextlib.suppress(StateUnavailable):  # else its lease runs out
+                    self.state.release(self._claims.pop())
             raise
         seq = self.recorder.append(event, payload, payload_hash, decision)
         if decision.action == "hold":
