@@ -117,8 +117,9 @@ class Clearings:
                 tl = record[state.streams[f.stream].slot]
                 if tl is None or cleared <= t - f.window_ms:
                     continue
-                hi = bisect_right(tl.ts, t)
-                lo = bisect_right(tl.ts, cleared, 0, hi)
+                ts = tl.ts or ()
+                hi = bisect_right(ts, t)
+                lo = bisect_right(ts, cleared, 0, hi)
                 out[f.name] = window_value(f.how, tl, lo, hi, t, f.rank, state.utc_offset_hours)
 
     def grouped(
