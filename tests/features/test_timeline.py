@@ -109,7 +109,7 @@ def test_packed_state_survives_a_snapshot() -> None:
     again.restore(state.export())
     assert again.digest_items() == state.digest_items()
     packed = [tl for tls in map(again.timelines, range(len(again.streams))) for tl in tls.values()]
-    assert any(isinstance(tl.ts, array) and tl.ts.typecode == "q" for tl in packed)
+    assert any(isinstance(tl.totals, array) and tl.totals.typecode == "q" for tl in packed)
     assert any(isinstance(tl.values, array) and tl.values.typecode == "b" for tl in packed)
 
 

@@ -193,7 +193,7 @@ def window_value(
         return len(set(tl.values[lo:hi]))
     if how in ("minutes_since", "seconds_since"):
         unit = MINUTE_MS if how == "minutes_since" else 1_000
-        return (t - tl.ts[hi - 1]) // unit
+        return (t - (tl.ts or [t])[hi - 1]) // unit  # hi > lo >= 0: ts has entries
     if how == "quantile":
         return tl.quantile(lo, hi, *rank)
     if how == "hour_share":
