@@ -20,11 +20,12 @@ from typing import Any
 import msgspec
 
 MAGIC = b"PAYGUARD-SNAPSHOT\n"
-FORMAT = 5
+FORMAT = 6
 """Bumped when the content changes meaning: 2 added the feature state's watched history,
 3 replaced the pickle with this file, 4 folded feature timelines past their raw head
-(features.timeline), 5 added the recent event ids (the idempotency window). Another format
-is ignored and the log replayed."""
+(features.timeline), 5 added the recent event ids (the idempotency window), 6 packed the
+timelines into arrays (features.timeline). Another format is ignored and the log
+replayed."""
 _DIGEST_BYTES = 32
 
 

@@ -117,8 +117,9 @@ class Clearings:
                 tl = record[state.streams[f.stream].slot]
                 if tl is None or cleared <= t - f.window_ms:
                     continue
-                hi = bisect_right(tl.ts, t)
-                lo = bisect_right(tl.ts, cleared, 0, hi)
+                ts = tl.ts or ()
+                hi = bisect_right(ts, t)
+                lo = bisect_right(ts, cleared, 0, hi)
                 out[f.name] = window_value(f.how, tl, lo, hi, t, f.rank, state.utc_offset_hours)
 
     def grouped(
@@ -192,7 +193,7 @@ def window_value(
         return len(set(tl.values[lo:hi]))
     if how in ("minutes_since", "seconds_since"):
         unit = MINUTE_MS if how == "minutes_since" else 1_000
-        return (t - tl.ts[hi - 1]) // unit
+        return (t - (tl.ts or [t])[hi - 1]) // unit  # hi > lo >= 0: ts has entries
     if how == "quantile":
         return tl.quantile(lo, hi, *rank)
     if how == "hour_share":

@@ -25,6 +25,7 @@ tests/features/test_point_in_time.py holds the generated code to the brute-force
 from bisect import bisect_right, insort
 from collections.abc import Iterable
 from functools import partial
+from sys import intern
 from typing import Any
 
 from payguard.features.layout import Feature, StateLayout, Stream
@@ -55,6 +56,21 @@ def _unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+NOT_INTERNED = frozenset({"amount"})
+"""Event values the update code does not intern (not strings)."""
+
+
+def interning_lines(names: Iterable[str]) -> list[str]:
+    """Intern each named token local that the update may store (as an entity key, an
+    entry's value or a folded value): one string per token however many timelines and
+    entries hold it, instead of a copy per event decoded (features.timeline)."""
+    return [
+        f"if v_{name} is not None: v_{name} = intern(v_{name})"
+        for name in names
+        if name not in NOT_INTERNED
+    ]
+
+
 # -- updates -----------------------------------------------------------------------------
 
 
@@ -71,7 +87,10 @@ def filer_source(
     for stream in streams:
         by_kind.setdefault(stream.kind, []).append(stream)
     namespace.update(
-        insort=insort, source_network=source_network, utc_offset=state.utc_offset_hours
+        insort=insort,
+        intern=intern,
+        source_network=source_network,
+        utc_offset=state.utc_offset_hours,
     )
     guarded = {k: _all_conditional(m) for k, m in by_kind.items()}
     needed = {k: _filing_values(state.kinds[k].by, m) for k, m in by_kind.items()}
@@ -81,7 +100,7 @@ def filer_source(
         + (list(watch.kinds) if observed_type is not None else [])
     )
     lines = ["def file(entities, link, source, t, base, declined):"]
-    lines += ["    " + line for line in value_lines(top, "source")]
+    lines += ["    " + line for line in value_lines(top, "source") + interning_lines(top)]
     for kind, members in by_kind.items():
         block = [
             comment(f"entities by {state.kinds[kind].by}"),
@@ -93,7 +112,8 @@ def filer_source(
             block += _filing_lines(stream, state.slots(kind), namespace)
         if guarded[kind]:
             either = " or ".join(f"flt_{s.index}.matches(source)" for s in members)
-            inner = value_lines([n for n in needed[kind] if n not in top], "source")
+            own = [n for n in needed[kind] if n not in top]
+            inner = value_lines(own, "source") + interning_lines(own)
             block = [f"if {either}:", *("    " + line for line in inner + block)]
         lines += ["    " + line for line in block]
     if observed_type is not None:
@@ -125,14 +145,7 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
     of the raw head (features.timeline)."""
     i, slot = stream.index, stream.slot
     namespace[f"flt_{i}"] = stream.filter
-    namespace[f"new_{i}"] = partial(
-        Timeline.new,
-        stream.of == "amount",
-        stream.keeps_past,
-        stream.weighs,
-        stream.tallies,
-        stream.ranks,
-    )
+    namespace[f"new_{i}"] = partial(Timeline, stream.shape)
     checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
     if stream.filter.settled:
         checks.insert(0, "not declined")
@@ -183,18 +196,17 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
 
 
 def _append_lines(stream: Stream, weight: str) -> list[str]:
+    """Append in time order to a raw head that has entries; `Timeline.add` when it has
+    none (it makes the containers) or the event is out of order."""
     code = [
         "            times = tl.ts",
-        "            if times and t < times[-1]:",
-        f"                tl.add(t, value, horizon{weight})  # out of order: in the middle",
+        "            if times is None or t < times[-1]:",
+        f"                tl.add(t, value, horizon{weight})  # empty head, or out of order",
         "            else:",
-        "                if not times:",
-        "                    first = tl.first_ts",
-        "                    if first is None or t < first:",
-        "                        tl.first_ts = t",
         "                times.append(t)",
-        "                tl.values.append(value)",
     ]
+    if stream.of is not None:
+        code.append("                tl.values.append(value)")
     if stream.of == "amount":
         code += [
             "                totals = tl.totals",
@@ -203,7 +215,9 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
     pad = " " * 16
     if stream.weighs:
         code.append(pad + "tl.weights.append(weight)")
-    if stream.tallies:
+    if stream.tallies and stream.of == HOUR:  # 24 counters
+        code.append(pad + f"tl.tally[value] += {'weight' if stream.weighs else '1'}")
+    elif stream.tallies:
         added = "weight" if stream.weighs else "1"
         code += [pad + "tally = tl.tally", pad + f"tally[value] = tally.get(value, 0) + {added}"]
     if stream.ranks:
@@ -357,7 +371,7 @@ def _reading_lines(stream: Stream, timed: list[Feature]) -> list[str]:
     if folded:
         code = [
             "ts = tl.ts",
-            "n = len(ts)",
+            "n = 0 if ts is None else len(ts)",
             "hi = n if not n or t >= ts[-1] else bisect_right(ts, t)",
         ]
         for f in folded:
@@ -400,11 +414,11 @@ def _folded_lines(f: Feature, stream: Stream) -> list[str]:
             f"current = v_{stream.of}",
             "if current is None:",
             f"    out[{name}] = False",
-            f"elif tl.past.get(current, t - {w}) > t - {w}:  # folded inside the window",
+            f"elif (past := tl.past) is not None and past.get(current, t - {w}) > t - {w}:",
             f"    out[{name}] = False",
             "else:",
             f"    {lo}",
-            f"    out[{name}] = current not in {window}",
+            f"    out[{name}] = not hi or current not in {window}",
         ]
     if f.how == "distinct":
         return [lo, f"out[{name}] = tl.distinct_since(lo, hi, t - {w})"]
@@ -466,9 +480,9 @@ def _behaviour_lines(f: Feature, lo: str) -> list[str]:
     if f.how == "hour_share":
         return [
             *code,
-            "    tally = tl.tally",
+            "    tally = tl.tally  # 24 counters (features.timeline)",
             "    if tally is not None and lo == 0 and hi == n:",
-            "        near = tally.get(hour, 0) + tally.get(hour_up, 0) + tally.get(hour_down, 0)",
+            "        near = tally[hour] + tally[hour_up] + tally[hour_down]",
             f"        out[{name}] = near * 1000 // n",
             "    else:",
             f"        out[{name}] = tl.hour_share(lo, hi, hour)",

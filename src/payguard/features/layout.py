@@ -57,6 +57,9 @@ class Stream(msgspec.Struct, frozen=True):
     """Whether `top_share` or `hour_share` reads it, so its timelines keep `tally`."""
     ranks: bool = False
     """Whether `quantile` reads it, so its timelines keep `ranked`."""
+    shape: int = 0
+    """Which containers its timelines keep and how they pack values
+    (`features.timeline.shape_of`)."""
 
 
 class Kind(msgspec.Struct, frozen=True):

@@ -58,7 +58,16 @@ from payguard.features.spec import (
     received,
     stream_value,
 )
-from payguard.features.timeline import Timeline
+from payguard.features.timeline import (
+    VALUES_ANY,
+    VALUES_HOUR,
+    VALUES_INT,
+    VALUES_NONE,
+    Timeline,
+    decode_array,
+    encode_array,
+    shape_of,
+)
 from payguard.features.watch import WatchedHistory
 from payguard.generated import compile_function
 from payguard.types import EpochMs
@@ -219,6 +228,7 @@ class FeatureState:
                     weighs=any(s.how == "top_share" for s, _ in members),
                     tallies=any(s.how in ("top_share", "hour_share") for s, _ in members),
                     ranks=any(s.how == "quantile" for s, _ in members),
+                    shape=_shape(of, members, raw_ms),
                 )
             )
             for spec, window_ms in members:
@@ -487,8 +497,8 @@ class FeatureState:
             (
                 idx,
                 key,
-                list(tl.ts),
-                list(tl.values),
+                list(tl.ts or ()),
+                list(tl.values or ()),
                 tl.first_ts,
                 tl.running,
                 sorted((tl.past or {}).items()),
@@ -563,14 +573,41 @@ def _sweep_timeline(
     return last is not None and (last > forget_before or last < watch_start)
 
 
+def _shape(of: str | None, members: list[tuple[FeatureSpec, int]], raw_ms: int) -> int:
+    """The containers a stream's timelines keep (features.timeline): values packed by
+    kind, and the structures its aggregates read (the same tests as `Stream`'s flags)."""
+    values = VALUES_NONE
+    if of == "amount":
+        values = VALUES_INT
+    elif of == HOUR:
+        values = VALUES_HOUR
+    elif of is not None:
+        values = VALUES_ANY
+    return shape_of(
+        values,
+        with_totals=of == "amount",
+        with_past=any(s.how in ("is_new", "distinct") and w > raw_ms for s, w in members),
+        with_weights=any(s.how == "top_share" for s, _ in members),
+        with_tally=any(s.how in ("top_share", "hour_share") for s, _ in members),
+        with_ranked=any(s.how == "quantile" for s, _ in members),
+        with_first=any(s.how == "age" for s, _ in members),
+        with_last=any(
+            s.how == "age" or (s.how in ("minutes_since", "seconds_since") and w > raw_ms)
+            for s, w in members
+        ),
+    )
+
+
 def _event_hour(event: Event, offset: int) -> int:
     """The local hour of an event, the value `hour_share` streams keep."""
     return local_hour(event.ts, offset)
 
 
-ENTITY_LAYOUT = "entities/msgpack/2"
+ENTITY_LAYOUT = "entities/msgpack/3"
 """Names the layout `export` writes, so `restore` can tell it from earlier ones (2: raw
-heads with a folded past, features.timeline)."""
+heads with a folded past, 3: packed into arrays, features.timeline)."""
 
-_encode_entities = msgspec.msgpack.Encoder().encode
-_decode_entities = msgspec.msgpack.Decoder(list[dict[str, list[Timeline | None]]]).decode
+_encode_entities = msgspec.msgpack.Encoder(enc_hook=encode_array).encode
+_decode_entities = msgspec.msgpack.Decoder(
+    list[dict[str, list[Timeline | None]]], ext_hook=decode_array
+).decode
