@@ -52,6 +52,7 @@ from payguard.features import FeatureState
 from payguard.features.cleared import clears
 from payguard.features.spec import ENTITY_EXTRACTORS, received
 from payguard.features.state import QueryPlan
+from payguard.features.timeline import decode_array, encode_array
 from payguard.state import StateUnavailable
 from payguard.state.memory import Claimed
 from payguard.state.wire import Command, Wire
@@ -92,8 +93,9 @@ means another worker wrote that entity in between; 50 in a row is a fault, not l
 Hid = tuple[str, str]
 """An entity hash: (kind, key), e.g. ("user", "u123")."""
 
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder().decode
+_encode = msgspec.msgpack.Encoder(enc_hook=encode_array).encode
+_decode = msgspec.msgpack.Decoder(ext_hook=decode_array).decode
+"""Timelines keep their values packed in arrays (features.timeline): an extension type."""
 _claimed = msgspec.msgpack.Decoder(Claimed).decode
 
 
