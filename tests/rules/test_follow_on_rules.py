@@ -225,6 +225,34 @@ def test_the_stopped_cash_out_does_not_raise_the_shops_own_bar(world: World) -> 
     assert "after_stop_merchant" in follow_on(after)
 
 
+def test_big_tickets_that_settle_after_the_stop_do_not_raise_the_shops_own_bar(
+    world: World,
+) -> None:
+    """The demo month's cash-out (`young_merchant_weeks`): after its first stop, a big
+    ticket on another card settles anyway (a debit card `after_stop_merchant` does not ask
+    about, held or passed by its own cardholder). Against every payment that went through,
+    that ticket was the young shop's new p90 and its next cardholders went on; against the
+    shop's own trade from before the stop it is still the small ticket, and they are looked
+    at."""
+    world.customer("u3")
+    young = Merchant(id="m-young", category="other")
+    for day in range(TODAY - 3, TODAY):
+        for user in ("u2", "u3"):
+            world.send(
+                "payment", world.at(day, 15), user_id=user, device_id=f"phone-{user}",
+                ip="10.1.1.5", amount=8_000, merchant=young,
+                card=Card(token=f"pan-{user}", kind="debit"),
+            )  # fmt: skip
+    assert world.credit("u1", world.at(TODAY, 10), 980_000, young).action == "review"
+    _, settled = world.send(
+        "payment", world.at(TODAY, 11), user_id="u3", device_id="phone-u3", ip="10.1.1.5",
+        amount=490_000, merchant=young, card=Card(token="pan-u3", kind="debit"),
+    )  # fmt: skip
+    assert settled.action not in ("review", "block"), settled.reasons
+    after = world.credit("u2", world.at(TODAY, 12), 980_000, young)
+    assert after.action == "review" and "after_stop_merchant" in follow_on(after)
+
+
 def test_a_busy_shop_with_one_stop_among_many_sales_is_not_asked(world: World) -> None:
     users = tuple(f"b{n}" for n in range(5))
     for user in users:

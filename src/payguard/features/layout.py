@@ -57,6 +57,9 @@ class Stream(msgspec.Struct, frozen=True):
     """Whether `top_share` or `hour_share` reads it, so its timelines keep `tally`."""
     ranks: bool = False
     """Whether `quantile` reads it, so its timelines keep `ranked`."""
+    before_stop: tuple[int, int] | None = None
+    """For a filter with `before_stop`: (slot of the `stopped` stream in the same record,
+    how long before the event a stop there keeps it out, ms)."""
 
 
 class Kind(msgspec.Struct, frozen=True):
