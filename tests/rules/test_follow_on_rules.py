@@ -24,6 +24,7 @@ FOLLOW_ON = {
     "after_stop_confirmed",
     "after_stop_merchant",
     "after_stop_payee",
+    "after_stop_same_counterparty",
     "after_stop_identity_card",
 }
 SHOP = Merchant(id="m-shop", category="other")
@@ -262,6 +263,22 @@ def test_a_busy_shop_with_one_stop_among_many_sales_is_not_asked(world: World) -
     assert world.credit("b0", world.at(TODAY, 10), 980_000, busy).action == "review"
     after = world.credit("b1", world.at(TODAY + 2, 10), 450_000, busy)
     assert "after_stop_merchant" not in follow_on(after)
+
+
+def test_the_stopped_transfer_tried_again_smaller_or_a_day_later_waits(world: World) -> None:
+    """The same account sending to the payee it was stopped sending to: under the large
+    amount of `after_stop_payee` and past the account's own day it still waits; the
+    account's other payees and its usual shop are not asked."""
+    world.stop("u1", world.at(TODAY, 10), "phone-u1")
+    smaller = world.transfer("u1", world.at(TODAY, 10.5), 150_000)
+    assert smaller.action in ("hold", "review")  # (the loan before it may add a review)
+    assert "after_stop_same_counterparty" in follow_on(smaller)
+    later = world.transfer("u1", world.at(TODAY + 1, 16), 150_000)
+    assert "after_stop_same_counterparty" in follow_on(later)
+    elsewhere = world.transfer("u1", world.at(TODAY + 1, 17), 5_000, payee="payee-mum")
+    assert "after_stop_same_counterparty" not in follow_on(elsewhere)
+    lunch = world.pay("u1", world.at(TODAY + 1, 12.5))
+    assert follow_on(lunch) == set() and lunch.action == "allow"
 
 
 def test_a_stopped_payee_keeps_large_transfers_waiting_for_the_week(world: World) -> None:
