@@ -32,10 +32,10 @@ PINNED: dict[str, float] = {
     "merchant_credential_leak": 1.0,
     "cash_out_collusion": 1.0,
     "fake_customer_service": 0.816,
-    "challenged_share": 0.004,
+    "challenged_share": 0.003,
     "held_share": 0.0,
-    "reviewed_blocked_share": 0.001,
-    "strong_friction_share": 0.046,
+    "reviewed_blocked_share": 0.002,
+    "strong_friction_share": 0.054,
 }
 """Rounded to 0.1 % (shares) — scenario → attack money stopped, then the legitimate
 friction figures under their own names."""

@@ -200,3 +200,57 @@ _OCTETS = st.one_of(
 )
 def test_source_network_agrees_with_ipaddress(ip: str) -> None:
     assert source_network(ip) == _network_by_ipaddress(ip)
+
+
+BEFORE_STOP: dict[str, Any] = {
+    "shop": {"types": ["payment"], "settled": True, "before_stop": "1h"},
+    "stopped": {"types": ["*"], "stopped": True},
+}
+BEFORE_STOP_FEATURES: list[dict[str, Any]] = [
+    {"how": "quantile", "q": 0.9, "of": "amount", "over": "shop", "by": "merchant"},
+    {"how": "count", "over": "stopped", "by": "merchant", "windows": ["1h"]},
+]
+
+
+def test_before_stop_keeps_the_entitys_trade_from_before_its_stop() -> None:
+    """A shop's tickets from before the engine stopped one of its payments stay its
+    baseline; what settles within the hour after the stop (a big ticket held or passed
+    by its own cardholder) does not move it, and an hour without a stop counts again."""
+    state = FeatureState(_catalog(BEFORE_STOP_FEATURES, **BEFORE_STOP))
+    plan = state.plan(state.layout)
+    shop = Merchant(id="m", category="other")
+    p90 = "p90_amount_shop_by_merchant_90d"
+    for i in range(5):
+        state.update(_pay(i, T0 + i * 60_000, 800, merchant=shop))
+    state.update(_pay(5, T0 + 10 * 60_000, 980_000, merchant=shop), declined=True)  # the stop
+    state.update(_pay(6, T0 + 20 * 60_000, 490_000, merchant=shop))  # settles under the stop
+    assert state.snapshot(_pay(7, T0 + 30 * 60_000, merchant=shop), plan)[p90] == 800
+    state.update(_pay(8, T0 + 80 * 60_000, 600_000, merchant=shop))  # an hour after the stop
+    assert state.snapshot(_pay(9, T0 + 90 * 60_000, merchant=shop), plan)[p90] == 600_000
+
+
+@pytest.mark.parametrize(
+    ("shop", "stopped_window", "error"),
+    [
+        ({"types": ["payment"], "before_stop": "1h"}, "1h", "settled events only"),
+        ({"types": ["payment"], "settled": True, "before_stop": "1h"}, "30m", "at least"),
+    ],
+)
+def test_before_stop_needs_settled_events_and_a_long_enough_stop_stream(
+    shop: dict[str, Any], stopped_window: str, error: str
+) -> None:
+    features = [
+        BEFORE_STOP_FEATURES[0],
+        {"how": "count", "over": "stopped", "by": "merchant", "windows": [stopped_window]},
+    ]
+    with pytest.raises(ValueError, match=error):
+        _catalog(features, shop=shop, stopped=BEFORE_STOP["stopped"])
+
+
+def test_before_stop_by_user_is_refused() -> None:
+    features = [
+        {"how": "quantile", "q": 0.9, "of": "amount", "over": "shop", "by": "user"},
+        {"how": "count", "over": "stopped", "by": "user", "windows": ["1h"]},
+    ]
+    with pytest.raises(ValueError, match="by user"):
+        _catalog(features, **BEFORE_STOP)

@@ -41,6 +41,9 @@ BEHAVIOUR_FEATURES: list[dict[str, Any]] = [
     {"how": "quantile", "q": 0.9, "of": "amount", "over": "pay", "by": "user", "windows": ["20m"]},
     {"how": "quantile", "q": 0.25, "of": "amount", "over": "settled_pay", "by": "merchant"},
     {"how": "sum", "of": "amount", "over": "settled_pay", "by": "merchant", "windows": ["1h"]},
+    {"how": "quantile", "q": 0.9, "of": "amount", "over": "unstopped_pay", "by": "merchant"},
+    {"how": "count", "over": "unstopped_pay", "by": "merchant", "windows": ["2h"]},
+    {"how": "minutes_since", "over": "stopped", "by": "merchant", "windows": ["30m"]},
     {"how": "hour_share", "over": "any", "by": "user", "windows": ["3h", "2d"]},
     {"how": "hour_share", "over": "label", "by": "merchant", "windows": ["1d"]},
     {"how": "top_share", "of": "card", "over": "pay", "by": "merchant", "windows": ["10m", "1d"]},
@@ -73,6 +76,8 @@ SMALL_CATALOG = msgspec.convert(
             "login_fail": {"types": ["login"], "success": False},
             "pay": {"types": ["payment", "transfer"]},
             "settled_pay": {"types": ["payment", "transfer"], "settled": True},
+            # the merchant's payments from before a stop (rules' baseline after one)
+            "unstopped_pay": {"types": ["payment"], "settled": True, "before_stop": "20m"},
             "gift": {"types": ["payment"], "categories": ["gift_card", "game"]},
             "phone_risk": {"types": ["sim_swap", "line_resume"]},
             "label": {"types": ["fraud_report", "label"], "source": "referenced"},

@@ -137,6 +137,19 @@ def _filing_values(by: str, members: list[Stream]) -> list[str]:
     return _unique([*by.split("+"), *values])
 
 
+def stopped_within(record: list[Timeline | None] | None, slot: int, t: int, within: int) -> bool:
+    """Whether the entity's `stopped` timeline (`record[slot]`) holds a stop in
+    (t - within, t]: then a `before_stop` stream does not take its event. The latest
+    entry at or before t is the raw one, else the folded past's (features.timeline)."""
+    tl = None if record is None else record[slot]
+    if tl is None:
+        return False
+    times = tl.ts
+    hi = len(times) if not times or t >= times[-1] else bisect_right(times, t)
+    last = times[hi - 1] if hi else tl.folded_last
+    return last is not None and t - within < last <= t
+
+
 def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> list[str]:
     """The code filing `source` into one stream: skip it if the filter rejects it, if it
     is older than the stream's horizon (unless only its first-seen time is kept) or if it
@@ -151,6 +164,10 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
         checks.insert(0, "not declined")
     if stream.filter.stopped:
         checks.insert(0, "declined")
+    if stream.before_stop is not None:
+        namespace["stopped_within"] = stopped_within
+        stop_slot, within = stream.before_stop
+        checks.append(f"not stopped_within(record, {stop_slot}, t, {within})")
     if not stream.age_only:
         checks.append(f"t > base - {stream.retention_ms}")
     types = ", ".join(stream.filter.types)

@@ -60,6 +60,9 @@ class Stream(msgspec.Struct, frozen=True):
     shape: int = 0
     """Which containers its timelines keep and how they pack values
     (`features.timeline.shape_of`)."""
+    before_stop: tuple[int, int] | None = None
+    """For a filter with `before_stop`: (slot of the `stopped` stream in the same record,
+    how long before the event a stop there keeps it out, ms)."""
 
 
 class Kind(msgspec.Struct, frozen=True):

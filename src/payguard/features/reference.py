@@ -92,6 +92,9 @@ class ReferenceFeatures:
                 continue
             if flt.stopped and not self._declined[position]:
                 continue
+            stop = flt.before_stop
+            if stop is not None and self._stopped_before(spec.by, position, stop):
+                continue
             source: Event | None = logged
             if flt.source == "referenced":
                 source = self._referenced(logged, position)
@@ -111,6 +114,22 @@ class ReferenceFeatures:
             for key in self._keys(spec.by, source, position):
                 entries.append((key, logged.ts, value))
         return entries
+
+    def _stopped_before(self, by: str, position: int, before_stop: str) -> bool:
+        """Whether an event logged before `position` with the same `by` key was stopped
+        within the `before_stop` duration before the logged event's time (a stop that
+        arrived later does not reach back)."""
+        logged = self.log[position]
+        within = parse_duration(before_stop)
+        key = _key(by, logged)
+        if key is None:
+            return False
+        return any(
+            self._declined[q]
+            and _key(by, earlier) == key
+            and logged.ts - within < earlier.ts <= logged.ts
+            for q, earlier in enumerate(self.log[:position])
+        )
 
     def _referenced(self, feedback: Event, position: int) -> Event | None:
         if feedback.ref_event_id is None or not is_fraud_verdict(feedback):

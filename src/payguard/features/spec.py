@@ -201,6 +201,13 @@ class EventFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Only events the engine sent to review or blocked (the opposite of `settled`): the
     engine's own earlier stops, as history, for rules that keep an account frozen after
     one (rules/default.yaml, "follow-on after a stop")."""
+    before_stop: str | None = None
+    """With `settled`, only events of an entity (the stream's `by`) the engine stopped
+    nothing of within this long before them (a duration such as `7d`): the entity's own
+    behaviour from before it was stopped, which what it does under the stop cannot move.
+    A cash-out shop whose first big tickets settle would otherwise raise its own baseline
+    past the bar that stops it. Reads the catalog's `stopped` stream by the same entity,
+    which must keep at least that long (`Catalog.validate`)."""
     account: Literal["user", "payee"] = "user"
     """Whose account the event is filed under: the sender's (`user`, the default) or, with
     `payee`, the receiving account's (see `received`), so `by: user` over such a filter
@@ -288,6 +295,8 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if flt.account == "payee" and flt.source == "referenced":
                 raise ValueError(f"filter {spec.over!r}: account: payee with source: referenced")
             _check_of(spec)
+            if flt.before_stop is not None:
+                _check_before_stop(self, spec)
             for window in spec.windows:
                 parse_duration(window)
             for name in spec.names():
@@ -298,6 +307,39 @@ class Catalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         parse_duration(self.learning)
         parse_duration(self.memory)
         return self
+
+
+def stop_filter(catalog: Catalog) -> str | None:
+    """The filter `before_stop` reads: every event type, `stopped`, nothing else asked."""
+    plain = EventFilter(types=["*"], stopped=True)
+    return next((name for name, flt in catalog.filters.items() if flt == plain), None)
+
+
+def _check_before_stop(catalog: Catalog, spec: FeatureSpec) -> None:
+    """`before_stop` needs `settled` (so the stop itself never feeds the stream), an entity
+    that is its own key (an account's carrier signals file under linked accounts) and a
+    `stopped` stream by that entity kept at least as long."""
+    flt = catalog.filters[spec.over]
+    assert flt.before_stop is not None
+    if not flt.settled or flt.source != "event" or flt.account != "user":
+        raise ValueError(f"filter {spec.over!r}: before_stop goes with settled events only")
+    if spec.by == "user":
+        raise ValueError(f"filter {spec.over!r}: before_stop by user is not supported")
+    stopped = stop_filter(catalog)
+    kept = max(
+        (
+            parse_duration(w)
+            for s in catalog.features
+            if s.over == stopped and s.by == spec.by and s.how != "age"
+            for w in s.windows
+        ),
+        default=0,
+    )
+    if kept < parse_duration(flt.before_stop):
+        raise ValueError(
+            f"filter {spec.over!r}: before_stop {flt.before_stop} needs a feature over "
+            f"{{types: ['*'], stopped: true}} by {spec.by} with a window at least that long"
+        )
 
 
 def _check_of(spec: FeatureSpec) -> None:

@@ -56,6 +56,7 @@ from payguard.features.spec import (
     local_hour,
     parse_duration,
     received,
+    stop_filter,
     stream_value,
 )
 from payguard.features.timeline import (
@@ -231,6 +232,10 @@ class FeatureState:
                     shape=_shape(of, members, raw_ms),
                 )
             )
+            if flt.before_stop is not None:
+                self.streams[-1] = msgspec.structs.replace(
+                    self.streams[-1], before_stop=self._stop_slot(stream_ids, by, flt.before_stop)
+                )
             for spec, window_ms in members:
                 window = next(w for w in spec.windows if parse_duration(w) == window_ms)
                 name = spec.name(window)
@@ -244,6 +249,16 @@ class FeatureState:
                     rank=rank,
                     folded=spec.how in FOLDABLE_HOWS and window_ms > raw_ms,
                 )
+
+    def _stop_slot(
+        self, stream_ids: dict[tuple[str, str, str | None], int], by: str, within: str
+    ) -> tuple[int, int]:
+        """Where a `before_stop` stream finds its entity's stops: the slot of a stream over
+        the catalog's `stopped` filter by the same entity (validated to exist)."""
+        stopped = stop_filter(self.catalog)
+        ids = [i for (over, kind, _), i in stream_ids.items() if over == stopped and kind == by]
+        kind = next(k for k in self.kinds if k.by == by)
+        return kind.streams.index(ids[0]), parse_duration(within)
 
     def _extractor(self, of: str | None) -> Extractor | None:
         """What a stream keeps per entry; the local hour uses this state's UTC offset."""
