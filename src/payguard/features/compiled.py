@@ -144,9 +144,9 @@ def stopped_within(record: list[Timeline | None] | None, slot: int, t: int, with
     tl = None if record is None else record[slot]
     if tl is None:
         return False
-    times = tl.ts
-    hi = len(times) if not times or t >= times[-1] else bisect_right(times, t)
-    last = times[hi - 1] if hi else tl.folded_last
+    times = tl.ts  # None once every raw entry was folded (features.timeline)
+    hi = 0 if not times else len(times) if t >= times[-1] else bisect_right(times, t)
+    last = times[hi - 1] if times and hi else tl.folded_last
     return last is not None and t - within < last <= t
 
 

@@ -40,7 +40,8 @@ falling back to a scan of the window otherwise:
 Cost: append O(1) amortised (O(n) memmove for `ranked`); count/sum O(log n); distinct
 O(k + distinct folded values); is_new O(raw entries in the window), the raw head of an
 `is_new` stream being usually a few entries; quantile O(1) (O(k log k) for a partial
-window); hour_share O(1); top_share O(distinct values).
+window); hour_share O(1); top_share O(distinct values) — over a window that is most of the
+raw head, the head's tally (a C-level copy) less the entries outside it.
 The reads are generated in `features.compiled` (straight-line code per query plan).
 
 **Packed, and nothing for an empty head** (issue 16). Amounts, running totals, weights
@@ -361,10 +362,16 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         """Permille of the total weight of entries [lo, hi) that its heaviest value holds;
         0 when the total is 0."""
         tally = self.tally
-        if not isinstance(tally, dict) or lo != 0 or hi != len(self.values):
+        n = len(self.values) if isinstance(tally, dict) else 0
+        if not isinstance(tally, dict) or n - (hi - lo) > hi - lo:
             tally = {}
             for value, weight in zip(self.values[lo:hi], self._weights(lo, hi), strict=True):
                 tally[value] = tally.get(value, 0) + weight
+        elif lo != 0 or hi != n:  # the head's tally less the few entries outside the window
+            tally = dict(tally)
+            for a, b in ((0, lo), (hi, n)):
+                for value, weight in zip(self.values[a:b], self._weights(a, b), strict=True):
+                    tally[value] -= weight
         total = sum(tally.values())
         return int(max(tally.values()) * 1000 // total) if total > 0 else 0
 
