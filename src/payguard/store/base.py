@@ -60,6 +60,31 @@ class SealedRecords:
         return int(self.rows[-1][0]) if self.rows else 0
 
 
+class PendingRows:
+    """What a batching recorder (SQLite, Postgres) answers about events it has queued or
+    sealed but not yet made durable: their rows, kept in `_rows` (indexed by
+    `_pending_ids`) and in each sealed batch."""
+
+    _rows: list[tuple[Any, ...]]
+    _pending_ids: dict[str, int]
+    _sealed: list[SealedRecords]
+
+    def _pending_row(self, event_id: str) -> tuple[Any, ...] | None:
+        """The queued or sealed (not yet durable) row of an event, if any."""
+        index = self._pending_ids.get(event_id)
+        if index is not None:
+            return self._rows[index]
+        for sealed in self._sealed:
+            index = sealed.ids.get(event_id)
+            if index is not None:
+                return sealed.rows[index]
+        return None
+
+    def is_pending(self, event_id: str) -> bool:
+        """Whether the event is queued or sealed, i.e. recorded but not yet durable."""
+        return self._pending_row(event_id) is not None
+
+
 class Recorder(Protocol):
     """Everything the engine, the OTP service and the decision listing need of an event
     log; nobody looks behind it for a concrete class."""

@@ -36,6 +36,7 @@ from payguard.events import Event
 from payguard.store.base import (
     DuplicateRecordError,
     LogFilter,
+    PendingRows,
     RecordError,
     SealedRecords,
     StoredDecision,
@@ -91,7 +92,7 @@ class Companion(Protocol):
         ...
 
 
-class PostgresRecorder:
+class PostgresRecorder(PendingRows):
     """The event log in Postgres at `dsn` (psycopg 3), in `schema` if given."""
 
     on_disk = True
@@ -181,19 +182,6 @@ class PostgresRecorder:
         """Read the log's end again (another worker or process recorded in it)."""
         assert not self._rows and not self._sealed and not self._loading
         self._durable_seq = self._query("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]
-
-    def _pending_row(self, event_id: str) -> tuple[Any, ...] | None:
-        index = self._pending_ids.get(event_id)
-        if index is not None:
-            return self._rows[index]
-        for sealed in self._sealed:
-            index = sealed.ids.get(event_id)
-            if index is not None:
-                return sealed.rows[index]
-        return None
-
-    def is_pending(self, event_id: str) -> bool:
-        return self._pending_row(event_id) is not None
 
     def lookup(self, event_id: str) -> StoredDecision | None:
         row = self._pending_row(event_id)

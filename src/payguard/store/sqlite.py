@@ -29,7 +29,13 @@ import msgspec
 
 from payguard.decision import Decision
 from payguard.events import Event
-from payguard.store.base import LogFilter, SealedRecords, StoredDecision, as_recorded
+from payguard.store.base import (
+    LogFilter,
+    PendingRows,
+    SealedRecords,
+    StoredDecision,
+    as_recorded,
+)
 from payguard.store.rows import Row, decision_of, stored_row
 
 _SCHEMA = """
@@ -67,7 +73,7 @@ class Companion(Protocol):
         ...
 
 
-class SQLiteRecorder:
+class SQLiteRecorder(PendingRows):
     on_disk = True
     remote = False
 
@@ -144,21 +150,6 @@ class SQLiteRecorder:
     def _remember_set(self, set_id: int, names: tuple[str, ...]) -> None:
         self._feature_sets[names] = set_id
         self._feature_names[set_id] = names
-
-    def _pending_row(self, event_id: str) -> tuple[Any, ...] | None:
-        """The queued or sealed (not yet durable) row of an event, if any."""
-        index = self._pending_ids.get(event_id)
-        if index is not None:
-            return self._rows[index]
-        for sealed in self._sealed:
-            index = sealed.ids.get(event_id)
-            if index is not None:
-                return sealed.rows[index]
-        return None
-
-    def is_pending(self, event_id: str) -> bool:
-        """Whether the event is queued or sealed, i.e. recorded but not yet durable."""
-        return self._pending_row(event_id) is not None
 
     def lookup(self, event_id: str) -> StoredDecision | None:
         row = self._pending_row(event_id)
