@@ -172,17 +172,17 @@ def _small_shop(world: World, sales: int) -> Merchant:
     return shop
 
 
+def _ticket(world: World, shop: Merchant, amount: int, *, card: Card) -> Decision:
+    """u1 pays `shop` `amount` fen with `card` from home, today at 15:00."""
+    return world.send(
+        "payment", world.at(TODAY, 15), **world.home("u1"), card=card, amount=amount, merchant=shop
+    )
+
+
 def test_a_cash_out_sized_ticket_at_a_shop_that_sells_small_is_reviewed(world: World) -> None:
     world.customer("u1")
     shop = _small_shop(world, sales=6)
-    decision = world.send(
-        "payment",
-        world.at(TODAY, 15),
-        **world.home("u1"),
-        card=CREDIT_A,
-        amount=499_950,
-        merchant=shop,
-    )
+    decision = _ticket(world, shop, 499_950, card=CREDIT_A)
     assert "cash_out_unlike_merchant" in rules_of(decision)
     assert decision.action == "review"
 
@@ -192,14 +192,7 @@ def test_a_shop_without_enough_history_or_a_debit_card_is_not_judged_on_its_tick
 ) -> None:
     world.customer("u1")
     shop = _small_shop(world, sales=3)
-    young = world.send(
-        "payment",
-        world.at(TODAY, 15),
-        **world.home("u1"),
-        card=CREDIT_A,
-        amount=499_950,
-        merchant=shop,
-    )
+    young = _ticket(world, shop, 499_950, card=CREDIT_A)
     world.customer("u2", card=Card(token="pan_debit_u2", kind="debit"))
     _small_shop(world, sales=3)
     debit = world.send(
@@ -573,14 +566,7 @@ def test_a_large_unusual_credit_ticket_at_a_shop_that_barely_traded_is_reviewed(
     odd amount (not near round), the shop's first customer, unusual for the cardholder."""
     world.customer("u1")
     shop = _small_shop(world, sales=1)
-    decision = world.send(
-        "payment",
-        world.at(TODAY, 15),
-        **world.home("u1"),
-        card=CREDIT_A,
-        amount=312_740,
-        merchant=shop,
-    )
+    decision = _ticket(world, shop, 312_740, card=CREDIT_A)
     assert "cash_out_first_tickets_new_shop" in rules_of(decision)
     assert decision.action == "review"
 
@@ -590,14 +576,7 @@ def test_a_shop_with_customers_a_debit_card_or_a_usual_amount_is_not_a_first_tic
 ) -> None:
     world.customer("u1")
     busy = _small_shop(world, sales=4)
-    trading = world.send(
-        "payment",
-        world.at(TODAY, 15),
-        **world.home("u1"),
-        card=CREDIT_A,
-        amount=312_740,
-        merchant=busy,
-    )
+    trading = _ticket(world, busy, 312_740, card=CREDIT_A)
     world.customer("u2", fen=150_000)
     new_shop = Merchant(id="m-new", category="other")
     world.send(
