@@ -84,6 +84,25 @@ class PendingRows:
         """Whether the event is queued or sealed, i.e. recorded but not yet durable."""
         return self._pending_row(event_id) is not None
 
+    def _commit_in_order(self) -> None:
+        """Seal what is queued, then commit and acknowledge every sealed batch, oldest
+        first (a synchronous flush: the batches a writer thread had not yet taken)."""
+        if self._rows:
+            self.seal()
+        while self._sealed:
+            sealed = self._sealed[0]
+            self.commit_sealed(sealed)
+            self.acknowledge(sealed)
+
+    def seal(self) -> SealedRecords:
+        raise NotImplementedError
+
+    def commit_sealed(self, sealed: SealedRecords) -> None:
+        raise NotImplementedError
+
+    def acknowledge(self, sealed: SealedRecords) -> None:
+        raise NotImplementedError
+
 
 class Recorder(Protocol):
     """Everything the engine, the OTP service and the decision listing need of an event

@@ -272,12 +272,7 @@ class PostgresRecorder(PendingRows):
                 for companion in self.companions:
                     companion.committed()
             return
-        if self._rows:
-            self.seal()
-        while self._sealed:
-            sealed = self._sealed[0]
-            self.commit_sealed(sealed)
-            self.acknowledge(sealed)
+        self._commit_in_order()
 
     def seal(self) -> SealedRecords:
         writers = [companion.seal() for companion in self.companions]

@@ -205,12 +205,7 @@ class SQLiteRecorder(PendingRows):
                 for companion in self.companions:
                     companion.committed()
             return
-        if self._rows:
-            self.seal()
-        while self._sealed:
-            sealed = self._sealed[0]
-            self.commit_sealed(sealed)
-            self.acknowledge(sealed)
+        self._commit_in_order()
 
     def seal(self) -> SealedRecords:
         """Hand the queued records to one commit and start a new queue: appends and reads
