@@ -208,10 +208,8 @@ def test_a_stopped_cash_out_merchant_has_large_credit_payments_looked_at_for_the
     assert "after_stop_merchant" not in follow_on(week)
 
 
-def test_the_stopped_cash_out_does_not_raise_the_shops_own_bar(world: World) -> None:
-    """A young shop with a handful of small sales: the stopped 9,800 CNY payment is most of
-    its month, so its p90 over every payment is that payment; over the payments that went
-    through it is still the shop's own small ticket, and the next cardholder is looked at."""
+def _young_shop_with_small_sales(world: World) -> Merchant:
+    """A shop three days old where u2 and u3 each paid 80 CNY by debit card every day."""
     world.customer("u3")
     young = Merchant(id="m-young", category="other")
     for day in range(TODAY - 3, TODAY):
@@ -221,6 +219,14 @@ def test_the_stopped_cash_out_does_not_raise_the_shops_own_bar(world: World) -> 
                 ip="10.1.1.5", amount=8_000, merchant=young,
                 card=Card(token=f"pan-{user}", kind="debit"),
             )  # fmt: skip
+    return young
+
+
+def test_the_stopped_cash_out_does_not_raise_the_shops_own_bar(world: World) -> None:
+    """A young shop with a handful of small sales: the stopped 9,800 CNY payment is most of
+    its month, so its p90 over every payment is that payment; over the payments that went
+    through it is still the shop's own small ticket, and the next cardholder is looked at."""
+    young = _young_shop_with_small_sales(world)
     assert world.credit("u1", world.at(TODAY, 10), 980_000, young).action == "review"
     after = world.credit("u2", world.at(TODAY + 1, 11), 980_000, young)
     assert "after_stop_merchant" in follow_on(after)
@@ -235,15 +241,7 @@ def test_big_tickets_that_settle_after_the_stop_do_not_raise_the_shops_own_bar(
     that ticket was the young shop's new p90 and its next cardholders went on; against the
     shop's own trade from before the stop it is still the small ticket, and they are looked
     at."""
-    world.customer("u3")
-    young = Merchant(id="m-young", category="other")
-    for day in range(TODAY - 3, TODAY):
-        for user in ("u2", "u3"):
-            world.send(
-                "payment", world.at(day, 15), user_id=user, device_id=f"phone-{user}",
-                ip="10.1.1.5", amount=8_000, merchant=young,
-                card=Card(token=f"pan-{user}", kind="debit"),
-            )  # fmt: skip
+    young = _young_shop_with_small_sales(world)
     assert world.credit("u1", world.at(TODAY, 10), 980_000, young).action == "review"
     _, settled = world.send(
         "payment", world.at(TODAY, 11), user_id="u3", device_id="phone-u3", ip="10.1.1.5",
