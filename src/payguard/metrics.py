@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -133,6 +133,10 @@ class Metrics:
             ["rule"],
             registry=self.registry,
         )
+        # A labelled series is looked up once and kept: `labels()` costs as much as the
+        # increment itself (prometheus_client hashes and locks on every lookup).
+        self._decision_series: dict[tuple[str, str], Any] = {}
+        self._rule_hit_series: dict[str, Any] = {}
         self._latency = Histogram(
             "payguard_decision_latency_us",
             "Decision latency in microseconds.",
@@ -142,15 +146,23 @@ class Metrics:
 
     def observe(self, event_type: str, action: str, latency_us: int) -> None:
         key = (event_type, action)
-        self.decisions[key] = self.decisions.get(key, 0) + 1
-        self._decisions.labels(event_type, action).inc()
+        seen = self.decisions.get(key)
+        if seen is None:
+            self._decision_series[key] = self._decisions.labels(event_type, action)
+            seen = 0
+        self.decisions[key] = seen + 1
+        self._decision_series[key].inc()
         self._latency.observe(latency_us)
 
     def hits(self, rules: Iterable[str]) -> None:
         """Count the rules that fired in one decision."""
         for rule in rules:
-            self.rule_hits[rule] = self.rule_hits.get(rule, 0) + 1
-            self._rule_hits.labels(rule).inc()
+            seen = self.rule_hits.get(rule)
+            if seen is None:
+                self._rule_hit_series[rule] = self._rule_hits.labels(rule)
+                seen = 0
+            self.rule_hits[rule] = seen + 1
+            self._rule_hit_series[rule].inc()
 
     def rule_error(self, rule: str, error: str) -> None:
         """Count one failed evaluation of `rule` (its error class)."""
