@@ -155,11 +155,15 @@ def _decoder(ruleset_text: str) -> Any:
 
 def _summary(server: Any, load: Load) -> str:
     said = [line for _, line in server.lines]
-    degraded = sum(
-        any(r["code"] == REASON_CODE for r in body["reasons"]) for body in load.answered.values()
-    )
+    causes = [
+        r["text"]
+        for body in load.answered.values()
+        for r in body["reasons"]
+        if r["code"] == REASON_CODE
+    ]
+    degraded = len(causes)
     return (
         f"answered {len(load.answered)}, retried {len(load.retried)}, degraded {degraded}, "
         f"recorded for a dead worker {sum('never committed' in x for x in said)}, "
-        f"state writes lost {len(_writes_lost(server))}"
+        f"state writes lost {len(_writes_lost(server))}; degraded causes: {sorted(set(causes))}"
     )
