@@ -11,6 +11,9 @@ from state_support import clean_client, engine, feature_ruleset_text, redis_stat
 
 from payguard.engine import DuplicateEventError, Engine, core
 from payguard.events import Event, EventError
+from payguard.policy.degraded import REASON_CODE
+from payguard.state import redis as redis_module
+from payguard.state.redis import RedisState
 from payguard.store.postgres import PostgresRecorder
 
 PAYMENT = (
@@ -98,4 +101,24 @@ def _payments_of_u1(worker: Engine) -> int:
     ]
     plan = features.plan(names)
     probe = Event(event_id="probe", type="login", ts=1790000000001, user_id="u1")
-    return max(worker.state.snapshot(probe, plan).values())
+    counts: dict[str, int] = worker.state.snapshot(probe, plan)
+    return max(counts.values())
+
+
+def test_a_claim_whose_worker_died_before_deciding_is_waited_out(
+    workers: list[Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between its claim and its decision leaves an empty claim: the
+    retry on another worker waits its lease out and decides the event normally (the
+    lease is shorter than the wait, so this is never a degraded answer)."""
+    dying, other = workers
+    assert isinstance(other.state, RedisState)
+    lease_ms = redis_module.LEASE_MS
+    assert lease_ms < 1000 * other.state.wait_s
+    monkeypatch.setattr(redis_module, "LEASE_MS", 200)
+    raw = PAYMENT % b"p-lease"
+    event = dying.decoder.decode(raw)
+    assert dying.state.claim(event, dying.payload_hash(event)) is None  # then SIGKILL
+    decision, repeat = other.process(other.decoder.decode(raw))
+    assert not repeat
+    assert all(r.code != REASON_CODE for r in decision.reasons)
