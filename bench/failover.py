@@ -7,8 +7,10 @@ private 3-node cluster with `appendfsync always`, the Postgres log in a schema o
 or a 5xx. Measured, from the client's side and from the workers' log lines:
 
 - worker: from the kill to the supervisor's new worker built (its "deciding on state"
-  line), and from the kill to the answer of the last request that was in flight on the
-  killed worker (the client retried it on the other worker: the longest wait a client saw);
+  line), to that worker's first decision (its `payguard_decisions_total` in the shared
+  metrics directory, with probes on fresh connections), and from the kill to the answer
+  of the last request that was in flight on the killed worker (the client retried it on
+  the other worker: the longest wait a client saw);
 - Redis node: how long the node was away (kill to answering again), and from its start to
   the last degraded answer (after which every decision is normal again), with the number
   of degraded answers and the longest answer gap.
@@ -25,12 +27,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "state"))
 
-from failover_support import (  # noqa: E402  (the tests' harness, shared)
+from failover_support import (  # type: ignore[import-not-found]  # noqa: E402
     Load,
     PrivateCluster,
+    Server,
     kill_worker,
     payments,
     serve,
@@ -44,9 +49,10 @@ EVENTS = int(os.environ.get("PAYGUARD_BENCH_FAILOVER_EVENTS", "3000"))
 
 
 def _ruleset_text() -> str:
-    from state_support import feature_ruleset_text
+    from state_support import feature_ruleset_text  # type: ignore[import-not-found]
 
-    return feature_ruleset_text()
+    text: str = feature_ruleset_text()
+    return text
 
 
 def run() -> dict[str, Any]:
@@ -75,9 +81,12 @@ def _measure(tmp: Path, log_dsn: str) -> dict[str, Any]:
             load.start()
             wait_for("a quarter answered", lambda: load.count() >= EVENTS // 4, 300)
             in_flight = set(_unanswered_now(load, events))
+            before = set(server.workers())
             _, killed_at = kill_worker(server)
             wait_for("a new worker", lambda: len(server.ready()) >= 3, 300)
             new_worker_s = server.ready()[2] - killed_at
+            (new,) = set(server.workers()) - before
+            first_answer_s = _first_answer(server, tmp, new) - killed_at
             wait_for("half answered", lambda: load.count() >= EVENTS // 2, 300)
             node = cluster.ports[1]
             node_killed = time.monotonic()
@@ -90,7 +99,38 @@ def _measure(tmp: Path, log_dsn: str) -> dict[str, Any]:
             server.stop()
     finally:
         cluster.stop()
-    return _figures(load, in_flight, killed_at, new_worker_s, node_killed, node_started, elapsed)
+    figures = _figures(load, in_flight, killed_at, node_killed, node_started, elapsed)
+    return {
+        "worker kill -> new worker built (s)": new_worker_s,
+        "worker kill -> new worker's first decision (s)": first_answer_s,
+        **figures,
+    }
+
+
+def _first_answer(server: Server, tmp: Path, pid: int) -> float:
+    """When worker `pid` first answered a decision. The load's clients keep their
+    connections alive, all on the surviving worker by now, so a new worker gets none of
+    them: probe payments on fresh connections (one each) until the kernel hands one to it."""
+    headers = {"Authorization": f"Bearer {server.key}", "Connection": "close"}
+    probes = payments("probe", 1_000, 5, int(time.time() * 1000) - 600_000)
+    for body in probes:
+        answer = httpx.post(f"{server.base}/v1/events", json=body, headers=headers, timeout=30)
+        if answer.status_code == 200 and _decided(tmp, pid) > 0:
+            return time.monotonic()
+    raise RuntimeError(f"worker {pid} answered none of {len(probes)} probes")
+
+
+def _decided(tmp: Path, pid: int) -> float:
+    """Decisions a worker made so far, from its file in the shared metrics directory
+    (`payguard_decisions_total`, prometheus_client's multiprocess values)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    path = tmp / "data" / "metrics" / f"counter_{pid}.db"
+    if not path.exists():
+        return 0
+    values = MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
+    decided: float = sum(v for key, v, *_ in values if '"payguard_decisions_total"' in key)
+    return decided
 
 
 def _unanswered_now(load: Load, events: list[dict[str, Any]]) -> list[str]:
@@ -102,7 +142,6 @@ def _figures(
     load: Load,
     in_flight: set[str],
     killed_at: float,
-    new_worker_s: float,
     node_killed: float,
     node_started: float,
     elapsed: float,
@@ -122,7 +161,6 @@ def _figures(
     return {
         "events answered": len(load.answered),
         "decisions/s over the run (both failures included)": len(load.answered) / elapsed,
-        "worker kill -> new worker built (s)": new_worker_s,
         "worker kill -> last in-flight request answered (s)": max(retried_after_kill, default=0),
         "requests retried after the worker kill": len(retried_after_kill),
         "redis node away: kill -> answering again (s)": node_started - node_killed,
