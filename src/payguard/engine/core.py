@@ -344,6 +344,7 @@ class Engine:
         if commit:
             self._commit(event.event_id)
         if seq == ADOPTED:  # its state writes landed with the worker that decided it
+            self._announce(event, decision)
             return decision, False
         self._file_recorded_or_lost(seq, event, decision, variables)
         if seq % self.settings.snapshot_every == 0:
@@ -371,6 +372,7 @@ class Engine:
         if seq == REPEAT:
             return decision, True
         if seq == ADOPTED:  # queued for the committer; its state writes already landed
+            self._announce(event, decision)
             return decision, False
         self._file_recorded_or_lost(seq, event, decision, variables)
         if seq % self.settings.snapshot_every == 0:
@@ -385,6 +387,15 @@ class Engine:
             raise exc
         log.warning("state store unreachable, deciding in degraded mode: %s", exc)
         return self.decide_degraded(event, f"state store unreachable: {exc}")
+
+    def _announce(self, event: Event, decision: Decision) -> None:
+        """What a dead worker's decision recorded here (ADOPTED) still owes: its
+        listeners (webhooks) and metrics never heard of it; the state holds it already."""
+        for listener in self.listeners:
+            listener.recorded(event, decision)
+        self.metrics.observe(event.type, decision.action, decision.latency_us)
+        if decision.reasons:  # every rule that fired, once per decision
+            self.metrics.hits({reason.rule for reason in decision.reasons})
 
     def _file_recorded_or_lost(
         self, seq: int, event: Event, decision: Decision, variables: Variables | None
