@@ -19,6 +19,7 @@ from bench import (
     auth_speed,
     cases_speed,
     console_pages,
+    failover,
     graph_chains,
     http_load,
     memory,
@@ -46,6 +47,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "cases (100,000 cases: queue and case pages, ms; list lookup, µs)": cases_speed.run,
     "console pages with 100,000 cases (ms per request)": console_pages.run,
     "recorder commits (SQLite FULL vs Postgres; per batch size)": recorder_commits.run,
+    "failover (2 workers on Redis Cluster: kill -9 a worker, restart a node; s)": failover.run,
 }
 
 

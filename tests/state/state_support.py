@@ -1,6 +1,7 @@
 """What the state tests share: Redis endpoints (skipped only when none answers), a
 feature-only ruleset, engines on either backend."""
 
+import functools
 import os
 import socket
 from pathlib import Path
@@ -65,9 +66,11 @@ def settings() -> Settings:
     return load_settings(env={"PAYGUARD_GRAPH_CHAINS": "0"})
 
 
+@functools.cache
 def feature_ruleset_text() -> str:
     """rules/default.yaml without its chains and without the rules that read the graph
-    or chains (dropped one by one as compilation names them)."""
+    or chains (dropped one by one as compilation names them; once per session: a second
+    of compiling each time)."""
     doc = yaml.safe_load(RULESET.read_text(encoding="utf-8"))
     doc.pop("chains", None)
     features = FeatureState(load_catalog(settings().features))

@@ -96,3 +96,19 @@ def test_redis_gone_then_back(redis: PrivateRedis) -> None:
         time.sleep(0.1)
     assert REASON_CODE not in rules
     assert worker.metrics.degraded <= 2 + attempt
+
+
+def test_process_decides_in_degraded_mode_as_process_queued_does(redis: PrivateRedis) -> None:
+    """The replay/CLI path (`Engine.process`, with or without its own commit) declares
+    the same behaviour as the HTTP path when the state store is gone."""
+    worker = engine(feature_ruleset_text(), state=redis_state(redis.url, "deg2"))
+    redis.kill()
+    paid = worker.process(worker.decoder.decode(EVENT % (b"q-1", b"payment", T0)))
+    logged = worker.process(worker.decoder.decode(LOGIN % (b"q-2", T0 + 1)), commit=True)
+    assert [(d.action, [r.code for r in d.reasons], repeat) for d, repeat in (paid, logged)] == [
+        ("review", [REASON_CODE], False),
+        ("allow", [REASON_CODE], False),
+    ]
+    worker.flush()
+    assert worker.recorder.lookup("q-1") is not None and worker.recorder.lookup("q-2")
+    assert worker.process(worker.decoder.decode(LOGIN % (b"q-2", T0 + 1)))[1]  # a repeat

@@ -1,6 +1,7 @@
 """The engine on a shared state claims each event_id before deciding it: a repeat sent
 to another worker answers the first decision, another payload is a conflict, and an
-event that is refused gives its claim back at once."""
+event that is refused gives its claim back at once; a decision whose worker died before
+committing it is recorded by the worker its client retries on."""
 
 import uuid
 from collections.abc import Iterator
@@ -8,8 +9,12 @@ from collections.abc import Iterator
 import pytest
 from state_support import clean_client, engine, feature_ruleset_text, redis_state, redis_url
 
-from payguard.engine import DuplicateEventError, Engine
-from payguard.events import EventError
+from payguard.engine import DuplicateEventError, Engine, core
+from payguard.events import Event, EventError
+from payguard.policy.degraded import REASON_CODE
+from payguard.state import redis as redis_module
+from payguard.state.redis import RedisState
+from payguard.store.postgres import PostgresRecorder
 
 PAYMENT = (
     b'{"event_id":"%s","type":"payment","ts":1790000000000,"user_id":"u1","amount":"12.00",'
@@ -52,3 +57,68 @@ def test_a_refused_event_gives_its_claim_back(workers: list[Engine]) -> None:
         first.process(first.decoder.decode(label))
     with pytest.raises(EventError):  # refused again on its merits, not "still being decided"
         second.process(second.decoder.decode(label))
+
+
+def test_a_decision_its_worker_never_committed_is_recorded_once_by_another(
+    pg_schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed after its state writes (which settle the claim) and before its
+    commit: the client's retry reaches another worker, which waits for the log, then
+    records the settled decision itself, without filing the event a second time."""
+    monkeypatch.setattr(core, "ADOPT_AFTER_S", 0.05)
+    dsn, schema = pg_schema
+    log_dsn = f"{dsn} options='-c search_path={schema}'"
+    url = redis_url()
+    prefix = f"a{uuid.uuid4().hex[:10]}"
+    text = feature_ruleset_text()
+    dying, other = (
+        engine(text, state=redis_state(url, prefix), recorder=PostgresRecorder(log_dsn))
+        for _ in range(2)
+    )
+    try:
+        raw = PAYMENT % b"p-adopt"
+        decided, _ = dying.process_queued(dying.decoder.decode(raw))
+        dying.recorder.discard_pending()  # killed before its commit: nothing in the log
+        answered, repeat = other.process(other.decoder.decode(raw), commit=True)
+        assert (answered, repeat) == (decided, False)
+        stored = other.recorder.lookup("p-adopt")
+        assert stored is not None and stored.decision == decided
+        again, repeat = dying.process(dying.decoder.decode(raw))  # any later retry
+        assert (again, repeat) == (decided, True)
+        assert _payments_of_u1(other) == 1  # filed once, by the worker that decided it
+    finally:
+        for worker in (dying, other):
+            worker.recorder.close()
+        clean_client(url, prefix).close()
+
+
+def _payments_of_u1(worker: Engine) -> int:
+    features = worker.features
+    names = [
+        name
+        for name, f in features.layout.items()
+        if f.how == "count" and f.stream >= 0 and features.streams[f.stream].by == "user"
+    ]
+    plan = features.plan(names)
+    probe = Event(event_id="probe", type="login", ts=1790000000001, user_id="u1")
+    counts: dict[str, int] = worker.state.snapshot(probe, plan)
+    return max(counts.values())
+
+
+def test_a_claim_whose_worker_died_before_deciding_is_waited_out(
+    workers: list[Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between its claim and its decision leaves an empty claim: the
+    retry on another worker waits its lease out and decides the event normally (the
+    lease is shorter than the wait, so this is never a degraded answer)."""
+    dying, other = workers
+    assert isinstance(other.state, RedisState)
+    lease_ms = redis_module.LEASE_MS
+    assert lease_ms < 1000 * other.state.wait_s
+    monkeypatch.setattr(redis_module, "LEASE_MS", 200)
+    raw = PAYMENT % b"p-lease"
+    event = dying.decoder.decode(raw)
+    assert dying.state.claim(event, dying.payload_hash(event)) is None  # then SIGKILL
+    decision, repeat = other.process(other.decoder.decode(raw))
+    assert not repeat
+    assert all(r.code != REASON_CODE for r in decision.reasons)

@@ -77,6 +77,12 @@ def open_engine(settings: Settings, state_url: str) -> Engine:
 def app() -> Any:
     """The ASGI app of one worker process (uvicorn calls this factory in each)."""
     settings = load_settings()
+    if not logging.getLogger().handlers:  # spawned with log_config=None: nothing set up,
+        # so the worker's warnings (degraded mode, lost writes) would go nowhere
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     engine = open_engine(settings, os.environ[STATE_ENV])
     extra = []
     if DEV_KEY_ENV in os.environ:

@@ -126,6 +126,13 @@ def warm_up_decision(event_id: str) -> Decision:
 _NO_VARIABLES: dict[str, Any] = {}
 REPEAT = 0
 """The sequence number `_record` gives an idempotent repeat (recorded ones start at 1)."""
+ADOPTED = -1
+"""The sequence number `_record` gives another worker's decision it recorded in the log
+for that worker (its state writes already landed): queued, never filed again."""
+ADOPT_AFTER_S = 2.0
+"""How long a settled claim may stay out of the log before another worker records its
+decision: the worker that decided commits within milliseconds, unless it died after its
+state writes and before its commit (docs/scale.md, "A worker killed mid-decision")."""
 
 
 class DuplicateEventError(Exception):
@@ -325,12 +332,21 @@ class Engine:
         is recorded with an `allow` no rule decided (it is not an operation to weigh)."""
         if commit:
             self.settle()
-        seq, decision, variables = self._record(event)
+        try:
+            seq, decision, variables = self._record(event)
+        except StateUnavailable as exc:
+            decision, repeat = self._degraded(event, exc)
+            if commit and not repeat:
+                self._commit(event.event_id)
+            return decision, repeat
         if seq == REPEAT:
             return decision, True
         if commit:
             self._commit(event.event_id)
-        self._file_recorded(seq, event, decision, variables)
+        if seq == ADOPTED:  # its state writes landed with the worker that decided it
+            self._announce(event, decision)
+            return decision, False
+        self._file_recorded_or_lost(seq, event, decision, variables)
         if seq % self.settings.snapshot_every == 0:
             self.flush()
             self.write_snapshot(background=True)
@@ -352,12 +368,45 @@ class Engine:
         try:
             seq, decision, variables = self._record(event, exact=not self.recorder.remote)
         except StateUnavailable as exc:
-            if not self.state.shared:
-                raise
-            log.warning("state store unreachable, deciding in degraded mode: %s", exc)
-            return self.decide_degraded(event, f"state store unreachable: {exc}")
+            return self._degraded(event, exc)
         if seq == REPEAT:
             return decision, True
+        if seq == ADOPTED:  # queued for the committer; its state writes already landed
+            self._announce(event, decision)
+            return decision, False
+        self._file_recorded_or_lost(seq, event, decision, variables)
+        if seq % self.settings.snapshot_every == 0:
+            self.snapshot_wanted = True
+        return decision, False
+
+    def _degraded(self, event: Event, exc: StateUnavailable) -> tuple[Decision, bool]:
+        """The declared answer when a shared state cannot be read (both decision paths,
+        `process` and `process_queued`): the degraded decision, recorded; a state of this
+        process's own never raises StateUnavailable, and would be a bug if it did."""
+        if not self.state.shared:
+            raise exc
+        log.warning("state store unreachable, deciding in degraded mode: %s", exc)
+        return self.decide_degraded(event, f"state store unreachable: {exc}")
+
+    def _announce(self, event: Event, decision: Decision) -> None:
+        """What a dead worker's decision recorded here (ADOPTED) still owes: its
+        listeners (webhooks) and metrics never heard of it; the state holds it already."""
+        for listener in self.listeners:
+            listener.recorded(event, decision)
+        self.metrics.observe(event.type, decision.action, decision.latency_us)
+        if decision.reasons:  # every rule that fired, once per decision
+            self.metrics.hits({reason.rule for reason in decision.reasons})
+
+    def _file_recorded_or_lost(
+        self, seq: int, event: Event, decision: Decision, variables: Variables | None
+    ) -> None:
+        """`_file_recorded`; a state write that fails after the decision was queued is
+        answered as decided and counted (`state_writes_lost`, for rebuild-state). Its claim
+        is no longer given back on a failed commit either way: its writes (and the settled
+        claim with them) may have landed, and a retry must find that claim, not decide the
+        event again (`_decided_elsewhere`)."""
+        if self.state.shared and self._claims and self._claims[-1] == event.event_id:
+            self._claims.pop()
         try:
             self._file_recorded(seq, event, decision, variables)
         except StateUnavailable as exc:  # decided and queued: answered as decided
@@ -367,9 +416,6 @@ class Engine:
                 event.event_id,
                 exc,
             )
-        if seq % self.settings.snapshot_every == 0:
-            self.snapshot_wanted = True
-        return decision, False
 
     def _record(
         self, event: Event, *, exact: bool = False
@@ -393,8 +439,7 @@ class Engine:
                 if claimed.payload_hash != payload_hash:
                     self.metrics.conflicts += 1
                     raise DuplicateEventError(event.event_id)
-                self.metrics.duplicates += 1
-                return REPEAT, claimed.decision, None
+                return self._decided_elsewhere(event, payload, payload_hash, claimed.decision)
             self._claims.append(event.event_id)
         try:
             decision, variables = self._decision(event)
@@ -409,6 +454,42 @@ class Engine:
         if self.state.shared:
             self.state.settle(event.event_id, payload_hash, decision)
         return seq, decision, variables
+
+    def _decided_elsewhere(
+        self, event: Event, payload: bytes, payload_hash: bytes, decision: Decision
+    ) -> tuple[int, Decision, Variables | None]:
+        """Another worker's settled decision, answered only once the log holds it: a repeat
+        (REPEAT, the logged decision) as soon as that worker's commit lands. A worker killed
+        between its state writes (which carry the settled claim) and its commit never
+        commits: after ADOPT_AFTER_S this worker queues that decision in the log for it
+        (ADOPTED), without filing the event again, so the answer is durable and the event
+        counted once. Should the first worker commit after all, the log's unique index
+        refuses one of the two commits, and a retry answers the logged decision.
+
+        Only a log the workers share (Postgres: `recorder.remote`) can answer for another
+        worker; with a log per worker the claim's decision is answered as it stands."""
+        if not self.recorder.remote:
+            self.metrics.duplicates += 1
+            return REPEAT, decision, None
+        deadline = time.monotonic() + ADOPT_AFTER_S
+        pause = 0.001
+        while (stored := self.recorder.lookup(event.event_id)) is None:
+            if time.monotonic() > deadline:
+                log.warning(
+                    "event %s: decided by a worker that never committed it; recording its decision",
+                    event.event_id,
+                )
+                self.recorder.append(event, payload, payload_hash, decision)
+                if decision.action == "hold":
+                    self.holds.place(_hold(event, decision))
+                return ADOPTED, decision, None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        if stored.payload_hash != payload_hash:
+            self.metrics.conflicts += 1
+            raise DuplicateEventError(event.event_id)
+        self.metrics.duplicates += 1
+        return REPEAT, stored.decision, None
 
     def _decision(self, event: Event) -> tuple[Decision, Variables | None]:
         """An outcome's acknowledgement (after checking it fits a decision: OutcomeError

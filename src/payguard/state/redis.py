@@ -81,10 +81,13 @@ return 1
 CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
 MAX_SHA = hashlib.sha1(MAX.encode()).hexdigest()
 
-LEASE_MS = 30_000
+LEASE_MS = 3_000
 """How long an unsettled claim holds its event_id: a worker that dies while deciding
 blocks that id for at most this long, then another worker may claim it (a settled claim
-lives `claim_ttl_ms`, the engine's idempotency window)."""
+lives `claim_ttl_ms`, the engine's idempotency window). Shorter than `wait_s`, so a
+client's retry that finds a dead worker's claim waits it out and decides the event,
+rather than answering in degraded mode; far longer than the synchronous stretch from
+claim to settle (one decision, milliseconds even on a loaded machine)."""
 
 RETRIES = 50
 """Compare-and-set attempts per entity before an event's apply gives up (each lost race
