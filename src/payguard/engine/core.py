@@ -888,6 +888,23 @@ class Engine:
         write_snapshot_file(path, header, self._snapshot_body)
         self._snapshot_seq = seq
 
+    def snapshot_busy(self) -> bool:
+        """Whether a background snapshot is still being written; if so the one now due is
+        skipped (the next one due covers it), so that the caller does not settle the
+        group commit on the loop (a synchronous fsync) for a snapshot that cannot start."""
+        writer = self._snapshots
+        if writer is None or not writer.busy:
+            return False
+        self._snapshot_written(writer.poll())
+        if not writer.busy:
+            return False
+        self.snapshot_wanted = False
+        log.info(
+            "snapshot at seq %d skipped: the previous one is still written",
+            self.recorder.last_seq(),
+        )
+        return True
+
     def _snapshot_written(self, seq: int | None) -> None:
         """A background snapshot as of `seq` is on disk (None: none finished)."""
         if seq is not None:
