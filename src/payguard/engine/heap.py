@@ -84,8 +84,8 @@ any pause of the request path)."""
 class StallWatch:
     """How long the loop thread was stopped, by cause: the event loop's own lag (a
     monitor task, api.loop_watch) and the steps known to block it (the snapshot's fork,
-    a synchronous settle of the group commit, what follows a commit). Wall-clock, so a
-    busy machine inflates them; read them beside the load average."""
+    a synchronous settle of the group commit, what follows a commit, the hold expiry).
+    Wall-clock, so a busy machine inflates them; read them beside the load average."""
 
     def __init__(self) -> None:
         self.longest: dict[str, float] = {}
