@@ -16,6 +16,9 @@ The policy here (measured in docs/benchmarks.md, "pauses, memory and start-up on
   tracebacks, finished asyncio tasks) and what survived is frozen too. Generation 2 then
   never holds more than about one interval's survivors, so no automatic collection
   traverses more than that;
+- when serving begins (the app's start-up, `HeapPolicy.serving`): what start-up
+  imported is frozen too, and the heap is moved onto huge pages in a thread (`HugePages`:
+  the snapshot's fork then copies 512 times fewer page-table entries);
 - a snapshot is taken in a forked child (durability.SnapshotWriter), frozen first so
   the child's collector does not touch (and copy) the parent's pages;
 - `Engine.close` unfreezes: the state is going away and its cycles, if any, with it.
