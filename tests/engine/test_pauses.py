@@ -13,7 +13,16 @@ import pytest
 
 from payguard.config import Settings, load_settings
 from payguard.engine import Engine, durability
-from payguard.engine.heap import STALLS, WATCH, HeapPolicy, HugePages, StallWatch, anonymous_ranges
+from payguard.engine.heap import (
+    DEFAULT_FULL_THRESHOLD,
+    NO_FULL_COLLECTION,
+    STALLS,
+    WATCH,
+    HeapPolicy,
+    HugePages,
+    StallWatch,
+    anonymous_ranges,
+)
 from payguard.events import EventError
 from payguard.snapshots import SnapshotBody, decode_snapshot
 
@@ -119,7 +128,9 @@ def test_serving_freezes_what_start_up_left_and_restarts_the_gauges(tmp_path: Pa
     assert _frozen(engine.features)
     assert WATCH.longest_pause_s == 0.0
     assert "fork" not in STALLS.longest
+    assert gc.get_threshold()[2] == NO_FULL_COLLECTION  # no automatic full collection
     engine.close()
+    assert gc.get_threshold()[2] == DEFAULT_FULL_THRESHOLD
 
 
 def test_stalls_are_counted_by_cause_over_50_ms() -> None:
