@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from payguard.config import Settings, load_settings
-from payguard.engine import Engine, durability
+from payguard.engine import Engine, core, durability
 from payguard.engine.heap import (
     DEFAULT_FULL_THRESHOLD,
     NO_FULL_COLLECTION,
@@ -158,3 +158,15 @@ def test_the_heap_moves_onto_huge_pages_where_the_kernel_gives_them() -> None:
     huge_kib = int(rollup.split("AnonHugePages:")[1].split()[0])
     assert huge_kib * 1024 >= 2 << 20
     assert heap[-1] == [999_999]  # the objects are where they were
+
+
+def test_the_sweep_of_the_whole_state_is_timed_as_a_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every SWEEP_EVERY events the whole state is swept on the loop: the longest stop
+    of a warm server (issue 16), so /metrics shows it by name."""
+    monkeypatch.setattr(core, "SWEEP_EVERY", 100)
+    STALLS.reset()
+    engine = _engine(tmp_path / "data", lines=300)
+    assert "sweep" in STALLS.longest
+    engine.close()
