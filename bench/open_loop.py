@@ -231,7 +231,9 @@ class Server:
     def metrics(self) -> dict[str, float]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=30) as r:
             text = r.read().decode()
-        found = re.findall(r"^(payguard_gc_\w+|process_resident_memory_bytes) (\S+)$", text, re.M)
+        found = re.findall(
+            r"^(payguard_(?:gc|stall)_\w+|process_resident_memory_bytes) (\S+)$", text, re.M
+        )
         return {name: float(value) for name, value in found}
 
     def stop(self, *, kill: bool = False) -> None:

@@ -23,6 +23,7 @@ from payguard.cases import (
     Resolve,
     Snooze,
     SnoozeRule,
+    SqlCaseStore,
     Unblock,
 )
 from payguard.types import DAY_MS, HOUR_MS
@@ -259,3 +260,30 @@ def test_the_str_export_names_tokens_and_yuan_strings_never_clear_numbers(world:
     assert rows[0]["reporting_institution"] == "X"
     for exported in (text, msgspec.json.encode(report).decode()):
         assert PAN not in exported and PAN[-10:] not in exported
+
+
+def test_the_alerts_of_one_commit_are_filed_in_one_transaction(world: World) -> None:
+    """One fsync for what a group commit raises, not one per alert: the intake runs on
+    the event loop's thread (issue 16)."""
+    store = world.cases.store
+    assert isinstance(store, SqlCaseStore)
+    if store._dialect.name != "sqlite":
+        pytest.skip("counts the statements SQLite's trace callback sees")
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    for event_id, user, yuan in (("t1", "u1", "12000.00"), ("t2", "u1", "15000.00")):
+        body = {
+            "event_id": event_id,
+            "type": "transfer",
+            "ts": world.clock.now,
+            "user_id": user,
+            "amount": yuan,
+            "device_id": f"d-{user}",
+            "payee": {"id": f"payee-{event_id}"},
+        }
+        decision, _ = world.engine.process(world.engine.decoder.decode(msgspec.json.encode(body)))
+        assert decision.action == "review"
+    world.engine.flush()
+    store._db.set_trace_callback(None)
+    assert [s for s in statements if s in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
+    assert only_case(world, "review").alerts == 2

@@ -34,6 +34,7 @@ from payguard.api.fast_events import FastEventRoute
 from payguard.api.graph import graph_handlers
 from payguard.api.hold_expiry import HoldExpiry
 from payguard.api.holds import hold_handlers
+from payguard.api.loop_watch import LoopWatch
 from payguard.api.operations import operation_handlers
 from payguard.api.otp import otp_handlers
 from payguard.api.publication import Publication
@@ -116,6 +117,7 @@ def create_app(
         work = cases
     publication = _publication(engine, work.lists)
     expiry = HoldExpiry(engine, clock, before=work.enforce_sla)
+    watch = LoopWatch()
     pages = Console(engine, gate.audit, data_dir=settings.data_dir, cases=work) if console else None
     components, security = openapi_security()
     app = _App(
@@ -145,11 +147,14 @@ def create_app(
             render_plugins=[OperationIndex()],
         ),
         on_startup=[
+            engine.heap.serving,
+            watch.start,
             *([hooks.start] if hooks is not None else []),
             expiry.start,
             *([publication.start] if publication is not None else []),
         ],
         on_shutdown=[
+            watch.stop,
             *([publication.stop] if publication is not None else []),
             expiry.stop,
             commits.close,

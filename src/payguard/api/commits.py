@@ -32,6 +32,7 @@ from typing import Final
 
 from payguard.decision import Decision
 from payguard.engine import DuplicateEventError, Engine, StorageError, fault_point
+from payguard.engine.heap import STALLS
 from payguard.events import Event, EventError
 from payguard.store import SealedRecords
 
@@ -182,12 +183,16 @@ class GroupCommitter:
         engine.metrics.group_committed_events += commit.events
         fault_point("after-event-log-commit")
         try:
-            engine.after_commit()
+            with STALLS.timed("after_commit"):
+                engine.after_commit()
         except Exception:  # the events are durable: recovery files what is missing
             log.exception("writing what follows a commit failed")
         _settle(commit.outcome, None)
         if engine.snapshot_wanted and not self._settling:
-            self.settle()  # the snapshot holds what the log holds
+            if engine.snapshot_busy():
+                return  # the previous child still writes: the next one due covers this
+            with STALLS.timed("snapshot_settle"):
+                self.settle()  # the snapshot holds what the log holds
             engine.write_snapshot(background=True)  # a forked child writes it
 
     def _failed(self, commit: _Commit, error: BaseException) -> None:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from payguard.engine import Engine
+from payguard.engine.heap import STALLS
 
 log = logging.getLogger("payguard.api")
 
@@ -60,7 +61,8 @@ class HoldExpiry:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.every_s)
-            self.run_once()
+            with STALLS.timed("hold_expiry"):  # on the loop, once a second
+                self.run_once()
 
     async def stop(self) -> None:
         if self._task is not None:

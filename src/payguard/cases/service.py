@@ -27,7 +27,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -193,16 +193,20 @@ class CaseService:
         self._hold_changes.append(hold)
 
     def flush(self) -> None:
-        """File the queued alerts and hold changes (the decisions are durable now)."""
+        """File the queued alerts and hold changes (the decisions are durable now), all
+        in one store transaction (`SqlCaseStore.batch`: one fsync, not one per alert)."""
         pending, self._pending = self._pending, []
-        for alert in pending:
-            self.file_alert(alert)
         changes, self._hold_changes = self._hold_changes, []
-        for hold in changes:
-            self._refresh_cases_of_hold(hold)
         used, self._used_step_ups = self._used_step_ups, []
-        for control_id in used:
-            self._lift_control(control_id)
+        if not (pending or changes or used):
+            return
+        with self.store.batch():  # one failing write (a savepoint) spares the others
+            for alert in pending:
+                _logged(self.file_alert, alert)
+            for hold in changes:
+                _logged(self._refresh_cases_of_hold, hold)
+            for control_id in used:
+                _logged(self._lift_control, control_id)
 
     def discard_pending(self) -> None:
         self._pending.clear()
@@ -771,3 +775,12 @@ def _as_case_error(exc: CaseError | ListError | HoldError) -> CaseError:
     if isinstance(exc, ListError):
         return CaseError(exc.field, exc.reason, exc.status)
     return CaseError("hold_id", exc.reason, 409 if exc.status == 409 else 404)
+
+
+def _logged(write: Callable[[Any], object], item: Any) -> None:
+    """One write of the intake; a failure is logged and the next one goes on (the
+    decision it follows is durable whatever happens here)."""
+    try:
+        write(item)
+    except Exception:
+        log.exception("filing %r for the case queues failed", item)

@@ -58,7 +58,7 @@ from payguard.engine.durability import (
     snapshot_header,
     write_snapshot_file,
 )
-from payguard.engine.heap import HeapPolicy
+from payguard.engine.heap import STALLS, HeapPolicy
 from payguard.engine.idempotency import RecentIds
 from payguard.engine.plan import PlanContext, TypePlan, build_plan, rule_errors
 from payguard.events import (
@@ -815,7 +815,23 @@ class Engine:
         variables: Variables | None,
         referenced: Event | None,
     ) -> None:
-        """`_apply` once the event a feedback event references has been read."""
+        """`_apply` once the event a feedback event references has been read. Every
+        `SWEEP_EVERY` events the features, graph and chains sweep their whole state in
+        this call: timed as the `sweep` stall (seconds on a 20k × 90-day state, issue 16)."""
+        if seq % SWEEP_EVERY == 0:
+            with STALLS.timed("sweep"):
+                self._file_event(seq, event, action, variables, referenced)
+        else:
+            self._file_event(seq, event, action, variables, referenced)
+
+    def _file_event(
+        self,
+        seq: int,
+        event: Event,
+        action: str,
+        variables: Variables | None,
+        referenced: Event | None,
+    ) -> None:
         if event.type in FILED_TYPES:
             config = self._ruleset.policy.outcomes
             self.outcomes.file(seq, event, config, referenced, self.decide)
@@ -968,6 +984,23 @@ class Engine:
         self._snapshot_written(writer.poll(wait=True))
         write_snapshot_file(path, header, self._snapshot_body)
         self._snapshot_seq = seq
+
+    def snapshot_busy(self) -> bool:
+        """Whether a background snapshot is still being written; if so the one now due is
+        skipped (the next one due covers it), so that the caller does not settle the
+        group commit on the loop (a synchronous fsync) for a snapshot that cannot start."""
+        writer = self._snapshots
+        if writer is None or not writer.busy:
+            return False
+        self._snapshot_written(writer.poll())
+        if not writer.busy:
+            return False
+        self.snapshot_wanted = False
+        log.info(
+            "snapshot at seq %d skipped: the previous one is still written",
+            self.recorder.last_seq(),
+        )
+        return True
 
     def _snapshot_written(self, seq: int | None) -> None:
         """A background snapshot as of `seq` is on disk (None: none finished)."""
