@@ -69,7 +69,10 @@ def test_snapshots_falling_due_are_forked_and_a_restart_uses_them(tmp_path: Path
     _process(engine, LINES[:4_500])
     assert engine._snapshots is not None
     engine._snapshots.poll(wait=True)
-    assert _snapshot_seq(tmp_path) in (3_000, 4_000)
+    # A snapshot due while the previous child still writes is skipped (the next one due
+    # covers it); the child runs at nice 19, so on a loaded machine it may still be
+    # writing the first one when the later ones fall due.
+    assert _snapshot_seq(tmp_path) in (1_000, 2_000, 3_000, 4_000)
     state = whole_state(engine)
     engine.recorder.close()  # a crash: no snapshot at close
 
