@@ -1,0 +1,133 @@
+"""Ruleset 2026.12.8 (issue 11, fake customer service) on hand-made event sequences.
+
+A coached victim pays on their own phone, on their own network, and passes the SMS code
+and a face check; the first transfer behind a code to a "safe account" is where the bank
+can call back. The friction it costs honest customers is paid for by two narrower rules:
+a small first transfer after a new card is not held, and a big first purchase on a new
+phone at home is not asked for a face. Each rule has an event where it must fire and a
+near twin where it must not, decided by the real engine with the default catalog and
+ruleset (the customers of `test_default_behaviour_rules`: two weeks of lunches).
+"""
+
+import pytest
+from test_default_behaviour_rules import HOME_IP, TODAY, World, _payee, rules_of
+
+from payguard.decision import Decision
+from payguard.events import Card, Merchant
+
+RULE = "coached_first_coded_payment"
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+# --- coached_first_coded_payment: the first coded transfer to a "safe account" -------------
+
+
+def _coded_transfer(world: World, daily_fen: int, fen: int, *, code: bool = True) -> Decision:
+    """A customer who pays `daily_fen` at lunch sends `fen` to an account they never paid,
+    on their own phone at home, behind an SMS code (or without one)."""
+    world.customer("u1", fen=daily_fen, card=Card(token="pan_debit_u1", kind="debit"))
+    who = world.home("u1")
+    t = world.at(TODAY, 16)
+    if code:
+        world.send("otp_send", t, **who, phone="tel_u1", method="sms")
+        world.send("otp_verify", t + 30_000, **who, method="sms", success=True)
+    return world.send("transfer", t + 60_000, **who, amount=fen, payee=_payee("safe"))
+
+
+def test_the_first_coded_transfer_to_a_new_payee_far_above_habit_gets_a_call_back(
+    world: World,
+) -> None:
+    decision = _coded_transfer(world, daily_fen=10_000, fen=250_000)
+    assert RULE in rules_of(decision)
+    assert decision.action == "challenge"
+    assert "callback" in (decision.challenge or []) and "face" not in (decision.challenge or [])
+
+
+def test_the_same_transfer_without_a_code_in_the_hour_is_left_alone(world: World) -> None:
+    decision = _coded_transfer(world, daily_fen=10_000, fen=250_000, code=False)
+    assert RULE not in rules_of(decision)
+
+
+def test_a_customer_who_moves_that_much_is_left_alone(world: World) -> None:
+    decision = _coded_transfer(world, daily_fen=100_000, fen=250_000)
+    assert RULE not in rules_of(decision)
+
+
+def test_a_small_verification_transfer_is_not_the_safe_account_transfer(world: World) -> None:
+    decision = _coded_transfer(world, daily_fen=10_000, fen=50_000)
+    assert RULE not in rules_of(decision)
+
+
+def _coded_vouchers(world: World, daily_fen: int) -> Decision:
+    """A customer who pays `daily_fen` at lunch buys a 2,500 CNY gift card on their own
+    phone at home behind an SMS code."""
+    world.customer("u1", fen=daily_fen, card=Card(token="pan_debit_u1", kind="debit"))
+    who = world.home("u1")
+    t = world.at(TODAY, 16)
+    world.send("otp_send", t, **who, phone="tel_u1", method="sms")
+    world.send("otp_verify", t + 30_000, **who, method="sms", success=True)
+    gift = Merchant(id="m-gift", category="gift_card")
+    card = Card(token="pan_debit_u1", kind="debit")
+    return world.send("payment", t + 60_000, **who, card=card, amount=250_000, merchant=gift)
+
+
+def test_vouchers_behind_the_first_code_far_above_habit_get_a_call_back(world: World) -> None:
+    assert RULE in rules_of(_coded_vouchers(world, daily_fen=10_000))
+
+
+def test_the_same_vouchers_from_a_customer_who_spends_like_that_are_left_alone(
+    world: World,
+) -> None:
+    assert RULE not in rules_of(_coded_vouchers(world, daily_fen=100_000))
+
+
+# --- cooling_off_new_payee: 2,000 CNY or more, not any unusual first transfer ---------------
+
+
+def _after_new_card(world: World, fen: int) -> Decision:
+    world.customer("u1")
+    home = world.home("u1")
+    world.send("card_bind", world.at(TODAY, 9), **home, card=Card(token="pan_new"))
+    return world.send("transfer", world.at(TODAY, 12.5), **home, amount=fen, payee=_payee("pal"))
+
+
+def test_a_first_transfer_of_a_few_hundred_after_a_new_card_is_not_held(world: World) -> None:
+    """800 CNY to a new payee is unlike a customer who spends 100 a day, and was held."""
+    decision = _after_new_card(world, fen=80_000)
+    assert "cooling_off_new_payee" not in rules_of(decision)
+    assert decision.action != "hold"
+
+
+def test_a_first_transfer_that_matters_after_a_new_card_is_still_held(world: World) -> None:
+    decision = _after_new_card(world, fen=300_000)
+    assert "cooling_off_new_payee" in rules_of(decision)
+
+
+# --- new_device_big_amount: a new device on a network the account does not know -------------
+
+
+def _new_phone_purchase(world: World, ip: str) -> Decision:
+    world.customer("u1")
+    who = {"user_id": "u1", "device_id": "new-phone-u1", "ip": ip}
+    return world.send(
+        "payment",
+        world.at(TODAY, 15),
+        **who,
+        card=Card(token="pan_debit_u1", kind="debit"),
+        amount=600_000,
+        merchant=Merchant(id="m-shop", category="ecommerce"),
+    )
+
+
+def test_a_big_purchase_from_a_new_device_on_a_new_network_asks_for_a_face(world: World) -> None:
+    decision = _new_phone_purchase(world, ip="203.0.113.9")
+    assert "new_device_big_amount" in rules_of(decision)
+
+
+def test_a_big_purchase_on_a_new_phone_at_home_is_not_a_new_device_stop(world: World) -> None:
+    decision = _new_phone_purchase(world, ip=HOME_IP)
+    assert "new_device_big_amount" not in rules_of(decision)
