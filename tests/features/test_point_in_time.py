@@ -41,6 +41,11 @@ BEHAVIOUR_FEATURES: list[dict[str, Any]] = [
     {"how": "quantile", "q": 0.9, "of": "amount", "over": "pay", "by": "user", "windows": ["20m"]},
     {"how": "quantile", "q": 0.25, "of": "amount", "over": "settled_pay", "by": "merchant"},
     {"how": "sum", "of": "amount", "over": "settled_pay", "by": "merchant", "windows": ["1h"]},
+    # a customer's part of a merchant's volume, and refunds per customer and merchant
+    # (cash-out collusion: rules/default.yaml, 2026.12.8)
+    {"how": "sum", "of": "amount", "over": "pay", "by": "user+merchant", "windows": ["30m"]},
+    {"how": "sum", "of": "amount", "over": "pay", "by": "merchant", "windows": ["2h"]},
+    {"how": "count", "over": "refund", "by": "user+merchant", "windows": ["1h"]},
     {"how": "quantile", "q": 0.9, "of": "amount", "over": "unstopped_pay", "by": "merchant"},
     {"how": "count", "over": "unstopped_pay", "by": "merchant", "windows": ["2h"]},
     {"how": "minutes_since", "over": "stopped", "by": "merchant", "windows": ["30m"]},
@@ -79,6 +84,7 @@ SMALL_CATALOG = msgspec.convert(
             # the merchant's payments from before a stop (rules' baseline after one)
             "unstopped_pay": {"types": ["payment"], "settled": True, "before_stop": "20m"},
             "gift": {"types": ["payment"], "categories": ["gift_card", "game"]},
+            "refund": {"types": ["refund"]},
             "phone_risk": {"types": ["sim_swap", "line_resume"]},
             "label": {"types": ["fraud_report", "label"], "source": "referenced"},
             "stepup_fail": {
@@ -159,6 +165,7 @@ TYPES = [
     "register",
     "kyc_verify",
     "otp_send",
+    "refund",
 ]
 
 
@@ -204,7 +211,7 @@ def _event(
     }
     if kind == "login":
         fields["success"] = draw(st.booleans())
-    if kind in ("payment", "transfer"):
+    if kind in ("payment", "transfer", "refund"):
         fields["amount"] = draw(st.integers(min_value=1, max_value=10**7))
         fields["merchant"] = Merchant(
             id=draw(st.sampled_from(["m0", "m1"])),

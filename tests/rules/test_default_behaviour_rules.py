@@ -649,3 +649,128 @@ def test_money_that_matters_after_a_loss_report_is_reviewed(world: World) -> Non
     )
     assert "loss_reported_then_money" in rules_of(gift)
     assert "loss_reported_then_money" in rules_of(transfer)
+
+
+# --- 2026.12.8: cash-out against the shop's own month -----------------------------------------
+
+
+def _shop_selling(world: World, sales: int, fen: int, shop_id: str = "m-corner") -> Merchant:
+    """A shop whose own customers paid it `sales` times about `fen` each, three days ago."""
+    shop = Merchant(id=shop_id, category="other")
+    for i in range(sales):
+        world.send(
+            "payment",
+            world.at(TODAY - 3, 8 + i * 0.25),
+            user_id=f"{shop_id}-buyer{i}",
+            card=Card(token=f"pan_{shop_id}_buyer{i}"),
+            amount=fen + 100 * (i % 5),
+            merchant=shop,
+        )
+    return shop
+
+
+def _two_tickets(world: World, shop: Merchant, first: int, second: int, *, card: Card) -> Decision:
+    """u1 pays `shop` `first` fen yesterday with CREDIT_A and `second` fen today with `card`."""
+    home = world.home("u1")
+    world.send(
+        "payment", world.at(TODAY - 1, 15), **home, card=CREDIT_A, amount=first, merchant=shop
+    )
+    return world.send(
+        "payment", world.at(TODAY, 15), **home, card=card, amount=second, merchant=shop
+    )
+
+
+def test_a_cardholder_who_is_most_of_a_shops_month_is_reviewed(world: World) -> None:
+    world.customer("u1", fen=60_000)
+    shop = _shop_selling(world, sales=6, fen=5_000)
+    decision = _two_tickets(world, shop, 150_013, 120_057, card=CREDIT_A)
+    assert "cash_out_cardholder_is_the_shop" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_regular_of_a_busy_shop_or_a_first_visit_is_not_the_shop(world: World) -> None:
+    world.customer("u1", fen=60_000)
+    busy = _shop_selling(world, sales=40, fen=50_000, shop_id="m-busy")
+    regular = _two_tickets(world, busy, 150_013, 120_057, card=CREDIT_A)
+    world.customer("u2", fen=60_000)
+    small = _shop_selling(world, sales=6, fen=5_000)
+    first = world.send(
+        "payment",
+        world.at(TODAY, 16),
+        **world.home("u2"),
+        card=CREDIT_A,
+        amount=120_057,
+        merchant=small,
+    )
+    assert "cash_out_cardholder_is_the_shop" not in rules_of(regular)
+    assert "cash_out_cardholder_is_the_shop" not in rules_of(first)
+
+
+def test_an_odd_usual_ticket_eight_times_a_shops_own_is_reviewed(world: World) -> None:
+    """1,234.56 CNY is neither near round nor unusual for a customer who pays 600 CNY a
+    day, so cash_out_unlike_merchant leaves it; the shop's own tickets do not."""
+    world.customer("u1", fen=60_000)
+    shop = _shop_selling(world, sales=6, fen=5_000)
+    decision = _ticket(world, shop, 123_456, card=CREDIT_A)
+    assert "cash_out_ticket_far_above_shop" in rules_of(decision)
+    assert "cash_out_unlike_merchant" not in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_ticket_near_a_shops_own_or_at_a_shop_without_history_is_not_far_above(
+    world: World,
+) -> None:
+    world.customer("u1", fen=60_000)
+    dear = _shop_selling(world, sales=6, fen=30_000, shop_id="m-dear")
+    near_own = _ticket(world, dear, 123_456, card=CREDIT_A)
+    world.customer("u2", fen=60_000)
+    fresh = _shop_selling(world, sales=3, fen=5_000, shop_id="m-fresh")
+    no_history = world.send(
+        "payment",
+        world.at(TODAY, 16),
+        **world.home("u2"),
+        card=CREDIT_A,
+        amount=123_456,
+        merchant=fresh,
+    )
+    assert "cash_out_ticket_far_above_shop" not in rules_of(near_own)
+    assert "cash_out_ticket_far_above_shop" not in rules_of(no_history)
+
+
+def _refund(world: World, shop: Merchant, amount: int) -> None:
+    """The shop refunds u1 part of a payment, this morning."""
+    world.send(
+        "refund", world.at(TODAY, 9), user_id="u1", card=CREDIT_A, amount=amount, merchant=shop
+    )
+
+
+def test_a_large_credit_payment_after_the_shop_refunded_part_is_reviewed(world: World) -> None:
+    world.customer("u1", fen=60_000)
+    shop = _shop_selling(world, sales=40, fen=80_000, shop_id="m-dear")
+    home = world.home("u1")
+    world.send(
+        "payment", world.at(TODAY - 1, 15), **home, card=CREDIT_A, amount=150_013, merchant=shop
+    )
+    _refund(world, shop, 40_000)
+    decision = world.send(
+        "payment", world.at(TODAY, 15), **home, card=CREDIT_A, amount=120_057, merchant=shop
+    )
+    assert "cash_out_pays_again_after_refund" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_without_a_refund_or_with_a_small_purchase_there_is_no_refund_cycle(world: World) -> None:
+    world.customer("u1", fen=60_000)
+    shop = _shop_selling(world, sales=40, fen=80_000, shop_id="m-dear")
+    no_refund = _two_tickets(world, shop, 150_013, 120_057, card=CREDIT_A)
+    _refund(world, shop, 40_000)
+    small = world.send(
+        "payment",
+        world.at(TODAY, 17),
+        **world.home("u1"),
+        card=CREDIT_A,
+        amount=30_000,
+        merchant=shop,
+    )
+    assert "cash_out_pays_again_after_refund" not in rules_of(no_refund)
+    assert "cash_out_pays_again_after_refund" not in rules_of(small)
