@@ -19,6 +19,7 @@ from payguard.decision import Decision
 from payguard.events import Event, is_fraud_verdict
 from payguard.outcomes.types import Clearance, LifecycleState, OutcomeError, OutcomeRecord
 from payguard.policy.config import OutcomesConfig
+from payguard.policy.stepup import LINE_METHODS
 from payguard.types import HOUR_MS
 
 NOT_RULES: frozenset[str] = frozenset({"policy", "model"})
@@ -85,20 +86,25 @@ def record(event: Event, current: LifecycleState, action: str) -> OutcomeRecord:
 
 
 def clearances(event: Event, decision: Decision, config: OutcomesConfig) -> list[Clearance]:
-    """The causes a challenge result clears: every rule the challenged decision names, for
-    the account and the device that passed, for `clear_hours` from the result. Nothing
-    unless a strong method (config.strong) passed: an SMS code proves the line, which the
-    causes of a challenge (a SIM swap, a new device) put in doubt in the first place."""
+    """The causes a challenge result clears, for the account and the device that passed,
+    for `clear_hours` from the result. A strong method (config.strong) clears every rule
+    the challenged decision names. A line method (an SMS code, a callback) clears only
+    the rules of `config.line_cleared` (the cumulative limits, whose cause is the amount):
+    it proves the line, which the other causes of a challenge (a SIM swap, a new device)
+    put in doubt in the first place. Nothing for a result that did not pass."""
     if (
         event.outcome != "passed"
-        or event.method not in config.strong
         or config.clear_hours == 0
         or event.user_id is None
         or event.device_id is None
     ):
         return []
-    until = event.ts + config.clear_hours * HOUR_MS
     rules = dict.fromkeys(r.rule for r in decision.reasons if r.rule not in NOT_RULES)
+    if event.method not in config.strong:
+        if event.method not in LINE_METHODS:
+            return []
+        rules = {rule: None for rule in rules if rule in config.line_cleared}
+    until = event.ts + config.clear_hours * HOUR_MS
     return [
         Clearance(event.user_id, event.device_id, rule, until, event.event_id) for rule in rules
     ]
