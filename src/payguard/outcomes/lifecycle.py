@@ -1,5 +1,6 @@
 """The decision lifecycle as pure functions: which outcomes a decision accepts, the state
-each one moves it to, and the causes a passed strong step-up clears.
+each one moves it to, and the causes a passed step-up clears (every cause after a strong
+one; the `line_cleared` limits after an SMS code or a callback).
 
     decided ──challenge_result──▶ challenge:passed | challenge:failed | challenge:abandoned
     decided ──hold book────────▶ hold:revoked | hold:released   (read from the hold book)
@@ -7,7 +8,8 @@ each one moves it to, and the causes a passed strong step-up clears.
 
 A `not_fraud` label from an analyst or the bank on a review or block also releases the
 ruleset's follow-on rules (`policy.outcomes.released_by_label`) for that account on every
-device: the stop was wrong, so the freeze it set off ends (`releases`).
+device: the stop was wrong, so the freeze it set off ends (`releases`), for what the
+reviewer saw (stops up to the label, amounts up to the reviewed one).
 
 A `review` decision starts `review:open` (someone has to look); every other decision
 starts `decided`. A label on a decision that is not a review is kept in its history but
@@ -111,13 +113,19 @@ def clearances(event: Event, decision: Decision, config: OutcomesConfig) -> list
 
 
 def releases(
-    event: Event, decision: Decision, account: str | None, config: OutcomesConfig
+    event: Event, decision: Decision, stopped: Event | None, config: OutcomesConfig
 ) -> list[Clearance]:
     """The follow-on rules a `not_fraud` label lifts: `config.released_by_label`, for the
-    stopped account (`account`, the referenced event's) on every device (`ANY_DEVICE`),
+    stopped account (the referenced event's, `stopped`) on every device (`ANY_DEVICE`),
     for `clear_hours` from the label. Only a label on a stop (review or block) from one of
-    `config.release_sources`: the stop was wrong, so what it set off is lifted too. A
-    `fraud` label keeps the stop; a label on an allowed payment has nothing to lift."""
+    `config.release_sources`: the stop was wrong, so what it set off is lifted too.
+
+    Scoped to what the reviewer saw: the stops up to the label (a stop after it, which
+    nobody has looked at, sets the follow-on off again) and amounts up to the reviewed
+    operation's (a larger one is not what was judged). A verdict on one payment does not
+    open the account to every other cause and amount for days. A `fraud` label keeps the
+    stop; a label on an allowed payment has nothing to lift."""
+    account = stopped.user_id if stopped is not None else None
     if (
         event.type != "label"
         or event.label != "not_fraud"
@@ -128,8 +136,9 @@ def releases(
     ):
         return []
     until = event.ts + config.clear_hours * HOUR_MS
+    band = stopped.amount if stopped is not None else None
     return [
-        Clearance(account, ANY_DEVICE, rule, until, event.event_id)
+        Clearance(account, ANY_DEVICE, rule, until, event.event_id, event.ts, band)
         for rule in dict.fromkeys(config.released_by_label)
     ]
 
