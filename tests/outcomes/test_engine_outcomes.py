@@ -154,6 +154,56 @@ def test_a_passed_sms_code_clears_nothing(engine: Engine, method: str) -> None:
     assert send(engine, payment("p2", T0 + 2000)) == "challenge"
 
 
+LIMITS = """
+version: "line-cleared-test"
+rules:
+  - id: over_limit
+    events: [payment]
+    when: amount >= 100000
+    action: challenge
+    score: 20
+    reason: Over the daily limit.
+    challenge: [sms_otp, callback, face]
+  - id: odd_amount
+    events: [payment]
+    when: amount == 123400
+    action: challenge
+    score: 20
+    reason: A peculiar amount.
+    challenge: [sms_otp, face]
+policy:
+  outcomes:
+    clear_hours: 24
+    line_cleared: [over_limit]
+"""
+
+
+@pytest.mark.parametrize("method", ["sms_otp", "callback"])
+def test_a_passed_line_method_clears_only_the_rules_of_line_cleared(
+    tmp_path: Path, method: str
+) -> None:
+    """A customer over a limit who answers the SMS code (or the bank's call) is not asked
+    again on every payment until the window rolls off (the demo loop asked one 72 times);
+    a cause the line cannot settle still asks, and so does another device."""
+    engine = open_engine(tmp_path / "data", LIMITS)
+    try:
+        assert send(engine, payment("p1", T0)) == "challenge"
+        send(engine, result("r1", "p1", T0 + 1000, method, "passed"))
+        assert send(engine, payment("p2", T0 + 2000, "1500.00")) == "allow"
+        assert send(engine, payment("p3", T0 + 3000, device_id="dev-2")) == "challenge"
+        # both rules: the limit is cleared, the other cause still asks, and SMS settles it
+        # for this payment only
+        assert send(engine, payment("p4", T0 + 4000, "1234.00")) == "challenge"
+        decision = engine.stored_decision("p4")
+        assert decision is not None
+        assert [r.rule for r in decision.reasons] == ["odd_amount"]
+        send(engine, result("r4", "p4", T0 + 5000, "sms_otp", "passed"))
+        assert send(engine, payment("p5", T0 + 6000, "1234.00")) == "challenge"
+        assert send(engine, payment("p6", T0 + 1000 + 24 * HOUR)) == "challenge"
+    finally:
+        engine.close()
+
+
 def test_a_hardware_token_clears_as_face_does(engine: Engine) -> None:
     assert send(engine, payment("p1", T0)) == "challenge"
     send(engine, result("r1", "p1", T0 + 1000, "hardware_token", "passed"))

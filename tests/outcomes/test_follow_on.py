@@ -3,12 +3,14 @@ from the same account, device or card is challenged with what only the owner pas
 until an analyst's (or the bank's) `not_fraud` label on the stop releases it on every
 device, or the window ends. Real SQLite data directory, restart included."""
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from support import HOUR, T0, label, open_engine, payment, send, wire
 
 from payguard.engine import Engine
+from payguard.outcomes.book import OutcomeBook
 
 MINUTE = 60_000
 RULESET = """
@@ -117,10 +119,32 @@ def test_an_analysts_not_fraud_releases_the_account_on_every_device(engine: Engi
     server_debit = payment("p9", T0 + 20 * MINUTE, "50.00")
     del server_debit["device_id"]
     assert send(engine, server_debit) == "allow"
-    # released for clear_hours from the label; a new stop later freezes again
-    stop(engine, "t2", T0 + 20 * HOUR)
-    assert send(engine, payment("p3", T0 + 20 * HOUR + MINUTE, "50.00")) == "allow"
-    assert send(engine, payment("p4", T0 + 25 * HOUR, "50.00")) == "challenge"
+    # released for clear_hours from the label, as long as nothing new is stopped
+    assert send(engine, payment("p3", T0 + 9 * HOUR, "50.00")) == "allow"
+
+
+def test_a_release_covers_what_was_reviewed_not_a_later_stop(engine: Engine) -> None:
+    """The analyst looked at the stops up to the label: one after it, which nobody has
+    looked at, sets the follow-on off again (the verdict used to open the account to
+    every cause for clear_hours, and the loop's attacker went on under it)."""
+    stop(engine)
+    send(engine, label("l1", "t1", T0 + 10 * MINUTE, "not_fraud", source="analyst"))
+    assert send(engine, payment("p1", T0 + 20 * MINUTE, "50.00")) == "allow"
+    stop(engine, "t2", T0 + 2 * HOUR)
+    assert send(engine, payment("p2", T0 + 2 * HOUR + MINUTE, "50.00")) == "challenge"
+    assert rules_of(engine, "p2") == ["after_stop_account", "after_stop_device"]
+    # the second stop reviewed and released too: the account is open again
+    send(engine, label("l2", "t2", T0 + 3 * HOUR, "not_fraud", source="analyst"))
+    assert send(engine, payment("p3", T0 + 3 * HOUR + MINUTE, "50.00")) == "allow"
+
+
+def test_a_release_covers_amounts_up_to_the_reviewed_one(engine: Engine) -> None:
+    """The analyst judged a 2,000 CNY transfer: the same amount or less goes on, a larger
+    one is not what was judged and meets the follow-on."""
+    stop(engine)
+    send(engine, label("l1", "t1", T0 + 10 * MINUTE, "not_fraud", source="analyst"))
+    assert send(engine, payment("p1", T0 + 20 * MINUTE, "2000.00")) == "allow"
+    assert send(engine, payment("p2", T0 + 21 * MINUTE, "2000.01")) == "challenge"
 
 
 @pytest.mark.parametrize(
@@ -169,5 +193,26 @@ def test_a_restart_keeps_the_stop_and_the_release(tmp_path: Path) -> None:
         assert send(second, payment("p1", T0 + 2 * MINUTE, "50.00", device_id="dev-5")) == "allow"
         body = payment("p2", T0 + 2 * MINUTE, "50.00", user="u2", device_id="dev-5")
         assert send(second, body) == "challenge"
+        # the release's scope survives too: not above the reviewed amount
+        assert send(second, payment("p3", T0 + 3 * MINUTE, "2500.00")) == "challenge"
     finally:
         second.close()
+
+
+def test_a_book_written_before_releases_were_scoped_opens(tmp_path: Path) -> None:
+    """A clearances table without the scope's columns gains them; its rows keep no scope."""
+    path = tmp_path / "outcomes.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE clearances (user_id TEXT NOT NULL, device_id TEXT NOT NULL, "
+        "rule TEXT NOT NULL, until_ts INTEGER NOT NULL, by_event_id TEXT NOT NULL, "
+        "PRIMARY KEY (user_id, device_id, rule));"
+        "INSERT INTO clearances VALUES ('u1', '', 'after_stop_account', 100, 'l1');"
+    )
+    db.close()
+    book = OutcomeBook(path)
+    try:
+        assert book.cleared("u1", "dev-1", "after_stop_account", 99, 10**9, 98)
+        assert not book.cleared("u1", "dev-1", "after_stop_account", 100)
+    finally:
+        book.close()

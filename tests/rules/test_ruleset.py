@@ -188,6 +188,15 @@ def test_bad_signals_are_refused_naming_the_signal(signals: str, owner: str, rea
     assert err.value.rule == owner and reason in err.value.message
 
 
+def test_line_cleared_must_name_rules_of_the_ruleset() -> None:
+    text = _ruleset("amount > 0") + "policy:\n  outcomes:\n    line_cleared: [r9]\n"
+    with pytest.raises(RuleError) as info:
+        parse_ruleset(text, KNOWN, EVENT_TYPES)
+    assert "line_cleared names no rule: r9" in info.value.message
+    ok = _ruleset("amount > 0") + "policy:\n  outcomes:\n    line_cleared: [r1]\n"
+    assert parse_ruleset(ok, KNOWN, EVENT_TYPES).policy.outcomes.line_cleared == ["r1"]
+
+
 def test_released_by_label_must_name_rules_of_the_ruleset() -> None:
     text = _ruleset("amount > 0") + "policy:\n  outcomes:\n    released_by_label: [r1, r9]\n"
     with pytest.raises(RuleError) as info:

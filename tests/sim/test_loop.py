@@ -21,6 +21,7 @@ from payguard.features import FeatureState, load_catalog
 from payguard.scenarios import ATTACKER_CAN_PASS, default_can_pass, owner_acts
 from payguard.sim import SimConfig
 from payguard.sim.loop import Attacker, ClosedLoop, Customer, LoopConfig, LoopReport
+from payguard.sim.loop.actors import Answer
 from payguard.sim.loop.driver import _Money, _stop_ts
 from payguard.sim.population import make_device, make_user
 
@@ -243,6 +244,17 @@ def test_the_loop_sends_outcomes_the_engine_accepts(default_loop: ClosedLoop) ->
     ids = {e.event_id for e in decoded}
     assert all(e.ref_event_id in ids for e in results)
     assert report.refused_outcomes == {}
+
+
+def test_the_loop_counts_as_cleared_what_the_engine_clears(default_loop: ClosedLoop) -> None:
+    """A strong pass clears every rule of the challenge; an SMS code or a callback only the
+    ruleset's `line_cleared` limits (as `lifecycle.clearances` does)."""
+    rules = ["daily_limit", "phone_risk_money_out"]
+    assert "daily_limit" in default_loop.line_cleared
+    assert default_loop._clears(Answer("face", "passed"), rules) == rules
+    for method in ("sms_otp", "callback"):
+        assert default_loop._clears(Answer(method, "passed"), rules) == ["daily_limit"]
+    assert default_loop._clears(Answer("sms_otp", "failed"), rules) == []
 
 
 def test_report_arithmetic(default_loop: ClosedLoop) -> None:

@@ -653,7 +653,7 @@ class Engine:
             values = {**features, "model": {"score": 0.0 if scored is None else scored[0]}}
         hits = plan.run_rules(values, event)
         if hits and self.outcomes.book.clears_any(event.user_id):
-            hits = self.outcomes.uncleared(event, hits)
+            hits = self.outcomes.uncleared(event, hits, features)
         if self.controls is not None:
             hits = self.controls.adjust(event, hits)
         if hits or not plan.allows_without_hits:

@@ -36,9 +36,17 @@ CREATE TABLE IF NOT EXISTS clearances (
     rule        TEXT NOT NULL,
     until_ts    INTEGER NOT NULL,
     by_event_id TEXT NOT NULL,
+    since_ts    INTEGER NOT NULL DEFAULT 0,
+    max_fen     INTEGER,
     PRIMARY KEY (user_id, device_id, rule)
 );
 """
+_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("since_ts", "INTEGER NOT NULL DEFAULT 0"),
+    ("max_fen", "INTEGER"),
+)
+"""Clearance columns a book written before releases were scoped lacks (added on open;
+its old releases keep no scope, as they were filed: `since_ts` is their end)."""
 
 
 class OutcomeBook:
@@ -85,15 +93,25 @@ class OutcomeBook:
     def is_filed(self, outcome_event_id: str) -> bool:
         return outcome_event_id in self._filed
 
-    def cleared(self, user_id: str, device_id: str, rule: str, at_ms: int) -> bool:
-        """Whether a strong step-up cleared `rule` for this account and device at `at_ms`,
-        or a label released it on every device (`lifecycle.ANY_DEVICE`)."""
+    def cleared(
+        self,
+        user_id: str,
+        device_id: str,
+        rule: str,
+        at_ms: int,
+        amount: int | None = None,
+        last_stop_ms: int | None = None,
+    ) -> bool:
+        """Whether a step-up cleared `rule` for this account and device at `at_ms`, or a
+        label released it on every device (`lifecycle.ANY_DEVICE`) for an event of this
+        `amount`, the account's latest stop being at `last_stop_ms` (`Clearance.covers`)."""
         mine = self._cleared.get(user_id, {})
-        found = mine.get((device_id, rule))
-        if found is not None and at_ms < found.until_ts:
-            return True
-        anywhere = mine.get((ANY_DEVICE, rule)) if device_id != ANY_DEVICE else None
-        return anywhere is not None and at_ms < anywhere.until_ts
+        if device_id != ANY_DEVICE:
+            found = mine.get((device_id, rule))
+            if found is not None and at_ms < found.until_ts:
+                return True
+        anywhere = mine.get((ANY_DEVICE, rule))
+        return anywhere is not None and anywhere.covers(at_ms, amount, last_stop_ms)
 
     def clears_any(self, user_id: str | None) -> bool:
         """Whether the account has any clearance (the decision path's cheap first test)."""
@@ -153,9 +171,11 @@ class OutcomeBook:
                 db.execute("BEGIN")
                 db.executemany("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?)", self._queued)
                 db.executemany(
-                    "INSERT INTO clearances VALUES (?, ?, ?, ?, ?) "
+                    "INSERT INTO clearances (user_id, device_id, rule, until_ts, by_event_id, "
+                    "since_ts, max_fen) VALUES (?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (user_id, device_id, rule) DO UPDATE SET "
-                    "until_ts = excluded.until_ts, by_event_id = excluded.by_event_id "
+                    "until_ts = excluded.until_ts, by_event_id = excluded.by_event_id, "
+                    "since_ts = excluded.since_ts, max_fen = excluded.max_fen "
                     "WHERE excluded.until_ts > clearances.until_ts",
                     [msgspec.structs.astuple(c) for c in self._queued_clearances],
                 )
@@ -200,7 +220,10 @@ class OutcomeBook:
             self._filed.add(record.event_id)
             self._history.setdefault(ref_event_id, []).append(record)
             self._states[ref_event_id] = record.state
-        for row in db.execute("SELECT * FROM clearances"):
+        for row in db.execute(
+            "SELECT user_id, device_id, rule, until_ts, by_event_id, since_ts, max_fen "
+            "FROM clearances"
+        ):
             self._clear(Clearance(*row))
 
 
@@ -210,4 +233,10 @@ def _open(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(_SCHEMA)
+    have = {row[1] for row in db.execute("PRAGMA table_info(clearances)")}
+    for column, kind in _ADDED_COLUMNS:
+        if column not in have:
+            db.execute(f"ALTER TABLE clearances ADD COLUMN {column} {kind}")
+    if "since_ts" not in have:
+        db.execute("UPDATE clearances SET since_ts = until_ts")  # unscoped: any stop before
     return db

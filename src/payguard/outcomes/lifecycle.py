@@ -1,5 +1,6 @@
 """The decision lifecycle as pure functions: which outcomes a decision accepts, the state
-each one moves it to, and the causes a passed strong step-up clears.
+each one moves it to, and the causes a passed step-up clears (every cause after a strong
+one; the `line_cleared` limits after an SMS code or a callback).
 
     decided ──challenge_result──▶ challenge:passed | challenge:failed | challenge:abandoned
     decided ──hold book────────▶ hold:revoked | hold:released   (read from the hold book)
@@ -7,7 +8,8 @@ each one moves it to, and the causes a passed strong step-up clears.
 
 A `not_fraud` label from an analyst or the bank on a review or block also releases the
 ruleset's follow-on rules (`policy.outcomes.released_by_label`) for that account on every
-device: the stop was wrong, so the freeze it set off ends (`releases`).
+device: the stop was wrong, so the freeze it set off ends (`releases`), for what the
+reviewer saw (stops up to the label, amounts up to the reviewed one).
 
 A `review` decision starts `review:open` (someone has to look); every other decision
 starts `decided`. A label on a decision that is not a review is kept in its history but
@@ -19,6 +21,7 @@ from payguard.decision import Decision
 from payguard.events import Event, is_fraud_verdict
 from payguard.outcomes.types import Clearance, LifecycleState, OutcomeError, OutcomeRecord
 from payguard.policy.config import OutcomesConfig
+from payguard.policy.stepup import LINE_METHODS
 from payguard.types import HOUR_MS
 
 NOT_RULES: frozenset[str] = frozenset({"policy", "model"})
@@ -85,33 +88,44 @@ def record(event: Event, current: LifecycleState, action: str) -> OutcomeRecord:
 
 
 def clearances(event: Event, decision: Decision, config: OutcomesConfig) -> list[Clearance]:
-    """The causes a challenge result clears: every rule the challenged decision names, for
-    the account and the device that passed, for `clear_hours` from the result. Nothing
-    unless a strong method (config.strong) passed: an SMS code proves the line, which the
-    causes of a challenge (a SIM swap, a new device) put in doubt in the first place."""
+    """The causes a challenge result clears, for the account and the device that passed,
+    for `clear_hours` from the result. A strong method (config.strong) clears every rule
+    the challenged decision names. A line method (an SMS code, a callback) clears only
+    the rules of `config.line_cleared` (the cumulative limits, whose cause is the amount):
+    it proves the line, which the other causes of a challenge (a SIM swap, a new device)
+    put in doubt in the first place. Nothing for a result that did not pass."""
     if (
         event.outcome != "passed"
-        or event.method not in config.strong
         or config.clear_hours == 0
         or event.user_id is None
         or event.device_id is None
     ):
         return []
-    until = event.ts + config.clear_hours * HOUR_MS
     rules = dict.fromkeys(r.rule for r in decision.reasons if r.rule not in NOT_RULES)
+    if event.method not in config.strong:
+        if event.method not in LINE_METHODS:
+            return []
+        rules = {rule: None for rule in rules if rule in config.line_cleared}
+    until = event.ts + config.clear_hours * HOUR_MS
     return [
         Clearance(event.user_id, event.device_id, rule, until, event.event_id) for rule in rules
     ]
 
 
 def releases(
-    event: Event, decision: Decision, account: str | None, config: OutcomesConfig
+    event: Event, decision: Decision, stopped: Event | None, config: OutcomesConfig
 ) -> list[Clearance]:
     """The follow-on rules a `not_fraud` label lifts: `config.released_by_label`, for the
-    stopped account (`account`, the referenced event's) on every device (`ANY_DEVICE`),
+    stopped account (the referenced event's, `stopped`) on every device (`ANY_DEVICE`),
     for `clear_hours` from the label. Only a label on a stop (review or block) from one of
-    `config.release_sources`: the stop was wrong, so what it set off is lifted too. A
-    `fraud` label keeps the stop; a label on an allowed payment has nothing to lift."""
+    `config.release_sources`: the stop was wrong, so what it set off is lifted too.
+
+    Scoped to what the reviewer saw: the stops up to the label (a stop after it, which
+    nobody has looked at, sets the follow-on off again) and amounts up to the reviewed
+    operation's (a larger one is not what was judged). A verdict on one payment does not
+    open the account to every other cause and amount for days. A `fraud` label keeps the
+    stop; a label on an allowed payment has nothing to lift."""
+    account = stopped.user_id if stopped is not None else None
     if (
         event.type != "label"
         or event.label != "not_fraud"
@@ -122,8 +136,9 @@ def releases(
     ):
         return []
     until = event.ts + config.clear_hours * HOUR_MS
+    band = stopped.amount if stopped is not None else None
     return [
-        Clearance(account, ANY_DEVICE, rule, until, event.event_id)
+        Clearance(account, ANY_DEVICE, rule, until, event.event_id, event.ts, band)
         for rule in dict.fromkeys(config.released_by_label)
     ]
 

@@ -8,10 +8,12 @@ hits of every decision of an account that has a clearance. A `not_fraud` label o
 releases the follow-on rules (`lifecycle.releases`) the same way, on every device.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from payguard.decision import Decision
 from payguard.events import LABEL_TYPES, OUTCOME_TYPES, Event
+from payguard.features import NEVER
 from payguard.holds import HoldBook
 from payguard.outcomes import lifecycle
 from payguard.outcomes.book import OutcomeBook
@@ -20,6 +22,7 @@ from payguard.outcomes.types import LifecycleState, OutcomeError, OutcomeRecord
 from payguard.policy.config import OutcomesConfig
 from payguard.rules import RuleHit
 from payguard.store import Recorder
+from payguard.types import MINUTE_MS
 
 CLEARABLE: frozenset[str] = frozenset({"challenge", "hold"})
 """Actions a clearance drops: asking the customer or making the money wait, never a stop."""
@@ -89,8 +92,7 @@ class Outcomes:
             cleared = lifecycle.clearances(event, decision, config)
         elif event.type == "label" and config.released_by_label:
             stopped = referenced or self._recorder.get_event(ref)
-            account = stopped.user_id if stopped is not None else None
-            cleared = lifecycle.releases(event, decision, account, config)
+            cleared = lifecycle.releases(event, decision, stopped, config)
         else:
             cleared = []
         self.book.file(ref, seq, record, current, cleared)
@@ -124,12 +126,16 @@ class Outcomes:
             latency_us=0,
         )
 
-    def uncleared(self, event: Event, hits: list[RuleHit]) -> list[RuleHit]:
+    def uncleared(
+        self, event: Event, hits: list[RuleHit], features: Mapping[str, Any] | None = None
+    ) -> list[RuleHit]:
         """The hits without the live challenges (and holds) a strong step-up cleared for
         this account and device, or a `not_fraud` label released on every device: the same
         rule does not ask the same customer again for the same cause until the clearance
         ends. Reviews and blocks are never cleared. (A step-up clears only the rules of a
-        challenge it answered, so only a release ever names a hold rule.)"""
+        challenge it answered, so only a release ever names a hold rule.) A release covers
+        only the stops up to its label and amounts up to the reviewed one: `features`
+        (the decision's) tell when the account was last stopped."""
         user, device = event.user_id, event.device_id
         if user is None or not self.book.clears_any(user):
             return hits
@@ -138,6 +144,7 @@ class Outcomes:
         if device is None:
             device = ANY_DEVICE  # a device-less debit: only what holds on every device
         cleared = self.book.cleared
+        last_stop = _last_stop_ms(event.ts, features)
         return [
             hit
             for hit in hits
@@ -145,7 +152,7 @@ class Outcomes:
                 hit.action in CLEARABLE
                 and hit.status == "hit"
                 and hit.mode == "live"
-                and cleared(user, device, hit.rule, event.ts)
+                and cleared(user, device, hit.rule, event.ts, event.amount, last_stop)
             )
         ]
 
@@ -165,3 +172,17 @@ class Outcomes:
 
     def history(self, event_id: str) -> list[OutcomeRecord]:
         return self.book.history(event_id)
+
+
+LAST_STOP = "minutes_since_stopped_by_user_7d"
+"""The feature saying when the account was last stopped (what the follow-on rules read)."""
+
+
+def _last_stop_ms(at_ms: int, features: Mapping[str, Any] | None) -> int | None:
+    """The latest time the account's last stop can have been (minutes are whole, so up
+    to a minute later than it was), or None when no stop is known or the decision does
+    not read the feature (then a release covers it as it did before it was scoped)."""
+    minutes = features.get(LAST_STOP) if features is not None else None
+    if not isinstance(minutes, int) or minutes >= NEVER:
+        return None
+    return at_ms - minutes * MINUTE_MS

@@ -47,13 +47,29 @@ class OutcomeRecord(msgspec.Struct, frozen=True, omit_defaults=True):
 
 class Clearance(msgspec.Struct, frozen=True):
     """A rule that does not challenge this account on this device until `until_ts`
-    (epoch ms, exclusive), because `by_event_id` passed a strong step-up it asked for."""
+    (epoch ms, exclusive), because `by_event_id` passed a step-up it asked for or, on
+    every device (`lifecycle.ANY_DEVICE`), released a stop as `not_fraud`.
+
+    A release is scoped to what was reviewed: it lifts the follow-on of stops up to
+    `since_ts` (the label's time; a stop after it sets the follow-on off again) for
+    amounts up to `max_fen` (the reviewed operation's; None: any amount)."""
 
     user_id: str
     device_id: str
     rule: str
     until_ts: int
     by_event_id: str
+    since_ts: int = 0
+    max_fen: int | None = None
+
+    def covers(self, at_ms: int, amount: int | None, last_stop_ms: int | None) -> bool:
+        """Whether it clears an event at `at_ms` of `amount` (None: no amount), the
+        account's latest stop being at `last_stop_ms` (None: none, or not known)."""
+        if at_ms >= self.until_ts:
+            return False
+        if self.max_fen is not None and amount is not None and amount > self.max_fen:
+            return False
+        return last_stop_ms is None or last_stop_ms <= self.since_ts
 
 
 class OutcomeError(EventError):

@@ -34,7 +34,15 @@ class OutcomesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         default_factory=lambda: ["face", "hardware_token", "in_app_confirm"]
     )
     """Methods whose pass proves the customer, not just whoever holds the line: an SMS
-    code or a call to the number (`sms_otp`, `callback`) clears nothing by default."""
+    code or a call to the number (`sms_otp`, `callback`) clears only `line_cleared`."""
+    line_cleared: list[str] = msgspec.field(default_factory=list)
+    """Rules whose cause is the amount, not who holds the account (the cumulative limits):
+    a passed SMS code or callback clears them as a strong step-up does, for that account
+    and device, for `clear_hours`. The step-up choice offers a line method only while the
+    line is trusted, and what such a rule asks (does the owner mean to go over the limit?)
+    the owner's line answers; an attacker who passed it passes it again, so asking again
+    stops no one and asks the honest customer on every payment until the window rolls
+    off. Every other rule a line method passed stays. Each must be a rule of the ruleset."""
     released_by_label: list[str] = msgspec.field(default_factory=list)
     """Rules a `not_fraud` label on a stopped decision (review or block) releases: from
     the label on, for `clear_hours`, they do not challenge that account again on any

@@ -138,9 +138,13 @@ def _check_step_up(config: StepUpConfig) -> None:
 
 
 def _check_released(config: OutcomesConfig, rule_ids: set[str]) -> None:
-    unknown = [r for r in config.released_by_label if r not in rule_ids]
-    if unknown:
-        raise RuleError("policy", f"outcomes.released_by_label names no rule: {', '.join(unknown)}")
+    for name, listed in (
+        ("released_by_label", config.released_by_label),
+        ("line_cleared", config.line_cleared),
+    ):
+        unknown = [r for r in listed if r not in rule_ids]
+        if unknown:
+            raise RuleError("policy", f"outcomes.{name} names no rule: {', '.join(unknown)}")
 
 
 def load_ruleset(

@@ -33,6 +33,7 @@ from payguard.engine import Engine, batch_gc
 from payguard.events import Event, EventError
 from payguard.features import FeatureState
 from payguard.outcomes.lifecycle import STOPS
+from payguard.policy.stepup import LINE_METHODS
 from payguard.ruleset import Ruleset
 from payguard.scenarios import SCENARIOS, default_can_pass
 from payguard.sim.attacks import feedback, generate_attacks
@@ -183,6 +184,8 @@ class ClosedLoop:
         self.clear_hours = cfg.clear_hours or outcomes.clear_hours or CLEAR_HOURS
         self.strong: frozenset[str] = frozenset(outcomes.strong)
         """Step-ups whose pass clears a cause (the ruleset's, as the engine reads them)."""
+        self.line_cleared: frozenset[str] = frozenset(outcomes.line_cleared)
+        """Rules a passed SMS code or callback clears too (the ruleset's)."""
         self.users: dict[str, User] = {u.uid: u for u in self.world.users}
         self.customers: dict[str, Customer] = {}
         self.campaigns: dict[str, _Campaign] = {}
@@ -380,11 +383,23 @@ class ClosedLoop:
         answer = self._owner(uid).answer(offered, event.device_id, self.rng)
         if answer.outcome == "abandoned":
             legit.abandoned.add(uid)
-        if answer.outcome == "passed" and answer.method in self.strong:
+        clears = self._clears(answer, rules)
+        if clears:
             until = ts + self.clear_hours * HOUR
-            legit.cleared.setdefault(key, {}).update(dict.fromkeys(rules, until))
+            legit.cleared.setdefault(key, {}).update(dict.fromkeys(clears, until))
         self._result(seq, ts, event, answer, "customer")
         return answer
+
+    def _clears(self, answer: Answer, rules: list[str]) -> list[str]:
+        """The rules a passed answer clears, as the engine reads them: all of them after a
+        strong method, the ruleset's `line_cleared` after an SMS code or a callback."""
+        if answer.outcome != "passed":
+            return []
+        if answer.method in self.strong:
+            return rules
+        if answer.method in LINE_METHODS:
+            return [r for r in rules if r in self.line_cleared]
+        return []
 
     def _attack(
         self, seq: int, ts: int, body: Body, label: LabelInfo, event: Event, decision: Decision
