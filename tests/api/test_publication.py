@@ -92,7 +92,7 @@ def board(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def _published(version: str) -> str:
     text = RULESET.read_text(encoding="utf-8")
-    return re.sub(r'(?m)^version: ".*"$', f'version: "{version}"', text, count=1)
+    return re.sub(r'(?m)^version: "[^"]*"', f'version: "{version}"', text, count=1)
 
 
 def test_a_ruleset_put_on_one_worker_reaches_the_others(tmp_path: Path, board: str) -> None:

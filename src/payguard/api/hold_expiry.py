@@ -9,10 +9,10 @@ every route runs the engine (synchronous handlers), so it never races a request.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
+from payguard.api.background import cancel
 from payguard.engine import Engine
 from payguard.engine.heap import STALLS
 
@@ -65,8 +65,5 @@ class HoldExpiry:
                 self.run_once()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

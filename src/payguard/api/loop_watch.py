@@ -10,8 +10,8 @@ stop. Costs one wake-up per `EVERY_S` (100 a second).
 """
 
 import asyncio
-import contextlib
 
+from payguard.api.background import cancel
 from payguard.engine.heap import STALLS
 
 EVERY_S = 0.01
@@ -35,8 +35,5 @@ class LoopWatch:
             STALLS.record("loop_lag", max(0.0, loop.time() - due))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

@@ -15,10 +15,10 @@ logs once, and catches up when the board answers again.
 """
 
 import asyncio
-import contextlib
 import logging
 from typing import Final
 
+from payguard.api.background import cancel
 from payguard.board import Board, BoardError
 from payguard.board.base import LISTS, RULESET
 from payguard.cel import RuleError
@@ -124,9 +124,6 @@ class Publication:
                 log.error("publication board read failed (%s); retrying", exc)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         self.board.close()

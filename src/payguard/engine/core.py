@@ -818,37 +818,25 @@ class Engine:
         """`_apply` once the event a feedback event references has been read. Every
         `SWEEP_EVERY` events the features, graph and chains sweep their whole state in
         this call: timed as the `sweep` stall (seconds on a 20k × 90-day state, issue 16)."""
-        if seq % SWEEP_EVERY == 0:
-            with STALLS.timed("sweep"):
-                self._file_event(seq, event, action, variables, referenced)
-        else:
-            self._file_event(seq, event, action, variables, referenced)
-
-    def _file_event(
-        self,
-        seq: int,
-        event: Event,
-        action: str,
-        variables: Variables | None,
-        referenced: Event | None,
-    ) -> None:
-        if event.type in FILED_TYPES:
-            config = self._ruleset.policy.outcomes
-            self.outcomes.file(seq, event, config, referenced, self.decide)
-        chains = self.chains
-        if variables is None and chains is not None:
-            # built only if a condition runs (rarely), from the states before the event
-            chains.evaluate(event, partial(self._recompute_chain_variables, event))
-        if event.type in OWNER_REPORTS or _fraud_label(event):
-            self._revoke_holds(event)
-        self.state.apply(event, referenced, action in DECLINED)
-        self.recent.add(event.event_id, event.ts, self.state.watermark())
-        if self.graph is not None:
-            self.graph.update(event, seq, referenced)
-        if chains is not None:
-            chains.update(event, _NO_VARIABLES if variables is None else variables, seq)
-        if seq % SWEEP_EVERY == 0:
-            self.state.sweep()
+        sweeping = seq % SWEEP_EVERY == 0
+        with STALLS.timed("sweep") if sweeping else contextlib.nullcontext():
+            if event.type in FILED_TYPES:
+                config = self._ruleset.policy.outcomes
+                self.outcomes.file(seq, event, config, referenced, self.decide)
+            chains = self.chains
+            if variables is None and chains is not None:
+                # built only if a condition runs (rarely), from the states before the event
+                chains.evaluate(event, partial(self._recompute_chain_variables, event))
+            if event.type in OWNER_REPORTS or _fraud_label(event):
+                self._revoke_holds(event)
+            self.state.apply(event, referenced, action in DECLINED)
+            self.recent.add(event.event_id, event.ts, self.state.watermark())
+            if self.graph is not None:
+                self.graph.update(event, seq, referenced)
+            if chains is not None:
+                chains.update(event, _NO_VARIABLES if variables is None else variables, seq)
+            if sweeping:
+                self.state.sweep()
 
     def _revoke_holds(self, event: Event) -> None:
         """Revoke the pending holds of the accounts an owner's report concerns (before the
