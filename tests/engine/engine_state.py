@@ -1,10 +1,27 @@
-"""The engine's whole decision state as comparable values, for restart and replay tests."""
+"""The engine's whole decision state as comparable values, for restart and replay tests,
+and the example events and settings the snapshot tests run on."""
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from payguard.config import Settings, load_settings
 from payguard.engine import Engine
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_LINES = (ROOT / "examples" / "events.jsonl").read_bytes().splitlines()
+"""The example events, one JSON line each."""
+
+
+def example_settings(data_dir: Path) -> Settings:
+    """An engine on `data_dir` with the default ruleset."""
+    return load_settings(
+        env={
+            "PAYGUARD_DATA_DIR": str(data_dir),
+            "PAYGUARD_RULESET": str(ROOT / "rules" / "default.yaml"),
+        }
+    )
 
 
 def derived_state(engine: Engine) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from engine_state import EXAMPLE_LINES, example_settings
 
-from payguard.config import Settings, load_settings
 from payguard.engine import Engine, core, durability
 from payguard.engine.heap import (
     DEFAULT_FULL_THRESHOLD,
@@ -26,22 +26,10 @@ from payguard.engine.heap import (
 from payguard.events import EventError
 from payguard.snapshots import SnapshotBody, decode_snapshot
 
-ROOT = Path(__file__).resolve().parents[2]
-LINES = (ROOT / "examples" / "events.jsonl").read_bytes().splitlines()
-
-
-def _settings(data_dir: Path) -> Settings:
-    return load_settings(
-        env={
-            "PAYGUARD_DATA_DIR": str(data_dir),
-            "PAYGUARD_RULESET": str(ROOT / "rules" / "default.yaml"),
-        }
-    )
-
 
 def _engine(data_dir: Path, lines: int = 1_000) -> Engine:
-    engine = Engine.open(_settings(data_dir))
-    for line in LINES[:lines]:
+    engine = Engine.open(example_settings(data_dir))
+    for line in EXAMPLE_LINES[:lines]:
         try:
             engine.process(engine.decoder.decode(line))
         except EventError:

@@ -7,24 +7,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from engine_state import whole_state
+from engine_state import EXAMPLE_LINES, example_settings, whole_state
 
-from payguard.config import Settings, load_settings
 from payguard.engine import DuplicateEventError, Engine, durability
 from payguard.events import EventError
 from payguard.snapshots import decode_snapshot
-
-ROOT = Path(__file__).resolve().parents[2]
-LINES = (ROOT / "examples" / "events.jsonl").read_bytes().splitlines()
-
-
-def _settings(data_dir: Path) -> Settings:
-    return load_settings(
-        env={
-            "PAYGUARD_DATA_DIR": str(data_dir),
-            "PAYGUARD_RULESET": str(ROOT / "rules" / "default.yaml"),
-        }
-    )
 
 
 def _process(engine: Engine, lines: list[bytes]) -> None:
@@ -45,18 +32,18 @@ def _snapshot_seq(data_dir: Path) -> int:
 def test_the_child_writes_the_state_at_the_fork_while_the_parent_goes_on(
     tmp_path: Path,
 ) -> None:
-    engine = Engine.open(_settings(tmp_path / "live"))
-    _process(engine, LINES[:3_000])
+    engine = Engine.open(example_settings(tmp_path / "live"))
+    _process(engine, EXAMPLE_LINES[:3_000])
     at_fork = engine.recorder.last_seq()
     engine.write_snapshot(background=True)
-    _process(engine, LINES[3_000:5_000])  # decided while the child writes
+    _process(engine, EXAMPLE_LINES[3_000:5_000])  # decided while the child writes
     assert engine.recorder.last_seq() > at_fork
     assert engine._snapshots is not None
     engine._snapshots.poll(wait=True)
     assert _snapshot_seq(tmp_path / "live") == at_fork
 
-    reference = Engine.open(_settings(tmp_path / "reference"))
-    _process(reference, LINES[:3_000])
+    reference = Engine.open(example_settings(tmp_path / "reference"))
+    _process(reference, EXAMPLE_LINES[:3_000])
     _, body = decode_snapshot((tmp_path / "live" / "state.snapshot").read_bytes())
     assert body == reference._snapshot_body()
     engine.close()
@@ -64,9 +51,9 @@ def test_the_child_writes_the_state_at_the_fork_while_the_parent_goes_on(
 
 
 def test_snapshots_falling_due_are_forked_and_a_restart_uses_them(tmp_path: Path) -> None:
-    settings = msgspec.structs.replace(_settings(tmp_path), snapshot_every=1_000)
+    settings = msgspec.structs.replace(example_settings(tmp_path), snapshot_every=1_000)
     engine = Engine.open(settings)
-    _process(engine, LINES[:4_500])
+    _process(engine, EXAMPLE_LINES[:4_500])
     assert engine._snapshots is not None
     engine._snapshots.poll(wait=True)
     # A snapshot due while the previous child still writes is skipped (the next one due
@@ -84,14 +71,14 @@ def test_snapshots_falling_due_are_forked_and_a_restart_uses_them(tmp_path: Path
 def test_kill_9_of_the_child_mid_write_leaves_the_previous_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = _settings(tmp_path)
+    settings = example_settings(tmp_path)
     first = Engine.open(settings)
-    _process(first, LINES[:2_000])
+    _process(first, EXAMPLE_LINES[:2_000])
     first.close()
     previous = _snapshot_seq(tmp_path)
 
     engine = Engine.open(settings)
-    _process(engine, LINES[2_000:3_500])
+    _process(engine, EXAMPLE_LINES[2_000:3_500])
     monkeypatch.setattr(durability, "_FAULT", "snapshot-child-mid-write")
     engine.write_snapshot(background=True)
     assert engine._snapshots is not None
