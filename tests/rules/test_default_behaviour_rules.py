@@ -172,11 +172,12 @@ def _small_shop(world: World, sales: int) -> Merchant:
     return shop
 
 
-def _ticket(world: World, shop: Merchant, amount: int, *, card: Card) -> Decision:
-    """u1 pays `shop` `amount` fen with `card` from home, today at 15:00."""
-    return world.send(
-        "payment", world.at(TODAY, 15), **world.home("u1"), card=card, amount=amount, merchant=shop
-    )
+def _ticket(
+    world: World, shop: Merchant, amount: int, *, card: Card, user: str = "u1", hour: int = 15
+) -> Decision:
+    """`user` pays `shop` `amount` fen with `card` from home, today at `hour`:00."""
+    when, home = world.at(TODAY, hour), world.home(user)
+    return world.send("payment", when, **home, card=card, amount=amount, merchant=shop)
 
 
 def test_a_cash_out_sized_ticket_at_a_shop_that_sells_small_is_reviewed(world: World) -> None:
@@ -694,14 +695,7 @@ def test_a_regular_of_a_busy_shop_or_a_first_visit_is_not_the_shop(world: World)
     regular = _two_tickets(world, busy, 150_013, 120_057, card=CREDIT_A)
     world.customer("u2", fen=60_000)
     small = _shop_selling(world, sales=6, fen=5_000)
-    first = world.send(
-        "payment",
-        world.at(TODAY, 16),
-        **world.home("u2"),
-        card=CREDIT_A,
-        amount=120_057,
-        merchant=small,
-    )
+    first = _ticket(world, small, 120_057, card=CREDIT_A, user="u2", hour=16)
     assert "cash_out_cardholder_is_the_shop" not in rules_of(regular)
     assert "cash_out_cardholder_is_the_shop" not in rules_of(first)
 
@@ -725,14 +719,7 @@ def test_a_ticket_near_a_shops_own_or_at_a_shop_without_history_is_not_far_above
     near_own = _ticket(world, dear, 123_456, card=CREDIT_A)
     world.customer("u2", fen=60_000)
     fresh = _shop_selling(world, sales=3, fen=5_000, shop_id="m-fresh")
-    no_history = world.send(
-        "payment",
-        world.at(TODAY, 16),
-        **world.home("u2"),
-        card=CREDIT_A,
-        amount=123_456,
-        merchant=fresh,
-    )
+    no_history = _ticket(world, fresh, 123_456, card=CREDIT_A, user="u2", hour=16)
     assert "cash_out_ticket_far_above_shop" not in rules_of(near_own)
     assert "cash_out_ticket_far_above_shop" not in rules_of(no_history)
 
