@@ -566,6 +566,32 @@ class FeatureState:
         self.late_events = state["late_events"]
         self.updates = state["updates"]
 
+    def adopt(
+        self,
+        entities: list[dict[str, Record]],
+        clearings: list[dict[str, list[EpochMs]]],
+        phone_users: dict[str, list[str]],
+        phone_linked: dict[str, EpochMs],
+        watermark: EpochMs,
+    ) -> None:
+        """Take over freshly decoded parts as they are, unchecked and uncopied: a Redis
+        worker restores a few entities per event (state.redis), and `restore`'s blob
+        round trip and copies were most of its CPU. The caller owns nothing it passes
+        afterwards; the watched history is set on `watch` directly."""
+        self.entities = entities
+        self.clearings.times = clearings
+        self.clearings.active = any(clearings)
+        self._phone_users = phone_users
+        self._phone_linked = phone_linked
+        self.watermark = watermark
+        self.late_events = 0
+        self.updates = 0
+
+    def phone_links(self) -> tuple[dict[str, list[str]], dict[str, EpochMs]]:
+        """The accounts seen with each phone and each phone's latest linked event (what
+        `export` holds of them, without encoding every entity)."""
+        return self._phone_users, self._phone_linked
+
 
 def _sweep_timeline(
     tl: Timeline, stream: Stream, base: EpochMs, forget_before: EpochMs, watch_start: EpochMs
@@ -626,3 +652,6 @@ _encode_entities = msgspec.msgpack.Encoder(enc_hook=encode_array).encode
 _decode_entities = msgspec.msgpack.Decoder(
     list[dict[str, list[Timeline | None]]], ext_hook=decode_array
 ).decode
+decode_record = msgspec.msgpack.Decoder(list[Timeline | None], ext_hook=decode_array).decode
+"""One entity's record, as `_encode_entities` packs it inside the blob (state.redis keeps
+each record in its own field)."""

@@ -51,7 +51,7 @@ from payguard.events import Event, is_fraud_verdict
 from payguard.features import FeatureState
 from payguard.features.cleared import clears
 from payguard.features.spec import ENTITY_EXTRACTORS, received
-from payguard.features.state import QueryPlan
+from payguard.features.state import QueryPlan, decode_record
 from payguard.features.timeline import decode_array, encode_array
 from payguard.state import StateUnavailable
 from payguard.state.memory import Claimed
@@ -251,7 +251,9 @@ class RedisState:
         self._restore()
 
     def _restore(self) -> None:
-        """Put the held hashes into the scratch feature state (its public restore)."""
+        """Put the held hashes into the scratch feature state: each record decoded straight
+        into its timelines and handed over as is (`FeatureState.adopt`), not packed into
+        one blob for `restore` to decode again."""
         entities: list[dict[str, Any]] = [{} for _ in self._kinds]
         clearings: list[dict[str, Any]] = [{} for _ in self._kinds]
         since: list[dict[str, int]] = [{} for _ in self._watch_kinds]
@@ -259,16 +261,19 @@ class RedisState:
         registered: dict[str, int] = {}
         phone_users: dict[str, list[str]] = {}
         phone_linked: dict[str, int] = {}
+        kind_index, watch_index = self._kind_index, self._watch_index
         for (name, key), fields in self._held.items():
-            kind = self._kind_index.get(name)
+            if not fields:  # an entity never written (or expired): nothing to restore
+                continue
+            kind = kind_index.get(name)
             if kind is not None:
                 if (r := fields.get(b"r")) is not None:
-                    entities[kind][key] = _decode(r)
+                    entities[kind][key] = decode_record(r)
                 if (c := fields.get(b"c")) is not None:
                     clearings[kind][key] = _decode(c)
             if (w := fields.get(b"w")) is not None:
                 first, latest, born = _decode(w)
-                i = self._watch_index[name]
+                i = watch_index[name]
                 if first is not None:
                     since[i][key] = first
                 if latest is not None:
@@ -276,22 +281,14 @@ class RedisState:
                 if born is not None:
                     registered[key] = born
             if (links := fields.get(b"l")) is not None:
-                phone_users[key], phone_linked[key] = _decode(links)
+                users, linked = _decode(links)
+                phone_users[key] = users
+                if linked is not None:
+                    phone_linked[key] = linked
         watermark, start = self._globals
-        watch = {**self._watch_blank, "start": start, "since": since, "last": last}
-        self.features.restore(
-            {
-                "layout": self._layout,
-                "entities": _encode(entities),
-                "phone_users": phone_users,
-                "phone_linked": {k: v for k, v in phone_linked.items() if v is not None},
-                "watermark": watermark,
-                "late_events": 0,
-                "updates": 0,
-                "watch": {**watch, "registered": registered},
-                "clearings": clearings,
-            }
-        )
+        watch = self.features.watch
+        watch.start, watch.since, watch.last, watch.registered = start, since, last, registered
+        self.features.adopt(entities, clearings, phone_users, phone_linked, watermark)
 
     def snapshot(self, event: Event, plan: QueryPlan) -> dict[str, Any]:
         """The plan's features as of the event; the first call for an event fetches."""
@@ -340,43 +337,59 @@ class RedisState:
         are (`entities`, encoded one by one there, not as one blob), clearings, watch, and
         the phone links (exported only when the event can have changed them)."""
         features = self.features
-        links: dict[str, Any] = {"phone_users": {}, "phone_linked": {}}
+        users: dict[str, list[str]] = {}
+        linked: dict[str, int] = {}
         if event.phone is not None and event.user_id is not None:
-            links = features.export()
+            users, linked = features.phone_links()
         return {
             "records": features.entities,
-            "clearings": features.clearings.export(),
+            "clearings": features.clearings.times,
             "watch": features.watch.export(),
-            "phone_users": links["phone_users"],
-            "phone_linked": links["phone_linked"],
+            "phone_users": users,
+            "phone_linked": linked,
         }
 
     def _changes(self, state: dict[str, Any], only: set[Hid] | None) -> dict[Hid, list[bytes]]:
         """Field/value pairs of every hash whose encoding differs from what was fetched
-        (only those in `only`, when given)."""
-        fields: dict[Hid, dict[bytes, bytes]] = {}
+        (only those in `only`, when given): packed bytes compared, one flat list per hash."""
+        held = self._held
+        out: dict[Hid, list[bytes]] = {}
+        empty: dict[bytes, bytes] = {}
 
         def put(hid: Hid, field: bytes, value: bytes) -> None:
-            if (only is None or hid in only) and self._held.get(hid, {}).get(field) != value:
-                fields.setdefault(hid, {})[field] = value
+            if (only is None or hid in only) and held.get(hid, empty).get(field) != value:
+                found = out.get(hid)
+                if found is None:
+                    out[hid] = [field, value]
+                else:
+                    found += (field, value)
 
-        for kind, (by, records) in enumerate(zip(self._kinds, state["records"], strict=True)):
-            for key, record in records.items():
-                put((by, key), b"r", _encode(record))
-            for key, times in state["clearings"][kind].items():
-                put((by, key), b"c", _encode(times))
+        kinds = zip(self._kinds, state["records"], state["clearings"], strict=True)
+        for by, records, clearings in kinds:
+            if records:
+                for key, record in records.items():
+                    put((by, key), b"r", _encode(record))
+            if clearings:
+                for key, times in clearings.items():
+                    put((by, key), b"c", _encode(times))
         watch = state["watch"]
         registered = watch["registered"]
         for i, name in enumerate(self._watch_kinds):
             since, last = watch["since"][i], watch["last"][i]
-            keys = since.keys() | last.keys() | (registered.keys() if name == "user" else set())
-            for key in keys:
-                born = registered.get(key) if name == "user" else None
-                put((name, key), b"w", _encode([since.get(key), last.get(key), born]))
+            if name == "user":
+                for key in since.keys() | last.keys() | registered.keys():
+                    put(
+                        (name, key),
+                        b"w",
+                        _encode([since.get(key), last.get(key), registered.get(key)]),
+                    )
+            else:
+                for key in since.keys() | last.keys():
+                    put((name, key), b"w", _encode([since.get(key), last.get(key), None]))
         linked = state["phone_linked"]
         for phone, users in state["phone_users"].items():
             put(("phone", phone), b"l", _encode([users, linked.get(phone)]))
-        return {hid: [x for kv in f.items() for x in kv] for hid, f in fields.items()}
+        return out
 
     def _write(self, changed: dict[Hid, list[bytes]], late: int, ts: int | None) -> list[Hid]:
         """One pipeline of compare-and-set writes (and the globals); the hashes that lost
@@ -387,7 +400,7 @@ class RedisState:
             version = self._held.get(hid, {}).get(b"v", b"0")
             fields = changed[hid]
             commands.append(("EVALSHA", CAS_SHA, 1, self.key(hid), version, self.ttl_ms, *fields))
-            self.bytes_written += sum(len(x) for x in fields)
+            self.bytes_written += sum(map(len, fields))
         if ts is not None:
             if ts > self._globals[0]:
                 commands.append(("EVALSHA", MAX_SHA, 1, self._global("wm"), ts))
@@ -407,9 +420,9 @@ class RedisState:
         """One round trip (one per node of a cluster); every command's key is its second
         item. Redis unreachable or failing over: StateUnavailable, nothing decided."""
         try:
-            answers = self._wire.run(
-                commands, [c[1] if c[0] != "EVALSHA" else c[3] for c in commands]
-            )
+            wire = self._wire
+            keys = [c[1] if c[0] != "EVALSHA" else c[3] for c in commands] if wire.routes else []
+            answers = wire.run(commands, keys)
         except Exception as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
         self.round_trips += 1

@@ -48,17 +48,20 @@ class _Link:
 
     def replies(self, n: int) -> list[Any]:
         out: list[Any] = []
-        reader, recv = self.reader, self.sock.recv
-        while len(out) < n:
+        if n == 0:
+            return out
+        reader, recv, append = self.reader, self.sock.recv, out.append
+        while True:
+            chunk = recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            reader.feed(chunk)
             reply = reader.gets()
-            if reply is False:
-                chunk = recv(1 << 16)
-                if not chunk:
-                    raise ConnectionError("redis closed the connection")
-                reader.feed(chunk)
-                continue
-            out.append(reply)
-        return out
+            while reply is not False:
+                append(reply)
+                if len(out) == n:
+                    return out
+                reply = reader.gets()
 
     def close(self) -> None:
         self.sock.close()
@@ -87,8 +90,10 @@ class Wire:
 
     def run(self, commands: Sequence[Command], keys: Sequence[str]) -> list[Any]:
         """The replies of `commands` (the i-th routed by `keys[i]`), in order."""
-        groups: dict[tuple[str, int], list[int]] = {}
         cluster = self._cluster
+        if cluster is None:
+            return self._run_single(commands)
+        groups: dict[tuple[str, int], list[int]] = {}
         if cluster is not None:
             slots = cluster.nodes_manager.slots_cache
             for i, key in enumerate(keys):
@@ -112,6 +117,26 @@ class Wire:
         if failed:
             self._again(commands, replies, failed)
         return replies
+
+    def _run_single(self, commands: Sequence[Command]) -> list[Any]:
+        """`run` on one Redis: one link, the replies in order (no routing, no regrouping)."""
+        assert self._single is not None
+        try:
+            link = self._link(self._single)
+            link.send(commands)
+            replies = link.replies(len(commands))
+        except BaseException:
+            self.close()  # replies may be left unread on a socket: start afresh
+            raise
+        if ResponseError in map(type, replies):  # scanned in C: errors are rare
+            failed = [i for i, reply in enumerate(replies) if isinstance(reply, ResponseError)]
+            self._again(commands, replies, failed)
+        return replies
+
+    @property
+    def routes(self) -> bool:
+        """Whether `run` routes by key (a cluster): on one Redis the keys go unread."""
+        return self._cluster is not None
 
     def close(self) -> None:
         for link in self._links.values():
