@@ -158,6 +158,7 @@ class RedisState:
         self._watch_kinds: list[str] = list(self._watch_blank["kinds"])
         self._watch_index = {name: i for i, name in enumerate(self._watch_kinds)}
         self._watch_extract = [ENTITY_EXTRACTORS[name] for name in self._watch_kinds]
+        self._wm_key, self._ws_key = self._global("wm"), self._global("ws")
         self._wire = Wire(client, self._load_scripts)
         self._load_scripts()
         self._event: Event | None = None
@@ -206,15 +207,17 @@ class RedisState:
         commands: list[Command] = []
         if claim is not None:
             commands.append(("SET", claim, b"", "NX", "PX", LEASE_MS))
-        commands += [("HGETALL", self.key(hid)) for hid in wanted]
+        key = self.key
+        commands += [("HGETALL", key(hid)) for hid in wanted]
         if with_globals:
-            commands += [("GET", self._global("wm")), ("GET", self._global("ws"))]
+            commands += [("GET", self._wm_key), ("GET", self._ws_key)]
         answers = self._run(commands)
         claimed = True
         if claim is not None:
             claimed = bool(answers.pop(0))
+        held = self._held
         for hid, fields in zip(wanted, answers, strict=False):
-            self._held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
+            held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
         if with_globals:
             wm, ws = answers[-2], answers[-1]
             self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
@@ -395,15 +398,16 @@ class RedisState:
         """One pipeline of compare-and-set writes (and the globals); the hashes that lost
         a race (written by another worker since they were fetched)."""
         hids = list(changed)
-        commands: list[Command] = []
-        for hid in hids:
-            version = self._held.get(hid, {}).get(b"v", b"0")
-            fields = changed[hid]
-            commands.append(("EVALSHA", CAS_SHA, 1, self.key(hid), version, self.ttl_ms, *fields))
-            self.bytes_written += sum(map(len, fields))
+        held, hkey, ttl_ms = self._held, self.key, self.ttl_ms
+        empty: dict[bytes, bytes] = {}
+        commands: list[Command] = [
+            ("EVALSHA", CAS_SHA, 1, hkey(hid), held.get(hid, empty).get(b"v", b"0"), ttl_ms, *f)
+            for hid, f in changed.items()
+        ]
+        self.bytes_written += sum([sum(map(len, f)) for f in changed.values()])
         if ts is not None:
             if ts > self._globals[0]:
-                commands.append(("EVALSHA", MAX_SHA, 1, self._global("wm"), ts))
+                commands.append(("EVALSHA", MAX_SHA, 1, self._wm_key, ts))
             start = self.features.watch.start
             if self._globals[1] is None and start is not None:
                 commands.append(("SET", self._global("ws"), start, "NX"))
