@@ -83,7 +83,7 @@ from payguard.policy.degraded import degraded_decision
 from payguard.rules import EntityControls, ListReader, RuleHit, event_variables, list_values
 from payguard.ruleset import Ruleset
 from payguard.snapshots import SnapshotBody
-from payguard.state import MemoryState, StateBackend, StateUnavailable
+from payguard.state import Claimed, MemoryState, StateBackend, StateUnavailable
 from payguard.store import MemoryRecorder, Recorder, StoredDecision
 from payguard.store.base import DuplicateRecordError, RecordError
 from payguard.types import DECLINED, HOUR_MS
@@ -393,8 +393,13 @@ class Engine:
         listeners (webhooks) and metrics never heard of it; the state holds it already."""
         for listener in self.listeners:
             listener.recorded(event, decision)
+        self._count(event, decision)
+
+    def _count(self, event: Event, decision: Decision) -> None:
+        """A recorded decision in the metrics: its action and latency, and every rule that
+        fired, once per decision."""
         self.metrics.observe(event.type, decision.action, decision.latency_us)
-        if decision.reasons:  # every rule that fired, once per decision
+        if decision.reasons:
             self.metrics.hits({reason.rule for reason in decision.reasons})
 
     def _file_recorded_or_lost(
@@ -428,18 +433,11 @@ class Engine:
         payload_hash = hashlib.sha256(payload).digest()
         stored = self.recorder.lookup(event.event_id) if exact else self._recorded(event)
         if stored is not None:
-            if stored.payload_hash != payload_hash:
-                self.metrics.conflicts += 1
-                raise DuplicateEventError(event.event_id)
-            self.metrics.duplicates += 1
-            return REPEAT, stored.decision, None
+            return REPEAT, self._repeat_of(event, stored, payload_hash), None
         if self.state.shared:
             claimed = self.state.claim(event, payload_hash)
             if claimed is not None:  # another worker decided it first
-                if claimed.payload_hash != payload_hash:
-                    self.metrics.conflicts += 1
-                    raise DuplicateEventError(event.event_id)
-                return self._decided_elsewhere(event, payload, payload_hash, claimed.decision)
+                return self._decided_elsewhere(event, payload, payload_hash, claimed)
             self._claims.append(event.event_id)
         try:
             decision, variables = self._decision(event)
@@ -448,15 +446,32 @@ class Engine:
                 with contextlib.suppress(StateUnavailable):  # else its lease runs out
                     self.state.release(self._claims.pop())
             raise
-        seq = self.recorder.append(event, payload, payload_hash, decision)
-        if decision.action == "hold":
-            self.holds.place(_hold(event, decision))
+        seq = self._queue(event, payload, payload_hash, decision)
         if self.state.shared:
             self.state.settle(event.event_id, payload_hash, decision)
         return seq, decision, variables
 
+    def _queue(self, event: Event, payload: bytes, payload_hash: bytes, decision: Decision) -> int:
+        """Queue the event and its decision in the log, and its hold if it is held: the
+        log's sequence number."""
+        seq = self.recorder.append(event, payload, payload_hash, decision)
+        if decision.action == "hold":
+            self.holds.place(_hold(event, decision))
+        return seq
+
+    def _repeat_of(
+        self, event: Event, recorded: StoredDecision | Claimed, payload_hash: bytes
+    ) -> Decision:
+        """The decision recorded for an id decided before, counted as a duplicate; a
+        conflict (counted, DuplicateEventError) when this payload is not the one recorded."""
+        if recorded.payload_hash != payload_hash:
+            self.metrics.conflicts += 1
+            raise DuplicateEventError(event.event_id)
+        self.metrics.duplicates += 1
+        return recorded.decision
+
     def _decided_elsewhere(
-        self, event: Event, payload: bytes, payload_hash: bytes, decision: Decision
+        self, event: Event, payload: bytes, payload_hash: bytes, claimed: Claimed
     ) -> tuple[int, Decision, Variables | None]:
         """Another worker's settled decision, answered only once the log holds it: a repeat
         (REPEAT, the logged decision) as soon as that worker's commit lands. A worker killed
@@ -468,9 +483,9 @@ class Engine:
 
         Only a log the workers share (Postgres: `recorder.remote`) can answer for another
         worker; with a log per worker the claim's decision is answered as it stands."""
-        if not self.recorder.remote:
-            self.metrics.duplicates += 1
-            return REPEAT, decision, None
+        if not self.recorder.remote or claimed.payload_hash != payload_hash:
+            return REPEAT, self._repeat_of(event, claimed, payload_hash), None  # or conflict
+        decision = claimed.decision
         deadline = time.monotonic() + ADOPT_AFTER_S
         pause = 0.001
         while (stored := self.recorder.lookup(event.event_id)) is None:
@@ -479,17 +494,11 @@ class Engine:
                     "event %s: decided by a worker that never committed it; recording its decision",
                     event.event_id,
                 )
-                self.recorder.append(event, payload, payload_hash, decision)
-                if decision.action == "hold":
-                    self.holds.place(_hold(event, decision))
+                self._queue(event, payload, payload_hash, decision)
                 return ADOPTED, decision, None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
-        if stored.payload_hash != payload_hash:
-            self.metrics.conflicts += 1
-            raise DuplicateEventError(event.event_id)
-        self.metrics.duplicates += 1
-        return REPEAT, stored.decision, None
+        return REPEAT, self._repeat_of(event, stored, payload_hash), None
 
     def _decision(self, event: Event) -> tuple[Decision, Variables | None]:
         """An outcome's acknowledgement (after checking it fits a decision: OutcomeError
@@ -510,11 +519,7 @@ class Engine:
         payload_hash = hashlib.sha256(payload).digest()
         stored = self.recorder.lookup(event.event_id)
         if stored is not None:
-            if stored.payload_hash != payload_hash:
-                self.metrics.conflicts += 1
-                raise DuplicateEventError(event.event_id)
-            self.metrics.duplicates += 1
-            return stored.decision, True
+            return self._repeat_of(event, stored, payload_hash), True
         config = self._ruleset.policy.degraded
         decision = degraded_decision(event, config, self._ruleset.version, cause)
         self.recorder.append(event, payload, payload_hash, decision)
@@ -529,9 +534,7 @@ class Engine:
         for listener in self.listeners:
             listener.recorded(event, decision)
         self._apply(seq, event, decision.action, variables)
-        self.metrics.observe(event.type, decision.action, decision.latency_us)
-        if decision.reasons:  # every rule that fired, once per decision
-            self.metrics.hits({reason.rule for reason in decision.reasons})
+        self._count(event, decision)
         if decision.rule_errors:  # counted and logged only for recorded decisions
             errors = decision.rule_errors
             self.rule_error_log.report((e["rule"], e["error"], e["on_error"]) for e in errors)
