@@ -90,47 +90,43 @@ class Wire:
 
     def run(self, commands: Sequence[Command], keys: Sequence[str]) -> list[Any]:
         """The replies of `commands` (the i-th routed by `keys[i]`), in order."""
-        cluster = self._cluster
-        if cluster is None:
-            return self._run_single(commands)
-        groups: dict[tuple[str, int], list[int]] = {}
-        if cluster is not None:
-            slots = cluster.nodes_manager.slots_cache
-            for i, key in enumerate(keys):
-                node = slots[key_slot(key.encode())][0]
-                groups.setdefault((node.host, node.port), []).append(i)
-        else:
-            assert self._single is not None
-            groups[self._single] = list(range(len(commands)))
-        replies: list[Any] = [None] * len(commands)
         try:
-            links = [(self._link(address), indices) for address, indices in groups.items()]
-            for link, indices in links:
-                link.send(commands[i] for i in indices)
-            for link, indices in links:
-                for i, reply in zip(indices, link.replies(len(indices)), strict=True):
-                    replies[i] = reply
-        except BaseException:
-            self.close()  # replies may be left unread on a socket: start afresh
-            raise
-        failed = [i for i, reply in enumerate(replies) if isinstance(reply, ResponseError)]
-        if failed:
-            self._again(commands, replies, failed)
-        return replies
-
-    def _run_single(self, commands: Sequence[Command]) -> list[Any]:
-        """`run` on one Redis: one link, the replies in order (no routing, no regrouping)."""
-        assert self._single is not None
-        try:
-            link = self._link(self._single)
-            link.send(commands)
-            replies = link.replies(len(commands))
+            if self._cluster is None:
+                replies = self._on_single(commands)
+            else:
+                replies = self._on_cluster(commands, keys, self._cluster)
         except BaseException:
             self.close()  # replies may be left unread on a socket: start afresh
             raise
         if ResponseError in map(type, replies):  # scanned in C: errors are rare
             failed = [i for i, reply in enumerate(replies) if isinstance(reply, ResponseError)]
             self._again(commands, replies, failed)
+        return replies
+
+    def _on_single(self, commands: Sequence[Command]) -> list[Any]:
+        """One Redis: one link, the replies in order (no routing, no regrouping)."""
+        assert self._single is not None
+        link = self._link(self._single)
+        link.send(commands)
+        return link.replies(len(commands))
+
+    def _on_cluster(
+        self, commands: Sequence[Command], keys: Sequence[str], cluster: RedisCluster
+    ) -> list[Any]:
+        """Each command sent to the node of its key's slot, all nodes' pipelines in flight
+        at once; the replies put back in the commands' order."""
+        slots = cluster.nodes_manager.slots_cache
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, key in enumerate(keys):
+            node = slots[key_slot(key.encode())][0]
+            groups.setdefault((node.host, node.port), []).append(i)
+        replies: list[Any] = [None] * len(commands)
+        links = [(self._link(address), indices) for address, indices in groups.items()]
+        for link, indices in links:
+            link.send(commands[i] for i in indices)
+        for link, indices in links:
+            for i, reply in zip(indices, link.replies(len(indices)), strict=True):
+                replies[i] = reply
         return replies
 
     @property
