@@ -20,6 +20,7 @@ import msgspec
 
 from payguard.outcomes.lifecycle import ANY_DEVICE
 from payguard.outcomes.types import Clearance, LifecycleState, OutcomeListener, OutcomeRecord
+from payguard.store.sqlite import add_missing_columns
 
 log = logging.getLogger("payguard.outcomes")
 
@@ -233,10 +234,6 @@ def _open(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(_SCHEMA)
-    have = {row[1] for row in db.execute("PRAGMA table_info(clearances)")}
-    for column, kind in _ADDED_COLUMNS:
-        if column not in have:
-            db.execute(f"ALTER TABLE clearances ADD COLUMN {column} {kind}")
-    if "since_ts" not in have:
+    if "since_ts" in add_missing_columns(db, "clearances", _ADDED_COLUMNS):
         db.execute("UPDATE clearances SET since_ts = until_ts")  # unscoped: any stop before
     return db

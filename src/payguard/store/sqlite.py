@@ -21,7 +21,7 @@ cost of recording. Stores written before this layout keep their decisions in a s
 """
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -128,10 +128,7 @@ class SQLiteRecorder(PendingRows):
         """Create or complete the schema; returns whether the legacy table exists."""
         db = self._db
         db.executescript(_SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
-        for name, kind in _ADDED_COLUMNS:
-            if name not in columns:
-                db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+        add_missing_columns(db, "events", _ADDED_COLUMNS)
         found = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'decisions'").fetchone()
         return found is not None
 
@@ -395,3 +392,17 @@ def _write(db: sqlite3.Connection, sealed: SealedRecords) -> None:
     db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sealed.rows)
     for write in sealed.companions:
         write(db)
+
+
+def add_missing_columns(
+    db: sqlite3.Connection, table: str, columns: Iterable[tuple[str, str]]
+) -> set[str]:
+    """Add to `table` the (name, type) columns a file written by an older payguard lacks;
+    returns the names added (the caller may backfill them)."""
+    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    added: set[str] = set()
+    for name, kind in columns:
+        if name not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            added.add(name)
+    return added
