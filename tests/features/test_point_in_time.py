@@ -46,6 +46,8 @@ BEHAVIOUR_FEATURES: list[dict[str, Any]] = [
     {"how": "sum", "of": "amount", "over": "pay", "by": "user+merchant", "windows": ["30m"]},
     {"how": "sum", "of": "amount", "over": "pay", "by": "merchant", "windows": ["2h"]},
     {"how": "count", "over": "refund", "by": "user+merchant", "windows": ["1h"]},
+    # the cards one customer paid one merchant with (a third card: cash-out, 2026.12.9)
+    {"how": "distinct", "of": "card", "over": "pay", "by": "user+merchant", "windows": ["30m"]},
     {"how": "quantile", "q": 0.9, "of": "amount", "over": "unstopped_pay", "by": "merchant"},
     {"how": "count", "over": "unstopped_pay", "by": "merchant", "windows": ["2h"]},
     {"how": "minutes_since", "over": "stopped", "by": "merchant", "windows": ["30m"]},

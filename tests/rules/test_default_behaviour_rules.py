@@ -20,6 +20,7 @@ TODAY = HISTORY_DAYS + 1
 HOME_IP = "10.1.1.5"
 CREDIT_A = Card(token="pan_credit_a", kind="credit")
 CREDIT_B = Card(token="pan_credit_b", kind="credit")
+CREDIT_C = Card(token="pan_credit_c", kind="credit")
 
 
 class World(DefaultWorld):
@@ -229,6 +230,31 @@ def test_the_same_card_again_is_not_a_card_rotation(world: World) -> None:
         "payment", world.at(TODAY + 1, 15), **home, card=CREDIT_A, amount=400_000, merchant=shop
     )
     assert "cash_out_second_credit_card" not in rules_of(decision)
+
+
+def _three_cards(world: World, fen: int) -> list[Decision]:
+    """u1 pays one shop with CREDIT_A, CREDIT_B and CREDIT_C on three days, `fen` each."""
+    shop = Merchant(id="m-partner", category="other")
+    home = world.home("u1")
+    return [
+        world.send("payment", world.at(TODAY + i, 15), **home, card=card, amount=fen, merchant=shop)
+        for i, card in enumerate((CREDIT_A, CREDIT_B, CREDIT_C))
+    ]
+
+
+def test_a_third_credit_card_paying_the_same_shop_large_is_reviewed(world: World) -> None:
+    """An odd amount the customer pays every day: only the number of cards says cash-out."""
+    world.customer("u1", fen=123_457)
+    first, second, third = _three_cards(world, 123_457)
+    assert "cash_out_third_credit_card" not in rules_of(first) | rules_of(second)
+    assert "cash_out_third_credit_card" in rules_of(third)
+    assert third.action == "review"
+
+
+def test_a_third_card_for_a_small_purchase_is_not_a_card_rotation(world: World) -> None:
+    world.customer("u1", fen=12_345)
+    *_, third = _three_cards(world, 12_345)
+    assert "cash_out_third_credit_card" not in rules_of(third)
 
 
 # --- fresh_device_sms_money: a new device on a new network ----------------------------------
