@@ -178,3 +178,30 @@ def test_a_new_card_after_a_reset_on_a_new_device_still_needs_a_face(world: Worl
 def test_a_new_card_after_a_reset_for_a_sizeable_amount_still_needs_a_face(world: World) -> None:
     decision = _new_card_after_reset(world, "phone-u1", fen=60_000)
     assert "cooling_off_new_card" in rules_of(decision)
+
+
+# --- forwarding_money_out: a new network alone is a traveller, not a forwarded code ---------
+
+
+def _pay_while_forwarding(world: World, device: str) -> Decision:
+    """A customer who pays 100 CNY at lunch sets call forwarding (travelling), then pays
+    lunch from `device` on a hotel network the account never used."""
+    world.customer("u1")
+    world.send("call_forward_set", world.at(TODAY, 8), user_id="u1", phone="tel_u1")
+    who = {"user_id": "u1", "device_id": device, "ip": "198.51.100.7"}
+    return world.send(
+        "payment",
+        world.at(TODAY, 12.5),
+        **who,
+        card=Card(token="pan_debit_u1", kind="debit"),
+        amount=10_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )
+
+
+def test_lunch_on_the_own_phone_abroad_with_forwarding_set_is_left_alone(world: World) -> None:
+    assert "forwarding_money_out" not in rules_of(_pay_while_forwarding(world, "phone-u1"))
+
+
+def test_money_from_a_new_device_with_forwarding_set_is_still_challenged(world: World) -> None:
+    assert "forwarding_money_out" in rules_of(_pay_while_forwarding(world, "new-phone-u1"))
