@@ -1,12 +1,15 @@
-"""Ruleset 2026.12.8 (issue 11, fake customer service) on hand-made event sequences.
+"""Rulesets 2026.12.8 and 2026.12.10 (issue 11, fake customer service) on hand-made event
+sequences.
 
 A coached victim pays on their own phone, on their own network, and passes the SMS code
 and a face check; the first transfer behind a code to a "safe account" is where the bank
-can call back. The friction it costs honest customers is paid for by two narrower rules:
-a small first transfer after a new card is not held, and a big first purchase on a new
-phone at home is not asked for a face. Each rule has an event where it must fire and a
-near twin where it must not, decided by the real engine with the default catalog and
-ruleset (the customers of `test_default_behaviour_rules`: two weeks of lunches).
+can call back. The friction it costs honest customers is paid for by narrower rules: a
+small first transfer after a new card is not held, a big first purchase on a new phone at
+home is not asked for a face, and (2026.12.10) an everyday payment with a new card after a
+password reset, from the customer's own phone, is left alone. Each rule has an event where
+it must fire and a near twin where it must not, decided by the real engine with the
+default catalog and ruleset (the customers of `test_default_behaviour_rules`: two weeks
+of lunches).
 """
 
 import pytest
@@ -52,8 +55,15 @@ def test_the_same_transfer_without_a_code_in_the_hour_is_left_alone(world: World
     assert RULE not in rules_of(decision)
 
 
-def test_a_customer_who_moves_that_much_is_left_alone(world: World) -> None:
+def test_a_transfer_above_habit_but_under_three_times_it_gets_a_call_back(world: World) -> None:
+    """2,500 CNY from a customer whose payments are 1,000 CNY: under the caller's cap and
+    under three times the customer's own p90, which 2026.12.8 let through."""
     decision = _coded_transfer(world, daily_fen=100_000, fen=250_000)
+    assert RULE in rules_of(decision)
+
+
+def test_a_customer_who_moves_that_much_is_left_alone(world: World) -> None:
+    decision = _coded_transfer(world, daily_fen=300_000, fen=250_000)
     assert RULE not in rules_of(decision)
 
 
@@ -82,7 +92,7 @@ def test_vouchers_behind_the_first_code_far_above_habit_get_a_call_back(world: W
 def test_the_same_vouchers_from_a_customer_who_spends_like_that_are_left_alone(
     world: World,
 ) -> None:
-    assert RULE not in rules_of(_coded_vouchers(world, daily_fen=100_000))
+    assert RULE not in rules_of(_coded_vouchers(world, daily_fen=300_000))
 
 
 # --- cooling_off_new_payee: 2,000 CNY or more, not any unusual first transfer ---------------
@@ -131,3 +141,67 @@ def test_a_big_purchase_from_a_new_device_on_a_new_network_asks_for_a_face(world
 def test_a_big_purchase_on_a_new_phone_at_home_is_not_a_new_device_stop(world: World) -> None:
     decision = _new_phone_purchase(world, ip=HOME_IP)
     assert "new_device_big_amount" not in rules_of(decision)
+
+
+# --- cooling_off_new_card: an everyday payment from a known device is left alone ------------
+
+
+def _new_card_after_reset(world: World, device: str, fen: int) -> Decision:
+    """A customer who pays 100 CNY at lunch resets the password, then pays with a card the
+    account never used, from `device` on the home network."""
+    world.customer("u1")
+    home = world.home("u1")
+    world.send("password_reset", world.at(TODAY, 9), **home)
+    who = {**home, "device_id": device}
+    return world.send(
+        "payment",
+        world.at(TODAY, 12.5),
+        **who,
+        card=Card(token="pan_new"),
+        amount=fen,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )
+
+
+def test_lunch_with_a_new_card_on_the_own_phone_after_a_reset_is_left_alone(
+    world: World,
+) -> None:
+    decision = _new_card_after_reset(world, "phone-u1", fen=10_000)
+    assert "cooling_off_new_card" not in rules_of(decision)
+
+
+def test_a_new_card_after_a_reset_on_a_new_device_still_needs_a_face(world: World) -> None:
+    decision = _new_card_after_reset(world, "new-phone-u1", fen=10_000)
+    assert "cooling_off_new_card" in rules_of(decision)
+
+
+def test_a_new_card_after_a_reset_for_a_sizeable_amount_still_needs_a_face(world: World) -> None:
+    decision = _new_card_after_reset(world, "phone-u1", fen=60_000)
+    assert "cooling_off_new_card" in rules_of(decision)
+
+
+# --- forwarding_money_out: a new network alone is a traveller, not a forwarded code ---------
+
+
+def _pay_while_forwarding(world: World, device: str) -> Decision:
+    """A customer who pays 100 CNY at lunch sets call forwarding (travelling), then pays
+    lunch from `device` on a hotel network the account never used."""
+    world.customer("u1")
+    world.send("call_forward_set", world.at(TODAY, 8), user_id="u1", phone="tel_u1")
+    who = {"user_id": "u1", "device_id": device, "ip": "198.51.100.7"}
+    return world.send(
+        "payment",
+        world.at(TODAY, 12.5),
+        **who,
+        card=Card(token="pan_debit_u1", kind="debit"),
+        amount=10_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )
+
+
+def test_lunch_on_the_own_phone_abroad_with_forwarding_set_is_left_alone(world: World) -> None:
+    assert "forwarding_money_out" not in rules_of(_pay_while_forwarding(world, "phone-u1"))
+
+
+def test_money_from_a_new_device_with_forwarding_set_is_still_challenged(world: World) -> None:
+    assert "forwarding_money_out" in rules_of(_pay_while_forwarding(world, "new-phone-u1"))
