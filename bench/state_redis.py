@@ -7,14 +7,17 @@ decided, in one run and one after the other, by:
 - the embedded engine (in-process feature state);
 - one worker on the single Redis (127.0.0.1:6379) and one on the Redis Cluster
   (127.0.0.1:7000-7002);
-- two worker processes on the Cluster at once, the stream dealt out between them.
+- two worker processes at once on each, the stream dealt out between them.
 
 Every engine runs in process on an in-memory event log (no HTTP, no SQLite): the figures
 isolate the state seam. The graph and chains are off in all of them (they are not in the
 seam yet), with the default ruleset minus the rules that read them. Reported per setup:
 events/s (wall), client CPU µs per event, Redis CPU µs per event (all nodes, from
-`INFO cpu`), round trips and commands per event, bytes written per event, and Redis
-memory per account after the run (`INFO memory` delta over the accounts seen).
+`INFO cpu`), round trips and commands per event, bytes written per event (record
+fields), bytes on the wire each way, Redis's own calls and µs per call by command
+(`INFO commandstats` delta: on a Redis other clients share, theirs are in it too; commands
+called for fewer than a tenth of the events are left out), and Redis memory per account
+after the run (`INFO memory` delta over the accounts seen).
 
     .venv/bin/python -m bench.state_redis [N_EVENTS [DAYS]]   # default 20,000 over 10 days
 """
@@ -27,6 +30,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from redis.cluster import RedisCluster
 
 from bench.replay_speed import without_graph_chains
 from payguard.config import load_settings
@@ -75,6 +80,8 @@ def _decide_all(url: str | None, prefix: str, lines: list[bytes]) -> dict[str, f
             commands=state.commands,
             bytes_written=state.bytes_written,
             conflicts=state.conflicts,
+            sent=state.traffic[0],
+            received=state.traffic[1],
         )
     return out
 
@@ -83,15 +90,36 @@ def _child(url: str, prefix: str, lines: list[bytes], queue: Any) -> None:
     queue.put(_decide_all(url, prefix, lines))
 
 
+def _info(client: RedisClient, section: str) -> Any:
+    """`INFO section` of every primary: a cluster client asks one node unless told (the
+    figures before 2026-12-06 23:00 UTC counted one node of three for the cluster)."""
+    if isinstance(client, RedisCluster):
+        return client.info(section, target_nodes=RedisCluster.PRIMARIES)
+    return client.info(section)
+
+
 def _redis_cpu_s(client: RedisClient) -> float:
     """CPU seconds Redis has used (summed over the cluster's nodes)."""
-    info: Any = client.info("cpu")
+    info: Any = _info(client, "cpu")
     nodes = info.values() if "used_cpu_user" not in info else [info]
     return sum(float(n["used_cpu_user"]) + float(n["used_cpu_sys"]) for n in nodes)
 
 
+def _commandstats(client: RedisClient) -> dict[str, tuple[int, int]]:
+    """Calls and µs by command (summed over the cluster's nodes), from `INFO commandstats`."""
+    info: Any = _info(client, "commandstats")
+    nodes = info.values() if not any(k.startswith("cmdstat_") for k in info) else [info]
+    out: dict[str, tuple[int, int]] = {}
+    for node in nodes:
+        for name, stat in node.items():
+            if name.startswith("cmdstat_"):
+                calls, usec = out.get(name[8:], (0, 0))
+                out[name[8:]] = (calls + int(stat["calls"]), usec + int(stat["usec"]))
+    return out
+
+
 def _redis_memory(client: RedisClient) -> int:
-    info: Any = client.info("memory")
+    info: Any = _info(client, "memory")
     nodes = info.values() if "used_memory" not in info else [info]
     return sum(int(n["used_memory"]) for n in nodes)
 
@@ -107,6 +135,7 @@ def _measured(name: str, url: str | None, lines: list[bytes], workers: int) -> d
     client = connect(url) if url is not None else None
     redis_cpu = _redis_cpu_s(client) if client is not None else 0.0
     memory = _redis_memory(client) if client is not None else 0
+    stats = _commandstats(client) if client is not None else {}
     began = time.perf_counter()
     if workers == 1:
         parts = [_decide_all(url, prefix, lines)]
@@ -135,7 +164,22 @@ def _measured(name: str, url: str | None, lines: list[bytes], workers: int) -> d
         row["round_trips_per_event"] = round(sum(p["round_trips"] for p in parts) / n, 2)
         row["commands_per_event"] = round(sum(p["commands"] for p in parts) / n, 1)
         row["bytes_written_per_event"] = round(sum(p["bytes_written"] for p in parts) / n)
+        row["bytes_sent_per_event"] = round(sum(p["sent"] for p in parts) / n)
+        row["bytes_received_per_event"] = round(sum(p["received"] for p in parts) / n)
         row["cas_retries"] = sum(p["conflicts"] for p in parts)
+        after = _commandstats(client)
+        row["redis_ops_per_event"] = {  # calls per event and Redis µs per call, by command
+            name: (
+                round((calls - stats.get(name, (0, 0))[0]) / n, 2),
+                round(
+                    (usec - stats.get(name, (0, 0))[1])
+                    / max(1, calls - stats.get(name, (0, 0))[0]),
+                    2,
+                ),
+            )
+            for name, (calls, usec) in after.items()
+            if calls - stats.get(name, (0, 0))[0] >= n // 10
+        }
         users = sum(1 for _ in client.scan_iter(match=f"{prefix}:{{user:*", count=1000))
         keys = sum(1 for _ in client.scan_iter(match=f"{prefix}:*", count=1000))
         row["keys"] = keys
@@ -156,6 +200,7 @@ def run(n_events: int = 20_000, days: int = 10) -> dict[str, Any]:
         _measured("embedded (in-process state)", None, lines, 1),
         _measured("1 worker, single Redis", SINGLE, lines, 1),
         _measured("1 worker, Redis Cluster (3 primaries)", CLUSTER, lines, 1),
+        _measured("2 workers, single Redis", SINGLE, lines, 2),
         _measured("2 workers, Redis Cluster (3 primaries)", CLUSTER, lines, 2),
     ]
     return {"events": len(lines), "rows": rows, "loadavg": os.getloadavg()}

@@ -15,9 +15,11 @@ feature state exports it (msgpack, opaque here):
     c  its clearings (an analyst's `not_fraud` verdict, features.cleared)
     l  for a phone: the accounts last seen with it, and when (carrier signals)
 
-Three global keys hold the watermark (`pg:{g}:wm`, a max), the watch start (`pg:{g}:ws`,
-set once) and the late-event count; one key per claimed event id (`pg:{id:<event_id>}`)
-makes a repeat across workers answer the first decision.
+Two global keys: the event times `pg:{g}:t`, a sorted set whose member `wm` is the
+watermark (raised by `ZADD GT`, Redis's own maximum: no script) and `ws` the watch start
+(`ZADD NX`, set once), both read by one `ZMSCORE`; and the late-event count
+(`pg:{g}:late`). One key per claimed event id (`pg:{id:<event_id>}`) makes a repeat
+across workers answer the first decision.
 
 **Per event.** `snapshot` fetches every hash the event can touch (its entities under
 every kind, its payee's view, its phone, and the global keys) in one pipelined round trip,
@@ -33,12 +35,13 @@ files under the accounts linked to its phone, cost one more round trip.
 
 Every hash expires `ttl_ms` after its last write (the catalog's `memory` plus a day by
 default): an entity not seen for longer than every window leaves by itself. Money stays
-integer fen; nothing here is a float.
+integer fen. The two event times are a sorted set's scores, doubles inside Redis: epoch
+milliseconds are integers far below 2**53, so they come back exact and are read as ints.
 """
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,7 +53,7 @@ from payguard.decision import Decision
 from payguard.events import Event, is_fraud_verdict
 from payguard.features import FeatureState
 from payguard.features.cleared import clears
-from payguard.features.spec import ENTITY_EXTRACTORS, received
+from payguard.features.spec import VALUE_CODE, received, source_network
 from payguard.features.state import QueryPlan, decode_record
 from payguard.features.timeline import decode_array, encode_array
 from payguard.state import StateUnavailable
@@ -63,23 +66,13 @@ RedisClient = Redis | RedisCluster
 CAS = """
 local v = redis.call('HGET', KEYS[1], 'v')
 if (v or '0') ~= ARGV[1] then return 0 end
-local fields = {'v', tostring(tonumber(ARGV[1]) + 1)}
-for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 """Write fields of one entity hash if its version is still the one read (else 0)."""
 
-MAX = """
-local v = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-"""
-"""Raise a global maximum (the watermark)."""
-
 CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
-MAX_SHA = hashlib.sha1(MAX.encode()).hexdigest()
 
 LEASE_MS = 3_000
 """How long an unsettled claim holds its event_id: a worker that dies while deciding
@@ -106,6 +99,33 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     """HGETALL's raw reply (field, value, field, value, …) as a dict."""
     it = iter(flat)
     return dict(zip(it, it, strict=False))
+
+
+def _hids_code(kinds: list[str], extra: list[str]) -> Callable[[Event], set[Hid]]:
+    """`event -> {(kind, key), …}` for the catalog's `kinds` (a pair such as
+    `user+device` keyed `a|b`, as `features.state` keys it) and the `extra` single kinds,
+    generated as one function: each part is read once per event, not by a lambda per kind
+    (this runs for every event, over ~15 kinds)."""
+    wanted = [(by, by.split("+")) for by in kinds]
+    wanted += [(name, [name]) for name in extra if name not in kinds]
+    parts = sorted({part for _, split in wanted for part in split})
+    lines = ["def hids(e):"]
+    lines += [f"    v_{part} = {VALUE_CODE[part].format(e='e')}" for part in parts]
+    lines.append("    out = set()")
+    for by, split in wanted:
+        test = " and ".join(f"v_{p} is not None" for p in split)
+        key = (
+            f"v_{split[0]}"
+            if len(split) == 1
+            else 'f"' + "|".join(f"{{v_{p}}}" for p in split) + '"'
+        )
+        lines.append(f"    if {test}:")
+        lines.append(f"        out.add(({by!r}, {key}))")
+    lines.append("    return out")
+    namespace: dict[str, Any] = {"source_network": source_network}
+    exec("\n".join(lines), namespace)
+    hids: Callable[[Event], set[Hid]] = namespace["hids"]
+    return hids
 
 
 def connect(url: str) -> RedisClient:
@@ -157,8 +177,13 @@ class RedisState:
         self._watch_blank = blank["watch"]
         self._watch_kinds: list[str] = list(self._watch_blank["kinds"])
         self._watch_index = {name: i for i, name in enumerate(self._watch_kinds)}
-        self._watch_extract = [ENTITY_EXTRACTORS[name] for name in self._watch_kinds]
-        self._wm_key, self._ws_key = self._global("wm"), self._global("ws")
+        self._entity_hids = _hids_code([by for by, _ in self._kind_keys], [])
+        """An event's entities under every kind of the catalog."""
+        self._own_hids = _hids_code(
+            [by for by, _ in self._kind_keys], [*self._watch_kinds, "phone"]
+        )
+        """Those, its watched kinds and its phone: what the event itself touches."""
+        self._times_key = self._global("t")
         self._wire = Wire(client, self._load_scripts)
         self._load_scripts()
         self._event: Event | None = None
@@ -181,20 +206,11 @@ class RedisState:
 
     def _hids(self, event: Event) -> set[Hid]:
         """Every entity hash the event itself reads or writes."""
-        hids = self._entity_hids(event)
+        hids = self._own_hids(event)
         view = received(event)
         if view is not None:
             hids |= self._entity_hids(view)
-        for name, extract in zip(self._watch_kinds, self._watch_extract, strict=True):
-            key = extract(event)
-            if key is not None:
-                hids.add((name, key))
-        if event.phone is not None:
-            hids.add(("phone", event.phone))
         return hids
-
-    def _entity_hids(self, event: Event) -> set[Hid]:
-        return {(by, k) for by, key in self._kind_keys if (k := key(event)) is not None}
 
     # -- reading -------------------------------------------------------------------------
 
@@ -210,7 +226,7 @@ class RedisState:
         key = self.key
         commands += [("HGETALL", key(hid)) for hid in wanted]
         if with_globals:
-            commands += [("GET", self._wm_key), ("GET", self._ws_key)]
+            commands.append(("ZMSCORE", self._times_key, "wm", "ws"))
         answers = self._run(commands)
         claimed = True
         if claim is not None:
@@ -219,7 +235,7 @@ class RedisState:
         for hid, fields in zip(wanted, answers, strict=False):
             held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
         if with_globals:
-            wm, ws = answers[-2], answers[-1]
+            wm, ws = answers[-1]
             self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
         return claimed
 
@@ -407,10 +423,10 @@ class RedisState:
         self.bytes_written += sum([sum(map(len, f)) for f in changed.values()])
         if ts is not None:
             if ts > self._globals[0]:
-                commands.append(("EVALSHA", MAX_SHA, 1, self._wm_key, ts))
+                commands.append(("ZADD", self._times_key, "GT", ts, "wm"))
             start = self.features.watch.start
             if self._globals[1] is None and start is not None:
-                commands.append(("SET", self._global("ws"), start, "NX"))
+                commands.append(("ZADD", self._times_key, "NX", start, "ws"))
             if late:
                 commands.append(("INCRBY", self._global("late"), late))
             if self._settling is not None:
@@ -435,9 +451,13 @@ class RedisState:
 
     def _load_scripts(self) -> None:
         """Load the scripts (on every primary of a cluster): after a restart lost them."""
-        for source, sha in ((CAS, CAS_SHA), (MAX, MAX_SHA)):
-            loaded = self.client.script_load(source)
-            assert loaded == sha or isinstance(loaded, dict), loaded
+        loaded = self.client.script_load(CAS)
+        assert loaded == CAS_SHA or isinstance(loaded, dict), loaded
+
+    @property
+    def traffic(self) -> tuple[int, int]:
+        """Bytes sent to Redis and received from it by the per-event pipelines."""
+        return self._wire.traffic
 
     def sweep(self) -> int:
         """Nothing to sweep: every hash expires `ttl_ms` after its last write."""
