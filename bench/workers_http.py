@@ -15,7 +15,8 @@ Workers record into the shared Postgres log (`PAYGUARD_LOG_DSN`, a schema of the
 unless `--log sqlite` (a SQLite log per worker). Graph and chains are off in every setup
 (the default ruleset minus the rules that read them, as bench.state_redis). Besides the
 client's percentiles: the server's CPU (supervisor and workers) and Redis's CPU per
-request, over the loaded stretch.
+request, over the loaded stretch (and every `postgres` process's, for workers on the
+Postgres log: other clients of that server are in it too).
 
     python -m bench.workers_http [--rate 2000] [--events 20000] [--setups embedded,single1,…]
 """
@@ -103,6 +104,20 @@ def _tree_cpu_s(pid: int) -> float:
     return total
 
 
+def _postgres_cpu_s() -> float:
+    """CPU seconds of every `postgres` process now alive (other clients' work included)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _redis_cpu_s(url: str | None) -> float:
     if url is None:
         return 0.0
@@ -131,7 +146,9 @@ def run_setup(
     ruleset.write_text(without_graph_chains((REPO / "rules" / "default.yaml").read_text()))
     env = dict(
         os.environ,
-        PYTHONPATH=str(REPO / "src"),
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(REPO / "src"), os.environ.get("PAYGUARD_BENCH_PATH")])
+        ),
         PAYGUARD_DATA_DIR=str(data),
         PAYGUARD_RULESET=str(ruleset),
         PAYGUARD_TOKEN_KEY=TOKEN_KEY,
@@ -184,13 +201,13 @@ def run_setup(
         source, target = tmp / name / "requests.json", tmp / name / "result.json"
         source.write_text(json.dumps([r.decode("latin-1") for r in reqs]))
         paths = [str(source), str(target)]
-        cpu0, redis0 = _tree_cpu_s(proc.pid), _redis_cpu_s(url)
+        cpu0, redis0, pg0 = _tree_cpu_s(proc.pid), _redis_cpu_s(url), _postgres_cpu_s()
         subprocess.run(
             [sys.executable, "-m", "bench.open_loop", "client", str(port), str(rate), *paths],
             check=True,
             cwd=REPO,
         )
-        cpu1, redis1 = _tree_cpu_s(proc.pid), _redis_cpu_s(url)
+        cpu1, redis1, pg1 = _tree_cpu_s(proc.pid), _redis_cpu_s(url), _postgres_cpu_s()
         row: dict[str, Any] = {"setup": name, "log": log if url else "sqlite"}
         result = json.loads(target.read_text())
         row.update(summarize(result, rate))
@@ -200,6 +217,7 @@ def run_setup(
         row["server_cpu_us_per_request"] = round((cpu1 - cpu0) / n * 1e6)
         if url is not None:
             row["redis_cpu_us_per_request"] = round((redis1 - redis0) / n * 1e6)
+            row["postgres_cpu_us_per_request"] = round((pg1 - pg0) / n * 1e6)
         row["loadavg"] = round(os.getloadavg()[0], 1)
         return row
     finally:

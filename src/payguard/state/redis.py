@@ -27,11 +27,23 @@ restores them into this process's `FeatureState` (a scratch holding just this ev
 entities) and reads the plan with the generated code the embedded engine runs, so both
 backends decide identically. `apply` files the event with the same code, exports the
 scratch and writes back only the hashes whose encoding changed, each with a single-key
-compare-and-set script (`CAS`) in one pipeline: no multi-slot script, and no lost update —
-if another worker wrote an entity in between, that entity alone is fetched again and the
-event filed into its fresh state again (filing is per entity, so the others stay as
-written). Feedback that files under the event it references, and a carrier signal that
-files under the accounts linked to its phone, cost one more round trip.
+compare-and-set script (`CAS`): no multi-slot script, and no lost update — if another
+worker wrote an entity in between, that entity alone is fetched again and the event filed
+into its fresh state again (filing is per entity, so the others stay as written).
+Feedback that files under the event it references, and a carrier signal that files under
+the accounts linked to its phone, cost one more round trip.
+
+**Writes ride on the next read.** `apply` does not send its writes: the worker's next
+round trip carries them ahead of its own commands — usually the next event's fetch, which
+therefore reads them (Redis runs one connection's commands in order; in a cluster each
+node's share goes down that node's connection in order too) — or `flush`, which sends them
+alone. An event costs one round trip instead of two while events follow each other; the
+engine flushes before anything is answered (`Engine.process` before it returns, the HTTP
+path's group commit before it commits a batch: `Engine.send_state`), so every worker reads
+what any worker answered. A write that lost its race is found with the next round trip's
+replies and filed again then, before that round trip's reads are used (the hashes it
+rewrote are read again). A write that cannot be sent leaves its event decided and
+recorded but absent from the state (`lost`, counted as `state_writes_lost` by the engine).
 
 Every hash expires `ttl_ms` after its last write (the catalog's `memory` plus a day by
 default): an entity not seen for longer than every window leaves by itself. Money stays
@@ -39,9 +51,11 @@ integer fen. The two event times are a sorted set's scores, doubles inside Redis
 milliseconds are integers far below 2**53, so they come back exact and are read as ints.
 """
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -99,6 +113,21 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     """HGETALL's raw reply (field, value, field, value, …) as a dict."""
     it = iter(flat)
     return dict(zip(it, it, strict=False))
+
+
+@dataclass(slots=True)
+class _Deferred:
+    """An applied event's writes not sent yet, with what a retry of a lost race needs:
+    the event and the state it was filed into (its fetched hashes and globals)."""
+
+    event: Event
+    referenced: Event | None
+    declined: bool
+    held: dict[Hid, dict[bytes, bytes]]
+    globals: tuple[int, int | None]
+    hids: list[Hid]
+    """The hashes written, in the order of the first commands."""
+    commands: list[Command]
 
 
 def _hids_code(kinds: list[str], extra: list[str]) -> Callable[[Event], set[Hid]]:
@@ -189,6 +218,13 @@ class RedisState:
         self._event: Event | None = None
         self._held: dict[Hid, dict[bytes, bytes]] = {}
         self._globals: tuple[int, int | None] = (0, None)
+        self._deferred: _Deferred | None = None
+        """The last applied event's writes, sent with the next round trip (`_run`)."""
+        self._stale: set[Hid] = set()
+        """Hashes a deferred write's retry rewrote after this round trip read them."""
+        self.lost: list[tuple[str, str]] = []
+        """(event_id, cause) of applied events whose deferred writes failed: decided and
+        recorded, absent from the state (the engine counts and logs them)."""
         self._settling: tuple[str, bytes] | None = None
         """A claimed event's decision, written with its state (`settle`, `apply`)."""
 
@@ -237,6 +273,10 @@ class RedisState:
         if with_globals:
             wm, ws = answers[-1]
             self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
+        if self._stale:  # read before a deferred write's retry rewrote them: read again
+            stale, self._stale = self._stale & held.keys(), set()
+            if stale:
+                self._fetch(stale)
         return claimed
 
     def _load(
@@ -328,7 +368,9 @@ class RedisState:
     # -- writing -------------------------------------------------------------------------
 
     def apply(self, event: Event, referenced: Event | None = None, declined: bool = False) -> None:
-        """File the event into its entities' hashes (compare-and-set, retried per entity)."""
+        """File the event into its entities' hashes: the compare-and-set writes are
+        deferred to this worker's next round trip (the next event's fetch, or `flush`),
+        which carries them ahead of its own commands (module doc, "Per event")."""
         if self._event is not event:
             self._load(event, referenced)
         elif referenced is not None:
@@ -336,20 +378,44 @@ class RedisState:
         try:
             self.features.update(event, referenced, declined)
             changed = self._changes(self._exported(event), None)
-            late = self.features.late_events
-            pending = self._write(changed, late, event.ts)
+            commands = self._writes(changed, self.features.late_events, event.ts)
+            self._deferred = _Deferred(
+                event, referenced, declined, self._held, self._globals, list(changed), commands
+            )
+        finally:
+            self._event = None
+
+    def flush(self) -> None:
+        """Send the writes `apply` deferred, if any, and settle their races: after this the
+        state holds every event applied here (StateUnavailable if they could not be
+        written; the event is then in `lost`)."""
+        if self._deferred is not None:
+            self._run([])
+
+    def _written(self, deferred: "_Deferred", answers: list[Any]) -> set[Hid]:
+        """After deferred writes went out: the hashes whose compare-and-set lost a race
+        (another worker wrote them since they were fetched) fetched again and the event
+        filed into them again, until none is lost; the hashes so rewritten."""
+        pending = [hid for hid, ok in zip(deferred.hids, answers, strict=False) if not ok]
+        if not pending:
+            return set()
+        event, retried = deferred.event, set(pending)
+        held, globals_ = self._held, self._globals
+        self._held, self._globals = deferred.held, deferred.globals
+        try:
             for _ in range(RETRIES):
-                if not pending:
-                    return
                 self.conflicts += len(pending)
                 self._fetch(pending)
                 self._restore()
-                self.features.update(event, referenced, declined)
+                self.features.update(event, deferred.referenced, deferred.declined)
                 changed = self._changes(self._exported(event), set(pending))
-                pending = self._write(changed, 0, None)
+                answers = self._run(self._writes(changed, 0, None))
+                pending = [hid for hid, ok in zip(changed, answers, strict=False) if not ok]
+                if not pending:
+                    return retried
             raise StateUnavailable(f"entities stayed contended: {sorted(pending)}")
         finally:
-            self._event = None
+            self._held, self._globals = held, globals_
 
     def _exported(self, event: Event) -> dict[str, Any]:
         """What `_changes` compares, from the scratch's public parts: its records as they
@@ -410,10 +476,9 @@ class RedisState:
             put(("phone", phone), b"l", _encode([users, linked.get(phone)]))
         return out
 
-    def _write(self, changed: dict[Hid, list[bytes]], late: int, ts: int | None) -> list[Hid]:
-        """One pipeline of compare-and-set writes (and the globals); the hashes that lost
-        a race (written by another worker since they were fetched)."""
-        hids = list(changed)
+    def _writes(self, changed: dict[Hid, list[bytes]], late: int, ts: int | None) -> list[Command]:
+        """The compare-and-set writes of the changed hashes, one per hash in the order of
+        `changed` (then the globals and the settled claim)."""
         held, hkey, ttl_ms = self._held, self.key, self.ttl_ms
         empty: dict[bytes, bytes] = {}
         commands: list[Command] = [
@@ -433,20 +498,34 @@ class RedisState:
                 key, value = self._settling
                 commands.append(("SET", key, value, "PX", self.claim_ttl_ms))
                 self._settling = None
-        answers = self._run(commands)
-        return [hid for hid, ok in zip(hids, answers, strict=False) if not ok]
+        return commands
 
     def _run(self, commands: list[Command]) -> list[Any]:
-        """One round trip (one per node of a cluster); every command's key is its second
-        item. Redis unreachable or failing over: StateUnavailable, nothing decided."""
+        """One round trip (one per node of a cluster), carrying ahead of `commands` the
+        writes `apply` deferred; every command's key is its second item. Redis
+        unreachable or failing over: StateUnavailable, nothing decided (and the deferred
+        event, decided, is in `lost`)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            commands = deferred.commands + commands
         try:
             wire = self._wire
             keys = [c[1] if c[0] != "EVALSHA" else c[3] for c in commands] if wire.routes else []
             answers = wire.run(commands, keys)
         except Exception as exc:
+            if deferred is not None:
+                self.lost.append((deferred.event.event_id, f"redis: {exc}"))
             raise StateUnavailable(f"redis: {exc}") from exc
         self.round_trips += 1
         self.commands += len(answers)
+        if deferred is not None:
+            n = len(deferred.commands)
+            try:
+                self._stale |= self._written(deferred, answers[:n])
+            except StateUnavailable as exc:
+                self.lost.append((deferred.event.event_id, str(exc)))
+                raise
+            answers = answers[n:]
         return answers
 
     def _load_scripts(self) -> None:
@@ -518,4 +597,6 @@ class RedisState:
         return int(found) if found is not None else 0
 
     def close(self) -> None:
+        with contextlib.suppress(StateUnavailable):
+            self.flush()
         self.client.close()
