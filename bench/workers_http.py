@@ -236,6 +236,18 @@ def run_setup(
                 admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def table(rate: int = 2_000, n_events: int = 20_000) -> dict[str, float]:
+    """`make bench`: every setup at `rate`, flattened for the table."""
+    events = stream(n_events)
+    flat: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in SETUPS:
+            row = run_setup(name, events, rate, "pg", Path(tmp))
+            for key in ("achieved", "p50_ms", "p99_ms", "server_cpu_us_per_request"):
+                flat[f"{name} {key}"] = float(row[key])
+    return flat
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=int, default=2_000)
