@@ -391,6 +391,7 @@ class RedisState:
         written; the event is then in `lost`)."""
         if self._deferred is not None:
             self._run([])
+            self._stale = set()  # nothing read in that round trip: nothing to read again
 
     def _written(self, deferred: "_Deferred", answers: list[Any]) -> set[Hid]:
         """After deferred writes went out: the hashes whose compare-and-set lost a race
