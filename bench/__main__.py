@@ -29,6 +29,7 @@ from bench import (
     replay_speed,
     sim_speed,
     webhooks_speed,
+    workers_http,
 )
 
 BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
@@ -48,6 +49,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "console pages with 100,000 cases (ms per request)": console_pages.run,
     "recorder commits (SQLite FULL vs Postgres; per batch size)": recorder_commits.run,
     "failover (2 workers on Redis Cluster: kill -9 a worker, restart a node; s)": failover.run,
+    "workers on Redis, HTTP at 2,000 req/s (embedded beside 1 and 2 workers)": (workers_http.table),
 }
 
 

@@ -201,6 +201,7 @@ def test_a_claim_is_granted_once_and_answers_the_first_decision(make: Factory) -
     assert backend.claim(event, b"h1") is None
     backend.settle(event.event_id, b"h1", _decision("e1", "review"))
     backend.apply(event, None, False)  # a shared backend publishes the decision with it
+    backend.flush()  # (its writes wait for this worker's next round trip, or this)
     other = _peer(backend)  # another worker
     claimed = other.claim(event, b"h1")
     assert claimed is not None
@@ -230,6 +231,7 @@ def test_concurrent_writers_lose_no_update(make: Factory) -> None:
             event = _pay(w * 1000 + i, t + i, user="hot")
             backend.snapshot(event, _count_plan(backend))
             backend.apply(event, None, False)
+        backend.flush()
 
     threads = [threading.Thread(target=work, args=(w, b)) for w, b in enumerate(workers)]
     for thread in threads:
@@ -250,8 +252,10 @@ def test_a_lost_race_is_filed_again_on_the_fresh_state(make: Factory) -> None:
     first, second = _pay(1, t, user="r"), _pay(2, t + 1, user="r")
     assert _count(a, first) == 0  # A has read the account
     b.snapshot(second, _count_plan(b))
-    b.apply(second, None, False)  # B wrote it in between
+    b.apply(second, None, False)
+    b.flush()  # B wrote it in between
     a.apply(first, None, False)
+    a.flush()
     assert isinstance(a, RedisState)
     assert a.conflicts >= 1
     assert _count(b, _pay(3, t + 2, user="r")) == 2
@@ -262,7 +266,32 @@ def test_redis_keys_are_one_slot_per_entity_and_expire(make: Factory) -> None:
     if not isinstance(backend, RedisState):
         pytest.skip("memory state has no keys")
     backend.apply(_pay(1, 8_000_000_000, user="u42"), None, False)
+    backend.flush()
     key = backend.key(("user", "u42"))
     assert key == f"{backend.prefix}:{{user:u42}}"
     ttl = backend.client.pttl(key)
     assert 0 < ttl <= backend.ttl_ms
+
+
+def test_a_deferred_write_that_lost_its_race_is_filed_again_before_the_next_read(
+    make: Factory,
+) -> None:
+    """A's write waits for A's next round trip; B writes the account meanwhile. The next
+    event's fetch carries A's write, which fails its compare-and-set: A files its event
+    into B's version again and reads the account afresh, so the next event counts both."""
+    a = make(COUNT_CATALOG)
+    if not a.shared:
+        pytest.skip("an unshared backend has one writer")
+    b = _peer(a)
+    t = 10_000_000_000
+    first, second = _pay(1, t, user="d"), _pay(2, t + 1, user="d")
+    assert _count(a, first) == 0
+    a.apply(first, None, False)  # deferred
+    assert _count(b, second) == 0  # not sent yet: B does not see it
+    b.apply(second, None, False)
+    b.flush()
+    assert isinstance(a, RedisState)
+    assert _count(a, _pay(3, t + 2, user="d")) == 2  # A's write retried, then read again
+    assert a.conflicts >= 1
+    a.flush()
+    assert _count(b, _pay(4, t + 3, user="d")) == 2

@@ -78,6 +78,7 @@ def test_a_decision_its_worker_never_committed_is_recorded_once_by_another(
     try:
         raw = PAYMENT % b"p-adopt"
         decided, _ = dying.process_queued(dying.decoder.decode(raw))
+        dying.send_state()  # the batch's state writes, sent before its commit (commits.py)
         dying.recorder.discard_pending()  # killed before its commit: nothing in the log
         answered, repeat = other.process(other.decoder.decode(raw), commit=True)
         assert (answered, repeat) == (decided, False)

@@ -145,6 +145,8 @@ class GroupCommitter:
         if self._running is not None or commit is None:
             return
         self._open = None
+        if self._engine.state.shared:  # the batch's state writes land before its answers
+            self._engine.send_state()
         commit.sealed = self._recorder.seal()
         self._running = commit
         commit.work = self._writer.submit(self._recorder.commit_sealed, commit.sealed)

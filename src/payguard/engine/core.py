@@ -315,7 +315,8 @@ class Engine:
     # -- the decision path ----------------------------------------------------------------
 
     def process(self, event: Event, *, commit: bool = False) -> tuple[Decision, bool]:
-        """Decide and record one validated event; returns (decision, was_repeat).
+        """Decide and record one validated event; returns (decision, was_repeat), once a
+        shared state holds it (`send_state`: another worker's next event sees this one).
 
         With `commit`, the event, its decision and its hold are committed before any state
         changes; a failed commit raises StorageError and leaves every state as it was (the
@@ -330,6 +331,13 @@ class Engine:
         outcome (`challenge_result`, `label`) that fits no recorded decision raises
         OutcomeError (an EventError naming the field) and records nothing; one that fits
         is recorded with an `allow` no rule decided (it is not an operation to weigh)."""
+        try:
+            return self._process(event, commit)
+        finally:
+            if self.state.shared:
+                self.send_state()
+
+    def _process(self, event: Event, commit: bool) -> tuple[Decision, bool]:
         if commit:
             self.settle()
         try:
@@ -385,6 +393,7 @@ class Engine:
         process's own never raises StateUnavailable, and would be a bug if it did."""
         if not self.state.shared:
             raise exc
+        self._count_lost()  # the round trip that failed carried an earlier event's writes
         log.warning("state store unreachable, deciding in degraded mode: %s", exc)
         return self.decide_degraded(event, f"state store unreachable: {exc}")
 
@@ -415,12 +424,30 @@ class Engine:
         try:
             self._file_recorded(seq, event, decision, variables)
         except StateUnavailable as exc:  # decided and queued: answered as decided
-            self.metrics.state_writes_lost += 1
-            log.error(
-                "event %s decided but its state write failed (rebuild-state): %s",
-                event.event_id,
-                exc,
-            )
+            self._count_lost()
+            self._write_lost(event.event_id, str(exc))
+
+    def send_state(self) -> None:
+        """Send the state writes a shared state defers (RedisState carries an event's
+        writes with the next event's fetch) and settle their races: done before a batch
+        is committed and answered (payguard.api.commits), so that every worker's next
+        read sees what was answered. A write that fails is counted lost (as in
+        `_file_recorded_or_lost`): the event stays decided and recorded."""
+        with contextlib.suppress(StateUnavailable):
+            self.state.flush()
+        self._count_lost()
+
+    def _count_lost(self) -> None:
+        """Count and log the events whose deferred state writes failed (`state.lost`)."""
+        lost = self.state.lost
+        while lost:
+            self._write_lost(*lost.pop(0))
+
+    def _write_lost(self, event_id: str, cause: str) -> None:
+        self.metrics.state_writes_lost += 1
+        log.error(
+            "event %s decided but its state write failed (rebuild-state): %s", event_id, cause
+        )
 
     def _record(
         self, event: Event, *, exact: bool = False
@@ -938,6 +965,8 @@ class Engine:
     def flush(self) -> None:
         """Commit everything queued (after a group commit under way), then what follows
         from it (`after_commit`)."""
+        if self.state.shared:
+            self.send_state()
         self.settle()
         recorded = self.recorder.last_seq()
         self.recorder.flush()

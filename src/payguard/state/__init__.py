@@ -60,6 +60,15 @@ class StateBackend(Protocol):
         """Forget what no window reaches any more (memory); Redis lets TTLs do it."""
         ...
 
+    lost: list[tuple[str, str]]
+    """(event_id, cause) of applied events whose deferred writes failed (the engine
+    counts and logs them, then empties the list)."""
+
+    def flush(self) -> None:
+        """Send what `apply` deferred (Redis: to the next round trip); after it the store
+        holds every event applied here. StateUnavailable if that failed (see `lost`)."""
+        ...
+
     def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:
         """Claim the event's id for this process: None if it is now ours to decide, else what
         the worker that claimed it first recorded (its payload hash and decision; waits a

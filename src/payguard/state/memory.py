@@ -42,12 +42,17 @@ class MemoryState:
         self.apply: Callable[[Event, Event | None, bool], None] = features.update
         self.sweep: Callable[[], int] = features.sweep
         self.accounts_of: Callable[[Event], tuple[str, ...]] = features.accounts_of
+        self.lost: list[tuple[str, str]] = []
+        """Never filled: nothing is deferred here (`flush`)."""
         self._claims: dict[str, Claimed | None] = {}
         """Claims made through the seam (only the contract tests make any: the engine
         never claims on an unshared backend)."""
 
     def watermark(self) -> int:
         return self.features.watermark
+
+    def flush(self) -> None:
+        """Nothing deferred: `apply` changed the state itself."""
 
     def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:
         event_id = event.event_id

@@ -15,9 +15,11 @@ feature state exports it (msgpack, opaque here):
     c  its clearings (an analyst's `not_fraud` verdict, features.cleared)
     l  for a phone: the accounts last seen with it, and when (carrier signals)
 
-Three global keys hold the watermark (`pg:{g}:wm`, a max), the watch start (`pg:{g}:ws`,
-set once) and the late-event count; one key per claimed event id (`pg:{id:<event_id>}`)
-makes a repeat across workers answer the first decision.
+Two global keys: the event times `pg:{g}:t`, a sorted set whose member `wm` is the
+watermark (raised by `ZADD GT`, Redis's own maximum: no script) and `ws` the watch start
+(`ZADD NX`, set once), both read by one `ZMSCORE`; and the late-event count
+(`pg:{g}:late`). One key per claimed event id (`pg:{id:<event_id>}`) makes a repeat
+across workers answer the first decision.
 
 **Per event.** `snapshot` fetches every hash the event can touch (its entities under
 every kind, its payee's view, its phone, and the global keys) in one pipelined round trip,
@@ -25,20 +27,35 @@ restores them into this process's `FeatureState` (a scratch holding just this ev
 entities) and reads the plan with the generated code the embedded engine runs, so both
 backends decide identically. `apply` files the event with the same code, exports the
 scratch and writes back only the hashes whose encoding changed, each with a single-key
-compare-and-set script (`CAS`) in one pipeline: no multi-slot script, and no lost update —
-if another worker wrote an entity in between, that entity alone is fetched again and the
-event filed into its fresh state again (filing is per entity, so the others stay as
-written). Feedback that files under the event it references, and a carrier signal that
-files under the accounts linked to its phone, cost one more round trip.
+compare-and-set script (`CAS`): no multi-slot script, and no lost update — if another
+worker wrote an entity in between, that entity alone is fetched again and the event filed
+into its fresh state again (filing is per entity, so the others stay as written).
+Feedback that files under the event it references, and a carrier signal that files under
+the accounts linked to its phone, cost one more round trip.
+
+**Writes ride on the next read.** `apply` does not send its writes: the worker's next
+round trip carries them ahead of its own commands — usually the next event's fetch, which
+therefore reads them (Redis runs one connection's commands in order; in a cluster each
+node's share goes down that node's connection in order too) — or `flush`, which sends them
+alone. An event costs one round trip instead of two while events follow each other; the
+engine flushes before anything is answered (`Engine.process` before it returns, the HTTP
+path's group commit before it commits a batch: `Engine.send_state`), so every worker reads
+what any worker answered. A write that lost its race is found with the next round trip's
+replies and filed again then, before that round trip's reads are used (the hashes it
+rewrote are read again). A write that cannot be sent leaves its event decided and
+recorded but absent from the state (`lost`, counted as `state_writes_lost` by the engine).
 
 Every hash expires `ttl_ms` after its last write (the catalog's `memory` plus a day by
 default): an entity not seen for longer than every window leaves by itself. Money stays
-integer fen; nothing here is a float.
+integer fen. The two event times are a sorted set's scores, doubles inside Redis: epoch
+milliseconds are integers far below 2**53, so they come back exact and are read as ints.
 """
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,7 +67,7 @@ from payguard.decision import Decision
 from payguard.events import Event, is_fraud_verdict
 from payguard.features import FeatureState
 from payguard.features.cleared import clears
-from payguard.features.spec import ENTITY_EXTRACTORS, received
+from payguard.features.spec import VALUE_CODE, received, source_network
 from payguard.features.state import QueryPlan, decode_record
 from payguard.features.timeline import decode_array, encode_array
 from payguard.state import StateUnavailable
@@ -63,23 +80,13 @@ RedisClient = Redis | RedisCluster
 CAS = """
 local v = redis.call('HGET', KEYS[1], 'v')
 if (v or '0') ~= ARGV[1] then return 0 end
-local fields = {'v', tostring(tonumber(ARGV[1]) + 1)}
-for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 """Write fields of one entity hash if its version is still the one read (else 0)."""
 
-MAX = """
-local v = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-"""
-"""Raise a global maximum (the watermark)."""
-
 CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
-MAX_SHA = hashlib.sha1(MAX.encode()).hexdigest()
 
 LEASE_MS = 3_000
 """How long an unsettled claim holds its event_id: a worker that dies while deciding
@@ -106,6 +113,48 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     """HGETALL's raw reply (field, value, field, value, …) as a dict."""
     it = iter(flat)
     return dict(zip(it, it, strict=False))
+
+
+@dataclass(slots=True)
+class _Deferred:
+    """An applied event's writes not sent yet, with what a retry of a lost race needs:
+    the event and the state it was filed into (its fetched hashes and globals)."""
+
+    event: Event
+    referenced: Event | None
+    declined: bool
+    held: dict[Hid, dict[bytes, bytes]]
+    globals: tuple[int, int | None]
+    hids: list[Hid]
+    """The hashes written, in the order of the first commands."""
+    commands: list[Command]
+
+
+def _hids_code(kinds: list[str], extra: list[str]) -> Callable[[Event], set[Hid]]:
+    """`event -> {(kind, key), …}` for the catalog's `kinds` (a pair such as
+    `user+device` keyed `a|b`, as `features.state` keys it) and the `extra` single kinds,
+    generated as one function: each part is read once per event, not by a lambda per kind
+    (this runs for every event, over ~15 kinds)."""
+    wanted = [(by, by.split("+")) for by in kinds]
+    wanted += [(name, [name]) for name in extra if name not in kinds]
+    parts = sorted({part for _, split in wanted for part in split})
+    lines = ["def hids(e):"]
+    lines += [f"    v_{part} = {VALUE_CODE[part].format(e='e')}" for part in parts]
+    lines.append("    out = set()")
+    for by, split in wanted:
+        test = " and ".join(f"v_{p} is not None" for p in split)
+        key = (
+            f"v_{split[0]}"
+            if len(split) == 1
+            else 'f"' + "|".join(f"{{v_{p}}}" for p in split) + '"'
+        )
+        lines.append(f"    if {test}:")
+        lines.append(f"        out.add(({by!r}, {key}))")
+    lines.append("    return out")
+    namespace: dict[str, Any] = {"source_network": source_network}
+    exec("\n".join(lines), namespace)
+    hids: Callable[[Event], set[Hid]] = namespace["hids"]
+    return hids
 
 
 def connect(url: str) -> RedisClient:
@@ -157,13 +206,25 @@ class RedisState:
         self._watch_blank = blank["watch"]
         self._watch_kinds: list[str] = list(self._watch_blank["kinds"])
         self._watch_index = {name: i for i, name in enumerate(self._watch_kinds)}
-        self._watch_extract = [ENTITY_EXTRACTORS[name] for name in self._watch_kinds]
-        self._wm_key, self._ws_key = self._global("wm"), self._global("ws")
+        self._entity_hids = _hids_code([by for by, _ in self._kind_keys], [])
+        """An event's entities under every kind of the catalog."""
+        self._own_hids = _hids_code(
+            [by for by, _ in self._kind_keys], [*self._watch_kinds, "phone"]
+        )
+        """Those, its watched kinds and its phone: what the event itself touches."""
+        self._times_key = self._global("t")
         self._wire = Wire(client, self._load_scripts)
         self._load_scripts()
         self._event: Event | None = None
         self._held: dict[Hid, dict[bytes, bytes]] = {}
         self._globals: tuple[int, int | None] = (0, None)
+        self._deferred: _Deferred | None = None
+        """The last applied event's writes, sent with the next round trip (`_run`)."""
+        self._stale: set[Hid] = set()
+        """Hashes a deferred write's retry rewrote after this round trip read them."""
+        self.lost: list[tuple[str, str]] = []
+        """(event_id, cause) of applied events whose deferred writes failed: decided and
+        recorded, absent from the state (the engine counts and logs them)."""
         self._settling: tuple[str, bytes] | None = None
         """A claimed event's decision, written with its state (`settle`, `apply`)."""
 
@@ -181,20 +242,11 @@ class RedisState:
 
     def _hids(self, event: Event) -> set[Hid]:
         """Every entity hash the event itself reads or writes."""
-        hids = self._entity_hids(event)
+        hids = self._own_hids(event)
         view = received(event)
         if view is not None:
             hids |= self._entity_hids(view)
-        for name, extract in zip(self._watch_kinds, self._watch_extract, strict=True):
-            key = extract(event)
-            if key is not None:
-                hids.add((name, key))
-        if event.phone is not None:
-            hids.add(("phone", event.phone))
         return hids
-
-    def _entity_hids(self, event: Event) -> set[Hid]:
-        return {(by, k) for by, key in self._kind_keys if (k := key(event)) is not None}
 
     # -- reading -------------------------------------------------------------------------
 
@@ -210,7 +262,7 @@ class RedisState:
         key = self.key
         commands += [("HGETALL", key(hid)) for hid in wanted]
         if with_globals:
-            commands += [("GET", self._wm_key), ("GET", self._ws_key)]
+            commands.append(("ZMSCORE", self._times_key, "wm", "ws"))
         answers = self._run(commands)
         claimed = True
         if claim is not None:
@@ -219,8 +271,12 @@ class RedisState:
         for hid, fields in zip(wanted, answers, strict=False):
             held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
         if with_globals:
-            wm, ws = answers[-2], answers[-1]
+            wm, ws = answers[-1]
             self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
+        if self._stale:  # read before a deferred write's retry rewrote them: read again
+            stale, self._stale = self._stale & held.keys(), set()
+            if stale:
+                self._fetch(stale)
         return claimed
 
     def _load(
@@ -312,7 +368,9 @@ class RedisState:
     # -- writing -------------------------------------------------------------------------
 
     def apply(self, event: Event, referenced: Event | None = None, declined: bool = False) -> None:
-        """File the event into its entities' hashes (compare-and-set, retried per entity)."""
+        """File the event into its entities' hashes: the compare-and-set writes are
+        deferred to this worker's next round trip (the next event's fetch, or `flush`),
+        which carries them ahead of its own commands (module doc, "Per event")."""
         if self._event is not event:
             self._load(event, referenced)
         elif referenced is not None:
@@ -320,20 +378,45 @@ class RedisState:
         try:
             self.features.update(event, referenced, declined)
             changed = self._changes(self._exported(event), None)
-            late = self.features.late_events
-            pending = self._write(changed, late, event.ts)
+            commands = self._writes(changed, self.features.late_events, event.ts)
+            self._deferred = _Deferred(
+                event, referenced, declined, self._held, self._globals, list(changed), commands
+            )
+        finally:
+            self._event = None
+
+    def flush(self) -> None:
+        """Send the writes `apply` deferred, if any, and settle their races: after this the
+        state holds every event applied here (StateUnavailable if they could not be
+        written; the event is then in `lost`)."""
+        if self._deferred is not None:
+            self._run([])
+            self._stale = set()  # nothing read in that round trip: nothing to read again
+
+    def _written(self, deferred: "_Deferred", answers: list[Any]) -> set[Hid]:
+        """After deferred writes went out: the hashes whose compare-and-set lost a race
+        (another worker wrote them since they were fetched) fetched again and the event
+        filed into them again, until none is lost; the hashes so rewritten."""
+        pending = [hid for hid, ok in zip(deferred.hids, answers, strict=False) if not ok]
+        if not pending:
+            return set()
+        event, retried = deferred.event, set(pending)
+        held, globals_ = self._held, self._globals
+        self._held, self._globals = deferred.held, deferred.globals
+        try:
             for _ in range(RETRIES):
-                if not pending:
-                    return
                 self.conflicts += len(pending)
                 self._fetch(pending)
                 self._restore()
-                self.features.update(event, referenced, declined)
+                self.features.update(event, deferred.referenced, deferred.declined)
                 changed = self._changes(self._exported(event), set(pending))
-                pending = self._write(changed, 0, None)
+                answers = self._run(self._writes(changed, 0, None))
+                pending = [hid for hid, ok in zip(changed, answers, strict=False) if not ok]
+                if not pending:
+                    return retried
             raise StateUnavailable(f"entities stayed contended: {sorted(pending)}")
         finally:
-            self._event = None
+            self._held, self._globals = held, globals_
 
     def _exported(self, event: Event) -> dict[str, Any]:
         """What `_changes` compares, from the scratch's public parts: its records as they
@@ -394,10 +477,9 @@ class RedisState:
             put(("phone", phone), b"l", _encode([users, linked.get(phone)]))
         return out
 
-    def _write(self, changed: dict[Hid, list[bytes]], late: int, ts: int | None) -> list[Hid]:
-        """One pipeline of compare-and-set writes (and the globals); the hashes that lost
-        a race (written by another worker since they were fetched)."""
-        hids = list(changed)
+    def _writes(self, changed: dict[Hid, list[bytes]], late: int, ts: int | None) -> list[Command]:
+        """The compare-and-set writes of the changed hashes, one per hash in the order of
+        `changed` (then the globals and the settled claim)."""
         held, hkey, ttl_ms = self._held, self.key, self.ttl_ms
         empty: dict[bytes, bytes] = {}
         commands: list[Command] = [
@@ -407,37 +489,55 @@ class RedisState:
         self.bytes_written += sum([sum(map(len, f)) for f in changed.values()])
         if ts is not None:
             if ts > self._globals[0]:
-                commands.append(("EVALSHA", MAX_SHA, 1, self._wm_key, ts))
+                commands.append(("ZADD", self._times_key, "GT", ts, "wm"))
             start = self.features.watch.start
             if self._globals[1] is None and start is not None:
-                commands.append(("SET", self._global("ws"), start, "NX"))
+                commands.append(("ZADD", self._times_key, "NX", start, "ws"))
             if late:
                 commands.append(("INCRBY", self._global("late"), late))
             if self._settling is not None:
                 key, value = self._settling
                 commands.append(("SET", key, value, "PX", self.claim_ttl_ms))
                 self._settling = None
-        answers = self._run(commands)
-        return [hid for hid, ok in zip(hids, answers, strict=False) if not ok]
+        return commands
 
     def _run(self, commands: list[Command]) -> list[Any]:
-        """One round trip (one per node of a cluster); every command's key is its second
-        item. Redis unreachable or failing over: StateUnavailable, nothing decided."""
+        """One round trip (one per node of a cluster), carrying ahead of `commands` the
+        writes `apply` deferred; every command's key is its second item. Redis
+        unreachable or failing over: StateUnavailable, nothing decided (and the deferred
+        event, decided, is in `lost`)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            commands = deferred.commands + commands
         try:
             wire = self._wire
             keys = [c[1] if c[0] != "EVALSHA" else c[3] for c in commands] if wire.routes else []
             answers = wire.run(commands, keys)
         except Exception as exc:
+            if deferred is not None:
+                self.lost.append((deferred.event.event_id, f"redis: {exc}"))
             raise StateUnavailable(f"redis: {exc}") from exc
         self.round_trips += 1
         self.commands += len(answers)
+        if deferred is not None:
+            n = len(deferred.commands)
+            try:
+                self._stale |= self._written(deferred, answers[:n])
+            except StateUnavailable as exc:
+                self.lost.append((deferred.event.event_id, str(exc)))
+                raise
+            answers = answers[n:]
         return answers
 
     def _load_scripts(self) -> None:
         """Load the scripts (on every primary of a cluster): after a restart lost them."""
-        for source, sha in ((CAS, CAS_SHA), (MAX, MAX_SHA)):
-            loaded = self.client.script_load(source)
-            assert loaded == sha or isinstance(loaded, dict), loaded
+        loaded = self.client.script_load(CAS)
+        assert loaded == CAS_SHA or isinstance(loaded, dict), loaded
+
+    @property
+    def traffic(self) -> tuple[int, int]:
+        """Bytes sent to Redis and received from it by the per-event pipelines."""
+        return self._wire.traffic
 
     def sweep(self) -> int:
         """Nothing to sweep: every hash expires `ttl_ms` after its last write."""
@@ -498,4 +598,6 @@ class RedisState:
         return int(found) if found is not None else 0
 
     def close(self) -> None:
+        with contextlib.suppress(StateUnavailable):
+            self.flush()
         self.client.close()

@@ -4,8 +4,9 @@ redis-py's `Pipeline` spends tens of microseconds of Python per command (argumen
 checks, observability hooks, response callbacks), and an event sends about twenty
 commands; its `ClusterPipeline` more, and it refuses `EVALSHA`. Here each command is
 packed by hiredis in C, every command for one node goes out in one write on this
-worker's own socket to that node, and the replies are parsed by hiredis in C: one round
-trip per node, the nodes written before any is read. Keys route by their hash slot
+worker's own socket to that node, and the replies are parsed by hiredis in C (RESP3, so
+that `HGETALL` arrives as a dict, built in C): one round trip per node, the nodes written
+before any is read. Keys route by their hash slot
 (the redis-py client's slot table, `nodes_manager.slots_cache`; that client serves everything off
 the hot path).
 
@@ -39,12 +40,16 @@ class _Link:
         self.sock = socket.create_connection((host, port), timeout=TIMEOUT_S)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = Reader(replyError=ResponseError)
-        if db:
-            self.send([("SELECT", db)])
-            self.replies(1)
+        self.sent = self.received = 0
+        """Bytes on the wire (for the capacity model: docs/scale.md)."""
+        hello: list[Command] = [("HELLO", 3)] + ([("SELECT", db)] if db else [])
+        self.send(hello)  # RESP3: a hash arrives as a map, which hiredis makes a dict
+        self.replies(len(hello))
 
     def send(self, commands: Iterable[Command]) -> None:
-        self.sock.sendall(b"".join([pack_command(c) for c in commands]))
+        data = b"".join([pack_command(c) for c in commands])
+        self.sent += len(data)
+        self.sock.sendall(data)
 
     def replies(self, n: int) -> list[Any]:
         out: list[Any] = []
@@ -55,6 +60,7 @@ class _Link:
             chunk = recv(1 << 16)
             if not chunk:
                 raise ConnectionError("redis closed the connection")
+            self.received += len(chunk)
             reader.feed(chunk)
             reply = reader.gets()
             while reply is not False:
@@ -74,6 +80,7 @@ class Wire:
         self.client = client
         self.reload_scripts = reload_scripts
         self._links: dict[tuple[str, int], _Link] = {}
+        self._closed = (0, 0)
         self._cluster = client if isinstance(client, RedisCluster) else None
         self._single: tuple[str, int] | None = None
         self._db = 0
@@ -81,6 +88,15 @@ class Wire:
             kwargs = client.connection_pool.connection_kwargs
             self._single = (kwargs.get("host", "127.0.0.1"), int(kwargs.get("port", 6379)))
             self._db = int(kwargs.get("db", 0))
+
+    @property
+    def traffic(self) -> tuple[int, int]:
+        """Bytes sent and received so far on this wire's open links (and closed ones)."""
+        links = self._links.values()
+        return (
+            self._closed[0] + sum(link.sent for link in links),
+            self._closed[1] + sum(link.received for link in links),
+        )
 
     def _link(self, address: tuple[str, int]) -> _Link:
         link = self._links.get(address)
@@ -135,6 +151,7 @@ class Wire:
         return self._cluster is not None
 
     def close(self) -> None:
+        self._closed = self.traffic
         for link in self._links.values():
             link.close()
         self._links = {}
