@@ -46,7 +46,7 @@ from payguard.sim.loop.actors import (
     Tactic,
     smaller,
 )
-from payguard.sim.loop.analyst import CASE_SECONDS, Analyst, Verdict
+from payguard.sim.loop.analyst import CASE_SECONDS, Analyst, Verdict, line_vouches
 from payguard.sim.loop.report import (
     FIRST_TRY,
     LARGEST_LOSSES,
@@ -222,9 +222,9 @@ class ClosedLoop:
         self.reviews: Counter[str] = Counter()
         """Reviews opened and how the analyst resolved them (`actor/verdict`)."""
         self.review_waits: list[int] = []
-        self.cases: dict[tuple[str, bool], tuple[int, Verdict]] = {}
-        """(account, attack) → (case opened, verdict): one actor's stops of one account
-        within a day are one case."""
+        self.cases: dict[tuple[str, bool], tuple[int, int, Verdict]] = {}
+        """(account, attack) → (case opened, verdict posted, verdict): one actor's stops of
+        one account within a day, before the verdict is posted, are one case."""
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -331,7 +331,7 @@ class ClosedLoop:
             self._customer(seq, ts, body, event, decision)
         if decision.action in STOPS and self.cfg.analyst and event.type not in _ANSWERS:
             released = record if decision.action == "review" else None
-            self._to_analyst(seq, ts, event, label is not None, released)
+            self._to_analyst(seq, ts, event, label, released)
 
     def _customer(self, seq: int, ts: int, body: Body, event: Event, decision: Decision) -> None:
         uid = event.user_id
@@ -511,7 +511,7 @@ class ClosedLoop:
             self.outcomes["fraud_report"] += 1
 
     def _to_analyst(
-        self, seq: int, ts: int, event: Event, attack: bool, record: "_Money | None"
+        self, seq: int, ts: int, event: Event, label: LabelInfo | None, record: "_Money | None"
     ) -> None:
         """Queue a stop (review or block) for the fraud desk: its `label` (source analyst)
         comes back after the queue's latency in working hours. A reviewed attack operation
@@ -520,11 +520,14 @@ class ClosedLoop:
         self.reviews["opened"] += 1
         rng = self.desk_rng
         at = self.analyst.resolved_at(ts, rng)
-        verdict = self._case_verdict(event.user_id, ts, attack)
+        attack = label is not None
+        vouched = label is None or line_vouches(label[1], label[2], _label_methods(label))
+        verdict = self._case_verdict(event.user_id, ts, at, attack, vouched)
         body: Body = {"type": "label", "ref_event_id": seq, "label": verdict, "source": "analyst"}
         if event.user_id is not None:
             body["user_id"] = event.user_id
         if self._push(at, body) is None:
+            self.reviews["past_end"] += 1
             return  # the window ends first: still open
         self.outcomes["label"] += 1
         self.reviews[f"{'attack' if attack else 'honest'}/{verdict}"] += 1
@@ -533,17 +536,21 @@ class ClosedLoop:
             record.left = True
             record.via = LOST_WAYS[3]
 
-    def _case_verdict(self, user: str | None, ts: int, attack: bool) -> Verdict:
+    def _case_verdict(
+        self, user: str | None, ts: int, at: int, attack: bool, vouched: bool
+    ) -> Verdict:
         """The analyst judges a case, not an operation: one actor's stops of the same
         account (the attacker's, or the owner's own) within `CASE_SECONDS` of the case's
-        first share its verdict, right or wrong."""
+        first, queued before its verdict is posted, share that verdict, right or wrong. A
+        stop after the verdict (the account stopped again once released or confirmed) is
+        new evidence and opens a new case; `at` is when this stop is resolved."""
         key = (user, attack) if user is not None else None
         case = self.cases.get(key) if key is not None else None
-        if case is not None and ts - case[0] < CASE_SECONDS:
-            return case[1]
-        verdict = self.analyst.verdict(attack, self.desk_rng)
+        if case is not None and ts - case[0] < CASE_SECONDS and ts < case[1]:
+            return case[2]
+        verdict = self.analyst.verdict(attack, self.desk_rng, vouched)
         if key is not None:
-            self.cases[key] = (ts, verdict)
+            self.cases[key] = (ts, at, verdict)
         return verdict
 
     def _that_was_me(self, ts: int, body: Body, seq: int) -> None:
