@@ -154,7 +154,22 @@ def test_a_stop_after_the_cases_verdict_is_looked_at_again(desk_loop: ClosedLoop
     loop = desk_loop
     opened, posted = 1_800_000_000, 1_800_003_600
     loop.analyst = Analyst(miss=1.0)
-    assert loop._case_verdict("u-case", opened, posted, True, True) == "not_fraud"
+    case = loop._case("u-case", opened, posted, True, True)
+    assert case.verdict == "not_fraud"
+    assert loop._case("u-case", posted - 60, posted + 60, True, True) is case
     loop.analyst = Analyst(miss=0.0)
-    assert loop._case_verdict("u-case", posted - 60, posted + 60, True, True) == "not_fraud"
-    assert loop._case_verdict("u-case", posted + 60, posted + 3600, True, True) == "fraud"
+    later = loop._case("u-case", posted + 60, posted + 3600, True, True)
+    assert later is not case and later.verdict == "fraud"
+
+
+def test_every_attack_stop_of_a_released_case_must_check_out_too(desk_loop: ClosedLoop) -> None:
+    """A stop that joins an attack case the desk is about to release is one more operation
+    the person vouching must explain: the release holds only if that story checks out."""
+    loop = desk_loop
+    opened, posted = 1_810_000_000, 1_810_003_600
+    loop.analyst = Analyst(miss=1.0)
+    case = loop._case("u-recheck", opened, posted, True, True)
+    assert loop._case("u-recheck", opened + 60, posted + 60, True, True).verdict == "not_fraud"
+    loop.analyst = Analyst(miss=0.0)
+    assert loop._case("u-recheck", opened + 120, posted + 60, True, True) is case
+    assert case.verdict == "fraud"

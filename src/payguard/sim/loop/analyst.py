@@ -14,8 +14,10 @@ can check out and the analyst releases `MISS` of those cases. Where the owner an
 not in on it (a stuffed password, a forwarded SMS, a leaked merchant key), the owner says "not
 me": only a slip lets that go (`MISS_OWNER_DENIES`). Honest operations are confirmed as fraud
 `FALSE_ALARM` of the time. One actor's stops of one account are one case while the case is
-open: stops queued before its verdict is posted share it; a stop after the verdict is new
-evidence on the case page and is looked at again (the driver keeps the cases). Until
+open: stops queued before its verdict is posted share it (each further attack stop in a
+case about to be released must check out too: one more draw of the release); a stop after
+the verdict is new evidence on the case page and is looked at again (the driver keeps the
+cases). Until
 2026-12-06 every attack case was released 5 % of the time whoever answered the call, and a
 release covered every stop of the account for a day, including the attacker's retries that
 came after it: one released stuffing case let 66 thousand CNY go on held-out seed 101.
