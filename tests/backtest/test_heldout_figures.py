@@ -33,9 +33,9 @@ PINNED: dict[str, float] = {
     "cash_out_collusion": 1.0,
     "fake_customer_service": 0.866,
     "challenged_share": 0.004,
-    "held_share": 0.0,
+    "held_share": 0.001,
     "reviewed_blocked_share": 0.002,
-    "strong_friction_share": 0.052,
+    "strong_friction_share": 0.053,
 }
 """Rounded to 0.1 % (shares) — scenario → attack money stopped, then the legitimate
 friction figures under their own names."""

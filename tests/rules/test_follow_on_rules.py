@@ -20,6 +20,7 @@ FOLLOW_ON = {
     "after_stop_device",
     "after_stop_account",
     "after_stop_big_money",
+    "after_stop_open_review",
     "after_stop_vouched",
     "after_stop_confirmed",
     "after_stop_merchant",
@@ -133,8 +134,8 @@ def test_the_follow_on_ends_after_the_user_and_device_horizon(world: World) -> N
 def test_a_face_passed_after_the_stop_makes_the_money_wait(world: World) -> None:
     world.stop("u1", world.at(TODAY, 10), "phone-u1")
     asked, decision = world.send(
-        "payment", world.at(TODAY, 10.2), user_id="u1", device_id="dev-new", amount=5_000,
-        merchant=Merchant(id="m-canteen", category="food"),
+        "card_bind", world.at(TODAY, 10.2), user_id="u1", device_id="dev-new",
+        card=Card(token="pan-u1-new"),
     )  # fmt: skip
     assert decision.action == "challenge" and "after_stop_account" in follow_on(decision)
     world.result(asked, world.at(TODAY, 10.21), "u1", "dev-new")
@@ -145,8 +146,8 @@ def test_a_face_passed_after_the_stop_makes_the_money_wait(world: World) -> None
 def test_confirmed_fraud_after_the_stop_sends_vouched_money_to_a_person(world: World) -> None:
     stopped = world.stop("u1", world.at(TODAY, 10), "phone-u1")
     asked, _ = world.send(
-        "payment", world.at(TODAY, 10.2), user_id="u1", device_id="dev-new", amount=5_000,
-        merchant=Merchant(id="m-canteen", category="food"),
+        "card_bind", world.at(TODAY, 10.2), user_id="u1", device_id="dev-new",
+        card=Card(token="pan-u1-new"),
     )  # fmt: skip
     world.result(asked, world.at(TODAY, 10.21), "u1", "dev-new")
     world.send(
@@ -179,14 +180,30 @@ def test_the_stopped_accounts_own_device_is_not_asked_again(world: World) -> Non
 
 def test_large_money_out_of_a_stopped_account_waits_on_any_device(world: World) -> None:
     """A thief on the owner's unlocked handset goes on after the stop: a large amount
-    waits; lunch does not; a day later (`follow_on.user`) neither does."""
+    waits; right after the stop (`open_review_minutes`) so does lunch from the stopped
+    device (refused, an attacker pays smaller at once); an hour on lunch goes on; a day
+    later (`follow_on.user`) the large amount does too."""
     world.stop("u1", world.at(TODAY, 10), "phone-u1")
-    large = world.pay("u1", world.at(TODAY, 12.5), fen=300_000)
+    large = world.pay("u1", world.at(TODAY, 10.2), fen=300_000)
     assert "after_stop_big_money" in follow_on(large)  # (its size may send it to review too)
     assert large.action in ("hold", "review")
-    assert follow_on(world.pay("u1", world.at(TODAY, 13))) == set()
+    lunch = world.pay("u1", world.at(TODAY, 10.5))
+    assert follow_on(lunch) == {"after_stop_open_review"} and lunch.action == "hold"
+    assert follow_on(world.pay("u2", world.at(TODAY, 10.5))) == set()  # another account
+    assert follow_on(world.pay("u1", world.at(TODAY, 11.5))) == set()
     later = world.pay("u1", world.at(TODAY + 1, 14), fen=300_000)  # a day after the last stop
     assert "after_stop_big_money" not in follow_on(later)
+
+
+def test_an_analysts_release_lets_the_stopped_devices_money_go(world: World) -> None:
+    stopped = world.stop("u1", world.at(TODAY, 10), "phone-u1")
+    assert world.pay("u1", world.at(TODAY, 10.2)).action == "hold"
+    world.send(
+        "label", world.at(TODAY, 10.3), user_id="u1", ref_event_id=stopped, label="not_fraud",
+        source="analyst",
+    )  # fmt: skip
+    released = world.pay("u1", world.at(TODAY, 10.4))
+    assert follow_on(released) == set() and released.action == "allow"
 
 
 def test_a_stopped_cash_out_merchant_has_large_credit_payments_looked_at_for_the_week(
@@ -292,3 +309,28 @@ def test_a_stopped_payee_keeps_large_transfers_waiting_for_the_week(world: World
     assert "after_stop_payee" not in follow_on(small)
     week = world.transfer("u2", world.at(TODAY + 8, 11), 300_000)
     assert "after_stop_payee" not in follow_on(week)
+
+
+def test_a_failed_face_makes_the_next_money_from_that_device_ask_it_again(world: World) -> None:
+    """Escalation after a refusal (`stepup_failed_then_money`): the operation refused at a
+    face check comes back from the same device a day later, when the rule that asked for it
+    no longer fires; it is asked the face again. A pass ends it; the account's own phone and
+    an account that failed nothing are not asked."""
+    world.stop("u1", world.at(TODAY, 10), "dev-x")
+    asked, first = world.send(
+        "payment", world.at(TODAY, 11), user_id="u2", device_id="dev-x", amount=5_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )  # fmt: skip
+    assert first.action == "challenge"
+    world.result(asked, world.at(TODAY, 11.01), "u2", "dev-x", outcome="failed")
+    assert world.pay("u1", world.at(TODAY + 1, 12.5)).action == "allow"  # failed nothing
+    assert world.pay("u2", world.at(TODAY + 1, 12.5)).action == "allow"  # its own phone
+    again_id, again = world.send(
+        "payment", world.at(TODAY + 1, 13), user_id="u2", device_id="dev-x",
+        amount=5_000, merchant=Merchant(id="m-canteen", category="food"),
+    )  # fmt: skip
+    assert again.action == "challenge", again.reasons
+    assert {r.rule for r in again.reasons} == {"stepup_failed_then_money"}
+    assert again.challenge == ["face", "hardware_token"]
+    world.result(again_id, world.at(TODAY + 1, 13.01), "u2", "dev-x")
+    assert world.pay("u2", world.at(TODAY + 1, 14), device="dev-x").action == "allow"

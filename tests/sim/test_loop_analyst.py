@@ -17,7 +17,12 @@ from payguard.events import EventDecoder, Tokenizer
 from payguard.features import FeatureState, load_catalog
 from payguard.sim import SimConfig
 from payguard.sim.loop import Analyst, ClosedLoop, LoopConfig
-from payguard.sim.loop.analyst import QUEUE_MINUTES, SHIFT_END_HOUR, SHIFT_START_HOUR
+from payguard.sim.loop.analyst import (
+    QUEUE_MINUTES,
+    SHIFT_END_HOUR,
+    SHIFT_START_HOUR,
+    line_vouches,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = timezone(timedelta(hours=8))
@@ -89,7 +94,8 @@ def test_every_review_gets_one_analyst_label_the_engine_accepts(desk_loop: Close
     assert desk.resolved == (
         desk.attack_fraud + desk.attack_released + desk.honest_released + desk.honest_fraud
     )
-    assert desk.reviews - desk.resolved <= 5  # only those the window's end cuts off
+    # only those the window's end cuts off, and few of them
+    assert desk.reviews - desk.resolved == desk_loop.reviews["past_end"] <= 10
     assert desk.attack_fraud > 0 and desk.honest_released > 0
     assert desk.median_hours_to_resolve is not None and desk.median_hours_to_resolve > 0
     assert desk_loop.lines is not None
@@ -126,3 +132,44 @@ def test_without_the_desk_reviews_stay_open() -> None:
     assert report.analyst is None
     assert loop.lines is not None
     assert not any(b'"source":"analyst"' in line for line in loop.lines)
+
+
+def test_a_release_needs_someone_on_the_line_who_vouches() -> None:
+    """The desk calls the registered line: the attacker holding it (a thief with the SIM),
+    a colluding owner or a coached victim vouches; an owner who was not in on it denies."""
+    assert line_vouches("phone_theft_takeover", "phone_theft_takeover/x", frozenset({"callback"}))
+    assert line_vouches("cash_out_collusion", "cash_out_collusion/x", frozenset())
+    assert line_vouches("fake_customer_service", "fake_customer_service/x", frozenset({"sms_otp"}))
+    assert not line_vouches("credential_stuffing", "credential_stuffing/x", frozenset({"sms_otp"}))
+    assert not line_vouches("sms_forwarding", "sms_forwarding/x", frozenset({"sms_otp"}))
+    rng = random.Random(5)
+    desk = Analyst(miss=1.0, miss_owner_denies=0.0)
+    assert {desk.verdict(True, rng, vouched=False) for _ in range(100)} == {"fraud"}
+    assert {desk.verdict(True, rng, vouched=True) for _ in range(100)} == {"not_fraud"}
+
+
+def test_a_stop_after_the_cases_verdict_is_looked_at_again(desk_loop: ClosedLoop) -> None:
+    """Stops queued before a case's verdict share it; one that comes after the verdict (the
+    account stopped again once released) is new evidence and gets its own look."""
+    loop = desk_loop
+    opened, posted = 1_800_000_000, 1_800_003_600
+    loop.analyst = Analyst(miss=1.0)
+    case = loop._case("u-case", opened, posted, True, True)
+    assert case.verdict == "not_fraud"
+    assert loop._case("u-case", posted - 60, posted + 60, True, True) is case
+    loop.analyst = Analyst(miss=0.0)
+    later = loop._case("u-case", posted + 60, posted + 3600, True, True)
+    assert later is not case and later.verdict == "fraud"
+
+
+def test_every_attack_stop_of_a_released_case_must_check_out_too(desk_loop: ClosedLoop) -> None:
+    """A stop that joins an attack case the desk is about to release is one more operation
+    the person vouching must explain: the release holds only if that story checks out."""
+    loop = desk_loop
+    opened, posted = 1_810_000_000, 1_810_003_600
+    loop.analyst = Analyst(miss=1.0)
+    case = loop._case("u-recheck", opened, posted, True, True)
+    assert loop._case("u-recheck", opened + 60, posted + 60, True, True).verdict == "not_fraud"
+    loop.analyst = Analyst(miss=0.0)
+    assert loop._case("u-recheck", opened + 120, posted + 60, True, True) is case
+    assert case.verdict == "fraud"

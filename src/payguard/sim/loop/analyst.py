@@ -5,10 +5,22 @@ opened at night waits for the morning shift, one opened in the day waits in the 
 15 minutes to 3 working hours. The analyst then posts a `label` (source `analyst`) on the
 reviewed event: `fraud` keeps the account stopped (it counts as a fraud report), `not_fraud`
 releases the operation and the follow-on rules (`policy.outcomes.released_by_label`).
-Analysts are right most of the time, not always: they release `MISS` of the attacks they
-look at (the story checked out, the victim vouched for the payment) and confirm `FALSE_ALARM`
-of honest operations as fraud. One actor's stops of one account within a day are one case:
-one verdict for all of them (the driver keeps the cases).
+
+The desk checks a case the way a bank's desk does: it calls the account's registered line
+and asks whether the operation was theirs. A wrong release needs someone on that line who
+vouches for it: the attacker holding the line (a thief with the SIM), or an owner who is the
+attacker's hands or is being coached (a colluding cardholder, a scam victim). Then the story
+can check out and the analyst releases `MISS` of those cases. Where the owner answers and was
+not in on it (a stuffed password, a forwarded SMS, a leaked merchant key), the owner says "not
+me": only a slip lets that go (`MISS_OWNER_DENIES`). Honest operations are confirmed as fraud
+`FALSE_ALARM` of the time. One actor's stops of one account are one case while the case is
+open: stops queued before its verdict is posted share it (each further attack stop in a
+case about to be released must check out too: one more draw of the release); a stop after
+the verdict is new evidence on the case page and is looked at again (the driver keeps the
+cases). Until
+2026-12-06 every attack case was released 5 % of the time whoever answered the call, and a
+release covered every stop of the account for a day, including the attacker's retries that
+came after it: one released stuffing case let 66 thousand CNY go on held-out seed 101.
 
 The rates are the loop's assumptions, not measurements of any bank; they are drawn from
 the loop's own `random.Random`, so a seed gives the same verdicts at the same times.
@@ -18,6 +30,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from payguard.scenarios import owner_acts
 from payguard.sim.world import HOUR, MINUTE
 
 Verdict = Literal["fraud", "not_fraud"]
@@ -29,12 +42,31 @@ SHIFT_END_HOUR = 22
 QUEUE_MINUTES = (15, 180)
 """Working minutes a review waits in the queue before an analyst resolves it."""
 MISS = 0.05
-"""Share of attack operations an analyst releases as `not_fraud`."""
+"""Share of attack cases an analyst releases as `not_fraud` when whoever answers the
+registered line vouches for the operation (the attacker holds the line, or the owner is the
+attacker's hands or coached)."""
+MISS_OWNER_DENIES = 0.01
+"""Share of attack cases released although the owner, reached on their line, was not in on
+it and says it was not them: a slip of the desk, not a story that checked out."""
 FALSE_ALARM = 0.02
 """Share of honest operations an analyst confirms as `fraud`."""
 CASE_SECONDS = 24 * HOUR
-"""One actor's stops of one account within this long of the first are one case with one
-verdict (the analyst looks at the case, not each operation on its own)."""
+"""One actor's stops of one account within this long of the first, and before its verdict
+is posted, are one case with one verdict (the analyst looks at the case, not each operation
+on its own; a stop after the verdict is looked at again)."""
+
+
+COACHED: tuple[str, ...] = ("fake_customer_service",)
+"""Scenarios whose victim is under the caller's instructions while it runs: called by the
+bank, they say the operation was theirs (the scam tells them to)."""
+
+
+def line_vouches(scenario: str, variant: str, can_pass: frozenset[str]) -> bool:
+    """Whether the person who answers the bank's call on the account's registered line
+    vouches for an attack operation: the attacker holds the line (passes `callback`), the
+    owner is the attacker's hands (`scenarios.OWNER_ACTS`) or a coached victim (`COACHED`).
+    Otherwise the owner answers and was not in on it."""
+    return "callback" in can_pass or owner_acts(variant) or scenario in COACHED
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +75,7 @@ class Analyst:
 
     utc_offset_hours: int = 8
     miss: float = MISS
+    miss_owner_denies: float = MISS_OWNER_DENIES
     false_alarm: float = FALSE_ALARM
 
     def resolved_at(self, ts: int, rng: random.Random) -> int:
@@ -57,10 +90,13 @@ class Analyst:
             wait -= left
             at = self.next_working(at + left)
 
-    def verdict(self, attack: bool, rng: random.Random) -> Verdict:
-        """The analyst's label: right except for `miss` / `false_alarm` of the cases."""
+    def verdict(self, attack: bool, rng: random.Random, vouched: bool = True) -> Verdict:
+        """The analyst's label: right except for `false_alarm` of honest cases and, of attack
+        cases, `miss` where the registered line vouches (`vouched`), `miss_owner_denies`
+        where the owner answers and denies it."""
         if attack:
-            return "not_fraud" if rng.random() < self.miss else "fraud"
+            miss = self.miss if vouched else self.miss_owner_denies
+            return "not_fraud" if rng.random() < miss else "fraud"
         return "fraud" if rng.random() < self.false_alarm else "not_fraud"
 
     def next_working(self, ts: int) -> int:

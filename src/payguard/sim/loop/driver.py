@@ -46,7 +46,7 @@ from payguard.sim.loop.actors import (
     Tactic,
     smaller,
 )
-from payguard.sim.loop.analyst import CASE_SECONDS, Analyst, Verdict
+from payguard.sim.loop.analyst import CASE_SECONDS, Analyst, Verdict, line_vouches
 from payguard.sim.loop.report import (
     FIRST_TRY,
     LARGEST_LOSSES,
@@ -142,6 +142,20 @@ class _Campaign:
 
 
 @dataclass(slots=True)
+class _Case:
+    """One analyst case: an actor's stops of one account that share a verdict."""
+
+    opened: int
+    posted: int
+    """When its verdict is posted (the first stop's resolution)."""
+    verdict: Verdict
+    labels: list[int] = field(default_factory=list)
+    """The queued `label` events of its stops."""
+    released: list[_Money] = field(default_factory=list)
+    """Attack money its wrong release let go."""
+
+
+@dataclass(slots=True)
 class _Legit:
     """Per-customer tallies for the report."""
 
@@ -222,9 +236,9 @@ class ClosedLoop:
         self.reviews: Counter[str] = Counter()
         """Reviews opened and how the analyst resolved them (`actor/verdict`)."""
         self.review_waits: list[int] = []
-        self.cases: dict[tuple[str, bool], tuple[int, Verdict]] = {}
-        """(account, attack) → (case opened, verdict): one actor's stops of one account
-        within a day are one case."""
+        self.cases: dict[tuple[str, bool], _Case] = {}
+        """(account, attack) → its latest case: one actor's stops of one account within a
+        day, before the verdict is posted, are one case."""
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -331,7 +345,7 @@ class ClosedLoop:
             self._customer(seq, ts, body, event, decision)
         if decision.action in STOPS and self.cfg.analyst and event.type not in _ANSWERS:
             released = record if decision.action == "review" else None
-            self._to_analyst(seq, ts, event, label is not None, released)
+            self._to_analyst(seq, ts, event, label, released)
 
     def _customer(self, seq: int, ts: int, body: Body, event: Event, decision: Decision) -> None:
         uid = event.user_id
@@ -511,7 +525,7 @@ class ClosedLoop:
             self.outcomes["fraud_report"] += 1
 
     def _to_analyst(
-        self, seq: int, ts: int, event: Event, attack: bool, record: "_Money | None"
+        self, seq: int, ts: int, event: Event, label: LabelInfo | None, record: "_Money | None"
     ) -> None:
         """Queue a stop (review or block) for the fraud desk: its `label` (source analyst)
         comes back after the queue's latency in working hours. A reviewed attack operation
@@ -520,31 +534,63 @@ class ClosedLoop:
         self.reviews["opened"] += 1
         rng = self.desk_rng
         at = self.analyst.resolved_at(ts, rng)
-        verdict = self._case_verdict(event.user_id, ts, attack)
+        attack = label is not None
+        vouched = label is None or line_vouches(label[1], label[2], _label_methods(label))
+        case = self._case(event.user_id, ts, at, attack, vouched)
+        verdict = case.verdict
         body: Body = {"type": "label", "ref_event_id": seq, "label": verdict, "source": "analyst"}
         if event.user_id is not None:
             body["user_id"] = event.user_id
-        if self._push(at, body) is None:
+        pushed = self._push(at, body)
+        if pushed is None:
+            self.reviews["past_end"] += 1
             return  # the window ends first: still open
+        case.labels.append(pushed)
         self.outcomes["label"] += 1
         self.reviews[f"{'attack' if attack else 'honest'}/{verdict}"] += 1
         self.review_waits.append(at - ts)
         if attack and verdict == "not_fraud" and record is not None:
             record.left = True
             record.via = LOST_WAYS[3]
+            case.released.append(record)
 
-    def _case_verdict(self, user: str | None, ts: int, attack: bool) -> Verdict:
+    def _case(self, user: str | None, ts: int, at: int, attack: bool, vouched: bool) -> _Case:
         """The analyst judges a case, not an operation: one actor's stops of the same
         account (the attacker's, or the owner's own) within `CASE_SECONDS` of the case's
-        first share its verdict, right or wrong."""
+        first, queued before its verdict is posted, share that verdict. A stop after the
+        verdict (the account stopped again once released or confirmed) is new evidence and
+        opens a new case; `at` is when this stop is resolved. Each attack stop that joins a
+        case the desk is about to release is one more operation the person vouching must
+        explain: the release holds only if that story checks out too (`_recheck`)."""
         key = (user, attack) if user is not None else None
         case = self.cases.get(key) if key is not None else None
-        if case is not None and ts - case[0] < CASE_SECONDS:
-            return case[1]
-        verdict = self.analyst.verdict(attack, self.desk_rng)
+        if case is not None and ts - case.opened < CASE_SECONDS and ts < case.posted:
+            if attack and case.verdict == "not_fraud":
+                self._recheck(case, vouched)
+            return case
+        case = _Case(ts, at, self.analyst.verdict(attack, self.desk_rng, vouched))
         if key is not None:
-            self.cases[key] = (ts, verdict)
-        return verdict
+            self.cases[key] = case
+        return case
+
+    def _recheck(self, case: _Case, vouched: bool) -> None:
+        """Draw the release again for a stop that joins a wrongly released attack case; if
+        the story does not check out, the case is confirmed as fraud: its labels not yet
+        sent say `fraud` and the money they had let go stays."""
+        if self.analyst.verdict(True, self.desk_rng, vouched) == "not_fraud":
+            return
+        case.verdict = "fraud"
+        events = self.world.em.events
+        unsent = [seq for seq in case.labels if seq not in self.ids]
+        for seq in unsent:
+            events[seq][2]["label"] = "fraud"
+        self.reviews["attack/not_fraud"] -= len(unsent)
+        self.reviews["attack/fraud"] += len(unsent)
+        refs = {events[seq][2]["ref_event_id"] for seq in unsent}
+        for record in case.released:
+            if record.seq in refs:
+                record.left = False
+                record.via = ""
 
     def _that_was_me(self, ts: int, body: Body, seq: int) -> None:
         """A customer told of a held or reviewed operation of theirs sometimes confirms it
