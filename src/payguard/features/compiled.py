@@ -239,8 +239,20 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
         code += [pad + "tally = tl.tally", pad + f"tally[value] = tally.get(value, 0) + {added}"]
     if stream.ranks:
         code.append(pad + "insort(tl.ranked, value)")
-    code += ["                if times[0] <= horizon:", *_fold_lines(stream)]
+    # a stream with no raw aggregate (novelty, distinct, time since) folds in batches
+    due = "horizon" if stream.raw_ms else f"horizon - {FOLD_SLACK_MS}"
+    code += [f"                if times[0] <= {due}:", *_fold_lines(stream)]
     return code
+
+
+FOLD_SLACK_MS = 10 * MINUTE_MS
+"""How long past its horizon the oldest raw entry of a stream without raw aggregates
+(`Stream.raw_ms` 0: only `is_new`, `distinct` and time-since read it) may stay before the
+update folds. Its reads are exact with any raw entries older than the horizon (they bisect
+the window and ask `past` for the rest), so folding there waits until a batch is due: a
+busy entity's head (a merchant's, an address's) folded one entry per event, the update's
+costliest line. Raw aggregates (`raw_ms` > 0) fold at once: their shortcuts read the whole
+head as the window. The raw head stays within the lateness plus this."""
 
 
 def _fold_lines(stream: Stream) -> list[str]:
@@ -545,13 +557,14 @@ def _behaviour_lines(f: Feature, lo: str, stream: Stream) -> list[str]:
         ]
     if stream.of == HOUR:  # its tally is 24 counters
         return [*code, f"    out[{name}] = tl.top_share(lo, hi)"]
+    # the whole head's weight: its packed weights summed (no object per weight to visit)
+    total = "sum(tl.weights)" if stream.weighs else "n"
     return [
         *code,
         "    tally = tl.tally",
         "    if tally is not None and lo == 0 and hi == n:  # the head's tally: no copy",
-        "        shares = tally.values()",
-        "        total = sum(shares)",
-        f"        out[{name}] = max(shares) * 1000 // total if total > 0 else 0",
+        f"        total = {total}",
+        f"        out[{name}] = max(tally.values()) * 1000 // total if total > 0 else 0",
         "    else:",
         f"        out[{name}] = tl.top_share(lo, hi)",
     ]
