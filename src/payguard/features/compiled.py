@@ -30,7 +30,16 @@ from typing import Any
 
 from payguard.features.layout import Feature, StateLayout, Stream
 from payguard.features.spec import HOUR, VALUE_CODE, WATCH_ALL, source_network
-from payguard.features.timeline import LAST, PAST, RANKED, TALLY, TOTALS, WEIGHTS, Timeline
+from payguard.features.timeline import (
+    LAST,
+    PAST,
+    RANKED,
+    TALLY,
+    TOTALS,
+    WEIGHTS,
+    Tally,
+    Timeline,
+)
 from payguard.features.watch import ACCOUNT, CONTEXT_TYPES
 from payguard.generated import comment
 from payguard.types import HOUR_MS, MINUTE_MS
@@ -87,6 +96,7 @@ def filer_source(
     for stream in streams:
         by_kind.setdefault(stream.kind, []).append(stream)
     namespace.update(
+        Tally=Tally,
         insort=insort,
         intern=intern,
         source_network=source_network,
@@ -236,7 +246,14 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
         code.append(pad + f"tl.tally[value] += {'weight' if stream.weighs else '1'}")
     elif stream.tallies:
         added = "weight" if stream.weighs else "1"
-        code += [pad + "tally = tl.tally", pad + f"tally[value] = tally.get(value, 0) + {added}"]
+        code += [
+            pad + "tally = tl.tally",
+            pad + f"held = tally[value] = tally.get(value, 0) + {added}",
+            pad + "if type(tally) is Tally:  # keeps its total and top (features.timeline)",
+            pad + f"    tally.total += {added}",
+            pad + "    if held > tally.top >= 0:",
+            pad + "        tally.top = held",
+        ]
     if stream.ranks:
         code.append(pad + "insort(tl.ranked, value)")
     # a stream with no raw aggregate (novelty, distinct, time since) folds in batches
@@ -346,7 +363,9 @@ def reading_source(
 ) -> str:
     """The snapshot code of one plan: each wanted entity looked up once, then each wanted
     stream's features with their windows baked in; then the watched-history checks."""
-    namespace.update(bisect_right=bisect_right, source_network=source_network, watch=state.watch)
+    namespace.update(
+        Tally=Tally, bisect_right=bisect_right, source_network=source_network, watch=state.watch
+    )
     features = [f for streams in by_kind.values() for fs in streams.values() for f in fs]
     values: list[str] = []
     for kind, streams in by_kind.items():
@@ -557,14 +576,17 @@ def _behaviour_lines(f: Feature, lo: str, stream: Stream) -> list[str]:
         ]
     if stream.of == HOUR:  # its tally is 24 counters
         return [*code, f"    out[{name}] = tl.top_share(lo, hi)"]
-    # the whole head's weight: its packed weights summed (no object per weight to visit)
-    total = "sum(tl.weights)" if stream.weighs else "n"
     return [
         *code,
         "    tally = tl.tally",
         "    if tally is not None and lo == 0 and hi == n:  # the head's tally: no copy",
-        f"        total = {total}",
-        f"        out[{name}] = max(tally.values()) * 1000 // total if total > 0 else 0",
+        "        if type(tally) is not Tally:  # decoded from a snapshot: keep it from now",
+        "            tally = tl.tally = Tally.of(tally)",
+        "        top = tally.top",
+        "        if top < 0:  # the heaviest value lost weight since",
+        "            top = tally.top = max(tally.values())",
+        "        total = tally.total",
+        f"        out[{name}] = top * 1000 // total if total > 0 else 0",
         "    else:",
         f"        out[{name}] = tl.top_share(lo, hi)",
     ]
