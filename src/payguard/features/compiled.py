@@ -13,8 +13,9 @@ event rather than once per stream or feature:
 - the watched-history rules (features.watch) run inline from locals: the watch start is
   read once, an entity's first-watched time at most once per kind, and `is_new` asks only
   when it would otherwise read true;
-- `quantile` and `hour_share` over a whole timeline (the longest window asked at or after
-  the newest entry: the usual case) read `ranked` / `tally` directly, without a call.
+- `quantile`, `hour_share` and `top_share` over a whole timeline (the longest window asked
+  at or after the newest entry: the usual case) read `ranked` / `tally` directly, without a
+  call; `distinct` over a tallied stream counts the tally's keys.
 
 Each feature and stream gets a comment naming it, so `payguard explain-plan` prints code a
 person can follow; the sources are registered under a unique filename per plan
@@ -550,8 +551,9 @@ def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
 
 
 def _behaviour_lines(f: Feature, lo: str, stream: Stream) -> list[str]:
-    """A quantile, hour share or top share of a non-empty window (0 if it is empty); the
-    first two read `ranked` / `tally` inline when the window is every entry."""
+    """A quantile, hour share or top share of a non-empty window (0 if it is empty), read
+    from `ranked` / `tally` inline when the window is every entry (a top share from the
+    `Tally`'s kept total and heaviest weight, features.timeline)."""
     name = repr(f.name)
     code = [f"lo = {lo}", "if hi > lo:"]
     if f.how == "quantile":

@@ -40,8 +40,10 @@ falling back to a scan of the window otherwise:
 Cost: append O(1) amortised (O(n) memmove for `ranked`); count/sum O(log n); distinct
 O(k + distinct folded values); is_new O(raw entries in the window), the raw head of an
 `is_new` stream being usually a few entries; quantile O(1) (O(k log k) for a partial
-window); hour_share O(1); top_share O(distinct values) — over a window that is most of the
-raw head, the head's tally (a C-level copy) less the entries outside it.
+window); hour_share O(1); top_share O(1) over the whole head (`Tally` keeps its total and
+heaviest weight; O(distinct values) when the heaviest lost weight since the last read),
+else O(distinct values) — over a window that is most of the raw head, the head's tally
+(a C-level copy) less the entries outside it.
 The reads are generated in `features.compiled` (straight-line code per query plan).
 
 **Packed, and nothing for an empty head** (issue 16). Amounts, running totals, weights
