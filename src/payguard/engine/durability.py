@@ -36,7 +36,6 @@ from payguard.snapshots import (
     encode_snapshot,
 )
 from payguard.store import Recorder, SQLiteRecorder
-from payguard.store.postgres import PostgresRecorder
 
 log = logging.getLogger("payguard")
 
@@ -257,7 +256,9 @@ def open_log(settings: Settings) -> tuple[Recorder, SQLiteHoldBook]:
     scaled-out workers share, holds in a table beside it, committed in its transactions
     alike (docs/scale.md)."""
     data_dir = settings.data_dir
-    if settings.log_dsn:
+    if settings.log_dsn:  # psycopg is imported only here: a fifth of a second otherwise
+        from payguard.store.postgres import PostgresRecorder
+
         shared = PostgresRecorder(settings.log_dsn)
         return shared, PostgresHoldBook.in_postgres_log(shared)
     recorder = SQLiteRecorder(data_dir / DATABASE_FILE, synchronous=settings.synchronous)

@@ -13,8 +13,9 @@ event rather than once per stream or feature:
 - the watched-history rules (features.watch) run inline from locals: the watch start is
   read once, an entity's first-watched time at most once per kind, and `is_new` asks only
   when it would otherwise read true;
-- `quantile` and `hour_share` over a whole timeline (the longest window asked at or after
-  the newest entry: the usual case) read `ranked` / `tally` directly, without a call.
+- `quantile`, `hour_share` and `top_share` over a whole timeline (the longest window asked
+  at or after the newest entry: the usual case) read `ranked` / `tally` directly, without a
+  call; `distinct` over a tallied stream counts the tally's keys.
 
 Each feature and stream gets a comment naming it, so `payguard explain-plan` prints code a
 person can follow; the sources are registered under a unique filename per plan
@@ -30,7 +31,16 @@ from typing import Any
 
 from payguard.features.layout import Feature, StateLayout, Stream
 from payguard.features.spec import HOUR, VALUE_CODE, WATCH_ALL, source_network
-from payguard.features.timeline import Timeline
+from payguard.features.timeline import (
+    LAST,
+    PAST,
+    RANKED,
+    TALLY,
+    TOTALS,
+    WEIGHTS,
+    Tally,
+    Timeline,
+)
 from payguard.features.watch import ACCOUNT, CONTEXT_TYPES
 from payguard.generated import comment
 from payguard.types import HOUR_MS, MINUTE_MS
@@ -87,6 +97,7 @@ def filer_source(
     for stream in streams:
         by_kind.setdefault(stream.kind, []).append(stream)
     namespace.update(
+        Tally=Tally,
         insort=insort,
         intern=intern,
         source_network=source_network,
@@ -236,14 +247,65 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
         code.append(pad + f"tl.tally[value] += {'weight' if stream.weighs else '1'}")
     elif stream.tallies:
         added = "weight" if stream.weighs else "1"
-        code += [pad + "tally = tl.tally", pad + f"tally[value] = tally.get(value, 0) + {added}"]
+        code += [
+            pad + "tally = tl.tally",
+            pad + f"held = tally[value] = tally.get(value, 0) + {added}",
+            pad + "if type(tally) is Tally:  # keeps its total and top (features.timeline)",
+            pad + f"    tally.total += {added}",
+            pad + "    if held > tally.top >= 0:",
+            pad + "        tally.top = held",
+        ]
     if stream.ranks:
         code.append(pad + "insort(tl.ranked, value)")
-    code += [
-        "                if times[0] <= horizon:",
-        "                    tl.fold_through(horizon)",
-    ]
+    # a stream with no raw aggregate (novelty, distinct, time since) folds in batches
+    due = "horizon" if stream.raw_ms else f"horizon - {FOLD_SLACK_MS}"
+    code += [f"                if times[0] <= {due}:", *_fold_lines(stream)]
     return code
+
+
+FOLD_SLACK_MS = 10 * MINUTE_MS
+"""How long past its horizon the oldest raw entry of a stream without raw aggregates
+(`Stream.raw_ms` 0: only `is_new`, `distinct` and time-since read it) may stay before the
+update folds. Its reads are exact with any raw entries older than the horizon (they bisect
+the window and ask `past` for the rest), so folding there waits until a batch is due: a
+busy entity's head (a merchant's, an address's) folded one entry per event, the update's
+costliest line. Raw aggregates (`raw_ms` > 0) fold at once: their shortcuts read the whole
+head as the window. The raw head stays within the lateness plus this."""
+
+
+def _fold_lines(stream: Stream) -> list[str]:
+    """Fold what fell out of the raw head after an append (`Timeline.fold_through`).
+    Usually that is the one oldest entry (the head had entries, so it holds two or more
+    now): inline for the streams without tally, ranks or weights, where a call cost
+    about three times the work (it ran about four times an event)."""
+    pad = " " * 20
+    if stream.shape & (TALLY | RANKED | WEIGHTS):
+        return [pad + "tl.fold_through(horizon)"]
+    code = ["if times[1] <= horizon:  # more than one entry folds", "    tl.fold_through(horizon)"]
+    code.append("else:")
+    body = []
+    if stream.shape & PAST:
+        body += [
+            "first, folded = tl.values[0], times[0]",
+            "past = tl.past",
+            "if past is None:",
+            "    past = tl.past = {}",
+            "if past.get(first, folded) <= folded:",
+            "    past[first] = folded",
+        ]
+    if stream.shape & LAST:
+        body += [
+            "last = tl.folded_last",
+            "if last is None or times[0] > last:",
+            "    tl.folded_last = times[0]",
+        ]
+    if stream.shape & TOTALS:
+        body += ["totals = tl.totals", "tl.running = totals[0]", "del totals[0]"]
+    body.append("del times[0]")
+    if stream.of is not None:
+        body.append("del tl.values[0]")
+    code += ["    " + line for line in body]
+    return [pad + line for line in code]
 
 
 def _value_line(stream: Stream) -> str:
@@ -302,7 +364,9 @@ def reading_source(
 ) -> str:
     """The snapshot code of one plan: each wanted entity looked up once, then each wanted
     stream's features with their windows baked in; then the watched-history checks."""
-    namespace.update(bisect_right=bisect_right, source_network=source_network, watch=state.watch)
+    namespace.update(
+        Tally=Tally, bisect_right=bisect_right, source_network=source_network, watch=state.watch
+    )
     features = [f for streams in by_kind.values() for fs in streams.values() for f in fs]
     values: list[str] = []
     for kind, streams in by_kind.items():
@@ -462,6 +526,13 @@ def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
             f"    out[{name}] = totals[hi - 1] - (totals[lo - 1] if lo else tl.running)",
         ]
     window = "(tl.values if lo == 0 and hi == n else tl.values[lo:hi])"
+    if f.how == "distinct" and stream.tallies and stream.of != HOUR:
+        return [  # the head's tally holds each of its values once (weights are > 0)
+            f"lo = {lo}",
+            "tally = tl.tally",
+            f"out[{name}] = len(tally) if lo == 0 and hi == n and tally is not None"
+            f" else len(set{window})",
+        ]
     if f.how == "distinct":
         return [f"lo = {lo}", f"out[{name}] = len(set{window})"]
     if f.how == "is_new":
@@ -474,14 +545,15 @@ def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
             f"    out[{name}] = current not in {window}",
         ]
     if f.how in ("quantile", "hour_share", "top_share"):
-        return _behaviour_lines(f, lo)
+        return _behaviour_lines(f, lo, stream)
     unit = MINUTE_MS if f.how == "minutes_since" else 1_000
     return [f"if hi and ts[hi - 1] > t - {w}:", f"    out[{name}] = (t - ts[hi - 1]) // {unit}"]
 
 
-def _behaviour_lines(f: Feature, lo: str) -> list[str]:
-    """A quantile, hour share or top share of a non-empty window (0 if it is empty); the
-    first two read `ranked` / `tally` inline when the window is every entry."""
+def _behaviour_lines(f: Feature, lo: str, stream: Stream) -> list[str]:
+    """A quantile, hour share or top share of a non-empty window (0 if it is empty), read
+    from `ranked` / `tally` inline when the window is every entry (a top share from the
+    `Tally`'s kept total and heaviest weight, features.timeline)."""
     name = repr(f.name)
     code = [f"lo = {lo}", "if hi > lo:"]
     if f.how == "quantile":
@@ -504,7 +576,22 @@ def _behaviour_lines(f: Feature, lo: str) -> list[str]:
             "    else:",
             f"        out[{name}] = tl.hour_share(lo, hi, hour)",
         ]
-    return [*code, f"    out[{name}] = tl.top_share(lo, hi)"]
+    if stream.of == HOUR:  # its tally is 24 counters
+        return [*code, f"    out[{name}] = tl.top_share(lo, hi)"]
+    return [
+        *code,
+        "    tally = tl.tally",
+        "    if tally is not None and lo == 0 and hi == n:  # the head's tally: no copy",
+        "        if type(tally) is not Tally:  # decoded from a snapshot: keep it from now",
+        "            tally = tl.tally = Tally.of(tally)",
+        "        top = tally.top",
+        "        if top < 0:  # the heaviest value lost weight since",
+        "            top = tally.top = max(tally.values())",
+        "        total = tally.total",
+        f"        out[{name}] = top * 1000 // total if total > 0 else 0",
+        "    else:",
+        f"        out[{name}] = tl.top_share(lo, hi)",
+    ]
 
 
 def _watch_lines(state: StateLayout, kind: int, streams: dict[int, list[Feature]]) -> list[str]:

@@ -40,8 +40,10 @@ falling back to a scan of the window otherwise:
 Cost: append O(1) amortised (O(n) memmove for `ranked`); count/sum O(log n); distinct
 O(k + distinct folded values); is_new O(raw entries in the window), the raw head of an
 `is_new` stream being usually a few entries; quantile O(1) (O(k log k) for a partial
-window); hour_share O(1); top_share O(distinct values) — over a window that is most of the
-raw head, the head's tally (a C-level copy) less the entries outside it.
+window); hour_share O(1); top_share O(1) over the whole head (`Tally` keeps its total and
+heaviest weight; O(distinct values) when the heaviest lost weight since the last read),
+else O(distinct values) — over a window that is most of the raw head, the head's tally
+(a C-level copy) less the entries outside it.
 The reads are generated in `features.compiled` (straight-line code per query plan).
 
 **Packed, and nothing for an empty head** (issue 16). Amounts, running totals, weights
@@ -103,6 +105,51 @@ def shape_of(
         | (TALLY if with_tally else 0)
         | (RANKED if with_ranked else 0)
     )
+
+
+class Tally(dict[Any, int]):
+    """A `top_share` stream's tally (value -> total weight of its raw entries) that also
+    keeps the weights' total and the largest weight as entries come and go, so that the
+    share over the whole head is one division instead of a visit of every distinct value
+    (for a merchant's month of customers, hundreds of scattered ints: issue 11).
+
+    `top` is -1 when unknown (the heaviest value lost weight): the next read computes
+    it again. A tally decoded from a snapshot or a shared store is a plain dict; the
+    first read of the whole head makes it a `Tally` (`Tally.of`)."""
+
+    __slots__ = ("top", "total")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.top = 0
+        self.total = 0
+
+    @classmethod
+    def of(cls, tally: dict[Any, int]) -> "Tally":
+        """A plain tally as a `Tally` (its total and largest weight computed once)."""
+        kept = cls()
+        kept.update(tally)
+        kept.total = sum(tally.values())
+        kept.top = max(tally.values(), default=0)
+        return kept
+
+    def add(self, value: Any, weight: int) -> None:
+        """Count `weight` more for `value`."""
+        held = self[value] = self.get(value, 0) + weight
+        self.total += weight
+        if held > self.top >= 0:
+            self.top = held
+
+    def take(self, value: Any, weight: int) -> None:
+        """Count `weight` less for `value`, dropping it at 0."""
+        held = self.get(value, 0)
+        if held - weight:
+            self[value] = held - weight
+        else:
+            self.pop(value, None)
+        self.total -= weight
+        if held == self.top:
+            self.top = -1
 
 
 class Timeline(msgspec.Struct, array_like=True, gc=False):
@@ -172,7 +219,7 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         if shape & WEIGHTS:
             self.weights = array("q")
         if shape & TALLY:
-            self.tally = array("q", bytes(8 * HOURS)) if code == VALUES_HOUR else {}
+            self.tally = array("q", bytes(8 * HOURS)) if code == VALUES_HOUR else Tally()
         if shape & RANKED:
             self.ranked = array("q")
         times = self.ts = []
@@ -208,7 +255,9 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
             weight = 1
         tally = self.tally
         if tally is not None:
-            if isinstance(tally, dict):
+            if isinstance(tally, Tally):
+                tally.add(value, weight)
+            elif isinstance(tally, dict):
                 tally[value] = tally.get(value, 0) + weight
             else:
                 tally[value] += weight
@@ -295,6 +344,8 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         for value, weight in zip(self.values[:cut], self._weights(0, cut), strict=True):
             if counters is not None:
                 counters[value] -= weight
+            elif isinstance(tally, Tally):
+                tally.take(value, weight)
             elif tally is not None:
                 left = tally.get(value, 0) - weight
                 if left:
