@@ -151,8 +151,9 @@ def test_the_heap_moves_onto_huge_pages_where_the_kernel_gives_them() -> None:
 def test_the_sweep_of_the_whole_state_is_timed_as_a_stall(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every SWEEP_EVERY events the whole state is swept on the loop: the longest stop
-    of a warm server (issue 16), so /metrics shows it by name."""
+    """Every SWEEP_EVERY events a sweep round begins and each event then runs one slice
+    of it on the loop (the whole sweep was the longest stop of a warm server, issue 16):
+    /metrics shows the longest slice by name."""
     monkeypatch.setattr(core, "SWEEP_EVERY", 100)
     STALLS.reset()
     engine = _engine(tmp_path / "data", lines=300)

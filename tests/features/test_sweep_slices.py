@@ -10,7 +10,9 @@ history with back-filled records):
 - the feature values before every event equal the brute-force twin's (which never
   sweeps), however the slices fall: sweep timing never changes a feature;
 - a snapshot taken mid-round (`export`, `restore`) resumes the round where it stood: the
-  restored state and the uninterrupted one stay equal through further events and slices.
+  restored state (which lists each pass's keys afresh) and the uninterrupted one (which
+  builds them from the previous pass's kept keys) stay equal through further events and
+  slices.
 """
 
 from typing import Any
@@ -23,6 +25,7 @@ from test_point_in_time import SMALL_CATALOG, WATCH_CATALOG, _declined, backfill
 from payguard.events import Event
 from payguard.features import Catalog, FeatureState
 from payguard.features.reference import ReferenceFeatures
+from payguard.features.sweep import SweepRound
 
 Stream = list[tuple[Event, bool]]
 Sweeps = st.lists(
@@ -32,9 +35,10 @@ Sweeps = st.lists(
 
 
 def _copy(state: FeatureState) -> FeatureState:
-    """An independent copy, through the snapshot's own export and restore."""
+    """An independent copy, through the snapshot's own export, encoding and restore
+    (the export shares the live dictionaries of the watched history and phone links)."""
     twin = FeatureState(state.catalog)
-    twin.restore(state.export())
+    twin.restore(msgspec.msgpack.decode(msgspec.msgpack.encode(state.export())))
     return twin
 
 
@@ -52,6 +56,9 @@ def _slice(state: FeatureState, begin: bool, budget: int) -> None:
     sweep = state._sweep
     if sweep is not None and not sweep.step(state, budget):
         state._sweep = None
+    for (what, index), kept in state.sweep_orders.items():
+        # the next pass's list is built from the kept keys: they must be its table's first
+        assert list(SweepRound._table(state, what, index))[: len(kept)] == kept
 
 
 def _sliced(catalog: Catalog, stream: Stream, sweeps: list[tuple[bool, int]]) -> FeatureState:

@@ -182,6 +182,8 @@ class FeatureState:
         """Entities an analyst's `not_fraud` label cleared of earlier reports."""
         self._sweep: SweepRound | None = None
         """The sweep round in flight, if any (`begin_sweep`)."""
+        self.sweep_orders: dict[tuple[int, int], list[Any]] = {}
+        """Each sweep pass's kept keys, in order: the next pass's list (features.sweep)."""
 
     def _build(self, catalog: Catalog) -> None:
         stream_ids: dict[tuple[str, str, str | None], int] = {}
@@ -464,6 +466,7 @@ class FeatureState:
         if self.watch.start is None or forget_before < self.watch.start:
             forget_before = -1  # nothing watched that long yet; back-filled history stays
         watch_start = self.watch.start if self.watch.start is not None else 0
+        self.sweep_orders.clear()  # deletes what the passes' kept keys still list
         for kind in range(len(self.kinds)):
             sweep_entity = self.sweep_entity_of(kind, base, forget_before, watch_start)
             for key in list(self.entities[kind]):
@@ -473,17 +476,17 @@ class FeatureState:
 
     def sweep_entity_of(
         self, kind: int, base: EpochMs, forget_before: EpochMs, watch_start: EpochMs
-    ) -> Callable[[str], None]:
+    ) -> Callable[[str], bool]:
         """What the sweep does to one entity of `kind` (by key; an absent key is passed
         over): fold and forget each timeline (`_sweep_timeline`), drop the empty ones
-        and the entity once it has none."""
+        and the entity once it has none; whether the entity is still there."""
         entities = self.entities[kind]
         streams = [self.streams[idx] for idx in self.kinds[kind].streams]
 
-        def sweep_entity(key: str) -> None:
+        def sweep_entity(key: str) -> bool:
             record = entities.get(key)
             if record is None:
-                return
+                return False
             for slot, tl in enumerate(record):
                 if tl is not None and not _sweep_timeline(
                     tl, streams[slot], base, forget_before, watch_start
@@ -491,6 +494,8 @@ class FeatureState:
                     record[slot] = None
             if not any(record):
                 del entities[key]
+                return False
+            return True
 
         return sweep_entity
 
@@ -603,6 +608,7 @@ class FeatureState:
         self.updates = state["updates"]
         sweep = state.get("sweep")
         self._sweep = SweepRound.restore(sweep) if sweep is not None else None
+        self.sweep_orders.clear()
 
     def adopt(
         self,
@@ -617,6 +623,7 @@ class FeatureState:
         round trip and copies were most of its CPU. The caller owns nothing it passes
         afterwards; the watched history is set on `watch` directly."""
         self.entities = entities
+        self.sweep_orders.clear()
         self.clearings.times = clearings
         self.clearings.active = any(clearings)
         self._phone_users = phone_users
