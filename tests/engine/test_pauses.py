@@ -15,6 +15,7 @@ from engine_state import EXAMPLE_LINES, example_settings
 from payguard.engine import Engine, core, durability
 from payguard.engine.heap import (
     DEFAULT_FULL_THRESHOLD,
+    HUGE_PAGES,
     NO_FULL_COLLECTION,
     STALLS,
     WATCH,
@@ -102,6 +103,22 @@ def test_a_snapshot_due_while_one_is_written_is_skipped_without_settling(
         assert not engine.snapshot_wanted
         assert writer._child == child
     writer.poll(wait=True)
+    assert not engine.snapshot_busy()
+    engine.close()
+
+
+def test_no_snapshot_is_forked_while_the_heap_moves_onto_huge_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forking before the collapse is done copies 4 KiB page tables (hundreds of ms at
+    20k × 90 days): the snapshot due then is skipped, asked no more, and none is forked."""
+    engine = _engine(tmp_path / "data", lines=100)
+    monkeypatch.setattr(type(HUGE_PAGES), "collapsing", property(lambda self: True))
+    engine.snapshot_wanted = True
+    assert engine.snapshot_busy()
+    assert not engine.snapshot_wanted
+    assert engine._snapshots is not None and not engine._snapshots.busy
+    monkeypatch.undo()
     assert not engine.snapshot_busy()
     engine.close()
 

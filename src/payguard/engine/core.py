@@ -58,7 +58,7 @@ from payguard.engine.durability import (
     snapshot_header,
     write_snapshot_file,
 )
-from payguard.engine.heap import STALLS, HeapPolicy
+from payguard.engine.heap import HUGE_PAGES, STALLS, HeapPolicy
 from payguard.engine.idempotency import RecentIds
 from payguard.engine.plan import PlanContext, TypePlan, build_plan, rule_errors
 from payguard.events import (
@@ -980,20 +980,24 @@ class Engine:
         self._snapshot_seq = seq
 
     def snapshot_busy(self) -> bool:
-        """Whether a background snapshot is still being written; if so the one now due is
-        skipped (the next one due covers it), so that the caller does not settle the
-        group commit on the loop (a synchronous fsync) for a snapshot that cannot start."""
+        """Whether a background snapshot is still being written, or the heap still being
+        moved onto huge pages (`HUGE_PAGES.collapsing`: the fork would stop decisions for
+        hundreds of ms); if so the one now due is skipped (the next one due covers it), so
+        that the caller does not settle the group commit on the loop (a synchronous fsync)
+        for a snapshot that cannot start or should not yet."""
         writer = self._snapshots
-        if writer is None or not writer.busy:
+        if writer is None:
             return False
-        self._snapshot_written(writer.poll())
-        if not writer.busy:
+        if writer.busy:
+            self._snapshot_written(writer.poll())
+        if writer.busy:
+            why = "the previous one is still written"
+        elif HUGE_PAGES.collapsing:
+            why = "the heap is still being moved onto huge pages"
+        else:
             return False
         self.snapshot_wanted = False
-        log.info(
-            "snapshot at seq %d skipped: the previous one is still written",
-            self.recorder.last_seq(),
-        )
+        log.info("snapshot at seq %d skipped: %s", self.recorder.last_seq(), why)
         return True
 
     def _snapshot_written(self, seq: int | None) -> None:
