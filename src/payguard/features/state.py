@@ -608,7 +608,7 @@ class FeatureState:
         self.updates = state["updates"]
         sweep = state.get("sweep")
         self._sweep = SweepRound.restore(sweep) if sweep is not None else None
-        self.sweep_orders.clear()
+        self.sweep_orders = SweepRound.orders(self)
 
     def adopt(
         self,

@@ -75,7 +75,8 @@ class SweepRound:
         self.pos = 0
         self.kept: list[Any] | None = None
         """The keys this pass visited and kept, in order: the next pass's list
-        (`_keys`); None after a restore (the next pass then copies its table's keys)."""
+        (`_keys`); None in a pass resumed from a snapshot (the next one then copies its
+        table's keys)."""
 
     @classmethod
     def begin(cls, state: "FeatureState", events: int) -> "SweepRound":
@@ -89,9 +90,7 @@ class SweepRound:
         total += sum(len(last) for last in state.watch.last)
         total += len(state.watch.registered) + len(state.phone_links()[1])
         budget = max(MIN_SLICE, -(-total // max(1, events)))
-        passes = [(ENTITIES, k) for k in range(len(state.entities))]
-        passes += [(WATCH, k) for k in range(len(state.watch.last))]
-        passes += [(REGISTERED, 0), (PHONES, 0)]
+        passes = _passes(state)
         return cls(base, forget_before, start if start is not None else 0, budget, passes)
 
     def step(self, state: "FeatureState", budget: int | None = None) -> bool:
@@ -136,6 +135,17 @@ class SweepRound:
         if added:
             known.extend(reversed(list(islice(reversed(table), added))))
         return known
+
+    @classmethod
+    def orders(cls, state: "FeatureState") -> dict[tuple[int, int], list[Any]]:
+        """Every pass's keys as they stand, for `FeatureState.sweep_orders` after a restore
+        (off the request path): without them the first round after a restart copies
+        each table in one slice (up to 30 ms of CPU at 20k × 90 days)."""
+        orders = {p: list(cls._table(state, *p)) for p in _passes(state)}
+        sweep = state._sweep
+        if sweep is not None and sweep.keys is not None:  # a pass resumed: it deletes
+            orders.pop(sweep.passes[0], None)
+        return orders
 
     @staticmethod
     def _table(state: "FeatureState", what: int, index: int) -> dict[Any, Any]:
@@ -220,3 +230,10 @@ class SweepRound:
             [(int(what), int(index)) for what, index in data["passes"]],
             None if data["keys"] is None else list(data["keys"]),
         )
+
+
+def _passes(state: "FeatureState") -> list[tuple[int, int]]:
+    """A round's passes, in the whole sweep's order."""
+    passes = [(ENTITIES, k) for k in range(len(state.entities))]
+    passes += [(WATCH, k) for k in range(len(state.watch.last))]
+    return [*passes, (REGISTERED, 0), (PHONES, 0)]
