@@ -107,6 +107,30 @@ def test_a_snapshot_due_while_one_is_written_is_skipped_without_settling(
     engine.close()
 
 
+def test_the_heap_is_collapsed_again_only_once_it_was_and_not_twice_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A snapshot child's life splits the huge pages the parent writes to: `again` runs
+    the collapse once more, but only in a process that moved its heap (serving), and
+    never beside a collapse still running."""
+    import threading
+
+    release, runs = threading.Event(), []
+    pages = HugePages()
+    monkeypatch.setattr(pages, "promote", lambda: runs.append(1) or (release.wait(5) and 0))
+    pages.again()
+    assert runs == [] and not pages.collapsing  # never moved: nothing to do
+    pages.start()
+    pages.again()  # the first collapse still runs
+    release.set()
+    assert pages._thread is not None
+    pages._thread.join(5)
+    pages.again()
+    assert pages._thread is not None
+    pages._thread.join(5)
+    assert runs == [1, 1]
+
+
 def test_no_snapshot_is_forked_while_the_heap_moves_onto_huge_pages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1001,9 +1001,11 @@ class Engine:
         return True
 
     def _snapshot_written(self, seq: int | None) -> None:
-        """A background snapshot as of `seq` is on disk (None: none finished)."""
+        """A background snapshot as of `seq` is on disk (None: none finished); its child
+        has exited, so the huge pages its life split are collapsed again (`HUGE_PAGES`)."""
         if seq is not None:
             self._snapshot_seq = seq
+            HUGE_PAGES.again()
 
     def _forbid_snapshots(self) -> None:
         """This engine's state holds events the log does not: never snapshot it."""
