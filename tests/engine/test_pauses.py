@@ -15,6 +15,7 @@ from engine_state import EXAMPLE_LINES, example_settings
 from payguard.engine import Engine, core, durability
 from payguard.engine.heap import (
     DEFAULT_FULL_THRESHOLD,
+    HUGE_PAGES,
     NO_FULL_COLLECTION,
     STALLS,
     WATCH,
@@ -106,6 +107,46 @@ def test_a_snapshot_due_while_one_is_written_is_skipped_without_settling(
     engine.close()
 
 
+def test_the_heap_is_collapsed_again_only_once_it_was_and_not_twice_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A snapshot child's life splits the huge pages the parent writes to: `again` runs
+    the collapse once more, but only in a process that moved its heap (serving), and
+    never beside a collapse still running."""
+    import threading
+
+    release, runs = threading.Event(), []
+    pages = HugePages()
+    monkeypatch.setattr(pages, "promote", lambda: runs.append(1) or (release.wait(5) and 0))
+    pages.again()
+    assert runs == [] and not pages.collapsing  # never moved: nothing to do
+    pages.start()
+    pages.again()  # the first collapse still runs
+    release.set()
+    assert pages._thread is not None
+    pages._thread.join(5)
+    pages.again()
+    assert pages._thread is not None
+    pages._thread.join(5)
+    assert runs == [1, 1]
+
+
+def test_no_snapshot_is_forked_while_the_heap_moves_onto_huge_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forking before the collapse is done copies 4 KiB page tables (hundreds of ms at
+    20k × 90 days): the snapshot due then is skipped, asked no more, and none is forked."""
+    engine = _engine(tmp_path / "data", lines=100)
+    monkeypatch.setattr(type(HUGE_PAGES), "collapsing", property(lambda self: True))
+    engine.snapshot_wanted = True
+    assert engine.snapshot_busy()
+    assert not engine.snapshot_wanted
+    assert engine._snapshots is not None and not engine._snapshots.busy
+    monkeypatch.undo()
+    assert not engine.snapshot_busy()
+    engine.close()
+
+
 def test_serving_freezes_what_start_up_left_and_restarts_the_gauges(tmp_path: Path) -> None:
     engine = _engine(tmp_path / "data", lines=200)
     built_at_start_up = [{"k": [1, 2]}]
@@ -151,8 +192,9 @@ def test_the_heap_moves_onto_huge_pages_where_the_kernel_gives_them() -> None:
 def test_the_sweep_of_the_whole_state_is_timed_as_a_stall(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every SWEEP_EVERY events the whole state is swept on the loop: the longest stop
-    of a warm server (issue 16), so /metrics shows it by name."""
+    """Every SWEEP_EVERY events a sweep round begins and each event then runs one slice
+    of it on the loop (the whole sweep was the longest stop of a warm server, issue 16):
+    /metrics shows the longest slice by name."""
     monkeypatch.setattr(core, "SWEEP_EVERY", 100)
     STALLS.reset()
     engine = _engine(tmp_path / "data", lines=300)

@@ -58,7 +58,7 @@ from payguard.engine.durability import (
     snapshot_header,
     write_snapshot_file,
 )
-from payguard.engine.heap import STALLS, HeapPolicy
+from payguard.engine.heap import HUGE_PAGES, STALLS, HeapPolicy
 from payguard.engine.idempotency import RecentIds
 from payguard.engine.plan import PlanContext, TypePlan, build_plan, rule_errors
 from payguard.events import (
@@ -846,27 +846,30 @@ class Engine:
         referenced: Event | None,
     ) -> None:
         """`_apply` once the event a feedback event references has been read. Every
-        `SWEEP_EVERY` events the features, graph and chains sweep their whole state in
-        this call: timed as the `sweep` stall (seconds on a 20k × 90-day state, issue 16)."""
-        sweeping = seq % SWEEP_EVERY == 0
-        with STALLS.timed("sweep") if sweeping else contextlib.nullcontext():
-            if event.type in FILED_TYPES:
-                config = self._ruleset.policy.outcomes
-                self.outcomes.file(seq, event, config, referenced, self.decide)
-            chains = self.chains
-            if variables is None and chains is not None:
-                # built only if a condition runs (rarely), from the states before the event
-                chains.evaluate(event, partial(self._recompute_chain_variables, event))
-            if event.type in OWNER_REPORTS or _fraud_label(event):
-                self._revoke_holds(event)
-            self.state.apply(event, referenced, action in DECLINED)
-            self.recent.add(event.event_id, event.ts, self.state.watermark())
-            if self.graph is not None:
-                self.graph.update(event, seq, referenced)
-            if chains is not None:
-                chains.update(event, _NO_VARIABLES if variables is None else variables, seq)
-            if sweeping:
-                self.state.sweep()
+        `SWEEP_EVERY` events a feature sweep round begins, which each event then advances
+        by one bounded slice (features.sweep: the whole sweep in one call took seconds on
+        a 20k × 90-day state, issue 16); a slice is timed as the `sweep` stall. The graph
+        and the chains sweep theirs at the same sequence numbers (tens of ms)."""
+        if event.type in FILED_TYPES:
+            config = self._ruleset.policy.outcomes
+            self.outcomes.file(seq, event, config, referenced, self.decide)
+        chains = self.chains
+        if variables is None and chains is not None:
+            # built only if a condition runs (rarely), from the states before the event
+            chains.evaluate(event, partial(self._recompute_chain_variables, event))
+        if event.type in OWNER_REPORTS or _fraud_label(event):
+            self._revoke_holds(event)
+        self.state.apply(event, referenced, action in DECLINED)
+        self.recent.add(event.event_id, event.ts, self.state.watermark())
+        if self.graph is not None:
+            self.graph.update(event, seq, referenced)
+        if chains is not None:
+            chains.update(event, _NO_VARIABLES if variables is None else variables, seq)
+        if seq % SWEEP_EVERY == 0:
+            self.state.begin_sweep(SWEEP_EVERY // 2)
+        started = time.perf_counter()
+        if self.state.sweep_step():
+            STALLS.record("sweep", time.perf_counter() - started)
 
     def _revoke_holds(self, event: Event) -> None:
         """Revoke the pending holds of the accounts an owner's report concerns (before the
@@ -1006,26 +1009,32 @@ class Engine:
         self._snapshot_seq = seq
 
     def snapshot_busy(self) -> bool:
-        """Whether a background snapshot is still being written; if so the one now due is
-        skipped (the next one due covers it), so that the caller does not settle the
-        group commit on the loop (a synchronous fsync) for a snapshot that cannot start."""
+        """Whether a background snapshot is still being written, or the heap still being
+        moved onto huge pages (`HUGE_PAGES.collapsing`: the fork would stop decisions for
+        hundreds of ms); if so the one now due is skipped (the next one due covers it), so
+        that the caller does not settle the group commit on the loop (a synchronous fsync)
+        for a snapshot that cannot start or should not yet."""
         writer = self._snapshots
-        if writer is None or not writer.busy:
+        if writer is None:
             return False
-        self._snapshot_written(writer.poll())
-        if not writer.busy:
+        if writer.busy:
+            self._snapshot_written(writer.poll())
+        if writer.busy:
+            why = "the previous one is still written"
+        elif HUGE_PAGES.collapsing:
+            why = "the heap is still being moved onto huge pages"
+        else:
             return False
         self.snapshot_wanted = False
-        log.info(
-            "snapshot at seq %d skipped: the previous one is still written",
-            self.recorder.last_seq(),
-        )
+        log.info("snapshot at seq %d skipped: %s", self.recorder.last_seq(), why)
         return True
 
     def _snapshot_written(self, seq: int | None) -> None:
-        """A background snapshot as of `seq` is on disk (None: none finished)."""
+        """A background snapshot as of `seq` is on disk (None: none finished); its child
+        has exited, so the huge pages its life split are collapsed again (`HUGE_PAGES`)."""
         if seq is not None:
             self._snapshot_seq = seq
+            HUGE_PAGES.again()
 
     def _forbid_snapshots(self) -> None:
         """This engine's state holds events the log does not: never snapshot it."""

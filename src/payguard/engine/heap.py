@@ -232,7 +232,7 @@ class HugePages:
 
     def __init__(self) -> None:
         self.promoted = 0
-        """Bytes collapsed onto huge pages so far."""
+        """Bytes the latest collapse left on huge pages."""
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -243,6 +243,26 @@ class HugePages:
             )
             self._thread.start()
 
+    def again(self) -> None:
+        """Collapse once more, in a new thread, if the heap was moved before (serving) and
+        no collapse runs: a snapshot child has exited, and while it lived every write of
+        the parent to a shared huge page split it (1,324 → 954 MiB on huge pages after
+        two sweep rounds, and the next fork 160 ms instead of 43; collapsed again, 21 ms:
+        docs/benchmarks.md)."""
+        if self._thread is None or self._thread.is_alive():
+            return
+        self._thread = threading.Thread(
+            target=self.promote, name="payguard-huge-pages", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def collapsing(self) -> bool:
+        """Whether the collapse is still under way: a fork now would copy the page tables
+        of 4 KiB pages (200-340 ms at 20k × 90 days against 3-44 ms after; 13-19 s to
+        collapse under load, docs/benchmarks.md), so the engine defers its snapshot."""
+        return self._thread is not None and self._thread.is_alive()
+
     def promote(self) -> int:
         """Mark and collapse every anonymous read-write mapping; bytes collapsed."""
         try:
@@ -250,19 +270,18 @@ class HugePages:
         except (OSError, AttributeError):
             return 0
         madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        failed = 0
+        promoted = failed = 0
         for low, high in anonymous_ranges():
             for start in range(low, high, _STEP):
                 length = min(_STEP, high - start)
                 madvise(start, length, _MADV_HUGEPAGE)
                 if madvise(start, length, _MADV_COLLAPSE) == 0:
-                    self.promoted += length
+                    promoted += length
                 else:
                     failed += length
-        log.info(
-            "heap on huge pages: %d MiB (%d MiB could not be)", self.promoted >> 20, failed >> 20
-        )
-        return self.promoted
+        self.promoted = promoted  # this pass's: a later one covers the heap as it is then
+        log.info("heap on huge pages: %d MiB (%d MiB could not be)", promoted >> 20, failed >> 20)
+        return promoted
 
 
 def anonymous_ranges() -> list[tuple[int, int]]:

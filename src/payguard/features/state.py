@@ -59,6 +59,7 @@ from payguard.features.spec import (
     stop_filter,
     stream_value,
 )
+from payguard.features.sweep import SweepRound
 from payguard.features.timeline import (
     VALUES_ANY,
     VALUES_HOUR,
@@ -95,7 +96,9 @@ def link_phone(phone_users: dict[str, list[str]], phone: str, user: str) -> None
 
 
 SWEEP_EVERY = 50_000
-"""Events between full sweeps that evict idle entities (deterministic: keyed to seq)."""
+"""Events between the starts of two sweep rounds that evict idle entities (deterministic:
+keyed to seq). A round runs in slices, one per event, and ends within `SWEEP_EVERY // 2`
+events (features.sweep)."""
 
 Reading = Callable[[list[dict[str, "Record"]], Event, dict[str, Any]], None]
 """Writes one plan's feature values for an event into a copy of the plan's template:
@@ -177,6 +180,10 @@ class FeatureState:
         self._index_streams()
         self.clearings = Clearings(self)
         """Entities an analyst's `not_fraud` label cleared of earlier reports."""
+        self._sweep: SweepRound | None = None
+        """The sweep round in flight, if any (`begin_sweep`)."""
+        self.sweep_orders: dict[tuple[int, int], list[Any]] = {}
+        """Each sweep pass's kept keys, in order: the next pass's list (features.sweep)."""
 
     def _build(self, catalog: Catalog) -> None:
         stream_ids: dict[tuple[str, str, str | None], int] = {}
@@ -452,27 +459,60 @@ class FeatureState:
         its windows, drop timelines with nothing left and entities with no timeline, then
         what the watched history and the phone links keep of entities that left; returns
         the timelines left. First-seen times (`age`) stay for the catalog's `memory` after
-        the entity's last event."""
+        the entity's last event. The whole state in one call (tools, tests, the twin of
+        the slices); the engine sweeps in slices (`begin_sweep`, `sweep_step`)."""
         base = self.watermark - self.lateness_ms
         forget_before = base - self.memory_ms
         if self.watch.start is None or forget_before < self.watch.start:
             forget_before = -1  # nothing watched that long yet; back-filled history stays
         watch_start = self.watch.start if self.watch.start is not None else 0
-        left = 0
-        for kind, entities in zip(self.kinds, self.entities, strict=True):
-            streams = [self.streams[idx] for idx in kind.streams]
-            for key, record in list(entities.items()):
-                for slot, tl in enumerate(record):
-                    if tl is None:
-                        continue
-                    if _sweep_timeline(tl, streams[slot], base, forget_before, watch_start):
-                        left += 1
-                    else:
-                        record[slot] = None
-                if not any(record):
-                    del entities[key]
+        self.sweep_orders.clear()  # deletes what the passes' kept keys still list
+        for kind in range(len(self.kinds)):
+            sweep_entity = self.sweep_entity_of(kind, base, forget_before, watch_start)
+            for key in list(self.entities[kind]):
+                sweep_entity(key)
         self._forget_departed(forget_before)
-        return left
+        return self.entity_count()
+
+    def sweep_entity_of(
+        self, kind: int, base: EpochMs, forget_before: EpochMs, watch_start: EpochMs
+    ) -> Callable[[str], bool]:
+        """What the sweep does to one entity of `kind` (by key; an absent key is passed
+        over): fold and forget each timeline (`_sweep_timeline`), drop the empty ones
+        and the entity once it has none; whether the entity is still there."""
+        entities = self.entities[kind]
+        streams = [self.streams[idx] for idx in self.kinds[kind].streams]
+
+        def sweep_entity(key: str) -> bool:
+            record = entities.get(key)
+            if record is None:
+                return False
+            for slot, tl in enumerate(record):
+                if tl is not None and not _sweep_timeline(
+                    tl, streams[slot], base, forget_before, watch_start
+                ):
+                    record[slot] = None
+            if not any(record):
+                del entities[key]
+                return False
+            return True
+
+        return sweep_entity
+
+    def begin_sweep(self, events: int) -> None:
+        """Start a sweep round that visits every entry in slices over about `events` calls
+        of `sweep_step` (features.sweep); a round still in flight goes on instead."""
+        if self._sweep is None:
+            self._sweep = SweepRound.begin(self, events)
+
+    def sweep_step(self) -> bool:
+        """One slice of the round in flight; whether there was one (else nothing done)."""
+        sweep = self._sweep
+        if sweep is None:
+            return False
+        if not sweep.step(self):
+            self._sweep = None
+        return True
 
     def _forget_departed(self, before: EpochMs) -> None:
         """Forget the watch times and registrations of entities last seen at or before
@@ -547,6 +587,7 @@ class FeatureState:
             "updates": self.updates,
             "watch": self.watch.export(),
             "clearings": self.clearings.export(),
+            "sweep": self._sweep.export() if self._sweep is not None else None,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -565,6 +606,9 @@ class FeatureState:
         self.watermark = state["watermark"]
         self.late_events = state["late_events"]
         self.updates = state["updates"]
+        sweep = state.get("sweep")
+        self._sweep = SweepRound.restore(sweep) if sweep is not None else None
+        self.sweep_orders = SweepRound.orders(self)
 
     def adopt(
         self,
@@ -579,6 +623,7 @@ class FeatureState:
         round trip and copies were most of its CPU. The caller owns nothing it passes
         afterwards; the watched history is set on `watch` directly."""
         self.entities = entities
+        self.sweep_orders.clear()
         self.clearings.times = clearings
         self.clearings.active = any(clearings)
         self._phone_users = phone_users

@@ -69,6 +69,11 @@ class WatchedHistory:
         self.registered: dict[str, EpochMs] = {}
         """Account → its latest `register` time (any date: back-filled records count)."""
 
+    @property
+    def account(self) -> int:
+        """Position of the account kind among the tracked ones (-1: not tracked)."""
+        return self._account
+
     def index(self, kind: str) -> int:
         """Position of a tracked kind (what the generated snapshot code passes back)."""
         return self.kinds.index(kind)

@@ -69,6 +69,17 @@ class StateBackend(Protocol):
         holds every event applied here. StateUnavailable if that failed (see `lost`)."""
         ...
 
+    @property
+    def begin_sweep(self) -> Callable[[int], None]:
+        """(events): start a sweep round done in slices over about that many
+        `sweep_step` calls (memory: features.sweep); Redis lets TTLs do it."""
+        ...
+
+    @property
+    def sweep_step(self) -> Callable[[], bool]:
+        """One bounded slice of the round in flight; whether there was one."""
+        ...
+
     def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:
         """Claim the event's id for this process: None if it is now ours to decide, else what
         the worker that claimed it first recorded (its payload hash and decision; waits a

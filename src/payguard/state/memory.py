@@ -1,6 +1,6 @@
 """The embedded backend: the process's own `FeatureState`, with no layer in between.
 
-`snapshot`, `apply` and `sweep` are the feature state's own bound methods, set as
+`snapshot`, `apply` and the sweeps are the feature state's own bound methods, set as
 instance attributes, so a call through the seam is the very call the engine made before
 the seam existed (measured side by side in docs/benchmarks.md, "State seam").
 Idempotency needs no claim here: one process owns the event log, whose unique index and
@@ -41,6 +41,8 @@ class MemoryState:
         self.snapshot: Callable[[Event, QueryPlan], dict[str, Any]] = features.snapshot
         self.apply: Callable[[Event, Event | None, bool], None] = features.update
         self.sweep: Callable[[], int] = features.sweep
+        self.begin_sweep: Callable[[int], None] = features.begin_sweep
+        self.sweep_step: Callable[[], bool] = features.sweep_step
         self.accounts_of: Callable[[Event], tuple[str, ...]] = features.accounts_of
         self.lost: list[tuple[str, str]] = []
         """Never filled: nothing is deferred here (`flush`)."""

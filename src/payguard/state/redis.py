@@ -543,6 +543,13 @@ class RedisState:
         """Nothing to sweep: every hash expires `ttl_ms` after its last write."""
         return 0
 
+    def begin_sweep(self, events: int) -> None:
+        """Nothing to sweep (see `sweep`)."""
+
+    def sweep_step(self) -> bool:
+        """Nothing to sweep (see `sweep`)."""
+        return False
+
     # -- idempotency across workers -------------------------------------------------------
 
     def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:

@@ -1,0 +1,179 @@
+"""The expiry sweep in slices (features.sweep) against the whole sweep and the raw log.
+
+Three claims, on the random streams of test_point_in_time (every aggregate, pairs,
+carrier signals, feedback, payee views, out-of-order arrival within the lateness, watched
+history with back-filled records):
+
+- after any events with rounds begun and slices of any size run between them, finishing
+  the round in flight and running one more round leaves exactly (`digest_items`) the
+  state a whole sweep leaves at that point;
+- the feature values before every event equal the brute-force twin's (which never
+  sweeps), however the slices fall: sweep timing never changes a feature;
+- a snapshot taken mid-round (`export`, `restore`) resumes the round where it stood: the
+  restored state (which lists each pass's keys afresh) and the uninterrupted one (which
+  builds them from the previous pass's kept keys) stay equal through further events and
+  slices.
+"""
+
+from typing import Any
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_point_in_time import SMALL_CATALOG, WATCH_CATALOG, _declined, backfilled_streams, streams
+
+from payguard.events import Event
+from payguard.features import Catalog, FeatureState
+from payguard.features.reference import ReferenceFeatures
+from payguard.features.sweep import SweepRound
+
+Stream = list[tuple[Event, bool]]
+Sweeps = st.lists(
+    st.tuples(st.booleans(), st.integers(min_value=1, max_value=12)), min_size=40, max_size=40
+)
+"""Per event: whether a round begins after it, and the budget of the slice that follows."""
+
+
+def _copy(state: FeatureState) -> FeatureState:
+    """An independent copy, through the snapshot's own export, encoding and restore
+    (the export shares the live dictionaries of the watched history and phone links)."""
+    twin = FeatureState(state.catalog)
+    twin.restore(msgspec.msgpack.decode(msgspec.msgpack.encode(state.export())))
+    return twin
+
+
+def _file(state: FeatureState, event: Event, seen: dict[str, Event]) -> None:
+    referenced = seen.get(event.ref_event_id) if event.ref_event_id else None
+    state.update(event, referenced, _declined(event))
+    seen.setdefault(event.event_id, event)
+
+
+def _slice(state: FeatureState, begin: bool, budget: int) -> None:
+    """What the engine does after filing an event: maybe begin a round, then one slice
+    (here of a drawn budget, a few entries, so that rounds span many events)."""
+    if begin:
+        state.begin_sweep(1)
+    sweep = state._sweep
+    if sweep is not None and not sweep.step(state, budget):
+        state._sweep = None
+    for (what, index), kept in state.sweep_orders.items():
+        # the next pass's list is built from the kept keys: they must be its table's first
+        assert list(SweepRound._table(state, what, index))[: len(kept)] == kept
+
+
+def _sliced(catalog: Catalog, stream: Stream, sweeps: list[tuple[bool, int]]) -> FeatureState:
+    state = FeatureState(catalog)
+    seen: dict[str, Event] = {}
+    for (event, _), (begin, budget) in zip(stream, sweeps, strict=False):
+        _file(state, event, seen)
+        _slice(state, begin, budget)
+    return state
+
+
+def _round_out(state: FeatureState, budget: int) -> None:
+    """Finish the round in flight, then run one whole round, in slices of `budget`."""
+    while _step(state, budget):
+        pass
+    state.begin_sweep(1)
+    while _step(state, budget):
+        pass
+
+
+def _step(state: FeatureState, budget: int) -> bool:
+    sweep = state._sweep
+    if sweep is None:
+        return False
+    if not sweep.step(state, budget):
+        state._sweep = None
+    return True
+
+
+def _equal_after_rounds(catalog: Catalog, stream: Stream, sweeps: Any, budget: int) -> None:
+    sliced = _sliced(catalog, stream, sweeps)
+    whole = _copy(sliced)
+    whole._sweep = None  # its round in flight is what `sweep` replaces
+    _round_out(sliced, budget)
+    whole.sweep()
+    assert sliced.digest_items() == whole.digest_items()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), Sweeps, st.integers(min_value=1, max_value=7))
+def test_slices_gone_round_leave_what_the_whole_sweep_leaves(
+    stream: Stream, sweeps: list[tuple[bool, int]], budget: int
+) -> None:
+    _equal_after_rounds(SMALL_CATALOG, stream, sweeps, budget)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backfilled_streams(), Sweeps, st.integers(min_value=1, max_value=7))
+def test_slices_of_the_watched_history_leave_what_the_whole_sweep_leaves(
+    stream: Stream, sweeps: list[tuple[bool, int]], budget: int
+) -> None:
+    """The watched history's and the registrations' passes too (their forget horizon is
+    only reached by a catalog `memory` short enough: below)."""
+    _equal_after_rounds(WATCH_CATALOG, stream, sweeps, budget)
+
+
+SHORT_MEMORY = msgspec.structs.replace(WATCH_CATALOG, memory="3m").validate()
+"""Entities leave memory 3 minutes after their last event, so that the streams' gaps
+(up to two hours) make the forgetting passes forget."""
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backfilled_streams(), Sweeps, st.integers(min_value=1, max_value=7))
+def test_slices_that_forget_leave_what_the_whole_sweep_leaves(
+    stream: Stream, sweeps: list[tuple[bool, int]], budget: int
+) -> None:
+    _equal_after_rounds(SHORT_MEMORY, stream, sweeps, budget)
+
+
+def _against_the_twin(catalog: Catalog, stream: Stream, sweeps: list[tuple[bool, int]]) -> None:
+    fast = FeatureState(catalog)
+    slow = ReferenceFeatures(catalog)
+    plan = fast.plan(fast.layout)
+    seen: dict[str, Event] = {}
+    for (event, _), (begin, budget) in zip(stream, sweeps, strict=False):
+        assert fast.snapshot(event, plan) == slow.snapshot(event), event
+        _file(fast, event, seen)
+        slow.update(event, _declined(event))
+        _slice(fast, begin, budget)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), Sweeps)
+def test_feature_values_do_not_depend_on_where_slices_fall(
+    stream: Stream, sweeps: list[tuple[bool, int]]
+) -> None:
+    _against_the_twin(SMALL_CATALOG, stream, sweeps)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backfilled_streams(), Sweeps)
+def test_watched_features_do_not_depend_on_where_slices_fall(
+    stream: Stream, sweeps: list[tuple[bool, int]]
+) -> None:
+    _against_the_twin(WATCH_CATALOG, stream, sweeps)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backfilled_streams(), Sweeps, st.integers(min_value=0, max_value=39))
+def test_a_snapshot_mid_round_resumes_the_round(
+    stream: Stream, sweeps: list[tuple[bool, int]], at: int
+) -> None:
+    """Restored at event `at` from an export of the live state (round, keys left and
+    all), then both fed the same events and slices: equal at every later step."""
+    live = FeatureState(SHORT_MEMORY)
+    restored: FeatureState | None = None
+    seen: dict[str, Event] = {}
+    for i, ((event, _), (begin, budget)) in enumerate(zip(stream, sweeps, strict=False)):
+        if i == at:
+            restored = _copy(live)
+        for state in (live, restored):
+            if state is not None:
+                _file(state, event, dict(seen))
+                _slice(state, begin, budget)
+        seen.setdefault(event.event_id, event)
+        if restored is not None:
+            assert restored.digest_items() == live.digest_items()
+            assert (restored._sweep is None) == (live._sweep is None)
