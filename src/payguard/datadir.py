@@ -71,3 +71,12 @@ def lock_data_dir(path: Path) -> DataDirLock:
         raise DataDirError(f"data directory {path} is not writable: {exc.strerror}") from None
     held = _HELD[path.resolve()] = DataDirLock(path, fd)
     return held
+
+
+def drop_inherited_locks() -> None:
+    """In a forked child: close the lock descriptors inherited from the parent. The
+    parent keeps its locks (a flock belongs to the open file, which the parent's own
+    descriptor keeps open); without this a child outliving a killed parent would keep
+    the directory locked and refuse the restart."""
+    for lock in _HELD.values():
+        lock.release()

@@ -95,3 +95,58 @@ def test_kill_9_of_the_child_mid_write_leaves_the_previous_snapshot(
     assert restarted._snapshot_seq == previous  # the previous snapshot, then the tail
     assert whole_state(restarted) == state
     restarted.close()
+
+
+_ORPHAN_PARENT = """
+import sys, time
+from pathlib import Path
+from payguard.datadir import lock_data_dir
+from payguard.engine.durability import SnapshotWriter
+from payguard.snapshots import SnapshotHeader
+
+data_dir = Path(sys.argv[1])
+lock_data_dir(data_dir)
+writer = SnapshotWriter(data_dir / "state.snapshot")
+header = SnapshotHeader(format=0, payguard="test", catalog="c", ruleset="r", seq=1)
+writer.start(header, lambda: time.sleep(120))  # a child still writing when we die
+print(writer._child[0], flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_snapshot_child_dies_with_its_killed_parent_and_frees_the_data_dir(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the engine while its snapshot child writes: the restart must find the
+    directory free at once (an orphan holding the inherited lock refused it, and could
+    later rename an older snapshot over the new engine's)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from payguard.datadir import lock_data_dir
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_PARENT, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 30  # liveness bound, not a speed figure
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the snapshot child outlived its parent"
+    lock_data_dir(tmp_path).release()
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie awaiting its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

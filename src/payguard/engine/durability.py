@@ -9,6 +9,8 @@ it, graph and chain state missing or refused) means a warning and a full replay,
 rebuilds every state exactly. There is no pickle anywhere, so nothing to restrict.
 """
 
+import contextlib
+import ctypes
 import gc
 import importlib.metadata
 import logging
@@ -23,6 +25,7 @@ import msgspec
 
 from payguard.chains import ChainMatcher
 from payguard.config import Settings
+from payguard.datadir import drop_inherited_locks
 from payguard.engine.compile import GRAPH_CONFIG
 from payguard.engine.heap import STALLS
 from payguard.graph import GraphFeatures
@@ -154,10 +157,11 @@ class SnapshotWriter:
         if self._child is not None:
             return False
         gc.freeze()  # the child's collector then traverses (and copies) none of the state
+        parent = os.getpid()
         with STALLS.timed("fork"):  # copies the page tables: grows with the process
             pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, which leaves by os._exit
-            _child_writes(self.path, header, body)
+            _child_writes(self.path, header, body, parent)
         self._child = (pid, header.seq)
         return True
 
@@ -191,11 +195,13 @@ that the requests falling due meanwhile queue up (issue 16's multi-second tail).
 
 
 def _child_writes(
-    path: Path, header: SnapshotHeader, body: Callable[[], SnapshotBody]
+    path: Path, header: SnapshotHeader, body: Callable[[], SnapshotBody], parent: int
 ) -> None:  # pragma: no cover - runs in the forked child
     """The forked child's whole life: write the snapshot, exit 0; any failure exits 1."""
     code = 1
     try:
+        drop_inherited_locks()
+        _die_with(parent)
         gc.disable()
         os.nice(CHILD_NICE)
         write_snapshot_file(
@@ -206,6 +212,22 @@ def _child_writes(
         code = 1
     finally:
         os._exit(code)
+
+
+def _die_with(parent: int) -> None:  # pragma: no cover - runs in the forked child
+    """Have the kernel kill this child when its parent dies (Linux `PR_SET_PDEATHSIG`),
+    and leave now if the parent already has: a restarted engine must not race an orphan
+    renaming an older snapshot over its own. A half-written temporary file is all an
+    orphan leaves, and the previous snapshot stays whole (the crash guarantee above)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        raise ChildProcessError("the parent died before the snapshot began")
+
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal the kernel sends this process when its parent dies."""
 
 
 def read_snapshot(
