@@ -85,16 +85,21 @@ def requests(
     out: list[bytes] = []
     for i in range(n):
         body = dict(rng.choice(pool), event_id=f"{tag}-{i:07d}", ts=start_ms + int(i * step))
-        data = json.dumps(body, separators=(",", ":")).encode()
-        out.append(
-            b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + authorization
-            + b"Content-Length: "
-            + str(len(data)).encode()
-            + b"\r\n\r\n"
-            + data
-        )
+        out.append(post_event(body, authorization))
     return out
+
+
+def post_event(body: dict[str, Any], authorization: bytes) -> bytes:
+    """One raw `POST /v1/events` request (keep-alive) carrying `body` as compact JSON."""
+    data = json.dumps(body, separators=(",", ":")).encode()
+    return (
+        b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + authorization
+        + b"Content-Length: "
+        + str(len(data)).encode()
+        + b"\r\n\r\n"
+        + data
+    )
 
 
 # -- the client (its own process) ---------------------------------------------------------

@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.open_loop import _free_port, _post, summarize
+from bench.open_loop import _free_port, _post, post_event, summarize
 from bench.replay_speed import without_graph_chains
 from bench.state_redis import _info
 from bench.warm_state import TOKEN_KEY
@@ -76,15 +76,7 @@ def raw_requests(events: list[dict[str, Any]], tag: str, authorization: bytes) -
         body = dict(body, event_id=f"{tag}-{body['event_id']}")
         if "ref_event_id" in body:
             body["ref_event_id"] = f"{tag}-{body['ref_event_id']}"
-        data = json.dumps(body, separators=(",", ":")).encode()
-        out.append(
-            b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + authorization
-            + b"Content-Length: "
-            + str(len(data)).encode()
-            + b"\r\n\r\n"
-            + data
-        )
+        out.append(post_event(body, authorization))
     return out
 
 
