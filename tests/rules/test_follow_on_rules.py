@@ -296,6 +296,34 @@ def test_the_stopped_transfer_tried_again_smaller_or_a_day_later_waits(world: Wo
     assert follow_on(lunch) == set() and lunch.action == "allow"
 
 
+def test_a_large_amount_sent_again_to_a_payee_of_weeks_a_day_later_waits(world: World) -> None:
+    """The thief on the owner's handset re-sends the stopped operation to the owner's own
+    counterparty 24-30 h later (`wait_out`), when `after_stop_big_money`'s day has run out:
+    a large amount to the payee the account was stopped paying waits for the week even when
+    the account has paid it for weeks; its small transfers there go on."""
+    for day in (0, 5, 10):
+        world.transfer("u1", world.at(day, 18), 5_000, payee="payee-mum")
+    for n in range(3):  # over the day's limit; the step-up failed twice, then a person looks
+        ts = world.at(TODAY, 10 + n / 5)
+        event_id, stopped = world.send(
+            "transfer", ts, user_id="u1", device_id="phone-u1", amount=3_000_000,
+            payee=Payee(id="payee-mum", card=Card(token="pan_payee-mum")),
+        )  # fmt: skip
+        if stopped.action == "challenge":
+            assert isinstance(stopped.challenge, list)
+            world.send(
+                "challenge_result", ts + 60_000, user_id="u1", device_id="phone-u1",
+                ref_event_id=event_id, method=stopped.challenge[-1], outcome="failed",
+            )  # fmt: skip
+    assert stopped.action in ("review", "block"), stopped.reasons
+    again = world.transfer("u1", world.at(TODAY + 1, 10.5), 900_000, payee="payee-mum")
+    assert "after_stop_big_money" not in follow_on(again)  # the account's day is over
+    assert "after_stop_same_counterparty" in follow_on(again)
+    assert again.action in ("hold", "review")
+    small = world.transfer("u1", world.at(TODAY + 1, 18), 5_000, payee="payee-mum")
+    assert "after_stop_same_counterparty" not in follow_on(small)
+
+
 def test_a_stopped_payee_keeps_large_transfers_waiting_for_the_week(world: World) -> None:
     """The scam's "safe account": after a transfer to it is stopped, large transfers to
     it wait, from the same victim past their own day and from another account; a payee
