@@ -183,6 +183,12 @@ def test_cel_integer_semantics() -> None:
         run("i % 0 == 1")
     with pytest.raises(OverflowError):
         run("9223372036854775807 + 1 > 0")
+    values.update(i=-(2**63), j=-1)  # the quotient overflows, so CEL errors on both
+    for text in ("i % j == 0", "i / j > 0"):
+        with pytest.raises(OverflowError):
+            cel.compile(text).execute(cel.Context(values))
+        with pytest.raises(OverflowError):
+            run(text)
 
 
 NO_BUDGET_US = 10_000_000

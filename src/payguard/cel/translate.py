@@ -254,7 +254,11 @@ def _div(a: int, b: int) -> int:
 
 
 def _mod(a: int, b: int) -> int:
-    """CEL's remainder takes the dividend's sign (Python's % takes the divisor's)."""
+    """CEL's remainder takes the dividend's sign (Python's % takes the divisor's). Like
+    the division, INT64_MIN % -1 is an overflow error in CEL (its quotient does not fit),
+    though the remainder would be 0."""
+    if a == INT64_MIN and b == -1:
+        raise OverflowError("int64 overflow")
     remainder = abs(a) % abs(b)
     return -remainder if a < 0 else remainder
 
