@@ -13,12 +13,13 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payguard.features.timeline import Past, Timeline
+from payguard.features.timeline import PAST_SORTED_FROM, Past, Timeline
 
-# (ts step, value, lateness): times mostly move on, some entries are filed late.
+# (ts step, value, lateness): times mostly move on, some entries are filed late; values
+# both fewer and more than `PAST_SORTED_FROM` (a small past stays a plain dict).
 filings = st.lists(
-    st.tuples(st.integers(0, 40), st.sampled_from("abcdefgh"), st.integers(0, 60)),
-    max_size=80,
+    st.tuples(st.integers(0, 40), st.integers(0, 3 * PAST_SORTED_FROM), st.integers(0, 60)),
+    max_size=120,
 )
 
 
@@ -29,7 +30,7 @@ def naive(tl: Timeline, lo: int, hi: int, since: int) -> int:
     return len(values)
 
 
-def assert_kept(past: dict[str, int] | None) -> None:
+def assert_kept(past: dict[int, int] | None) -> None:
     """A `Past`'s times are its values' times, sorted."""
     if type(past) is Past:
         assert past.times == sorted(past.values())
@@ -37,7 +38,7 @@ def assert_kept(past: dict[str, int] | None) -> None:
 
 @given(filings, st.integers(1, 200), st.integers(0, 120), st.booleans())
 def test_distinct_counts_as_a_visit_of_every_folded_value(
-    filed: list[tuple[int, str, int]], window: int, keep: int, decode_midway: bool
+    filed: list[tuple[int, int, int]], window: int, keep: int, decode_midway: bool
 ) -> None:
     tl = Timeline.new(with_past=True)
     now = 0
@@ -61,12 +62,12 @@ def test_distinct_counts_as_a_visit_of_every_folded_value(
 
 @given(filings, st.integers(1, 200), st.integers(0, 120))
 def test_distinct_over_the_folded_past_is_the_window_s_distinct_values(
-    filed: list[tuple[int, str, int]], window: int, keep: int
+    filed: list[tuple[int, int, int]], window: int, keep: int
 ) -> None:
     """Asked at the newest time, past what is folded: the values of every entry filed in
     (t - window, t], however much of it was folded and forgotten."""
     tl = Timeline.new(with_past=True)
-    entries: list[tuple[int, str]] = []
+    entries: list[tuple[int, int]] = []
     now = 0
     for i, (step, value, late) in enumerate(filed):
         now += step
@@ -96,16 +97,21 @@ def test_a_past_stays_sorted_through_late_and_repeated_values() -> None:
     assert Past.of({"x": 3, "y": 1}).times == [1, 3]
 
 
-def test_only_a_distinct_read_makes_the_past_a_past() -> None:
-    """An `is_new`-only stream keeps a plain dict: no times it would never read."""
+def test_only_a_distinct_read_of_a_large_past_makes_it_a_past() -> None:
+    """An `is_new`-only stream, or a small past, keeps a plain dict: no times to sort."""
     tl = Timeline.new(with_past=True)
-    for ts, value in ((10, "x"), (20, "y"), (30, "x")):
-        tl.add(ts, value, horizon=25)
+    n = PAST_SORTED_FROM
+    for i in range(n - 1):
+        tl.add(10 * i, f"v{i}", horizon=10 * i)
     assert type(tl.past) is dict
-    assert tl.occurs_since("y", 0, len(tl.ts or ()), 15)
+    assert tl.distinct_since(0, 0, 15) == n - 3  # v2 .. v{n-2}
     assert type(tl.past) is dict
-    assert tl.distinct_since(0, len(tl.ts or ()), 15) == 2
+    tl.add(10 * n, "w", horizon=10 * n)
+    assert tl.occurs_since("w", 0, 0, 15)
+    assert type(tl.past) is dict
+    assert tl.distinct_since(0, 0, 15) == n - 2
     assert type(tl.past) is Past
-    tl.add(50, "z", horizon=45)  # folds x at 30: kept sorted from now on
+    tl.add(10 * n + 20, "v3", horizon=10 * n + 20)  # v3 folds again: kept sorted
     assert type(tl.past) is Past
-    assert tl.past.times == [20, 30]
+    assert tl.past.times == sorted(tl.past.values())
+    assert tl.distinct_since(0, 0, 25) == n - 3

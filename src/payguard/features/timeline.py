@@ -155,6 +155,11 @@ class Tally(dict[Any, int]):
             self.top = -1
 
 
+PAST_SORTED_FROM = 16
+"""A folded past read by `distinct` keeps its times sorted (`Past`) from this many values:
+below it the visit of every value costs less than keeping them sorted on each fold."""
+
+
 class Past(dict[Any, EpochMs]):
     """A folded past (value -> its latest folded time) that also keeps those times sorted
     (`times`, one slot per value), so that how many values were last seen after a window's
@@ -162,8 +167,9 @@ class Past(dict[Any, EpochMs]):
     merchant's month of customers read on each of its payments grew with the history).
 
     Only `distinct` reads need the count: a past decoded from a snapshot or a shared store,
-    or one only `is_new` reads, is a plain dict (encoded alike), made a `Past` by the first
-    `distinct` read (`Past.of`) and kept one by every fold after it (`fold`)."""
+    one only `is_new` reads, or a small one is a plain dict (encoded alike), made a `Past`
+    by the first `distinct` read that finds `PAST_SORTED_FROM` values or more (`Past.of`)
+    and kept one by every fold after it (`fold`)."""
 
     __slots__ = ("times",)
 
@@ -438,7 +444,9 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         past = self.past
         if not past:
             return len(raw)
-        if type(past) is not Past:  # decoded, or read by `is_new` until now: keep it
+        if type(past) is not Past:  # decoded, small, or read by `is_new` until now
+            if len(past) < PAST_SORTED_FROM:
+                return len(raw) + sum(1 for v, ts in past.items() if ts > since and v not in raw)
             past = self.past = Past.of(past)
         count = past.count_after(since)
         for value in raw:
