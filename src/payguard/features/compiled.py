@@ -38,6 +38,7 @@ from payguard.features.timeline import (
     TALLY,
     TOTALS,
     WEIGHTS,
+    Past,
     Tally,
     Timeline,
 )
@@ -97,6 +98,7 @@ def filer_source(
     for stream in streams:
         by_kind.setdefault(stream.kind, []).append(stream)
     namespace.update(
+        Past=Past,
         Tally=Tally,
         insort=insort,
         intern=intern,
@@ -290,7 +292,9 @@ def _fold_lines(stream: Stream) -> list[str]:
             "past = tl.past",
             "if past is None:",
             "    past = tl.past = {}",
-            "if past.get(first, folded) <= folded:",
+            "if type(past) is Past:  # keeps its times sorted for `distinct` (features.timeline)",
+            "    past.fold(first, folded)",
+            "elif past.get(first, folded) <= folded:",
             "    past[first] = folded",
         ]
     if stream.shape & LAST:

@@ -14,7 +14,9 @@ and the latest folded time into `folded_last`. That is all `is_new`, `distinct` 
 entry later than t is still raw (t is never before the watermark minus the lateness):
 
 - a value occurs in (t - W, t] iff a raw entry in that range has it or `past[value] > t - W`;
-- `distinct` is the raw window's values united with the `past` values later than t - W;
+- `distinct` is the raw window's values united with the `past` values later than t - W
+  (counted by a bisect: a stream read by `distinct` keeps `past` as a `Past`, its times
+  also sorted);
 - the latest entry at or before t is the raw one, else `folded_last`.
 
 So "the devices an account used in 90 days" costs one integer per device, not one entry
@@ -37,9 +39,10 @@ falling back to a scan of the window otherwise:
   the hour habit is three lookups, the top value's share a max over the distinct values;
 - `weights`, each entry's weight, its amount in fen or 1 (top_share streams).
 
-Cost: append O(1) amortised (O(n) memmove for `ranked`); count/sum O(log n); distinct
-O(k + distinct folded values); is_new O(raw entries in the window), the raw head of an
-`is_new` stream being usually a few entries; quantile O(1) (O(k log k) for a partial
+Cost: append O(1) amortised (O(n) memmove for `ranked`, and for `Past.times` when a
+folded value repeats); count/sum O(log n); distinct O(k + log(distinct folded values));
+is_new O(raw entries in the window), the raw head of an `is_new` stream being usually a
+few entries; quantile O(1) (O(k log k) for a partial
 window); hour_share O(1); top_share O(1) over the whole head (`Tally` keeps its total and
 heaviest weight; O(distinct values) when the heaviest lost weight since the last read),
 else O(distinct values) — over a window that is most of the raw head, the head's tally
@@ -150,6 +153,66 @@ class Tally(dict[Any, int]):
         self.total -= weight
         if held == self.top:
             self.top = -1
+
+
+PAST_SORTED_FROM = 16
+"""A folded past read by `distinct` keeps its times sorted (`Past`) from this many values:
+below it the visit of every value costs less than keeping them sorted on each fold."""
+
+
+class Past(dict[Any, EpochMs]):
+    """A folded past (value -> its latest folded time) that also keeps those times sorted
+    (`times`, one slot per value), so that how many values were last seen after a window's
+    start is a bisect instead of a visit of every folded value (issues 16 and 11: a
+    merchant's month of customers read on each of its payments grew with the history).
+
+    Only `distinct` reads need the count: a past decoded from a snapshot or a shared store,
+    one only `is_new` reads, or a small one is a plain dict (encoded alike), made a `Past`
+    by the first `distinct` read that finds `PAST_SORTED_FROM` values or more (`Past.of`)
+    and kept one by every fold after it (`fold`)."""
+
+    __slots__ = ("times",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[EpochMs] = []
+
+    @classmethod
+    def of(cls, past: dict[Any, EpochMs]) -> "Past":
+        """A plain folded past as a `Past` (its times sorted once)."""
+        kept = cls()
+        kept.update(past)
+        kept.times = sorted(past.values())
+        return kept
+
+    def fold(self, value: Any, ts: EpochMs) -> None:
+        """Record `value` folded at `ts` unless it was already folded later (an entry
+        filed late may be older): its old time leaves `times`, the new one joins it."""
+        old = self.get(value)
+        if old is not None and old >= ts:
+            return
+        times = self.times
+        if old is not None:
+            del times[bisect_left(times, old)]
+        if not times or ts >= times[-1]:
+            times.append(ts)
+        else:
+            insort(times, ts)
+        self[value] = ts
+
+    def count_after(self, since: EpochMs) -> int:
+        """How many values were last folded after `since`."""
+        times = self.times
+        return len(times) - bisect_right(times, since)
+
+    def forget(self, horizon: EpochMs) -> None:
+        """Drop the values last folded at or before `horizon`."""
+        times = self.times
+        cut = bisect_right(times, horizon)
+        if cut:
+            del times[:cut]
+            for value in [v for v, ts in self.items() if ts <= horizon]:
+                del self[value]
 
 
 class Timeline(msgspec.Struct, array_like=True, gc=False):
@@ -303,9 +366,13 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
             past = self.past
             if past is None:
                 past = self.past = {}
-            for value, ts in zip(self.values[:cut], times[:cut], strict=True):
-                if past.get(value, ts) <= ts:  # an entry filed late may be older
-                    past[value] = ts
+            if type(past) is Past:
+                for value, ts in zip(self.values[:cut], times[:cut], strict=True):
+                    past.fold(value, ts)
+            else:
+                for value, ts in zip(self.values[:cut], times[:cut], strict=True):
+                    if past.get(value, ts) <= ts:  # an entry filed late may be older
+                        past[value] = ts
         if self.shape & LAST:
             last = times[cut - 1]
             if self.folded_last is None or last > self.folded_last:
@@ -329,7 +396,9 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         """Drop folded values at or before `horizon`: older than every window; and the
         latest folded time unless `keep_last` (it says when an `age` entity was last seen)."""
         past = self.past
-        if past:
+        if type(past) is Past:
+            past.forget(horizon)
+        elif past:
             for value in [v for v, ts in past.items() if ts <= horizon]:
                 del past[value]
         if past is not None and not past:
@@ -368,12 +437,22 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         return value in (values if lo == 0 and hi == len(values) else values[lo:hi])
 
     def distinct_since(self, lo: int, hi: int, since: EpochMs) -> int:
-        """Distinct values of the raw entries [lo, hi) and of the past folded after `since`."""
-        values = set(self.values[lo:hi]) if self.values is not None else set()
+        """Distinct values of the raw entries [lo, hi) and of the past folded after `since`:
+        the folded ones counted by a bisect of `Past.times`, then each distinct raw value
+        that the past does not already count (O(log n + raw entries), not O(past))."""
+        raw = set(self.values[lo:hi]) if self.values is not None and hi > lo else ()
         past = self.past
-        if past:
-            values.update(v for v, ts in past.items() if ts > since)
-        return len(values)
+        if not past:
+            return len(raw)
+        if type(past) is not Past:  # decoded, small, or read by `is_new` until now
+            if len(past) < PAST_SORTED_FROM:
+                return len(raw) + sum(1 for v, ts in past.items() if ts > since and v not in raw)
+            past = self.past = Past.of(past)
+        count = past.count_after(since)
+        for value in raw:
+            if past.get(value, since) <= since:
+                count += 1
+        return count
 
     # -- behavioural aggregates over entries [lo, hi) -------------------------------------
 
