@@ -18,11 +18,13 @@ history with back-filled records):
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_point_in_time import SMALL_CATALOG, WATCH_CATALOG, _declined, backfilled_streams, streams
 
-from payguard.events import Event
+import payguard.features.state as state_module
+from payguard.events import Event, Merchant, Payee
 from payguard.features import Catalog, FeatureState
 from payguard.features.reference import ReferenceFeatures
 from payguard.features.sweep import SweepRound
@@ -177,3 +179,60 @@ def test_a_snapshot_mid_round_resumes_the_round(
         if restored is not None:
             assert restored.digest_items() == live.digest_items()
             assert (restored._sweep is None) == (live._sweep is None)
+
+
+def _busy_user(n: int) -> FeatureState:
+    """One account with `n` payments a second apart, each to a new payee from a new
+    device, then a quiet hour (another account's login): thousands of raw entries to fold
+    and folded values under one entity (the shape of a busy merchant, issue 16)."""
+    state = FeatureState(SMALL_CATALOG)
+    start = 1_700_000_000_000
+    for i in range(n):
+        state.update(
+            Event(
+                event_id=f"p{i}",
+                type="payment",
+                ts=start + i * 1_000,
+                user_id="u",
+                device_id=f"d{i}",
+                amount=100 + i,
+                merchant=Merchant(id="m0", category="food"),
+                payee=Payee(id=f"x{i}"),
+            )
+        )
+    state.update(Event(event_id="q", type="login", ts=start + n * 1_000 + 3_600_000, user_id="v"))
+    return state
+
+
+def test_a_huge_entity_is_swept_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slice's budget counts work (entries folded, folded values scanned), so one
+    entity worth far more than a slice is swept over several slices, a timeline or a
+    part of a long fold at a time; a snapshot between two of them resumes inside it, and
+    the result is the whole sweep's."""
+    parts: list[int] = []
+    fold_part = state_module._fold_part
+
+    def counted(*args: Any) -> int:
+        parts.append(fold_part(*args))
+        return parts[-1]
+
+    monkeypatch.setattr(state_module, "_fold_part", counted)
+    sliced = _busy_user(3_000)
+    whole = _copy(sliced)
+    whole.sweep()
+    sliced.begin_sweep(1)
+    paused = 0
+    restored: FeatureState | None = None
+    while _step(sliced, 50):
+        sweep = sliced._sweep
+        if sweep is not None and sweep.slot:
+            paused += 1
+            if restored is None:
+                restored = _copy(sliced)
+    assert paused > 1
+    assert sum(1 for p in parts if p) > 1  # a raw head of 1,200 entries folded in parts
+    assert restored is not None and restored._sweep is not None and restored._sweep.slot
+    while _step(restored, 50):
+        pass
+    assert sliced.digest_items() == whole.digest_items() == restored.digest_items()
+    assert sliced.sweep_work > 3_000  # the next round's budget counts that work

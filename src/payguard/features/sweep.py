@@ -1,12 +1,23 @@
-"""The expiry sweep in slices: a bounded number of entries per event, never a whole pass.
+"""The expiry sweep in slices: a bounded amount of work per event, never a whole pass.
 
 Why: the feature state's whole sweep (`FeatureState.sweep`) visits every entity of every
 kind, then the watched history and the phone links, in one call. On a 20,000-customer ×
 90-day state that is 1.3 s of CPU (7 s of wall time under load, issue 16), and the engine
 ran it on the event loop every `SWEEP_EVERY` events. A `SweepRound` does the same work in
 slices: `begin` fixes what a whole sweep at that moment would use (the fold base, the
-forget horizon, the watch start) and a budget per slice; each `step` then visits at most
-that many entries, resuming where the previous step stopped.
+forget horizon, the watch start) and a budget per slice; each `step` then spends about
+that much work, resuming where the previous step stopped.
+
+Work, not entries (issue 16): a busy merchant's record (eight streams of 15-17k raw
+entries and 11-12k folded values) took 5-30 ms of CPU in one slice when a slice counted
+entities. A step counts 1 per key and per timeline plus the entries it folds and the
+folded values it scans, and pauses inside an entity: before a timeline, or after a part
+(`FOLD_PART` or more entries or values) of a long fold or of a large folded past
+(`state._fold_part`, `_forget_part`), resuming there (`slot`, `offset`, in the snapshot).
+Exact: folding a prefix then the rest is folding the whole, and a part of the forgetting
+deletes only what the timeline's whole `forget_past`, which still runs last, deletes. The
+budget is the previous round's work over the round's events (`FeatureState.sweep_work`),
+the entries alone for the first round after a start.
 
 What each entry goes through is the whole sweep's own code (`sweep_record`,
 `WatchedHistory`'s and the phone links' tests), in the whole sweep's order: entity kinds,
@@ -60,6 +71,9 @@ class SweepRound:
         budget: int,
         passes: list[tuple[int, int]],
         keys: list[Any] | None = None,
+        slot: int = 0,
+        work: int = 0,
+        offset: int = 0,
     ) -> None:
         self.base = base
         """The watermark minus the lateness at `begin`: raw heads fold up to it."""
@@ -67,12 +81,22 @@ class SweepRound:
         """Entities last seen at or before it leave memory (-1: nothing watched that long)."""
         self.watch_start = watch_start
         self.budget = budget
-        """Entries visited per `step`."""
+        """Units of work per `step` (`step`)."""
         self.passes = passes
         """(what, index) of the passes still to run, the current one first."""
         self.keys = keys
         """The current pass's keys (None: not started yet); `pos` of them visited."""
         self.pos = 0
+        self.slot = slot
+        """The slot of `keys[pos]` to resume at (0 also when the entity is not begun)."""
+        self.work = work
+        self.offset = offset
+        """Where that slot's folded past is to be scanned on from (`sweep_entity_of`)."""
+        """Units of work spent so far (`step`): the next round's estimate of the whole."""
+        self.visit: Callable[..., tuple[bool, int, int, int]] | None = None
+        """The current entity pass's `sweep_entity_of` (not in the snapshot)."""
+        self.visiting: dict[Any, Any] | None = None
+        """The table `visit` was made for."""
         self.kept: list[Any] | None = None
         """The keys this pass visited and kept, in order: the next pass's list
         (`_keys`); None in a pass resumed from a snapshot (the next one then copies its
@@ -89,35 +113,76 @@ class SweepRound:
         total = sum(len(entities) for entities in state.entities)
         total += sum(len(last) for last in state.watch.last)
         total += len(state.watch.registered) + len(state.phone_links()[1])
+        total = max(total, state.sweep_work)  # what the last round spent: folded values too
         budget = max(MIN_SLICE, -(-total // max(1, events)))
         passes = _passes(state)
         return cls(base, forget_before, start if start is not None else 0, budget, passes)
 
     def step(self, state: "FeatureState", budget: int | None = None) -> bool:
-        """Visit at most `budget` (default: the round's) entries; whether the round has
+        """Spend at most about `budget` (default: the round's) units of work: an entry
+        of the watch and phone passes is one, an entity what `sweep_entity_of` counts
+        (a huge one is swept in parts, a timeline at a time); whether the round has
         more to do."""
         left = self.budget if budget is None else budget
         while self.passes and left > 0:
             what, index = self.passes[0]
             if self.keys is None:
                 self.keys, self.pos = self._keys(state, what, index), 0
+                self.slot = self.offset = 0
                 self.kept = []
-            keys, pos, kept = self.keys, self.pos, self.kept
-            end = min(pos + left, len(keys))
-            visit = self._visitor(state, what, index)
-            if kept is None:
-                for key in keys[pos:end]:
-                    visit(key)
+            if what == ENTITIES:
+                left = self._entities(state, index, left)
             else:
-                kept.extend([key for key in keys[pos:end] if visit(key)])
-            left -= end - pos
-            self.pos = end
-            if end == len(keys):
-                if kept is not None:
-                    state.sweep_orders[(what, index)] = kept
+                left = self._entries(state, what, index, left)
+            if self.pos == len(self.keys):
+                if self.kept is not None:
+                    state.sweep_orders[(what, index)] = self.kept
                 self.passes.pop(0)
-                self.keys = self.kept = None
+                self.keys = self.kept = self.visit = None
+        if not self.passes:
+            state.sweep_work = self.work
         return bool(self.passes)
+
+    def _entries(self, state: "FeatureState", what: int, index: int, left: int) -> int:
+        """Visit up to `left` keys of a watch or phone pass (one unit each); what is left."""
+        keys, pos, kept = self.keys or [], self.pos, self.kept
+        end = min(pos + left, len(keys))
+        visit = self._visitor(state, what, index)
+        if kept is None:
+            for key in keys[pos:end]:
+                visit(key)
+        else:
+            kept.extend([key for key in keys[pos:end] if visit(key)])
+        self.pos = end
+        self.work += end - pos
+        return left - (end - pos)
+
+    def _entities(self, state: "FeatureState", index: int, left: int) -> int:
+        """Sweep entities of kind `index` until `left` units are spent, pausing inside an
+        entity if need be (`slot`); what is left."""
+        keys, pos, kept = self.keys or [], self.pos, self.kept
+        sweep = self.visit
+        if sweep is None or self.visiting is not state.entities[index]:
+            # made once a pass (not per slice: a round has ~25,000), again if the table
+            # was replaced (`adopt`)
+            sweep = self.visit = state.sweep_entity_of(
+                index, self.base, self.forget_before, self.watch_start
+            )
+            self.visiting = state.entities[index]
+        while pos < len(keys) and left > 0:
+            key = keys[pos]
+            there, slot, used, self.offset = sweep(key, self.slot, left, self.offset)
+            left -= used
+            self.work += used
+            if slot >= 0:
+                self.slot = slot
+                break
+            self.slot = 0
+            if there and kept is not None:
+                kept.append(key)
+            pos += 1
+        self.pos = pos
+        return left
 
     @classmethod
     def _keys(cls, state: "FeatureState", what: int, index: int) -> list[Any]:
@@ -159,11 +224,9 @@ class SweepRound:
         return state.phone_links()[1]
 
     def _visitor(self, state: "FeatureState", what: int, index: int) -> Callable[[Any], bool]:
-        """What a pass does with one key; whether the key is still there afterwards (a
-        key no longer present is passed over)."""
+        """What a watch or phone pass does with one key; whether the key is still there
+        afterwards (a key no longer present is passed over). Entities: `_entities`."""
         before = self.forget_before
-        if what == ENTITIES:
-            return state.sweep_entity_of(index, self.base, before, self.watch_start)
         watch = state.watch
         if what == WATCH:
             last, since = watch.last[index], watch.since[index]
@@ -217,6 +280,9 @@ class SweepRound:
             "budget": self.budget,
             "passes": [list(p) for p in self.passes],
             "keys": None if self.keys is None else self.keys[self.pos :],
+            "slot": self.slot,
+            "work": self.work,
+            "offset": self.offset,
         }
 
     @classmethod
@@ -229,6 +295,9 @@ class SweepRound:
             data["budget"],
             [(int(what), int(index)) for what, index in data["passes"]],
             None if data["keys"] is None else list(data["keys"]),
+            int(data.get("slot", 0)),
+            int(data.get("work", 0)),
+            int(data.get("offset", 0)),
         )
 
 
