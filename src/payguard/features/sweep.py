@@ -44,12 +44,32 @@ is new again if it returns: forgotten by the slice that reaches it, at most one 
 
 from collections.abc import Callable
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from payguard.features.watch import WatchedHistory
 from payguard.types import EpochMs
 
-if TYPE_CHECKING:
-    from payguard.features.state import FeatureState
+
+class FeatureState(Protocol):
+    """What a sweep round reads of `features.state.FeatureState` (named here, not
+    imported: the state module builds its rounds from this one, and the two would
+    otherwise be an import loop)."""
+
+    entities: list[dict[str, Any]]
+    watch: WatchedHistory
+    watermark: EpochMs
+    lateness_ms: int
+    memory_ms: int
+    sweep_orders: dict[tuple[int, int], list[Any]]
+    sweep_work: int
+    _sweep: "SweepRound | None"
+
+    def phone_links(self) -> tuple[dict[str, list[str]], dict[str, EpochMs]]: ...
+
+    def sweep_entity_of(
+        self, kind: int, base: EpochMs, forget_before: EpochMs, watch_start: EpochMs
+    ) -> Callable[..., tuple[bool, int, int, int]]: ...
+
 
 MIN_SLICE = 16
 """Entries a slice visits at least (a tiny state then finishes its round in a few events)."""
