@@ -238,10 +238,7 @@ class HugePages:
     def start(self) -> None:
         """Begin in the background (once per process)."""
         if self._thread is None and sys.platform.startswith("linux"):
-            self._thread = threading.Thread(
-                target=self.promote, name="payguard-huge-pages", daemon=True
-            )
-            self._thread.start()
+            self._collapse_in_background()
 
     def again(self) -> None:
         """Collapse once more, in a new thread, if the heap was moved before (serving) and
@@ -249,8 +246,10 @@ class HugePages:
         the parent to a shared huge page split it (1,324 → 954 MiB on huge pages after
         two sweep rounds, and the next fork 160 ms instead of 43; collapsed again, 21 ms:
         docs/benchmarks.md)."""
-        if self._thread is None or self._thread.is_alive():
-            return
+        if self._thread is not None and not self._thread.is_alive():
+            self._collapse_in_background()
+
+    def _collapse_in_background(self) -> None:
         self._thread = threading.Thread(
             target=self.promote, name="payguard-huge-pages", daemon=True
         )
