@@ -115,6 +115,18 @@ def test_queue_summaries(store: SqlCaseStore) -> None:
     assert store.due_snoozed(T0 + 8) == []
 
 
+def test_holding_money_due_is_exactly_the_due_cases_that_hold_money(store: SqlCaseStore) -> None:
+    store.put(case(1, held=500, due_ts=T0 + 10))  # due, holds money
+    store.put(case(2, held=500, due_ts=T0 + 5, status="investigating", assignee="k"))
+    store.put(case(3, held=500, due_ts=T0 + 7, queue="holds", status="snoozed"))
+    store.put(case(4, held=0, due_ts=T0 + 1))  # no money held
+    store.put(case(5, held=500, due_ts=T0 + 11))  # due after the horizon
+    store.put(case(6, held=500, due_ts=T0 + 2, status="closed"))
+    due = [c.case_id for c in store.holding_money_due(T0 + 10)]
+    assert due == ["case_0002", "case_0003", "case_0001"]  # earliest first
+    assert store.holding_money_due(T0) == []
+
+
 def test_a_foreign_cursor_is_refused_naming_it(store: SqlCaseStore) -> None:
     with pytest.raises(CaseError) as refused:
         store.find(CaseQuery(cursor="not-a-cursor!"))

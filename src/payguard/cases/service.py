@@ -395,21 +395,9 @@ class CaseService:
         """Revoke the held money of open cases whose breach action is `revoke` and whose
         deadline is within `breach_lead_ms` (before expiry would pay it out)."""
         done: list[Hold] = []
-        horizon = now_ms + self.config.breach_lead_ms
-        for status in ("open", "investigating", "snoozed"):
-            query = CaseQuery(status=status, order="time_left", limit=200)
-            while True:
-                page = self.store.find(query)
-                for case in page.cases:
-                    if case.due_ts > horizon:
-                        break
-                    if case.breach_action == "revoke" and case.held > 0:
-                        done += self._revoke_at_breach(case)
-                else:
-                    if page.next_cursor is not None:
-                        query = msgspec.structs.replace(query, cursor=page.next_cursor)
-                        continue
-                break
+        for case in self.store.holding_money_due(now_ms + self.config.breach_lead_ms):
+            if case.breach_action == "revoke":
+                done += self._revoke_at_breach(case)
         return done
 
     def _revoke_at_breach(self, case: Case) -> list[Hold]:

@@ -138,6 +138,7 @@ class CaseStore(Protocol):
     def find(self, query: CaseQuery) -> CasePage: ...
     def assigned(self, assignee: str) -> int: ...
     def due_snoozed(self, now_ms: EpochMs) -> list[Case]: ...
+    def holding_money_due(self, horizon_ms: EpochMs) -> list[Case]: ...
     def cases_of(self, entity_kind: str, entity_id: str) -> list[Case]: ...
     def add_alert(self, case_id: str, alert: Alert) -> bool: ...
     def alerts(self, case_id: str) -> list[Alert]: ...
@@ -275,6 +276,18 @@ class SqlCaseStore:
     def due_snoozed(self, now_ms: EpochMs) -> list[Case]:
         rows = self._rows(f"SELECT {_CASE_COLUMNS} FROM cases WHERE status = 'snoozed'", ())
         return [c for c in map(_case, rows) if (c.snoozed_until or 0) <= now_ms]
+
+    def holding_money_due(self, horizon_ms: EpochMs) -> list[Case]:
+        """The cases not closed that hold money and are due by `horizon_ms`, earliest first:
+        only those, so the server's once-a-second SLA look reads nothing else (an index
+        range per status, not pages of every open case)."""
+        rows = self._rows(
+            f"SELECT {_CASE_COLUMNS} FROM cases "
+            "WHERE status IN ('open', 'investigating', 'snoozed') AND due_ts <= ? AND held > 0 "
+            "ORDER BY due_ts, case_id",
+            (horizon_ms,),
+        )
+        return [_case(row) for row in rows]
 
     def cases_of(self, entity_kind: str, entity_id: str) -> list[Case]:
         rows = self._rows(
