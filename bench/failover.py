@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,13 @@ def _exactness(
     found = exactness(url, _ruleset_text(), events, load.answered, lost | (sent - landed))
     if found.wrong:
         print("first differences:", found.wrong[:3], file=sys.stderr)
+    causes = Counter(
+        r["text"].rpartition("unreachable: ")[2]
+        for body in load.answered.values()
+        for r in body["reasons"]
+        if r["code"] == REASON_CODE
+    )
+    print("degraded answers by cause:", dict(causes), file=sys.stderr)
     return {
         "events not answered": len(events) - len(load.answered),
         "state writes declared lost": len(lost),

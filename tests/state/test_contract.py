@@ -435,3 +435,26 @@ def test_writes_failing_longer_than_the_resend_window_are_lost(
         a.flush()
     assert [event_id for event_id, _ in a.lost] == ["e1"]
     a.flush()  # nothing left to send
+
+
+def test_an_entity_forgets_its_writers_after_the_guard_window(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ids of the events that wrote an entity stay `GUARD_MS` (trimmed at every
+    `TRIM_EVERY`th write), and the set expires that long after the last write: a busy
+    entity's set holds about a minute of writes, an idle one's leaves."""
+    a = _shared(make)
+    clock = [1_000_000_000_000]
+    monkeypatch.setattr(redis_state, "_now_ms", lambda: clock[0])
+    t = 17_000_000_000
+    for n in range(redis_state.TRIM_EVERY + 1):
+        event = _pay(n, t + n, user="q")
+        a.snapshot(event, _count_plan(a))
+        a.apply(event, None, False)
+        a.flush()
+        if n == 0:
+            clock[0] += 2 * redis_state.GUARD_MS
+    key = a.guard_key(("user", "q"))
+    kept = {member.decode() for member in a.client.zrange(key, 0, -1)}
+    assert kept == {f"e{n}" for n in range(1, redis_state.TRIM_EVERY + 1)}
+    assert 0 < a.client.pttl(key) <= redis_state.GUARD_MS

@@ -15,6 +15,10 @@ feature state exports it (msgpack, opaque here):
     c  its clearings (an analyst's `not_fraud` verdict, features.cleared)
     l  for a phone: the accounts last seen with it, and when (carrier signals)
 
+Beside each hash, in its slot, `pg:{user:u123}:e`: the ids of the events that wrote it in
+the last minute (a sorted set by server time, `GUARD_MS`), so that each write is once per
+event (below, "Once per event").
+
 Two global keys: the event times `pg:{g}:t`, a sorted set whose member `wm` is the
 watermark (raised by `ZADD GT`, Redis's own maximum: no script) and `ws` the watch start
 (`ZADD NX`, set once), both read by one `ZMSCORE`; and the late-event count
@@ -44,6 +48,14 @@ what any worker answered. A write that lost its race is found with the next roun
 replies and filed again then, before that round trip's reads are used (the hashes it
 rewrote are read again). A write that cannot be sent leaves its event decided and
 recorded but absent from the state (`lost`, counted as `state_writes_lost` by the engine).
+
+**Once per event.** A write can land and its reply be lost: a connection reset, a node
+failing over, redis-py resending a command it sent through `Wire._again`. Read as a lost
+race, such a write was filed again and its event counted twice. `CAS` therefore carries
+the event id and answers 2, changing nothing, when that event already wrote the hash; so
+a write whose round trip failed on the wire is simply sent again, with this worker's next
+round trips, for up to `RESEND_MS` (then it is `lost`), and an event decided again after
+its first worker died with its writes half sent adds nothing to the hashes already written.
 
 Every hash expires `ttl_ms` after its last write (the catalog's `memory` plus a day by
 default): an entity not seen for longer than every window leaves by itself. Money stays
@@ -79,17 +91,26 @@ from payguard.types import DAY_MS
 RedisClient = Redis | RedisCluster
 log = logging.getLogger(__name__)
 
-CAS = """
+GUARD_MS = 60_000
+"""How long an entity remembers the events that wrote it (`CAS`): longer than a write can
+be sent again (`RESEND_MS`, and redis-py's retries of a command, seconds), short enough
+that a busy entity's set stays small (its writes of one minute)."""
+
+TRIM_EVERY = 16
+"""The event ids older than `GUARD_MS` leave an entity's set at every 16th write of it, not
+at each (a script call less per write: ~8 of ~42 µs a write, docs/benchmarks.md)."""
+
+CAS = f"""
 if redis.call('ZSCORE', KEYS[2], ARGV[3]) then return 2 end
 local v = redis.call('HGET', KEYS[1], 'v')
 if (v or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms - tonumber(ARGV[4]))
-redis.call('ZADD', KEYS[2], ms, ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if tonumber(ARGV[1]) % {TRIM_EVERY} == 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], {GUARD_MS})
 return 1
 """
 """Write fields of one entity hash if its version is still the one read (1, else 0),
@@ -98,9 +119,10 @@ set beside it (`KEYS[2]`, the same hash tag: one slot), and a write whose event 
 them answers 2 (applied already) and changes nothing. That is what makes a resend safe:
 a write that landed but whose reply was lost (a connection reset, a node failing over,
 redis-py's own retry of a command) is recognised as applied, not read as a lost race and
-filed again (which counted the event twice). ARGV: version read, hash TTL, event id,
-`GUARD_MS`, then the field/value pairs. The time is the server's (`TIME`: scripts are
-replicated by their effects in Redis 7), so workers' clocks do not matter."""
+filed again (which counted the event twice). ARGV: version read, hash TTL, event id, the
+worker's clock (ms) and that minus `GUARD_MS`, then the field/value pairs. The set
+expires `GUARD_MS` after the entity's last write; a worker whose clock runs ahead trims
+ids early by as much (30 s of margin: `RESEND_MS`)."""
 
 CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
 
@@ -111,11 +133,6 @@ lives `claim_ttl_ms`, the engine's idempotency window). Shorter than `wait_s`, s
 client's retry that finds a dead worker's claim waits it out and decides the event,
 rather than answering in degraded mode; far longer than the synchronous stretch from
 claim to settle (one decision, milliseconds even on a loaded machine)."""
-
-GUARD_MS = 60_000
-"""How long an entity remembers the events that wrote it (`CAS`): longer than a write can
-be sent again (`RESEND_MS`, and redis-py's retries of a command, seconds), short enough
-that a busy entity's set stays small (its writes of one minute)."""
 
 RESEND_MS = 30_000
 """How long a worker keeps sending an event's writes again after the round trip carrying
@@ -134,6 +151,11 @@ _encode = msgspec.msgpack.Encoder(enc_hook=encode_array).encode
 _decode = msgspec.msgpack.Decoder(ext_hook=decode_array).decode
 """Timelines keep their values packed in arrays (features.timeline): an extension type."""
 _claimed = msgspec.msgpack.Decoder(Claimed).decode
+
+
+def _now_ms() -> int:
+    """The worker's clock, for the ages of an entity's recent writers (`CAS`)."""
+    return int(time.time() * 1000)
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
@@ -529,6 +551,7 @@ class RedisState:
         held, hkey, gkey, ttl_ms = self._held, self.key, self.guard_key, self.ttl_ms
         empty: dict[bytes, bytes] = {}
         head = ("EVALSHA", CAS_SHA, 2)
+        now = _now_ms()
         commands: list[Command] = [
             (
                 *head,
@@ -537,7 +560,8 @@ class RedisState:
                 held.get(hid, empty).get(b"v", b"0"),
                 ttl_ms,
                 event_id,
-                GUARD_MS,
+                now,
+                now - GUARD_MS,
                 *f,
             )
             for hid, f in changed.items()
