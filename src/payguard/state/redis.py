@@ -443,6 +443,8 @@ class RedisState:
             self.features.update(event, referenced, declined)
             changed = self._changes(self._exported(event), None)
             commands = self._writes(changed, event.event_id, self.features.late_events, event.ts)
+            if self._deferred is not None:  # never: the load above carried it; else declared
+                self.lost.append((self._deferred.event.event_id, "writes not sent"))
             self._deferred = _Deferred(
                 event, referenced, declined, self._held, self._globals, list(changed), commands
             )
