@@ -13,7 +13,11 @@ or a 5xx. Measured, from the client's side and from the workers' log lines:
   the other worker: the longest wait a client saw);
 - Redis node: how long the node was away (kill to answering again), and from its start to
   the last degraded answer (after which every decision is normal again), with the number
-  of degraded answers and the longest answer gap.
+  of degraded answers and the longest answer gap;
+- exactness: every entity's count and sum features in Redis (accounts, devices, IPs,
+  merchants, pairs) against a brute force of the events answered normally — values that
+  differ are events lost or counted twice — and the state writes that went unanswered
+  and were sent again (each compare-and-set is once per event: docs/scale.md).
 
     .venv/bin/python -m bench failover          # PAYGUARD_BENCH_FAILOVER_EVENTS=3000
 """
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -36,10 +41,13 @@ from failover_support import (  # type: ignore[import-not-found]  # noqa: E402
     Load,
     PrivateCluster,
     Server,
+    exactness,
     kill_worker,
     payments,
     serve,
     wait_for,
+    writes_lost,
+    writes_resent,
 )
 
 from payguard.policy.degraded import REASON_CODE  # noqa: E402
@@ -97,6 +105,7 @@ def _measure(tmp: Path, log_dsn: str) -> dict[str, Any]:
             elapsed = time.monotonic() - started
         finally:
             server.stop()
+        exact = _exactness(server, cluster.url, events, load)
     finally:
         cluster.stop()
     figures = _figures(load, in_flight, killed_at, node_killed, node_started, elapsed)
@@ -104,6 +113,35 @@ def _measure(tmp: Path, log_dsn: str) -> dict[str, Any]:
         "worker kill -> new worker built (s)": new_worker_s,
         "worker kill -> new worker's first decision (s)": first_answer_s,
         **figures,
+        **exact,
+    }
+
+
+def _exactness(
+    server: Server, url: str, events: list[dict[str, Any]], load: Load
+) -> dict[str, Any]:
+    """Answered events missing from the log's answers, and every entity's counts and sums
+    in Redis against a brute force of the events answered normally (failover_support)."""
+    lost = writes_lost(server)
+    sent, landed = writes_resent(server)
+    found = exactness(url, _ruleset_text(), events, load.answered, lost | (sent - landed))
+    if found.wrong:
+        print("first differences:", found.wrong[:3], file=sys.stderr)
+    causes = Counter(
+        r["text"].rpartition("unreachable: ")[2]
+        for body in load.answered.values()
+        for r in body["reasons"]
+        if r["code"] == REASON_CODE
+    )
+    print("degraded answers by cause:", dict(causes), file=sys.stderr)
+    return {
+        "events not answered": len(events) - len(load.answered),
+        "state writes declared lost": len(lost),
+        "state writes unanswered, sent again": len(sent),
+        "state writes sent again, landed": len(landed),
+        "count and sum values compared": found.compared,
+        "count and sum values skipped (an entity of a lost write)": found.skipped,
+        "values that differ (lost or double-counted)": len(found.wrong),
     }
 
 

@@ -194,9 +194,11 @@ def _measured(
             for name, (calls, usec) in after.items()
             if calls - stats.get(name, (0, 0))[0] >= n // 10
         }
-        users = sum(1 for _ in client.scan_iter(match=f"{prefix}:{{user:*", count=1000))
+        users = sum(1 for _ in client.scan_iter(match=f"{prefix}:{{user:*}}", count=1000))
         keys = sum(1 for _ in client.scan_iter(match=f"{prefix}:*", count=1000))
-        row["keys"] = keys
+        guards = sum(1 for _ in client.scan_iter(match=f"{prefix}:*}}:e", count=1000))
+        row["keys"] = keys - guards  # the entity hashes and globals
+        row["guard_keys"] = guards  # the recent writers' event ids (CAS), GUARD_MS each
         row["accounts"] = users
         row["redis_bytes_per_account"] = round((_redis_memory(client) - memory) / max(users, 1))
         _clean(client, prefix)

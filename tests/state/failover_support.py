@@ -306,3 +306,100 @@ def kill_worker(server: Server) -> tuple[int, float]:
     pid = server.workers()[0]
     os.kill(pid, signal.SIGKILL)
     return pid, time.monotonic()
+
+
+def writes_lost(server: Server) -> set[str]:
+    """The events a worker logged as decided with their state write given up (the node
+    stayed away longer than the resend window): `payguard_state_writes_lost_total`."""
+    said = [line for _, line in list(server.lines) if "state write failed" in line]
+    return {m.group(1) for line in said if (m := re.search(r"event (\S+) decided", line))}
+
+
+def writes_resent(server: Server) -> tuple[set[str], set[str]]:
+    """(events whose state writes went unanswered and were kept to be sent again, those of
+    them whose resend landed), from the workers' log lines (payguard.state.redis)."""
+    sent, landed = set(), set()
+    for _, line in list(server.lines):
+        if (m := re.search(r"event (\S+): state writes unanswered", line)) is not None:
+            sent.add(m.group(1))
+        elif (m := re.search(r"event (\S+): state writes sent again, landed", line)) is not None:
+            landed.add(m.group(1))
+    return sent, landed
+
+
+@dataclass
+class Exactness:
+    """Every account's (and device's, IP's, merchant's, pair's) counts and sums in Redis
+    against a brute-force memory state that filed every event answered normally."""
+
+    compared: int
+    """Feature values compared (count and sum features of every kind, per probe)."""
+    wrong: list[tuple[str, str, Any, Any]]
+    """(probe, feature, brute force, Redis) of every value that differs."""
+    skipped: int
+    """Values not compared: their entity was touched by an event whose write is declared
+    lost, or was kept to be resent by a worker that never sent it (killed)."""
+    degraded: int
+    """Events answered in degraded mode (not in the state, as declared)."""
+
+
+def exactness(
+    url: str,
+    ruleset_text: str,
+    events: list[dict[str, Any]],
+    answered: dict[str, Any],
+    unsure: set[str],
+) -> Exactness:
+    """Probe each account with its last payment (a new id, after every event): its user,
+    device, IP, network, merchant and pairs' count and sum features, read from Redis
+    through the engine's own feature code, against the brute force. `unsure`: events whose
+    state write is declared lost (their entities are skipped)."""
+    import json
+
+    from state_support import engine, redis_state, settings
+
+    from payguard.features import FeatureState, load_catalog
+    from payguard.policy.degraded import REASON_CODE
+    from payguard.state.redis import connect
+
+    config = settings()
+    brute = FeatureState(load_catalog(config.features), config.utc_offset)
+    shared = redis_state(url, "pg", connect(url))
+    decoder = engine(ruleset_text).decoder
+
+    def decode(body: dict[str, Any]) -> Any:
+        return decoder.decode(json.dumps(body).encode())
+
+    spoilt: set[tuple[str, str]] = set()
+    last: dict[str, dict[str, Any]] = {}
+    degraded = 0
+    for body in sorted(events, key=lambda e: e["ts"]):
+        event = decode(body)
+        last[body["user_id"]] = body
+        decision = answered.get(body["event_id"])
+        if body["event_id"] in unsure or decision is None:  # never answered: unknown too
+            spoilt |= shared._entity_hids(event)
+        if decision is None:
+            continue
+        if any(r["code"] == REASON_CODE for r in decision["reasons"]):
+            degraded += 1
+            continue
+        brute.update(event, None, decision["action"] in ("review", "block"))
+    names = [n for n, f in brute.layout.items() if f.how in ("count", "sum") and f.stream >= 0]
+    plan = brute.plan(names)
+    end = max(e["ts"] for e in events) + 1
+    result = Exactness(0, [], 0, degraded)
+    for user, body in sorted(last.items()):
+        probe = decode({**body, "event_id": f"probe-{user}", "ts": end})
+        keys = dict(shared._entity_hids(probe))
+        want, got = brute.snapshot(probe, plan), shared.snapshot(probe, plan)
+        for name in names:
+            by = brute.streams[brute.layout[name].stream].by
+            if (by, keys.get(by)) in spoilt:
+                result.skipped += 1
+                continue
+            result.compared += 1
+            if want[name] != got[name]:
+                result.wrong.append((user, name, want[name], got[name]))
+    shared.close()
+    return result

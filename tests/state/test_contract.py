@@ -33,7 +33,8 @@ from payguard.decision import Decision
 from payguard.events import Event
 from payguard.features import Catalog, FeatureState, load_catalog
 from payguard.features.reference import ReferenceFeatures
-from payguard.state import MemoryState, StateBackend
+from payguard.state import MemoryState, StateBackend, StateUnavailable, wire
+from payguard.state import redis as redis_state
 from payguard.state.redis import RedisState, connect
 
 Factory = Callable[[Catalog], StateBackend]
@@ -295,3 +296,165 @@ def test_a_deferred_write_that_lost_its_race_is_filed_again_before_the_next_read
     assert a.conflicts >= 1
     a.flush()
     assert _count(b, _pay(4, t + 3, user="d")) == 2
+
+
+class _Faults:
+    """A fault hook in the wire (`_Link`): the next round trip's replies are read (the
+    writes landed) and then lost, or its commands are never sent."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.drop_replies = self.drop_sends = 0
+        replies, send = wire._Link.replies, wire._Link.send
+
+        def lossy_replies(link: wire._Link, n: int) -> list[Any]:
+            out = replies(link, n)
+            if self.drop_replies and n:
+                self.drop_replies -= 1
+                raise ConnectionError("connection reset (reply lost, injected)")
+            return out
+
+        def lossy_send(link: wire._Link, commands: Any) -> None:
+            if self.drop_sends:
+                self.drop_sends -= 1
+                raise ConnectionError("connection reset (nothing sent, injected)")
+            send(link, commands)
+
+        monkeypatch.setattr(wire._Link, "replies", lossy_replies)
+        monkeypatch.setattr(wire._Link, "send", lossy_send)
+
+
+def _shared(make: Factory) -> RedisState:
+    backend = make(COUNT_CATALOG)
+    if not isinstance(backend, RedisState):
+        pytest.skip("an unshared backend has no wire to lose")
+    return backend
+
+
+def test_a_write_whose_reply_was_lost_is_sent_again_and_counted_once(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compare-and-set lands, its reply is lost (a reset, a node failing over): the
+    worker sends it again with its next round trip, which finds it applied (`CAS` answers
+    2), not a lost race to file again. Before, such a resend counted the event twice."""
+    a = _shared(make)
+    faults = _Faults(monkeypatch)
+    t = 11_000_000_000
+    first = _pay(1, t, user="l")
+    assert _count(a, first) == 0
+    a.apply(first, None, False)
+    faults.drop_replies = 1
+    with pytest.raises(StateUnavailable):
+        a.flush()  # landed, reply lost
+    assert _count(a, _pay(2, t + 1, user="l")) == 1  # this fetch carried the resend
+    assert a.resent_applied >= 1
+    assert a.conflicts == 0
+    assert not a.lost
+    assert _count(_peer(a), _pay(3, t + 2, user="l")) == 1
+
+
+def test_a_lost_reply_then_another_writer_still_counts_each_event_once(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's write lands and its reply is lost; B writes the account after it; A's resend
+    meets a newer version, but its event id is among the entity's recent writers: applied,
+    not a lost race (the last writer alone would not tell)."""
+    a = _shared(make)
+    b = _peer(a)
+    faults = _Faults(monkeypatch)
+    t = 12_000_000_000
+    first, second = _pay(1, t, user="m"), _pay(2, t + 1, user="m")
+    assert _count(a, first) == 0
+    a.apply(first, None, False)
+    faults.drop_replies = 1
+    with pytest.raises(StateUnavailable):
+        a.flush()
+    assert _count(b, second) == 1
+    b.apply(second, None, False)
+    b.flush()
+    a.flush()  # the resend
+    assert isinstance(b, RedisState)
+    assert a.resent_applied >= 1
+    assert not a.lost
+    assert _count(b, _pay(3, t + 2, user="m")) == 2
+
+
+def test_a_write_never_sent_is_sent_with_the_next_round_trip(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing reached Redis (connection refused, a node away): the writes are kept and
+    the next round trip lands them, instead of the event being lost to the state."""
+    a = _shared(make)
+    faults = _Faults(monkeypatch)
+    t = 13_000_000_000
+    first = _pay(1, t, user="n")
+    assert _count(a, first) == 0
+    a.apply(first, None, False)
+    faults.drop_sends = 1
+    with pytest.raises(StateUnavailable):
+        a.flush()
+    assert _count(_peer(a), _pay(2, t + 1, user="n")) == 0  # not there yet
+    a.flush()
+    assert a.resent_applied == 0
+    assert not a.lost
+    assert _count(_peer(a), _pay(3, t + 2, user="n")) == 1
+
+
+def test_the_same_write_sent_twice_changes_the_state_once(make: Factory) -> None:
+    """The commands of one event's writes sent a second time as they are (redis-py's own
+    retry of a command whose reply was lost does this): every `CAS` answers 2."""
+    a = _shared(make)
+    t = 14_000_000_000
+    first = _pay(1, t, user="o")
+    assert _count(a, first) == 0
+    a.apply(first, None, False)
+    deferred = a._deferred
+    assert deferred is not None
+    cas = [c for c in deferred.commands if c[0] == "EVALSHA"]
+    a.flush()
+    assert [a.client.execute_command(*c) for c in cas] == [2] * len(cas)
+    assert _count(a, _pay(2, t + 1, user="o")) == 1
+
+
+def test_writes_failing_longer_than_the_resend_window_are_lost(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker does not carry an event's writes forever: past `RESEND_MS` since the
+    first failure the event is declared lost (decided, recorded, absent from the state)."""
+    a = _shared(make)
+    faults = _Faults(monkeypatch)
+    first = _pay(1, 15_000_000_000, user="p")
+    a.snapshot(first, _count_plan(a))
+    a.apply(first, None, False)
+    faults.drop_sends = 1
+    with pytest.raises(StateUnavailable):
+        a.flush()
+    assert a._deferred is not None and a._deferred.failed_at is not None
+    a._deferred.failed_at -= redis_state.RESEND_MS / 1000
+    faults.drop_sends = 1
+    with pytest.raises(StateUnavailable):
+        a.flush()
+    assert [event_id for event_id, _ in a.lost] == ["e1"]
+    a.flush()  # nothing left to send
+
+
+def test_an_entity_forgets_its_writers_after_the_guard_window(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ids of the events that wrote an entity stay `GUARD_MS` (trimmed at every
+    `TRIM_EVERY`th write), and the set expires that long after the last write: a busy
+    entity's set holds about a minute of writes, an idle one's leaves."""
+    a = _shared(make)
+    clock = [1_000_000_000_000]
+    monkeypatch.setattr(redis_state, "_now_ms", lambda: clock[0])
+    t = 17_000_000_000
+    for n in range(redis_state.TRIM_EVERY + 1):
+        event = _pay(n, t + n, user="q")
+        a.snapshot(event, _count_plan(a))
+        a.apply(event, None, False)
+        a.flush()
+        if n == 0:
+            clock[0] += 2 * redis_state.GUARD_MS
+    key = a.guard_key(("user", "q"))
+    kept = {member.decode() for member in a.client.zrange(key, 0, -1)}
+    assert kept == {f"e{n}" for n in range(1, redis_state.TRIM_EVERY + 1)}
+    assert 0 < a.client.pttl(key) <= redis_state.GUARD_MS

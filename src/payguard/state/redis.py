@@ -15,6 +15,10 @@ feature state exports it (msgpack, opaque here):
     c  its clearings (an analyst's `not_fraud` verdict, features.cleared)
     l  for a phone: the accounts last seen with it, and when (carrier signals)
 
+Beside each hash, in its slot, `pg:{user:u123}:e`: the ids of the events that wrote it in
+the last minute (a sorted set by server time, `GUARD_MS`), so that each write is once per
+event (below, "Once per event").
+
 Two global keys: the event times `pg:{g}:t`, a sorted set whose member `wm` is the
 watermark (raised by `ZADD GT`, Redis's own maximum: no script) and `ws` the watch start
 (`ZADD NX`, set once), both read by one `ZMSCORE`; and the late-event count
@@ -45,6 +49,14 @@ replies and filed again then, before that round trip's reads are used (the hashe
 rewrote are read again). A write that cannot be sent leaves its event decided and
 recorded but absent from the state (`lost`, counted as `state_writes_lost` by the engine).
 
+**Once per event.** A write can land and its reply be lost: a connection reset, a node
+failing over, redis-py resending a command it sent through `Wire._again`. Read as a lost
+race, such a write was filed again and its event counted twice. `CAS` therefore carries
+the event id and answers 2, changing nothing, when that event already wrote the hash; so
+a write whose round trip failed on the wire is simply sent again, with this worker's next
+round trips, for up to `RESEND_MS` (then it is `lost`), and an event decided again after
+its first worker died with its writes half sent adds nothing to the hashes already written.
+
 Every hash expires `ttl_ms` after its last write (the catalog's `memory` plus a day by
 default): an entity not seen for longer than every window leaves by itself. Money stays
 integer fen. The two event times are a sorted set's scores, doubles inside Redis: epoch
@@ -53,6 +65,7 @@ milliseconds are integers far below 2**53, so they come back exact and are read 
 
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -76,15 +89,40 @@ from payguard.state.wire import Command, Wire
 from payguard.types import DAY_MS
 
 RedisClient = Redis | RedisCluster
+log = logging.getLogger(__name__)
 
-CAS = """
+GUARD_MS = 60_000
+"""How long an entity remembers the events that wrote it (`CAS`): longer than a write can
+be sent again (`RESEND_MS`, and redis-py's retries of a command, seconds), short enough
+that a busy entity's set stays small (its writes of one minute)."""
+
+TRIM_EVERY = 16
+"""The event ids older than `GUARD_MS` leave an entity's set at every 16th write of it, not
+at each (a script call less per write: ~8 of ~42 µs a write, docs/benchmarks.md)."""
+
+CAS = f"""
+if redis.call('ZSCORE', KEYS[2], ARGV[3]) then return 2 end
 local v = redis.call('HGET', KEYS[1], 'v')
 if (v or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if tonumber(ARGV[1]) % {TRIM_EVERY} == 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], {GUARD_MS})
 return 1
 """
-"""Write fields of one entity hash if its version is still the one read (else 0)."""
+"""Write fields of one entity hash if its version is still the one read (1, else 0),
+once per event: the event ids that wrote the hash in the last `GUARD_MS` sit in a sorted
+set beside it (`KEYS[2]`, the same hash tag: one slot), and a write whose event is among
+them answers 2 (applied already) and changes nothing. That is what makes a resend safe:
+a write that landed but whose reply was lost (a connection reset, a node failing over,
+redis-py's own retry of a command) is recognised as applied, not read as a lost race and
+filed again (which counted the event twice). ARGV: version read, hash TTL, event id, the
+worker's clock (ms) and that minus `GUARD_MS`, then the field/value pairs. The set
+expires `GUARD_MS` after the entity's last write; a worker whose clock runs ahead trims
+ids early by as much (30 s of margin: `RESEND_MS`)."""
 
 CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
 
@@ -95,6 +133,12 @@ lives `claim_ttl_ms`, the engine's idempotency window). Shorter than `wait_s`, s
 client's retry that finds a dead worker's claim waits it out and decides the event,
 rather than answering in degraded mode; far longer than the synchronous stretch from
 claim to settle (one decision, milliseconds even on a loaded machine)."""
+
+RESEND_MS = 30_000
+"""How long a worker keeps sending an event's writes again after the round trip carrying
+them failed (connection reset, node away): each of its next round trips carries them,
+and a write that had landed answers 2. After this the event is given up as `lost`
+(decided and recorded, absent from the state: rebuild-state)."""
 
 RETRIES = 50
 """Compare-and-set attempts per entity before an event's apply gives up (each lost race
@@ -107,6 +151,11 @@ _encode = msgspec.msgpack.Encoder(enc_hook=encode_array).encode
 _decode = msgspec.msgpack.Decoder(ext_hook=decode_array).decode
 """Timelines keep their values packed in arrays (features.timeline): an extension type."""
 _claimed = msgspec.msgpack.Decoder(Claimed).decode
+
+
+def _now_ms() -> int:
+    """The worker's clock, for the ages of an entity's recent writers (`CAS`)."""
+    return int(time.time() * 1000)
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
@@ -128,6 +177,14 @@ class _Deferred:
     hids: list[Hid]
     """The hashes written, in the order of the first commands."""
     commands: list[Command]
+    failed_at: float | None = None
+    """When a round trip carrying these writes first failed (monotonic seconds): they are
+    sent again with the next round trips until `RESEND_MS` after it."""
+
+
+class _Unsent(StateUnavailable):
+    """A round trip failed on the wire (connection refused or reset, a node away): its
+    writes may or may not have landed, so they may be sent again (each is once per event)."""
 
 
 def _hids_code(kinds: list[str], extra: list[str]) -> Callable[[Event], set[Hid]]:
@@ -197,6 +254,8 @@ class RedisState:
         """Field bytes written by compare-and-set."""
         self.conflicts = 0
         """Entity writes retried because another worker wrote the entity first."""
+        self.resent_applied = 0
+        """Entity writes sent again that had landed already (`CAS` answered 2)."""
         self._kinds = [kind.by for kind in features.kinds]
         self._kind_index = {by: i for i, by in enumerate(self._kinds)}
         self._kind_keys = [(kind.by, kind.key) for kind in features.kinds]
@@ -236,6 +295,11 @@ class RedisState:
 
     def _global(self, name: str) -> str:
         return f"{self.prefix}:{{g}}:{name}"
+
+    def guard_key(self, hid: Hid) -> str:
+        """The sorted set of the event ids that wrote an entity lately (`CAS`): the entity's
+        hash tag, so its slot."""
+        return f"{self.prefix}:{{{hid[0]}:{hid[1]}}}:e"
 
     def _claim_key(self, event_id: str) -> str:
         return f"{self.prefix}:{{id:{event_id}}}"
@@ -378,7 +442,9 @@ class RedisState:
         try:
             self.features.update(event, referenced, declined)
             changed = self._changes(self._exported(event), None)
-            commands = self._writes(changed, self.features.late_events, event.ts)
+            commands = self._writes(changed, event.event_id, self.features.late_events, event.ts)
+            if self._deferred is not None:  # never: the load above carried it; else declared
+                self.lost.append((self._deferred.event.event_id, "writes not sent"))
             self._deferred = _Deferred(
                 event, referenced, declined, self._held, self._globals, list(changed), commands
             )
@@ -387,8 +453,9 @@ class RedisState:
 
     def flush(self) -> None:
         """Send the writes `apply` deferred, if any, and settle their races: after this the
-        state holds every event applied here (StateUnavailable if they could not be
-        written; the event is then in `lost`)."""
+        state holds every event applied here. StateUnavailable if they could not be sent:
+        they go again with the next round trip (`_resend_or_lose`), and the event is in
+        `lost` only once they have failed for `RESEND_MS`."""
         if self._deferred is not None:
             self._run([])
             self._stale = set()  # nothing read in that round trip: nothing to read again
@@ -397,7 +464,8 @@ class RedisState:
         """After deferred writes went out: the hashes whose compare-and-set lost a race
         (another worker wrote them since they were fetched) fetched again and the event
         filed into them again, until none is lost; the hashes so rewritten."""
-        pending = [hid for hid, ok in zip(deferred.hids, answers, strict=False) if not ok]
+        pending = [hid for hid, ok in zip(deferred.hids, answers, strict=False) if ok == 0]
+        self.resent_applied += sum([ok == 2 for ok in answers[: len(deferred.hids)]])
         if not pending:
             return set()
         event, retried = deferred.event, set(pending)
@@ -410,8 +478,8 @@ class RedisState:
                 self._restore()
                 self.features.update(event, deferred.referenced, deferred.declined)
                 changed = self._changes(self._exported(event), set(pending))
-                answers = self._run(self._writes(changed, 0, None))
-                pending = [hid for hid, ok in zip(changed, answers, strict=False) if not ok]
+                answers = self._run(self._writes(changed, event.event_id, 0, None))
+                pending = [hid for hid, ok in zip(changed, answers, strict=False) if ok == 0]
                 if not pending:
                     return retried
             raise StateUnavailable(f"entities stayed contended: {sorted(pending)}")
@@ -477,13 +545,27 @@ class RedisState:
             put(("phone", phone), b"l", _encode([users, linked.get(phone)]))
         return out
 
-    def _writes(self, changed: dict[Hid, list[bytes]], late: int, ts: int | None) -> list[Command]:
+    def _writes(
+        self, changed: dict[Hid, list[bytes]], event_id: str, late: int, ts: int | None
+    ) -> list[Command]:
         """The compare-and-set writes of the changed hashes, one per hash in the order of
-        `changed` (then the globals and the settled claim)."""
-        held, hkey, ttl_ms = self._held, self.key, self.ttl_ms
+        `changed`, each once per `event_id` (then the globals and the settled claim)."""
+        held, hkey, gkey, ttl_ms = self._held, self.key, self.guard_key, self.ttl_ms
         empty: dict[bytes, bytes] = {}
+        head = ("EVALSHA", CAS_SHA, 2)
+        now = _now_ms()
         commands: list[Command] = [
-            ("EVALSHA", CAS_SHA, 1, hkey(hid), held.get(hid, empty).get(b"v", b"0"), ttl_ms, *f)
+            (
+                *head,
+                hkey(hid),
+                gkey(hid),
+                held.get(hid, empty).get(b"v", b"0"),
+                ttl_ms,
+                event_id,
+                now,
+                now - GUARD_MS,
+                *f,
+            )
             for hid, f in changed.items()
         ]
         self.bytes_written += sum([sum(map(len, f)) for f in changed.values()])
@@ -515,19 +597,45 @@ class RedisState:
             answers = wire.run(commands, keys)
         except Exception as exc:
             if deferred is not None:
-                self.lost.append((deferred.event.event_id, f"redis: {exc}"))
-            raise StateUnavailable(f"redis: {exc}") from exc
+                self._resend_or_lose(deferred, f"redis: {exc}")
+            raise _Unsent(f"redis: {exc}") from exc
         self.round_trips += 1
         self.commands += len(answers)
         if deferred is not None:
             n = len(deferred.commands)
             try:
                 self._stale |= self._written(deferred, answers[:n])
+                if deferred.failed_at is not None:
+                    log.warning(
+                        "event %s: state writes sent again, landed", deferred.event.event_id
+                    )
+            except _Unsent as exc:  # a retry of a lost race could not be sent
+                self._resend_or_lose(deferred, str(exc))
+                raise
             except StateUnavailable as exc:
                 self.lost.append((deferred.event.event_id, str(exc)))
                 raise
             answers = answers[n:]
         return answers
+
+    def _resend_or_lose(self, deferred: _Deferred, cause: str) -> None:
+        """After a round trip carrying `deferred` failed on the wire: keep its writes for
+        the next round trip (each `CAS` is once per event, so a write that did land answers
+        2 and is not filed again), unless they have been failing for `RESEND_MS` — then the
+        event is `lost`. The late count (`INCRBY`, not once per event) is not sent again."""
+        now = time.monotonic()
+        if deferred.failed_at is None:
+            deferred.failed_at = now
+            deferred.commands = [c for c in deferred.commands if c[0] != "INCRBY"]
+            log.warning(
+                "event %s: state writes unanswered (%s), sent again with the next round trip",
+                deferred.event.event_id,
+                cause,
+            )
+        if (now - deferred.failed_at) * 1000 < RESEND_MS and self._deferred is None:
+            self._deferred = deferred
+        else:
+            self.lost.append((deferred.event.event_id, cause))
 
     def _load_scripts(self) -> None:
         """Load the scripts (on every primary of a cluster): after a restart lost them."""
@@ -607,4 +715,7 @@ class RedisState:
     def close(self) -> None:
         with contextlib.suppress(StateUnavailable):
             self.flush()
+        if self._deferred is not None:  # could not be sent, and never will be now
+            self.lost.append((self._deferred.event.event_id, "closed with writes unsent"))
+            self._deferred = None
         self.client.close()

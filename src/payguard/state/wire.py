@@ -24,7 +24,7 @@ from hiredis import Reader, pack_command
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 TIMEOUT_S = 2.0
 """A node that does not answer within this fails the event's state access (StateUnavailable)."""
@@ -168,4 +168,16 @@ class Wire:
         ):
             cluster.nodes_manager.initialize()
         for i in failed:
-            replies[i] = self.client.execute_command(*commands[i])  # type: ignore[no-untyped-call]
+            replies[i] = self._through_client(commands[i])
+
+    def _through_client(self, command: Command) -> Any:
+        """One command through the client; a script the node lost meanwhile (a command
+        refused with `CLUSTERDOWN` while a restarted node rejoined, then `NOSCRIPT` once
+        the client's retry reaches it) is loaded again and the command sent once more:
+        safe for `CAS`, which is once per event (state.redis)."""
+        execute = self.client.execute_command
+        try:
+            return execute(*command)  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            self.reload_scripts()
+            return execute(*command)  # type: ignore[no-untyped-call]
