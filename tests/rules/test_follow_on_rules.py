@@ -87,10 +87,13 @@ class World(DefaultWorld):
             payee=Payee(id=payee, card=Card(token=f"pan_{payee}")),
         )[1]  # fmt: skip
 
-    def result(self, ref: str, ts: int, user: str, device: str, outcome: str = "passed") -> None:
+    def result(
+        self, ref: str, ts: int, user: str, device: str, outcome: str = "passed",
+        method: str = "face",
+    ) -> None:  # fmt: skip
         self.send(
             "challenge_result", ts, user_id=user, device_id=device, ref_event_id=ref,
-            method="face", outcome=outcome,
+            method=method, outcome=outcome,
         )  # fmt: skip
 
 
@@ -362,3 +365,49 @@ def test_a_failed_face_makes_the_next_money_from_that_device_ask_it_again(world:
     assert again.challenge == ["face", "hardware_token"]
     world.result(again_id, world.at(TODAY + 1, 13.01), "u2", "dev-x")
     assert world.pay("u2", world.at(TODAY + 1, 14), device="dev-x").action == "allow"
+
+
+def test_a_failed_hardware_token_is_asked_again_not_swapped_for_face(world: World) -> None:
+    """`stepup_token_failed_then_money`: where the token was the method tried and failed
+    (offered first where the owner's face answers nothing, a coached victim on their own
+    phone), the money that comes back from that device a day later is asked the token
+    again, never face, which the coached victim passes (fails with face on main). A token
+    passed ends it."""
+    world.stop("u1", world.at(TODAY, 10), "dev-x")
+    asked, first = world.send(
+        "payment", world.at(TODAY, 11), user_id="u2", device_id="dev-x", amount=5_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )  # fmt: skip
+    assert first.action == "challenge" and isinstance(first.challenge, list)
+    assert "hardware_token" in first.challenge
+    world.result(
+        asked, world.at(TODAY, 11.01), "u2", "dev-x", outcome="failed", method="hardware_token"
+    )
+    again_id, again = world.send(
+        "payment", world.at(TODAY + 1, 13), user_id="u2", device_id="dev-x",
+        amount=5_000, merchant=Merchant(id="m-canteen", category="food"),
+    )  # fmt: skip
+    assert {r.rule for r in again.reasons} == {"stepup_token_failed_then_money"}, again.reasons
+    assert again.action == "challenge" and again.challenge == ["hardware_token"]
+    world.result(again_id, world.at(TODAY + 1, 13.01), "u2", "dev-x", method="hardware_token")
+    assert world.pay("u2", world.at(TODAY + 1, 14), device="dev-x").action == "allow"
+
+
+def test_a_transfer_to_a_payee_confirmed_as_fraud_is_blocked_not_reviewed(world: World) -> None:
+    """`after_stop_payee_confirmed`: once a stopped transfer's payee is named by a fraud
+    label, the next transfer to it, small or from another account a day later, is blocked
+    (a review went to a desk that asks the coached victim, who vouches for it; reviewed
+    on main); a payee nobody confirmed is not."""
+    stopped = world.stop("u1", world.at(TODAY, 10), "phone-u1")
+    world.send(
+        "label", world.at(TODAY, 11), user_id="u1", ref_event_id=stopped, label="fraud",
+        source="analyst",
+    )  # fmt: skip
+    again = world.transfer("u1", world.at(TODAY + 1, 12), 5_000)
+    assert again.action == "block" and "after_stop_payee_confirmed" in {
+        r.rule for r in again.reasons
+    }
+    other = world.transfer("u2", world.at(TODAY + 1, 13), 300_000)
+    assert other.action == "block", other.reasons
+    elsewhere = world.transfer("u2", world.at(TODAY + 1, 14), 5_000, payee="payee-mum")
+    assert "after_stop_payee_confirmed" not in {r.rule for r in elsewhere.reasons}
