@@ -59,8 +59,8 @@ class RecentIds:
         """Days before this one have been dropped."""
 
     def __len__(self) -> int:
-        days = (*self._days.values(), *self._restored.values())
-        return sum(len(ids) for ids in days)
+        recorded = sum(len(ids) for ids in self._days.values())
+        return recorded + sum(len(digests) for digests in self._restored.values())
 
     def may_be_recorded(self, event_id: str, ts: int, watermark: int) -> bool:
         """False only if the id is certainly not recorded yet: `ts` inside the window and
