@@ -74,8 +74,10 @@ def parse_ts(value: str | int) -> EpochMs:
     rest of such a time is two valid two-digit numbers at fixed places."""
     if isinstance(value, int):
         ms = value
-    elif (split := _hour_and_rest(value)) is not None and split[0] in _HOURS:
-        ms = _HOURS[split[0]] + split[1]
+    elif (split := _hour_and_rest(value)) is not None and (
+        start := _HOURS.get(split[0])  # one read: another thread may clear it
+    ) is not None:
+        ms = start + split[1]
     else:
         ms = _parse_rfc3339(value)
         if split is not None and MIN_TS_MS <= ms < MAX_TS_MS:
