@@ -142,17 +142,28 @@ _STEPS = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps=_STEPS, probes=st.lists(st.tuples(st.integers(0, 60), st.integers(-4 * DAY_MS, 0))))
+@given(
+    steps=_STEPS,
+    probes=st.lists(st.tuples(st.integers(0, 60), st.integers(-4 * DAY_MS, 0))),
+    restart_at=st.none() | st.integers(0, 80),
+)
 def test_a_repeat_is_never_taken_for_new_and_inside_the_window_new_is_known_new(
-    steps: list[tuple[int, int]], probes: list[tuple[int, int]]
+    steps: list[tuple[int, int]], probes: list[tuple[int, int]], restart_at: int | None
 ) -> None:
     """Events arrive with times scattered around a moving watermark (late ones too). The
     reference remembers every id with its time forever. After each event: a repeat of
     any recorded event (same id, same time) must be sent to the log; an unrecorded id
     inside the window must be known new (no query). An id reused with another time is
-    the log's unique index's to refuse (see the conflict test above), not checked here."""
+    the log's unique index's to refuse (see the conflict test above), not checked here.
+    At `restart_at` the memory goes through a snapshot (`export`, `restore`: ids kept by
+    the process become digests), which must change none of its answers, nor its export."""
     recent, recorded, watermark = RecentIds(), dict[str, int](), T0
-    for ident, offset in steps:
+    for step, (ident, offset) in enumerate(steps):
+        if step == restart_at:
+            exported = recent.export()
+            recent = RecentIds()
+            recent.restore(exported)
+            assert recent.export() == exported
         ts = watermark + offset
         watermark = max(watermark, ts)
         event_id = f"e{ident}"

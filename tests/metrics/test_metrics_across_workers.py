@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from payguard.metrics import MULTIPROC_ENV, Metrics
@@ -82,3 +84,34 @@ def test_one_process_counts_its_own_engine() -> None:
     assert ("payguard_rule_hits_total", (("rule", "r1"),)) not in one
     assert two[("payguard_rule_hits_total", (("rule", "r1"),))] == 1
     assert first.duplicates == 2 and second.rule_hits == {"r1": 1, "r2": 1}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["payment", "login"]),
+            st.sampled_from(["allow", "block", "hold"]),
+            st.sampled_from([0, 49, 50, 51, 100, 2_500, 49_999, 50_000, 50_001])
+            | st.integers(min_value=0, max_value=10**7),
+        ),
+        max_size=40,
+    ),
+    st.integers(min_value=0, max_value=40),
+)
+def test_deferred_observations_render_as_sent_one_by_one(
+    observed: list[tuple[str, str, int]], render_at: int
+) -> None:
+    """One process defers its decisions and latencies to the render (`Metrics.send`): the
+    text is the one sending each observation at once gives, bucket bounds included, with
+    a render in the middle too."""
+    deferred, direct = Metrics(), Metrics()
+    assert deferred.deferred
+    direct.deferred = False
+    for i, (event_type, action, latency_us) in enumerate(observed):
+        if i == render_at:
+            assert deferred.render({}) == direct.render({})
+        deferred.observe(event_type, action, latency_us)
+        direct.observe(event_type, action, latency_us)
+    assert deferred.render({}) == direct.render({})
+    assert deferred.decisions == direct.decisions
+    assert deferred.render({}) == direct.render({})  # sent once, not twice

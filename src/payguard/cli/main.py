@@ -249,7 +249,7 @@ def replay(
     settings = settings_or_exit(config)
     _lock(settings)
     engine = _open(settings)
-    encode = msgspec.json.Encoder().encode
+    encode_into = msgspec.json.Encoder().encode_into
     actions: Counter[str] = Counter()
     rejected = 0
     started = time.perf_counter()
@@ -269,24 +269,31 @@ def replay(
             process, decode, write = engine.process, engine.decoder.decode, sink.write
             check_time, now_ms = engine.check_time, _wall_clock_ms()
             flush_every = engine.settings.flush_every
-            for number, line in _lines(events):
-                read += len(line)
-                try:
-                    event = decode(line)
-                    check_time(event, now_ms)
-                    decision, _ = process(event)
-                except (EventError, DuplicateEventError) as exc:
-                    rejected += 1
-                    err.print(f"line {number}: {_describe(exc)}", highlight=False)
-                    continue
-                write(encode(decision.public(explain)) + b"\n")
-                actions[decision.action] += 1
-                done += 1
-                if done % flush_every == 0:
-                    engine.flush()
-                    gc.collect(1)  # young generations only: see batch_gc
-                    rate = done / (time.perf_counter() - started)
-                    progress.update(task, completed=read, rate=f"{rate:,.0f}")
+            lines = bytearray()  # decisions encoded into one buffer, written every flush
+            try:
+                for number, line in _lines(events):
+                    read += len(line)
+                    try:
+                        event = decode(line)
+                        check_time(event, now_ms)
+                        decision, _ = process(event)
+                    except (EventError, DuplicateEventError) as exc:
+                        rejected += 1
+                        err.print(f"line {number}: {_describe(exc)}", highlight=False)
+                        continue
+                    encode_into(decision.public(explain), lines, -1)
+                    lines += b"\n"
+                    actions[decision.action] += 1
+                    done += 1
+                    if done % flush_every == 0:
+                        write(lines)
+                        lines.clear()
+                        engine.flush()
+                        gc.collect(1)  # young generations only: see batch_gc
+                        rate = done / (time.perf_counter() - started)
+                        progress.update(task, completed=read, rate=f"{rate:,.0f}")
+            finally:  # every decision made is written, as each was at once before
+                write(lines)
     finally:
         engine.close()
     elapsed = time.perf_counter() - started

@@ -2,16 +2,18 @@
 
 A repeated `event_id` must be answered with its recorded decision, never decided twice.
 The log's unique index on `event_id` is the truth; this memory only spares a query for
-the common case, a new event near the watermark. It holds a 64-bit digest of the id of
-every recorded event whose `ts` lies within `WINDOW_MS` of the watermark, in one set per
-day of event time; a day that falls out of the window is dropped whole. So its size is
-the events of about `WINDOW_MS` (two days: ~42,000 ids, ~3 MB, at 20,000 customers),
-not of the whole log (147 MiB of ids at 20k × 90 days before, rebuilt at every start).
+the common case, a new event near the watermark. It holds the id (or, restored from a
+snapshot, a 64-bit digest of the id) of every recorded event whose `ts` lies within
+`WINDOW_MS` of the watermark, in one set per day of event time; a day that falls out of
+the window is dropped whole. So its size is the events of about `WINDOW_MS` (two days:
+~42,000 ids, a few MB, at 20,000 customers), not of the whole log (147 MiB of ids at
+20k × 90 days before, rebuilt at every start).
 
 What is asked of the log (`RecentIds.may_be_recorded` True):
 - an event whose `ts` is older than the window: a late copy, a retry from a queue drained
   days later. The log answers exactly (an indexed query, a few µs);
-- an id whose digest is in the window (a repeat, or a 2⁻⁶⁴-rare digest collision).
+- an id in the window (a repeat), or whose digest is among the restored ones (a repeat,
+  or a 2⁻⁶⁴-rare digest collision).
 A new event inside the window is known new without a query. The one case the window
 cannot see, an id reused with another `ts` whose first record fell out of the window, is
 a conflict (another payload): the log's unique index refuses the insert and the engine
@@ -38,28 +40,43 @@ def digest(event_id: str) -> int:
 
 
 class RecentIds:
-    """Digests of the ids of recorded events within `window_ms` of the watermark."""
+    """The ids of recorded events within `window_ms` of the watermark.
+
+    Ids recorded by this process are kept as they are (a set of strings hashes each id
+    once, with the string); only those a snapshot restored are digests, and only they need
+    an event's digest to be asked about. The digest of every id cost ~3 % of a replay
+    (issue 11): a process that started without a snapshot never computes one on the
+    decision path, and one that did stops once the restored days leave the window. The
+    snapshot still holds digests (`export`, in the snapshot's forked child)."""
 
     def __init__(self, window_ms: int = WINDOW_MS) -> None:
         self.window_ms = window_ms
-        self._days: dict[int, set[int]] = {}
-        """Day of event time (ts // DAY_MS) → digests of the ids recorded with it."""
+        self._days: dict[int, set[str]] = {}
+        """Day of event time (ts // DAY_MS) → ids recorded by this process with it."""
+        self._restored: dict[int, set[int]] = {}
+        """Day of event time → digests of the ids a snapshot held for it."""
         self._oldest_day = 0
         """Days before this one have been dropped."""
-        self._last: tuple[str, int] = ("", digest(""))
-        """The last id digested: `process` asks about an event, then adds it."""
 
     def __len__(self) -> int:
-        return sum(len(ids) for ids in self._days.values())
+        recorded = sum(len(ids) for ids in self._days.values())
+        return recorded + sum(len(digests) for digests in self._restored.values())
 
     def may_be_recorded(self, event_id: str, ts: int, watermark: int) -> bool:
         """False only if the id is certainly not recorded yet: `ts` inside the window and
-        its digest unseen. Any `ts` older than the window, or a digest seen, says ask the
-        log."""
+        the id unseen (its digest too, while restored digests are in the window). Any `ts`
+        older than the window, or an id or digest seen, says ask the log."""
         if ts // DAY_MS < self._oldest_day or ts < watermark - self.window_ms:
             return True
-        key = self._digest(event_id)
-        return any(key in ids for ids in self._days.values())
+        for ids in self._days.values():
+            if event_id in ids:
+                return True
+        if self._restored:
+            key = digest(event_id)
+            for digests in self._restored.values():
+                if key in digests:
+                    return True
+        return False
 
     def add(self, event_id: str, ts: int, watermark: int) -> None:
         """Remember a recorded event (`watermark` as it is after the event); drop the
@@ -67,25 +84,27 @@ class RecentIds:
         oldest = (watermark - self.window_ms) // DAY_MS
         if oldest > self._oldest_day:
             self._oldest_day = oldest
-            for day in [d for d in self._days if d < oldest]:
-                del self._days[day]
+            for by_day in (self._days, self._restored):
+                for day in [d for d in by_day if d < oldest]:
+                    del by_day[day]
         day = ts // DAY_MS
         if day >= self._oldest_day:
             ids = self._days.get(day)
             if ids is None:
                 ids = self._days[day] = set()
-            ids.add(self._digest(event_id))
-
-    def _digest(self, event_id: str) -> int:
-        last_id, key = self._last
-        if event_id != last_id:
-            key = digest(event_id)
-            self._last = (event_id, key)
-        return key
+            ids.add(event_id)
 
     def export(self) -> dict[int, bytes]:
-        """Per day, the digests as packed 64-bit integers (for the snapshot)."""
-        return {day: array("q", sorted(ids)).tobytes() for day, ids in self._days.items()}
+        """Per day, the digests as packed 64-bit integers (for the snapshot), the days in
+        the order they were first remembered (restored ones first, as they were)."""
+        restored, recorded = self._restored, self._days
+        days = [*restored, *(day for day in recorded if day not in restored)]
+        out: dict[int, bytes] = {}
+        for day in days:
+            digests = set(restored.get(day, ()))
+            digests.update(digest(event_id) for event_id in recorded.get(day, ()))
+            out[day] = array("q", sorted(digests)).tobytes()
+        return out
 
     def restore(self, days: dict[int, bytes] | None) -> None:
         """Take an `export`; raises ValueError for a snapshot without one (the caller
@@ -97,5 +116,6 @@ class RecentIds:
             digests = array("q")
             digests.frombytes(packed)
             restored[day] = set(digests)
-        self._days = restored
+        self._restored = restored
+        self._days = {}
         self._oldest_day = min(restored, default=0)
