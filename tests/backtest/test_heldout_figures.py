@@ -31,11 +31,11 @@ PINNED: dict[str, float] = {
     "phone_theft_takeover": 0.937,
     "merchant_credential_leak": 1.0,
     "cash_out_collusion": 1.0,
-    "fake_customer_service": 0.866,
-    "challenged_share": 0.004,
+    "fake_customer_service": 0.895,
+    "challenged_share": 0.003,
     "held_share": 0.001,
     "reviewed_blocked_share": 0.002,
-    "strong_friction_share": 0.053,
+    "strong_friction_share": 0.051,
 }
 """Rounded to 0.1 % (shares) — scenario → attack money stopped, then the legitimate
 friction figures under their own names."""

@@ -205,3 +205,116 @@ def test_lunch_on_the_own_phone_abroad_with_forwarding_set_is_left_alone(world: 
 
 def test_money_from_a_new_device_with_forwarding_set_is_still_challenged(world: World) -> None:
     assert "forwarding_money_out" in rules_of(_pay_while_forwarding(world, "new-phone-u1"))
+
+
+# --- 2026.12.21: code_then_money_fresh_device, the drip's first payment ---------------------
+
+
+def _first_payment_after_code_login(
+    world: World, ip: str, *, fen: int = 80_000, code: bool = True
+) -> Decision:
+    """A customer who pays 100 CNY at lunch; a device the account never used logs in with an
+    SMS code (read out to a caller) from `ip`, and half an hour later pays `fen` for an
+    ordinary online order: no code for the payment itself, an amount under nothing."""
+    world.customer("u1")
+    who = {"user_id": "u1", "device_id": "agent-phone", "ip": ip}
+    t = world.at(TODAY, 15)
+    if code:
+        world.send("otp_send", t, **who, phone="tel_u1", method="sms")
+        world.send("otp_verify", t + 40_000, **who, method="sms", success=True)
+    world.send("login", t + 45_000, **who, method="sms" if code else "password", success=True)
+    shop = Merchant(id="m-shop", category="ecommerce")
+    card = Card(token="pan_debit_u1", kind="debit")
+    return world.send("payment", t + 30 * 60_000, **who, card=card, amount=fen, merchant=shop)
+
+
+def test_the_first_payment_of_a_device_let_in_by_a_code_is_challenged(world: World) -> None:
+    decision = _first_payment_after_code_login(world, ip="203.0.113.77")
+    assert "code_then_money_fresh_device" in rules_of(decision)
+    assert decision.action == "challenge"
+    assert "sms_otp" not in (decision.challenge or [])
+
+
+def test_a_new_phone_on_the_home_network_is_not_a_device_let_in_by_a_code(world: World) -> None:
+    decision = _first_payment_after_code_login(world, ip=HOME_IP)
+    assert "code_then_money_fresh_device" not in rules_of(decision)
+
+
+def test_a_new_device_that_logged_in_without_a_code_is_left_to_other_rules(world: World) -> None:
+    decision = _first_payment_after_code_login(world, ip="203.0.113.77", code=False)
+    assert "code_then_money_fresh_device" not in rules_of(decision)
+
+
+def test_a_small_payment_from_a_device_let_in_by_a_code_is_left_alone(world: World) -> None:
+    decision = _first_payment_after_code_login(world, ip="203.0.113.77", fen=5_000)
+    assert "code_then_money_fresh_device" not in rules_of(decision)
+
+
+# --- 2026.12.21: coached_third_code_cash_like, a voucher run one code at a time -------------
+
+
+def _voucher_after_codes(world: World, codes: int, category: str = "gift_card") -> Decision:
+    """A customer who pays 100 CNY at lunch, on their own phone at home, passes `codes` SMS
+    codes within forty minutes (each for a small voucher) and then buys one more for 300
+    CNY in `category`."""
+    world.customer("u1")
+    who = world.home("u1")
+    card = Card(token="pan_debit_u1", kind="debit")
+    t = world.at(TODAY, 16)
+    for i in range(codes):
+        at = t + i * 12 * 60_000
+        world.send("otp_send", at, **who, phone="tel_u1", method="sms")
+        world.send("otp_verify", at + 30_000, **who, method="sms", success=True)
+        if i < codes - 1:
+            gift = Merchant(id=f"m-gift-{i}", category="gift_card")
+            world.send("payment", at + 40_000, **who, card=card, amount=20_000, merchant=gift)
+    merchant = Merchant(id="m-last", category=category)
+    last = t + (codes - 1) * 12 * 60_000 + 40_000
+    return world.send("payment", last, **who, card=card, amount=30_000, merchant=merchant)
+
+
+def test_vouchers_on_the_third_code_in_an_hour_get_a_call_back(world: World) -> None:
+    decision = _voucher_after_codes(world, codes=3)
+    assert "coached_third_code_cash_like" in rules_of(decision)
+    assert "callback" in (decision.challenge or []) and "face" not in (decision.challenge or [])
+
+
+def test_vouchers_on_the_second_code_are_left_alone(world: World) -> None:
+    assert "coached_third_code_cash_like" not in rules_of(_voucher_after_codes(world, codes=2))
+
+
+def test_dinner_on_the_third_code_is_not_a_voucher_run(world: World) -> None:
+    decision = _voucher_after_codes(world, codes=3, category="food")
+    assert "coached_third_code_cash_like" not in rules_of(decision)
+
+
+# --- 2026.12.21: fresh_device_sms_money from 300 CNY ----------------------------------------
+
+
+def _top_up_on_a_new_phone_on_the_road(world: World, fen: int) -> Decision:
+    """A customer who pays 100 CNY at lunch logs in on a new phone from a network the
+    account never used, with an SMS code, and tops up a phone for `fen` a minute later."""
+    world.customer("u1")
+    who = {"user_id": "u1", "device_id": "new-phone-u1", "ip": "198.51.100.23"}
+    t = world.at(TODAY, 18)
+    world.send("otp_send", t, **who, phone="tel_u1", method="sms")
+    world.send("otp_verify", t + 30_000, **who, method="sms", success=True)
+    world.send("login", t + 35_000, **who, method="sms", success=True)
+    topup = Merchant(id="m-topup", category="mobile_topup")
+    card = Card(token="pan_debit_u1", kind="debit")
+    return world.send("payment", t + 90_000, **who, card=card, amount=fen, merchant=topup)
+
+
+def test_a_small_top_up_on_a_new_phone_on_the_road_is_not_a_code_read_aloud(
+    world: World,
+) -> None:
+    decision = _top_up_on_a_new_phone_on_the_road(world, fen=3_000)
+    assert "fresh_device_sms_money" not in rules_of(decision)
+    assert "code_then_money_fresh_device" not in rules_of(decision)
+
+
+def test_a_top_up_that_matters_on_a_new_phone_on_the_road_still_needs_a_face(
+    world: World,
+) -> None:
+    decision = _top_up_on_a_new_phone_on_the_road(world, fen=50_000)
+    assert "fresh_device_sms_money" in rules_of(decision)
