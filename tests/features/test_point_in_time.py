@@ -61,6 +61,8 @@ BEHAVIOUR_FEATURES: list[dict[str, Any]] = [
     {"how": "is_new", "of": "net", "over": "any", "by": "merchant", "windows": ["30m"]},
     {"how": "age", "over": "pay", "by": "merchant+net"},
     {"how": "distinct", "of": "net", "over": "any", "by": "user", "windows": ["1h"]},
+    # the source networks of a merchant's server-to-server debits (leaked credentials, 2026.12.22)
+    {"how": "distinct", "of": "net", "over": "api_pay", "by": "merchant", "windows": ["30m"]},
     {"how": "count", "over": "label", "by": "merchant+net", "windows": ["1h"]},
     {"how": "sum", "of": "amount", "over": "label", "by": "card", "windows": ["20m"]},
     {"how": "distinct", "of": "user", "over": "label", "by": "merchant", "windows": ["1h"]},
@@ -86,6 +88,7 @@ SMALL_CATALOG = msgspec.convert(
             # the merchant's payments from before a stop (rules' baseline after one)
             "unstopped_pay": {"types": ["payment"], "settled": True, "before_stop": "20m"},
             "gift": {"types": ["payment"], "categories": ["gift_card", "game"]},
+            "api_pay": {"types": ["payment"], "channels": ["api"]},
             "refund": {"types": ["refund"]},
             "phone_risk": {"types": ["sim_swap", "line_resume"]},
             "label": {"types": ["fraud_report", "label"], "source": "referenced"},
@@ -209,7 +212,7 @@ def _event(
         "phone": draw(st.sampled_from(["tel_a", "tel_b"]))
         if carrier
         else maybe(["tel_a", "tel_b"]),
-        "channel": maybe(["app", "web"]),
+        "channel": maybe(["app", "web", "api"]),
     }
     if kind == "login":
         fields["success"] = draw(st.booleans())

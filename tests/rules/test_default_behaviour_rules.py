@@ -787,3 +787,39 @@ def test_without_a_refund_or_with_a_small_purchase_there_is_no_refund_cycle(worl
     )
     assert "cash_out_pays_again_after_refund" not in rules_of(no_refund)
     assert "cash_out_pays_again_after_refund" not in rules_of(small)
+
+
+# --- 2026.12.22: a merchant's API debits from several source networks in a day ---------------
+
+
+def _api_debits(world: World, ips: list[str]) -> list[Decision]:
+    """A biller debits one payer's card per address in `ips`, a minute apart, server to
+    server (no device), on a merchant the engine first sees now."""
+    biller = Merchant(id="m-biller", category="utilities")
+    return [
+        world.send(
+            "payment",
+            world.at(TODAY, 2) + i * 60_000,
+            user_id=f"payer{i}",
+            ip=ip,
+            channel="api",
+            card=Card(token=f"pan_payer{i}"),
+            amount=15_000,
+            merchant=biller,
+        )
+        for i, ip in enumerate(ips)
+    ]
+
+
+def test_api_debits_from_several_networks_in_a_day_are_reviewed(world: World) -> None:
+    first, second, third = _api_debits(world, ["10.9.9.1", "45.128.62.177", "45.128.62.177"])
+    assert "merchant_api_many_networks" not in rules_of(first) | rules_of(second)
+    assert "merchant_api_many_networks" in rules_of(third)
+    assert third.action == "review"
+
+
+def test_api_debits_from_the_merchants_own_network_are_left(world: World) -> None:
+    """Several servers in one /24 are one network: a biller's own batch."""
+    decisions = _api_debits(world, ["10.9.9.1", "10.9.9.7", "10.9.9.1", "10.9.9.7"])
+    for decision in decisions:
+        assert "merchant_api_many_networks" not in rules_of(decision)
