@@ -23,9 +23,11 @@ DAY_MS = 24 * HOUR_MS
 class DefaultWorld:
     """One engine and a counter of event ids; `at(day, hour)` is local time (UTC+8)."""
 
-    def __init__(self) -> None:
+    def __init__(self, live: tuple[str, ...] = ()) -> None:
+        """`live`: shadow rules of the default ruleset played live, to test what they
+        would do before they act."""
         features = FeatureState(load_catalog())
-        text = (ROOT / "rules" / "default.yaml").read_text(encoding="utf-8")
+        text = _played_live((ROOT / "rules" / "default.yaml").read_text(encoding="utf-8"), live)
         self.engine = Engine(
             features=features,
             ruleset=compile_ruleset(text, features),
@@ -43,3 +45,15 @@ class DefaultWorld:
         event_id = f"e{next(self._ids)}"
         event = Event(event_id=event_id, type=type, ts=ts, **fields)
         return event_id, self.engine.process(event)[0]
+
+
+def _played_live(text: str, rule_ids: tuple[str, ...]) -> str:
+    """The ruleset text with each named rule's `mode: shadow` line taken out."""
+    for rule_id in rule_ids:
+        start = text.index(f"  - id: {rule_id}\n")
+        end = text.find("\n  - id: ", start + 1)
+        end = len(text) if end < 0 else end
+        block = text[start:end]
+        assert "\n    mode: shadow" in block, f"{rule_id} is not a shadow rule"
+        text = text[:start] + block.replace("\n    mode: shadow", "", 1) + text[end:]
+    return text

@@ -367,12 +367,15 @@ def test_a_failed_face_makes_the_next_money_from_that_device_ask_it_again(world:
     assert world.pay("u2", world.at(TODAY + 1, 14), device="dev-x").action == "allow"
 
 
-def test_a_failed_hardware_token_is_asked_again_not_swapped_for_face(world: World) -> None:
-    """`stepup_token_failed_then_money`: where the token was the method tried and failed
-    (offered first where the owner's face answers nothing, a coached victim on their own
-    phone), the money that comes back from that device a day later is asked the token
-    again, never face, which the coached victim passes (fails with face on main). A token
-    passed ends it."""
+def test_a_failed_hardware_token_is_asked_again_not_swapped_for_face() -> None:
+    """`stepup_token_failed_then_money`, a shadow rule since 2026.12.26, played live here:
+    where the token was the method tried and failed (offered first where the owner's face
+    answers nothing, a coached victim on their own phone), the money that comes back from
+    that device a day later is asked the token again, never face, which the coached
+    victim passes. A token passed ends it."""
+    world = World(live=("stepup_token_failed_then_money",))
+    for user in ("u1", "u2"):
+        world.customer(user)
     world.stop("u1", world.at(TODAY, 10), "dev-x")
     asked, first = world.send(
         "payment", world.at(TODAY, 11), user_id="u2", device_id="dev-x", amount=5_000,
