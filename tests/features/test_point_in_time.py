@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from payguard.events import Card, Event, Merchant, Payee
 from payguard.features import Catalog, FeatureSpec, FeatureState, load_catalog
 from payguard.features.reference import ReferenceFeatures
+from payguard.features.timeline import Tally
 
 LATENESS_MS = 60_000
 HOURS = 2 * 3_600_000 + 1_234
@@ -348,3 +349,51 @@ def test_out_of_order_event_is_placed_by_time(late_by: int) -> None:
     state.update(fail(2, 10_000_000 - late_by))
     probe = fail(3, 10_000_000 - late_by)
     assert state.snapshot(probe, plan)["count_login_fail_by_ip_2m"] == (2 if late_by == 0 else 1)
+
+
+def _containers_agree(state: FeatureState) -> None:
+    """Each raw head's derived containers hold exactly what its entries say: the tally
+    (and a `Tally`'s total and heaviest weight unless unknown), the ranks, the running
+    totals. The update files and folds them inline (features.compiled), not through
+    `Timeline.add` and `fold_through`; the reads' shortcuts trust them."""
+    for idx in range(len(state.streams)):
+        for key, tl in state.timelines(idx).items():
+            if not tl.ts:
+                assert tl.values is None and tl.tally is None and tl.ranked is None, key
+                continue
+            values = list(tl.values) if tl.values is not None else []
+            weights = list(tl.weights) if tl.weights is not None else [1] * len(values)
+            assert len(weights) == len(values) == len(tl.ts) or tl.values is None, key
+            if tl.ranked is not None:
+                assert list(tl.ranked) == sorted(values), key
+            if tl.totals is not None:
+                sums, running = [], tl.running
+                for value in values:
+                    running += value
+                    sums.append(running)
+                assert list(tl.totals) == sums, key
+            if isinstance(tl.tally, dict):
+                want: dict[Any, int] = {}
+                for value, weight in zip(values, weights, strict=True):
+                    want[value] = want.get(value, 0) + weight
+                assert dict(tl.tally) == want, key
+                if isinstance(tl.tally, Tally):
+                    assert tl.tally.total == sum(weights), key
+                    assert tl.tally.top in (-1, max(want.values())), key
+            elif tl.tally is not None:
+                assert list(tl.tally) == [values.count(h) for h in range(24)], key
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_inline_filing_keeps_the_containers_exact(stream: list[tuple[Event, bool]]) -> None:
+    """After every event (and sweep), the containers the generated update opened, appended
+    to and folded inline agree with the entries (issue 11: `add` and `fold_through` are
+    no longer called for an empty head or a one-entry fold)."""
+    state = FeatureState(SMALL_CATALOG)
+    for event, sweep in stream:
+        state.update(event, None, _declined(event))
+        _containers_agree(state)
+        if sweep:
+            state.sweep()
+            _containers_agree(state)

@@ -23,7 +23,8 @@ person can follow; the sources are registered under a unique filename per plan
 tests/features/test_point_in_time.py holds the generated code to the brute-force twin.
 """
 
-from bisect import bisect_right, insort
+from array import array
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from functools import partial
 from sys import intern
@@ -32,11 +33,17 @@ from typing import Any
 from payguard.features.layout import Feature, StateLayout, Stream
 from payguard.features.spec import HOUR, VALUE_CODE, WATCH_ALL, source_network
 from payguard.features.timeline import (
+    FIRST,
+    HOURS,
     LAST,
     PAST,
     RANKED,
     TALLY,
     TOTALS,
+    VALUE_BITS,
+    VALUES_ANY,
+    VALUES_HOUR,
+    VALUES_INT,
     WEIGHTS,
     Past,
     Tally,
@@ -98,8 +105,11 @@ def filer_source(
     for stream in streams:
         by_kind.setdefault(stream.kind, []).append(stream)
     namespace.update(
+        HOUR_COUNTERS=bytes(8 * HOURS),
         Past=Past,
         Tally=Tally,
+        array=array,
+        bisect_left=bisect_left,
         insort=insort,
         intern=intern,
         source_network=source_network,
@@ -230,8 +240,10 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
     none (it makes the containers) or the event is out of order."""
     code = [
         "            times = tl.ts",
-        "            if times is None or t < times[-1]:",
-        f"                tl.add(t, value, horizon{weight})  # empty head, or out of order",
+        "            if times is None and t > horizon:  # an empty head: open it here",
+        *("                " + line for line in _open_lines(stream)),
+        "            elif times is None or t < times[-1]:",
+        f"                tl.add(t, value, horizon{weight})  # late, or out of order",
         "            else:",
         "                times.append(t)",
     ]
@@ -265,6 +277,41 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
     return code
 
 
+def _open_lines(stream: Stream) -> list[str]:
+    """`Timeline.add` on an empty raw head with an entry newer than the horizon (nothing
+    folds), inline: the head's containers made holding the one entry. Most adds are
+    these (a novelty stream's head empties between an entity's sessions: 163k of the
+    seed-5 world's 163k calls of `add`), and the call, `open` and the generic tests cost
+    about three times the work. Each container as `Timeline.open` makes it."""
+    shape, code = stream.shape, []
+    weight = "weight" if stream.weighs else "1"
+    if shape & FIRST:
+        code += ["first = tl.first_ts", "if first is None or t < first:", "    tl.first_ts = t"]
+    code.append("tl.ts = [t]")
+    values = shape & VALUE_BITS
+    if values == VALUES_INT:
+        code.append("tl.values = array('q', (value,))")
+    elif values == VALUES_HOUR:
+        code.append("tl.values = array('b', (value,))")
+    elif values == VALUES_ANY:
+        code.append("tl.values = [value]")
+    if shape & TOTALS:
+        code.append("tl.totals = array('q', (tl.running + value,))")
+    if shape & WEIGHTS:
+        code.append(f"tl.weights = array('q', ({weight},))")
+    if shape & TALLY and values == VALUES_HOUR:
+        code += ["tally = tl.tally = array('q', HOUR_COUNTERS)", f"tally[value] += {weight}"]
+    elif shape & TALLY:  # a `Tally` as `Tally.add` leaves it after one entry
+        code += [
+            "tally = tl.tally = Tally()",
+            f"tally[value] = tally.total = {weight}",
+            f"tally.top = {weight} if {weight} > 0 else 0",
+        ]
+    if shape & RANKED:
+        code.append("tl.ranked = array('q', (value,))")
+    return code
+
+
 FOLD_SLACK_MS = 10 * MINUTE_MS
 """How long past its horizon the oldest raw entry of a stream without raw aggregates
 (`Stream.raw_ms` 0: only `is_new`, `distinct` and time-since read it) may stay before the
@@ -279,10 +326,10 @@ def _fold_lines(stream: Stream) -> list[str]:
     """Fold what fell out of the raw head after an append (`Timeline.fold_through`).
     Usually that is the one oldest entry (the head had entries, so it holds two or more
     now): inline for the streams without tally, ranks or weights, where a call cost
-    about three times the work (it ran about four times an event)."""
+    about three times the work (it ran about four times an event). Streams with a tally,
+    ranks or weights too (`Timeline._forget` inline): a busy merchant's month-long heads
+    fold one entry on each of its payments."""
     pad = " " * 20
-    if stream.shape & (TALLY | RANKED | WEIGHTS):
-        return [pad + "tl.fold_through(horizon)"]
     code = ["if times[1] <= horizon:  # more than one entry folds", "    tl.fold_through(horizon)"]
     code.append("else:")
     body = []
@@ -305,11 +352,44 @@ def _fold_lines(stream: Stream) -> list[str]:
         ]
     if stream.shape & TOTALS:
         body += ["totals = tl.totals", "tl.running = totals[0]", "del totals[0]"]
+    body += _forget_lines(stream)
     body.append("del times[0]")
     if stream.of is not None:
         body.append("del tl.values[0]")
     code += ["    " + line for line in body]
     return [pad + line for line in code]
+
+
+def _forget_lines(stream: Stream) -> list[str]:
+    """Take the oldest entry out of the tally and the ranks, and drop its weight, as
+    `Timeline._forget` and `fold_through` do (a `Tally` as `Tally.take` does)."""
+    shape = stream.shape
+    code: list[str] = []
+    if not shape & (TALLY | RANKED | WEIGHTS):
+        return code
+    code.append("gone = tl.values[0]")
+    if shape & WEIGHTS:
+        code += ["weights = tl.weights", "less = weights[0]", "del weights[0]"]
+    else:
+        code.append("less = 1")
+    if shape & TALLY and shape & VALUE_BITS == VALUES_HOUR:  # 24 counters
+        code.append("tl.tally[gone] -= less")
+    elif shape & TALLY:
+        code += [
+            "tally = tl.tally",
+            "held = tally.get(gone, 0)",
+            "if held - less:",
+            "    tally[gone] = held - less",
+            "else:",
+            "    tally.pop(gone, None)",
+            "if type(tally) is Tally:",
+            "    tally.total -= less",
+            "    if held == tally.top:",
+            "        tally.top = -1",
+        ]
+    if shape & RANKED:
+        code += ["ranked = tl.ranked", "del ranked[bisect_left(ranked, gone)]"]
+    return code
 
 
 def _value_line(stream: Stream) -> str:
@@ -505,8 +585,16 @@ def _folded_lines(f: Feature, stream: Stream) -> list[str]:
             f"    {lo}",
             f"    out[{name}] = not hi or current not in {window}",
         ]
-    if f.how == "distinct":
-        return [lo, f"out[{name}] = tl.distinct_since(lo, hi, t - {w})"]
+    if f.how == "distinct":  # no folded past (the usual small window): no call
+        return [
+            lo,
+            "if tl.past:",
+            f"    out[{name}] = tl.distinct_since(lo, hi, t - {w})",
+            "elif hi - lo < 2:",
+            f"    out[{name}] = 1 if hi > lo else 0",
+            "else:",
+            f"    out[{name}] = len(set(tl.values[lo:hi]))",
+        ]
     unit = MINUTE_MS if f.how == "minutes_since" else 1_000
     return [
         "last = ts[hi - 1] if hi else tl.folded_last",
