@@ -330,6 +330,15 @@ def _shared(make: Factory) -> RedisState:
     return backend
 
 
+def _landed_reply_lost(a: RedisState, faults: _Faults, event: Event) -> None:
+    """`event` filed and flushed by `a`; the write lands and its reply is lost."""
+    assert _count(a, event) == 0
+    a.apply(event, None, False)
+    faults.drop_replies = 1
+    with pytest.raises(StateUnavailable):
+        a.flush()
+
+
 def test_a_write_whose_reply_was_lost_is_sent_again_and_counted_once(
     make: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -339,12 +348,7 @@ def test_a_write_whose_reply_was_lost_is_sent_again_and_counted_once(
     a = _shared(make)
     faults = _Faults(monkeypatch)
     t = 11_000_000_000
-    first = _pay(1, t, user="l")
-    assert _count(a, first) == 0
-    a.apply(first, None, False)
-    faults.drop_replies = 1
-    with pytest.raises(StateUnavailable):
-        a.flush()  # landed, reply lost
+    _landed_reply_lost(a, faults, _pay(1, t, user="l"))
     assert _count(a, _pay(2, t + 1, user="l")) == 1  # this fetch carried the resend
     assert a.resent_applied >= 1
     assert a.conflicts == 0
@@ -362,12 +366,8 @@ def test_a_lost_reply_then_another_writer_still_counts_each_event_once(
     b = _peer(a)
     faults = _Faults(monkeypatch)
     t = 12_000_000_000
-    first, second = _pay(1, t, user="m"), _pay(2, t + 1, user="m")
-    assert _count(a, first) == 0
-    a.apply(first, None, False)
-    faults.drop_replies = 1
-    with pytest.raises(StateUnavailable):
-        a.flush()
+    second = _pay(2, t + 1, user="m")
+    _landed_reply_lost(a, faults, _pay(1, t, user="m"))
     assert _count(b, second) == 1
     b.apply(second, None, False)
     b.flush()
