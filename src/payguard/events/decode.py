@@ -252,7 +252,7 @@ def _check_outcome_fields(wire: EventIn) -> None:
     """The fields `challenge_result` and `label` require, and no outcome field elsewhere.
     Whether the referenced decision offered the method is checked later, against the log
     (payguard.outcomes), since the decoder knows no decisions."""
-    if (  # every other event: none of the five, read without the loop below (issue 11)
+    if (  # every other event: none of `_OUTCOME_FIELDS`, read without the loop (issue 11)
         wire.outcome is None
         and wire.label is None
         and wire.source is None
