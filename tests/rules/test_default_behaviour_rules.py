@@ -789,6 +789,52 @@ def test_without_a_refund_or_with_a_small_purchase_there_is_no_refund_cycle(worl
     assert "cash_out_pays_again_after_refund" not in rules_of(small)
 
 
+# --- 2026.12.28: a cardholder back at a shop whose tickets are all over twice its own ---------
+
+
+def test_a_cardholder_back_at_a_shop_far_above_its_tickets_is_reviewed(world: World) -> None:
+    """900 and 800 CNY at a shop of 40 sales of 200 CNY: under 1,000 CNY, under a fifth of
+    its month and under eight times its p90, so only the repeat says cash-out."""
+    world.customer("u1")
+    shop = _shop_selling(world, sales=40, fen=20_000, shop_id="m-busy")
+    decision = _two_tickets(world, shop, 90_013, 80_057, card=CREDIT_A)
+    assert "cash_out_regular_far_above_shop" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_first_visit_a_visit_at_the_shops_price_or_a_usual_amount_is_not_far_above(
+    world: World,
+) -> None:
+    """Near twins, each at its own shop of 40 sales of 200 CNY: the earlier ticket at the
+    shop's own price, no earlier ticket, amounts usual for the cardholder, a debit card."""
+
+    def busy(name: str) -> Merchant:
+        return _shop_selling(world, sales=40, fen=20_000, shop_id=f"m-{name}")
+
+    world.customer("u1")
+    own_price = _two_tickets_of(world, "u1", busy("own"), 20_013, 80_057, card=CREDIT_A)
+    world.customer("u2")
+    first = _ticket(world, busy("first"), 80_057, card=CREDIT_A, user="u2", hour=16)
+    world.customer("u3", fen=30_000)
+    usual = _two_tickets_of(world, "u3", busy("usual"), 90_013, 80_057, card=CREDIT_A)
+    debit_card = Card(token="pan_debit_u4", kind="debit")
+    world.customer("u4", card=debit_card)
+    debit = _two_tickets_of(world, "u4", busy("debit"), 90_013, 80_057, card=debit_card)
+    for decision in (own_price, first, usual, debit):
+        assert "cash_out_regular_far_above_shop" not in rules_of(decision)
+
+
+def _two_tickets_of(
+    world: World, user: str, shop: Merchant, first: int, second: int, *, card: Card
+) -> Decision:
+    """`user` pays `shop` `first` fen yesterday and `second` fen today, both with `card`."""
+    home = world.home(user)
+    world.send("payment", world.at(TODAY - 1, 18), **home, card=card, amount=first, merchant=shop)
+    return world.send(
+        "payment", world.at(TODAY, 18), **home, card=card, amount=second, merchant=shop
+    )
+
+
 # --- 2026.12.22: a merchant's API debits from several source networks in a day ---------------
 
 
