@@ -704,7 +704,8 @@ class _Teardown:
     engine is closed; `main` then runs the exit handlers (logging's flush among them),
     flushes stdout and stderr, and ends the process with `os._exit`. Only `main` (the
     `payguard` executable) does it: in-process callers (tests through typer's runner)
-    return as usual."""
+    return as usual, and so does a process under a profiler or a tracer (`python -m
+    cProfile`, coverage, a debugger), which writes its results after `main` returns."""
 
     skip = False
 
@@ -713,7 +714,7 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        if not _Teardown.skip:
+        if not _Teardown.skip or sys.getprofile() is not None or sys.gettrace() is not None:
             raise
         _exit_now(exc.code)
 
