@@ -727,5 +727,8 @@ def _exit_now(code: object) -> None:
     status = code if isinstance(code, int) else 0 if code is None else 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (`| head`): the interpreter's own exit says 120
+            status = status or 120
     os._exit(status)
