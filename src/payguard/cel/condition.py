@@ -11,9 +11,8 @@ from the checks. Errors are `RuleError`s naming the rule, signal or chain they c
 import difflib
 from typing import Any, NamedTuple
 
-import cel
-
 from payguard.cel import lists, sandbox, syntax
+from payguard.cel.extension import cel
 
 MAX_EXPRESSION_CHARS = 2_000
 MAX_EXPANDED_CHARS = 8_000

@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-import cel
 import msgspec
 
 from payguard.cel import Predicate, predicate
+from payguard.cel.extension import cel
 from payguard.chains.pattern import ChainPattern, StepCondition
 from payguard.events import Event
 from payguard.features import NEVER

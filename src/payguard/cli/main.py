@@ -15,6 +15,7 @@ payguard simulate --closed-loop        the simulated world against the engine, a
 payguard backtest EV --labels LAB      what a ruleset stops and what it costs customers
 """
 
+import atexit
 import gc
 import os
 import shutil
@@ -296,6 +297,7 @@ def replay(
                 write(lines)
     finally:
         engine.close()
+    _Teardown.skip = True  # every decision is durable and written: see _Teardown
     elapsed = time.perf_counter() - started
     _summary(actions, rejected, elapsed)
     if rejected:
@@ -692,5 +694,41 @@ def rules_reload(
     out.print(f"ruleset {response.json()['version']} is live")
 
 
+class _Teardown:
+    """Whether the interpreter may skip its own teardown when the command returns.
+
+    A replay leaves its whole state (millions of small objects) to be freed at exit,
+    after the last decision is durable and the summary printed: the interpreter's final
+    collection and the deallocations took about 0.6 s of CPU per 40,000 events (7 % of a
+    replay, issue 11). Nothing left of it is read again, so `replay` sets `skip` once its
+    engine is closed; `main` then runs the exit handlers (logging's flush among them),
+    flushes stdout and stderr, and ends the process with `os._exit`. Only `main` (the
+    `payguard` executable) does it: in-process callers (tests through typer's runner)
+    return as usual, and so does a process under a profiler or a tracer (`python -m
+    cProfile`, coverage, a debugger), which writes its results after `main` returns."""
+
+    skip = False
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if not _Teardown.skip or sys.getprofile() is not None or sys.gettrace() is not None:
+            raise
+        _exit_now(exc.code)
+
+
+def _exit_now(code: object) -> None:
+    """Exit with `code` (SystemExit's) after the exit handlers and the stdio flushes,
+    without the interpreter's teardown (`_Teardown`)."""
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+    status = code if isinstance(code, int) else 0 if code is None else 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (`| head`): the interpreter's own exit says 120
+            status = status or 120
+    os._exit(status)

@@ -675,7 +675,10 @@ class Engine:
         plan = self._plans.get(event.type) or self._plan_for(event.type)
         features, variables, matches = self._read_state(event, plan)
         if plan.lists:
-            features.update(list_values(self.lists, plan.lists, event))
+            lists = self.lists
+            features.update(
+                plan.unlisted if lists is None else list_values(lists, plan.lists, event)
+            )
         model = self.model
         scored = model.score_row(event) if model is not None else None
         values = features

@@ -45,6 +45,9 @@ class TypePlan(msgspec.Struct, frozen=True):
     lists: dict[str, Membership] = msgspec.field(default_factory=dict)
     """The list membership variables the rules read (`x in deny_list('name')`, cel.lists),
     asked of the engine's list reader per event."""
+    unlisted: dict[str, bool] = msgspec.field(default_factory=dict)
+    """Each of `lists` false, in their order: their values when the engine has no list
+    reader (`rules.list_values` without one), built once here instead of per event."""
 
 
 class PlanContext(msgspec.Struct, frozen=True):
@@ -72,6 +75,7 @@ def build_plan(ctx: PlanContext, event_type: str) -> TypePlan:
     inputs = matcher.variables_for(event_type) if matcher else frozenset()
     read_by_rules = frozenset(n for n in reads if n in catalog)
     applies = matcher is not None and matcher.applies_to(event_type)
+    lists = list_reads(reads)
     return TypePlan(
         ruleset=ruleset,
         rules=rules,
@@ -82,7 +86,8 @@ def build_plan(ctx: PlanContext, event_type: str) -> TypePlan:
         graph=frozenset((reads | inputs) & GRAPH_NAMES),
         chains=frozenset(reads & ctx.chain_types.keys()),
         chain_rules=_chain_rules(rules, ctx.chain_types),
-        lists=list_reads(reads),
+        lists=lists,
+        unlisted=dict.fromkeys(lists, False),
         chain=plan_inputs(event_type, inputs, applies, ctx.state, ctx.event_vars, GRAPH_NAMES),
     )
 

@@ -24,8 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import cel
-
+from payguard.cel.extension import cel
 from payguard.events import Event
 from payguard.rules.native import Fallback, RuleRunner, compile_rules
 from payguard.rules.types import CompiledRule, RuleHit

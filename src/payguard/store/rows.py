@@ -34,9 +34,13 @@ class Row(msgspec.Struct, array_like=True):
 
 
 def stored_row(d: Decision) -> Row:
-    """The row of a decision; its feature names are the caller's to keep (a set id)."""
+    """The row of a decision; its feature names are the caller's to keep (a set id). An
+    unset field is `UNSET` itself (msgspec's singleton), so it is compared by identity
+    here, inline: this runs for every recorded event."""
     features = d.features
-    values = None if isinstance(features, msgspec.UnsetType) else list(features.values())
+    unset = msgspec.UNSET
+    challenge, shadow, errors = d.challenge, d.shadow, d.rule_errors
+    model_score, hold = d.model_score, d.hold
     return Row(
         d.event_id,
         d.action,
@@ -45,12 +49,12 @@ def stored_row(d: Decision) -> Row:
         d.ruleset,
         d.model,
         d.latency_us,
-        _or_none(d.challenge),
-        _or_none(d.shadow),
-        _or_none(d.rule_errors),
-        values,
-        _or_none(d.model_score),
-        _or_none(d.hold),
+        None if challenge is unset else challenge,
+        None if shadow is unset else shadow,
+        None if errors is unset else errors,
+        None if features is unset else list(features.values()),
+        None if model_score is unset else model_score,
+        None if hold is unset else hold,
     )
 
 
@@ -74,10 +78,6 @@ def decision_of(row: Row, names: tuple[str, ...] | None) -> Decision:
         shadow=_or_unset(row.shadow),
         rule_errors=_or_unset(row.rule_errors),
     )
-
-
-def _or_none(value: T | msgspec.UnsetType) -> T | None:
-    return None if isinstance(value, msgspec.UnsetType) else value
 
 
 def _or_unset(value: T | None) -> T | msgspec.UnsetType:
