@@ -78,7 +78,7 @@ def test_put_valid_hot_reloads(client: httpx.Client) -> None:
     # tighten: the second card within the hour already goes to review
     version = yaml.safe_load(source)["version"]
     stricter = source.replace(f'version: "{version}"', f'version: "{version}-strict"').replace(
-        "count_card_bind_by_user_1h >= 3 ||", "count_card_bind_by_user_1h >= 1 ||"
+        "when: count_card_bind_by_user_1h >= 3\n", "when: count_card_bind_by_user_1h >= 1\n"
     )
     assert stricter != source
     put = client.put("/v1/ruleset", content=stricter.encode(), headers=YAML)

@@ -541,6 +541,58 @@ def test_over_the_accounts_daily_limit_the_bank_calls_back_instead_of_asking_a_f
     assert "face" not in (decision.challenge or [])
 
 
+def _over_the_daily_limit(world: World, shop: Merchant) -> Decision:
+    """A customer paying 15,000 CNY and then 9,000 CNY at `shop` within ten minutes, on
+    their own phone at home with a debit card: over the account's and the card's 20,000."""
+    debit = Card(token="pan_debit_u1", kind="debit")
+    world.customer("u1", card=debit)
+    t = world.at(TODAY, 12.5)
+    world.send("payment", t, **world.home("u1"), card=debit, amount=1_500_000, merchant=shop)
+    return world.send(
+        "payment", t + 600_000, **world.home("u1"), card=debit, amount=900_000, merchant=shop
+    )
+
+
+def test_over_the_daily_limit_at_a_shop_of_two_weeks_the_sms_code_answers(world: World) -> None:
+    """2026.12.27: the canteen the customer has paid every day for two weeks is their own;
+    "do you mean to go over?" is answered with the code."""
+    decision = _over_the_daily_limit(world, Merchant(id="m-canteen", category="food"))
+    rules = rules_of(decision)
+    assert {"user_daily_limit_own_counterparty", "card_daily_limit_own_counterparty"} <= rules
+    assert not {"user_daily_limit", "card_daily_limit"} & rules
+    assert decision.action == "challenge"
+    assert "sms_otp" in (decision.challenge or [])
+
+
+def test_over_the_daily_limit_at_a_shop_first_paid_today_the_code_is_not_enough(
+    world: World,
+) -> None:
+    decision = _over_the_daily_limit(world, Merchant(id="m-furniture", category="other"))
+    rules = rules_of(decision)
+    assert {"user_daily_limit", "card_daily_limit"} <= rules
+    assert not {"user_daily_limit_own_counterparty", "card_daily_limit_own_counterparty"} & rules
+    assert "sms_otp" not in (decision.challenge or [])
+
+
+def test_over_the_daily_limit_to_a_payee_first_paid_three_days_ago_the_code_is_not_enough(
+    world: World,
+) -> None:
+    """A "safe account" a coached victim first paid a few days ago is not their own yet."""
+    debit = Card(token="pan_debit_u1", kind="debit")
+    world.customer("u1", card=debit)
+    safe = _payee("safe")
+    world.send("transfer", world.at(TODAY - 3, 15), **world.home("u1"), amount=50_000, payee=safe)
+    t = world.at(TODAY, 15)
+    world.send("transfer", t, **world.home("u1"), card=debit, amount=1_500_000, payee=safe)
+    decision = world.send(
+        "transfer", t + 600_000, **world.home("u1"), card=debit, amount=900_000, payee=safe
+    )
+    rules = rules_of(decision)
+    assert "user_daily_limit" in rules
+    assert "user_daily_limit_own_counterparty" not in rules
+    assert "sms_otp" not in (decision.challenge or [])
+
+
 def test_a_daytime_transfer_at_an_hour_the_customer_rarely_pays_is_not_a_night_drain(
     world: World,
 ) -> None:
@@ -869,3 +921,33 @@ def test_api_debits_from_the_merchants_own_network_are_left(world: World) -> Non
     decisions = _api_debits(world, ["10.9.9.1", "10.9.9.7", "10.9.9.1", "10.9.9.7"])
     for decision in decisions:
         assert "merchant_api_many_networks" not in rules_of(decision)
+
+
+# --- card_bind_burst_hour: a burst of cards, not a new phone being set up (2026.12.27) -----
+
+
+def _cards_bound(world: World, device: str, n: int) -> list[Decision]:
+    """A customer of two weeks binds `n` cards a few minutes apart from `device` at home."""
+    world.customer("u1")
+    t = world.at(TODAY, 20)
+    who = {"user_id": "u1", "device_id": device, "ip": HOME_IP}
+    return [
+        world.send(
+            "card_bind", t + i * 180_000, **who, card=Card(token=f"pan_new_{i}"), phone="tel_u1"
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_fourth_card_bound_within_the_hour_is_reviewed(world: World) -> None:
+    decisions = _cards_bound(world, "phone-u1", 4)
+    assert "card_bind_burst_hour" not in rules_of(decisions[2])
+    assert "card_bind_burst_hour" in rules_of(decisions[3])
+    assert decisions[3].action == "review"
+
+
+def test_a_second_card_on_a_new_phone_is_how_a_customer_sets_it_up(world: World) -> None:
+    """Until 2026.12.27 the second card bound from a new device went to review."""
+    decisions = _cards_bound(world, "phone-u1-new", 2)
+    assert "card_bind_burst_hour" not in rules_of(decisions[1])
+    assert decisions[1].action != "review"
