@@ -35,7 +35,7 @@ PINNED: dict[str, float] = {
     "challenged_share": 0.003,
     "held_share": 0.001,
     "reviewed_blocked_share": 0.002,
-    "strong_friction_share": 0.052,
+    "strong_friction_share": 0.05,
 }
 """Rounded to 0.1 % (shares) — scenario → attack money stopped, then the legitimate
 friction figures under their own names."""
