@@ -4,13 +4,14 @@ failure inside generated code shows its line (features.compiled, payguard.genera
 import traceback
 from typing import Any
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from payguard.events import Card, Event, Merchant, Payee
 from payguard.features import FeatureState, load_catalog
-from payguard.features.compiled import key_expr, value_lines
-from payguard.features.spec import VALUE_CODE, VALUE_EXTRACTORS, source_network
+from payguard.features.compiled import key_expr, match_expr, value_lines
+from payguard.features.spec import VALUE_CODE, VALUE_EXTRACTORS, EventFilter, source_network
 from payguard.generated import filename_of, source_of
 
 IPS = ["10.0.0.1", "10.0.0.200", "2001:db8::1", "::ffff:10.0.0.9", "999.1.1.1", "nonsense"]
@@ -55,6 +56,27 @@ def test_pair_keys_join_the_parts_or_are_absent(event: Event) -> None:
         parts = [VALUE_EXTRACTORS[p](event) for p in by.split("+")]
         want = None if any(p is None for p in parts) else "|".join(parts)
         assert eval(key_expr(by), namespace) == want, by
+
+
+FILTERS = st.builds(
+    EventFilter,
+    types=st.just(["payment"]),
+    success=st.sampled_from([None, True, False]),
+    categories=st.sampled_from([None, [], ["gift_card"], ["gift_card", "food"]]),
+    channels=st.sampled_from([None, ["api"], ["app", "api"]]),
+    outcomes=st.sampled_from([None, ["passed"], ["failed", "abandoned"]]),
+    methods=st.sampled_from([None, ["face"], ["face", "sms"]]),
+)
+
+
+@given(events(), FILTERS, st.sampled_from([None, True, False]))
+def test_inline_filter_test_agrees_with_matches(event: Event, flt: EventFilter, ok: Any) -> None:
+    """The filters' tests inlined in the update code (`match_expr`) keep an event exactly
+    when `EventFilter.matches` does, on every field it reads."""
+    event = msgspec.structs.replace(event, success=ok)
+    for outcome, method in (("passed", "face"), ("failed", "sms"), (None, None)):
+        event = msgspec.structs.replace(event, outcome=outcome, method=method)
+        assert eval(match_expr(flt, "event"), {"event": event}) is flt.matches(event)
 
 
 def test_snapshot_traceback_shows_the_generated_line() -> None:

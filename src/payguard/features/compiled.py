@@ -31,7 +31,7 @@ from sys import intern
 from typing import Any
 
 from payguard.features.layout import Feature, StateLayout, Stream
-from payguard.features.spec import HOUR, VALUE_CODE, WATCH_ALL, source_network
+from payguard.features.spec import HOUR, VALUE_CODE, WATCH_ALL, EventFilter, source_network
 from payguard.features.timeline import (
     FIRST,
     HOURS,
@@ -124,6 +124,7 @@ def filer_source(
     )
     lines = ["def file(entities, link, source, t, base, declined):"]
     lines += ["    " + line for line in value_lines(top, "source") + interning_lines(top)]
+    lines += ["    " + line for line in base_less_lines(by_kind.values())]
     for kind, members in by_kind.items():
         block = [
             comment(f"entities by {state.kinds[kind].by}"),
@@ -134,7 +135,7 @@ def filer_source(
         for stream in members:
             block += _filing_lines(stream, state.slots(kind), namespace)
         if guarded[kind]:
-            either = " or ".join(f"flt_{s.index}.matches(source)" for s in members)
+            either = " or ".join(_unique(f"({match_expr(s.filter)})" for s in members))
             own = [n for n in needed[kind] if n not in top]
             inner = value_lines(own, "source") + interning_lines(own)
             block = [f"if {either}:", *("    " + line for line in inner + block)]
@@ -145,6 +146,45 @@ def filer_source(
     if len(lines) == 1:
         lines.append("    pass")
     return "\n".join(lines) + "\n"
+
+
+def _base_less(ms: int) -> str:
+    """`base - ms` as the update code reads it: the local `base_less_<ms>` that
+    `base_less_lines` sets once per event (`base` itself for 0)."""
+    return f"base_less_{ms}" if ms else "base"
+
+
+def base_less_lines(by_kind: Iterable[list[Stream]]) -> list[str]:
+    """The bounds every filing compares with, `base - ms` for each stream's retention, raw
+    head and (with no raw aggregate) fold slack, computed once per event: about three a
+    stream (some seventy a payment) each made a new two-digit int."""
+    spans: set[int] = set()
+    for members in by_kind:
+        for stream in members:
+            spans.add(stream.raw_ms)
+            if not stream.age_only:
+                spans.add(stream.retention_ms)
+                spans.add(stream.raw_ms or FOLD_SLACK_MS)
+    return [f"{_base_less(ms)} = base - {ms}" for ms in sorted(spans) if ms]
+
+
+def match_expr(flt: EventFilter, var: str = "source") -> str:
+    """`EventFilter.matches` of `var` as an expression (its constants inline): asked
+    about four times an event, the call cost about three times the tests."""
+    tests = []
+    if flt.success is not None:
+        tests.append(f"{var}.success is {flt.success!r}")
+    if flt.categories is not None:
+        tests.append(
+            f"{var}.merchant is not None and {var}.merchant.category in {tuple(flt.categories)!r}"
+        )
+    if flt.outcomes is not None:
+        tests.append(f"{var}.outcome in {tuple(flt.outcomes)!r}")
+    if flt.methods is not None:
+        tests.append(f"{var}.method in {tuple(flt.methods)!r}")
+    if flt.channels is not None:
+        tests.append(f"{var}.channel in {tuple(flt.channels)!r}")
+    return " and ".join(tests) or "True"
 
 
 def _all_conditional(members: list[Stream]) -> bool:
@@ -180,9 +220,8 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
     its phone; otherwise append (`Timeline.add` when out of order) and fold what fell out
     of the raw head (features.timeline)."""
     i, slot = stream.index, stream.slot
-    namespace[f"flt_{i}"] = stream.filter
     namespace[f"new_{i}"] = partial(Timeline, stream.shape)
-    checks = [f"flt_{i}.matches(source)"] if stream.conditional else []
+    checks = [f"({match_expr(stream.filter)})"] if stream.conditional else []
     if stream.filter.settled:
         checks.insert(0, "not declined")
     if stream.filter.stopped:
@@ -192,12 +231,12 @@ def _filing_lines(stream: Stream, n_slots: int, namespace: dict[str, Any]) -> li
         stop_slot, within = stream.before_stop
         checks.append(f"not stopped_within(record, {stop_slot}, t, {within})")
     if not stream.age_only:
-        checks.append(f"t > base - {stream.retention_ms}")
+        checks.append(f"t > {_base_less(stream.retention_ms)}")
     types = ", ".join(stream.filter.types)
     code = [
         comment(f"stream {i}: [{types}] by {stream.by}, of {stream.of}"),
         f"if {' and '.join(checks) or 'True'}:",
-        f"    horizon = base - {stream.raw_ms}  # the raw head's start: older entries fold",
+        f"    horizon = {_base_less(stream.raw_ms)}  # the raw head's start: older entries fold",
         _value_line(stream),
         "    if value is not None:" if stream.of is not None else "    if True:",
     ]
@@ -272,7 +311,7 @@ def _append_lines(stream: Stream, weight: str) -> list[str]:
     if stream.ranks:
         code.append(pad + "insort(tl.ranked, value)")
     # a stream with no raw aggregate (novelty, distinct, time since) folds in batches
-    due = "horizon" if stream.raw_ms else f"horizon - {FOLD_SLACK_MS}"
+    due = "horizon" if stream.raw_ms else _base_less(FOLD_SLACK_MS)
     code += [f"                if times[0] <= {due}:", *_fold_lines(stream)]
     return code
 
@@ -462,6 +501,7 @@ def reading_source(
     values += [_watched_by(f) for f in watched if _watched_by(f) != WATCH_ALL]
     lines = ["def read(entities, event, out):", "    t = event.ts"]
     lines += ["    " + line for line in value_lines(_unique(values), "event")]
+    lines += ["    " + line for line in window_start_lines(features)]
     if any(f.how == "hour_share" for f in features):  # this event's local hour, once
         lines += [
             f"    hour = (t // {HOUR_MS} + {state.utc_offset_hours}) % 24",
@@ -477,6 +517,14 @@ def reading_source(
     if len(lines) == 2:
         lines.append("    pass")
     return "\n".join(lines) + "\n"
+
+
+def window_start_lines(features: Iterable[Feature]) -> list[str]:
+    """Each window's start `t_<W> = t - W`, once per snapshot: the features read it
+    (about a hundred times a payment) as a local instead of subtracting again, and an
+    epoch in milliseconds is a two-digit int, so each subtraction made a new object."""
+    windows = sorted({f.window_ms for f in features if f.how != "age"})
+    return [f"t_{w} = t - {w}" for w in windows]
 
 
 def _kind_lines(state: StateLayout, kind: int, streams: dict[int, list[Feature]]) -> list[str]:
@@ -533,12 +581,20 @@ def _reading_lines(stream: Stream, timed: list[Feature]) -> list[str]:
     with it."""
     raw = [f for f in timed if not f.folded]
     folded = [f for f in timed if f.folded]
-    if folded:
-        code = [
-            "ts = tl.ts",
-            "n = 0 if ts is None else len(ts)",
-            "hi = n if not n or t >= ts[-1] else bisect_right(ts, t)",
+    head = [
+        "ts = tl.ts",
+        "n = 0 if ts is None else len(ts)",
+        "hi = n if not n or t >= ts[-1] else bisect_right(ts, t)",
+    ]
+    if len(timed) == 1 and folded and folded[0].how == "is_new":
+        # alone, `is_new` finds the raw head only when the folded past does not answer
+        f = folded[0]
+        return [
+            comment(f"feature {f.name} (raw head and folded past)"),
+            *_folded_lines(f, stream, head),
         ]
+    if folded:
+        code = list(head)
         for f in folded:
             code.append(comment(f"feature {f.name} (raw head and folded past)"))
             code += _folded_lines(f, stream)
@@ -568,20 +624,22 @@ def _reading_lines(stream: Stream, timed: list[Feature]) -> list[str]:
     return code
 
 
-def _folded_lines(f: Feature, stream: Stream) -> list[str]:
-    """One feature over the raw head and the folded past (`n`, `hi` set, `hi` may be 0):
-    exact, because every entry later than t is still raw (features.timeline)."""
+def _folded_lines(f: Feature, stream: Stream, head: list[str] | None = None) -> list[str]:
+    """One feature over the raw head and the folded past (`n`, `hi` set, `hi` may be 0;
+    for `is_new`, `head` sets them where it needs them): exact, because every entry later
+    than t is still raw (features.timeline)."""
     w, name = f.window_ms, repr(f.name)
-    lo = f"lo = 0 if not hi or ts[0] > t - {w} else bisect_right(ts, t - {w}, 0, hi)"
+    lo = f"lo = 0 if not hi or ts[0] > t_{w} else bisect_right(ts, t_{w}, 0, hi)"
     window = "(tl.values if lo == 0 and hi == n else tl.values[lo:hi])"
     if f.how == "is_new":
         return [
             f"current = v_{stream.of}",
             "if current is None:",
             f"    out[{name}] = False",
-            f"elif (past := tl.past) is not None and past.get(current, t - {w}) > t - {w}:",
+            f"elif (past := tl.past) is not None and past.get(current, t_{w}) > t_{w}:",
             f"    out[{name}] = False",
             "else:",
+            *("    " + line for line in head or ()),
             f"    {lo}",
             f"    out[{name}] = not hi or current not in {window}",
         ]
@@ -589,7 +647,7 @@ def _folded_lines(f: Feature, stream: Stream) -> list[str]:
         return [
             lo,
             "if tl.past:",
-            f"    out[{name}] = tl.distinct_since(lo, hi, t - {w})",
+            f"    out[{name}] = tl.distinct_since(lo, hi, t_{w})",
             "elif hi - lo < 2:",
             f"    out[{name}] = 1 if hi > lo else 0",
             "else:",
@@ -598,7 +656,7 @@ def _folded_lines(f: Feature, stream: Stream) -> list[str]:
     unit = MINUTE_MS if f.how == "minutes_since" else 1_000
     return [
         "last = ts[hi - 1] if hi else tl.folded_last",
-        f"if last is not None and t - {w} < last <= t:",
+        f"if last is not None and t_{w} < last <= t:",
         f"    out[{name}] = (t - last) // {unit}",
     ]
 
@@ -606,8 +664,8 @@ def _folded_lines(f: Feature, stream: Stream) -> list[str]:
 def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
     """One raw feature of a non-empty raw head; `n`, `hi` (entries at or before t) are set."""
     w, name = f.window_ms, repr(f.name)
-    lo = f"bisect_right(ts, t - {w}, 0, hi)"
-    lo = f"0 if ts[0] > t - {w} else {lo}" if f.longest else lo
+    lo = f"bisect_right(ts, t_{w}, 0, hi)"
+    lo = f"0 if ts[0] > t_{w} else {lo}" if f.longest else lo
     if f.how == "count":
         return [f"out[{name}] = hi - ({lo})"]
     if f.how == "sum":
@@ -639,7 +697,7 @@ def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
     if f.how in ("quantile", "hour_share", "top_share"):
         return _behaviour_lines(f, lo, stream)
     unit = MINUTE_MS if f.how == "minutes_since" else 1_000
-    return [f"if hi and ts[hi - 1] > t - {w}:", f"    out[{name}] = (t - ts[hi - 1]) // {unit}"]
+    return [f"if hi and ts[hi - 1] > t_{w}:", f"    out[{name}] = (t - ts[hi - 1]) // {unit}"]
 
 
 def _behaviour_lines(f: Feature, lo: str, stream: Stream) -> list[str]:

@@ -58,16 +58,17 @@ def source_network(ip: str) -> str | None:
     used from a new hosting range show here even when each address is fresh; a /24 or /48
     is usually one site or one customer of a provider.
 
-    Dotted quads are checked by hand (as strictly as `ipaddress`: four decimal octets up to
-    255, no leading zeros): this runs for every payment, and `ipaddress` took ~10 µs.
-    Cached: the same addresses recur across a customer's events."""
-    parts = ip.split(".")
-    if len(parts) == 4 and all(_OCTET.match(part) for part in parts):
-        return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
+    Dotted quads are checked by one pattern (as strictly as `ipaddress`: four decimal
+    octets up to 255, no leading zeros): this runs for every payment, and `ipaddress` took
+    ~10 µs, a split and a match per octet 2.7 µs, the one match half that. Cached: the
+    same addresses recur across a customer's events (the update after the snapshot hits)."""
+    if _DOTTED_QUAD.match(ip) is not None:
+        return f"{ip[: ip.rindex('.')]}.0/24"
     return _parsed_network(ip) if ":" in ip else None
 
 
-_OCTET = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\Z", re.ASCII)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_DOTTED_QUAD = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}\Z", re.ASCII)
 
 
 @lru_cache(maxsize=1 << 14)
