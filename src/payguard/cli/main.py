@@ -711,6 +711,7 @@ class _Teardown:
 
 
 def main() -> None:
+    _Teardown.skip = False  # set by this command's replay, not by an earlier in-process one
     try:
         app()
     except SystemExit as exc:
