@@ -396,3 +396,15 @@ def test_a_coded_transfer_under_1000_cny_is_left_alone(world: World) -> None:
 
 def test_a_payee_first_paid_yesterday_is_not_a_new_payee(world: World) -> None:
     assert THIN not in rules_of(_first_safe_account_transfer(world, paid_before=True))
+
+
+def test_beside_the_other_call_back_rules_it_does_not_tip_the_transfer_into_review(
+    world: World,
+) -> None:
+    """A customer with two weeks of lunches sends 6,000 CNY to a new payee behind a fresh
+    code: coached_first_coded_payment and new_payee_large_unlike_own_past ask for the
+    call-back too. Score 0: the three together stay a challenge (a review would hold the
+    account's next money for an hour), not 90."""
+    decision = _coded_transfer(world, daily_fen=10_000, fen=600_000)
+    assert {THIN, RULE, "new_payee_large_unlike_own_past"} <= rules_of(decision)
+    assert decision.action == "challenge"
