@@ -318,3 +318,93 @@ def test_a_top_up_that_matters_on_a_new_phone_on_the_road_still_needs_a_face(
 ) -> None:
     decision = _top_up_on_a_new_phone_on_the_road(world, fen=50_000)
     assert "fresh_device_sms_money" in rules_of(decision)
+
+
+# --- 2026.12.30: the first coded transfer to a new payee, far above a thin history ---------
+
+THIN = "coded_transfer_new_payee_far_above_own"
+
+
+def _thin_customer(world: World, lunches: int, fen: int) -> None:
+    """An account opened long ago that paid `fen` at lunch on `lunches` days (fewer than the
+    five settled payments coached_first_coded_payment asks for)."""
+    world.send("register", world.at(0, 9) - 400 * 86_400_000, **world.home("u1"))
+    for day in range(lunches):
+        world.send(
+            "payment",
+            world.at(TODAY - lunches + day, 12.5),
+            **world.home("u1"),
+            card=Card(token="pan_debit_u1", kind="debit"),
+            amount=fen,
+            merchant=Merchant(id="m-canteen", category="food"),
+        )
+
+
+def _first_safe_account_transfer(
+    world: World,
+    *,
+    lunch_fen: int = 10_000,
+    fen: int = 150_000,
+    code_age_s: int = 30,
+    paid_before: bool = False,
+) -> Decision:
+    """A customer with three lunches of `lunch_fen` sends `fen` to an account on their own
+    phone at home, confirming with an SMS code sent `code_age_s` seconds earlier; with
+    `paid_before`, they first paid that account 200 CNY the day before."""
+    _thin_customer(world, lunches=3, fen=lunch_fen)
+    who = world.home("u1")
+    card = Card(token="pan_debit_u1", kind="debit")
+    if paid_before:
+        world.send(
+            "transfer",
+            world.at(TODAY - 1, 14),
+            **who,
+            card=card,
+            amount=20_000,
+            payee=_payee("safe"),
+        )
+    t = world.at(TODAY, 16)
+    world.send("otp_send", t - code_age_s * 1000, **who, phone="tel_u1", method="sms")
+    world.send("otp_verify", t - 5_000, **who, method="sms", success=True)
+    return world.send("transfer", t, **who, card=card, amount=fen, payee=_payee("safe"))
+
+
+def test_a_thin_history_first_coded_transfer_far_above_habit_gets_a_call_back(
+    world: World,
+) -> None:
+    decision = _first_safe_account_transfer(world)
+    assert THIN in rules_of(decision)
+    assert RULE not in rules_of(decision)  # five settled payments are not there yet
+    assert decision.action == "challenge"
+    assert set(decision.challenge or []) == {"callback", "hardware_token"}
+
+
+def test_a_code_from_minutes_ago_is_not_this_transfers_code(world: World) -> None:
+    """A login code five minutes earlier: the transfer itself asked for none."""
+    assert THIN not in rules_of(_first_safe_account_transfer(world, code_age_s=300))
+
+
+def test_a_transfer_within_three_times_the_customers_own_amounts_is_left_alone(
+    world: World,
+) -> None:
+    assert THIN not in rules_of(_first_safe_account_transfer(world, lunch_fen=60_000))
+
+
+def test_a_coded_transfer_under_1000_cny_is_left_alone(world: World) -> None:
+    assert THIN not in rules_of(_first_safe_account_transfer(world, fen=90_000))
+
+
+def test_a_payee_first_paid_yesterday_is_not_a_new_payee(world: World) -> None:
+    assert THIN not in rules_of(_first_safe_account_transfer(world, paid_before=True))
+
+
+def test_beside_the_other_call_back_rules_it_does_not_tip_the_transfer_into_review(
+    world: World,
+) -> None:
+    """A customer with two weeks of lunches sends 6,000 CNY to a new payee behind a fresh
+    code: coached_first_coded_payment and new_payee_large_unlike_own_past ask for the
+    call-back too. Score 0: the three together stay a challenge (a review would hold the
+    account's next money for an hour), not 90."""
+    decision = _coded_transfer(world, daily_fen=10_000, fen=600_000)
+    assert {THIN, RULE, "new_payee_large_unlike_own_past"} <= rules_of(decision)
+    assert decision.action == "challenge"
