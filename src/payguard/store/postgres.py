@@ -283,7 +283,8 @@ class PostgresRecorder(PendingRows):
 
     def seal(self) -> SealedRecords:
         writers = [companion.seal() for companion in self.companions]
-        sealed = SealedRecords(self._rows, self._new_sets, [w for w in writers if w])
+        companions = [w for w in writers if w]
+        sealed = SealedRecords(self._rows, self._new_sets, companions, self._pending_ids)
         self._rows, self._new_sets, self._pending_ids = [], [], {}
         self._sealed.append(sealed)
         return sealed
