@@ -13,7 +13,7 @@ the process that answers the scrape, and are shown as they are.
 Each `Metrics` keeps the counts of its own engine too, as plain numbers (`decisions`,
 `rule_errors`, `group_commits`, …): tests and the console read those, not the text.
 
-One process alone (no shared directory) hands its decisions and latencies to
+One process alone (no shared directory) hands its decisions, latencies and rule hits to
 prometheus_client only when the text is rendered (`Metrics.render`): a labelled increment
 and a histogram observation take a lock each, and were 3 % of a replay's CPU (issue 11).
 The text is the same; workers sharing a directory still write every decision at once,
@@ -153,12 +153,14 @@ class Metrics:
             registry=self.registry,
         )
         self.deferred = not os.environ.get(MULTIPROC_ENV)
-        """Decisions and latencies wait in `_unsent*` until `send` (one process alone:
+        """Decisions, latencies and rule hits wait in `_unsent*` until `send` (one process alone:
         nothing but `render` reads this registry); a worker sharing a directory sends
         each at once."""
         self._unsent: dict[tuple[str, str], int] = {}
         self._unsent_buckets = [0] * _BUCKET_COUNT
         self._unsent_sum = 0
+        self._unsent_hits: dict[str, int] = {}
+        """Rule id → hits since the last `send` (`hits`, when `deferred`)."""
 
     def observe(self, event_type: str, action: str, latency_us: int) -> None:
         key = (event_type, action)
@@ -188,6 +190,10 @@ class Metrics:
             for key, count in self._unsent.items():
                 self._series(key).inc(count)
             self._unsent = {}
+        if self._unsent_hits:  # in first-hit order: the text lists series as created
+            for rule, count in self._unsent_hits.items():
+                self._rule_hit_series_of(rule).inc(count)
+            self._unsent_hits = {}
         if any(self._unsent_buckets):
             latency: Any = self._latency
             for value, count in zip(latency._buckets, self._unsent_buckets, strict=True):
@@ -198,14 +204,24 @@ class Metrics:
             self._unsent_sum = 0
 
     def hits(self, rules: Iterable[str]) -> None:
-        """Count the rules that fired in one decision."""
+        """Count the rules that fired in one decision (handed to prometheus_client at
+        `send` when `deferred`, as decisions are)."""
+        counted = self.rule_hits
+        if self.deferred:
+            unsent = self._unsent_hits
+            for rule in rules:
+                counted[rule] = counted.get(rule, 0) + 1
+                unsent[rule] = unsent.get(rule, 0) + 1
+            return
         for rule in rules:
-            seen = self.rule_hits.get(rule)
-            if seen is None:
-                self._rule_hit_series[rule] = self._rule_hits.labels(rule)
-                seen = 0
-            self.rule_hits[rule] = seen + 1
-            self._rule_hit_series[rule].inc()
+            counted[rule] = counted.get(rule, 0) + 1
+            self._rule_hit_series_of(rule).inc()
+
+    def _rule_hit_series_of(self, rule: str) -> Any:
+        series = self._rule_hit_series.get(rule)
+        if series is None:
+            series = self._rule_hit_series[rule] = self._rule_hits.labels(rule)
+        return series
 
     def rule_error(self, rule: str, error: str) -> None:
         """Count one failed evaluation of `rule` (its error class)."""

@@ -16,6 +16,7 @@ from payguard.cel.lists import membership, variable
 from payguard.events import Tokenizer
 from payguard.generated import source_of
 from payguard.lists import ListError, ListService
+from payguard.rules import list_reads
 
 LEAD = Actor("user:lead", "Lee")
 
@@ -245,3 +246,13 @@ def test_contains_agrees_with_a_scan_of_every_live_entry(
             again.close()
     finally:
         lists.close()
+
+
+def test_list_reads_come_in_name_order_whatever_the_set_order() -> None:
+    """A decision's list values join its features in `list_reads`' order: in name order,
+    not a set's (which follows the process's string hash seed), so every process stores
+    one feature set for them, not one per order."""
+    names = {
+        variable("deny", f"list_{i}", subject) for i in range(4) for subject in ("card", "device")
+    }
+    assert list(list_reads(frozenset(names | {"amount"}))) == sorted(names)

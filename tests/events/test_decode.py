@@ -24,7 +24,7 @@ from payguard.events import (
     parse_ts,
     to_minor_units,
 )
-from payguard.events.contract import EventType
+from payguard.events.contract import CardIn, EventType, Merchant, Payee
 from payguard.events.decode import MAX_AMOUNT_FEN, MAX_TS_MS, MIN_TS_MS
 
 KEY = b"test-key-0123456789abcdef"
@@ -861,3 +861,77 @@ def test_card_number_fuzz(number: str) -> None:
         assert card is not None
         assert number.isascii()
         assert (card.bin, card.last4) == (number[:6], number[-4:])
+
+
+_TEXT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12)
+_PASSED_THROUGH = (
+    "event_id",
+    "type",
+    "user_id",
+    "device_id",
+    "ip",
+    "user_agent",
+    "city",
+    "currency",
+    "channel",
+    "success",
+    "method",
+    "ref_event_id",
+    "attrs",
+    "outcome",
+    "label",
+    "source",
+    "scenario",
+    "note",
+)
+"""The wire fields `Event` keeps as they are (the others are converted or tokenized)."""
+
+
+@settings(max_examples=60)
+@given(
+    st.sampled_from(["transfer", "label", "challenge_result"]),
+    st.fixed_dictionaries(
+        {
+            "event_id": _TEXT,
+            "user_id": _TEXT,
+            "device_id": _TEXT,
+            "ip": _TEXT,
+            "user_agent": _TEXT,
+            "city": _TEXT,
+            "ref_event_id": _TEXT,
+            "scenario": _TEXT,
+            "note": _TEXT,
+            "success": st.booleans(),
+            "channel": st.sampled_from(["app", "web", "atm"]),
+            "currency": st.sampled_from(["CNY", "USD", "JPY"]),
+            "attrs": st.dictionaries(_TEXT, st.integers(0, 9), max_size=2),
+        }
+    ),
+)
+def test_every_field_lands_where_its_name_says(type_: str, fields: dict[str, Any]) -> None:
+    """`_validate` builds the `Event` positionally (keywords cost µs): every field of an
+    event that sets them all (distinct values) must come out under its own name."""
+    wire: dict[str, Any] = {**fields, "type": type_, "ts": TS, "amount": "12"}
+    wire.update(phone=PHONE, id_number=ID_NUMBER, card={"number": PAN, "bank": "ICBC"})
+    wire.update(merchant={"id": "m_1", "category": "travel"}, payee={"id": "p_1"})
+    if type_ == "challenge_result":
+        wire.update(method="face", outcome="passed")
+    if type_ == "label":
+        wire.update(label="fraud", source="analyst")
+    else:  # a label's own fields
+        del wire["scenario"], wire["note"]
+    event = decode(wire)
+    expected = {name: wire.get(name) for name in _PASSED_THROUGH}
+    tokenizer = Tokenizer(KEY)
+    expected.update(
+        ts=TS,
+        amount=12 if wire["currency"] == "JPY" else 1_200,
+        phone=tokenizer.phone_plan(PHONE)[0],
+        phone_valid=tokenizer.phone_plan(PHONE)[1],
+        id_number=tokenizer.resident_id(ID_NUMBER)[0],
+        card=tokenizer.card(msgspec.convert(wire["card"], CardIn), "card"),
+        merchant=Merchant(id="m_1", category="travel"),
+        payee=Payee(id="p_1"),
+    )
+    assert {f.name for f in msgspec.structs.fields(Event)} == set(expected)
+    assert {name: getattr(event, name) for name in expected} == expected

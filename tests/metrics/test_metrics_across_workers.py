@@ -101,7 +101,7 @@ def test_one_process_counts_its_own_engine() -> None:
 def test_deferred_observations_render_as_sent_one_by_one(
     observed: list[tuple[str, str, int]], render_at: int
 ) -> None:
-    """One process defers its decisions and latencies to the render (`Metrics.send`): the
+    """One process defers its decisions, latencies and rule hits to the render (`Metrics.send`): the
     text is the one sending each observation at once gives, bucket bounds included, with
     a render in the middle too."""
     deferred, direct = Metrics(), Metrics()
@@ -112,6 +112,10 @@ def test_deferred_observations_render_as_sent_one_by_one(
             assert deferred.render({}) == direct.render({})
         deferred.observe(event_type, action, latency_us)
         direct.observe(event_type, action, latency_us)
+        fired = [f"r{latency_us % 7}", f"r{latency_us % 3}"][: 1 + latency_us % 2]
+        deferred.hits(fired)
+        direct.hits(fired)
     assert deferred.render({}) == direct.render({})
     assert deferred.decisions == direct.decisions
+    assert deferred.rule_hits == direct.rule_hits
     assert deferred.render({}) == direct.render({})  # sent once, not twice

@@ -52,8 +52,10 @@ def subject_value(event: Event, subject: str) -> str | None:
 
 
 def list_reads(names: frozenset[str] | set[str]) -> dict[str, Membership]:
-    """The membership variables among `names`, with what each asks."""
-    found = {name: membership(name) for name in names}
+    """The membership variables among `names`, with what each asks, in name order: the
+    order their values join a decision's features, so the same in every process (a set's
+    order follows the string hash seed, and each order was a feature set of its own)."""
+    found = {name: membership(name) for name in sorted(names)}
     return {name: asked for name, asked in found.items() if asked is not None}
 
 

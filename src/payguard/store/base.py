@@ -48,12 +48,14 @@ class SealedRecords:
         rows: list[tuple[Any, ...]],
         feature_sets: list[tuple[int, bytes]],
         companions: list[Callable[[Any], None]],
+        ids: dict[str, int] | None = None,
     ) -> None:
         self.rows = rows
         self.feature_sets = feature_sets
         self.companions = companions
-        self.ids = {row[1]: index for index, row in enumerate(rows)}
-        """event_id → index in `rows`, for lookups while the commit is under way."""
+        self.ids = {row[1]: index for index, row in enumerate(rows)} if ids is None else ids
+        """event_id → index in `rows`, for lookups while the commit is under way: the
+        recorder's own index of its queue, handed over (`ids`), not built again."""
 
     @property
     def last_seq(self) -> int:

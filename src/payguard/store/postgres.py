@@ -113,6 +113,10 @@ class PostgresRecorder(PendingRows):
         self._decode = msgspec.json.Decoder(Event).decode
         self._names: dict[int, tuple[str, ...]] = {}
         """Feature set id → names, of every set this recorder wrote or read."""
+        self._set_ids: dict[tuple[str, ...], tuple[int, bytes]] = {}
+        """Names → (set id, names encoded), as `_feature_set` computes them: the id is a
+        function of the names, so it is computed once per set, not per event (hashing
+        the encoded names of every decision cost a few µs of each, issue 11)."""
         self._rows: list[tuple[Any, ...]] = []
         self._new_sets: list[tuple[int, bytes]] = []
         self._pending_ids: dict[str, int] = {}
@@ -239,12 +243,15 @@ class PostgresRecorder(PendingRows):
         set_id = None
         if not isinstance(features, msgspec.UnsetType):
             names = tuple(features)
-            encoded = msgspec.msgpack.encode(names)
-            set_id = int.from_bytes(hashlib.sha256(encoded).digest()[:8], "big", signed=True)
-            with self._lock:
-                if set_id not in self._names:
-                    self._names[set_id] = names
-                    self._new_sets.append((set_id, encoded))
+            known = self._set_ids.get(names)
+            if known is None:
+                known = self._set_ids[names] = _feature_set(names)
+            set_id, encoded = known
+            if set_id not in self._names:  # a read of the GIL's: the writer only adds
+                with self._lock:
+                    if set_id not in self._names:
+                        self._names[set_id] = names
+                        self._new_sets.append((set_id, encoded))
         return self._encode_row(stored_row(d)), set_id
 
     def _decision(self, stored: bytes, feature_set: int | None) -> Decision:
@@ -276,7 +283,8 @@ class PostgresRecorder(PendingRows):
 
     def seal(self) -> SealedRecords:
         writers = [companion.seal() for companion in self.companions]
-        sealed = SealedRecords(self._rows, self._new_sets, [w for w in writers if w])
+        companions = [w for w in writers if w]
+        sealed = SealedRecords(self._rows, self._new_sets, companions, self._pending_ids)
         self._rows, self._new_sets, self._pending_ids = [], [], {}
         self._sealed.append(sealed)
         return sealed
@@ -400,6 +408,13 @@ class PostgresRecorder(PendingRows):
         finally:
             self._db.close()
             self._writer.close()
+
+
+def _feature_set(names: tuple[str, ...]) -> tuple[int, bytes]:
+    """(set id, names encoded) of a feature set: the id is the first 64 bits of the
+    encoded names' SHA-256, so every worker numbers a set alike without asking."""
+    encoded = msgspec.msgpack.encode(names)
+    return int.from_bytes(hashlib.sha256(encoded).digest()[:8], "big", signed=True), encoded
 
 
 def _where(f: LogFilter) -> tuple[list[str], list[Any]]:

@@ -33,15 +33,18 @@ class Row(msgspec.Struct, array_like=True):
     hold: HoldTerms | None = None
 
 
-def stored_row(d: Decision) -> Row:
-    """The row of a decision; its feature names are the caller's to keep (a set id). An
-    unset field is `UNSET` itself (msgspec's singleton), so it is compared by identity
-    here, inline: this runs for every recorded event."""
+def stored_row(d: Decision) -> tuple[Any, ...]:
+    """The row of a decision as the tuple of `Row`'s fields in order, which msgpack
+    encodes exactly as the array-like `Row` itself (tests/store/test_rows.py): building
+    the struct only to encode it cost as much as the encoding (issue 11). Its feature
+    names are the caller's to keep (a set id). An unset field is `UNSET` itself
+    (msgspec's singleton), so it is compared by identity here, inline: this runs for
+    every recorded event."""
     features = d.features
     unset = msgspec.UNSET
     challenge, shadow, errors = d.challenge, d.shadow, d.rule_errors
     model_score, hold = d.model_score, d.hold
-    return Row(
+    return (
         d.event_id,
         d.action,
         d.score,

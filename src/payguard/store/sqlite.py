@@ -209,9 +209,8 @@ class SQLiteRecorder(PendingRows):
         go on here while `commit_sealed` writes them (on another thread, if the caller
         wants). They stay visible to `lookup` and `get_event` until `acknowledge` (or
         `discard_pending`)."""
-        sealed = SealedRecords(
-            self._rows, self._new_sets, [companion.seal() for companion in self.companions]
-        )
+        companions = [companion.seal() for companion in self.companions]
+        sealed = SealedRecords(self._rows, self._new_sets, companions, self._pending_ids)
         self._rows, self._new_sets, self._pending_ids = [], [], {}
         self._sealed.append(sealed)
         return sealed
