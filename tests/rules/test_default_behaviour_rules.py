@@ -887,6 +887,110 @@ def _two_tickets_of(
     )
 
 
+# --- 2026.12.31: a cardholder stocking cards; a third ticket that is a sixth of the shop ------
+
+
+def _bind(world: World, user: str, card: Card, day: int) -> None:
+    """`user` binds `card` from home on `day`, at 9:00."""
+    world.send("card_bind", world.at(day, 9), **world.home(user), card=card, phone=f"tel_{user}")
+
+
+def test_an_old_card_far_above_a_shop_after_binding_two_new_ones_is_reviewed(
+    world: World,
+) -> None:
+    """600 CNY at a shop of 40 sales of 200 CNY, with the card of two weeks, two days after
+    binding two more: under every other cash-out rule's floor, share and multiple."""
+    world.customer("u1", fen=60_000)
+    shop = _shop_selling(world, sales=40, fen=20_000, shop_id="m-busy")
+    _bind(world, "u1", CREDIT_B, TODAY - 2)
+    _bind(world, "u1", CREDIT_C, TODAY - 2)
+    decision = _ticket(world, shop, 60_013, card=CREDIT_A)
+    assert "cash_out_cards_stocked_paid_with_another" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_fresh_card_one_new_card_old_binds_or_the_shops_price_is_not_stocking(
+    world: World,
+) -> None:
+    """Near twins, each its own customer and shop of 40 sales of 200 CNY: paying with a
+    card just bound (a new phone, a first week), one card bound this week, two bound ten
+    days ago, a ticket under twice the shop's p90."""
+
+    def busy(name: str, fen: int = 20_000) -> Merchant:
+        return _shop_selling(world, sales=40, fen=fen, shop_id=f"m-{name}")
+
+    world.customer("u1", fen=60_000)
+    _bind(world, "u1", CREDIT_B, TODAY - 2)
+    _bind(world, "u1", CREDIT_C, TODAY - 2)
+    fresh = _ticket(world, busy("fresh"), 60_013, card=CREDIT_B)
+    world.customer("u2", fen=60_000)
+    _bind(world, "u2", CREDIT_B, TODAY - 2)
+    one = _ticket(world, busy("one"), 60_013, card=CREDIT_A, user="u2", hour=16)
+    world.customer("u3", fen=60_000)
+    _bind(world, "u3", CREDIT_B, TODAY - 10)
+    _bind(world, "u3", CREDIT_C, TODAY - 10)
+    old = _ticket(world, busy("old"), 60_013, card=CREDIT_A, user="u3", hour=17)
+    world.customer("u4", fen=60_000)
+    _bind(world, "u4", CREDIT_B, TODAY - 2)
+    _bind(world, "u4", CREDIT_C, TODAY - 2)
+    at_price = _ticket(world, busy("dear", 30_000), 55_013, card=CREDIT_A, user="u4", hour=18)
+    for decision in (fresh, one, old, at_price):
+        assert "cash_out_cards_stocked_paid_with_another" not in rules_of(decision)
+
+
+def _tickets_of(
+    world: World, user: str, shop: Merchant, amounts: list[int], *, card: Card = CREDIT_A
+) -> Decision:
+    """`user` pays `shop` each of `amounts` on consecutive days ending today, at 19:00."""
+    home, first_day = world.home(user), TODAY - len(amounts) + 1
+    decisions = [
+        world.send(
+            "payment", world.at(first_day + i, 19), **home, card=card, amount=fen, merchant=shop
+        )
+        for i, fen in enumerate(amounts)
+    ]
+    return decisions[-1]
+
+
+RING_TICKETS = [90_013, 80_057, 70_041]
+"""Three tickets under 1,000 CNY, usual for a cardholder who pays 600 CNY a day."""
+
+
+def test_a_third_ticket_that_makes_a_cardholder_a_sixth_of_the_shop_is_reviewed(
+    world: World,
+) -> None:
+    """2,401 CNY of a shop that took about 10,100 CNY from 50 sales: over a sixth with the
+    third ticket, under cash_out_cardholder_is_the_shop's 1,000 CNY floor (and a fifth)."""
+    world.customer("u1", fen=60_000)
+    shop = _shop_selling(world, sales=50, fen=20_000, shop_id="m-busy")
+    decision = _tickets_of(world, "u1", shop, RING_TICKETS)
+    assert "cash_out_third_ticket_sixth_of_shop" in rules_of(decision)
+    assert "cash_out_cardholder_is_the_shop" not in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_second_ticket_a_busier_shop_small_tickets_or_a_debit_card_is_not_a_sixth(
+    world: World,
+) -> None:
+    """Near twins, each its own customer and shop: the second ticket only, the same three
+    tickets at a shop of 100 sales, three of 400 CNY, the same three on a debit card."""
+
+    def shop(name: str, sales: int = 50) -> Merchant:
+        return _shop_selling(world, sales=sales, fen=20_000, shop_id=f"m-{name}")
+
+    world.customer("u1", fen=60_000)
+    second = _tickets_of(world, "u1", shop("second"), RING_TICKETS[:2])
+    world.customer("u2", fen=60_000)
+    busier = _tickets_of(world, "u2", shop("busier", sales=100), RING_TICKETS)
+    world.customer("u3", fen=60_000)
+    small = _tickets_of(world, "u3", shop("small", sales=20), [40_013, 40_057, 40_041])
+    debit_card = Card(token="pan_debit_u4", kind="debit")
+    world.customer("u4", fen=60_000, card=debit_card)
+    debit = _tickets_of(world, "u4", shop("debit"), RING_TICKETS, card=debit_card)
+    for decision in (second, busier, small, debit):
+        assert "cash_out_third_ticket_sixth_of_shop" not in rules_of(decision)
+
+
 # --- 2026.12.22: a merchant's API debits from several source networks in a day ---------------
 
 
