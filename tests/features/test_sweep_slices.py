@@ -236,3 +236,50 @@ def test_a_huge_entity_is_swept_in_parts(monkeypatch: pytest.MonkeyPatch) -> Non
         pass
     assert sliced.digest_items() == whole.digest_items() == restored.digest_items()
     assert sliced.sweep_work > 3_000  # the next round's budget counts that work
+
+
+def _swept_timeline_by_timeline(state: FeatureState) -> None:
+    """The whole sweep as its per-timeline rule says it (`state._sweep_timeline` on
+    every timeline, then the empty records dropped and the departed forgotten): the
+    twin of `sweep_entity_of`, which says "nothing to fold or forget" for most
+    timelines without asking it."""
+    base = state.watermark - state.lateness_ms
+    forget_before = base - state.memory_ms
+    if state.watch.start is None or forget_before < state.watch.start:
+        forget_before = -1
+    watch_start = state.watch.start if state.watch.start is not None else 0
+    state.sweep_orders.clear()
+    for kind, entities in enumerate(state.entities):
+        streams = [state.streams[idx] for idx in state.kinds[kind].streams]
+        for key in list(entities):
+            record = entities[key]
+            for slot, tl in enumerate(record):
+                if tl is not None and not state_module._sweep_timeline(
+                    tl, streams[slot], base, forget_before, watch_start
+                ):
+                    record[slot] = None
+            if not any(record):
+                del entities[key]
+    state._forget_departed(forget_before)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from([SMALL_CATALOG, WATCH_CATALOG, SHORT_MEMORY]),
+    backfilled_streams(),
+    st.integers(min_value=0, max_value=40 * 24 * 60),
+)
+def test_the_sweep_leaves_what_its_per_timeline_rule_leaves(
+    catalog: Catalog, stream: Stream, later_minutes: int
+) -> None:
+    """Swept `later_minutes` after the last event (so that heads fold and folded values
+    and first-seen times are forgotten), the sweep and its twin leave equal states."""
+    state = FeatureState(catalog)
+    seen: dict[str, Event] = {}
+    for event, _ in stream:
+        _file(state, event, seen)
+    state.watermark += later_minutes * 60_000
+    twin = _copy(state)
+    state.sweep()
+    _swept_timeline_by_timeline(twin)
+    assert state.digest_items() == twin.digest_items()

@@ -498,6 +498,10 @@ class FeatureState:
         folded past."""
         entities = self.entities[kind]
         streams = [self.streams[idx] for idx in self.kinds[kind].streams]
+        # Per slot, for `_untouched`: where its raw head folds and its folded time is
+        # forgotten (no fold horizon for an `age`-only stream: it keeps no raw head).
+        fold_at = [None if s.age_only else base - s.raw_ms for s in streams]
+        forget_at = [base - s.retention_ms for s in streams]
 
         def sweep_entity(
             key: str, start: int = 0, budget: int | None = None, offset: int = 0
@@ -506,13 +510,37 @@ class FeatureState:
             if record is None:
                 return False, -1, 1, 0
             work = 1
-            for slot in range(start, len(record)):
-                tl = record[slot]
+            for slot, tl in enumerate(record[start:] if start else record, start):
                 if tl is None:
                     continue
                 if budget is not None and work >= budget and slot > start:
                     return True, slot, work, 0
-                raw = len(tl.ts) if tl.ts else 0
+                ts = tl.ts
+                # Most timelines have nothing to fold or forget (on the bench stream a
+                # third are heads younger than their fold horizon with no folded past,
+                # another third the age-only ones below): `_sweep_timeline` would leave
+                # them as they are, for 1 unit of work; said here without its call.
+                if (
+                    ts
+                    and not offset
+                    and tl.past is None
+                    and len(ts) <= FOLD_PART
+                    and (horizon := fold_at[slot]) is not None
+                    and ts[0] > horizon
+                    and ((last := tl.folded_last) is None or last > forget_at[slot])
+                ):
+                    work += 1
+                    continue
+                if (
+                    fold_at[slot] is None
+                    and not ts
+                    and tl.past is None
+                    and (last := tl.folded_last) is not None
+                    and last > forget_before
+                ):  # an `age`-only timeline (a third of them) seen since the memory began
+                    work += 1
+                    continue
+                raw = len(ts) if ts else 0
                 if budget is not None and (raw > FOLD_PART or offset or tl.past):
                     part = max(FOLD_PART, budget - work)
                     folded = _fold_part(tl, streams[slot], base, part) if not offset else 0
