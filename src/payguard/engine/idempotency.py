@@ -96,10 +96,15 @@ class RecentIds:
 
     def export(self) -> dict[int, bytes]:
         """Per day, the digests as packed 64-bit integers (for the snapshot), the days in
-        the order they were first remembered (restored ones first, as they were)."""
+        the order they were first remembered (restored ones first, as they were). The
+        window's oldest day leads, empty if no id fell on it: `restore` takes the oldest
+        day it is given as the window's start, and a window whose first days were quiet
+        must not start later after a restart (new ids there would be sent to the log)."""
         restored, recorded = self._restored, self._days
         days = [*restored, *(day for day in recorded if day not in restored)]
         out: dict[int, bytes] = {}
+        if self._oldest_day and self._oldest_day not in days:
+            out[self._oldest_day] = b""
         for day in days:
             digests = set(restored.get(day, ()))
             digests.update(digest(event_id) for event_id in recorded.get(day, ()))
