@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from payguard.events import Card, Event, Merchant, Payee
 from payguard.features import FeatureState, load_catalog
 from payguard.features.compiled import key_expr, match_expr, value_lines
-from payguard.features.spec import VALUE_CODE, VALUE_EXTRACTORS, EventFilter, source_network
+from payguard.features.spec import (
+    VALUE_CODE,
+    VALUE_EXTRACTORS,
+    Catalog,
+    EventFilter,
+    FeatureSpec,
+    source_network,
+)
 from payguard.generated import filename_of, source_of
 
 IPS = ["10.0.0.1", "10.0.0.200", "2001:db8::1", "::ffff:10.0.0.9", "999.1.1.1", "nonsense"]
@@ -107,3 +114,15 @@ def test_each_plan_and_filer_has_its_own_commented_source() -> None:
     assert "# watched history" in source_of(own)
     assert "referenced" in filename_of(referenced)
     assert payee is None
+
+
+def test_register_dates_the_account_in_a_catalog_without_user_streams() -> None:
+    """The watched-history bookkeeping of a `register` reads the account even when no
+    stream of the catalog is keyed by user (the generated code once failed with NameError)."""
+    catalog = Catalog(
+        filters={"login_fail": EventFilter(types=["login"], success=False)},
+        features=[FeatureSpec(how="count", over="login_fail", by="ip", windows=["10m"])],
+    ).validate()
+    state = FeatureState(catalog)
+    state.update(Event(event_id="r1", type="register", ts=5, user_id="u1", ip="10.0.0.1"))
+    assert state.watch.registered == {"u1": 5}

@@ -122,6 +122,7 @@ def filer_source(
     top = _unique(
         [n for k, names in needed.items() if not guarded[k] for n in names]
         + (list(watch.kinds) if observed_type is not None else [])
+        + (["user"] if observed_type == "register" else [])  # dates the account
     )
     lines = ["def file(entities, link, source, t, base, declined):"]
     lines += ["    " + line for line in value_lines(top, "source") + interning_lines(top)]
