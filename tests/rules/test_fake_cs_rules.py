@@ -1,4 +1,4 @@
-"""Rulesets 2026.12.8 and 2026.12.10 (issue 11, fake customer service) on hand-made event
+"""Rulesets 2026.12.8 to 2027.1.1 (issue 11, fake customer service) on hand-made event
 sequences.
 
 A coached victim pays on their own phone, on their own network, and passes the SMS code
@@ -408,3 +408,127 @@ def test_beside_the_other_call_back_rules_it_does_not_tip_the_transfer_into_revi
     decision = _coded_transfer(world, daily_fen=10_000, fen=600_000)
     assert {THIN, RULE, "new_payee_large_unlike_own_past"} <= rules_of(decision)
     assert decision.action == "challenge"
+
+
+# --- 2027.1.1: the remote-controlled phone's orders ----------------------------------------
+
+CASH = "coded_cash_like_far_above_own"
+PLATFORM = "payment_platform_second_code_hour_adds_up"
+
+
+def _coded_order(
+    world: World,
+    *,
+    lunch_fen: int = 10_000,
+    fen: int = 250_000,
+    category: str = "gift_card",
+    code_age_s: int = 30,
+    earlier_fen: int = 0,
+    weeks: bool = False,
+) -> Decision:
+    """A customer with three lunches of `lunch_fen` (with `weeks`, two weeks of them) pays
+    `fen` at a `category` shop on their own phone at home, confirming with an SMS code sent
+    `code_age_s` seconds earlier; with `earlier_fen`, a shop order of that much went out an
+    hour and a half before."""
+    if weeks:
+        world.customer("u1", fen=lunch_fen, card=Card(token="pan_debit_u1", kind="debit"))
+    else:
+        _thin_customer(world, lunches=3, fen=lunch_fen)
+    who = world.home("u1")
+    card = Card(token="pan_debit_u1", kind="debit")
+    t = world.at(TODAY, 16)
+    if earlier_fen:
+        shop = Merchant(id="m-shop", category="ecommerce")
+        world.send("payment", t - 90 * 60_000, **who, card=card, amount=earlier_fen, merchant=shop)
+    world.send("otp_send", t - code_age_s * 1000, **who, phone="tel_u1", method="sms")
+    world.send("otp_verify", t - 5_000, **who, method="sms", success=True)
+    merchant = Merchant(id=f"m-{category}", category=category)
+    return world.send("payment", t, **who, card=card, amount=fen, merchant=merchant)
+
+
+def test_a_coded_gift_card_far_above_a_thin_history_gets_a_call_back(world: World) -> None:
+    decision = _coded_order(world)
+    assert CASH in rules_of(decision)
+    assert RULE not in rules_of(decision)  # five settled payments are not there yet
+    assert decision.action == "challenge"
+    assert set(decision.challenge or []) == {"callback", "hardware_token"}
+
+
+def test_a_gift_card_under_three_times_the_customers_own_amounts_is_left_alone(
+    world: World,
+) -> None:
+    assert CASH not in rules_of(_coded_order(world, lunch_fen=100_000))
+
+
+def test_a_gift_card_bought_on_a_code_from_minutes_ago_is_left_alone(world: World) -> None:
+    assert CASH not in rules_of(_coded_order(world, code_age_s=300))
+
+
+def test_a_coded_shop_order_of_that_size_is_not_easily_resold_goods(world: World) -> None:
+    assert CASH not in rules_of(_coded_order(world, category="ecommerce"))
+
+
+def test_a_gift_card_under_1000_cny_is_left_alone_even_when_the_day_adds_up(
+    world: World,
+) -> None:
+    """Two weeks of 100 CNY lunches, a 1,500 CNY shop order, then 900 CNY of vouchers:
+    today adds up to 2,400 CNY and the voucher is over three times the lunches, but under
+    the rule's floor."""
+    decision = _coded_order(world, fen=90_000, earlier_fen=150_000, weeks=True)
+    assert CASH not in rules_of(decision)
+
+
+def test_a_1200_cny_gift_card_counts_when_the_day_adds_up_to_2000(world: World) -> None:
+    """Two weeks of 100 CNY lunches: coached_first_coded_payment waits for 2,000 CNY of such
+    goods today; this rule takes the day's money out, here a 1,000 CNY shop order first."""
+    decision = _coded_order(world, fen=120_000, earlier_fen=100_000, weeks=True)
+    assert CASH in rules_of(decision)
+    assert RULE not in rules_of(decision)
+    alone = _coded_order(World(), fen=120_000, weeks=True)  # the day: 1,200 CNY
+    assert CASH not in rules_of(alone)
+
+
+def _platform_orders(
+    world: World, *, first_fen: int = 200_000, fen: int = 300_000, codes: int = 2
+) -> Decision:
+    """A customer with two weeks of 100 CNY lunches places a `first_fen` order at a
+    payment platform on their own phone, then minutes later a `fen` one at another; the
+    first `codes - 1` orders and the last each come behind an SMS code."""
+    world.customer("u1", fen=10_000, card=Card(token="pan_debit_u1", kind="debit"))
+    who = world.home("u1")
+    card = Card(token="pan_debit_u1", kind="debit")
+    t = world.at(TODAY, 16)
+    for i in range(codes - 1):
+        world.send("otp_send", t + i * 20_000, **who, phone="tel_u1", method="sms")
+        world.send("otp_verify", t + i * 20_000 + 10_000, **who, method="sms", success=True)
+    platform = Merchant(id="m-pay-a", category="transfer_service")
+    world.send("payment", t + 60_000, **who, card=card, amount=first_fen, merchant=platform)
+    t += 5 * 60_000
+    world.send("otp_send", t, **who, phone="tel_u1", method="sms")
+    world.send("otp_verify", t + 10_000, **who, method="sms", success=True)
+    other = Merchant(id="m-pay-b", category="transfer_service")
+    return world.send("payment", t + 20_000, **who, card=card, amount=fen, merchant=other)
+
+
+def test_a_second_coded_platform_order_adding_up_to_5000_gets_a_call_back(
+    world: World,
+) -> None:
+    decision = _platform_orders(world)
+    assert PLATFORM in rules_of(decision)
+    assert decision.action == "challenge"
+    assert set(decision.challenge or []) == {"callback", "hardware_token"}
+
+
+def test_a_platform_order_on_the_hours_first_code_is_left_alone(world: World) -> None:
+    assert PLATFORM not in rules_of(_platform_orders(world, codes=1))
+
+
+def test_a_small_purchase_before_a_large_platform_order_is_not_an_order_run(
+    world: World,
+) -> None:
+    """60 CNY, then 5,000 CNY: the hour adds up, but under 1,000 CNY had gone before."""
+    assert PLATFORM not in rules_of(_platform_orders(world, first_fen=6_000, fen=500_000))
+
+
+def test_two_coded_platform_orders_under_5000_cny_are_left_alone(world: World) -> None:
+    assert PLATFORM not in rules_of(_platform_orders(world, first_fen=200_000, fen=250_000))
