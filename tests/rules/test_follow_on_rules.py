@@ -429,6 +429,31 @@ def test_a_call_back_passed_after_a_failed_token_is_not_asked_again(world: World
     assert later.action == "allow", later.reasons
 
 
+def test_money_under_a_stop_after_a_failed_token_goes_to_a_person(world: World) -> None:
+    """`after_stop_token_failed`: the account was stopped within the day and a hardware
+    token was failed on this device since, with nothing passed: its money goes to review,
+    not to a hold (which outranks the token asked again, and which the coached victim
+    never revokes) nor to the challenge alone. Another account, and the same device once
+    the account's day under its last stop (that review) is over, are not sent to a person
+    for it."""
+    world.stop("u1", world.at(TODAY, 10), "phone-u1")
+    asked, first = world.send(
+        "payment", world.at(TODAY, 11), user_id="u1", device_id="dev-y", amount=5_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )  # fmt: skip
+    assert first.action == "challenge" and "hardware_token" in (first.challenge or [])
+    assert "after_stop_token_failed" not in {r.rule for r in first.reasons}
+    world.result(asked, world.at(TODAY, 11.01), "u1", "dev-y", "failed", "hardware_token")
+    again = world.pay("u1", world.at(TODAY, 14), device="dev-y")
+    assert again.action == "review", again.reasons
+    assert "after_stop_token_failed" in {r.rule for r in again.reasons}
+    other = world.pay("u2", world.at(TODAY, 14), device="dev-y")
+    assert "after_stop_token_failed" not in {r.rule for r in other.reasons}
+    day_over = world.pay("u1", world.at(TODAY + 1, 14.5), device="dev-y")
+    assert "after_stop_token_failed" not in {r.rule for r in day_over.reasons}
+    assert day_over.action == "challenge", day_over.reasons  # the token is asked again
+
+
 def test_a_transfer_to_a_payee_confirmed_as_fraud_is_blocked_not_reviewed(world: World) -> None:
     """`after_stop_payee_confirmed`: once a stopped transfer's payee is named by a fraud
     label, the next transfer to it, small or from another account a day later, is blocked
