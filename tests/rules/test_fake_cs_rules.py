@@ -369,14 +369,20 @@ def _first_safe_account_transfer(
     return world.send("transfer", t, **who, card=card, amount=fen, payee=_payee("safe"))
 
 
+def _asks_call_back(decision: Decision, rule: str) -> None:
+    """`rule` hit and the customer is asked what a coached victim cannot pass alone: the
+    bank's call-back or a hardware token, not the code they read aloud."""
+    assert rule in rules_of(decision)
+    assert decision.action == "challenge"
+    assert set(decision.challenge or []) == {"callback", "hardware_token"}
+
+
 def test_a_thin_history_first_coded_transfer_far_above_habit_gets_a_call_back(
     world: World,
 ) -> None:
     decision = _first_safe_account_transfer(world)
-    assert THIN in rules_of(decision)
     assert RULE not in rules_of(decision)  # five settled payments are not there yet
-    assert decision.action == "challenge"
-    assert set(decision.challenge or []) == {"callback", "hardware_token"}
+    _asks_call_back(decision, THIN)
 
 
 def test_a_code_from_minutes_ago_is_not_this_transfers_code(world: World) -> None:
@@ -448,10 +454,8 @@ def _coded_order(
 
 def test_a_coded_gift_card_far_above_a_thin_history_gets_a_call_back(world: World) -> None:
     decision = _coded_order(world)
-    assert CASH in rules_of(decision)
     assert RULE not in rules_of(decision)  # five settled payments are not there yet
-    assert decision.action == "challenge"
-    assert set(decision.challenge or []) == {"callback", "hardware_token"}
+    _asks_call_back(decision, CASH)
 
 
 def test_a_gift_card_under_three_times_the_customers_own_amounts_is_left_alone(
@@ -513,10 +517,7 @@ def _platform_orders(
 def test_a_second_coded_platform_order_adding_up_to_5000_gets_a_call_back(
     world: World,
 ) -> None:
-    decision = _platform_orders(world)
-    assert PLATFORM in rules_of(decision)
-    assert decision.action == "challenge"
-    assert set(decision.challenge or []) == {"callback", "hardware_token"}
+    _asks_call_back(_platform_orders(world), PLATFORM)
 
 
 def test_a_platform_order_on_the_hours_first_code_is_left_alone(world: World) -> None:
