@@ -1055,3 +1055,84 @@ def test_a_second_card_on_a_new_phone_is_how_a_customer_sets_it_up(world: World)
     decisions = _cards_bound(world, "phone-u1-new", 2)
     assert "card_bind_burst_hour" not in rules_of(decisions[1])
     assert decisions[1].action != "review"
+
+
+# --- 2027.1.2: a drain right after a password reset, on the owner's own phone ---------------
+
+GIFT = Merchant(id="m-gift-cards", category="gift_card")
+
+
+def _after_reset(world: World, user: str, *, reset: bool, hours_later: float = 3) -> Decision:
+    """`user` (100 CNY a day at lunch for two weeks) resets the password on their own phone
+    at 18:00 (or does not), then buys 1,500 CNY of gift cards `hours_later` on."""
+    world.customer(user)
+    if reset:
+        world.send("password_reset", world.at(TODAY, 18), **world.home(user), success=True)
+    return world.send(
+        "payment",
+        world.at(TODAY, 18 + hours_later),
+        **world.home(user),
+        card=CREDIT_A,
+        amount=150_000,
+        merchant=GIFT,
+    )
+
+
+def test_gift_cards_unlike_the_customer_right_after_a_reset_on_their_phone_are_reviewed(
+    world: World,
+) -> None:
+    decision = _after_reset(world, "u1", reset=True)
+    assert "reset_then_drain_unlike_own_past" in rules_of(decision)
+    assert decision.action == "review"
+
+
+def test_a_loan_under_the_big_amount_after_a_reset_is_reviewed_without_one_not(
+    world: World,
+) -> None:
+    """1,500 CNY borrowed by a customer of 100 CNY a day: under loan_after_account_change's
+    2,000 CNY, unusual for them. After a reset on their phone it is reviewed."""
+    world.customer("u1")
+    world.customer("u2")
+    world.send("password_reset", world.at(TODAY, 18), **world.home("u1"), success=True)
+    after_reset = world.send(
+        "loan_apply", world.at(TODAY, 19), **world.home("u1"), amount=150_000, merchant=LENDER
+    )
+    without = world.send(
+        "loan_apply", world.at(TODAY, 19), **world.home("u2"), amount=150_000, merchant=LENDER
+    )
+    assert "reset_then_drain_unlike_own_past" in rules_of(after_reset)
+    assert "loan_after_account_change" not in rules_of(after_reset)
+    assert after_reset.action == "review"
+    assert "reset_then_drain_unlike_own_past" not in rules_of(without)
+
+
+def test_a_transfer_to_a_new_payee_after_a_reset_is_left_to_the_cooling_off_hold(
+    world: World,
+) -> None:
+    world.customer("u1")
+    home = world.home("u1")
+    world.send("password_reset", world.at(TODAY, 18), **home, success=True)
+    to_new = world.send(
+        "transfer", world.at(TODAY, 20), **home, amount=80_000, payee=_payee("stranger")
+    )
+    assert "reset_then_drain_unlike_own_past" not in rules_of(to_new)
+
+
+def test_no_reset_a_stale_reset_or_the_customers_own_spending_is_not_a_drain(
+    world: World,
+) -> None:
+    without = _after_reset(world, "u1", reset=False)
+    stale = _after_reset(world, "u2", reset=True, hours_later=26)
+    world.customer("u3")
+    home = world.home("u3")
+    world.send("password_reset", world.at(TODAY, 11), **home, success=True)
+    lunch = world.send(
+        "payment",
+        world.at(TODAY, 12.5),
+        **home,
+        card=CREDIT_A,
+        amount=10_000,
+        merchant=Merchant(id="m-canteen", category="food"),
+    )
+    for decision in (without, stale, lunch):
+        assert "reset_then_drain_unlike_own_past" not in rules_of(decision)
