@@ -23,7 +23,6 @@ person can follow; the sources are registered under a unique filename per plan
 tests/features/test_point_in_time.py holds the generated code to the brute-force twin.
 """
 
-import re
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
@@ -269,10 +268,11 @@ def _filing_lines(
     if stream.weighs:
         code.append("        weight = 1 if source.amount is None else source.amount")
     weight = ", weight" if stream.weighs else ""
+    horizon = _base_less(stream.raw_ms)
     if linked:
         body = [
-            f"            link({stream.kind}, {slot}, {n_slots}, source.phone, t, value,"
-            f" horizon, new_{i}, {stream.age_only}{weight})",
+            f"            link({stream.kind}, {slot}, {n_slots}, source.phone, t, {value},"
+            f" {horizon}, new_{i}, {stream.age_only}{weight})",
         ]
     else:
         body = [
@@ -292,16 +292,9 @@ def _filing_lines(
                 "                tl.folded_last = t",
             ]
         else:
-            body += _append_lines(stream, weight)
-    horizon = _base_less(stream.raw_ms)
-    for line in body:  # written with `value` and `horizon`: the locals they stand for
-        line = _VALUE_WORD.sub(value, line[4:])
-        code.append(_HORIZON_WORD.sub(horizon, line))
+            body += _append_lines(stream, weight, value, horizon)
+    code += [line[4:] for line in body]  # inside the `if` of the value test
     return code
-
-
-_VALUE_WORD = re.compile(r"\bvalue\b")
-_HORIZON_WORD = re.compile(r"\bhorizon\b")
 
 
 def _value_name(stream: Stream) -> str:
@@ -312,57 +305,58 @@ def _value_name(stream: Stream) -> str:
     return f"v_{stream.of}" if stream.of is not None else "None"
 
 
-def _append_lines(stream: Stream, weight: str) -> list[str]:
+def _append_lines(stream: Stream, weight: str, value: str, horizon: str) -> list[str]:
     """Append in time order to a raw head that has entries (tested first: the usual
     case); open an empty one inline; `Timeline.add` when the event is out of order or
-    older than the raw head's start."""
+    older than the raw head's start. `value` and `horizon` are the expressions of the
+    entry's value and the raw head's start (`_value_name`, `_base_less`)."""
     code = [
         "            times = tl.ts",
         "            if times is not None and t >= times[-1]:  # in time order: append",
         "                times.append(t)",
     ]
     if stream.of is not None:
-        code.append("                tl.values.append(value)")
+        code.append(f"                tl.values.append({value})")
     if stream.of == "amount":
         code += [
             "                totals = tl.totals",
-            "                totals.append((totals[-1] if totals else tl.running) + value)",
+            f"                totals.append((totals[-1] if totals else tl.running) + {value})",
         ]
     pad = " " * 16
     if stream.weighs:
         code.append(pad + "tl.weights.append(weight)")
     if stream.tallies and stream.of == HOUR:  # 24 counters
-        code.append(pad + f"tl.tally[value] += {'weight' if stream.weighs else '1'}")
+        code.append(pad + f"tl.tally[{value}] += {'weight' if stream.weighs else '1'}")
     elif stream.tallies:
         added = "weight" if stream.weighs else "1"
         code += [
             pad + "tally = tl.tally",
-            pad + f"held = tally[value] = tally.get(value, 0) + {added}",
+            pad + f"held = tally[{value}] = tally.get({value}, 0) + {added}",
             pad + "if type(tally) is Tally:  # keeps its total and top (features.timeline)",
             pad + f"    tally.total += {added}",
             pad + "    if held > tally.top >= 0:",
             pad + "        tally.top = held",
         ]
     if stream.ranks:
-        code.append(pad + "insort(tl.ranked, value)")
+        code.append(pad + f"insort(tl.ranked, {value})")
     if stream.raw_ms:
-        code += ["                if times[0] <= horizon:", *_fold_lines(stream)]
+        code += [f"                if times[0] <= {horizon}:", *_fold_lines(stream, horizon)]
     else:  # no raw aggregate (novelty, distinct, time since): folds in batches
         code += [
             f"                if len(times) > {FOLD_BATCH}"
             f" and times[0] <= {_base_less(FOLD_SLACK_MS)}:",
-            "                    tl.fold_through(horizon)",
+            f"                    tl.fold_through({horizon})",
         ]
     code += [
-        "            elif times is None and t > horizon:  # an empty head: open it here",
-        *("                " + line for line in _open_lines(stream)),
+        f"            elif times is None and t > {horizon}:  # an empty head: open it here",
+        *("                " + line for line in _open_lines(stream, value)),
         "            else:",
-        f"                tl.add(t, value, horizon{weight})  # late, or out of order",
+        f"                tl.add(t, {value}, {horizon}{weight})  # late, or out of order",
     ]
     return code
 
 
-def _open_lines(stream: Stream) -> list[str]:
+def _open_lines(stream: Stream, value: str) -> list[str]:
     """`Timeline.add` on an empty raw head with an entry newer than the horizon (nothing
     folds), inline: the head's containers made holding the one entry. Most adds are
     these (a novelty stream's head empties between an entity's sessions: 163k of the
@@ -375,25 +369,25 @@ def _open_lines(stream: Stream) -> list[str]:
     code.append("tl.ts = [t]")
     values = shape & VALUE_BITS
     if values == VALUES_INT:
-        code.append("tl.values = array('q', (value,))")
+        code.append(f"tl.values = array('q', ({value},))")
     elif values == VALUES_HOUR:
-        code.append("tl.values = array('b', (value,))")
+        code.append(f"tl.values = array('b', ({value},))")
     elif values == VALUES_ANY:
-        code.append("tl.values = [value]")
+        code.append(f"tl.values = [{value}]")
     if shape & TOTALS:
-        code.append("tl.totals = array('q', (tl.running + value,))")
+        code.append(f"tl.totals = array('q', (tl.running + {value},))")
     if shape & WEIGHTS:
         code.append(f"tl.weights = array('q', ({weight},))")
     if shape & TALLY and values == VALUES_HOUR:
-        code += ["tally = tl.tally = array('q', HOUR_COUNTERS)", f"tally[value] += {weight}"]
+        code += ["tally = tl.tally = array('q', HOUR_COUNTERS)", f"tally[{value}] += {weight}"]
     elif shape & TALLY:  # a `Tally` as `Tally.add` leaves it after one entry
         code += [
             "tally = tl.tally = Tally()",
-            f"tally[value] = tally.total = {weight}",
+            f"tally[{value}] = tally.total = {weight}",
             f"tally.top = {weight} if {weight} > 0 else 0",
         ]
     if shape & RANKED:
-        code.append("tl.ranked = array('q', (value,))")
+        code.append(f"tl.ranked = array('q', ({value},))")
     return code
 
 
@@ -416,7 +410,7 @@ these, one `past` update and two list deletions per append. Now one `fold_throug
 `FOLD_BATCH` appends folds them together; an idle head is folded by the sweep."""
 
 
-def _fold_lines(stream: Stream) -> list[str]:
+def _fold_lines(stream: Stream, horizon: str) -> list[str]:
     """Fold what fell out of the raw head after an append (`Timeline.fold_through`).
     Usually that is the one oldest entry (the head had entries, so it holds two or more
     now): inline for the streams without tally, ranks or weights, where a call cost
@@ -424,7 +418,10 @@ def _fold_lines(stream: Stream) -> list[str]:
     ranks or weights too (`Timeline._forget` inline): a busy merchant's month-long heads
     fold one entry on each of its payments."""
     pad = " " * 20
-    code = ["if times[1] <= horizon:  # more than one entry folds", "    tl.fold_through(horizon)"]
+    code = [
+        f"if times[1] <= {horizon}:  # more than one entry folds",
+        f"    tl.fold_through({horizon})",
+    ]
     code.append("else:")
     body = []
     if stream.shape & PAST:
