@@ -7,9 +7,11 @@ decided, in one run and one after the other, by:
 - the embedded engine (in-process feature state);
 - one worker on the single Redis (127.0.0.1:6379) and one on the Redis Cluster
   (127.0.0.1:7000-7002);
-- the same in batches (`process_queued`, the state writes sent once per batch as the
-  HTTP path's group commit sends them: each event's writes ride on the next event's
-  fetch), and two worker processes at once on each, the stream dealt out between them.
+- the same in batches (`Engine.prefetch` of the batch's state in one round trip, then
+  `process_queued` of each event, the state writes sent once per batch as the HTTP
+  path's group commit sends them; `PAYGUARD_BENCH_PREFETCH=0`: no prefetch, each
+  event's writes ride on the next event's fetch), and two worker processes at once on
+  each, the stream dealt out between them.
 
 Every engine runs in process on an in-memory event log (no HTTP, no SQLite): the figures
 isolate the state seam. The graph and chains are off in all of them (they are not in the
@@ -46,6 +48,8 @@ from payguard.state.redis import RedisClient, RedisState, connect
 
 SINGLE = os.environ.get("PAYGUARD_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 CLUSTER = os.environ.get("PAYGUARD_BENCH_CLUSTER", "redis+cluster://127.0.0.1:7000")
+PREFETCH = os.environ.get("PAYGUARD_BENCH_PREFETCH", "1") != "0"
+"""Batches read their state in one round trip (`Engine.prefetch`); 0: event by event."""
 RULESET = Path(__file__).resolve().parents[1] / "rules" / "default.yaml"
 
 
@@ -76,11 +80,13 @@ def _decide_all(url: str | None, prefix: str, lines: list[bytes], batch: int) ->
     engine = _engine(url, prefix)
     cpu, wall = time.process_time(), time.perf_counter()
     if batch:
-        for i, line in enumerate(lines, 1):
-            engine.process_queued(engine.decoder.decode(line))
-            if i % batch == 0:
-                engine.flush()
-        engine.flush()
+        for start in range(0, len(lines), batch):
+            events = [engine.decoder.decode(line) for line in lines[start : start + batch]]
+            if PREFETCH:
+                engine.prefetch(events)
+            for event in events:
+                engine.process_queued(event)
+            engine.flush()
     else:
         for line in lines:
             engine.process(engine.decoder.decode(line))

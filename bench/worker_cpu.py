@@ -8,8 +8,9 @@ each tree (its `src` and `bench` first on PYTHONPATH), alternating trees:
 
     PYTHONPATH=TREE/src:TREE python -m bench.worker_cpu single|cluster|none N [BATCH]
 
-BATCH 0 (default): `Engine.process` per event; else `process_queued` and a flush every
-BATCH events, as the HTTP path's group commit decides a batch.
+BATCH 0 (default): `Engine.process` per event; else `Engine.prefetch` of BATCH events,
+`process_queued` of each and a flush, as the HTTP path's group commit decides a batch
+(`PAYGUARD_BENCH_PREFETCH=0`: without the prefetch).
 """
 
 import os
@@ -19,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.state_redis import CLUSTER, SINGLE, _clean, _engine
+from bench.state_redis import CLUSTER, PREFETCH, SINGLE, _clean, _engine
 from payguard.sim import simulate
 from payguard.sim.config import SimConfig
 from payguard.state.redis import connect
@@ -44,11 +45,13 @@ def main(target: str, n: int, batch: int = 0) -> None:
     timed = events[warm:]
     before, wall = os.times(), time.perf_counter()
     if batch:
-        for i, event in enumerate(timed, 1):
-            engine.process_queued(event)
-            if i % batch == 0:
-                engine.flush()
-        engine.flush()
+        for start in range(0, len(timed), batch):
+            events = timed[start : start + batch]
+            if PREFETCH:
+                engine.prefetch(events)
+            for event in events:
+                engine.process_queued(event)
+            engine.flush()
     else:
         for event in timed:
             engine.process(event)

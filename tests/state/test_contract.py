@@ -12,6 +12,7 @@ the brute-force recomputation over the raw log. Then point in time, late events,
 and, for backends shared by workers, concurrent writers to one entity.
 """
 
+import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -458,3 +459,269 @@ def test_an_entity_forgets_its_writers_after_the_guard_window(
     kept = {member.decode() for member in a.client.zrange(key, 0, -1)}
     assert kept == {f"e{n}" for n in range(1, redis_state.TRIM_EVERY + 1)}
     assert 0 < a.client.pttl(key) <= redis_state.GUARD_MS
+
+
+# -- batches: a batch's state read in one round trip (`RedisState.prefetch`) -------------
+# The brute-force twin with the stream cut into random batches, each prefetched, decided
+# event by event and flushed; then the cases a batch adds: two events of one batch on one
+# entity, another worker writing an entity inside the batch, a batch holding an event
+# another worker filed already, a batch's writes sent twice, the claims a prefetch takes.
+
+
+def _run_batches(backend: StateBackend, stream: list[tuple[Event, bool]], cuts: list[int]) -> None:
+    """Before every event the backend answers what the brute-force twin recomputes, the
+    stream decided in batches ending at `cuts` (each prefetched, then flushed)."""
+    catalog = backend.features.catalog
+    slow = ReferenceFeatures(catalog)
+    plan = backend.features.plan(backend.features.layout)
+    seen: dict[str, Event] = {}
+    bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    for start, end in itertools.pairwise(bounds):
+        batch = stream[start:end]
+        backend.prefetch([event for event, _ in batch])
+        for event, sweep in batch:
+            assert backend.snapshot(event, plan) == slow.snapshot(event), event
+            referenced = seen.get(event.ref_event_id) if event.ref_event_id else None
+            declined = _declined(event)
+            backend.apply(event, referenced, declined)
+            slow.update(event, declined)
+            seen.setdefault(event.event_id, event)
+            if sweep:
+                backend.sweep()
+        backend.flush()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_batches_match_brute_force(backend_name: str, data: st.DataObject) -> None:
+    stream = data.draw(streams())
+    cuts = data.draw(st.lists(st.integers(0, 60), max_size=6))
+    backend, cleanup = _standalone(backend_name, SMALL_CATALOG)
+    try:
+        _run_batches(backend, stream, cuts)
+    finally:
+        cleanup()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_batches_keep_watched_history(backend_name: str, data: st.DataObject) -> None:
+    stream = data.draw(backfilled_streams())
+    cuts = data.draw(st.lists(st.integers(0, 60), max_size=6))
+    backend, cleanup = _standalone(backend_name, WATCH_CATALOG)
+    try:
+        _run_batches(backend, stream, cuts)
+    finally:
+        cleanup()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_batches_on_the_default_catalog(backend_name: str, data: st.DataObject) -> None:
+    stream = data.draw(streams(max_events=25))
+    cuts = data.draw(st.lists(st.integers(0, 30), max_size=4))
+    backend, cleanup = _standalone(backend_name, load_catalog())
+    try:
+        _run_batches(backend, stream, cuts)
+    finally:
+        cleanup()
+
+
+def _decide(backend: StateBackend, batch: list[Event]) -> list[int]:
+    """Prefetch `batch`, read each event's count and file it (not flushed)."""
+    backend.prefetch(batch)
+    counts = []
+    for event in batch:
+        counts.append(_count(backend, event))
+        backend.apply(event, None, False)
+    return counts
+
+
+def test_two_events_of_one_batch_on_one_entity(make: Factory) -> None:
+    """The second sees the first (from the worker's scratch, nothing sent yet), and the
+    batch writes the account once, carrying both events."""
+    a = make(COUNT_CATALOG)
+    t = 20_000_000_000
+    batch = [_pay(1, t, user="s"), _pay(2, t + 1, user="s"), _pay(3, t + 2, user="z")]
+    trips = a.round_trips if isinstance(a, RedisState) else 0
+    assert _decide(a, batch) == [0, 1, 0]
+    a.flush()
+    assert _count(_peer(a), _pay(4, t + 3, user="s")) == 2
+    if isinstance(a, RedisState):
+        assert a.round_trips - trips == 2  # the prefetch and the flush
+        guard = a.client.zrange(a.guard_key(("user", "s")), 0, -1)
+        assert sorted(guard) == [b"e1", b"e2"]  # one write of the account, both ids
+
+
+def test_another_worker_writing_inside_the_batch_loses_no_update(make: Factory) -> None:
+    """Worker A prefetches a batch of two payments of one account; worker B writes the
+    account meanwhile. A's write loses its race, A files its batch's two events into B's
+    version: all three count, none twice."""
+    a = make(COUNT_CATALOG)
+    if not a.shared:
+        pytest.skip("an unshared backend has one writer")
+    b = _peer(a)
+    t = 21_000_000_000
+    assert _decide(a, [_pay(1, t, user="r"), _pay(2, t + 1, user="r")]) == [0, 1]
+    other = _pay(3, t + 2, user="r")
+    assert _count(b, other) == 0  # A's batch is not sent yet
+    b.apply(other, None, False)
+    b.flush()
+    a.flush()
+    assert isinstance(a, RedisState)
+    assert a.conflicts >= 1
+    assert _count(b, _pay(4, t + 3, user="r")) == 3
+    assert _count(a, _pay(5, t + 4, user="r")) == 3
+
+
+def test_two_workers_racing_in_batches_count_every_event_once(make: Factory) -> None:
+    """Two workers deciding interleaved batches over three accounts, each reading before
+    the other writes: every payment counted once."""
+    a = make(COUNT_CATALOG)
+    if not a.shared:
+        pytest.skip("an unshared backend has one writer")
+    b = _peer(a)
+    t = 22_000_000_000
+    n = 0
+    for round_ in range(6):
+        batches = []
+        for worker in (a, b):
+            batch = []
+            for i in range(4):
+                n += 1
+                batch.append(_pay(n, t + n, user=f"h{(round_ + i) % 3}"))
+            _decide(worker, batch)
+            batches.append(batch)
+        a.flush()
+        b.flush()
+    total = sum(_count(a, _pay(10_000 + k, t + 1_000, user=f"h{k}")) for k in range(3))
+    assert total == n
+
+
+def test_a_batch_holding_an_event_filed_elsewhere_files_only_the_others(
+    make: Factory,
+) -> None:
+    """A worker died with its writes half sent: event e1 is in the account already. A
+    batch deciding e1 again with e2 finds e1 among the account's writers (`CAS` 3) and
+    files e2 alone into the account: e1 counted once, e2 once."""
+    a = make(COUNT_CATALOG)
+    if not a.shared:
+        pytest.skip("an unshared backend has one writer")
+    b = _peer(a)
+    t = 23_000_000_000
+    first, second = _pay(1, t, user="p"), _pay(2, t + 1, user="p")
+    assert _decide(a, [first, second]) == [0, 1]
+    assert _count(b, first) == 0
+    b.apply(first, None, False)  # the same event, filed by another worker first
+    b.flush()
+    a.flush()
+    assert _count(b, _pay(3, t + 2, user="p")) == 2
+
+
+def test_a_batch_sent_twice_changes_the_state_once(make: Factory) -> None:
+    a = _shared(make)
+    t = 24_000_000_000
+    _decide(a, [_pay(1, t, user="o"), _pay(2, t + 1, user="o"), _pay(3, t + 2, user="q")])
+    assert a._batch is not None
+    a._end_batch(a._batch)
+    assert a._deferred is not None
+    cas = [c for c in a._deferred.commands if c[0] == "EVALSHA"]
+    a.flush()
+    assert [a.client.execute_command(*c) for c in cas] == [2] * len(cas)
+    assert _count(a, _pay(4, t + 3, user="o")) == 2
+
+
+def test_a_batch_whose_reply_was_lost_is_counted_once(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _shared(make)
+    faults = _Faults(monkeypatch)
+    t = 25_000_000_000
+    _decide(a, [_pay(1, t, user="l"), _pay(2, t + 1, user="l")])
+    faults.drop_replies = 1
+    with pytest.raises(StateUnavailable):
+        a.flush()
+    a.flush()  # sent again: applied already
+    assert a.resent_applied >= 1
+    assert not a.lost
+    assert _count(_peer(a), _pay(3, t + 2, user="l")) == 2
+
+
+def test_a_prefetch_claims_the_batch_and_gives_back_what_no_event_used(
+    make: Factory,
+) -> None:
+    """The batch's ids are claimed with its fetch: an id another worker holds answers its
+    decision; a claim no event used (an event refused before deciding) is given back at
+    the flush, so a retry can claim it at once."""
+    a = _shared(make)
+    b = _peer(a)
+    t = 26_000_000_000
+    taken, mine, unused = _pay(1, t, user="c"), _pay(2, t + 1, user="c"), _pay(3, t + 2)
+    assert b.claim(taken, b"h") is None
+    b.settle(taken.event_id, b"h", _decision("e1", "review"))
+    b.apply(taken, None, False)
+    b.flush()
+    a.prefetch([taken, mine, unused])
+    claimed = a.claim(taken, b"h")
+    assert claimed is not None and claimed.decision.action == "review"
+    assert a.claim(mine, b"h2") is None
+    assert _count(a, mine) == 1  # sees b's event
+    a.settle(mine.event_id, b"h2", _decision("e2"))
+    a.apply(mine, None, False)
+    a.flush()
+    assert a.client.get(a._claim_key(unused.event_id)) is None  # given back
+    assert b.claim(unused, b"h3") is None
+    found = b.claim(mine, b"h2")
+    assert found is not None and found.decision.event_id == "e2"
+
+
+def test_an_event_outside_the_prefetched_batch_is_read_into_it(make: Factory) -> None:
+    """An event the prefetch did not name (a request arriving after it) is fetched and
+    added to the batch's scratch without losing what the batch filed."""
+    a = make(COUNT_CATALOG)
+    t = 27_000_000_000
+    a.prefetch([_pay(1, t, user="x")])
+    assert _count(a, _pay(1, t, user="x")) == 0
+    a.apply(_pay(1, t, user="x"), None, False)
+    late = _pay(2, t + 1, user="y")
+    assert _count(a, late) == 0
+    a.apply(late, None, False)
+    assert _count(a, _pay(3, t + 2, user="x")) == 1
+    a.apply(_pay(3, t + 2, user="x"), None, False)
+    a.flush()
+    peer = _peer(a)
+    assert _count(peer, _pay(4, t + 3, user="x")) == 2
+    assert _count(peer, _pay(5, t + 3, user="y")) == 1
+
+
+def test_two_batches_claiming_each_others_ids_do_not_wait_for_each_other(
+    make: Factory,
+) -> None:
+    """Worker B's batch holds x2 and B waits for x1; worker A's batch holds x1 and A
+    meets x2. Each publishes what its batch decided and gives back what it has not
+    reached before waiting, so B answers A's decision of x1 and A decides x2 — instead of
+    each waiting for the other until `wait_s` runs out."""
+    a = _shared(make)
+    b = _peer(a)
+    assert isinstance(b, RedisState)
+    a.wait_s = b.wait_s = 2.0
+    t = 28_000_000_000
+    x1, x2 = _pay(1, t, user="w"), _pay(2, t + 1, user="w")
+    b.prefetch([x2])
+    a.prefetch([x1, x2])
+    answered: list[Any] = []
+    b_waits = threading.Thread(target=lambda: answered.append(b.claim(x1, b"h1")))
+    assert a.claim(x1, b"h1") is None
+    b_waits.start()
+    a.settle(x1.event_id, b"h1", _decision("e1", "review"))
+    a.apply(x1, None, False)
+    assert a.claim(x2, b"h2") is None  # b gave x2 back
+    a.settle(x2.event_id, b"h2", _decision("e2"))
+    a.apply(x2, None, False)
+    a.flush()
+    b_waits.join()
+    assert answered and answered[0] is not None and answered[0].decision.action == "review"
+    assert _count(b, _pay(3, t + 2, user="w")) == 2

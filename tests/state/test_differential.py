@@ -26,6 +26,7 @@ from payguard.decision import Decision
 from payguard.engine import Engine
 from payguard.events import OUTCOME_TYPES, Event
 from payguard.outcomes import OutcomeBook
+from payguard.policy.degraded import REASON_CODE as DEGRADED
 from payguard.sim import simulate
 from payguard.sim.config import SimConfig
 from payguard.store import MemoryRecorder
@@ -84,31 +85,54 @@ def _verdict(decision: Decision) -> tuple[Any, ...]:
     )
 
 
+def _decide(worker: Engine, lines: list[bytes], batch: int) -> list[tuple[Decision, bool]]:
+    """`lines` decided by `worker`: one by one (`process`), or in batches read in one
+    round trip each (`prefetch`, `process_queued`, `flush`: the group commit's way)."""
+    if not batch:
+        return [worker.process(worker.decoder.decode(line)) for line in lines]
+    out = []
+    for start in range(0, len(lines), batch):
+        events = [worker.decoder.decode(line) for line in lines[start : start + batch]]
+        worker.prefetch(events)
+        out += [worker.process_queued(event) for event in events]
+        worker.flush()
+    return out
+
+
+@pytest.mark.parametrize("batch", [0, 8])
 def test_two_workers_in_sequence_decide_as_the_embedded_engine(
     stream: list[bytes],
     embedded: tuple[Engine, list[Decision]],
     ruleset_text: str,
     prefix: str,
+    batch: int,
 ) -> None:
+    """Event by event, the workers alternating; or in batches of 8, alternating batches."""
     workers = _workers(ruleset_text, prefix, shared_log=True)
     _, expected = embedded
     differ = []
-    for i, line in enumerate(stream):
-        worker = workers[i % 2]
-        decision, repeat = worker.process(worker.decoder.decode(line))
-        assert not repeat
-        if _verdict(decision) != _verdict(expected[i]):
-            differ.append((decision.event_id, _verdict(expected[i]), _verdict(decision)))
+    size = batch or 1
+    for i in range(0, len(stream), size):
+        worker = workers[(i // size) % 2]
+        for j, (decision, repeat) in enumerate(_decide(worker, stream[i : i + size], batch)):
+            assert not repeat
+            if _verdict(decision) != _verdict(expected[i + j]):
+                differ.append((decision.event_id, _verdict(expected[i + j]), _verdict(decision)))
     assert not differ, f"{len(differ)} of {len(stream)} decisions differ, first: {differ[:3]}"
     assert len({d.action for d in expected} - {"allow"}) >= 2  # not a stream of allows
 
 
+@pytest.mark.parametrize("batch", [0, 8])
 def test_two_workers_at_once_decide_each_event_once_and_count_exactly(
     stream: list[bytes],
     embedded: tuple[Engine, list[Decision]],
     ruleset_text: str,
     prefix: str,
+    batch: int,
 ) -> None:
+    """Every event sent to both workers at once, one by one or in batches of 8 (each
+    worker's batch claims its ids with its read: a worker meeting an id the other holds
+    publishes what its batch decided before it waits, so neither waits for the other)."""
     workers = _workers(ruleset_text, prefix, shared_log=False)
     lines = [line for line in stream if _type(workers[0], line) not in OUTCOME_TYPES]
     decided: list[list[str]] = [[], []]
@@ -118,8 +142,8 @@ def test_two_workers_at_once_decide_each_event_once_and_count_exactly(
     def send_all(w: int) -> None:
         worker = workers[w]
         try:
-            for line in lines:
-                decision, repeat = worker.process(worker.decoder.decode(line))
+            for decision, repeat in _decide(worker, lines, batch):
+                assert all(r.code != DEGRADED for r in decision.reasons), decision
                 (repeats if repeat else decided)[w].append(decision.event_id)
         except BaseException as exc:  # reported below, with the thread's traceback
             errors.append(exc)

@@ -123,3 +123,24 @@ def test_a_claim_whose_worker_died_before_deciding_is_waited_out(
     decision, repeat = other.process(other.decoder.decode(raw))
     assert not repeat
     assert all(r.code != REASON_CODE for r in decision.reasons)
+
+
+def test_a_prefetched_batch_decides_as_event_by_event(workers: list[Engine]) -> None:
+    """One worker decides a batch read in one round trip (`Engine.prefetch`) with a
+    repeat inside it and an event the other worker decided first: the repeats answer
+    the first decisions, each payment is counted once, and the batch costs two round
+    trips."""
+    first, second = workers
+    done, _ = second.process(second.decoder.decode(PAYMENT % b"b-0"))
+    raws = [PAYMENT % b"b-1", PAYMENT % b"b-0", PAYMENT % b"b-2", PAYMENT % b"b-1"]
+    events = [first.decoder.decode(raw) for raw in raws]
+    trips = first.state.round_trips if isinstance(first.state, RedisState) else 0
+    first.prefetch(events)
+    answers = [first.process_queued(event) for event in events]
+    first.flush()
+    assert isinstance(first.state, RedisState)
+    assert first.state.round_trips - trips == 2  # the batch's read and its writes
+    assert [repeat for _, repeat in answers] == [False, True, False, True]
+    assert answers[1][0] == done
+    assert answers[3][0] == answers[0][0]
+    assert _payments_of_u1(second) == _payments_of_u1(first) == 3

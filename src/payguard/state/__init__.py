@@ -64,6 +64,11 @@ class StateBackend(Protocol):
     """(event_id, cause) of applied events whose deferred writes failed (the engine
     counts and logs them, then empties the list)."""
 
+    def prefetch(self, events: list[Event]) -> None:
+        """Read what a batch of events touches before they are decided one by one (Redis:
+        one round trip for the batch; `flush` ends it). Memory: nothing to read."""
+        ...
+
     def flush(self) -> None:
         """Send what `apply` deferred (Redis: to the next round trip); after it the store
         holds every event applied here. StateUnavailable if that failed (see `lost`)."""

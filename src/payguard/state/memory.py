@@ -56,6 +56,9 @@ class MemoryState:
     def flush(self) -> None:
         """Nothing deferred: `apply` changed the state itself."""
 
+    def prefetch(self, events: list[Event]) -> None:
+        """Nothing to read ahead: the state is this process's."""
+
     def claim(self, event: Event, payload_hash: bytes) -> Claimed | None:
         event_id = event.event_id
         if event_id in self._claims:

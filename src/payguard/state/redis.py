@@ -101,28 +101,37 @@ TRIM_EVERY = 16
 at each (a script call less per write: ~8 of ~42 µs a write, docs/benchmarks.md)."""
 
 CAS = f"""
-if redis.call('ZSCORE', KEYS[2], ARGV[3]) then return 2 end
+local n = tonumber(ARGV[5])
+local found = 0
+for i = 6, 5 + n do
+  if redis.call('ZSCORE', KEYS[2], ARGV[i]) then found = found + 1 end
+end
+if found == n then return 2 end
+if found > 0 then return 3 end
 local v = redis.call('HGET', KEYS[1], 'v')
 if (v or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 6 + n))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if tonumber(ARGV[1]) % {TRIM_EVERY} == 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 end
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+for i = 6, 5 + n do redis.call('ZADD', KEYS[2], ARGV[3], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[2], {GUARD_MS})
 return 1
 """
 """Write fields of one entity hash if its version is still the one read (1, else 0),
 once per event: the event ids that wrote the hash in the last `GUARD_MS` sit in a sorted
-set beside it (`KEYS[2]`, the same hash tag: one slot), and a write whose event is among
-them answers 2 (applied already) and changes nothing. That is what makes a resend safe:
+set beside it (`KEYS[2]`, the same hash tag: one slot), and a write whose events are all
+among them answers 2 (applied already) and changes nothing; some of them only (a batch
+holding an event another worker filed already): 3, nothing changed, the worker files the
+others again. That is what makes a resend safe:
 a write that landed but whose reply was lost (a connection reset, a node failing over,
 redis-py's own retry of a command) is recognised as applied, not read as a lost race and
-filed again (which counted the event twice). ARGV: version read, hash TTL, event id, the
-worker's clock (ms) and that minus `GUARD_MS`, then the field/value pairs. The set
-expires `GUARD_MS` after the entity's last write; a worker whose clock runs ahead trims
-ids early by as much (30 s of margin: `RESEND_MS`)."""
+filed again (which counted the event twice). ARGV: version read, hash TTL, the worker's
+clock (ms) and that minus `GUARD_MS`, the number n of event ids, the n ids (every event
+of the write that touched this hash: one, or several for a batch, `prefetch`), then the
+field/value pairs. The set expires `GUARD_MS` after the entity's last write; a worker
+whose clock runs ahead trims ids early by as much (30 s of margin: `RESEND_MS`)."""
 
 CAS_SHA = hashlib.sha1(CAS.encode()).hexdigest()
 
@@ -165,13 +174,23 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
 
 
 @dataclass(slots=True)
-class _Deferred:
-    """An applied event's writes not sent yet, with what a retry of a lost race needs:
-    the event and the state it was filed into (its fetched hashes and globals)."""
+class _Filed:
+    """An event filed into the scratch state: what filing it again needs, and the hashes
+    it can have changed (None: every hash written with it, an event on its own)."""
 
     event: Event
     referenced: Event | None
     declined: bool
+    touched: set[Hid] | None = None
+
+
+@dataclass(slots=True)
+class _Deferred:
+    """Applied events' writes not sent yet (one event's, or a prefetched batch's), with
+    what a retry of a lost race needs: the events in the order filed and the state they
+    were filed into (the fetched hashes and globals)."""
+
+    filed: list[_Filed]
     held: dict[Hid, dict[bytes, bytes]]
     globals: tuple[int, int | None]
     hids: list[Hid]
@@ -180,6 +199,28 @@ class _Deferred:
     failed_at: float | None = None
     """When a round trip carrying these writes first failed (monotonic seconds): they are
     sent again with the next round trips until `RESEND_MS` after it."""
+
+    @property
+    def ids(self) -> list[str]:
+        return [f.event.event_id for f in self.filed]
+
+    def ids_of(self, hid: Hid) -> list[str]:
+        """The events whose filing can have changed `hid` (the ids its `CAS` carries)."""
+        ids = [f.event.event_id for f in self.filed if f.touched is None or hid in f.touched]
+        return ids or self.ids
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A prefetched batch (`prefetch`): the claims taken with its fetch (event id ->
+    whether this worker got it; removed once `claim` used it), the hashes each event
+    touches, and the events filed so far into the scratch, which keeps them all."""
+
+    claims: dict[str, bool]
+    touched: dict[str, set[Hid]]
+    globals: tuple[int, int | None]
+    filed: list[_Filed]
+    settled: list[tuple[str, bytes]]
 
 
 class _Unsent(StateUnavailable):
@@ -278,6 +319,8 @@ class RedisState:
         self._held: dict[Hid, dict[bytes, bytes]] = {}
         self._globals: tuple[int, int | None] = (0, None)
         self._deferred: _Deferred | None = None
+        self._batch: _Batch | None = None
+        """A prefetched batch being decided (`prefetch`), until `flush` writes it."""
         """The last applied event's writes, sent with the next round trip (`_run`)."""
         self._stale: set[Hid] = set()
         """Hashes a deferred write's retry rewrote after this round trip read them."""
@@ -349,6 +392,8 @@ class RedisState:
         """Fetch what `event` touches and restore it into the scratch feature state; with
         `claim`, claim that key in the same round trip (False: another worker has it, and
         nothing is restored)."""
+        if self._batch is not None:
+            return self._load_in_batch(self._batch, event, referenced, claim)
         self._event = event
         self._held = {}
         if not self._fetch(self._hids(event), with_globals=True, claim=claim):
@@ -360,6 +405,18 @@ class RedisState:
     def _load_more(self, event: Event, referenced: Event | None) -> None:
         """A second round trip, only when needed: the entities of the event a fraud
         verdict or a clearing references, the accounts linked to a carrier signal's phone."""
+        if self._batch is not None:
+            self._load_in_batch(self._batch, event, referenced, None)
+            return
+        more = self._more(event, referenced) - self._held.keys()
+        if more:
+            self._fetch(more)
+        self._restore()
+
+    def _more(self, event: Event, referenced: Event | None) -> set[Hid]:
+        """The hashes an event touches beyond its own (`_hids`): those of the event a fraud
+        verdict or a clearing references, the accounts linked to a carrier signal's phone
+        (read from the phone's held hash)."""
         more: set[Hid] = set()
         if referenced is not None and (is_fraud_verdict(event) or clears(event)):
             more |= self._entity_hids(referenced)
@@ -368,24 +425,113 @@ class RedisState:
             if links is not None:
                 users, _ = _decode(links)
                 more |= {(self._kinds[i], u) for u in users for i in self._user_kinds}
-        more -= self._held.keys()
-        if more:
-            self._fetch(more)
-        self._restore()
+        return more
 
-    def _restore(self) -> None:
+    # -- batches -------------------------------------------------------------------------
+
+    def prefetch(self, events: list[Event]) -> None:
+        """Read the state of a whole batch in one round trip, before its events are
+        decided: the writes deferred so far, a claim (`SET NX`) of every event id, every
+        hash any of the events touches, the globals. The scratch then holds the batch's
+        entities and keeps them while the batch is decided: each event reads what the
+        batch's earlier events filed, as in the embedded engine, and `flush` writes every
+        changed hash once, with one `CAS` carrying the ids of the batch's events that
+        touched it. A batch of k events costs 2 round trips instead of k + 1. Hashes an
+        event touches beyond its own (a fraud verdict's referenced event, a carrier
+        signal's linked accounts) and events outside the batch are fetched when needed,
+        added to the scratch without resetting it."""
+        self.flush()
+        touched: dict[str, set[Hid]] = {}
+        for event in events:
+            if event.event_id not in touched:  # a repeat inside the batch claims alone
+                touched[event.event_id] = self._hids(event)
+        claims = list(touched)
+        wanted = list(set().union(*touched.values())) if touched else []
+        claim_key = self._claim_key
+        commands: list[Command] = [
+            ("SET", claim_key(event_id), b"", "NX", "PX", LEASE_MS) for event_id in claims
+        ]
+        key = self.key
+        commands += [("HGETALL", key(hid)) for hid in wanted]
+        commands.append(("ZMSCORE", self._times_key, "wm", "ws"))
+        self._event = None
+        answers = self._run(commands)
+        n = len(claims)
+        self._held = held = {}
+        for hid, fields in zip(wanted, answers[n:], strict=False):
+            held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
+        wm, ws = answers[-1]
+        self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
+        self._stale = set()  # every hash held was read after the writes this carried
+        self._restore()
+        self._batch = _Batch(
+            claims={event_id: bool(ok) for event_id, ok in zip(claims, answers, strict=False)},
+            touched=touched,
+            globals=self._globals,
+            filed=[],
+            settled=[],
+        )
+
+    def _load_in_batch(
+        self, batch: _Batch, event: Event, referenced: Event | None, claim: str | None
+    ) -> bool:
+        """`_load` inside a prefetched batch: the claim taken with the batch's fetch (or
+        taken now, for an event outside it or claimed again), and whatever the event
+        touches that the scratch does not hold yet fetched and added to it."""
+        claims = batch.claims
+        claimed = claims.pop(event.event_id, None) if claim else claims.get(event.event_id)
+        touched = batch.touched.get(event.event_id)
+        if touched is None:
+            touched = batch.touched[event.event_id] = self._hids(event)
+        if claim is not None and claimed is False:
+            return False
+        take = claim is not None and claimed is None
+        more = touched - self._held.keys()
+        if (take or more) and not self._fetch_into_batch(more, claim if take else None):
+            return False
+        extra = self._more(event, referenced)
+        if extra:
+            touched |= extra
+            extra -= self._held.keys()
+            if extra:
+                self._fetch_into_batch(extra, None)
+        self._event = event
+        return True
+
+    def _fetch_into_batch(self, hids: set[Hid], claim: str | None) -> bool:
+        """Fetch `hids` (after a SET NX of `claim`) and add them to the batch's scratch
+        state without resetting it (False: the claim is another worker's)."""
+        held, self._held = self._held, {}
+        try:
+            claimed = self._fetch(hids, claim=claim)
+        finally:
+            fetched, self._held = self._held, held
+        if claimed:
+            held.update(fetched)
+            self._restore(fetched)
+        return claimed
+
+    def _restore(self, more: dict[Hid, dict[bytes, bytes]] | None = None) -> None:
         """Put the held hashes into the scratch feature state: each record decoded straight
         into its timelines and handed over as is (`FeatureState.adopt`), not packed into
-        one blob for `restore` to decode again."""
-        entities: list[dict[str, Any]] = [{} for _ in self._kinds]
-        clearings: list[dict[str, Any]] = [{} for _ in self._kinds]
-        since: list[dict[str, int]] = [{} for _ in self._watch_kinds]
-        last: list[dict[str, int]] = [{} for _ in self._watch_kinds]
-        registered: dict[str, int] = {}
-        phone_users: dict[str, list[str]] = {}
-        phone_linked: dict[str, int] = {}
+        one blob for `restore` to decode again. With `more`: add those hashes (not held
+        before) to the scratch as it stands, keeping what was filed into it (a batch)."""
+        features = self.features
+        if more is None:
+            entities: list[dict[str, Any]] = [{} for _ in self._kinds]
+            clearings: list[dict[str, Any]] = [{} for _ in self._kinds]
+            since: list[dict[str, int]] = [{} for _ in self._watch_kinds]
+            last: list[dict[str, int]] = [{} for _ in self._watch_kinds]
+            registered: dict[str, int] = {}
+            phone_users: dict[str, list[str]] = {}
+            phone_linked: dict[str, int] = {}
+        else:
+            entities, clearings = features.entities, features.clearings.times
+            watch = features.watch
+            since, last, registered = watch.since, watch.last, watch.registered
+            phone_users, phone_linked = features.phone_links()
         kind_index, watch_index = self._kind_index, self._watch_index
-        for (name, key), fields in self._held.items():
+        for (name, key), fields in (self._held if more is None else more).items():
             if not fields:  # an entity never written (or expired): nothing to restore
                 continue
             kind = kind_index.get(name)
@@ -408,10 +554,13 @@ class RedisState:
                 phone_users[key] = users
                 if linked is not None:
                     phone_linked[key] = linked
+        if more is not None:
+            features.clearings.active = any(clearings)
+            return
         watermark, start = self._globals
-        watch = self.features.watch
+        watch = features.watch
         watch.start, watch.since, watch.last, watch.registered = start, since, last, registered
-        self.features.adopt(entities, clearings, phone_users, phone_linked, watermark)
+        features.adopt(entities, clearings, phone_users, phone_linked, watermark)
 
     def snapshot(self, event: Event, plan: QueryPlan) -> dict[str, Any]:
         """The plan's features as of the event; the first call for an event fetches."""
@@ -426,7 +575,10 @@ class RedisState:
         return self.features.accounts_of(event)
 
     def watermark(self) -> int:
-        """The newest event time any worker applied (as of this process's last fetch)."""
+        """The newest event time any worker applied (as of this process's last fetch;
+        inside a batch, with the batch's events filed so far)."""
+        if self._batch is not None:
+            return max(self._globals[0], self.features.watermark)
         return self._globals[0]
 
     # -- writing -------------------------------------------------------------------------
@@ -434,20 +586,31 @@ class RedisState:
     def apply(self, event: Event, referenced: Event | None = None, declined: bool = False) -> None:
         """File the event into its entities' hashes: the compare-and-set writes are
         deferred to this worker's next round trip (the next event's fetch, or `flush`),
-        which carries them ahead of its own commands (module doc, "Per event")."""
+        which carries them ahead of its own commands (module doc, "Per event"). Inside a
+        prefetched batch the event is filed into the batch's scratch only; `flush` writes
+        the batch."""
+        batch = self._batch
         if self._event is not event:
             self._load(event, referenced)
         elif referenced is not None:
             self._load_more(event, referenced)
         try:
             self.features.update(event, referenced, declined)
-            changed = self._changes(self._exported(event), None)
-            commands = self._writes(changed, event.event_id, self.features.late_events, event.ts)
-            if self._deferred is not None:  # never: the load above carried it; else declared
-                self.lost.append((self._deferred.event.event_id, "writes not sent"))
-            self._deferred = _Deferred(
-                event, referenced, declined, self._held, self._globals, list(changed), commands
+            if batch is not None:
+                touched = batch.touched.get(event.event_id)
+                batch.filed.append(_Filed(event, referenced, declined, touched))
+                if self._settling is not None:
+                    batch.settled.append(self._settling)
+                    self._settling = None
+                return
+            filed = [_Filed(event, referenced, declined)]
+            changed = self._changes(self._exported(filed), None)
+            commands = self._writes(
+                changed, lambda _: [event.event_id], self.features.late_events, event.ts
             )
+            if self._deferred is not None:  # never: the load above carried it; else declared
+                self.lost.extend((i, "writes not sent") for i in self._deferred.ids)
+            self._deferred = _Deferred(filed, self._held, self._globals, list(changed), commands)
         finally:
             self._event = None
 
@@ -455,45 +618,118 @@ class RedisState:
         """Send the writes `apply` deferred, if any, and settle their races: after this the
         state holds every event applied here. StateUnavailable if they could not be sent:
         they go again with the next round trip (`_resend_or_lose`), and the event is in
-        `lost` only once they have failed for `RESEND_MS`."""
+        `lost` only once they have failed for `RESEND_MS`. Ends a prefetched batch: its
+        changed hashes written once each, claims it took and no event used given back."""
+        if self._batch is not None:
+            self._end_batch(self._batch)
         if self._deferred is not None:
             self._run([])
             self._stale = set()  # nothing read in that round trip: nothing to read again
 
+    def _end_batch(self, batch: _Batch) -> None:
+        """The batch's writes, deferred as one event's are: every hash the batch changed,
+        compared with what its fetch read, in one `CAS` carrying the ids of the events
+        that touched it; the watermark, the late count, the settled claims, and the claims
+        taken with the fetch that no event used (`DEL`)."""
+        self._batch = None
+        self._event = None
+        filed = batch.filed
+        unused = [self._claim_key(i) for i, ok in batch.claims.items() if ok]
+        commands: list[Command] = []
+        changed: dict[Hid, list[bytes]] = {}
+        if filed:
+            deferred = _Deferred(filed, self._held, batch.globals, [], [])
+            changed = self._changes(self._exported(filed), None)
+            commands = self._writes(
+                changed,
+                deferred.ids_of,
+                self.features.late_events,
+                max(f.event.ts for f in filed),
+                settled=batch.settled,
+            )
+        else:
+            deferred = _Deferred([], self._held, batch.globals, [], [])
+        if self._settling is not None:  # settled and never applied (kept for the seam)
+            self._send_settling()
+        commands += [("DEL", key) for key in unused]
+        if not commands:
+            return
+        deferred.hids = list(changed)
+        deferred.commands = commands
+        if self._deferred is not None:  # never: the prefetch carried it
+            self.lost.extend((i, "writes not sent") for i in self._deferred.ids)
+        self._deferred = deferred
+
     def _written(self, deferred: "_Deferred", answers: list[Any]) -> set[Hid]:
         """After deferred writes went out: the hashes whose compare-and-set lost a race
-        (another worker wrote them since they were fetched) fetched again and the event
-        filed into them again, until none is lost; the hashes so rewritten."""
-        pending = [hid for hid, ok in zip(deferred.hids, answers, strict=False) if ok == 0]
-        self.resent_applied += sum([ok == 2 for ok in answers[: len(deferred.hids)]])
+        (another worker wrote them since they were fetched; 3: some of the events were in
+        them already) fetched again with their recent writers and the events filed into
+        them again (each hash only the events not in it yet), until none is lost; the
+        hashes so rewritten."""
+        hids = deferred.hids
+        pending = [hid for hid, ok in zip(hids, answers, strict=False) if ok == 0 or ok == 3]
+        self.resent_applied += sum([ok == 2 for ok in answers[: len(hids)]])
         if not pending:
             return set()
-        event, retried = deferred.event, set(pending)
+        retried = set(pending)
         held, globals_ = self._held, self._globals
-        self._held, self._globals = deferred.held, deferred.globals
+        self._held, self._globals = dict(deferred.held), deferred.globals
         try:
             for _ in range(RETRIES):
                 self.conflicts += len(pending)
-                self._fetch(pending)
-                self._restore()
-                self.features.update(event, deferred.referenced, deferred.declined)
-                changed = self._changes(self._exported(event), set(pending))
-                answers = self._run(self._writes(changed, event.event_id, 0, None))
-                pending = [hid for hid, ok in zip(changed, answers, strict=False) if ok == 0]
+                present = self._fetch_guarded(pending, deferred)
+                groups: dict[frozenset[str], set[Hid]] = {}
+                for hid in pending:
+                    ids = deferred.ids_of(hid)
+                    if present[hid] < set(ids):
+                        groups.setdefault(frozenset(present[hid]), set()).add(hid)
+                commands: list[Command] = []
+                written: list[Hid] = []
+                for skip, group in groups.items():
+                    self._restore()
+                    refiled = [f for f in deferred.filed if f.event.event_id not in skip]
+                    for f in refiled:
+                        self.features.update(f.event, f.referenced, f.declined)
+                    changed = self._changes(self._exported(refiled), group)
+
+                    def ids_of(hid: Hid, skip: frozenset[str] = skip) -> list[str]:
+                        return [i for i in deferred.ids_of(hid) if i not in skip]
+
+                    commands += self._writes(changed, ids_of, 0, None)
+                    written += changed
+                answers = self._run(commands) if commands else []
+                pending = [hid for hid, ok in zip(written, answers, strict=False) if ok in (0, 3)]
                 if not pending:
                     return retried
             raise StateUnavailable(f"entities stayed contended: {sorted(pending)}")
         finally:
             self._held, self._globals = held, globals_
 
-    def _exported(self, event: Event) -> dict[str, Any]:
+    def _fetch_guarded(self, hids: list[Hid], deferred: "_Deferred") -> dict[Hid, set[str]]:
+        """Fetch `hids` into `_held` with, for each, which of the events writing it are
+        among its recent writers already."""
+        commands: list[Command] = [("HGETALL", self.key(hid)) for hid in hids]
+        commands += [("ZMSCORE", self.guard_key(hid), *deferred.ids_of(hid)) for hid in hids]
+        answers = self._run(commands)
+        n = len(hids)
+        present: dict[Hid, set[str]] = {}
+        for i, hid in enumerate(hids):
+            fields = answers[i]
+            self._held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
+            ids = deferred.ids_of(hid)
+            present[hid] = {
+                event_id for event_id, score in zip(ids, answers[n + i], strict=True) if score
+            }
+        return present
+
+    def _exported(self, filed: list[_Filed]) -> dict[str, Any]:
         """What `_changes` compares, from the scratch's public parts: its records as they
         are (`entities`, encoded one by one there, not as one blob), clearings, watch, and
-        the phone links (exported only when the event can have changed them)."""
+        the phone links (exported only when an event filed can have changed them)."""
         features = self.features
         users: dict[str, list[str]] = {}
         linked: dict[str, int] = {}
-        if event.phone is not None and event.user_id is not None:
+        if any(f.event.phone is not None and f.event.user_id is not None for f in filed):
             users, linked = features.phone_links()
         return {
             "records": features.entities,
@@ -546,28 +782,37 @@ class RedisState:
         return out
 
     def _writes(
-        self, changed: dict[Hid, list[bytes]], event_id: str, late: int, ts: int | None
+        self,
+        changed: dict[Hid, list[bytes]],
+        ids_of: Callable[[Hid], list[str]],
+        late: int,
+        ts: int | None,
+        settled: list[tuple[str, bytes]] | None = None,
     ) -> list[Command]:
         """The compare-and-set writes of the changed hashes, one per hash in the order of
-        `changed`, each once per `event_id` (then the globals and the settled claim)."""
+        `changed`, each once per event of `ids_of(hash)` (then the globals and the settled
+        claims: this event's, or `settled`, a batch's)."""
         held, hkey, gkey, ttl_ms = self._held, self.key, self.guard_key, self.ttl_ms
         empty: dict[bytes, bytes] = {}
         head = ("EVALSHA", CAS_SHA, 2)
         now = _now_ms()
-        commands: list[Command] = [
-            (
-                *head,
-                hkey(hid),
-                gkey(hid),
-                held.get(hid, empty).get(b"v", b"0"),
-                ttl_ms,
-                event_id,
-                now,
-                now - GUARD_MS,
-                *f,
+        commands: list[Command] = []
+        for hid, f in changed.items():
+            ids = ids_of(hid)
+            commands.append(
+                (
+                    *head,
+                    hkey(hid),
+                    gkey(hid),
+                    held.get(hid, empty).get(b"v", b"0"),
+                    ttl_ms,
+                    now,
+                    now - GUARD_MS,
+                    len(ids),
+                    *ids,
+                    *f,
+                )
             )
-            for hid, f in changed.items()
-        ]
         self.bytes_written += sum([sum(map(len, f)) for f in changed.values()])
         if ts is not None:
             if ts > self._globals[0]:
@@ -581,6 +826,8 @@ class RedisState:
                 key, value = self._settling
                 commands.append(("SET", key, value, "PX", self.claim_ttl_ms))
                 self._settling = None
+            for key, value in settled or ():
+                commands.append(("SET", key, value, "PX", self.claim_ttl_ms))
         return commands
 
     def _run(self, commands: list[Command]) -> list[Any]:
@@ -606,14 +853,12 @@ class RedisState:
             try:
                 self._stale |= self._written(deferred, answers[:n])
                 if deferred.failed_at is not None:
-                    log.warning(
-                        "event %s: state writes sent again, landed", deferred.event.event_id
-                    )
+                    log.warning("event %s: state writes sent again, landed", ",".join(deferred.ids))
             except _Unsent as exc:  # a retry of a lost race could not be sent
                 self._resend_or_lose(deferred, str(exc))
                 raise
             except StateUnavailable as exc:
-                self.lost.append((deferred.event.event_id, str(exc)))
+                self.lost.extend((i, str(exc)) for i in deferred.ids)
                 raise
             answers = answers[n:]
         return answers
@@ -629,13 +874,13 @@ class RedisState:
             deferred.commands = [c for c in deferred.commands if c[0] != "INCRBY"]
             log.warning(
                 "event %s: state writes unanswered (%s), sent again with the next round trip",
-                deferred.event.event_id,
+                ",".join(deferred.ids),
                 cause,
             )
         if (now - deferred.failed_at) * 1000 < RESEND_MS and self._deferred is None:
             self._deferred = deferred
         else:
-            self.lost.append((deferred.event.event_id, cause))
+            self.lost.extend((i, cause) for i in deferred.ids)
 
     def _load_scripts(self) -> None:
         """Load the scripts (on every primary of a cluster): after a restart lost them."""
@@ -668,6 +913,11 @@ class RedisState:
         key = self._claim_key(event.event_id)
         if self._load(event, claim=key):
             return None
+        if self._batch is not None:
+            # Another worker holds the id. Before waiting for it, publish what this
+            # batch decided and give back the claims it has not used: that worker may
+            # be waiting for one of them (two workers sent one batch at once).
+            self.flush()
         deadline = time.monotonic() + self.wait_s
         pause = 0.0005
         while True:
@@ -716,6 +966,6 @@ class RedisState:
         with contextlib.suppress(StateUnavailable):
             self.flush()
         if self._deferred is not None:  # could not be sent, and never will be now
-            self.lost.append((self._deferred.event.event_id, "closed with writes unsent"))
+            self.lost.extend((i, "closed with writes unsent") for i in self._deferred.ids)
             self._deferred = None
         self.client.close()
