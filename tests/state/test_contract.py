@@ -703,7 +703,8 @@ def test_two_batches_claiming_each_others_ids_do_not_wait_for_each_other(
     """Worker B's batch holds x2 and B waits for x1; worker A's batch holds x1 and A
     meets x2. Each publishes what its batch decided and gives back what it has not
     reached before waiting, so B answers A's decision of x1 and A decides x2 — instead of
-    each waiting for the other until `wait_s` runs out."""
+    each waiting for the other until `wait_s` runs out. (B may find A's decision without
+    waiting; its batch then ends as a batch ends, giving x2 back.)"""
     a = _shared(make)
     b = _peer(a)
     assert isinstance(b, RedisState)
@@ -713,7 +714,12 @@ def test_two_batches_claiming_each_others_ids_do_not_wait_for_each_other(
     b.prefetch([x2])
     a.prefetch([x1, x2])
     answered: list[Any] = []
-    b_waits = threading.Thread(target=lambda: answered.append(b.claim(x1, b"h1")))
+
+    def b_decides() -> None:
+        answered.append(b.claim(x1, b"h1"))
+        b.flush()  # the end of b's batch (x2 not reached: given back)
+
+    b_waits = threading.Thread(target=b_decides)
     assert a.claim(x1, b"h1") is None
     b_waits.start()
     a.settle(x1.event_id, b"h1", _decision("e1", "review"))

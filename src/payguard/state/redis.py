@@ -914,9 +914,15 @@ class RedisState:
         if self._load(event, claim=key):
             return None
         if self._batch is not None:
-            # Another worker holds the id. Before waiting for it, publish what this
-            # batch decided and give back the claims it has not used: that worker may
-            # be waiting for one of them (two workers sent one batch at once).
+            # Another worker holds the id. Before waiting for its decision, publish what
+            # this batch decided and give back the claims it has not used: that worker
+            # may be waiting for one of them (two workers sent one batch at once).
+            try:
+                found = self.client.get(key)
+            except Exception as exc:
+                raise StateUnavailable(f"redis: {exc}") from exc
+            if found:
+                return _claimed(found)
             self.flush()
         deadline = time.monotonic() + self.wait_s
         pause = 0.0005
