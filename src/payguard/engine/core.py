@@ -432,7 +432,7 @@ class Engine:
         then `send_state`) in one round trip instead of one per event (`RedisState.prefetch`);
         nothing on an unshared state. If the store cannot be reached the events are decided
         one by one as before (each then reads for itself, or is decided degraded)."""
-        if not self.state.shared:
+        if not self.state.shared or not events:
             return
         try:
             self.state.prefetch(events)

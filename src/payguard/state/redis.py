@@ -49,6 +49,13 @@ replies and filed again then, before that round trip's reads are used (the hashe
 rewrote are read again). A write that cannot be sent leaves its event decided and
 recorded but absent from the state (`lost`, counted as `state_writes_lost` by the engine).
 
+**A batch, two round trips.** When a batch's events are known before they are decided
+(`prefetch`: the HTTP batch request, the bench's group-commit loops), one round trip claims
+every id and fetches every hash the batch touches; the events are then decided one after
+the other in the scratch, which keeps what the batch's earlier events filed, and `flush`
+writes each changed hash once, by one `CAS` carrying the ids of the batch's events that
+touched it (docs/scale.md, "A batch, two round trips").
+
 **Once per event.** A write can land and its reply be lost: a connection reset, a node
 failing over, redis-py resending a command it sent through `Wire._again`. Read as a lost
 race, such a write was filed again and its event counted twice. `CAS` therefore carries
@@ -462,7 +469,10 @@ class RedisState:
             held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
         wm, ws = answers[-1]
         self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
-        self._stale = set()  # every hash held was read after the writes this carried
+        if self._stale:  # read before a deferred write's retry rewrote them: read again
+            stale, self._stale = self._stale & held.keys(), set()
+            if stale:
+                self._fetch(stale)
         self._restore()
         self._batch = _Batch(
             claims={event_id: bool(ok) for event_id, ok in zip(claims, answers, strict=False)},
@@ -918,11 +928,11 @@ class RedisState:
             # this batch decided and give back the claims it has not used: that worker
             # may be waiting for one of them (two workers sent one batch at once).
             try:
-                found = self.client.get(key)
+                settled: Any = self.client.get(key)
             except Exception as exc:
                 raise StateUnavailable(f"redis: {exc}") from exc
-            if found:
-                return _claimed(found)
+            if settled:
+                return _claimed(settled)
             self.flush()
         deadline = time.monotonic() + self.wait_s
         pause = 0.0005
