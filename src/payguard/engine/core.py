@@ -1147,7 +1147,7 @@ class Engine:
 
     def gauges(self) -> dict[str, float]:
         gauges: dict[str, float] = {
-            "payguard_entities": self.features.entity_count(),
+            "payguard_entities": self.features.record_count(),
             "payguard_late_events_total": self.features.late_events,
             "payguard_watermark_ms": self.features.watermark,
             "payguard_recorded_seq": self.recorder.last_seq(),

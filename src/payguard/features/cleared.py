@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from payguard.events import Event
+from payguard.features.cold import thawed
 from payguard.features.layout import Feature, StateLayout
 from payguard.features.timeline import Timeline
 from payguard.types import HOUR_MS, MINUTE_MS, EpochMs
@@ -110,7 +111,7 @@ class Clearings:
             if key is None or key not in by_key:
                 continue
             cleared = self.latest(kind, key, t)
-            record = state.entities[kind].get(key)
+            record = thawed(state.entities[kind], key)
             if cleared is None or record is None:
                 continue
             for f in features:

@@ -24,6 +24,9 @@ FOLDABLE_HOWS = frozenset({"is_new", "distinct", "minutes_since", "seconds_since
 
 Record = list[Timeline | None]
 """One entity's timelines, a slot per stream of its kind (None: nothing filed yet)."""
+Table = dict[str, Record | msgspec.Raw]
+"""One entity kind's records by key; a record restored from a snapshot stays a
+`msgspec.Raw` until first used (features.cold)."""
 
 
 class Stream(msgspec.Struct, frozen=True):
@@ -118,7 +121,7 @@ class StateLayout(Protocol):
     @property
     def watch(self) -> WatchedHistory: ...
     @property
-    def entities(self) -> list[dict[str, Record]]: ...
+    def entities(self) -> list[Table]: ...
     @property
     def utc_offset_hours(self) -> int: ...
     @property

@@ -87,8 +87,9 @@ from payguard.decision import Decision
 from payguard.events import Event, is_fraud_verdict
 from payguard.features import FeatureState
 from payguard.features.cleared import clears
+from payguard.features.cold import decode_record
 from payguard.features.spec import VALUE_CODE, received, source_network
-from payguard.features.state import QueryPlan, decode_record
+from payguard.features.state import QueryPlan
 from payguard.features.timeline import decode_array, encode_array
 from payguard.state import StateUnavailable
 from payguard.state.memory import Claimed

@@ -1,0 +1,113 @@
+"""Records restored from a snapshot stay encoded until used (features.cold).
+
+- right after `restore` every record is still encoded, the state counts the same
+  timelines, and exporting it again writes the very bytes it was restored from;
+- a state restored at any point of a random stream (every aggregate, pairs, carrier
+  signals, feedback, the watched history), then fed the same events and sweep slices as
+  the state it was copied from, reads the same feature values before every event, and
+  both leave the same state at the end, whatever was thawed by then;
+- an event thaws only the records it looks up.
+"""
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_point_in_time import SMALL_CATALOG, backfilled_streams, streams
+from test_sweep_slices import SHORT_MEMORY, Stream, Sweeps, _file, _slice
+
+from payguard.events import Event
+from payguard.features import Catalog, FeatureState
+from payguard.features.cold import Cold
+
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def _restored(state: FeatureState) -> FeatureState:
+    """A new state restored from `state`'s snapshot encoding, as the engine restores one."""
+    twin = FeatureState(state.catalog)
+    twin.restore(msgspec.msgpack.decode(_encode(state.export())))
+    return twin
+
+
+def _cold(state: FeatureState) -> int:
+    return sum(value.__class__ is Cold for table in state.entities for value in table.values())
+
+
+def _fed(catalog: Catalog, stream: Stream) -> FeatureState:
+    state = FeatureState(catalog)
+    seen: dict[str, Event] = {}
+    for event, _ in stream:
+        _file(state, event, seen)
+    return state
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_a_restored_state_is_cold_and_writes_back_what_it_read(stream: Stream) -> None:
+    live = _fed(SMALL_CATALOG, stream)
+    restored = _restored(live)
+    records = sum(len(table) for table in live.entities)
+    assert _cold(restored) == records
+    assert restored.entity_count() == live.entity_count()
+    assert restored.record_count() == live.record_count() == records
+    assert restored.export()["entities"] == live.export()["entities"]
+    assert _cold(restored) == records  # counting and exporting thawed nothing
+    assert restored.digest_items() == live.digest_items()
+    assert _cold(restored) == 0
+
+
+def _resumed_alike(
+    catalog: Catalog, stream: Stream, sweeps: list[tuple[bool, int]], at: int
+) -> None:
+    live = FeatureState(catalog)
+    plan = live.plan(live.layout)
+    restored: FeatureState | None = None
+    seen: dict[str, Event] = {}
+    for i, ((event, _), (begin, budget)) in enumerate(zip(stream, sweeps, strict=False)):
+        if i == at:
+            restored = _restored(live)
+        expected = live.snapshot(event, plan)
+        if restored is not None:
+            assert restored.snapshot(event, restored.plan(restored.layout)) == expected, event
+        for state in (live, restored):
+            if state is not None:
+                _file(state, event, dict(seen))
+                _slice(state, begin, budget)
+        seen.setdefault(event.event_id, event)
+    if restored is not None:
+        assert restored.digest_items() == live.digest_items()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), Sweeps, st.integers(min_value=0, max_value=39))
+def test_a_cold_restore_reads_what_the_live_state_reads(
+    stream: Stream, sweeps: list[tuple[bool, int]], at: int
+) -> None:
+    _resumed_alike(SMALL_CATALOG, stream, sweeps, at)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backfilled_streams(), Sweeps, st.integers(min_value=0, max_value=39))
+def test_a_cold_restore_forgets_what_the_live_state_forgets(
+    stream: Stream, sweeps: list[tuple[bool, int]], at: int
+) -> None:
+    _resumed_alike(SHORT_MEMORY, stream, sweeps, at)
+
+
+def test_an_event_thaws_only_the_records_it_looks_up() -> None:
+    live = FeatureState(SMALL_CATALOG)
+    for i in range(20):
+        live.update(Event(event_id=f"l{i}", type="login", ts=1_000 + i, user_id=f"u{i}"))
+    restored = _restored(live)
+    before = _cold(restored)
+    event = Event(event_id="x", type="login", ts=2_000, user_id="u3")
+    restored.snapshot(event, restored.plan(restored.layout))
+    restored.update(event)
+    thawed = before - _cold(restored)
+    assert 0 < thawed <= len(restored.kinds)
+    assert all(
+        table[key].__class__ is Cold
+        for table in restored.entities
+        for key in table
+        if key not in ("u3",) and not key.startswith("u3+")
+    )
