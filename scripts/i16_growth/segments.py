@@ -2,15 +2,16 @@
 replaying a long history through `Engine.open` + `process` (the bench/replay_speed.py
 loop), issue 16.
 
-    PYTHONPATH=TREE/src python scripts/i16_growth/segments.py EVENTS.jsonl [--profile OUT]
+    PYTHONPATH=TREE/src python scripts/i16_growth/segments.py EVENTS.jsonl [--plain | --profile OUT]
 
 Each event's `process` is timed with the thread's CPU clock, and inside it the feature
 read, update and sweep, the graph, the chains and the event log's append (each method
 wrapped on its instance); the commits (`flush` every `flush_every` events and the young
-collection) are timed apart. Segments count from the first payment's day; -1 holds the
-registrations before it, 5 the few stragglers after day 90. `--profile OUT`: instead,
-cProfile (on the thread's CPU clock) the first and the last segment (OUT.first.prof,
-OUT.last.prof). Prints one JSON object.
+collection) are timed apart. Each wrapper reads the CPU clock twice (a system call here,
+a few µs), so the parts inflate the whole: `--plain` times the whole event alone.
+Segments count from the first payment's day; -1 holds the registrations before it, 5 the
+few stragglers after day 90. `--profile OUT`: instead, cProfile (on the thread's CPU
+clock) the first and the last segment (OUT.first.prof, OUT.last.prof). Prints one JSON object.
 """
 
 import cProfile
@@ -65,6 +66,7 @@ def _wrap(engine: Engine, spent: dict[str, int]) -> None:
 def main() -> None:
     events_path = Path(sys.argv[1])
     profile = sys.argv[3] if sys.argv[2:3] == ["--profile"] else None
+    plain = sys.argv[2:3] == ["--plain"]
     ruleset = Path(__file__).resolve().parents[2] / "rules" / "default.yaml"
     with tempfile.TemporaryDirectory(prefix="payguard-i16-") as tmp:
         settings = load_settings(
@@ -86,7 +88,7 @@ def main() -> None:
         last_seg = None
         spent: dict[str, int] = defaultdict(int)
         seg_parts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        if not profile:
+        if not profile and not plain:
             _wrap(engine, spent)
         prof = cProfile.Profile(time.thread_time_ns, 1e-9) if profile else None
         done = 0
