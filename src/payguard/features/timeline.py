@@ -32,8 +32,11 @@ costs O(entries after it), which is small because late events are rarely late by
 
 Three more structures serve the behavioural aggregates over the raw head, each kept only
 by the streams that need it and each answering in O(1)-ish time when the query covers
-every raw entry (the usual case: the longest window, asked at or after the newest entry),
-falling back to a scan of the window otherwise:
+every raw entry (the usual case while the window is filling: the longest window, asked at
+or after the newest entry), in O(entries left out) when it leaves out only a few of them
+(`OUTSIDE_FEW`: once the window is full, the lateness margin at the head's start, which
+the raw head keeps and the window does not reach; issue 16), falling back to a scan of the
+window otherwise:
 - `ranked`, the entries' values sorted (quantile streams): the k-th smallest is an index;
 - `tally`, each value's total weight among the entries (hour_share, top_share streams):
   the hour habit is three lookups, the top value's share a max over the distinct values;
