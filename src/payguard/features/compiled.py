@@ -344,6 +344,7 @@ def _append_lines(stream: Stream, weight: str, value: str, horizon: str) -> list
             pad + f"    tally.total += {added}",
             pad + "    if held > tally.top >= 0:",
             pad + "        tally.top = held",
+            pad + f"        tally.top_value = {value}",
         ]
     if stream.ranks:
         code.append(pad + f"insort(tl.ranked, {value})")
@@ -393,6 +394,7 @@ def _open_lines(stream: Stream, value: str) -> list[str]:
             "tally = tl.tally = Tally()",
             f"tally[{value}] = tally.total = {weight}",
             f"tally.top = {weight} if {weight} > 0 else 0",
+            f"tally.top_value = {value} if {weight} > 0 else None",
         ]
     if shape & RANKED:
         code.append(f"tl.ranked = array('q', ({value},))")
@@ -748,7 +750,7 @@ def _aggregate_lines(f: Feature, stream: Stream) -> list[str]:
             f"lo = {lo}",
             "tally = tl.tally",
             f"out[{name}] = len(tally) if lo == 0 and hi == n and tally is not None"
-            f" else len(set{window})",
+            " else tl.distinct_tallied(lo, hi)",
         ]
     if f.how == "distinct":
         return [f"lo = {lo}", f"out[{name}] = len(set{window})"]
@@ -803,7 +805,7 @@ def _behaviour_lines(f: Feature, lo: str, stream: Stream) -> list[str]:
         "            tally = tl.tally = Tally.of(tally)",
         "        top = tally.top",
         "        if top < 0:  # the heaviest value lost weight since",
-        "            top = tally.top = max(tally.values())",
+        "            top = tally.find_top()",
         "        total = tally.total",
         f"        out[{name}] = top * 1000 // total if total > 0 else 0",
         "    else:",

@@ -32,8 +32,11 @@ costs O(entries after it), which is small because late events are rarely late by
 
 Three more structures serve the behavioural aggregates over the raw head, each kept only
 by the streams that need it and each answering in O(1)-ish time when the query covers
-every raw entry (the usual case: the longest window, asked at or after the newest entry),
-falling back to a scan of the window otherwise:
+every raw entry (the usual case while the window is filling: the longest window, asked at
+or after the newest entry), in O(entries left out) when it leaves out only a few of them
+(`OUTSIDE_FEW`: once the window is full, the lateness margin at the head's start, which
+the raw head keeps and the window does not reach; issue 16), falling back to a scan of the
+window otherwise:
 - `ranked`, the entries' values sorted (quantile streams): the k-th smallest is an index;
 - `tally`, each value's total weight among the entries (hour_share, top_share streams):
   the hour habit is three lookups, the top value's share a max over the distinct values;
@@ -117,14 +120,18 @@ class Tally(dict[Any, int]):
     (for a merchant's month of customers, hundreds of scattered ints: issue 11).
 
     `top` is -1 when unknown (the heaviest value lost weight): the next read computes
-    it again. A tally decoded from a snapshot or a shared store is a plain dict; the
-    first read of the whole head makes it a `Tally` (`Tally.of`)."""
+    it again. `top_value` is a value that held `top` when it was last set (a hint: a read
+    checks that it still does); a window that leaves out a few of the head's oldest
+    entries reads the share from it without visiting every value, as long as those
+    entries are not the top value's (issue 16). A tally decoded from a snapshot or a
+    shared store is a plain dict; the first read makes it a `Tally` (`Tally.of`)."""
 
-    __slots__ = ("top", "total")
+    __slots__ = ("top", "top_value", "total")
 
     def __init__(self) -> None:
         super().__init__()
         self.top = 0
+        self.top_value: Any = None
         self.total = 0
 
     @classmethod
@@ -133,8 +140,17 @@ class Tally(dict[Any, int]):
         kept = cls()
         kept.update(tally)
         kept.total = sum(tally.values())
-        kept.top = max(tally.values(), default=0)
+        kept.find_top()
         return kept
+
+    def find_top(self) -> int:
+        """Compute `top` and `top_value` again (O(distinct values)); returns `top`."""
+        top, top_value = 0, None
+        for value, held in self.items():
+            if held > top:
+                top, top_value = held, value
+        self.top, self.top_value = top, top_value
+        return top
 
     def add(self, value: Any, weight: int) -> None:
         """Count `weight` more for `value`."""
@@ -142,6 +158,7 @@ class Tally(dict[Any, int]):
         self.total += weight
         if held > self.top >= 0:
             self.top = held
+            self.top_value = value
 
     def take(self, value: Any, weight: int) -> None:
         """Count `weight` less for `value`, dropping it at 0."""
@@ -154,6 +171,12 @@ class Tally(dict[Any, int]):
         if held == self.top:
             self.top = -1
 
+
+OUTSIDE_FEW = 8
+"""A behavioural read of a window that leaves out at most 1/OUTSIDE_FEW as many of the raw
+head's entries as it covers takes the head's kept structure (`ranked`, `tally`) less those
+entries, in O(entries left out) instead of O(window) (issue 16): a full window of a busy
+merchant's 30 days leaves out only the lateness margin at the head's start."""
 
 PAST_SORTED_FROM = 16
 """A folded past read by `distinct` keeps its times sorted (`Past`) from this many values:
@@ -476,20 +499,60 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
     def quantile(self, lo: int, hi: int, num: int, den: int) -> int:
         """The nearest-rank q-quantile (q = num/den) of the values in entries [lo, hi),
         which must not be empty: the k-th smallest with k = ceil(q * count). From `ranked`
-        directly when the range is every entry; after taking a few outside values out of a
-        copy of it when they are few; otherwise by sorting the window."""
+        directly when the range is every entry; from `ranked` past the positions of the few
+        values outside the range when they are few (`_outside`: a window that leaves out
+        the head's oldest entries, the lateness margin, once the window is full); otherwise
+        by sorting the window."""
         k = -(-num * (hi - lo) // den)
         ranked, values = self.ranked, self.values
         outside = len(values) - (hi - lo)
         if ranked is not None and outside == 0:
             return int(ranked[k - 1])
-        if ranked is not None and outside * 8 <= hi - lo:
-            kept = array("q", ranked)
-            for value in (*values[:lo], *values[hi:]):
-                del kept[bisect_left(kept, value)]
-            return int(kept[k - 1])
+        if ranked is not None and outside * OUTSIDE_FEW <= hi - lo:
+            # the k-th of `ranked` once the outside values' slots are skipped: each slot
+            # of one at or before the candidate moves it one on (equal values take
+            # consecutive slots: which of them is skipped does not change the answer)
+            j, slot, previous = k - 1, -1, None
+            for value in sorted(self._outside(values, lo, hi)):
+                slot = slot + 1 if value == previous else bisect_left(ranked, value)
+                previous = value
+                if slot > j:
+                    break
+                j += 1
+            return int(ranked[j])
         ordered: list[int] = sorted(values[lo:hi])
         return ordered[k - 1]
+
+    @staticmethod
+    def _outside(entries: Any, lo: int, hi: int) -> Any:
+        """The entries before `lo` and from `hi` on (a few, by the callers' tests)."""
+        return (*entries[:lo], *entries[hi:]) if hi < len(entries) else entries[:lo]
+
+    def _outside_weights(self, lo: int, hi: int) -> dict[Any, int]:
+        """Each value's total weight among the entries outside [lo, hi)."""
+        weights = self.weights
+        gone: dict[Any, int] = {}
+        get = gone.get
+        if weights is None:
+            for value in self._outside(self.values, lo, hi):
+                gone[value] = get(value, 0) + 1
+        else:
+            outside = self._outside
+            for value, weight in zip(
+                outside(self.values, lo, hi), outside(weights, lo, hi), strict=True
+            ):
+                gone[value] = get(value, 0) + weight
+        return gone
+
+    def distinct_tallied(self, lo: int, hi: int) -> int:
+        """Distinct values of entries [lo, hi) of a tallied stream (`tally` a dict, weights
+        > 0): the tally's values less those whose whole weight lies outside the range,
+        when the entries outside are few; else the window's set."""
+        tally, values = self.tally, self.values
+        if isinstance(tally, dict) and (len(values) - (hi - lo)) * OUTSIDE_FEW <= hi - lo:
+            gone = self._outside_weights(lo, hi)
+            return len(tally) - sum(1 for value, less in gone.items() if tally[value] <= less)
+        return len(set(values[lo:hi]))
 
     def hour_share(self, lo: int, hi: int, hour: int) -> int:
         """Permille of entries [lo, hi) (not empty) whose hour is within one hour of `hour`,
@@ -501,6 +564,15 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
                 near += tally.get((hour - 1) % 24, 0)
             else:
                 near = tally[hour] + tally[(hour + 1) % 24] + tally[(hour - 1) % 24]
+        elif (
+            tally is not None
+            and self.weights is None
+            and (len(self.values) - (hi - lo)) * OUTSIDE_FEW <= hi - lo
+        ):  # the head's counters less the few entries outside the window
+            near = tally[hour] + tally[(hour + 1) % 24] + tally[(hour - 1) % 24]
+            for h in self._outside(self.values, lo, hi):
+                if (h - hour) % 24 in (0, 1, 23):
+                    near -= 1
         else:
             near = sum(1 for h in self.values[lo:hi] if (h - hour) % 24 in (0, 1, 23))
         return int(near * 1000 // (hi - lo))
@@ -510,11 +582,26 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         0 when the total is 0."""
         tally = self.tally
         n = len(self.values) if isinstance(tally, dict) else 0
+        if n and (n - (hi - lo)) * OUTSIDE_FEW <= hi - lo:
+            # the head's tally less the few entries outside the window (the lateness
+            # margin of a full window): its top stands unless they are the top value's
+            if type(tally) is not Tally:
+                tally = self.tally = Tally.of(tally)
+            top = tally.top
+            if top < 0 or tally.get(tally.top_value) != top:
+                top = tally.find_top()
+            gone = self._outside_weights(lo, hi)
+            total = tally.total - sum(gone.values())
+            if tally.top_value not in gone:
+                best = top
+            else:
+                best = max(held - gone.get(value, 0) for value, held in tally.items())
+            return int(best * 1000 // total) if total > 0 else 0
         if not isinstance(tally, dict) or n - (hi - lo) > hi - lo:
             tally = {}
             for value, weight in zip(self.values[lo:hi], self._weights(lo, hi), strict=True):
                 tally[value] = tally.get(value, 0) + weight
-        elif lo != 0 or hi != n:  # the head's tally less the few entries outside the window
+        elif lo != 0 or hi != n:  # the head's tally less the entries outside the window
             tally = dict(tally)
             for a, b in ((0, lo), (hi, n)):
                 for value, weight in zip(self.values[a:b], self._weights(a, b), strict=True):
