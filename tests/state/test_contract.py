@@ -68,19 +68,7 @@ def make(request: pytest.FixtureRequest) -> Iterator[Factory]:
 
 def _run(backend: StateBackend, stream: list[tuple[Event, bool]]) -> None:
     """Before every event the backend answers what the brute-force twin recomputes."""
-    catalog = backend.features.catalog
-    slow = ReferenceFeatures(catalog)
-    plan = backend.features.plan(backend.features.layout)
-    seen: dict[str, Event] = {}
-    for event, sweep in stream:
-        assert backend.snapshot(event, plan) == slow.snapshot(event), event
-        referenced = seen.get(event.ref_event_id) if event.ref_event_id else None
-        declined = _declined(event)
-        backend.apply(event, referenced, declined)
-        slow.update(event, declined)
-        seen.setdefault(event.event_id, event)
-        if sweep:
-            backend.sweep()
+    _run_batches(backend, stream, None)
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
@@ -468,17 +456,22 @@ def test_an_entity_forgets_its_writers_after_the_guard_window(
 # another worker filed already, a batch's writes sent twice, the claims a prefetch takes.
 
 
-def _run_batches(backend: StateBackend, stream: list[tuple[Event, bool]], cuts: list[int]) -> None:
+def _run_batches(
+    backend: StateBackend, stream: list[tuple[Event, bool]], cuts: list[int] | None
+) -> None:
     """Before every event the backend answers what the brute-force twin recomputes, the
-    stream decided in batches ending at `cuts` (each prefetched, then flushed)."""
+    stream decided in batches ending at `cuts` (each prefetched, then flushed), or event
+    by event without a prefetch (`cuts` None)."""
     catalog = backend.features.catalog
     slow = ReferenceFeatures(catalog)
     plan = backend.features.plan(backend.features.layout)
     seen: dict[str, Event] = {}
-    bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    batched = cuts is not None
+    bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts or ())})
     for start, end in itertools.pairwise(bounds):
         batch = stream[start:end]
-        backend.prefetch([event for event, _ in batch])
+        if batched:
+            backend.prefetch([event for event, _ in batch])
         for event, sweep in batch:
             assert backend.snapshot(event, plan) == slow.snapshot(event), event
             referenced = seen.get(event.ref_event_id) if event.ref_event_id else None
@@ -488,7 +481,8 @@ def _run_batches(backend: StateBackend, stream: list[tuple[Event, bool]], cuts: 
             seen.setdefault(event.event_id, event)
             if sweep:
                 backend.sweep()
-        backend.flush()
+        if batched:
+            backend.flush()
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)

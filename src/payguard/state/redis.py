@@ -382,17 +382,23 @@ class RedisState:
         claimed = True
         if claim is not None:
             claimed = bool(answers.pop(0))
+        self._hold(wanted, answers, with_globals)
+        return claimed
+
+    def _hold(self, wanted: list[Hid], answers: list[Any], with_globals: bool) -> None:
+        """Keep the fetched hashes (`answers` in the order of `wanted`, the globals' scores
+        last when asked for) in `_held`; hashes read before a deferred write's retry
+        rewrote them are read again."""
         held = self._held
         for hid, fields in zip(wanted, answers, strict=False):
             held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
         if with_globals:
             wm, ws = answers[-1]
             self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
-        if self._stale:  # read before a deferred write's retry rewrote them: read again
+        if self._stale:
             stale, self._stale = self._stale & held.keys(), set()
             if stale:
                 self._fetch(stale)
-        return claimed
 
     def _load(
         self, event: Event, referenced: Event | None = None, claim: str | None = None
@@ -464,16 +470,8 @@ class RedisState:
         commands.append(("ZMSCORE", self._times_key, "wm", "ws"))
         self._event = None
         answers = self._run(commands)
-        n = len(claims)
-        self._held = held = {}
-        for hid, fields in zip(wanted, answers[n:], strict=False):
-            held[hid] = fields if isinstance(fields, dict) else _pairs(fields)
-        wm, ws = answers[-1]
-        self._globals = (int(wm) if wm is not None else 0, int(ws) if ws is not None else None)
-        if self._stale:  # read before a deferred write's retry rewrote them: read again
-            stale, self._stale = self._stale & held.keys(), set()
-            if stale:
-                self._fetch(stale)
+        self._held = {}
+        self._hold(wanted, answers[len(claims) :], with_globals=True)
         self._restore()
         self._batch = _Batch(
             claims={event_id: bool(ok) for event_id, ok in zip(claims, answers, strict=False)},
