@@ -6,7 +6,7 @@
   signals, feedback, the watched history), then fed the same events and sweep slices as
   the state it was copied from, reads the same feature values before every event, and
   both leave the same state at the end, whatever was thawed by then;
-- an event thaws only the records it looks up.
+- an event thaws only the records it can touch, and `cold` counts what is left.
 """
 
 import msgspec
@@ -47,13 +47,13 @@ def test_a_restored_state_is_cold_and_writes_back_what_it_read(stream: Stream) -
     live = _fed(SMALL_CATALOG, stream)
     restored = _restored(live)
     records = sum(len(table) for table in live.entities)
-    assert _cold(restored) == records
+    assert _cold(restored) == restored.cold == records
     assert restored.entity_count() == live.entity_count()
     assert restored.record_count() == live.record_count() == records
     assert restored.export()["entities"] == live.export()["entities"]
     assert _cold(restored) == records  # counting and exporting thawed nothing
     assert restored.digest_items() == live.digest_items()
-    assert _cold(restored) == 0
+    assert _cold(restored) == restored.cold == 0
 
 
 def _resumed_alike(
@@ -74,6 +74,8 @@ def _resumed_alike(
                 _file(state, event, dict(seen))
                 _slice(state, begin, budget)
         seen.setdefault(event.event_id, event)
+        if restored is not None:
+            assert restored.cold == _cold(restored)
     if restored is not None:
         assert restored.digest_items() == live.digest_items()
 
@@ -105,6 +107,7 @@ def test_an_event_thaws_only_the_records_it_looks_up() -> None:
     restored.update(event)
     thawed = before - _cold(restored)
     assert 0 < thawed <= len(restored.kinds)
+    assert restored.cold == _cold(restored)
     assert all(
         table[key].__class__ is Cold
         for table in restored.entities

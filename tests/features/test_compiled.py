@@ -98,7 +98,7 @@ def test_snapshot_traceback_shows_the_generated_line() -> None:
         raise AssertionError("expected an IndexError")
     assert filename_of(plan.read) in text
     assert "<payguard snapshot login #" in text
-    assert "records = entities[" in text
+    assert "record = entities[" in text
 
 
 def test_each_plan_and_filer_has_its_own_commented_source() -> None:

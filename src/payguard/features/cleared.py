@@ -27,11 +27,10 @@ and `age` over a label stream are left as they are.
 
 from bisect import bisect_right, insort
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from payguard.events import Event
-from payguard.features.cold import thawed
-from payguard.features.layout import Feature, StateLayout
+from payguard.features.layout import Feature, Record, StateLayout
 from payguard.features.timeline import Timeline
 from payguard.types import HOUR_MS, MINUTE_MS, EpochMs
 
@@ -111,7 +110,7 @@ class Clearings:
             if key is None or key not in by_key:
                 continue
             cleared = self.latest(kind, key, t)
-            record = thawed(state.entities[kind], key)
+            record = cast("Record | None", state.entities[kind].get(key))  # thaw_for decoded it
             if cleared is None or record is None:
                 continue
             for f in features:

@@ -30,7 +30,6 @@ from functools import partial
 from sys import intern
 from typing import Any
 
-from payguard.features.cold import Cold, thaw
 from payguard.features.layout import Feature, StateLayout, Stream
 from payguard.features.spec import HOUR, VALUE_CODE, WATCH_ALL, EventFilter, source_network
 from payguard.features.timeline import (
@@ -90,11 +89,6 @@ def interning_lines(names: Iterable[str]) -> list[str]:
     ]
 
 
-THAW = ["    if record.__class__ is Cold:", "        record = thaw(records, key, record)"]
-"""After a record's lookup (under `if key is not None:`): a record restored from a
-snapshot and not touched since is decoded now (features.cold)."""
-
-
 # -- updates -----------------------------------------------------------------------------
 
 
@@ -111,7 +105,6 @@ def filer_source(
     for stream in streams:
         by_kind.setdefault(stream.kind, []).append(stream)
     namespace.update(
-        Cold=Cold,
         HOUR_COUNTERS=bytes(8 * HOURS),
         Past=Past,
         Tally=Tally,
@@ -120,7 +113,6 @@ def filer_source(
         insort=insort,
         intern=intern,
         source_network=source_network,
-        thaw=thaw,
         utc_offset=state.utc_offset_hours,
     )
     guarded = {k: _all_conditional(m) for k, m in by_kind.items()}
@@ -151,7 +143,7 @@ def filer_source(
             for stream in members
             for line in _filing_lines(stream, state.slots(kind), namespace, linked=True)
         ]
-        block[-1:] = ["if key is not None:", "    record = records.get(key)", *THAW]
+        block[-1:] = ["if key is not None:", "    record = records.get(key)"]
         block += ["    " + line for line in keyed]
         if linked:  # a carrier signal: no account, the accounts seen with its phone
             block += ["elif source.phone is not None:", "    record = None"]
@@ -550,11 +542,9 @@ def reading_source(
     """The snapshot code of one plan: each wanted entity looked up once, then each wanted
     stream's features with their windows baked in; then the watched-history checks."""
     namespace.update(
-        Cold=Cold,
         Tally=Tally,
         bisect_right=bisect_right,
         source_network=source_network,
-        thaw=thaw,
         watch=state.watch,
     )
     features = [f for streams in by_kind.values() for fs in streams.values() for f in fs]
@@ -603,9 +593,7 @@ def _kind_lines(state: StateLayout, kind: int, streams: dict[int, list[Feature]]
     code = [
         comment(f"entity by {by}"),
         f"key = {key_expr(by)}",
-        f"records = entities[{kind}]",
-        "record = records.get(key) if key is not None else None",
-        *(line.removeprefix("    ") for line in THAW),
+        f"record = entities[{kind}].get(key) if key is not None else None",
         "if record is None:",
         *(
             f"    out[{f.name!r}] = key is not None and v_{state.streams[idx].of} is not None"

@@ -30,19 +30,13 @@ so an account's own features can say when money last came in and how much.
 from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from payguard.events import Event, is_fraud_verdict
 from payguard.features.cleared import Clearings, clears
-from payguard.features.cold import (
-    Cold,
-    decode_cold_tables,
-    thaw,
-    thawed,
-    timelines_in,
-)
+from payguard.features.cold import Cold, decode_cold_tables, decode_record, timelines_in
 from payguard.features.compiled import filer_source, reading_source
 from payguard.features.layout import (
     FOLDABLE_HOWS,
@@ -50,6 +44,7 @@ from payguard.features.layout import (
     WATCHED_STREAM,
     Feature,
     Kind,
+    Record,
     Stream,
     Table,
 )
@@ -173,6 +168,8 @@ class FeatureState:
         self._build(catalog)
         self.watch = WatchedHistory(self._watched_kinds(), parse_duration(catalog.learning))
         self.entities: list[Table] = [{} for _ in self.kinds]
+        self.cold = 0
+        """Records still encoded since a restore (features.cold); 0: none, nothing to check."""
         self.watermark: EpochMs = 0
         self.late_events = 0
         self.updates = 0
@@ -389,6 +386,8 @@ class FeatureState:
 
     def snapshot(self, event: Event, plan: QueryPlan) -> dict[str, Any]:
         """Feature values as of `event.ts`, from events that arrived before this one."""
+        if self.cold:  # after a restart, until every record is decoded (features.cold)
+            self.thaw_for(event)
         out = plan.template.copy()
         plan.read(self.entities, event, out)
         if self.clearings.active and plan.cleared:
@@ -408,6 +407,8 @@ class FeatureState:
         if t < base:
             self.late_events += 1
         filers = self._filers.get(event.type) or self._filers_for(event.type)
+        if self.cold:
+            self.thaw_for(event, referenced)
         filers[0](self.entities, self._file_linked, event, t, base, declined)  # and watch
         if referenced is not None and is_fraud_verdict(event):  # not a `not_fraud` label
             filers[1](self.entities, self._file_linked, referenced, t, base, False)
@@ -422,6 +423,28 @@ class FeatureState:
         if t > self.watermark:
             self.watermark = t
         self.updates += 1
+
+    def thaw(self, records: Table, key: str, cold: msgspec.Raw) -> Record:
+        """Decode the still-encoded record of `key` in place (same key: the table's order
+        stays) and count it off `cold`."""
+        record = records[key] = decode_record(cold)
+        self.cold -= 1
+        return record
+
+    def thaw_for(self, event: Event, referenced: Event | None = None) -> None:
+        """Decode the records `event` can read or file, before the generated code (which
+        assumes decoded records) runs: its entities of every kind, and those of the event
+        a verdict references and of the payee's view of a transfer."""
+        view = received(event)
+        for source in (event, referenced, view):
+            if source is None:
+                continue
+            for kind, records in zip(self.kinds, self.entities, strict=True):
+                key = kind.key(source)
+                if key is not None:
+                    record = records.get(key)
+                    if record.__class__ is Cold:
+                        self.thaw(records, key, record)
 
     def _file_linked(
         self,
@@ -440,7 +463,9 @@ class FeatureState:
         its phone."""
         entities = self.entities[kind]
         for user in self._phone_users.get(phone, ()):
-            record = thawed(entities, user)
+            record = entities.get(user)
+            if record.__class__ is Cold:
+                record = self.thaw(entities, user, record)
             if record is None:
                 record = entities[user] = [None] * n_slots
             tl = record[slot]
@@ -514,7 +539,7 @@ class FeatureState:
             if record is None:
                 return False, -1, 1, 0
             if record.__class__ is Cold:  # the first round after a restart (features.cold)
-                record = thaw(entities, key, record)
+                record = self.thaw(entities, key, record)
             work = 1
             for slot, tl in enumerate(record[start:] if start else record, start):
                 if tl is None:
@@ -614,10 +639,13 @@ class FeatureState:
         """One stream's timelines by entity key (a view built for inspection, not the hot path)."""
         s = self.streams[stream]
         records = self.entities[s.kind]
+        for key, record in list(records.items()):
+            if record.__class__ is Cold:
+                self.thaw(records, key, record)
         return {
             key: tl
-            for key in list(records)
-            if (tl := thawed(records, key)[s.slot]) is not None  # type: ignore[index]
+            for key, record in records.items()
+            if (tl := cast(Record, record)[s.slot]) is not None
         }
 
     def digest_items(self) -> list[tuple[Any, ...]]:
@@ -676,6 +704,7 @@ class FeatureState:
         self.watch.restore(state["watch"])
         self.clearings.restore(state.get("clearings") or [{} for _ in self.kinds])
         self.entities = entities
+        self.cold = sum(len(table) for table in entities)
         self._phone_users = state["phone_users"]
         self._phone_linked = state["phone_linked"]
         self.watermark = state["watermark"]
@@ -699,6 +728,7 @@ class FeatureState:
         round trip and copies were most of its CPU. The caller owns nothing it passes
         afterwards; the watched history is set on `watch` directly."""
         self.entities = entities
+        self.cold = 0
         self.sweep_orders.clear()
         self.clearings.times = clearings
         self.clearings.active = any(clearings)
