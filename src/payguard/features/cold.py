@@ -33,7 +33,7 @@ decode_record = msgspec.msgpack.Decoder(list[Timeline | None], ext_hook=decode_a
 (state.redis keeps each record in its own field)."""
 
 decode_cold_tables = msgspec.msgpack.Decoder(list[dict[str, msgspec.Raw]]).decode
-"""The entity blob of a snapshot, each record left encoded (`thaw` decodes one)."""
+"""The entity blob of a snapshot, each record left encoded (`FeatureState.thaw` decodes one)."""
 
 _slots = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
 
