@@ -26,6 +26,7 @@ from test_point_in_time import SMALL_CATALOG, WATCH_CATALOG, _declined, backfill
 import payguard.features.state as state_module
 from payguard.events import Event, Merchant, Payee
 from payguard.features import Catalog, FeatureState
+from payguard.features.cold import Cold
 from payguard.features.reference import ReferenceFeatures
 from payguard.features.sweep import SweepRound
 
@@ -253,6 +254,8 @@ def _swept_timeline_by_timeline(state: FeatureState) -> None:
         streams = [state.streams[idx] for idx in state.kinds[kind].streams]
         for key in list(entities):
             record = entities[key]
+            if record.__class__ is Cold:  # a restored twin's record not used yet
+                record = state.thaw(entities, key, record)  # type: ignore[arg-type]
             for slot, tl in enumerate(record):
                 if tl is not None and not state_module._sweep_timeline(
                     tl, streams[slot], base, forget_before, watch_start
