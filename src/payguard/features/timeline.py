@@ -508,7 +508,7 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         outside = len(values) - (hi - lo)
         if ranked is not None and outside == 0:
             return int(ranked[k - 1])
-        if ranked is not None and outside * OUTSIDE_FEW <= hi - lo:
+        if ranked is not None and self._few_outside(lo, hi):
             # the k-th of `ranked` once the outside values' slots are skipped: each slot
             # of one at or before the candidate moves it one on (equal values take
             # consecutive slots: which of them is skipped does not change the answer)
@@ -522,6 +522,11 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
             return int(ranked[j])
         ordered: list[int] = sorted(values[lo:hi])
         return ordered[k - 1]
+
+    def _few_outside(self, lo: int, hi: int) -> bool:
+        """Whether the raw entries outside [lo, hi) are few enough (`OUTSIDE_FEW`) to take
+        the head's kept structure less them."""
+        return (len(self.values) - (hi - lo)) * OUTSIDE_FEW <= hi - lo
 
     @staticmethod
     def _outside(entries: Any, lo: int, hi: int) -> Any:
@@ -549,7 +554,7 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         > 0): the tally's values less those whose whole weight lies outside the range,
         when the entries outside are few; else the window's set."""
         tally, values = self.tally, self.values
-        if isinstance(tally, dict) and (len(values) - (hi - lo)) * OUTSIDE_FEW <= hi - lo:
+        if isinstance(tally, dict) and self._few_outside(lo, hi):
             gone = self._outside_weights(lo, hi)
             return len(tally) - sum(1 for value, less in gone.items() if tally[value] <= less)
         return len(set(values[lo:hi]))
@@ -564,11 +569,8 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
                 near += tally.get((hour - 1) % 24, 0)
             else:
                 near = tally[hour] + tally[(hour + 1) % 24] + tally[(hour - 1) % 24]
-        elif (
-            tally is not None
-            and self.weights is None
-            and (len(self.values) - (hi - lo)) * OUTSIDE_FEW <= hi - lo
-        ):  # the head's counters less the few entries outside the window
+        elif tally is not None and self.weights is None and self._few_outside(lo, hi):
+            # the head's counters less the few entries outside the window
             near = tally[hour] + tally[(hour + 1) % 24] + tally[(hour - 1) % 24]
             for h in self._outside(self.values, lo, hi):
                 if (h - hour) % 24 in (0, 1, 23):
@@ -582,7 +584,7 @@ class Timeline(msgspec.Struct, array_like=True, gc=False):
         0 when the total is 0."""
         tally = self.tally
         n = len(self.values) if isinstance(tally, dict) else 0
-        if n and (n - (hi - lo)) * OUTSIDE_FEW <= hi - lo:
+        if n and self._few_outside(lo, hi):
             # the head's tally less the few entries outside the window (the lateness
             # margin of a full window): its top stands unless they are the top value's
             if type(tally) is not Tally:
