@@ -288,13 +288,13 @@ def _run(catalog: Catalog, stream: list[tuple[Event, bool]]) -> None:
             fast.sweep()
 
 
-@settings(max_examples=1_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_small_catalog_matches_brute_force(stream: list[tuple[Event, bool]]) -> None:
     _run(SMALL_CATALOG, stream)
 
 
-@settings(max_examples=1_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(backfilled_streams())
 def test_watched_history_matches_brute_force(stream: list[tuple[Event, bool]]) -> None:
     _run(WATCH_CATALOG, stream)
@@ -304,7 +304,7 @@ FEEDBACK_MIX = ["payment", "transfer", "fraud_report", "fraud_report", "label", 
 """Money, reports and labels: what clearing an entity (features.cleared) is about."""
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(types=FEEDBACK_MIX))
 def test_cleared_entities_match_brute_force(stream: list[tuple[Event, bool]]) -> None:
     """An analyst's or a bank's `not_fraud` label discounts a merchant's, card's and
@@ -400,7 +400,7 @@ def test_inline_filing_keeps_the_containers_exact(stream: list[tuple[Event, bool
             _containers_agree(state)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(backfilled_streams(), st.sampled_from([0, 1, 2, 3]))
 def test_batched_folding_matches_brute_force_for_any_batch(
     stream: list[tuple[Event, bool]], batch: int
