@@ -6,7 +6,11 @@
   signals, feedback, the watched history), then fed the same events and sweep slices as
   the state it was copied from, reads the same feature values before every event, and
   both leave the same state at the end, whatever was thawed by then;
-- an event thaws only the records it can touch, and `cold` counts what is left.
+- an event thaws only the records it can touch, and `cold` counts what is left;
+- a state whose sweep encodes idle records again (`idle_ms`) reads the same feature
+  values before every event as one that never does, counts its records and encoded
+  records right, exports the same bytes and leaves the same state; an idle record is
+  passed over by the sweep, undecoded, until it is due.
 """
 
 import msgspec
@@ -17,7 +21,7 @@ from test_sweep_slices import SHORT_MEMORY, Stream, Sweeps, _file, _slice
 
 from payguard.events import Event
 from payguard.features import Catalog, FeatureState
-from payguard.features.cold import Cold
+from payguard.features.cold import COLD, Cold, Idle
 
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -30,7 +34,7 @@ def _restored(state: FeatureState) -> FeatureState:
 
 
 def _cold(state: FeatureState) -> int:
-    return sum(value.__class__ is Cold for table in state.entities for value in table.values())
+    return sum(value.__class__ in COLD for table in state.entities for value in table.values())
 
 
 def _fed(catalog: Catalog, stream: Stream) -> FeatureState:
@@ -114,3 +118,61 @@ def test_an_event_thaws_only_the_records_it_looks_up() -> None:
         for key in table
         if key not in ("u3",) and not key.startswith("u3+")
     )
+
+
+def _idle_alike(
+    catalog: Catalog, stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int
+) -> None:
+    """A state whose sweep encodes idle records reads and leaves what one that never
+    encodes does, and `cold`, `record_count` and `export` stay right meanwhile."""
+    live, idle = FeatureState(catalog), FeatureState(catalog)
+    idle.idle_ms = idle_ms
+    plan, idle_plan = live.plan(live.layout), idle.plan(idle.layout)
+    seen: dict[str, Event] = {}
+    for (event, _), (begin, budget) in zip(stream, sweeps, strict=False):
+        assert idle.snapshot(event, idle_plan) == live.snapshot(event, plan), event
+        for state in (live, idle):
+            _file(state, event, dict(seen))
+            _slice(state, begin, budget)
+        seen.setdefault(event.event_id, event)
+        assert idle.cold == _cold(idle)
+        assert idle.record_count() == live.record_count()
+    assert idle.export()["entities"] == live.export()["entities"]
+    assert idle.entity_count() == live.entity_count()
+    assert _restored(idle).digest_items() == live.digest_items()
+    assert idle.digest_items() == live.digest_items()
+    assert idle.cold == _cold(idle) == 0
+
+
+IdleAfter = st.sampled_from([1, 60_000, 3_600_000])
+"""Event time after which the sweep encodes a record again (the streams span hours)."""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), Sweeps, IdleAfter)
+def test_records_encoded_when_idle_read_what_decoded_ones_read(
+    stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int
+) -> None:
+    _idle_alike(SMALL_CATALOG, stream, sweeps, idle_ms)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backfilled_streams(), Sweeps, IdleAfter)
+def test_records_encoded_when_idle_are_forgotten_alike(
+    stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int
+) -> None:
+    _idle_alike(SHORT_MEMORY, stream, sweeps, idle_ms)
+
+
+def test_an_idle_record_is_encoded_and_passed_over_until_due() -> None:
+    state = FeatureState(SMALL_CATALOG)
+    state.idle_ms = 1
+    for i in range(5):
+        state.update(Event(event_id=f"l{i}", type="login", ts=1_000 + i, user_id=f"u{i}"))
+    state.update(Event(event_id="late", type="login", ts=3_600_000, user_id="u9"))
+    state.sweep()
+    idle = [r for table in state.entities for r in table.values() if r.__class__ is Idle]
+    assert idle and state.cold == _cold(state) == len(idle)
+    encoded = [bytes(r) for r in idle]
+    state.sweep()  # nothing due yet: the same bytes, nothing decoded
+    assert [bytes(r) for t in state.entities for r in t.values() if r.__class__ is Idle] == encoded

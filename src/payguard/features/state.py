@@ -36,7 +36,17 @@ import msgspec
 
 from payguard.events import Event, is_fraud_verdict
 from payguard.features.cleared import Clearings, clears
-from payguard.features.cold import Cold, decode_cold_tables, decode_record, timelines_in
+from payguard.features.cold import (
+    COLD,
+    Cold,
+    Idle,
+    decode_cold,
+    decode_cold_tables,
+    due_of,
+    pack_idle,
+    snapshot_slice,
+    timelines_in,
+)
 from payguard.features.compiled import filer_source, reading_source
 from payguard.features.layout import (
     FOLDABLE_HOWS,
@@ -169,7 +179,10 @@ class FeatureState:
         self.watch = WatchedHistory(self._watched_kinds(), parse_duration(catalog.learning))
         self.entities: list[Table] = [{} for _ in self.kinds]
         self.cold = 0
-        """Records still encoded since a restore (features.cold); 0: none, nothing to check."""
+        """Records encoded: since a restore, or idle (features.cold); 0: none to check."""
+        self.idle_ms = 0
+        """The sweep encodes again a record whose newest entry is this much older than its
+        round's base (features.cold, "Idle records"); 0: never."""
         self.watermark: EpochMs = 0
         self.late_events = 0
         self.updates = 0
@@ -425,9 +438,9 @@ class FeatureState:
         self.updates += 1
 
     def thaw(self, records: Table, key: str, cold: msgspec.Raw) -> Record:
-        """Decode the still-encoded record of `key` in place (same key: the table's order
+        """Decode the encoded record of `key` in place (same key: the table's order
         stays) and count it off `cold`."""
-        record = records[key] = decode_record(cold)
+        record = records[key] = decode_cold(cold)
         self.cold -= 1
         return record
 
@@ -443,7 +456,7 @@ class FeatureState:
                 key = kind.key(source)
                 if key is not None:
                     record = records.get(key)
-                    if record.__class__ is Cold:
+                    if record.__class__ in COLD:
                         self.thaw(records, key, record)
 
     def _file_linked(
@@ -464,7 +477,7 @@ class FeatureState:
         entities = self.entities[kind]
         for user in self._phone_users.get(phone, ()):
             record = entities.get(user)
-            if record.__class__ is Cold:
+            if record.__class__ in COLD:
                 record = self.thaw(entities, user, record)
             if record is None:
                 record = entities[user] = [None] * n_slots
@@ -531,6 +544,8 @@ class FeatureState:
         # forgotten (no fold horizon for an `age`-only stream: it keeps no raw head).
         fold_at = [None if s.age_only else base - s.raw_ms for s in streams]
         forget_at = [base - s.retention_ms for s in streams]
+        idle_before = base - self.idle_ms if self.idle_ms else None
+        memory = self.memory_ms
 
         def sweep_entity(
             key: str, start: int = 0, budget: int | None = None, offset: int = 0
@@ -538,7 +553,11 @@ class FeatureState:
             record = entities.get(key)
             if record is None:
                 return False, -1, 1, 0
-            if record.__class__ is Cold:  # the first round after a restart (features.cold)
+            if record.__class__ is Idle:  # nothing to do before its due time
+                if due_of(record) > base:
+                    return True, -1, 1, 0
+                record = self.thaw(entities, key, record)
+            elif record.__class__ is Cold:  # the first round after a restart (features.cold)
                 record = self.thaw(entities, key, record)
             work = 1
             for slot, tl in enumerate(record[start:] if start else record, start):
@@ -589,6 +608,9 @@ class FeatureState:
             if not any(record):
                 del entities[key]
                 return False, -1, work, 0
+            if idle_before is not None and _idle(record, idle_before):
+                entities[key] = pack_idle(record, _due(record, streams, memory))
+                self.cold += 1
             return True, -1, work, 0
 
         return sweep_entity
@@ -640,7 +662,7 @@ class FeatureState:
         s = self.streams[stream]
         records = self.entities[s.kind]
         for key, record in list(records.items()):
-            if record.__class__ is Cold:
+            if record.__class__ in COLD:
                 self.thaw(records, key, record)
         return {
             key: tl
@@ -681,7 +703,7 @@ class FeatureState:
         are one msgpack blob: encoding them in C is several times faster than pickling."""
         return {
             "layout": ENTITY_LAYOUT,
-            "entities": _encode_entities(self.entities),
+            "entities": _encode_entities(self._encodable()),
             "phone_users": self._phone_users,
             "phone_linked": self._phone_linked,
             "watermark": self.watermark,
@@ -692,6 +714,16 @@ class FeatureState:
             "sweep": self._sweep.export() if self._sweep is not None else None,
             "sweep_work": self.sweep_work,
         }
+
+    def _encodable(self) -> list[Table]:
+        """The entity tables as `export` encodes them: an idle record as its snapshot
+        slice (features.cold), a restored one as the bytes it was read from."""
+        if not self.cold:
+            return self.entities
+        return [
+            {k: snapshot_slice(r) if r.__class__ is Idle else r for k, r in table.items()}  # type: ignore[arg-type]
+            for table in self.entities
+        ]
 
     def restore(self, state: dict[str, Any]) -> None:
         """Adopt timelines from a snapshot taken with the same catalog and this layout
@@ -742,6 +774,50 @@ class FeatureState:
         """The accounts seen with each phone and each phone's latest linked event (what
         `export` holds of them, without encoding every entity)."""
         return self._phone_users, self._phone_linked
+
+
+def _idle(record: Record, before: EpochMs) -> bool:
+    """Whether nothing in `record` is later than `before` (its newest raw entry, folded
+    time, folded value or first-seen time): no event filed into it since."""
+    for tl in record:
+        if tl is None:
+            continue
+        ts = tl.ts
+        if ts and ts[-1] > before:
+            return False
+        last = tl.folded_last
+        if last is not None and last > before:
+            return False
+        if tl.first_ts is not None and tl.first_ts > before:
+            return False
+        past = tl.past
+        if past and max(past.values()) > before:
+            return False
+    return True
+
+
+def _due(record: Record, streams: list[Stream], memory_ms: int) -> EpochMs:
+    """The earliest round base at which the sweep would change `record` (just swept):
+    its oldest raw entry reaching its fold horizon, a folded value or a forgettable
+    folded time leaving the longest window, a first-seen time its `memory`
+    (`_sweep_timeline`'s tests, each solved for the base)."""
+    due = 2**62
+    for tl, stream in zip(record, streams, strict=True):
+        if tl is None:
+            continue
+        if not stream.age_only:
+            if tl.ts:
+                due = min(due, tl.ts[0] + stream.raw_ms)
+            past = tl.past
+            if past is not None:
+                oldest = min(past.values(), default=-(2**62))  # empty: the sweep drops it
+                due = min(due, oldest + stream.retention_ms)
+            if tl.folded_last is not None and not stream.keeps_first_seen:
+                due = min(due, tl.folded_last + stream.retention_ms)
+        if stream.keeps_first_seen:
+            last = tl.last_seen()
+            due = min(due, -(2**62) if last is None else last + memory_ms)
+    return due
 
 
 def _fold_part(tl: Timeline, stream: Stream, base: EpochMs, part: int) -> int:
