@@ -23,17 +23,19 @@ records, the same peak a whole decode had while it ran.
 (the `encode_idle_after` setting, on in `serve`), the sweep also encodes again a record
 whose newest entry is that much older than the round's base, and counts it into `cold`:
 most accounts act about once a day, and an encoded record is a fraction of the memory of
-its timelines. Such a record is a `bytes` (`Idle`), not a `msgspec.Raw`: eight bytes of
-the event time from which the sweep would change it (`due_of`: its oldest raw entry
-reaching the fold horizon, a folded value leaving the longest window, its last time
-leaving the `memory`), then its encoding compressed with zlib at level 1. The sweep
-passes over an idle record until its due time (one dictionary look-up, no decode), so a
-round costs what the records in use cost; `export` writes it as the record's encoding
-(`snapshot_slice`), which a restore reads as any other slice.
+its timelines. Such a record is a `bytes` (`Idle`), not a `msgspec.Raw`: a header with
+the event time from which the sweep would change it (its oldest raw entry reaching the
+fold horizon, a folded value leaving the longest window, its last time leaving the
+`memory`) and the work the sweep counts for it, then its encoding compressed with zlib
+at level 1. Until its due time the sweep passes over it without decoding it, counting
+that work, so a round's slices fall exactly where they fall on decoded records (and after
+a restart, whose records are all decoded by the first round: the sweep stays keyed to
+the event sequence alone, features.sweep). `export` writes an idle record as its
+encoding (`snapshot_slice`), which a restore reads as any other slice.
 """
 
+import struct
 import zlib
-from typing import Any
 
 import msgspec
 
@@ -57,43 +59,58 @@ encode_record = msgspec.msgpack.Encoder(enc_hook=encode_array).encode
 
 Idle = bytes
 """A record the sweep encoded again because nothing used it for `idle_ms` (module doc):
-its due time (8 bytes, big-endian) then its zlib-compressed encoding."""
+its header (`IDLE_HEAD`, then `SLOT_COST` per timeline), then its zlib-compressed
+encoding."""
 
 COLD = (Cold, Idle)
-"""The classes of an encoded record (`record.__class__ in COLD`)."""
+"""The classes of an encoded record (`isinstance(record, COLD)`)."""
 
-DUE_BYTES = 8
-
-
-def pack_idle(record: Record, due: int) -> Idle:
-    """An idle record's encoding: its due time, then its record compressed (zlib level 1:
-    about a third of the bytes at a few µs a record)."""
-    return due.to_bytes(DUE_BYTES, "big", signed=True) + zlib.compress(encode_record(record), 1)
-
-
-def due_of(idle: Idle) -> int:
-    """The event time from which the sweep would change an idle record (`pack_idle`)."""
-    return int.from_bytes(idle[:DUE_BYTES], "big", signed=True)
+IDLE_HEAD = struct.Struct(">qIHB")
+"""An idle record's due time (the event time from which the sweep would change it), the
+units of work the sweep counts for it until then (`state.sweep_entity_of`: 1 + its folded
+values, per timeline), the last timeline's share of them, and how many timelines."""
+SLOT_COST = struct.Struct(">BH")
+"""Per timeline of an idle record: its slot and the sweep's work for it (a slice of the
+sweep may pause between two timelines, so that a round's slices fall where they fall on
+the decoded record: the work is the same whether a record is encoded or not)."""
+MAX_SLOT_COST = 0xFFFF
 
 
-def snapshot_slice(record: Cold | Idle) -> Cold:
+def pack_idle(record: Record, due: int, costs: list[tuple[int, int]]) -> Idle:
+    """An idle record's encoding (`Idle`): `costs` are (slot, work) of its timelines."""
+    head = IDLE_HEAD.pack(due, sum(c for _, c in costs), costs[-1][1] if costs else 0, len(costs))
+    slots = b"".join(SLOT_COST.pack(slot, cost) for slot, cost in costs)
+    return head + slots + zlib.compress(encode_record(record), 1)
+
+
+def idle_costs(idle: Idle) -> list[tuple[int, int]]:
+    """The (slot, work) of an idle record's timelines (`pack_idle`)."""
+    n = IDLE_HEAD.unpack_from(idle)[3]
+    return list(SLOT_COST.iter_unpack(idle[IDLE_HEAD.size : IDLE_HEAD.size + n * SLOT_COST.size]))
+
+
+def _body(idle: Idle) -> memoryview:
+    return memoryview(idle)[IDLE_HEAD.size + idle[IDLE_HEAD.size - 1] * SLOT_COST.size :]
+
+
+def snapshot_slice(record: msgspec.Raw | Idle) -> msgspec.Raw:
     """An encoded record as `export` writes it: a snapshot's slice as it is, an idle
     record decompressed."""
-    if record.__class__ is Cold:
+    if isinstance(record, Cold):
         return record
-    return Cold(zlib.decompress(memoryview(record)[DUE_BYTES:]))
+    return Cold(zlib.decompress(_body(record)))
 
 
-def decode_cold(record: Any) -> Record:
+def decode_cold(record: msgspec.Raw | Idle) -> Record:
     """Either kind of encoded record, decoded."""
-    if record.__class__ is Cold:
+    if isinstance(record, Cold):
         return decode_record(record)
-    return decode_record(zlib.decompress(memoryview(record)[DUE_BYTES:]))
+    return decode_record(zlib.decompress(_body(record)))
 
 
 def timelines_in(record: Record | msgspec.Raw | Idle) -> int:
     """How many slots of a record hold a timeline, without thawing an encoded one."""
-    if record.__class__ in COLD:
-        slots = _slots(snapshot_slice(record))  # type: ignore[arg-type]
+    if isinstance(record, COLD):
+        slots = _slots(snapshot_slice(record))
         return sum(len(slot) > 1 for slot in slots)  # nil, one byte: no timeline
-    return len(record) - record.count(None)  # type: ignore[union-attr,arg-type]
+    return len(record) - record.count(None)

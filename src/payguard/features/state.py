@@ -38,11 +38,12 @@ from payguard.events import Event, is_fraud_verdict
 from payguard.features.cleared import Clearings, clears
 from payguard.features.cold import (
     COLD,
+    IDLE_HEAD,
     Cold,
     Idle,
     decode_cold,
     decode_cold_tables,
-    due_of,
+    idle_costs,
     pack_idle,
     snapshot_slice,
     timelines_in,
@@ -437,7 +438,7 @@ class FeatureState:
             self.watermark = t
         self.updates += 1
 
-    def thaw(self, records: Table, key: str, cold: msgspec.Raw) -> Record:
+    def thaw(self, records: Table, key: str, cold: msgspec.Raw | bytes) -> Record:
         """Decode the encoded record of `key` in place (same key: the table's order
         stays) and count it off `cold`."""
         record = records[key] = decode_cold(cold)
@@ -456,7 +457,7 @@ class FeatureState:
                 key = kind.key(source)
                 if key is not None:
                     record = records.get(key)
-                    if record.__class__ in COLD:
+                    if isinstance(record, COLD):
                         self.thaw(records, key, record)
 
     def _file_linked(
@@ -477,7 +478,7 @@ class FeatureState:
         entities = self.entities[kind]
         for user in self._phone_users.get(phone, ()):
             record = entities.get(user)
-            if record.__class__ in COLD:
+            if isinstance(record, COLD):
                 record = self.thaw(entities, user, record)
             if record is None:
                 record = entities[user] = [None] * n_slots
@@ -553,11 +554,14 @@ class FeatureState:
             record = entities.get(key)
             if record is None:
                 return False, -1, 1, 0
-            if record.__class__ is Idle:  # nothing to do before its due time
-                if due_of(record) > base:
-                    return True, -1, 1, 0
+            if isinstance(record, Idle):  # nothing to do before its due time
+                due, total, last, _ = IDLE_HEAD.unpack_from(record)
+                if due > base:
+                    if not start and (budget is None or total - last + 1 < budget):
+                        return True, -1, 1 + total, 0  # no pause: the usual case
+                    return _pass_over(record, start, budget)
                 record = self.thaw(entities, key, record)
-            elif record.__class__ is Cold:  # the first round after a restart (features.cold)
+            elif isinstance(record, Cold):  # the first round after a restart (features.cold)
                 record = self.thaw(entities, key, record)
             work = 1
             for slot, tl in enumerate(record[start:] if start else record, start):
@@ -608,8 +612,8 @@ class FeatureState:
             if not any(record):
                 del entities[key]
                 return False, -1, work, 0
-            if idle_before is not None and _idle(record, idle_before):
-                entities[key] = pack_idle(record, _due(record, streams, memory))
+            if idle_before is not None and (costs := _idle_costs(record, idle_before)):
+                entities[key] = pack_idle(record, _due(record, streams, memory), costs)
                 self.cold += 1
             return True, -1, work, 0
 
@@ -662,7 +666,7 @@ class FeatureState:
         s = self.streams[stream]
         records = self.entities[s.kind]
         for key, record in list(records.items()):
-            if record.__class__ in COLD:
+            if isinstance(record, COLD):
                 self.thaw(records, key, record)
         return {
             key: tl
@@ -721,7 +725,7 @@ class FeatureState:
         if not self.cold:
             return self.entities
         return [
-            {k: snapshot_slice(r) if r.__class__ is Idle else r for k, r in table.items()}  # type: ignore[arg-type]
+            {k: snapshot_slice(r) if isinstance(r, Idle) else r for k, r in table.items()}
             for table in self.entities
         ]
 
@@ -776,24 +780,43 @@ class FeatureState:
         return self._phone_users, self._phone_linked
 
 
-def _idle(record: Record, before: EpochMs) -> bool:
-    """Whether nothing in `record` is later than `before` (its newest raw entry, folded
-    time, folded value or first-seen time): no event filed into it since."""
-    for tl in record:
+def _idle_costs(record: Record, before: EpochMs) -> list[tuple[int, int]] | None:
+    """If nothing in `record` is later than `before` (its newest raw entry, folded time,
+    folded value or first-seen time: no event filed into it since), the work the sweep
+    counts for each of its timelines while it has nothing to do (`sweep_entity_of`:
+    1 + its folded values); else None. None also for a folded past the sweep scans in
+    parts (over `FOLD_PART` values: a busy entity's, never idle for long)."""
+    costs = []
+    for slot, tl in enumerate(record):
         if tl is None:
             continue
         ts = tl.ts
         if ts and ts[-1] > before:
-            return False
+            return None
         last = tl.folded_last
         if last is not None and last > before:
-            return False
+            return None
         if tl.first_ts is not None and tl.first_ts > before:
-            return False
+            return None
         past = tl.past
-        if past and max(past.values()) > before:
-            return False
-    return True
+        if past and (len(past) > FOLD_PART or max(past.values()) > before):
+            return None
+        costs.append((slot, 1 + (len(past) if past else 0)))
+    return costs or None
+
+
+def _pass_over(idle: Idle, start: int, budget: int | None) -> tuple[bool, int, int, int]:
+    """What `sweep_entity_of` returns for an idle record with nothing due, from slot
+    `start` on: the work it counts, pausing before a timeline once `budget` is spent, as
+    it does on the decoded record."""
+    work = 1
+    for slot, cost in idle_costs(idle):
+        if slot < start:
+            continue
+        if budget is not None and work >= budget and slot > start:
+            return True, slot, work, 0
+        work += cost
+    return True, -1, work, 0
 
 
 def _due(record: Record, streams: list[Stream], memory_ms: int) -> EpochMs:
