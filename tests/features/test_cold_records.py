@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from test_point_in_time import SMALL_CATALOG, backfilled_streams, streams
 from test_sweep_slices import SHORT_MEMORY, Stream, Sweeps, _file, _slice
 
+import payguard.features.state as state_module
 from payguard.events import Event
-from payguard.features import Catalog, FeatureState
+from payguard.features import Catalog, FeatureState, load_catalog
 from payguard.features.cold import COLD, Cold, Idle
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -170,11 +171,17 @@ IdleAfter = st.sampled_from([1, 60_000, 3_600_000])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(streams(), Sweeps, IdleAfter)
+@given(streams(), Sweeps, IdleAfter, st.sampled_from([state_module.FOLD_PART, 1, 2]))
 def test_records_encoded_when_idle_read_what_decoded_ones_read(
-    stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int
+    stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int, fold_part: int
 ) -> None:
-    _idle_alike(SMALL_CATALOG, stream, sweeps, idle_ms)
+    """With `FOLD_PART` small too, so that slices pause inside folded pasts."""
+    kept = state_module.FOLD_PART
+    state_module.FOLD_PART = fold_part
+    try:
+        _idle_alike(SMALL_CATALOG, stream, sweeps, idle_ms)
+    finally:
+        state_module.FOLD_PART = kept
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -197,3 +204,48 @@ def test_an_idle_record_is_encoded_and_passed_over_until_due() -> None:
     encoded = [bytes(r) for r in idle]
     state.sweep()  # nothing due yet: the same bytes, nothing decoded
     assert [bytes(r) for t in state.entities for r in t.values() if r.__class__ is Idle] == encoded
+
+
+def test_an_idle_record_counts_the_sweeps_work_as_its_decoded_twin() -> None:
+    """Slot by slot and inside a folded past scanned in parts (`FOLD_PART` made 2): an
+    account's 30 devices, folded into the past of its 90-day `distinct` stream."""
+    twins = [FeatureState(load_catalog()) for _ in range(2)]
+    twins[0].idle_ms = 1
+    for state in twins:
+        for i in range(30):
+            state.update(_login(f"l{i}", 1_000 + i, "u1", device_id=f"d{i}", ip=f"10.0.{i}.1"))
+        state.update(_login("z", 35 * 86_400_000, "u2"))
+        state.sweep()
+    user = next(i for i, kind in enumerate(twins[1].kinds) if kind.by == "user")
+    record = twins[1].entities[user]["u1"]
+    assert max(len(tl.past or ()) for tl in record if tl is not None) == 30  # type: ignore[union-attr]
+    assert isinstance(twins[0].entities[user]["u1"], Idle) and not twins[1].cold
+    kept = state_module.FOLD_PART
+    state_module.FOLD_PART = 2
+    try:
+        for kind, table in enumerate(twins[1].entities):
+            for key in table:
+                for budget in (1, 2, 3, 5, 20, None):
+                    for start, offset in ((0, 0), (1, 0), (1, 3), (1, 28), (2, 0)):
+                        seen = [
+                            s.sweep_entity_of(kind, s.watermark - s.lateness_ms, -1, 0)(
+                                key, start, budget, offset
+                            )
+                            for s in twins
+                        ]
+                        assert seen[0] == seen[1], (key, budget, start, offset)
+    finally:
+        state_module.FOLD_PART = kept
+
+
+def _login(event_id: str, ts: int, user: str, **fields: str) -> Event:
+    return Event(
+        event_id=event_id,
+        type="login",
+        ts=ts,
+        user_id=user,
+        channel="app",
+        method="password",
+        success=True,
+        **fields,
+    )  # type: ignore[arg-type]

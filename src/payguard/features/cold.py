@@ -65,27 +65,27 @@ encoding."""
 COLD = (Cold, Idle)
 """The classes of an encoded record (`isinstance(record, COLD)`)."""
 
-IDLE_HEAD = struct.Struct(">qIHB")
+IDLE_HEAD = struct.Struct(">qIB")
 """An idle record's due time (the event time from which the sweep would change it), the
 units of work the sweep counts for it until then (`state.sweep_entity_of`: 1 + its folded
-values, per timeline), the last timeline's share of them, and how many timelines."""
-SLOT_COST = struct.Struct(">BH")
-"""Per timeline of an idle record: its slot and the sweep's work for it (a slice of the
-sweep may pause between two timelines, so that a round's slices fall where they fall on
-the decoded record: the work is the same whether a record is encoded or not)."""
-MAX_SLOT_COST = 0xFFFF
+values, per timeline) and how many timelines it has."""
+SLOT_COST = struct.Struct(">BI")
+"""Per timeline of an idle record: its slot and its folded values (a slice of the sweep
+may pause between two timelines, or inside a large folded past, so that a round's slices
+fall where they fall on the decoded record: the work is the same encoded or not)."""
 
 
 def pack_idle(record: Record, due: int, costs: list[tuple[int, int]]) -> Idle:
-    """An idle record's encoding (`Idle`): `costs` are (slot, work) of its timelines."""
-    head = IDLE_HEAD.pack(due, sum(c for _, c in costs), costs[-1][1] if costs else 0, len(costs))
+    """An idle record's encoding (`Idle`): `costs` are (slot, folded values) of its
+    timelines."""
+    head = IDLE_HEAD.pack(due, sum(1 + c for _, c in costs), len(costs))
     slots = b"".join(SLOT_COST.pack(slot, cost) for slot, cost in costs)
     return head + slots + zlib.compress(encode_record(record), 1)
 
 
 def idle_costs(idle: Idle) -> list[tuple[int, int]]:
-    """The (slot, work) of an idle record's timelines (`pack_idle`)."""
-    n = IDLE_HEAD.unpack_from(idle)[3]
+    """The (slot, folded values) of an idle record's timelines (`pack_idle`)."""
+    n = IDLE_HEAD.unpack_from(idle)[2]
     return list(SLOT_COST.iter_unpack(idle[IDLE_HEAD.size : IDLE_HEAD.size + n * SLOT_COST.size]))
 
 

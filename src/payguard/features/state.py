@@ -555,11 +555,11 @@ class FeatureState:
             if record is None:
                 return False, -1, 1, 0
             if isinstance(record, Idle):  # nothing to do before its due time
-                due, total, last, _ = IDLE_HEAD.unpack_from(record)
+                due, total, _ = IDLE_HEAD.unpack_from(record)
                 if due > base:
-                    if not start and (budget is None or total - last + 1 < budget):
+                    if not start and (budget is None or 1 + total <= budget):
                         return True, -1, 1 + total, 0  # no pause: the usual case
-                    return _pass_over(record, start, budget)
+                    return _pass_over(record, streams, start, budget, offset)
                 record = self.thaw(entities, key, record)
             elif isinstance(record, Cold):  # the first round after a restart (features.cold)
                 record = self.thaw(entities, key, record)
@@ -782,10 +782,9 @@ class FeatureState:
 
 def _idle_costs(record: Record, before: EpochMs) -> list[tuple[int, int]] | None:
     """If nothing in `record` is later than `before` (its newest raw entry, folded time,
-    folded value or first-seen time: no event filed into it since), the work the sweep
-    counts for each of its timelines while it has nothing to do (`sweep_entity_of`:
-    1 + its folded values); else None. None also for a folded past the sweep scans in
-    parts (over `FOLD_PART` values: a busy entity's, never idle for long)."""
+    folded value or first-seen time: no event filed into it since), the slot and folded
+    values of each of its timelines (the work the sweep counts while it has nothing to
+    do: `_pass_over`); else None."""
     costs = []
     for slot, tl in enumerate(record):
         if tl is None:
@@ -799,23 +798,31 @@ def _idle_costs(record: Record, before: EpochMs) -> list[tuple[int, int]] | None
         if tl.first_ts is not None and tl.first_ts > before:
             return None
         past = tl.past
-        if past and (len(past) > FOLD_PART or max(past.values()) > before):
+        if past and max(past.values()) > before:
             return None
-        costs.append((slot, 1 + (len(past) if past else 0)))
+        costs.append((slot, len(past) if past else 0))
     return costs or None
 
 
-def _pass_over(idle: Idle, start: int, budget: int | None) -> tuple[bool, int, int, int]:
+def _pass_over(
+    idle: Idle, streams: list[Stream], start: int, budget: int | None, offset: int
+) -> tuple[bool, int, int, int]:
     """What `sweep_entity_of` returns for an idle record with nothing due, from slot
-    `start` on: the work it counts, pausing before a timeline once `budget` is spent, as
-    it does on the decoded record."""
+    `start` (and `offset` in its folded past) on: the work it counts, pausing before a
+    timeline once `budget` is spent and inside a folded past it scans in parts
+    (`_forget_part`, which forgets nothing here), as it does on the decoded record."""
     work = 1
-    for slot, cost in idle_costs(idle):
+    for slot, folded in idle_costs(idle):
         if slot < start:
             continue
         if budget is not None and work >= budget and slot > start:
             return True, slot, work, 0
-        work += cost
+        if budget is not None and folded and not streams[slot].age_only:
+            part = max(FOLD_PART, budget - work)
+            if folded - offset > part:  # `_forget_part` scans `part` values, then pauses
+                return True, slot, work + part, offset + part
+        offset = 0
+        work += 1 + folded
     return True, -1, work, 0
 
 
