@@ -63,8 +63,12 @@ if TYPE_CHECKING:
     from payguard.events import Tokenizer
 
 from payguard.features import DEFAULT_CATALOG_PATH
+from payguard.features.spec import parse_duration
 
 DEV_TOKEN_KEY = "payguard-development-key-not-for-production"
+
+IDLE_AFTER = "6h"
+"""`encode_idle_after` of a server by default (docs/benchmarks.md, idle records)."""
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -139,6 +143,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keep_alive_s: Annotated[int, msgspec.Meta(ge=1, le=3_600)] = 5
     max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_000
     max_header_bytes: Annotated[int, msgspec.Meta(ge=1_024, le=1_048_576)] = 16_384
+    encode_idle_after: str = "auto"
+    """Event time after which the feature sweep encodes again a record nothing used
+    (a duration such as `6h`; features.cold, "Idle records"): about a fifth of its memory,
+    decoded again when its entity returns. `off`: never; `auto`: `IDLE_AFTER` in `serve`,
+    off in `replay`, `warm-up`, backtests and tools (`idle_ms`)."""
     http: Literal["httptools", "h11"] = "httptools"
     """The HTTP/1.1 parser: httptools (llhttp, in C) or h11 (pure Python, the fallback);
     both keep every limit above (payguard.api.timeouts)."""
@@ -146,6 +155,20 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         _check_webhooks(self.webhook_urls, self.webhook_secrets)
         _check_previous_token_key(self.token_key_version, self.token_key_previous)
+        self.idle_ms(serving=True)  # a bad duration is refused at load, by name
+
+    def idle_ms(self, *, serving: bool) -> int:
+        """`encode_idle_after` in ms for `FeatureState.idle_ms` (0: off); `auto` is
+        `IDLE_AFTER` for a server and off otherwise."""
+        after = self.encode_idle_after
+        if after == "auto":
+            after = IDLE_AFTER if serving else "off"
+        if after == "off":
+            return 0
+        try:
+            return parse_duration(after)
+        except ValueError as exc:
+            raise ValueError(f"PAYGUARD_ENCODE_IDLE_AFTER (encode_idle_after): {exc}") from None
 
     def tokenizer(self, known: "Callable[[str], bool] | None" = None) -> "Tokenizer":
         """The tokenizer for this key version; `known` (is a token in the state?) lets a
@@ -199,6 +222,7 @@ _ENV_KEYS = {
     "PAYGUARD_MAX_CONCURRENCY": "max_concurrency",
     "PAYGUARD_MAX_HEADER_BYTES": "max_header_bytes",
     "PAYGUARD_HTTP": "http",
+    "PAYGUARD_ENCODE_IDLE_AFTER": "encode_idle_after",
 }
 _LIST_KEYS = frozenset({"webhook_urls", "webhook_secrets"})
 """Settings that an environment variable gives as a comma-separated list."""

@@ -6,7 +6,11 @@
   signals, feedback, the watched history), then fed the same events and sweep slices as
   the state it was copied from, reads the same feature values before every event, and
   both leave the same state at the end, whatever was thawed by then;
-- an event thaws only the records it can touch, and `cold` counts what is left.
+- an event thaws only the records it can touch, and `cold` counts what is left;
+- a state whose sweep encodes idle records again (`idle_ms`) reads the same feature
+  values before every event as one that never does, counts its records and encoded
+  records right, exports the same bytes and leaves the same state; an idle record is
+  passed over by the sweep, undecoded, until it is due.
 """
 
 import msgspec
@@ -15,9 +19,10 @@ from hypothesis import strategies as st
 from test_point_in_time import SMALL_CATALOG, backfilled_streams, streams
 from test_sweep_slices import SHORT_MEMORY, Stream, Sweeps, _file, _slice
 
+import payguard.features.state as state_module
 from payguard.events import Event
-from payguard.features import Catalog, FeatureState
-from payguard.features.cold import Cold
+from payguard.features import Catalog, FeatureState, load_catalog
+from payguard.features.cold import COLD, Cold, Idle
 
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -30,7 +35,7 @@ def _restored(state: FeatureState) -> FeatureState:
 
 
 def _cold(state: FeatureState) -> int:
-    return sum(value.__class__ is Cold for table in state.entities for value in table.values())
+    return sum(value.__class__ in COLD for table in state.entities for value in table.values())
 
 
 def _fed(catalog: Catalog, stream: Stream) -> FeatureState:
@@ -114,3 +119,133 @@ def test_an_event_thaws_only_the_records_it_looks_up() -> None:
         for key in table
         if key not in ("u3",) and not key.startswith("u3+")
     )
+
+
+def _idle_alike(
+    catalog: Catalog, stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int
+) -> None:
+    """A state whose sweep encodes idle records (and a copy of it restored halfway, as a
+    restarted server is) reads and leaves what one that never encodes does, its sweep's
+    slices falling where they fall there; `cold`, `record_count` and `export` stay right."""
+    live, idle = FeatureState(catalog), FeatureState(catalog)
+    idle.idle_ms = idle_ms
+    restored: FeatureState | None = None
+    plan = live.plan(live.layout)
+    seen: dict[str, Event] = {}
+    for i, ((event, _), (begin, budget)) in enumerate(zip(stream, sweeps, strict=False)):
+        if i == len(stream) // 2:
+            restored = _restored(idle)
+            restored.idle_ms = idle_ms
+        expected = live.snapshot(event, plan)
+        states = [s for s in (idle, restored) if s is not None]
+        for state in states:
+            assert state.snapshot(event, state.plan(state.layout)) == expected, event
+        for state in (live, *states):
+            _file(state, event, dict(seen))
+            _slice(state, begin, budget)
+        seen.setdefault(event.event_id, event)
+        for state in states:
+            assert state.cold == _cold(state)
+            assert state.record_count() == live.record_count()
+            assert _progress(state) == _progress(live)
+    for state in [s for s in (idle, restored) if s is not None]:
+        assert state.export()["entities"] == live.export()["entities"]
+        assert state.entity_count() == live.entity_count()
+        assert _restored(state).digest_items() == live.digest_items()
+        assert state.digest_items() == live.digest_items()
+        assert state.cold == _cold(state) == 0
+
+
+def _progress(state: FeatureState) -> tuple[object, ...]:
+    """Where the sweep's round in flight stands, and what the last round spent."""
+    sweep = state._sweep
+    if sweep is None:
+        return None, state.sweep_work
+    left = None if sweep.keys is None else sweep.keys[sweep.pos :]  # a restore keeps these
+    where = (sweep.passes[:1], left, sweep.slot, sweep.offset, sweep.work)
+    return where, state.sweep_work
+
+
+IdleAfter = st.sampled_from([1, 60_000, 3_600_000])
+"""Event time after which the sweep encodes a record again (the streams span hours)."""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), Sweeps, IdleAfter, st.sampled_from([state_module.FOLD_PART, 1, 2]))
+def test_records_encoded_when_idle_read_what_decoded_ones_read(
+    stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int, fold_part: int
+) -> None:
+    """With `FOLD_PART` small too, so that slices pause inside folded pasts."""
+    kept = state_module.FOLD_PART
+    state_module.FOLD_PART = fold_part
+    try:
+        _idle_alike(SMALL_CATALOG, stream, sweeps, idle_ms)
+    finally:
+        state_module.FOLD_PART = kept
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backfilled_streams(), Sweeps, IdleAfter)
+def test_records_encoded_when_idle_are_forgotten_alike(
+    stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int
+) -> None:
+    _idle_alike(SHORT_MEMORY, stream, sweeps, idle_ms)
+
+
+def test_an_idle_record_is_encoded_and_passed_over_until_due() -> None:
+    state = FeatureState(SMALL_CATALOG)
+    state.idle_ms = 1
+    for i in range(5):
+        state.update(Event(event_id=f"l{i}", type="login", ts=1_000 + i, user_id=f"u{i}"))
+    state.update(Event(event_id="late", type="login", ts=3_600_000, user_id="u9"))
+    state.sweep()
+    idle = [r for table in state.entities for r in table.values() if r.__class__ is Idle]
+    assert idle and state.cold == _cold(state) == len(idle)
+    encoded = [bytes(r) for r in idle]
+    state.sweep()  # nothing due yet: the same bytes, nothing decoded
+    assert [bytes(r) for t in state.entities for r in t.values() if r.__class__ is Idle] == encoded
+
+
+def test_an_idle_record_counts_the_sweeps_work_as_its_decoded_twin() -> None:
+    """Slot by slot and inside a folded past scanned in parts (`FOLD_PART` made 2): an
+    account's 30 devices, folded into the past of its 90-day `distinct` stream."""
+    twins = [FeatureState(load_catalog()) for _ in range(2)]
+    twins[0].idle_ms = 1
+    for state in twins:
+        for i in range(30):
+            state.update(_login(f"l{i}", 1_000 + i, "u1", device_id=f"d{i}", ip=f"10.0.{i}.1"))
+        state.update(_login("z", 35 * 86_400_000, "u2"))
+        state.sweep()
+    user = next(i for i, kind in enumerate(twins[1].kinds) if kind.by == "user")
+    record = twins[1].entities[user]["u1"]
+    assert max(len(tl.past or ()) for tl in record if tl is not None) == 30  # type: ignore[union-attr]
+    assert isinstance(twins[0].entities[user]["u1"], Idle) and not twins[1].cold
+    kept = state_module.FOLD_PART
+    state_module.FOLD_PART = 2
+    try:
+        for kind, table in enumerate(twins[1].entities):
+            for key in table:
+                for budget in (1, 2, 3, 5, 20, None):
+                    for start, offset in ((0, 0), (1, 0), (1, 3), (1, 28), (2, 0)):
+                        seen = [
+                            s.sweep_entity_of(kind, s.watermark - s.lateness_ms, -1, 0)(
+                                key, start, budget, offset
+                            )
+                            for s in twins
+                        ]
+                        assert seen[0] == seen[1], (key, budget, start, offset)
+    finally:
+        state_module.FOLD_PART = kept
+
+
+def _login(event_id: str, ts: int, user: str, **fields: str) -> Event:
+    return Event(
+        event_id=event_id,
+        type="login",
+        ts=ts,
+        user_id=user,
+        channel="app",
+        method="password",
+        success=True,
+        **fields,
+    )  # type: ignore[arg-type]

@@ -74,7 +74,7 @@ def serve(
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
     dev_admin = dev_admin_key(env, time.time_ns() // 1_000_000)
-    engine = Engine.open(settings)
+    engine = Engine.open(settings, serving=True)
     access = Access.open(
         settings.data_dir,
         rate_per_s=settings.rate_limit_per_s,

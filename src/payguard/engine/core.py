@@ -178,8 +178,10 @@ class Engine:
         holds: HoldBook | None = None,
         outcomes: OutcomeBook | None = None,
         state: StateBackend | None = None,
+        serving: bool = False,
     ) -> None:
         self.features = features
+        features.idle_ms = settings.idle_ms(serving=serving)  # features.cold, idle records
         self.state: StateBackend = state if state is not None else MemoryState(features)
         """Where the features, phone links and watched history live (payguard.state):
         this process's `features` by default, or Redis shared by stateless workers, in
@@ -242,8 +244,10 @@ class Engine:
     # -- construction ---------------------------------------------------------------------
 
     @classmethod
-    def open(cls, settings: Settings) -> "Engine":
-        """The embedded default: SQLite in `settings.data_dir`, state recovered from it."""
+    def open(cls, settings: Settings, *, serving: bool = False) -> "Engine":
+        """The embedded default: SQLite in `settings.data_dir`, state recovered from it.
+        `serving`: for `serve`, whose feature sweep encodes idle records by default
+        (`Settings.encode_idle_after`)."""
         features = FeatureState(load_catalog(settings.features), settings.utc_offset)
         text = settings.ruleset.read_text(encoding="utf-8")
         ruleset = compile_ruleset(text, features, graph_chains=settings.graph_chains)
@@ -258,6 +262,7 @@ class Engine:
             model=load_model(settings, features),
             holds=holds,
             outcomes=OutcomeBook(data_dir / OUTCOMES_FILE),
+            serving=serving,
         )
         engine.recover()
         return engine

@@ -18,12 +18,29 @@ to write either.
 Until the first sweep round is over, the raw slices keep the snapshot's entity blob
 alive (they are views into it): about the snapshot's size on top of the thawed
 records, the same peak a whole decode had while it ran.
+
+**Idle records** (issue 16: "state ≤ 8 KB per account"). With `FeatureState.idle_ms` set
+(the `encode_idle_after` setting, on in `serve`), the sweep also encodes again a record
+whose newest entry is that much older than the round's base, and counts it into `cold`:
+most accounts act about once a day, and an encoded record is a fraction of the memory of
+its timelines. Such a record is a `bytes` (`Idle`), not a `msgspec.Raw`: a header with
+the event time from which the sweep would change it (its oldest raw entry reaching the
+fold horizon, a folded value leaving the longest window, its last time leaving the
+`memory`) and the work the sweep counts for it, then its encoding compressed with zlib
+at level 1. Until its due time the sweep passes over it without decoding it, counting
+that work, so a round's slices fall exactly where they fall on decoded records (and after
+a restart, whose records are all decoded by the first round: the sweep stays keyed to
+the event sequence alone, features.sweep). `export` writes an idle record as its
+encoding (`snapshot_slice`), which a restore reads as any other slice.
 """
+
+import struct
+import zlib
 
 import msgspec
 
 from payguard.features.layout import Record
-from payguard.features.timeline import Timeline, decode_array
+from payguard.features.timeline import Timeline, decode_array, encode_array
 
 Cold = msgspec.Raw
 """An entity's record as the snapshot holds it, not decoded yet."""
@@ -37,9 +54,63 @@ decode_cold_tables = msgspec.msgpack.Decoder(list[dict[str, msgspec.Raw]]).decod
 
 _slots = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
 
+encode_record = msgspec.msgpack.Encoder(enc_hook=encode_array).encode
+"""One record, as the bytes of its slice in `FeatureState.export`'s entity blob."""
 
-def timelines_in(record: Record | msgspec.Raw) -> int:
-    """How many slots of a record hold a timeline, without thawing a cold one."""
-    if record.__class__ is Cold:
-        return sum(len(slot) > 1 for slot in _slots(record))  # nil, one byte: no timeline
+Idle = bytes
+"""A record the sweep encoded again because nothing used it for `idle_ms` (module doc):
+its header (`IDLE_HEAD`, then `SLOT_COST` per timeline), then its zlib-compressed
+encoding."""
+
+COLD = (Cold, Idle)
+"""The classes of an encoded record (`isinstance(record, COLD)`)."""
+
+IDLE_HEAD = struct.Struct(">qIB")
+"""An idle record's due time (the event time from which the sweep would change it), the
+units of work the sweep counts for it until then (`state.sweep_entity_of`: 1 + its folded
+values, per timeline) and how many timelines it has."""
+SLOT_COST = struct.Struct(">BI")
+"""Per timeline of an idle record: its slot and its folded values (a slice of the sweep
+may pause between two timelines, or inside a large folded past, so that a round's slices
+fall where they fall on the decoded record: the work is the same encoded or not)."""
+
+
+def pack_idle(record: Record, due: int, costs: list[tuple[int, int]]) -> Idle:
+    """An idle record's encoding (`Idle`): `costs` are (slot, folded values) of its
+    timelines."""
+    head = IDLE_HEAD.pack(due, sum(1 + c for _, c in costs), len(costs))
+    slots = b"".join(SLOT_COST.pack(slot, cost) for slot, cost in costs)
+    return head + slots + zlib.compress(encode_record(record), 1)
+
+
+def idle_costs(idle: Idle) -> list[tuple[int, int]]:
+    """The (slot, folded values) of an idle record's timelines (`pack_idle`)."""
+    n = IDLE_HEAD.unpack_from(idle)[2]
+    return list(SLOT_COST.iter_unpack(idle[IDLE_HEAD.size : IDLE_HEAD.size + n * SLOT_COST.size]))
+
+
+def _body(idle: Idle) -> memoryview:
+    return memoryview(idle)[IDLE_HEAD.size + idle[IDLE_HEAD.size - 1] * SLOT_COST.size :]
+
+
+def snapshot_slice(record: msgspec.Raw | Idle) -> msgspec.Raw:
+    """An encoded record as `export` writes it: a snapshot's slice as it is, an idle
+    record decompressed."""
+    if isinstance(record, Cold):
+        return record
+    return Cold(zlib.decompress(_body(record)))
+
+
+def decode_cold(record: msgspec.Raw | Idle) -> Record:
+    """Either kind of encoded record, decoded."""
+    if isinstance(record, Cold):
+        return decode_record(record)
+    return decode_record(zlib.decompress(_body(record)))
+
+
+def timelines_in(record: Record | msgspec.Raw | Idle) -> int:
+    """How many slots of a record hold a timeline, without thawing an encoded one."""
+    if isinstance(record, COLD):
+        slots = _slots(snapshot_slice(record))
+        return sum(len(slot) > 1 for slot in slots)  # nil, one byte: no timeline
     return len(record) - record.count(None)

@@ -24,9 +24,9 @@ FOLDABLE_HOWS = frozenset({"is_new", "distinct", "minutes_since", "seconds_since
 
 Record = list[Timeline | None]
 """One entity's timelines, a slot per stream of its kind (None: nothing filed yet)."""
-Table = dict[str, Record | msgspec.Raw]
+Table = dict[str, Record | msgspec.Raw | bytes]
 """One entity kind's records by key; a record restored from a snapshot stays a
-`msgspec.Raw` until first used (features.cold)."""
+`msgspec.Raw` until first used, one the sweep found idle is `bytes` (features.cold)."""
 
 
 class Stream(msgspec.Struct, frozen=True):

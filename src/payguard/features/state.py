@@ -36,7 +36,18 @@ import msgspec
 
 from payguard.events import Event, is_fraud_verdict
 from payguard.features.cleared import Clearings, clears
-from payguard.features.cold import Cold, decode_cold_tables, decode_record, timelines_in
+from payguard.features.cold import (
+    COLD,
+    IDLE_HEAD,
+    Cold,
+    Idle,
+    decode_cold,
+    decode_cold_tables,
+    idle_costs,
+    pack_idle,
+    snapshot_slice,
+    timelines_in,
+)
 from payguard.features.compiled import filer_source, reading_source
 from payguard.features.layout import (
     FOLDABLE_HOWS,
@@ -169,7 +180,10 @@ class FeatureState:
         self.watch = WatchedHistory(self._watched_kinds(), parse_duration(catalog.learning))
         self.entities: list[Table] = [{} for _ in self.kinds]
         self.cold = 0
-        """Records still encoded since a restore (features.cold); 0: none, nothing to check."""
+        """Records encoded: since a restore, or idle (features.cold); 0: none to check."""
+        self.idle_ms = 0
+        """The sweep encodes again a record whose newest entry is this much older than its
+        round's base (features.cold, "Idle records"); 0: never."""
         self.watermark: EpochMs = 0
         self.late_events = 0
         self.updates = 0
@@ -424,10 +438,10 @@ class FeatureState:
             self.watermark = t
         self.updates += 1
 
-    def thaw(self, records: Table, key: str, cold: msgspec.Raw) -> Record:
-        """Decode the still-encoded record of `key` in place (same key: the table's order
+    def thaw(self, records: Table, key: str, cold: msgspec.Raw | bytes) -> Record:
+        """Decode the encoded record of `key` in place (same key: the table's order
         stays) and count it off `cold`."""
-        record = records[key] = decode_record(cold)
+        record = records[key] = decode_cold(cold)
         self.cold -= 1
         return record
 
@@ -443,7 +457,7 @@ class FeatureState:
                 key = kind.key(source)
                 if key is not None:
                     record = records.get(key)
-                    if record.__class__ is Cold:
+                    if isinstance(record, COLD):
                         self.thaw(records, key, record)
 
     def _file_linked(
@@ -464,7 +478,7 @@ class FeatureState:
         entities = self.entities[kind]
         for user in self._phone_users.get(phone, ()):
             record = entities.get(user)
-            if record.__class__ is Cold:
+            if isinstance(record, COLD):
                 record = self.thaw(entities, user, record)
             if record is None:
                 record = entities[user] = [None] * n_slots
@@ -531,6 +545,8 @@ class FeatureState:
         # forgotten (no fold horizon for an `age`-only stream: it keeps no raw head).
         fold_at = [None if s.age_only else base - s.raw_ms for s in streams]
         forget_at = [base - s.retention_ms for s in streams]
+        idle_before = base - self.idle_ms if self.idle_ms else None
+        memory = self.memory_ms
 
         def sweep_entity(
             key: str, start: int = 0, budget: int | None = None, offset: int = 0
@@ -538,7 +554,14 @@ class FeatureState:
             record = entities.get(key)
             if record is None:
                 return False, -1, 1, 0
-            if record.__class__ is Cold:  # the first round after a restart (features.cold)
+            if isinstance(record, Idle):  # nothing to do before its due time
+                due, total, _ = IDLE_HEAD.unpack_from(record)
+                if due > base:
+                    if not start and (budget is None or 1 + total <= budget):
+                        return True, -1, 1 + total, 0  # no pause: the usual case
+                    return _pass_over(record, streams, start, budget, offset)
+                record = self.thaw(entities, key, record)
+            elif isinstance(record, Cold):  # the first round after a restart (features.cold)
                 record = self.thaw(entities, key, record)
             work = 1
             for slot, tl in enumerate(record[start:] if start else record, start):
@@ -589,6 +612,9 @@ class FeatureState:
             if not any(record):
                 del entities[key]
                 return False, -1, work, 0
+            if idle_before is not None and (costs := _idle_costs(record, idle_before)):
+                entities[key] = pack_idle(record, _due(record, streams, memory), costs)
+                self.cold += 1
             return True, -1, work, 0
 
         return sweep_entity
@@ -640,7 +666,7 @@ class FeatureState:
         s = self.streams[stream]
         records = self.entities[s.kind]
         for key, record in list(records.items()):
-            if record.__class__ is Cold:
+            if isinstance(record, COLD):
                 self.thaw(records, key, record)
         return {
             key: tl
@@ -681,7 +707,7 @@ class FeatureState:
         are one msgpack blob: encoding them in C is several times faster than pickling."""
         return {
             "layout": ENTITY_LAYOUT,
-            "entities": _encode_entities(self.entities),
+            "entities": _encode_entities(self._encodable()),
             "phone_users": self._phone_users,
             "phone_linked": self._phone_linked,
             "watermark": self.watermark,
@@ -692,6 +718,16 @@ class FeatureState:
             "sweep": self._sweep.export() if self._sweep is not None else None,
             "sweep_work": self.sweep_work,
         }
+
+    def _encodable(self) -> list[Table]:
+        """The entity tables as `export` encodes them: an idle record as its snapshot
+        slice (features.cold), a restored one as the bytes it was read from."""
+        if not self.cold:
+            return self.entities
+        return [
+            {k: snapshot_slice(r) if isinstance(r, Idle) else r for k, r in table.items()}
+            for table in self.entities
+        ]
 
     def restore(self, state: dict[str, Any]) -> None:
         """Adopt timelines from a snapshot taken with the same catalog and this layout
@@ -742,6 +778,76 @@ class FeatureState:
         """The accounts seen with each phone and each phone's latest linked event (what
         `export` holds of them, without encoding every entity)."""
         return self._phone_users, self._phone_linked
+
+
+def _idle_costs(record: Record, before: EpochMs) -> list[tuple[int, int]] | None:
+    """If nothing in `record` is later than `before` (its newest raw entry, folded time,
+    folded value or first-seen time: no event filed into it since), the slot and folded
+    values of each of its timelines (the work the sweep counts while it has nothing to
+    do: `_pass_over`); else None."""
+    costs = []
+    for slot, tl in enumerate(record):
+        if tl is None:
+            continue
+        ts = tl.ts
+        if ts and ts[-1] > before:
+            return None
+        last = tl.folded_last
+        if last is not None and last > before:
+            return None
+        if tl.first_ts is not None and tl.first_ts > before:
+            return None
+        past = tl.past
+        if past and max(past.values()) > before:
+            return None
+        costs.append((slot, len(past) if past else 0))
+    return costs or None
+
+
+def _pass_over(
+    idle: Idle, streams: list[Stream], start: int, budget: int | None, offset: int
+) -> tuple[bool, int, int, int]:
+    """What `sweep_entity_of` returns for an idle record with nothing due, from slot
+    `start` (and `offset` in its folded past) on: the work it counts, pausing before a
+    timeline once `budget` is spent and inside a folded past it scans in parts
+    (`_forget_part`, which forgets nothing here), as it does on the decoded record."""
+    work = 1
+    for slot, folded in idle_costs(idle):
+        if slot < start:
+            continue
+        if budget is not None and work >= budget and slot > start:
+            return True, slot, work, 0
+        if budget is not None and folded and not streams[slot].age_only:
+            part = max(FOLD_PART, budget - work)
+            if folded - offset > part:  # `_forget_part` scans `part` values, then pauses
+                return True, slot, work + part, offset + part
+        offset = 0
+        work += 1 + folded
+    return True, -1, work, 0
+
+
+def _due(record: Record, streams: list[Stream], memory_ms: int) -> EpochMs:
+    """The earliest round base at which the sweep would change `record` (just swept):
+    its oldest raw entry reaching its fold horizon, a folded value or a forgettable
+    folded time leaving the longest window, a first-seen time its `memory`
+    (`_sweep_timeline`'s tests, each solved for the base)."""
+    due = 2**62
+    for tl, stream in zip(record, streams, strict=True):
+        if tl is None:
+            continue
+        if not stream.age_only:
+            if tl.ts:
+                due = min(due, tl.ts[0] + stream.raw_ms)
+            past = tl.past
+            if past is not None:
+                oldest = min(past.values(), default=-(2**62))  # empty: the sweep drops it
+                due = min(due, oldest + stream.retention_ms)
+            if tl.folded_last is not None and not stream.keeps_first_seen:
+                due = min(due, tl.folded_last + stream.retention_ms)
+        if stream.keeps_first_seen:
+            last = tl.last_seen()
+            due = min(due, -(2**62) if last is None else last + memory_ms)
+    return due
 
 
 def _fold_part(tl: Timeline, stream: Stream, base: EpochMs, part: int) -> int:
