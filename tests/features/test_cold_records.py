@@ -85,7 +85,7 @@ def _resumed_alike(
         assert restored.digest_items() == live.digest_items()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(), Sweeps, st.integers(min_value=0, max_value=39))
 def test_a_cold_restore_reads_what_the_live_state_reads(
     stream: Stream, sweeps: list[tuple[bool, int]], at: int
@@ -93,7 +93,7 @@ def test_a_cold_restore_reads_what_the_live_state_reads(
     _resumed_alike(SMALL_CATALOG, stream, sweeps, at)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(backfilled_streams(), Sweeps, st.integers(min_value=0, max_value=39))
 def test_a_cold_restore_forgets_what_the_live_state_forgets(
     stream: Stream, sweeps: list[tuple[bool, int]], at: int
