@@ -68,7 +68,7 @@ from payguard.features.spec import parse_duration
 DEV_TOKEN_KEY = "payguard-development-key-not-for-production"
 
 IDLE_AFTER = "6h"
-"""`encode_idle_after` of a server by default (docs/benchmarks.md, idle records)."""
+"""`encode_idle_after` of a server under `auto` (docs/benchmarks.md, idle records)."""
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -143,11 +143,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keep_alive_s: Annotated[int, msgspec.Meta(ge=1, le=3_600)] = 5
     max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_000
     max_header_bytes: Annotated[int, msgspec.Meta(ge=1_024, le=1_048_576)] = 16_384
-    encode_idle_after: str = "auto"
+    encode_idle_after: str = "off"
     """Event time after which the feature sweep encodes again a record nothing used
     (a duration such as `6h`; features.cold, "Idle records"): about a fifth of its memory,
-    decoded again when its entity returns. `off`: never; `auto`: `IDLE_AFTER` in `serve`,
-    off in `replay`, `warm-up`, backtests and tools (`idle_ms`)."""
+    decoded again when its entity returns. `off` (the default): never; `auto`: `IDLE_AFTER`
+    in `serve`, off in `replay`, `warm-up`, backtests and tools (`idle_ms`). Off by default:
+    measured, it halves a server's memory per account but the first sweep round after a
+    restart then costs twice the CPU, and 1,000 req/s on a 20k x 90-day state saturated
+    where it is off they were held (docs/benchmarks.md, open loop)."""
     http: Literal["httptools", "h11"] = "httptools"
     """The HTTP/1.1 parser: httptools (llhttp, in C) or h11 (pure Python, the fallback);
     both keep every limit above (payguard.api.timeouts)."""

@@ -1,7 +1,7 @@
 """A server's sweep encodes idle feature records again (features.cold, "Idle records").
 
-- `encode_idle_after`: `auto` is on (`IDLE_AFTER`) for `serve` and off elsewhere; a
-  duration or `off` applies everywhere; a bad value is refused by name at load;
+- `encode_idle_after`: off by default; `auto` is on (`IDLE_AFTER`) for `serve` and off
+  elsewhere; a duration or `off` applies everywhere; a bad value is refused by name at load;
 - an engine that encodes idle records decides every event as one that never does (sweep
   rounds run between events), counts the same records, and its snapshot restores the
   very state the other one holds.
@@ -30,8 +30,10 @@ def _open(data_dir: Path, idle: str, serving: bool = False) -> Engine:
     return Engine.open(load_settings(env=env), serving=serving)
 
 
-def test_auto_encodes_idle_records_in_a_server_only() -> None:
-    auto = load_settings(env={})
+def test_off_by_default_and_auto_encodes_idle_records_in_a_server_only() -> None:
+    default = load_settings(env={})
+    assert default.idle_ms(serving=True) == default.idle_ms(serving=False) == 0
+    auto = load_settings(env={"PAYGUARD_ENCODE_IDLE_AFTER": "auto"})
     assert auto.idle_ms(serving=True) == parse_duration(IDLE_AFTER) > 0
     assert auto.idle_ms(serving=False) == 0
     for serving in (True, False):
