@@ -20,8 +20,9 @@ alive (they are views into it): about the snapshot's size on top of the thawed
 records, the same peak a whole decode had while it ran.
 
 **Idle records** (issue 16: "state ≤ 8 KB per account"). With `FeatureState.idle_ms` set
-(the `encode_idle_after` setting: off by default, `auto` turns it on in `serve`), the sweep also encodes again a record
-whose newest entry is that much older than the round's base, and counts it into `cold`:
+(the `encode_idle_after` setting: off by default, `auto` turns it on in `serve`), the
+sweep also encodes again a record whose newest entry is that much older than the round's
+base, and counts it into `cold`:
 most accounts act about once a day, and an encoded record is a fraction of the memory of
 its timelines. Such a record is a `bytes` (`Idle`), not a `msgspec.Raw`: a header with
 the event time from which the sweep would change it (its oldest raw entry reaching the
