@@ -66,11 +66,11 @@ encoding."""
 COLD = (Cold, Idle)
 """The classes of an encoded record (`isinstance(record, COLD)`)."""
 
-IDLE_HEAD = struct.Struct(">qIB")
+IDLE_HEAD = struct.Struct(">qIH")
 """An idle record's due time (the event time from which the sweep would change it), the
 units of work the sweep counts for it until then (`state.sweep_entity_of`: 1 + its folded
 values, per timeline) and how many timelines it has."""
-SLOT_COST = struct.Struct(">BI")
+SLOT_COST = struct.Struct(">HI")
 """Per timeline of an idle record: its slot and its folded values (a slice of the sweep
 may pause between two timelines, or inside a large folded past, so that a round's slices
 fall where they fall on the decoded record: the work is the same encoded or not)."""
@@ -86,12 +86,17 @@ def pack_idle(record: Record, due: int, costs: list[tuple[int, int]]) -> Idle:
 
 def idle_costs(idle: Idle) -> list[tuple[int, int]]:
     """The (slot, folded values) of an idle record's timelines (`pack_idle`)."""
-    n = IDLE_HEAD.unpack_from(idle)[2]
-    return list(SLOT_COST.iter_unpack(idle[IDLE_HEAD.size : IDLE_HEAD.size + n * SLOT_COST.size]))
+    return list(SLOT_COST.iter_unpack(idle[IDLE_HEAD.size : _head_end(idle)]))
+
+
+def _head_end(idle: Idle) -> int:
+    """Where an idle record's header ends and its compressed encoding begins."""
+    timelines: int = IDLE_HEAD.unpack_from(idle)[2]
+    return IDLE_HEAD.size + timelines * SLOT_COST.size
 
 
 def _body(idle: Idle) -> memoryview:
-    return memoryview(idle)[IDLE_HEAD.size + idle[IDLE_HEAD.size - 1] * SLOT_COST.size :]
+    return memoryview(idle)[_head_end(idle) :]
 
 
 def snapshot_slice(record: msgspec.Raw | Idle) -> msgspec.Raw:
