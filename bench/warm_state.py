@@ -176,6 +176,7 @@ class History:
         tmp = tempfile.TemporaryDirectory(prefix="payguard-warm-", dir=CACHE)
         target = Path(tmp.name) / "data"
         copy_data_dir(source, target)
+        os.sync()  # else the copy's GB of dirty pages stall the server's first fsyncs
         return target, tmp
 
 

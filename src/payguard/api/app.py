@@ -147,6 +147,7 @@ def create_app(
             render_plugins=[OperationIndex()],
         ),
         on_startup=[
+            engine.prepare,
             engine.heap.serving,
             watch.start,
             *([hooks.start] if hooks is not None else []),
