@@ -1,6 +1,7 @@
 """Records restored from a snapshot stay encoded until used (features.cold).
 
-- right after `restore` every record is still encoded, the state counts the same
+- right after `restore` every record is still encoded (but those of at least
+  THAW_AT_RESTORE bytes), the state counts the same
   timelines, and exporting it again writes the very bytes it was restored from;
 - a state restored at any point of a random stream (every aggregate, pairs, carrier
   signals, feedback, the watched history), then fed the same events and sweep slices as
@@ -22,7 +23,7 @@ from test_sweep_slices import SHORT_MEMORY, Stream, Sweeps, _file, _slice
 import payguard.features.state as state_module
 from payguard.events import Event
 from payguard.features import Catalog, FeatureState, load_catalog
-from payguard.features.cold import COLD, Cold, Idle
+from payguard.features.cold import COLD, Cold, Idle, decode_cold_tables
 
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -99,6 +100,32 @@ def test_a_cold_restore_forgets_what_the_live_state_forgets(
     stream: Stream, sweeps: list[tuple[bool, int]], at: int
 ) -> None:
     _resumed_alike(SHORT_MEMORY, stream, sweeps, at)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), Sweeps, st.integers(min_value=0, max_value=39), st.integers(0, 400))
+def test_large_records_are_thawed_at_restore_and_read_alike(
+    stream: Stream, sweeps: list[tuple[bool, int]], at: int, threshold: int
+) -> None:
+    """Records whose encoding reaches THAW_AT_RESTORE bytes are decoded by the restore,
+    the rest stay encoded; either way the state reads and ends as the live one."""
+    kept = state_module.THAW_AT_RESTORE
+    state_module.THAW_AT_RESTORE = threshold
+    try:
+        live = _fed(SMALL_CATALOG, stream)
+        sizes = [
+            {key: len(raw) for key, raw in table.items()}
+            for table in decode_cold_tables(live.export()["entities"])
+        ]
+        restored = _restored(live)
+        for size_of, table in zip(sizes, restored.entities, strict=True):
+            for key, record in table.items():
+                assert (record.__class__ in COLD) == (size_of[key] < threshold), key
+        assert restored.cold == _cold(restored)
+        assert restored.export()["entities"] == live.export()["entities"]
+        _resumed_alike(SMALL_CATALOG, stream, sweeps, at)
+    finally:
+        state_module.THAW_AT_RESTORE = kept
 
 
 def test_an_event_thaws_only_the_records_it_looks_up() -> None:

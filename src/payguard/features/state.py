@@ -112,6 +112,13 @@ def link_phone(phone_users: dict[str, list[str]], phone: str, user: str) -> None
         del users[0]
 
 
+THAW_AT_RESTORE = 16 << 10
+"""Records whose encoding is at least this many bytes are decoded at restore, not when
+first used: on the 20k × 90-day state ~800 of 875,000 records (61 MB, a big merchant's
+3.5 MB), ~0.1 s at start-up in all, where each first use took up to 40 ms in one
+decision or one sweep slice with every request queued behind it (issue 16,
+docs/benchmarks.md)."""
+
 SWEEP_EVERY = 50_000
 """Events between the starts of two sweep rounds that evict idle entities (deterministic:
 keyed to seq). A round runs in slices, one per event, and ends within `SWEEP_EVERY // 2`
@@ -741,6 +748,7 @@ class FeatureState:
         self.clearings.restore(state.get("clearings") or [{} for _ in self.kinds])
         self.entities = entities
         self.cold = sum(len(table) for table in entities)
+        self._thaw_large()
         self._phone_users = state["phone_users"]
         self._phone_linked = state["phone_linked"]
         self.watermark = state["watermark"]
@@ -750,6 +758,14 @@ class FeatureState:
         self._sweep = SweepRound.restore(sweep) if sweep is not None else None
         self.sweep_orders = SweepRound.orders(self)
         self.sweep_work = int(state.get("sweep_work", 0))
+
+    def _thaw_large(self) -> None:
+        """Decode at restore the records whose encoding is at least `THAW_AT_RESTORE`
+        bytes, the few hubs, instead of on first use (features.cold)."""
+        for records in self.entities:
+            large = [(key, cold) for key, cold in records.items() if len(cold) >= THAW_AT_RESTORE]
+            for key, cold in large:
+                self.thaw(records, key, cold)
 
     def adopt(
         self,
