@@ -14,6 +14,7 @@ from engine_state import EXAMPLE_LINES, example_settings
 
 from payguard.engine import Engine, core, durability
 from payguard.engine.heap import (
+    COLLAPSE_NICE,
     DEFAULT_FULL_THRESHOLD,
     HUGE_PAGES,
     NO_FULL_COLLECTION,
@@ -129,6 +130,26 @@ def test_the_heap_is_collapsed_again_only_once_it_was_and_not_twice_at_once(
     assert pages._thread is not None
     pages._thread.join(5)
     assert runs == [1, 1]
+
+
+def test_the_collapse_runs_at_the_lowest_priority_and_leaves_the_caller_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel's copying runs in the collapsing thread's name: that thread, and only
+    it, is niced (Linux keeps a nice value per thread)."""
+    import threading
+
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    caller, seen = priority(), []
+    pages = HugePages()
+    monkeypatch.setattr(pages, "promote", lambda: seen.append(priority()) or 0)
+    pages.start()
+    assert pages._thread is not None
+    pages._thread.join(5)
+    assert seen == [COLLAPSE_NICE] != [caller]
+    assert priority() == caller
 
 
 def test_no_snapshot_is_forked_while_the_heap_moves_onto_huge_pages(

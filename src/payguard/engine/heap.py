@@ -36,9 +36,11 @@ lived through a freeze and then closed) is reclaimed only by a full collection a
 (`payguard_gc_*`), since serving began (`HeapPolicy.serving`).
 """
 
+import contextlib
 import ctypes
 import gc
 import logging
+import os
 import sys
 import threading
 import time
@@ -212,8 +214,13 @@ _MADV_HUGEPAGE = 14
 _MADV_COLLAPSE = 25
 """Linux ≥ 6.1: collapse the range into transparent huge pages now, synchronously."""
 _HUGE = 2 << 20
-_STEP = 64 << 20
-"""Bytes per madvise call: the kernel locks the range it collapses, so in steps."""
+_STEP = 8 << 20
+"""Bytes per madvise call: the kernel locks the range it collapses, so in steps (short
+ones: a step holds the process's memory map while the loop may fault on it)."""
+
+COLLAPSE_NICE = 19
+"""The collapsing thread's nice value (Linux sets it per thread): see
+`HugePages._promote_at_low_priority`."""
 
 
 class HugePages:
@@ -251,9 +258,19 @@ class HugePages:
 
     def _collapse_in_background(self) -> None:
         self._thread = threading.Thread(
-            target=self.promote, name="payguard-huge-pages", daemon=True
+            target=self._promote_at_low_priority, name="payguard-huge-pages", daemon=True
         )
         self._thread.start()
+
+    def _promote_at_low_priority(self) -> None:
+        """`promote` on this thread at the lowest CPU priority: the kernel's copying into
+        huge pages (seconds of CPU for a 2 GiB heap) runs in this thread's name, on the
+        loop's core if the server is pinned to one, and at equal priority it halved the
+        loop's share for as long (3.8 s of requests up to 559 ms late after each
+        snapshot at 1,000 req/s, docs/benchmarks.md); at the lowest it takes the idle time."""
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COLLAPSE_NICE)
+        self.promote()
 
     @property
     def collapsing(self) -> bool:

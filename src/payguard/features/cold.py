@@ -6,7 +6,7 @@ decision ≤ 5 s"). So `FeatureState.restore` decodes each entity table only int
 `msgspec.Raw` values — one slice of the snapshot per entity, about a quarter of the
 cost — and decodes a record when it is first used (only the few records of at least
 `THAW_AT_RESTORE` bytes, the hubs, are decoded by the restore itself: a first use of
-one took up to tens of ms in one request): before an event is read or filed,
+one took up to 10 ms inside one request): before an event is read or filed,
 the records it can touch (its own entities, the event a verdict references, the payee's
 view; `FeatureState.thaw_for`), a carrier signal's linked accounts, and whatever the
 sweep visits, whose first whole round after a restart leaves nothing encoded. A thawed

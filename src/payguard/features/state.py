@@ -114,10 +114,10 @@ def link_phone(phone_users: dict[str, list[str]], phone: str, user: str) -> None
 
 THAW_AT_RESTORE = 16 << 10
 """Records whose encoding is at least this many bytes are decoded at restore, not when
-first used: on the 20k × 90-day state ~800 of 875,000 records (61 MB, a big merchant's
-3.5 MB), ~0.1 s at start-up in all, where each first use took up to 40 ms in one
-decision or one sweep slice with every request queued behind it (issue 16,
-docs/benchmarks.md)."""
+first used: on the 20k × 90-day state 801 of 875,698 records (61 MB), 0.12 s of decoding
+plus ~0.08 s to find them at start-up, where a first use decoded one inside a decision or
+a sweep slice (a big merchant's 3.5 MB: 10 ms), every request queued behind it (issue
+16, docs/benchmarks.md)."""
 
 SWEEP_EVERY = 50_000
 """Events between the starts of two sweep rounds that evict idle entities (deterministic:
