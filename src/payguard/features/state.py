@@ -763,7 +763,11 @@ class FeatureState:
         """Decode at restore the records whose encoding is at least `THAW_AT_RESTORE`
         bytes, the few hubs, instead of on first use (features.cold)."""
         for records in self.entities:
-            large = [(key, cold) for key, cold in records.items() if len(cold) >= THAW_AT_RESTORE]
+            large = [
+                (key, cold)
+                for key, cold in records.items()
+                if isinstance(cold, COLD) and len(cold) >= THAW_AT_RESTORE
+            ]
             for key, cold in large:
                 self.thaw(records, key, cold)
 
