@@ -290,9 +290,16 @@ def _post(port: int, request: bytes) -> int:
 
 
 def load_run(
-    server: Server, history: History, rate: int, seconds: float, tag: str, start_ms: int
+    server: Server,
+    history: History,
+    rate: int,
+    seconds: float,
+    tag: str,
+    start_ms: int,
+    keep: Path | None = None,
 ) -> dict[str, float]:
-    """One rate against a running server, from a client process on the other core."""
+    """One rate against a running server, from a client process on the other core;
+    `keep`: where to copy the raw due / answer times (`_drive`'s result, monotonic)."""
     n = int(rate * min(seconds, MAX_SECONDS))
     reqs = requests(history, rate, n, start_ms, tag, server.authorization)
     with tempfile.TemporaryDirectory() as tmp:
@@ -305,6 +312,8 @@ def load_run(
             check=True,
             cwd=Path(__file__).resolve().parents[1],
         )
+        if keep is not None:
+            keep.write_bytes(target.read_bytes())
         return summarize(json.loads(target.read_text()), rate)
 
 

@@ -2,7 +2,8 @@
 today's main as well as the branch): every collection (wall and CPU time, generation,
 what generation 2 held at the first full ones), the event loop's lag (a task on
 uvicorn's loop), and every fork's duration. Dumped as JSON to $DIAG_DIR/diag-PID.json
-every 3 s. Only acts in a process whose arguments name `serve`."""
+when asked (a `dump` file there) and at exit. Only acts in a process whose arguments
+name `serve`."""
 
 import atexit
 import collections
@@ -54,10 +55,16 @@ atexit.register(_dump)
 
 
 def _periodic():
+    """Dump when bench.pause_causes asks (a `dump` file in DIAG_DIR), not every few
+    seconds: serialising the growing record held the GIL for tens of ms, a stall of the
+    server under test that the diagnostics themselves caused."""
+    flag = os.path.join(os.environ.get("DIAG_DIR", "."), "dump")
     while True:
-        time.sleep(3)
-        with contextlib.suppress(Exception):
-            _dump()
+        time.sleep(0.5)
+        if os.path.exists(flag):
+            with contextlib.suppress(Exception):
+                _dump()
+            return
 
 
 threading.Thread(target=_periodic, daemon=True).start()
@@ -104,3 +111,11 @@ if any("serve" in a for a in sys.argv):
         return pid
 
     os.fork = _timed_fork
+
+    # -- what ran when a request was late (tracing.py) ----------------------------------
+    try:
+        import tracing
+
+        tracing.install(_rec)
+    except Exception as exc:  # pragma: no cover - a tree the tracing does not fit
+        _rec["tracing_error"] = repr(exc)
