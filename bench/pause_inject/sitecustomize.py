@@ -74,6 +74,7 @@ _rec["lag"] = []  # (t, lag_s) for lags > 20 ms
 _rec["lag_max"] = [0.0]
 _rec["lag_n"] = [0]
 _rec["forks"] = []  # (t, seconds)
+_tick = [time.perf_counter()]  # when the lag task last ran (tracing.py's watchdog reads it)
 if any("serve" in a for a in sys.argv):
     import asyncio
 
@@ -87,6 +88,7 @@ if any("serve" in a for a in sys.argv):
             while True:
                 due = loop.time() + 0.01
                 await asyncio.sleep(0.01)
+                _tick[0] = time.perf_counter()
                 lag = loop.time() - due
                 _rec["lag_n"][0] += 1
                 if lag > _rec["lag_max"][0]:
@@ -116,6 +118,6 @@ if any("serve" in a for a in sys.argv):
     try:
         import tracing
 
-        tracing.install(_rec)
+        tracing.install(_rec, _tick)
     except Exception as exc:  # pragma: no cover - a tree the tracing does not fit
         _rec["tracing_error"] = repr(exc)

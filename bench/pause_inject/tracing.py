@@ -4,12 +4,12 @@ tree does not have is skipped and named in `_rec["untraced"]`).
 
 - `commits`: every event-log commit on the writer thread (start, seconds, rows);
 - `slow_calls`: every call of an engine stage over 4 ms (time, stage, seconds);
-- `stacks`: the loop thread's stack, sampled by a watchdog thread whenever the loop has
-  not ticked for 30 ms (a sample needs the GIL, so it lands where the loop thread lets go
-  of it: a long C call shows as the first Python line after it).
+- `stacks`: the loop thread's stack, sampled by a watchdog thread whenever
+  sitecustomize's lag task (every 10 ms) has not run for 30 ms (a sample needs the GIL,
+  so it lands where the loop thread lets go of it: a long C call shows as the first
+  Python line after it).
 """
 
-import asyncio
 import importlib
 import os
 import sys
@@ -34,12 +34,13 @@ STAGES = (
 )
 
 
-def install(rec: dict[str, Any]) -> None:
+def install(rec: dict[str, Any], tick: list[float]) -> None:
+    """`tick[0]`: when the loop last ran sitecustomize's lag task (perf_counter)."""
     rec.update(commits=[], slow_calls=[], stacks=[], untraced=[])
     _trace_commits(rec)
     for module, owner, name in STAGES:
         _trace_stage(rec, module, owner, name)
-    _watch_the_loop(rec)
+    _watch_the_loop(rec, tick)
 
 
 def _trace_commits(rec: dict[str, Any]) -> None:
@@ -82,21 +83,8 @@ def _trace_stage(rec: dict[str, Any], module: str, owner: str, name: str) -> Non
     setattr(cls, name, timed)
 
 
-def _watch_the_loop(rec: dict[str, Any]) -> None:
-    import uvicorn.server
-
-    tick = [time.perf_counter()]
+def _watch_the_loop(rec: dict[str, Any], tick: list[float]) -> None:
     loop_thread = threading.main_thread().ident
-    main_loop = uvicorn.server.Server.main_loop
-
-    async def ticking() -> None:
-        while True:
-            tick[0] = time.perf_counter()
-            await asyncio.sleep(0.005)
-
-    async def watched(self: Any) -> None:
-        self._pause_ticks = asyncio.create_task(ticking())
-        await main_loop(self)
 
     def watchdog() -> None:
         while True:
@@ -108,5 +96,4 @@ def _watch_the_loop(rec: dict[str, Any]) -> None:
                 where = [f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}" for f in lines]
                 rec["stacks"].append((time.time(), round(since, 3), where))
 
-    uvicorn.server.Server.main_loop = watched
     threading.Thread(target=watchdog, name="pause-watchdog", daemon=True).start()

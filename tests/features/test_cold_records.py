@@ -14,6 +14,9 @@
   passed over by the sweep, undecoded, until it is due.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +29,18 @@ from payguard.features import Catalog, FeatureState, load_catalog
 from payguard.features.cold import COLD, Cold, Idle, decode_cold_tables
 
 _encode = msgspec.msgpack.Encoder().encode
+
+
+@contextmanager
+def _state_constant(name: str, value: int) -> Iterator[None]:
+    """features.state's module constant `name` set to `value` for the block (hypothesis
+    tests cannot take pytest's function-scoped monkeypatch)."""
+    kept = getattr(state_module, name)
+    setattr(state_module, name, value)
+    try:
+        yield
+    finally:
+        setattr(state_module, name, kept)
 
 
 def _restored(state: FeatureState) -> FeatureState:
@@ -109,9 +124,7 @@ def test_large_records_are_thawed_at_restore_and_read_alike(
 ) -> None:
     """Records whose encoding reaches THAW_AT_RESTORE bytes are decoded by the restore,
     the rest stay encoded; either way the state reads and ends as the live one."""
-    kept = state_module.THAW_AT_RESTORE
-    state_module.THAW_AT_RESTORE = threshold
-    try:
+    with _state_constant("THAW_AT_RESTORE", threshold):
         live = _fed(SMALL_CATALOG, stream)
         sizes = [
             {key: len(raw) for key, raw in table.items()}
@@ -124,8 +137,6 @@ def test_large_records_are_thawed_at_restore_and_read_alike(
         assert restored.cold == _cold(restored)
         assert restored.export()["entities"] == live.export()["entities"]
         _resumed_alike(SMALL_CATALOG, stream, sweeps, at)
-    finally:
-        state_module.THAW_AT_RESTORE = kept
 
 
 def test_an_event_thaws_only_the_records_it_looks_up() -> None:
@@ -203,12 +214,8 @@ def test_records_encoded_when_idle_read_what_decoded_ones_read(
     stream: Stream, sweeps: list[tuple[bool, int]], idle_ms: int, fold_part: int
 ) -> None:
     """With `FOLD_PART` small too, so that slices pause inside folded pasts."""
-    kept = state_module.FOLD_PART
-    state_module.FOLD_PART = fold_part
-    try:
+    with _state_constant("FOLD_PART", fold_part):
         _idle_alike(SMALL_CATALOG, stream, sweeps, idle_ms)
-    finally:
-        state_module.FOLD_PART = kept
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -247,9 +254,7 @@ def test_an_idle_record_counts_the_sweeps_work_as_its_decoded_twin() -> None:
     record = twins[1].entities[user]["u1"]
     assert max(len(tl.past or ()) for tl in record if tl is not None) == 30  # type: ignore[union-attr]
     assert isinstance(twins[0].entities[user]["u1"], Idle) and not twins[1].cold
-    kept = state_module.FOLD_PART
-    state_module.FOLD_PART = 2
-    try:
+    with _state_constant("FOLD_PART", 2):
         for kind, table in enumerate(twins[1].entities):
             for key in table:
                 for budget in (1, 2, 3, 5, 20, None):
@@ -261,8 +266,6 @@ def test_an_idle_record_counts_the_sweeps_work_as_its_decoded_twin() -> None:
                             for s in twins
                         ]
                         assert seen[0] == seen[1], (key, budget, start, offset)
-    finally:
-        state_module.FOLD_PART = kept
 
 
 def _login(event_id: str, ts: int, user: str, **fields: str) -> Event:
