@@ -29,6 +29,7 @@ from bench import (
     replay_speed,
     sim_speed,
     webhooks_speed,
+    worker_floor,
     workers_http,
 )
 
@@ -38,6 +39,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "open loop on warm state (20k customers × 90 days; latency from the scheduled send)": (
         open_loop.table
     ),
+    "one worker's floor (20k × 90 days: HTTP alone, engine alone; µs)": worker_floor.table,
     "pauses on the decision path (20k × 90 days: collector, snapshots; ms)": pauses.flat,
     "memory per account and start-up (20k customers × 30 / 90 days)": memory.run,
     "feature state memory": memory.feature_state,
