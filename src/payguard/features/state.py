@@ -45,7 +45,7 @@ from payguard.features.cold import (
     decode_cold_tables,
     idle_costs,
     pack_idle,
-    snapshot_slice,
+    restored,
     timelines_in,
 )
 from payguard.features.compiled import filer_source, reading_source
@@ -714,7 +714,7 @@ class FeatureState:
         are one msgpack blob: encoding them in C is several times faster than pickling."""
         return {
             "layout": ENTITY_LAYOUT,
-            "entities": _encode_entities(self._encodable()),
+            "entities": _encode_entities(self.entities),
             "phone_users": self._phone_users,
             "phone_linked": self._phone_linked,
             "watermark": self.watermark,
@@ -726,29 +726,17 @@ class FeatureState:
             "sweep_work": self.sweep_work,
         }
 
-    def _encodable(self) -> list[Table]:
-        """The entity tables as `export` encodes them: an idle record as its snapshot
-        slice (features.cold), a restored one as the bytes it was read from."""
-        if not self.cold:
-            return self.entities
-        return [
-            {k: snapshot_slice(r) if isinstance(r, Idle) else r for k, r in table.items()}
-            for table in self.entities
-        ]
-
     def restore(self, state: dict[str, Any]) -> None:
         """Adopt timelines from a snapshot taken with the same catalog and this layout
         (any other is refused: the caller replays the log)."""
-        if state.get("layout") != ENTITY_LAYOUT:
+        if state.get("layout") not in READABLE_LAYOUTS:
             raise ValueError(f"snapshot holds feature layout {state.get('layout')!r}")
-        entities: list[dict[str, Any]] = decode_cold_tables(state["entities"])  # features.cold
+        entities = decode_cold_tables(state["entities"])  # features.cold
         if len(entities) != len(self.kinds):
             raise ValueError("snapshot was taken with a different feature catalog")
         self.watch.restore(state["watch"])
         self.clearings.restore(state.get("clearings") or [{} for _ in self.kinds])
-        self.entities = entities
-        self.cold = sum(len(table) for table in entities)
-        self._thaw_large()
+        self._settle_restored(entities)
         self._phone_users = state["phone_users"]
         self._phone_linked = state["phone_linked"]
         self.watermark = state["watermark"]
@@ -759,15 +747,19 @@ class FeatureState:
         self.sweep_orders = SweepRound.orders(self)
         self.sweep_work = int(state.get("sweep_work", 0))
 
-    def _thaw_large(self) -> None:
-        """Decode at restore the records whose encoding is at least `THAW_AT_RESTORE`
-        bytes, the few hubs, instead of on first use (features.cold)."""
-        for records in self.entities:
-            large = [
-                (key, cold)
-                for key, cold in records.items()
-                if isinstance(cold, COLD) and len(cold) >= THAW_AT_RESTORE
-            ]
+    def _settle_restored(self, tables: list[dict[str, msgspec.Raw]]) -> None:
+        """Adopt a snapshot's entity tables, every record still encoded: idle ones kept
+        idle (`restored`: the sweep passes over them until due), and the records whose
+        encoding is at least `THAW_AT_RESTORE` bytes, the few hubs, decoded now instead
+        of on first use (features.cold)."""
+        self.entities = entities = cast(list[Table], tables)  # each value replaced below
+        self.cold = sum(len(table) for table in entities)
+        for raw_records, records in zip(tables, entities, strict=True):
+            large = []
+            for key, raw in raw_records.items():
+                cold = records[key] = restored(raw)
+                if len(cold) >= THAW_AT_RESTORE:
+                    large.append((key, cold))
             for key, cold in large:
                 self.thaw(records, key, cold)
 
@@ -953,8 +945,11 @@ def _event_hour(event: Event, offset: int) -> int:
     return local_hour(event.ts, offset)
 
 
-ENTITY_LAYOUT = "entities/msgpack/3"
+ENTITY_LAYOUT = "entities/msgpack/5"
 """Names the layout `export` writes, so `restore` can tell it from earlier ones (2: raw
-heads with a folded past, 3: packed into arrays, features.timeline)."""
+heads with a folded past, 3: packed into arrays, features.timeline; 5: idle records as
+they are, features.cold)."""
+READABLE_LAYOUTS = frozenset({ENTITY_LAYOUT, "entities/msgpack/3"})
+"""What `restore` reads: a layout-3 snapshot is layout 5 without idle records."""
 
 _encode_entities = msgspec.msgpack.Encoder(enc_hook=encode_array).encode
