@@ -242,36 +242,42 @@ def test_records_encoded_when_idle_are_forgotten_alike(
     _idle_alike(SHORT_MEMORY, stream, sweeps, idle_ms)
 
 
-def test_an_idle_record_is_encoded_and_passed_over_until_due() -> None:
+def _swept_with_idle_records() -> FeatureState:
+    """Five accounts' logins, then a sixth's an hour later, swept with `idle_ms` 1: the
+    first five accounts' records are idle."""
     state = FeatureState(SMALL_CATALOG)
     state.idle_ms = 1
     for i in range(5):
         state.update(Event(event_id=f"l{i}", type="login", ts=1_000 + i, user_id=f"u{i}"))
     state.update(Event(event_id="late", type="login", ts=3_600_000, user_id="u9"))
     state.sweep()
-    idle = [r for table in state.entities for r in table.values() if r.__class__ is Idle]
-    assert idle and state.cold == _cold(state) == len(idle)
-    encoded = [bytes(r) for r in idle]
+    return state
+
+
+def _idle_bytes(state: FeatureState) -> dict[tuple[int, str], bytes]:
+    """(entity kind, key) → the encoding of each idle record of `state`."""
+    return {
+        (kind, key): bytes(record)
+        for kind, table in enumerate(state.entities)
+        for key, record in table.items()
+        if record.__class__ is Idle
+    }
+
+
+def test_an_idle_record_is_encoded_and_passed_over_until_due() -> None:
+    state = _swept_with_idle_records()
+    encoded = _idle_bytes(state)
+    assert encoded and state.cold == _cold(state) == len(encoded)
     state.sweep()  # nothing due yet: the same bytes, nothing decoded
-    assert [bytes(r) for t in state.entities for r in t.values() if r.__class__ is Idle] == encoded
+    assert _idle_bytes(state) == encoded
 
 
 def test_a_restart_keeps_idle_records_idle_until_due() -> None:
     """A snapshot writes an idle record as it is, and the first sweep round after a restart
     passes over it undecoded, as the running state's round does: it does not decode every
     record the snapshot held (the ~850,000 of a 20k × 90-day server, features.cold)."""
-    state = FeatureState(SMALL_CATALOG)
-    state.idle_ms = 1
-    for i in range(5):
-        state.update(Event(event_id=f"l{i}", type="login", ts=1_000 + i, user_id=f"u{i}"))
-    state.update(Event(event_id="late", type="login", ts=3_600_000, user_id="u9"))
-    state.sweep()
-    idle = {
-        (k, key): bytes(r)
-        for k, t in enumerate(state.entities)
-        for key, r in t.items()
-        if r.__class__ is Idle
-    }
+    state = _swept_with_idle_records()
+    idle = _idle_bytes(state)
     assert idle and _exported_idle(state) == len(idle) == state.cold
     twin = _restored(state)
     twin.idle_ms = 1
@@ -279,13 +285,7 @@ def test_a_restart_keeps_idle_records_idle_until_due() -> None:
     objects = {(k, key): r for k, t in enumerate(twin.entities) for key, r in t.items()}
     for copy in (state, twin):
         copy.sweep()  # nothing due yet: the idle records stay as they were, undecoded
-        kept = {
-            (k, key): bytes(r)
-            for k, t in enumerate(copy.entities)
-            for key, r in t.items()
-            if r.__class__ is Idle
-        }
-        assert kept == idle
+        assert _idle_bytes(copy) == idle
     assert twin.cold == state.cold == len(idle)
     assert all(twin.entities[k][key] is objects[k, key] for k, key in idle)  # never decoded
     assert twin.digest_items() == state.digest_items()
