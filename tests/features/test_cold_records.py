@@ -187,27 +187,26 @@ def _idle_alike(
             assert state.cold == _cold(state)
             assert state.record_count() == live.record_count()
             assert _progress(state) == _progress(live)
+    live_records, _ = _exported(live)
     for state in [s for s in (idle, restored) if s is not None]:
-        assert _exported_records(state) == _exported_records(live)
-        assert _exported_idle(state) == sum(
-            r.__class__ is Idle for t in state.entities for r in t.values()
-        )
+        records, idle_records = _exported(state)
+        assert records == live_records
+        assert idle_records == sum(r.__class__ is Idle for t in state.entities for r in t.values())
         assert state.entity_count() == live.entity_count()
         assert _restored(state).digest_items() == live.digest_items()
         assert state.digest_items() == live.digest_items()
         assert state.cold == _cold(state) == 0
 
 
-def _exported_records(state: FeatureState) -> list[dict[str, object]]:
-    """Every record of `state`'s snapshot, decoded: what a restore of it reads."""
-    tables = decode_cold_tables(state.export()["entities"])
-    return [{k: decode_cold(restored(r)) for k, r in t.items()} for t in tables]
-
-
-def _exported_idle(state: FeatureState) -> int:
-    """How many records `state`'s snapshot holds as idle records (header and all)."""
-    tables = decode_cold_tables(state.export()["entities"])
-    return sum(restored(r).__class__ is Idle for t in tables for r in t.values())
+def _exported(state: FeatureState) -> tuple[list[dict[str, object]], int]:
+    """Every record of `state`'s snapshot, decoded (what a restore of it reads), and how
+    many of them it holds as idle records (header and all)."""
+    tables = [
+        {k: restored(r) for k, r in t.items()}
+        for t in decode_cold_tables(state.export()["entities"])
+    ]
+    idle = sum(r.__class__ is Idle for t in tables for r in t.values())
+    return [{k: decode_cold(r) for k, r in t.items()} for t in tables], idle
 
 
 def _progress(state: FeatureState) -> tuple[object, ...]:
@@ -278,7 +277,7 @@ def test_a_restart_keeps_idle_records_idle_until_due() -> None:
     record the snapshot held (the ~850,000 of a 20k × 90-day server, features.cold)."""
     state = _swept_with_idle_records()
     idle = _idle_bytes(state)
-    assert idle and _exported_idle(state) == len(idle) == state.cold
+    assert idle and _exported(state)[1] == len(idle) == state.cold
     twin = _restored(state)
     twin.idle_ms = 1
     assert twin.cold == twin.record_count() == state.record_count()
