@@ -11,14 +11,13 @@ other:
     python -m bench.restart_thaw [N1] [N2] [PATH/TO/OTHER/src]
 """
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.open_loop import FUTURE_MS, _pin_first_core, requests
 from bench.warm_state import CURRENT, History, Tree
+from bench.worker_floor import open_loop_bodies, run_on_warm_copy
 
 BLOCK = 10_000
 
@@ -37,11 +36,8 @@ def _probe(n1: int, n2: int) -> None:
         thaws[0] += 1
         return thaw(self, *args)
 
-    FeatureState.thaw = counted  # type: ignore[method-assign]
-    history = History(20_000, 90)
-    start_ms = int(history.info()["watermark_ms"]) + 1_000
-    raw = requests(history, 1_000, n1 + n2, start_ms, "restart", b"")
-    bodies = [request.split(b"\r\n\r\n", 1)[1] for request in raw]
+    FeatureState.thaw = counted  # type: ignore[method-assign,assignment]
+    bodies = open_loop_bodies(History(20_000, 90), n1 + n2, "restart")
 
     def decide(engine: Engine, chunk: list[bytes], label: str) -> None:
         started, thaws[0] = time.process_time(), 0
@@ -68,20 +64,8 @@ def _probe(n1: int, n2: int) -> None:
 
 
 def run(tree: Tree, n1: int, n2: int) -> None:
-    data_dir, tmp = History(20_000, 90).scratch_copy(tree)
-    try:
-        env = tree.env(
-            data_dir, PAYGUARD_MAX_FUTURE_MS=str(FUTURE_MS), PAYGUARD_ENCODE_IDLE_AFTER="auto"
-        )
-        env["PYTHONPATH"] = f"{tree.src}:{Path(__file__).resolve().parents[1]}"
-        subprocess.run(
-            [sys.executable, "-m", "bench.restart_thaw", "probe", str(n1), str(n2)],
-            env=env,
-            check=True,
-            preexec_fn=_pin_first_core,
-        )
-    finally:
-        tmp.cleanup()
+    args = ["bench.restart_thaw", "probe", str(n1), str(n2)]
+    run_on_warm_copy(History(20_000, 90), tree, args, PAYGUARD_ENCODE_IDLE_AFTER="auto")
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from bench.open_loop import (
     load_run,
     requests,
 )
-from bench.warm_state import CURRENT, History
+from bench.warm_state import CURRENT, History, Tree
 
 BLOCK = 10_000
 FLUSH_EVERY = 10
@@ -128,10 +128,7 @@ def _decide_in_process(n: int, users: int, days: int) -> None:
     from payguard.config import load_settings
     from payguard.engine import Engine
 
-    history = History(users, days)
-    start_ms = int(history.info()["watermark_ms"]) + 1_000
-    raw = requests(history, 1_000, n, start_ms, "floor-engine", b"")
-    bodies = [request.split(b"\r\n\r\n", 1)[1] for request in raw]
+    bodies = open_loop_bodies(History(users, days), n, "floor-engine")
     engine = Engine.open(load_settings(), serving=True)
     engine.prepare()
     decode, clock = engine.decoder.decode, time.process_time
@@ -158,23 +155,40 @@ def _decide_in_process(n: int, users: int, days: int) -> None:
     print(json.dumps(blocks))
 
 
-def engine_floor(history: History, events: int) -> dict[str, Any]:
-    data_dir, tmp = history.scratch_copy(CURRENT)
+def open_loop_bodies(history: History, n: int, tag: str) -> list[bytes]:
+    """The JSON bodies of `n` of bench.open_loop's requests at 1,000/s of event time from
+    the warm state's watermark on, ids `<tag>-<i>`: events to decide in process."""
+    start_ms = int(history.info()["watermark_ms"]) + 1_000
+    raw = requests(history, 1_000, n, start_ms, tag, b"")
+    return [request.split(b"\r\n\r\n", 1)[1] for request in raw]
+
+
+def run_on_warm_copy(
+    history: History, tree: Tree, args: list[str], *, capture: bool = False, **env: str
+) -> str:
+    """`python -m ARGS` of `tree` (with this repository's `bench`) on a scratch copy of the
+    warm state, pinned to the first core, `env` added; its stdout if `capture`."""
+    data_dir, tmp = history.scratch_copy(tree)
     try:
-        env = CURRENT.env(data_dir, PAYGUARD_MAX_FUTURE_MS=str(FUTURE_MS))
-        env["PYTHONPATH"] = f"{CURRENT.src}{os.pathsep}{Path(__file__).resolve().parents[1]}"
-        args = ["engine", str(events), str(history.users), str(history.days)]
+        environ = tree.env(data_dir, PAYGUARD_MAX_FUTURE_MS=str(FUTURE_MS), **env)
+        environ["PYTHONPATH"] = f"{tree.src}{os.pathsep}{Path(__file__).resolve().parents[1]}"
         done = subprocess.run(
-            [sys.executable, "-m", "bench.worker_floor", *args],
-            env=env,
-            capture_output=True,
+            [sys.executable, "-m", *args],
+            env=environ,
+            capture_output=capture,
             text=True,
             check=True,
             preexec_fn=_pin_first_core,
         )
-        blocks = json.loads(done.stdout.strip().splitlines()[-1])
+        return done.stdout or ""
     finally:
         tmp.cleanup()
+
+
+def engine_floor(history: History, events: int) -> dict[str, Any]:
+    args = ["bench.worker_floor", "engine", str(events), str(history.users), str(history.days)]
+    stdout = run_on_warm_copy(history, CURRENT, args, capture=True)
+    blocks = json.loads(stdout.strip().splitlines()[-1])
     totals = [block["total"] for block in blocks]
     out = {
         "blocks_us_per_event": blocks,
